@@ -1,0 +1,63 @@
+# noon: the two commands a newcomer needs are `make run` and `make test`.
+GO        ?= go
+BIN       := bin
+PKGS      := ./...
+GOBIN     := $(shell $(GO) env GOPATH)/bin
+STATICCHECK_VERSION := 2026.2.2
+# RACE is -race in CI (set RACE= to skip it locally).
+RACE      ?= -race
+TESTFLAGS ?=
+FUZZTIME  ?= 10s
+
+THRIFT_FILES := $(wildcard idl/*.thrift)
+PROTO_FILES  := $(wildcard idl/*.proto)
+
+.PHONY: run test bench gen lint build fuzz tools cluster clean
+
+## run: the whole platform in one process on embedded defaults
+run: build
+	$(BIN)/noon dev -config configs/dev.yaml
+
+## test: every test, unit and integration
+test:
+	$(GO) test $(RACE) -count=1 -timeout 20m $(TESTFLAGS) $(PKGS)
+
+## fuzz: each fuzz target for FUZZTIME
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
+	  for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/func //'); do \
+	    echo "fuzz $$pkg $$f"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+## bench: Go benchmarks, then noonbench
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+	$(BIN)/noonbench
+
+## gen: regenerate idl/gen from idl/*.thrift and idl/*.proto
+gen:
+	rm -rf idl/gen && mkdir -p idl/gen
+	for f in $(THRIFT_FILES); do \
+	  thrift --gen go:package_prefix=github.com/noonhq/noon/idl/gen/,skip_remote -out idl/gen $$f || exit 1; \
+	done
+	PATH="$(GOBIN):$$PATH" protoc -I idl --go_out=. --go_opt=module=github.com/noonhq/noon $(PROTO_FILES)
+	gofmt -w idl/gen
+
+## lint: gofmt, go vet, staticcheck
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "not gofmt-clean:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	@test -x $(GOBIN)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	$(GOBIN)/staticcheck $(PKGS)
+
+## build: every command of cmd/ into bin/
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+clean:
+	rm -rf $(BIN)
