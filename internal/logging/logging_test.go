@@ -1,0 +1,142 @@
+package logging
+
+import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func TestOptionsValidate(t *testing.T) {
+	tests := []struct {
+		opts Options
+		want string
+	}{
+		{DefaultOptions(), ""},
+		{Options{}, ""},
+		{Options{Level: "DEBUG", Format: "json"}, ""},
+		{Options{Level: "warning"}, ""},
+		{Options{Level: "loud"}, `config: level: must be one of debug|info|warn|error, got "loud"`},
+		{Options{Format: "xml"}, `config: format: must be one of text|json, got "xml"`},
+		{Options{Level: "x", Format: "y"}, `config: level: must be one of debug|info|warn|error, got "x"; format: must be one of text|json, got "y"`},
+	}
+	for _, tt := range tests {
+		got := ""
+		if err := tt.opts.Validate(); err != nil {
+			got = err.Error()
+		}
+		if got != tt.want {
+			t.Errorf("%+v: got %q, want %q", tt.opts, got, tt.want)
+		}
+	}
+	if _, err := New(Options{Level: "x"}, new(bytes.Buffer)); err == nil {
+		t.Error("New accepted a bad level")
+	}
+}
+
+func TestNewText(t *testing.T) {
+	var buf bytes.Buffer
+	log, err := New(DefaultOptions(), &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Debug("hidden")
+	log.Info("started", "addr", ":1055")
+	out := buf.String()
+	if strings.Contains(out, "hidden") || !strings.Contains(out, `level=INFO msg=started addr=:1055`) {
+		t.Errorf("got %q", out)
+	}
+}
+
+func TestNewJSONAndLevelVar(t *testing.T) {
+	var buf bytes.Buffer
+	lv := new(slog.LevelVar)
+	log, err := New(Options{Level: "warn", Format: "json", LevelVar: lv}, &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Info("dropped")
+	if buf.Len() != 0 {
+		t.Fatalf("info logged at warn: %q", buf.String())
+	}
+	lv.Set(slog.LevelDebug) // at runtime, also for derived loggers
+	log.With("session", "s1").Debug("now shown", "n", 1)
+	var rec map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
+		t.Fatalf("%v: %q", err, buf.String())
+	}
+	if rec["msg"] != "now shown" || rec["level"] != "DEBUG" || rec["session"] != "s1" || rec["n"] != 1.0 {
+		t.Errorf("got %v", rec)
+	}
+}
+
+// fakeTB records Log calls and fails the test if Log is called after the
+// test is over, as the real testing.T would panic.
+type fakeTB struct {
+	testing.TB
+	mu       sync.Mutex
+	lines    []string
+	cleanups []func()
+	over     bool
+}
+
+func (f *fakeTB) Log(args ...any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.over {
+		panic("Log after test completed")
+	}
+	for _, a := range args {
+		f.lines = append(f.lines, a.(string))
+	}
+}
+
+func (f *fakeTB) Cleanup(fn func()) { f.cleanups = append(f.cleanups, fn) }
+
+func (f *fakeTB) finish() {
+	for i := len(f.cleanups) - 1; i >= 0; i-- {
+		f.cleanups[i]()
+	}
+	f.mu.Lock()
+	f.over = true
+	f.mu.Unlock()
+}
+
+func TestForTest(t *testing.T) {
+	ft := &fakeTB{TB: t}
+	log := ForTest(ft)
+	log.Debug("debug shows", "k", "v")
+	ft.finish()
+	log.Info("after the end") // must not reach t.Log
+	if len(ft.lines) != 1 || !strings.Contains(ft.lines[0], `level=DEBUG msg="debug shows" k=v`) || strings.HasSuffix(ft.lines[0], "\n") {
+		t.Errorf("got %q", ft.lines)
+	}
+
+	// And with the real testing.T, from another goroutine.
+	tlog := ForTest(t)
+	done := make(chan struct{})
+	go func() { tlog.Info("from a goroutine"); close(done) }()
+	<-done
+}
+
+func TestSnippet(t *testing.T) {
+	tests := []struct {
+		in   []byte
+		n    int
+		want string
+	}{
+		{nil, 8, `""`},
+		{[]byte("short"), 8, `"short"`},
+		{[]byte("exactly8"), 8, `"exactly8"`},
+		{[]byte("GET / HTTP/1.1\r\nHost: x\r\n"), 16, `"GET / HTTP/1.1\r\n"... (25 bytes)`},
+		{[]byte{0, 0, 0, 1, 0xff}, 3, `"\x00\x00\x00"... (5 bytes)`},
+		{bytes.Repeat([]byte("a"), 100), 0, `"` + strings.Repeat("a", DefaultSnippet) + `"... (100 bytes)`},
+	}
+	for _, tt := range tests {
+		if got := Snippet(tt.in, tt.n); got != tt.want {
+			t.Errorf("Snippet(%q, %d) = %s, want %s", tt.in, tt.n, got, tt.want)
+		}
+	}
+}
