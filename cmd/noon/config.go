@@ -1,0 +1,180 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+
+	"github.com/noonhq/noon/internal/config"
+	"github.com/noonhq/noon/internal/logging"
+	"github.com/noonhq/noon/services"
+	"github.com/noonhq/noon/yellow"
+	"go.yaml.in/yaml/v3"
+)
+
+// envPrefix prefixes the environment variables that override the config
+// file: NOON_YELLOW_HEARTBEAT=2s sets yellow.heartbeat.
+const envPrefix = "NOON"
+
+// Config is the layout of a noon config file (configs/*.yaml). Each daemon
+// reads its own section; yellows is shared by everything that registers or
+// discovers.
+type Config struct {
+	// Log configures the structured logs every daemon writes to stderr.
+	Log logging.Options `yaml:"log"`
+	// Admin is the HTTP address of /metrics and /healthz.
+	Admin AdminOptions `yaml:"admin"`
+	// Yellows are the ROUTER endpoints of every yellow, for providers and
+	// consumers alike.
+	Yellows []string `yaml:"yellows"`
+	// Yellow configures `noon yellow`.
+	Yellow yellow.Options `yaml:"yellow"`
+	// Services configures each service by name (`noon service <name>`);
+	// the name key is the service name.
+	Services ServiceMap `yaml:"services"`
+}
+
+// AdminOptions configures the admin HTTP endpoint of a daemon.
+type AdminOptions struct {
+	// Addr is host:port of /metrics and /healthz; "" means the command's
+	// default (noon dev 127.0.0.1:1051, broker 127.0.0.1:1052, yellow
+	// 127.0.0.1:1062, a service any free port, logged at start); "off"
+	// disables it.
+	Addr string `yaml:"addr"`
+}
+
+// defaultConfig returns the built-in defaults, which the file, the
+// environment and flags override in that order.
+func defaultConfig() Config {
+	return Config{
+		Log:      logging.DefaultOptions(),
+		Admin:    AdminOptions{},
+		Yellows:  []string{yellow.DefaultRouterAddr},
+		Yellow:   yellow.NewOptions(),
+		Services: ServiceMap{},
+	}
+}
+
+// Validate checks the whole file, naming the bad field.
+func (c *Config) Validate() error {
+	var errs config.Errors
+	errs.Add(config.Nested("log", c.Log.Validate()))
+	if c.Admin.Addr != "" && c.Admin.Addr != "off" {
+		errs.Add(config.HostPort("admin.addr", c.Admin.Addr))
+	}
+	for i, y := range c.Yellows {
+		errs.Add(config.DialEndpoint(fmt.Sprintf("yellows[%d]", i), y))
+	}
+	if err := c.Yellow.Validate(); err != nil {
+		errs.Add(fmt.Errorf("config: %w", err))
+	}
+	for name := range c.Services {
+		if _, err := c.service(name); err != nil {
+			errs.Add(fmt.Errorf("config: services.%s: %w", name, err))
+		}
+	}
+	return errs.Err()
+}
+
+// service returns the effective options of the named service: defaults,
+// then the file's services.<name> section, with the shared yellows.
+func (c *Config) service(name string) (services.Options, error) {
+	o, ok := c.Services[name]
+	if !ok {
+		o = services.NewOptions()
+	}
+	o.Name = name
+	if len(o.Yellows) == 0 {
+		o.Yellows = append([]string(nil), c.Yellows...)
+	}
+	return o, o.Validate()
+}
+
+// yamlLine matches the "line N: " of a decoder message.
+var yamlLine = regexp.MustCompile(`^line (\d+): `)
+
+// shiftLines moves the line numbers of a decoder error on a re-encoded
+// section by offset, so they point into the original file.
+func shiftLines(err error, offset int) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	out := &yaml.TypeError{}
+	for _, e := range te.Errors {
+		if m := yamlLine.FindStringSubmatch(e); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			e = fmt.Sprintf("line %d: %s", n+offset, e[len(m[0]):])
+		}
+		out.Errors = append(out.Errors, e)
+	}
+	return out
+}
+
+// configFlags are the flags every daemon command shares.
+type configFlags struct {
+	file string
+	sets config.SetFlag
+}
+
+func (f *configFlags) register(fs *flag.FlagSet, defaultFile string) {
+	fs.StringVar(&f.file, "config", defaultFile, "YAML config `file` (\"\" = built-in defaults)")
+	fs.Var(&f.sets, "set", "override one option, `path=value` (e.g. yellow.heartbeat=2s); repeatable")
+}
+
+// load builds the config: defaults < file < NOON_* env < -set, then
+// validates it.
+func (f *configFlags) load() (*Config, error) { return f.loadWith(nil) }
+
+// loadWith is load with explicit flags applied last, by flags.
+func (f *configFlags) loadWith(flags func(*Config)) (*Config, error) {
+	cfg := defaultConfig()
+	if err := config.Load(&cfg, f.file, envPrefix, os.Environ(), f.sets); err != nil {
+		return nil, err
+	}
+	if flags != nil {
+		flags(&cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// ServiceMap is the services section: options by service name. Each entry
+// starts from services.NewOptions(), so a section names only what it
+// changes, and unknown keys are errors as everywhere else.
+type ServiceMap map[string]services.Options
+
+// UnmarshalYAML decodes each entry strictly over the defaults.
+func (m *ServiceMap) UnmarshalYAML(node *yaml.Node) error {
+	var raw map[string]yaml.Node
+	if err := node.Decode(&raw); err != nil {
+		return err
+	}
+	if *m == nil {
+		*m = ServiceMap{}
+	}
+	for name, n := range raw {
+		o, ok := (*m)[name]
+		if !ok {
+			o = services.NewOptions()
+		}
+		b, err := yaml.Marshal(&n)
+		if err != nil {
+			return err
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		if err := dec.Decode(&o); err != nil && !errors.Is(err, io.EOF) {
+			return shiftLines(err, n.Line-1)
+		}
+		(*m)[name] = o
+	}
+	return nil
+}

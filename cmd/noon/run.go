@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/noonhq/noon/internal/logging"
+	"github.com/noonhq/noon/internal/metrics"
+)
+
+// shutdownGrace bounds a graceful shutdown after the first signal: long
+// enough for in-flight requests to finish (their default deadline is 5 s)
+// and for services to drain; a second signal skips it.
+const shutdownGrace = 30 * time.Second
+
+// proc is one daemon a command runs.
+type proc struct {
+	name string
+	// main runs until stop is called, returning the first fatal error.
+	main func() error
+	// stop shuts the daemon down gracefully within ctx.
+	stop func(ctx context.Context)
+}
+
+// runtime is what every daemon command sets up: a logger and the admin
+// endpoint.
+type runtime struct {
+	log   *slog.Logger
+	admin *metrics.Admin
+}
+
+// Default admin addresses of the commands.
+const (
+	adminDev     = "127.0.0.1:1051"
+	adminBroker  = "127.0.0.1:1052"
+	adminYellow  = "127.0.0.1:1062"
+	adminService = "127.0.0.1:0"
+)
+
+// newRuntime sets up logging and the admin endpoint (on defaultAdmin unless
+// the config names one).
+func newRuntime(cfg *Config, defaultAdmin string, stderr io.Writer) (*runtime, error) {
+	log, err := logging.New(cfg.Log, stderr)
+	if err != nil {
+		return nil, err
+	}
+	rt := &runtime{log: log}
+	addr := cfg.Admin.Addr
+	if addr == "" {
+		addr = defaultAdmin
+	}
+	if addr != "off" {
+		adm, err := metrics.NewAdmin(addr, nil, nil, log.With("component", "admin"))
+		if err != nil {
+			return nil, fmt.Errorf("admin: %w", err)
+		}
+		rt.admin = adm
+	}
+	return rt, nil
+}
+
+// registry returns a metrics registry for the named daemon, served on the
+// admin endpoint.
+func (rt *runtime) registry(daemon string) *metrics.Registry {
+	reg := metrics.NewRegistry(daemon)
+	if rt.admin != nil {
+		rt.admin.AddRegistry(reg)
+	}
+	return reg
+}
+
+// health adds a /healthz check.
+func (rt *runtime) health(name string, check func() error) {
+	if rt.admin != nil {
+		rt.admin.AddHealth(name, check)
+	}
+}
+
+// run starts procs in order, waits for ctx to end or one of them to fail,
+// then stops them in reverse order within shutdownGrace.
+func (rt *runtime) run(ctx context.Context, procs ...proc) error {
+	if rt.admin != nil {
+		rt.log.Info("admin listening", "addr", rt.admin.Addr(), "paths", "/metrics /healthz")
+		procs = append([]proc{{
+			name: "admin",
+			main: rt.admin.Serve,
+			stop: func(ctx context.Context) { _ = rt.admin.Close(ctx) },
+		}}, procs...)
+	}
+	type result struct {
+		name string
+		err  error
+	}
+	done := make(chan result, len(procs))
+	for _, p := range procs {
+		go func() { done <- result{p.name, p.main()} }()
+	}
+	var first error
+	running := len(procs)
+	select {
+	case <-ctx.Done():
+		rt.log.Info("shutting down", "grace", shutdownGrace)
+	case r := <-done:
+		running--
+		if r.err != nil {
+			first = fmt.Errorf("%s: %w", r.name, r.err)
+			rt.log.Error("daemon failed, shutting down", "daemon", r.name, "err", r.err)
+		} else {
+			rt.log.Info("daemon stopped, shutting down", "daemon", r.name)
+		}
+	}
+	stopCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	for i := len(procs) - 1; i >= 0; i-- {
+		procs[i].stop(stopCtx)
+	}
+	for ; running > 0; running-- {
+		select {
+		case r := <-done:
+			if r.err != nil && first == nil {
+				first = fmt.Errorf("%s: %w", r.name, r.err)
+			}
+		case <-stopCtx.Done():
+			return fmt.Errorf("shutdown: %d daemons still running after %v", running, shutdownGrace)
+		}
+	}
+	rt.log.Info("stopped")
+	return first
+}

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"io"
+
+	"github.com/noonhq/noon/yellow"
+)
+
+func init() {
+	register(command{
+		name:    "yellow",
+		summary: "run the yellow presence and discovery service",
+		run:     runYellow,
+	})
+}
+
+func runYellow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("yellow", "Runs yellow: services register with it, brokers and services discover each other through it.", stderr)
+	var cf configFlags
+	cf.register(fs, "")
+	router := fs.String("router", "", "ROUTER `endpoint` (overrides yellow.router_addr)")
+	pub := fs.String("pub", "", "PUB `endpoint` (overrides yellow.pub_addr)")
+	admin := fs.String("admin", "", "admin HTTP `addr` for /metrics and /healthz (overrides admin.addr)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := cf.loadWith(func(c *Config) {
+		setIf(&c.Yellow.RouterAddr, *router)
+		setIf(&c.Yellow.PubAddr, *pub)
+		setIf(&c.Admin.Addr, *admin)
+	})
+	if err != nil {
+		return err
+	}
+	rt, err := newRuntime(cfg, adminYellow, stderr)
+	if err != nil {
+		return err
+	}
+	y, err := yellow.New(cfg.Yellow, rt.log.With("daemon", "yellow"))
+	if err != nil {
+		return err
+	}
+	y.RegisterMetrics(rt.registry("yellow"))
+	rt.health("yellow", y.Health)
+	rt.log.Info("yellow listening", "router", y.RouterEndpoint(), "pub", y.PubEndpoint())
+	return rt.run(ctx, proc{name: "yellow", main: y.Main, stop: func(context.Context) { y.Exit() }})
+}
+
+// setIf sets *dst to v when v is not empty (an explicit flag).
+func setIf(dst *string, v string) {
+	if v != "" {
+		*dst = v
+	}
+}
