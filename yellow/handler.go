@@ -1,0 +1,213 @@
+package yellow
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/noonhq/noon/idl/gen/platformpb"
+	"github.com/noonhq/noon/internal/logging"
+)
+
+// Methods of yellow's ROUTER: the Envelope method of each request.
+const (
+	MethodRegister   = "yellow.Register"
+	MethodHeartbeat  = "yellow.Heartbeat"
+	MethodDeregister = "yellow.Deregister"
+	MethodQuery      = "yellow.Query"
+	MethodSnapshot   = "yellow.Snapshot"
+)
+
+// TopicDelta is the PUB topic deltas are published under.
+const TopicDelta = "delta"
+
+// EventTypeDelta is the Event type of a published delta.
+const EventTypeDelta = "yellow.Delta"
+
+// requestOverhead is what a YellowRequest adds around its record (op,
+// request id, service and id fields): 1 KiB is several times that.
+const requestOverhead = 1 << 10
+
+// methodOps is the one place a request is routed: method -> operation.
+var methodOps = map[string]platformpb.YellowOp{
+	MethodRegister:   platformpb.YellowOp_YELLOW_OP_REGISTER,
+	MethodHeartbeat:  platformpb.YellowOp_YELLOW_OP_HEARTBEAT,
+	MethodDeregister: platformpb.YellowOp_YELLOW_OP_DEREGISTER,
+	MethodQuery:      platformpb.YellowOp_YELLOW_OP_QUERY,
+	MethodSnapshot:   platformpb.YellowOp_YELLOW_OP_SNAPSHOT,
+}
+
+// Stats are yellow's counters, for the admin endpoint and tests.
+type Stats struct {
+	// Instances is the number of records now.
+	Instances int
+	// Seq is the number of the last delta.
+	Seq uint64
+	// Epoch is this run's epoch.
+	Epoch string
+	// Requests counts every request, BadRequests those rejected as
+	// undecodable, unknown or invalid.
+	Requests, BadRequests uint64
+	// Registers, Heartbeats, UnknownHeartbeats, Deregisters, Queries and
+	// Snapshots count the requests of each kind that succeeded.
+	Registers, Heartbeats, UnknownHeartbeats, Deregisters, Queries, Snapshots uint64
+	// Rejected counts registrations refused because yellow was full.
+	Rejected uint64
+	// Expired counts records removed for missed heartbeats.
+	Expired uint64
+	// Published counts deltas (ticks included) handed to the PUB socket;
+	// Dropped those lost because the publish queue was full or the publish
+	// failed (consumers notice the gap and re-sync).
+	Published, Dropped uint64
+}
+
+type counters struct {
+	requests, badRequests                                                 atomic.Uint64
+	registers, heartbeats, unknownHeartbeats, deregisters, queries, snaps atomic.Uint64
+	rejected, expired, published, dropped                                 atomic.Uint64
+}
+
+// handler answers requests against a registry. It holds no socket, so the
+// decoding and validation of every request can be tested and fuzzed alone.
+type handler struct {
+	reg         *Registry
+	log         *slog.Logger
+	heartbeatMS uint32
+	maxReq      int
+	pub         string // PUB endpoint told to consumers
+	now         func() time.Time
+	c           *counters
+}
+
+// requestError is a rejected request: a wire code and human text.
+type requestError struct {
+	code string
+	err  error
+}
+
+// decodeRequest decodes and routes a request Envelope: the method picks the
+// operation, the payload must be a YellowRequest whose op is unset or the
+// same. It bounds the payload before decoding it.
+func decodeRequest(env *platformpb.Envelope, maxReq int) (*platformpb.YellowRequest, *requestError) {
+	op, ok := methodOps[env.GetMethod()]
+	if !ok {
+		return nil, &requestError{CodeBadRequest, fmt.Errorf("%w: unknown method %q", ErrBadRequest, snippet(env.GetMethod()))}
+	}
+	if n := len(env.GetPayload()); n > maxReq {
+		return nil, &requestError{CodeBadRequest, fmt.Errorf("%w: payload of %d bytes, at most %d", ErrBadRequest, n, maxReq)}
+	}
+	req := &platformpb.YellowRequest{}
+	if err := proto.Unmarshal(env.GetPayload(), req); err != nil {
+		return nil, &requestError{CodeBadRequest, fmt.Errorf("%w: undecodable YellowRequest: %v", ErrBadRequest, err)}
+	}
+	switch req.GetOp() {
+	case platformpb.YellowOp_YELLOW_OP_UNSPECIFIED:
+		req.Op = op
+	case op:
+	default:
+		return nil, &requestError{CodeBadRequest, fmt.Errorf("%w: op %s does not match method %s", ErrBadRequest, req.GetOp(), env.GetMethod())}
+	}
+	return req, nil
+}
+
+// serve answers one request Envelope; it never panics on bad input.
+func (h *handler) serve(env *platformpb.Envelope) *platformpb.Envelope {
+	h.c.requests.Add(1)
+	req, rerr := decodeRequest(env, h.maxReq)
+	rep := &platformpb.YellowReply{}
+	if rerr == nil {
+		rep.RequestId = req.GetRequestId()
+		rerr = h.do(req, rep)
+	}
+	// Read after the operation, so that the reply's seq covers it.
+	rep.Epoch = h.reg.Epoch()
+	if req.GetOp() != platformpb.YellowOp_YELLOW_OP_SNAPSHOT || rerr != nil {
+		rep.Seq = h.reg.Seq()
+	}
+	rep.HeartbeatIntervalMs = h.heartbeatMS
+	rep.Pub = h.pub
+	out := &platformpb.Envelope{
+		Kind:      platformpb.Kind_KIND_REPLY,
+		RequestId: env.GetRequestId(),
+		Method:    env.GetMethod(),
+	}
+	if rerr != nil {
+		if rerr.code == CodeBadRequest {
+			h.c.badRequests.Add(1)
+		}
+		msg := rerr.err.Error()
+		h.log.Debug("yellow: request rejected", "method", snippet(env.GetMethod()), "code", rerr.code, "err", msg,
+			"payload", logging.Snippet(env.GetPayload(), 0))
+		rep.Error = rerr.code + ": " + msg
+		out.ErrorCode = rerr.code
+		out.ErrorMessage = msg
+	}
+	payload, err := proto.Marshal(rep)
+	if err != nil { // cannot happen with valid UTF-8 records; be safe
+		h.log.Error("yellow: encoding reply", "err", err)
+		out.ErrorCode, out.ErrorMessage, payload = CodeInternal, "encoding reply failed", nil
+	}
+	out.Payload = payload
+	return out
+}
+
+// do runs one decoded request, filling rep.
+func (h *handler) do(req *platformpb.YellowRequest, rep *platformpb.YellowReply) *requestError {
+	now := h.now()
+	switch req.GetOp() {
+	case platformpb.YellowOp_YELLOW_OP_REGISTER:
+		_, err := h.reg.Register(req.GetInstance(), now)
+		if errors.Is(err, ErrTooManyInstances) {
+			h.c.rejected.Add(1)
+			return &requestError{CodeOverloaded, err}
+		}
+		if err != nil {
+			return &requestError{CodeBadRequest, err}
+		}
+		h.c.registers.Add(1)
+	case platformpb.YellowOp_YELLOW_OP_HEARTBEAT:
+		_, unknown, err := h.reg.Heartbeat(req.GetInstance(), now)
+		if err != nil {
+			return &requestError{CodeBadRequest, err}
+		}
+		rep.Unknown = unknown
+		if unknown {
+			h.c.unknownHeartbeats.Add(1)
+		} else {
+			h.c.heartbeats.Add(1)
+		}
+	case platformpb.YellowOp_YELLOW_OP_DEREGISTER:
+		service, id := req.GetService(), req.GetId()
+		if service == "" && id == "" {
+			service, id = req.GetInstance().GetService(), req.GetInstance().GetId()
+		}
+		_, unknown, err := h.reg.Deregister(service, id)
+		if err != nil {
+			return &requestError{CodeBadRequest, err}
+		}
+		rep.Unknown = unknown
+		h.c.deregisters.Add(1)
+	case platformpb.YellowOp_YELLOW_OP_QUERY:
+		if s := req.GetService(); s != "" {
+			if err := ValidateServiceName(s); err != nil {
+				return &requestError{CodeBadRequest, err}
+			}
+		}
+		rep.Instances, _ = h.reg.snapshot(req.GetService())
+		h.c.queries.Add(1)
+	case platformpb.YellowOp_YELLOW_OP_SNAPSHOT:
+		// The seq must be the one the records were taken at, not a later
+		// one: a delta between the two would otherwise be skipped.
+		var seq uint64
+		rep.Instances, seq = h.reg.snapshot("")
+		h.c.snaps.Add(1)
+		rep.Seq = seq
+	default:
+		return &requestError{CodeBadRequest, fmt.Errorf("%w: unknown op %d", ErrBadRequest, int32(req.GetOp()))}
+	}
+	return nil
+}

@@ -1,0 +1,143 @@
+package yellow
+
+import (
+	"fmt"
+	"time"
+)
+
+// Defaults of Options.
+const (
+	// DefaultRouterAddr is where yellow's ROUTER listens (DESIGN.md ports).
+	DefaultRouterAddr = "tcp://127.0.0.1:1060"
+	// DefaultPubAddr is where yellow publishes deltas (DESIGN.md ports).
+	DefaultPubAddr = "tcp://127.0.0.1:1061"
+	// DefaultHeartbeat is how often providers beat: a second notices a dead
+	// instance within a few seconds for a few hundred beats per second.
+	DefaultHeartbeat = time.Second
+	// DefaultExpireAfter is how many beats may be missed before a record
+	// expires: three rides out one lost beat and a GC pause.
+	DefaultExpireAfter = 3
+	// DefaultMaxInstances bounds the records yellow holds: the platform
+	// runs a few hundred instances; 4096 leaves >10x headroom while a full
+	// table of DefaultMaxRecordBytes records stays at 16 MiB.
+	DefaultMaxInstances = 4096
+	// DefaultMaxRecordBytes bounds one encoded record: a typical record is
+	// ~200 bytes; 4 KiB leaves room for the meta labels.
+	DefaultMaxRecordBytes = 4 << 10
+)
+
+// Bounds checked by Options.Validate.
+const (
+	// minInterval is the shortest heartbeat or tick: shorter ones would
+	// spend yellow's CPU on beats (tests use 50 ms).
+	minInterval = 10 * time.Millisecond
+	// maxInterval is the longest heartbeat or tick: a minute already lets a
+	// dead instance linger for minutes.
+	maxInterval = time.Minute
+	// maxExpireAfter bounds ExpireAfter: beyond 100 missed beats a record
+	// is a ghost.
+	maxExpireAfter = 100
+	// maxMaxInstances bounds MaxInstances: a million records of 4 KiB
+	// would be 4 GiB of memory and of snapshot.
+	maxMaxInstances = 1 << 20
+	// minMaxRecordBytes / maxMaxRecordBytes bound MaxRecordBytes: a minimal
+	// record with long names needs a few hundred bytes; a record above
+	// 64 KiB is no longer a record.
+	minMaxRecordBytes = 512
+	maxMaxRecordBytes = 64 << 10
+)
+
+// Options configures a Yellow server.
+type Options struct {
+	// RouterAddr is the endpoint of the ROUTER that providers and consumers
+	// call (port 0 picks a free port).
+	RouterAddr string `yaml:"router_addr"`
+	// PubAddr is the endpoint of the PUB socket deltas are published on.
+	PubAddr string `yaml:"pub_addr"`
+	// Heartbeat is the interval providers are told to beat at.
+	Heartbeat time.Duration `yaml:"heartbeat"`
+	// ExpireAfter is the number of missed beats after which a record
+	// expires.
+	ExpireAfter int `yaml:"expire_after"`
+	// MaxInstances bounds the number of records.
+	MaxInstances int `yaml:"max_instances"`
+	// MaxRecordBytes bounds the encoded size of one record.
+	MaxRecordBytes int `yaml:"max_record_bytes"`
+	// TickInterval is how often a TICK delta is published; 0 means
+	// Heartbeat, and it may not be longer than Heartbeat.
+	TickInterval time.Duration `yaml:"tick_interval"`
+}
+
+// NewOptions returns the default options.
+func NewOptions() Options {
+	return Options{
+		RouterAddr:     DefaultRouterAddr,
+		PubAddr:        DefaultPubAddr,
+		Heartbeat:      DefaultHeartbeat,
+		ExpireAfter:    DefaultExpireAfter,
+		MaxInstances:   DefaultMaxInstances,
+		MaxRecordBytes: DefaultMaxRecordBytes,
+		TickInterval:   DefaultHeartbeat,
+	}
+}
+
+// Validate checks the options and returns an error naming the first bad
+// field by its yaml name.
+func (o Options) Validate() error {
+	if err := validateListenEndpoint(o.RouterAddr); err != nil {
+		return fmt.Errorf("yellow: router_addr: %w", err)
+	}
+	if err := validateListenEndpoint(o.PubAddr); err != nil {
+		return fmt.Errorf("yellow: pub_addr: %w", err)
+	}
+	if o.Heartbeat < minInterval || o.Heartbeat > maxInterval {
+		return fmt.Errorf("yellow: heartbeat: must be in [%v, %v], got %v", minInterval, maxInterval, o.Heartbeat)
+	}
+	if o.ExpireAfter < 1 || o.ExpireAfter > maxExpireAfter {
+		return fmt.Errorf("yellow: expire_after: must be in [1, %d], got %d", maxExpireAfter, o.ExpireAfter)
+	}
+	if o.MaxInstances < 1 || o.MaxInstances > maxMaxInstances {
+		return fmt.Errorf("yellow: max_instances: must be in [1, %d], got %d", maxMaxInstances, o.MaxInstances)
+	}
+	if o.MaxRecordBytes < minMaxRecordBytes || o.MaxRecordBytes > maxMaxRecordBytes {
+		return fmt.Errorf("yellow: max_record_bytes: must be in [%d, %d], got %d", minMaxRecordBytes, maxMaxRecordBytes, o.MaxRecordBytes)
+	}
+	if o.TickInterval != 0 && (o.TickInterval < minInterval || o.TickInterval > maxInterval) {
+		return fmt.Errorf("yellow: tick_interval: must be 0 (= heartbeat) or in [%v, %v], got %v", minInterval, maxInterval, o.TickInterval)
+	}
+	// Watchers take silentTicks heartbeats without a tick as yellow being
+	// gone, so ticks must come at least once per heartbeat.
+	if o.TickInterval > o.Heartbeat {
+		return fmt.Errorf("yellow: tick_interval: must be at most heartbeat (%v), got %v", o.Heartbeat, o.TickInterval)
+	}
+	return nil
+}
+
+// tick returns the effective tick interval.
+func (o Options) tick() time.Duration {
+	if o.TickInterval == 0 {
+		return o.Heartbeat
+	}
+	return o.TickInterval
+}
+
+// validateListenEndpoint checks an endpoint yellow binds: tcp://host:port
+// where, unlike a record's endpoint, the host may be a wildcard and the port
+// 0.
+func validateListenEndpoint(ep string) error {
+	if ep == "" {
+		return fmt.Errorf("required")
+	}
+	rest, ok := cutTCP(ep)
+	if !ok {
+		return fmt.Errorf("must be tcp://host:port, got %q", snippet(ep))
+	}
+	host, port, ok := splitHostPort(rest)
+	if !ok || host == "" || (!isWildcard(host) && !validHost(host)) {
+		return fmt.Errorf("must be tcp://host:port, got %q", snippet(ep))
+	}
+	if port != "0" && !validPort(port) {
+		return fmt.Errorf("port must be 0..65535, got %q", snippet(ep))
+	}
+	return nil
+}
