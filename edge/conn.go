@@ -1,0 +1,651 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/noonhq/noon/edge/frame"
+)
+
+// Conn is one client connection: one client session. The broker keeps its
+// per-connection state in it with SetData, authenticates it, and pushes
+// events to it; everything else (reading frames, running requests under the
+// limits, writing replies in order) the edge does.
+//
+// A connection has exactly two goroutines of its own: a reader, which reads
+// a frame, checks the rate limit, waits for an in-flight slot, queues an
+// ordered reply slot and runs the handler in a goroutine of its own; and a
+// writer, which writes the replies strictly in request order as they
+// complete, pushes in between, and flushes when nothing more is queued.
+//
+// All methods are safe for concurrent use.
+type Conn struct {
+	srv *Server
+	t   transport
+	id  string
+
+	// ctx is what Handler.Request gets; it is cancelled when the connection
+	// closes (or starts to close).
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// sem holds one token per reply slot queued and not yet taken by the
+	// writer: the reader blocks on it at MaxInFlight, which stops it
+	// reading (backpressure down to the client's TCP window).
+	sem chan struct{}
+	// wake tells the writer there is something to do; capacity 1.
+	wake chan struct{}
+
+	userID atomic.Pointer[string]
+	push   atomic.Bool
+	// live counts the connection's goroutines (reader, writer); the last to
+	// exit finishes the connection.
+	live atomic.Int32
+	// opened is set by the reader once Handler.Open succeeded.
+	opened bool
+
+	// Rate limiter (token bucket), reader only.
+	tokens float64
+	last   time.Duration // since srv.epoch
+
+	// mu guards the fields below. Lock order: Server.mu is never acquired
+	// while holding Conn.mu, and Conn.mu is never held across a call out
+	// (the Handler, the transport, a channel send that may block).
+	mu sync.Mutex
+	// head and tail are the reply slots, in request order.
+	head, tail *call
+	// npending counts the slots in the list that hold a sem token.
+	npending int
+	// pushes are encoded push frames waiting for the writer.
+	pushes []*frame.Buffer
+	// closing: no more requests are taken; the last slot in the list is
+	// final, and the writer closes the connection when it gets there.
+	closing bool
+	// dead: the connection is closed.
+	dead   bool
+	reason string
+	data   any
+	// authTimer closes the connection unless it authenticates in time.
+	authTimer *time.Timer
+	// endTimer bounds how long the connection may take to write its last
+	// replies once closing.
+	endTimer *time.Timer
+}
+
+// call is one reply slot.
+type call struct {
+	next    *call
+	done    bool   // the reply is ready
+	final   bool   // close the connection once it is written (no sem token)
+	err     string // the reply's Err
+	payload []byte
+}
+
+func newConn(s *Server, t transport) *Conn {
+	c := &Conn{
+		srv:    s,
+		t:      t,
+		id:     s.newID(),
+		sem:    make(chan struct{}, s.opts.MaxInFlight),
+		wake:   make(chan struct{}, 1),
+		tokens: float64(s.opts.Burst),
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.last = time.Since(s.epoch)
+	c.live.Store(1) // the reader
+	return c
+}
+
+// ID returns the connection's id, unique among this process's connections
+// and, with a random per-server prefix, across brokers.
+func (c *Conn) ID() string { return c.id }
+
+// RemoteAddr returns the client's address.
+func (c *Conn) RemoteAddr() net.Addr { return c.t.remoteAddr() }
+
+// Transport returns "tcp" or "ws".
+func (c *Conn) Transport() string { return c.t.name() }
+
+// Context returns a context cancelled when the connection closes; it is the
+// context Handler.Request gets.
+func (c *Conn) Context() context.Context { return c.ctx }
+
+// Authenticate marks the connection as logged in as userID and stops its
+// auth timer. It may be called again to change the user.
+func (c *Conn) Authenticate(userID string) {
+	c.userID.Store(&userID)
+	c.mu.Lock()
+	if c.authTimer != nil {
+		c.authTimer.Stop()
+		c.authTimer = nil
+	}
+	c.mu.Unlock()
+}
+
+// UserID returns the id given to Authenticate, or "" before it.
+func (c *Conn) UserID() string {
+	if p := c.userID.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// Authenticated reports whether Authenticate was called.
+func (c *Conn) Authenticated() bool { return c.userID.Load() != nil }
+
+// SetPush turns pushes to this connection on or off (a client asks for them
+// in its edge.Hello). They are off until then, so a plain pandaparty client
+// never sees one.
+func (c *Conn) SetPush(on bool) { c.push.Store(on) }
+
+// PushEnabled reports whether pushes are on.
+func (c *Conn) PushEnabled() bool { return c.push.Load() }
+
+// SetData stores the broker's per-connection state.
+func (c *Conn) SetData(v any) {
+	c.mu.Lock()
+	c.data = v
+	c.mu.Unlock()
+}
+
+// Data returns what SetData stored, or nil.
+func (c *Conn) Data() any {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.data
+}
+
+// Push queues a push frame "@"+eventType with payload for the client, if it
+// enabled pushes, and reports whether it was queued. It never blocks: if the
+// connection's push queue (Options.OutQueue) is full, the client is not
+// reading fast enough and is disconnected (counted in Stats.SlowConsumers).
+// It returns false, too, when the connection is closed or the frame would
+// exceed MaxFrame. payload is copied; the caller may reuse it.
+func (c *Conn) Push(eventType string, payload []byte) bool {
+	if !c.push.Load() {
+		return false
+	}
+	s := c.srv
+	if 1+len(eventType) > s.lim.MaxErr || frame.MinFrame+1+len(eventType)+len(payload) > s.lim.MaxFrame {
+		s.log.Warn("edge: push too large, dropped", "conn", c.id, "event", truncate(eventType, 64),
+			"payload_bytes", len(payload))
+		return false
+	}
+	b := frame.GetBuffer()
+	b.B = frame.AppendPush(b.B, eventType, payload)
+	c.mu.Lock()
+	if c.dead || c.closing {
+		c.mu.Unlock()
+		frame.PutBuffer(b)
+		return false
+	}
+	if len(c.pushes) >= s.opts.OutQueue {
+		c.mu.Unlock()
+		frame.PutBuffer(b)
+		s.stats.slowConsumers.Add(1)
+		c.hardClose("slow consumer: push queue full")
+		return false
+	}
+	c.pushes = append(c.pushes, b)
+	c.mu.Unlock()
+	c.signal()
+	return true
+}
+
+// Close closes the connection gracefully: no more requests are read, the
+// pushes already queued and the replies to the requests already read are
+// written (a request handler may call Close and still have its reply sent),
+// then the connection closes. Replies not ready within WriteTimeout are
+// dropped and their requests cancelled. reason is logged.
+func (c *Conn) Close(reason string) {
+	c.finish("", reason, c.srv.opts.WriteTimeout)
+}
+
+// finish stops reading and closes the connection after the reply slots
+// already queued and a last reply errStr (none if empty), or after bound,
+// whichever comes first.
+func (c *Conn) finish(errStr, reason string, bound time.Duration) {
+	last := &call{done: true, final: true, err: errStr}
+	c.mu.Lock()
+	if c.dead || c.closing {
+		c.mu.Unlock()
+		return
+	}
+	c.closing = true
+	c.reason = reason
+	c.endTimer = time.AfterFunc(bound, func() { c.hardClose(reason + ": replies not done in time") })
+	if c.tail == nil {
+		c.head = last
+	} else {
+		c.tail.next = last
+	}
+	c.tail = last
+	wake := c.head == last
+	c.mu.Unlock()
+	if wake {
+		c.signal()
+	}
+}
+
+// signal wakes the writer.
+func (c *Conn) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// hardClose closes the connection now, dropping whatever is queued. It is
+// idempotent; the first reason wins.
+func (c *Conn) hardClose(reason string) {
+	c.mu.Lock()
+	if c.dead {
+		c.mu.Unlock()
+		return
+	}
+	c.dead = true
+	if !c.closing {
+		c.reason = reason
+	}
+	n := c.npending
+	c.npending = 0
+	c.head, c.tail = nil, nil
+	pushes := c.pushes
+	c.pushes = nil
+	if c.authTimer != nil {
+		c.authTimer.Stop()
+		c.authTimer = nil
+	}
+	if c.endTimer != nil {
+		c.endTimer.Stop()
+		c.endTimer = nil
+	}
+	c.mu.Unlock()
+	c.srv.pending.Add(-int64(n))
+	for _, b := range pushes {
+		frame.PutBuffer(b)
+	}
+	c.cancel()
+	c.t.close()
+	c.signal()
+}
+
+// stopped reports whether the connection is closed or closing.
+func (c *Conn) stopped() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dead || c.closing
+}
+
+// run is the reader goroutine: it opens the connection, starts the writer,
+// and reads requests until the connection ends.
+func (c *Conn) run() {
+	s := c.srv
+	defer s.wg.Done()
+	defer c.exit()
+	defer c.t.dropReader()
+	defer c.recoverPanic("reader")
+	if !c.open() {
+		c.hardClose("open failed")
+		return
+	}
+	c.live.Add(1)
+	s.wg.Add(1) // safe: this goroutine is counted
+	go c.writeLoop()
+	c.readLoop()
+}
+
+// open calls Handler.Open and starts the auth timer.
+func (c *Conn) open() (ok bool) {
+	s := c.srv
+	defer func() {
+		if r := recover(); r != nil {
+			s.logPanic("open", c, r)
+			ok = false
+		}
+	}()
+	if err := s.h.Open(c); err != nil {
+		s.log.Debug("edge: connection refused by handler", "conn", c.id, "remote", c.RemoteAddr().String(), "err", err)
+		return false
+	}
+	c.opened = true
+	if d := s.opts.AuthTimeout; d > 0 {
+		c.mu.Lock()
+		if !c.dead && c.userID.Load() == nil {
+			c.authTimer = time.AfterFunc(d, c.authExpired)
+		}
+		c.mu.Unlock()
+	}
+	return !c.stopped()
+}
+
+func (c *Conn) authExpired() {
+	if c.userID.Load() != nil {
+		return
+	}
+	c.mu.Lock()
+	dead := c.dead
+	c.mu.Unlock()
+	if dead {
+		return
+	}
+	c.srv.stats.authTimeouts.Add(1)
+	c.hardClose("auth timeout")
+}
+
+func (c *Conn) readLoop() {
+	s := c.srv
+	for {
+		method, payload, err := c.t.readRequest(time.Now().Add(s.opts.IdleTimeout))
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		s.stats.requests.Add(1)
+		m := s.intern(method)
+		var p []byte
+		if len(payload) > 0 {
+			p = make([]byte, len(payload))
+			copy(p, payload)
+		}
+		c.t.release()
+
+		// A reply slot; blocks while MaxInFlight replies are pending.
+		select {
+		case c.sem <- struct{}{}:
+		case <-c.ctx.Done():
+			return
+		}
+		cl := &call{}
+		limited := !c.allow()
+		if limited {
+			s.stats.rateLimited.Add(1)
+			cl.done, cl.err = true, errRateLimited
+		}
+		if !c.enqueue(cl) {
+			return
+		}
+		if !limited {
+			s.wg.Add(1) // safe: this goroutine is counted
+			s.inflight.Add(1)
+			go c.serve(cl, m, p)
+		}
+	}
+}
+
+// readFailed ends reading after err.
+func (c *Conn) readFailed(err error) {
+	s := c.srv
+	if c.stopped() {
+		return // the connection was closed under the reader
+	}
+	switch {
+	case errors.Is(err, frame.ErrBadFrame):
+		s.stats.badFrames.Add(1)
+		s.log.Debug("edge: bad frame", "conn", c.id, "remote", c.RemoteAddr().String(), "err", err)
+		c.endReading(CodeBadFrame+": "+err.Error(), "bad frame")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		s.stats.badFrames.Add(1)
+		c.endReading(CodeBadFrame+": "+errTruncated.Error(), "truncated frame")
+	case errors.Is(err, io.EOF):
+		c.endReading("", "client closed")
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		s.stats.idleTimeouts.Add(1)
+		c.hardClose("idle timeout")
+	default:
+		c.hardClose("read: " + err.Error())
+	}
+}
+
+// endReading stops the connection after the replies already queued, with
+// errStr as a last reply unless empty, within IdleTimeout.
+func (c *Conn) endReading(errStr, reason string) {
+	c.finish(errStr, reason, c.srv.opts.IdleTimeout)
+}
+
+// allow takes a token from the rate limiter.
+func (c *Conn) allow() bool {
+	o := &c.srv.opts
+	if o.Rate <= 0 {
+		return true
+	}
+	now := time.Since(c.srv.epoch)
+	c.tokens = min(float64(o.Burst), c.tokens+(now-c.last).Seconds()*o.Rate)
+	c.last = now
+	if c.tokens < 1 {
+		return false
+	}
+	c.tokens--
+	return true
+}
+
+// enqueue appends a reply slot holding a sem token. It returns false,
+// releasing the token, if the connection is closing.
+func (c *Conn) enqueue(cl *call) bool {
+	c.mu.Lock()
+	if c.dead || c.closing {
+		c.mu.Unlock()
+		<-c.sem
+		return false
+	}
+	if c.tail == nil {
+		c.head = cl
+	} else {
+		c.tail.next = cl
+	}
+	c.tail = cl
+	c.npending++
+	c.srv.pending.Add(1)
+	wake := cl.done && c.head == cl
+	c.mu.Unlock()
+	if wake {
+		c.signal()
+	}
+	return true
+}
+
+// serve runs one request and fills its reply slot.
+func (c *Conn) serve(cl *call, method string, payload []byte) {
+	s := c.srv
+	defer s.wg.Done()
+	resp, err := c.request(method, payload)
+	s.inflight.Add(-1)
+	var errStr string
+	if err != nil {
+		errStr = wireError(err, s.lim.MaxErr)
+		resp = nil
+	}
+	if n := frame.MinFrame + len(errStr) + len(resp); n > s.lim.MaxFrame {
+		s.log.Warn("edge: reply too large", "conn", c.id, "method", method, "bytes", n)
+		errStr = fmt.Sprintf("%s: reply of %d bytes exceeds the maximum frame of %d bytes", CodeInternal, n, s.lim.MaxFrame)
+		resp = nil
+	}
+	c.mu.Lock()
+	if c.dead {
+		c.mu.Unlock()
+		return
+	}
+	cl.done, cl.err, cl.payload = true, errStr, resp
+	wake := c.head == cl
+	c.mu.Unlock()
+	if wake {
+		c.signal()
+	}
+}
+
+// request calls the handler, turning a panic into an internal error.
+func (c *Conn) request(method string, payload []byte) (resp []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.srv.logPanic("request "+truncate(method, 64), c, r)
+			resp, err = nil, errorf(CodeInternal, "panic serving %s", truncate(method, 64))
+		}
+	}()
+	return c.srv.h.Request(c.ctx, c, method, payload)
+}
+
+// writeLoop is the writer goroutine.
+func (c *Conn) writeLoop() {
+	s := c.srv
+	defer s.wg.Done()
+	defer c.exit()
+	defer c.t.dropWriter()
+	defer c.recoverPanic("writer")
+	var spare []*frame.Buffer
+	batch := false // beginWrite was called and flush is due
+	for {
+		c.mu.Lock()
+		if c.dead {
+			c.mu.Unlock()
+			return
+		}
+		pushes := c.pushes
+		c.pushes = spare
+		first, n, tokens := c.head, 0, 0
+		for cl := c.head; cl != nil && cl.done; cl = cl.next {
+			n++
+			if !cl.final {
+				tokens++
+			}
+			c.head = cl.next
+		}
+		if c.head == nil {
+			c.tail = nil
+		}
+		c.npending -= tokens
+		c.mu.Unlock()
+		s.pending.Add(-int64(tokens))
+		for range tokens {
+			<-c.sem
+		}
+
+		if len(pushes) == 0 && n == 0 {
+			spare = pushes
+			if batch {
+				batch = false
+				if err := c.t.flush(); err != nil {
+					c.writeFailed(err)
+					return
+				}
+			}
+			<-c.wake
+			continue
+		}
+		if !batch {
+			batch = true
+			c.t.beginWrite(time.Now().Add(s.opts.WriteTimeout))
+		}
+		for i, b := range pushes {
+			err := c.t.writeFrame(b.B)
+			frame.PutBuffer(b)
+			pushes[i] = nil
+			if err != nil {
+				for _, b := range pushes[i+1:] {
+					frame.PutBuffer(b)
+				}
+				c.writeFailed(err)
+				return
+			}
+		}
+		if cap(pushes) <= 64 {
+			spare = pushes[:0]
+		} else {
+			spare = nil
+		}
+		cl := first
+		for range n {
+			next := cl.next
+			cl.next = nil
+			if cl.final {
+				if cl.err != "" {
+					if err := c.t.writeResponse(cl.err, nil); err != nil {
+						c.writeFailed(err)
+						return
+					}
+				}
+				if err := c.t.flush(); err != nil {
+					c.writeFailed(err)
+					return
+				}
+				c.mu.Lock()
+				reason := c.reason
+				c.mu.Unlock()
+				c.hardClose(reason)
+				return
+			}
+			err := c.t.writeResponse(cl.err, cl.payload)
+			cl.payload = nil
+			if err != nil {
+				c.writeFailed(err)
+				return
+			}
+			cl = next
+		}
+	}
+}
+
+// writeFailed ends the connection after a write error.
+func (c *Conn) writeFailed(err error) {
+	if c.stopped() && !errors.Is(err, os.ErrDeadlineExceeded) {
+		c.hardClose("write after close: " + err.Error())
+		return
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		c.srv.stats.slowConsumers.Add(1)
+		c.hardClose("slow consumer: write timeout")
+		return
+	}
+	c.hardClose("write: " + err.Error())
+}
+
+// recoverPanic, deferred in the connection's goroutines, logs a panic with
+// its stack and closes the connection.
+func (c *Conn) recoverPanic(where string) {
+	if r := recover(); r != nil {
+		c.srv.logPanic(where, c, r)
+		c.hardClose("panic in " + where)
+	}
+}
+
+// exit is called by each of the connection's goroutines as it ends; the
+// last one finishes the connection.
+func (c *Conn) exit() {
+	if c.live.Add(-1) != 0 {
+		return
+	}
+	c.hardClose("closed")
+	s := c.srv
+	s.remove(c)
+	if c.opened {
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					s.logPanic("close", c, r)
+				}
+			}()
+			s.h.Close(c)
+		}()
+	}
+	s.stats.closed.Add(1)
+	c.mu.Lock()
+	reason := c.reason
+	c.data = nil
+	c.mu.Unlock()
+	s.log.Debug("edge: connection closed", "conn", c.id, "transport", c.t.name(), "reason", reason)
+}
+
+// logPanic logs a recovered panic with its stack.
+func (s *Server) logPanic(where string, c *Conn, r any) {
+	s.stats.panics.Add(1)
+	s.log.Error("edge: panic", "where", where, "conn", c.id, "panic", fmt.Sprint(r),
+		slog.String("stack", string(debug.Stack())))
+}

@@ -1,0 +1,209 @@
+package edge
+
+import (
+	"time"
+
+	"github.com/noonhq/noon/edge/frame"
+	"github.com/noonhq/noon/internal/config"
+)
+
+// Defaults of Options. Each says why it is that size.
+const (
+	// DefaultTCPAddr is where clients speak pandaparty frames over TCP.
+	DefaultTCPAddr = ":1055"
+	// DefaultWSAddr is where browsers speak the same frames over WebSocket.
+	DefaultWSAddr = ":1056"
+	// DefaultWSPath is the HTTP path of the WebSocket endpoint.
+	DefaultWSPath = "/ws"
+
+	// DefaultMaxFrame is the largest request frame, 1 MiB (frame.DefaultMaxFrame):
+	// payloads are Thrift structs of a few hundred bytes.
+	DefaultMaxFrame = frame.DefaultMaxFrame
+	// DefaultMaxMethod is the longest method name, 128 bytes
+	// (frame.DefaultMaxMethod): "<service>.<Method>" is well under 40.
+	DefaultMaxMethod = frame.DefaultMaxMethod
+
+	// DefaultMaxConnections is how many client connections one broker holds,
+	// 100,000: an idle connection costs a few KiB of broker memory (see
+	// README), so 100k idle connections fit in well under 2 GiB; beyond that,
+	// run another broker.
+	DefaultMaxConnections = 100_000
+
+	// DefaultMaxInFlight is how many requests of one connection run at once,
+	// 64: enough to pipeline a burst of game actions, small enough that one
+	// client cannot occupy the broker. The reader stops reading while the
+	// limit is reached, so a pipelining client gets TCP backpressure.
+	DefaultMaxInFlight = 64
+
+	// DefaultOutQueue is how many pushes may wait for one connection's
+	// writer, 256: a burst of room events fits; a client that lets more pile
+	// up is not reading and is disconnected rather than buffered for.
+	DefaultOutQueue = 256
+
+	// DefaultRate is the sustained requests per second of one connection,
+	// 200: a 60 Hz game loop sending a few messages per tick stays under it.
+	DefaultRate = 200
+	// DefaultBurst is the token bucket size, 400: two seconds' worth of
+	// requests may come at once (a reconnecting client replaying state).
+	DefaultBurst = 400
+
+	// DefaultAuthTimeout is how long a connection may stay unauthenticated,
+	// 10 s: a login is one round trip to the login service.
+	DefaultAuthTimeout = 10 * time.Second
+	// DefaultIdleTimeout is how long a connection may go without a complete
+	// frame, 60 s: clients send a request (edge.Hello serves as a ping) at
+	// least every 30 s, so two missed pings close it.
+	DefaultIdleTimeout = 60 * time.Second
+	// DefaultWriteTimeout is how long a batch of frames may take to reach the
+	// socket, 10 s: a client whose receive window stays shut that long is not
+	// reading and is disconnected.
+	DefaultWriteTimeout = 10 * time.Second
+
+	// DefaultReadBuffer is the per-connection read buffer, 4 KiB: most frames
+	// fit and are parsed in place. It is held only while a connection has
+	// unread bytes; an idle connection holds none.
+	DefaultReadBuffer = 4 << 10
+	// DefaultWriteBuffer is the per-connection write buffer, 4 KiB, held
+	// only while a batch of frames is being written.
+	DefaultWriteBuffer = 4 << 10
+)
+
+// TLSOptions turns on TLS for both listeners. Both files or neither.
+type TLSOptions struct {
+	// CertFile is the PEM certificate chain.
+	CertFile string `yaml:"cert_file"`
+	// KeyFile is the PEM private key.
+	KeyFile string `yaml:"key_file"`
+}
+
+// Enabled reports whether TLS is configured.
+func (o TLSOptions) Enabled() bool { return o.CertFile != "" || o.KeyFile != "" }
+
+// Validate checks that both files or neither are set.
+func (o TLSOptions) Validate() error {
+	var errs config.Errors
+	if o.CertFile == "" && o.KeyFile != "" {
+		errs.Addf("cert_file", "must be set when key_file is")
+	}
+	if o.KeyFile == "" && o.CertFile != "" {
+		errs.Addf("key_file", "must be set when cert_file is")
+	}
+	return errs.Err()
+}
+
+// Options configures the client edge of a broker: its listeners and the
+// limits every client connection lives under.
+type Options struct {
+	// TCPAddr is the address of the pandaparty TCP listener; "" disables it.
+	TCPAddr string `yaml:"tcp_addr"`
+	// WSAddr is the address of the WebSocket listener; "" disables it.
+	WSAddr string `yaml:"ws_addr"`
+	// WSPath is the HTTP path WebSocket clients connect to.
+	WSPath string `yaml:"ws_path"`
+	// WSOrigins lists the Origin host patterns (path.Match syntax, e.g.
+	// "*.example.com") allowed to open a WebSocket. Empty allows any origin:
+	// game clients are not browsers visiting a site with cookies.
+	WSOrigins []string `yaml:"ws_origins"`
+	// TLS, when set, serves both listeners over TLS.
+	TLS TLSOptions `yaml:"tls"`
+
+	// MaxFrame is the largest accepted request frame (TotalLen) and the
+	// largest reply or push the edge sends.
+	MaxFrame config.ByteSize `yaml:"max_frame"`
+	// MaxMethod is the longest accepted method name, in bytes.
+	MaxMethod int `yaml:"max_method"`
+	// MaxConnections is the most client connections at once; more are
+	// closed as soon as they are accepted.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxInFlight is the most requests of one connection running at once.
+	MaxInFlight int `yaml:"max_in_flight"`
+	// OutQueue is the most pushes waiting for one connection's writer; a
+	// push beyond it disconnects the client as too slow.
+	OutQueue int `yaml:"out_queue"`
+	// Rate is the sustained requests per second of one connection (a token
+	// bucket refilled at Rate, holding Burst); a request over it is answered
+	// rate_limited and the connection kept. 0 turns rate limiting off.
+	Rate float64 `yaml:"rate"`
+	// Burst is the token bucket size: requests that may come at once.
+	Burst int `yaml:"burst"`
+
+	// AuthTimeout closes a connection not authenticated within it; 0 turns
+	// it off (development only).
+	AuthTimeout time.Duration `yaml:"auth_timeout"`
+	// IdleTimeout closes a connection that has not sent a complete frame
+	// within it: every frame must arrive whole within IdleTimeout of the
+	// previous one.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// WriteTimeout disconnects a client whose socket does not take a batch of
+	// frames within it.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+
+	// ReadBuffer is the TCP read buffer of a connection, held only while it
+	// has unread bytes. A frame that fits is parsed without a copy.
+	ReadBuffer config.ByteSize `yaml:"read_buffer"`
+	// WriteBuffer is the TCP write buffer of a connection, held only while
+	// it writes.
+	WriteBuffer config.ByteSize `yaml:"write_buffer"`
+}
+
+// NewOptions returns the default options.
+func NewOptions() Options {
+	return Options{
+		TCPAddr:        DefaultTCPAddr,
+		WSAddr:         DefaultWSAddr,
+		WSPath:         DefaultWSPath,
+		MaxFrame:       DefaultMaxFrame,
+		MaxMethod:      DefaultMaxMethod,
+		MaxConnections: DefaultMaxConnections,
+		MaxInFlight:    DefaultMaxInFlight,
+		OutQueue:       DefaultOutQueue,
+		Rate:           DefaultRate,
+		Burst:          DefaultBurst,
+		AuthTimeout:    DefaultAuthTimeout,
+		IdleTimeout:    DefaultIdleTimeout,
+		WriteTimeout:   DefaultWriteTimeout,
+		ReadBuffer:     DefaultReadBuffer,
+		WriteBuffer:    DefaultWriteBuffer,
+	}
+}
+
+// Validate checks the options, naming every bad field by its yaml name.
+func (o Options) Validate() error {
+	var errs config.Errors
+	if o.TCPAddr == "" && o.WSAddr == "" {
+		errs.Addf("tcp_addr", "tcp_addr and ws_addr are both empty: no listener")
+	}
+	if o.TCPAddr != "" {
+		errs.Add(config.HostPort("tcp_addr", o.TCPAddr))
+	}
+	if o.WSAddr != "" {
+		errs.Add(config.HostPort("ws_addr", o.WSAddr))
+		if len(o.WSPath) == 0 || o.WSPath[0] != '/' {
+			errs.Addf("ws_path", "must start with /, got %q", o.WSPath)
+		}
+	}
+	errs.Add(config.Nested("tls", o.TLS.Validate()))
+	errs.Add(config.Range("max_frame", o.MaxFrame, frame.MinFrame+1, frame.MaxFrameLimit))
+	if o.MaxFrame > frame.MinFrame {
+		errs.Add(config.Range("max_method", o.MaxMethod, 1, int(o.MaxFrame)-frame.MinFrame))
+	}
+	errs.Add(config.Positive("max_connections", o.MaxConnections))
+	errs.Add(config.Range("max_in_flight", o.MaxInFlight, 1, 1<<16))
+	errs.Add(config.Range("out_queue", o.OutQueue, 1, 1<<20))
+	errs.Add(config.NonNegative("rate", o.Rate))
+	if o.Rate > 0 {
+		errs.Add(config.Positive("burst", o.Burst))
+	}
+	errs.Add(config.NonNegative("auth_timeout", o.AuthTimeout))
+	errs.Add(config.Positive("idle_timeout", o.IdleTimeout))
+	errs.Add(config.Positive("write_timeout", o.WriteTimeout))
+	errs.Add(config.Range("read_buffer", o.ReadBuffer, 16, 16<<20))
+	errs.Add(config.Range("write_buffer", o.WriteBuffer, 16, 16<<20))
+	return errs.Err()
+}
+
+// limits returns the frame limits of o: replies and pushes are bounded by
+// MaxFrame too, and their first string by frame.DefaultMaxErr.
+func (o Options) limits() frame.Limits {
+	return frame.Limits{MaxFrame: int(o.MaxFrame), MaxMethod: o.MaxMethod, MaxErr: min(frame.DefaultMaxErr, int(o.MaxFrame)-frame.MinFrame)}
+}

@@ -1,0 +1,334 @@
+package edge
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/noonhq/noon/edge/frame"
+)
+
+// transport is what differs between a TCP and a WebSocket connection: how a
+// request frame is read and how replies and pushes are written. Everything
+// else (ordering, in-flight and rate limits, timeouts) is Conn's, shared.
+//
+// The read methods are called only by the connection's reader goroutine, the
+// write methods only by its writer goroutine; close may be called by anyone,
+// more than once, and unblocks both.
+type transport interface {
+	// name is "tcp" or "ws".
+	name() string
+	// remoteAddr is the client's address.
+	remoteAddr() net.Addr
+
+	// readRequest reads the next request frame, which must be complete by
+	// deadline. It returns io.EOF when the client closed cleanly between
+	// frames, io.ErrUnexpectedEOF inside one, an error matching
+	// frame.ErrBadFrame for a malformed frame, and one matching
+	// os.ErrDeadlineExceeded when the deadline passed. The slices are valid
+	// until release or the next readRequest.
+	readRequest(deadline time.Time) (method, payload []byte, err error)
+	// release gives back the read buffers if nothing is buffered, so an idle
+	// connection holds none.
+	release()
+	// dropReader gives back the read buffers for good (the reader exits).
+	dropReader()
+
+	// beginWrite starts a batch of frames that must reach the socket by
+	// deadline.
+	beginWrite(deadline time.Time)
+	// writeResponse writes a reply. errStr and payload already fit the
+	// limits.
+	writeResponse(errStr string, payload []byte) error
+	// writeFrame writes an encoded frame (a push) as is.
+	writeFrame(b []byte) error
+	// flush ends the batch: everything written reaches the socket, and the
+	// write buffers are given back.
+	flush() error
+	// dropWriter gives back the write buffers for good (the writer exits).
+	dropWriter()
+
+	// close closes the connection now.
+	close()
+}
+
+var (
+	_ transport = (*tcpTransport)(nil)
+	_ transport = (*wsTransport)(nil)
+)
+
+// bufPools hands out the frame readers and writers of TCP connections. A
+// connection holds a reader only while it has unread bytes and a writer only
+// while it writes, so an idle connection holds neither.
+type bufPools struct {
+	readers, writers sync.Pool
+	readSize         int
+}
+
+func newBufPools(lim frame.Limits, readSize, writeSize int) *bufPools {
+	p := &bufPools{readSize: readSize}
+	p.readers.New = func() any { return frame.NewReaderSize(nil, lim, readSize) }
+	p.writers.New = func() any { return frame.NewWriterSize(nil, lim, writeSize) }
+	return p
+}
+
+// tcpTransport is a pandaparty connection over TCP (or TLS over TCP).
+type tcpTransport struct {
+	nc    net.Conn
+	pools *bufPools
+
+	// Reader state, touched only by the reader goroutine.
+	r *frame.Reader // nil while no bytes are buffered
+	// given counts the bytes handed to r, used the bytes of the frames it
+	// returned: when they are equal, r's buffer is empty and r can go back to
+	// the pool.
+	given, used int64
+	// big is set once r read a frame larger than its buffer: it then holds
+	// a body buffer of up to MaxFrame and is dropped, not pooled.
+	big bool
+	// first holds the byte whose arrival ends an idle wait, read without a
+	// buffer; peeked says it is yet to be handed to r.
+	first  [1]byte
+	peeked bool
+
+	// Writer state, touched only by the writer goroutine.
+	w *frame.Writer // nil between batches
+}
+
+func newTCPTransport(nc net.Conn, pools *bufPools) *tcpTransport {
+	return &tcpTransport{nc: nc, pools: pools}
+}
+
+func (t *tcpTransport) name() string         { return "tcp" }
+func (t *tcpTransport) remoteAddr() net.Addr { return t.nc.RemoteAddr() }
+
+// Read feeds r: first the byte that ended the idle wait, then the socket.
+func (t *tcpTransport) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if t.peeked {
+		t.peeked = false
+		p[0] = t.first[0]
+		t.given++
+		return 1, nil
+	}
+	n, err := t.nc.Read(p)
+	t.given += int64(n)
+	return n, err
+}
+
+func (t *tcpTransport) readRequest(deadline time.Time) (method, payload []byte, err error) {
+	if err := t.nc.SetReadDeadline(deadline); err != nil {
+		return nil, nil, err
+	}
+	if t.r == nil {
+		// Wait for the next frame without a buffer: a one-byte read.
+		n, err := t.nc.Read(t.first[:])
+		if n == 0 {
+			if err == nil {
+				err = io.ErrNoProgress
+			}
+			return nil, nil, err
+		}
+		t.peeked = true
+		t.r = t.pools.readers.Get().(*frame.Reader)
+		t.r.Reset(t)
+		t.given, t.used = 0, 0
+	}
+	method, payload, err = t.r.ReadRequest()
+	if err == nil {
+		n := int64(frame.MinFrame + 4 + len(method) + len(payload))
+		t.used += n
+		if n > int64(t.pools.readSize) {
+			t.big = true
+		}
+	}
+	return method, payload, err
+}
+
+func (t *tcpTransport) release() {
+	if t.r != nil && t.given == t.used && !t.peeked {
+		t.dropReader()
+	}
+}
+
+func (t *tcpTransport) dropReader() {
+	if t.r == nil {
+		return
+	}
+	t.r.Reset(nil)
+	if !t.big {
+		t.pools.readers.Put(t.r)
+	}
+	t.r, t.big, t.peeked = nil, false, false
+}
+
+func (t *tcpTransport) beginWrite(deadline time.Time) {
+	_ = t.nc.SetWriteDeadline(deadline)
+	if t.w == nil {
+		t.w = t.pools.writers.Get().(*frame.Writer)
+		t.w.Reset(t.nc)
+	}
+}
+
+func (t *tcpTransport) writeResponse(errStr string, payload []byte) error {
+	return t.w.WriteResponse(errStr, payload)
+}
+
+func (t *tcpTransport) writeFrame(b []byte) error { return t.w.WriteFrame(b) }
+
+func (t *tcpTransport) flush() error {
+	if t.w == nil {
+		return nil
+	}
+	err := t.w.Flush()
+	t.dropWriter()
+	return err
+}
+
+func (t *tcpTransport) dropWriter() {
+	if t.w == nil {
+		return
+	}
+	t.w.Reset(nil)
+	t.pools.writers.Put(t.w)
+	t.w = nil
+}
+
+func (t *tcpTransport) close() { _ = t.nc.Close() }
+
+// wsTransport is a connection over WebSocket: one binary message carries one
+// whole frame, TotalLen included, each way.
+type wsTransport struct {
+	ws   *websocket.Conn
+	addr net.Addr
+	lim  frame.Limits
+
+	// rbuf holds the last message read, until release.
+	rbuf *frame.Buffer
+
+	// wctx bounds the writes of the current batch.
+	wctx    context.Context
+	wcancel context.CancelFunc
+}
+
+func newWSTransport(ws *websocket.Conn, addr net.Addr, lim frame.Limits) *wsTransport {
+	// The library's limit is on the whole message: MaxFrame plus TotalLen.
+	// Reading stops there and the connection is closed with 1009.
+	ws.SetReadLimit(int64(lim.MaxFrame) + 4)
+	return &wsTransport{ws: ws, addr: addr, lim: lim}
+}
+
+func (t *wsTransport) name() string         { return "ws" }
+func (t *wsTransport) remoteAddr() net.Addr { return t.addr }
+
+// readRequest reads one message. TotalLen is read and checked first, so an
+// oversized frame is answered without buffering it; the rest must then be
+// exactly TotalLen bytes.
+func (t *wsTransport) readRequest(deadline time.Time) (method, payload []byte, err error) {
+	t.release()
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	typ, r, err := t.ws.Reader(ctx)
+	if err != nil {
+		return nil, nil, wsReadError(err)
+	}
+	if typ != websocket.MessageBinary {
+		return nil, nil, errTextMessage
+	}
+	b := frame.GetBuffer()
+	t.rbuf = b
+	b.B = slices.Grow(b.B[:0], 4)[:4]
+	if n, err := io.ReadFull(r, b.B); err != nil {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			_, _, err = frame.DecodeRequestFrame(b.B[:n], t.lim) // too short
+		}
+		return nil, nil, wsReadError(err)
+	}
+	total := int64(int32(binary.BigEndian.Uint32(b.B)))
+	if total < frame.MinFrame || total > int64(t.lim.MaxFrame) {
+		_, _, err = frame.DecodeRequestFrame(b.B, t.lim) // checks TotalLen first
+		return nil, nil, err
+	}
+	b.B = slices.Grow(b.B, int(total))[:4+total]
+	if n, err := io.ReadFull(r, b.B[4:]); err != nil {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			_, _, err = frame.DecodeRequestFrame(b.B[:4+n], t.lim) // inconsistent
+		}
+		return nil, nil, wsReadError(err)
+	}
+	// The message must end here.
+	extra, err := io.Copy(io.Discard, r)
+	if err != nil {
+		return nil, nil, wsReadError(err)
+	}
+	if extra > 0 {
+		return nil, nil, &frame.Error{Kind: frame.ErrInconsistent, Field: "frame", Len: total, Bound: total + extra}
+	}
+	return frame.DecodeRequestFrame(b.B, t.lim)
+}
+
+// wsReadError maps the library's errors onto the transport contract.
+func wsReadError(err error) error {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return os.ErrDeadlineExceeded
+	case websocket.CloseStatus(err) == websocket.StatusNormalClosure,
+		websocket.CloseStatus(err) == websocket.StatusGoingAway:
+		return io.EOF
+	}
+	return err
+}
+
+func (t *wsTransport) release() {
+	if t.rbuf != nil {
+		frame.PutBuffer(t.rbuf)
+		t.rbuf = nil
+	}
+}
+
+func (t *wsTransport) dropReader() { t.release() }
+
+func (t *wsTransport) beginWrite(deadline time.Time) {
+	t.wctx, t.wcancel = context.WithDeadline(context.Background(), deadline)
+}
+
+func (t *wsTransport) writeResponse(errStr string, payload []byte) error {
+	b := frame.GetBuffer()
+	b.B = frame.AppendResponse(b.B, errStr, payload)
+	err := t.writeFrame(b.B)
+	frame.PutBuffer(b)
+	return err
+}
+
+func (t *wsTransport) writeFrame(b []byte) error {
+	err := t.ws.Write(t.wctx, websocket.MessageBinary, b)
+	if err != nil && t.wctx.Err() != nil {
+		return os.ErrDeadlineExceeded
+	}
+	return err
+}
+
+func (t *wsTransport) flush() error {
+	// Every message was flushed as it was written.
+	t.dropWriter()
+	return nil
+}
+
+func (t *wsTransport) dropWriter() {
+	if t.wcancel != nil {
+		t.wcancel()
+		t.wctx, t.wcancel = nil, nil
+	}
+}
+
+func (t *wsTransport) close() { _ = t.ws.CloseNow() }
