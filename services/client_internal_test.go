@@ -1,0 +1,64 @@
+package services
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/noonhq/noon/idl/gen/platformpb"
+	"github.com/noonhq/noon/internal/link"
+)
+
+// TestNotSent pins what the Client takes as "never sent" (safe to retry on
+// another instance) to what the link layer really returns.
+func TestNotSent(t *testing.T) {
+	p := link.Dial("tcp://127.0.0.1:1", link.PeerOptions{Logger: discard()})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_, err := p.Call(ctx, &platformpb.Envelope{Method: "echo.Echo"})
+	if !notSent(err) {
+		t.Errorf("a call on a link that never connected: notSent(%v) = false", err)
+	}
+	_ = p.Close()
+	_, err = p.Call(ctx, &platformpb.Envelope{Method: "echo.Echo"})
+	if !notSent(err) {
+		t.Errorf("a call on a closed link: notSent(%v) = false", err)
+	}
+	for _, err := range []error{
+		link.ErrOverloaded,
+		fmt.Errorf("x: %w", link.ErrOverloaded),
+	} {
+		if !notSent(err) {
+			t.Errorf("notSent(%v) = false", err)
+		}
+	}
+	for _, err := range []error{
+		fmt.Errorf("%w: tcp://x:1: no message for 3s", link.ErrUnavailable),
+		link.ErrTimeout,
+		context.Canceled,
+	} {
+		if notSent(err) {
+			t.Errorf("notSent(%v) = true: it may have run", err)
+		}
+	}
+}
+
+func TestNotRun(t *testing.T) {
+	tests := []struct {
+		code, msg string
+		want      bool
+	}{
+		{CodeOverloaded, "x is running 2 requests", true},
+		{CodeUnavailable, DrainingMessage, true},
+		{CodeUnavailable, closingMessage, true},
+		{CodeUnavailable, "no live instance of y", false},
+		{CodeTimeout, "", false},
+		{CodeInternal, "handler panicked", false},
+	}
+	for _, tt := range tests {
+		if got := notRun(&platformpb.Envelope{ErrorCode: tt.code, ErrorMessage: tt.msg}); got != tt.want {
+			t.Errorf("notRun(%s: %s) = %v", tt.code, tt.msg, got)
+		}
+	}
+}

@@ -1,0 +1,83 @@
+// Package echo is the echo service: a newcomer's first call, and what the
+// runtime's tests and benchmarks use. echo.Echo returns its payload
+// unchanged, echo.Sleep waits, echo.Fail returns the error it is asked for.
+package echo
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	echopb "github.com/noonhq/noon/idl/gen/echo"
+	"github.com/noonhq/noon/services"
+)
+
+// Service is the echo service's name in yellow and the prefix of its methods.
+const Service = "echo"
+
+// The echo service's methods.
+const (
+	// MethodEcho replies with the request payload, raw bytes, unchanged.
+	MethodEcho = "echo.Echo"
+	// MethodSleep waits SleepRequest.ms milliseconds, then replies SleepReply.
+	MethodSleep = "echo.Sleep"
+	// MethodFail returns the error FailRequest asks for.
+	MethodFail = "echo.Fail"
+)
+
+// MaxSleepMs bounds echo.Sleep: the runtime's default maximum request
+// timeout (60 s); a longer sleep could only end in timeout.
+const MaxSleepMs = 60_000
+
+// Handlers returns the echo service's handlers, keyed by method.
+func Handlers() map[string]services.HandlerFunc {
+	return map[string]services.HandlerFunc{
+		MethodEcho:  handleEcho,
+		MethodSleep: services.Typed(echopb.NewSleepRequest, handleSleep),
+		MethodFail:  services.Typed(echopb.NewFailRequest, handleFail),
+	}
+}
+
+// NewServer returns a services.Server serving the echo handlers; an empty
+// opts.Name becomes Service.
+func NewServer(opts services.Options, log *slog.Logger) (*services.Server, error) {
+	if opts.Name == "" {
+		opts.Name = Service
+	}
+	return services.NewServer(opts, Handlers(), log)
+}
+
+func handleEcho(_ context.Context, _ *services.Session, payload []byte) ([]byte, error) {
+	return payload, nil
+}
+
+func handleSleep(ctx context.Context, _ *services.Session, req *echopb.SleepRequest) (*echopb.SleepReply, error) {
+	if req.Ms < 0 || req.Ms > MaxSleepMs {
+		return nil, services.Errorf(services.CodeBadRequest, "ms must be in [0, %d], got %d", MaxSleepMs, req.Ms)
+	}
+	start := time.Now()
+	t := time.NewTimer(time.Duration(req.Ms) * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return &echopb.SleepReply{SleptMs: req.Ms}, nil
+	case <-ctx.Done():
+		return nil, services.Errorf(services.CodeTimeout, "slept %d of %d ms", time.Since(start).Milliseconds(), req.Ms)
+	}
+}
+
+func handleFail(_ context.Context, _ *services.Session, req *echopb.FailRequest) (*echopb.SleepReply, error) {
+	if !services.KnownCode(req.Code) {
+		return nil, services.Errorf(services.CodeBadRequest, "unknown error code %q", snippet(req.Code))
+	}
+	return nil, services.NewError(req.Code, req.Message)
+}
+
+// snippet bounds what of a client's string goes into an error.
+func snippet(s string) string {
+	const max = 32
+	if len(s) > max {
+		return s[:max] + "..."
+	}
+	return s
+}

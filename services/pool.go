@@ -1,0 +1,409 @@
+package services
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/noonhq/noon/idl/gen/platformpb"
+	"github.com/noonhq/noon/internal/link"
+	"github.com/noonhq/noon/yellow"
+)
+
+// PoolOptions configures a Pool.
+type PoolOptions struct {
+	// Yellows are the ROUTER endpoints of every yellow to follow.
+	Yellows []string `yaml:"yellows"`
+	// Heartbeat is the yellow heartbeat the watcher expects (default 1 s).
+	Heartbeat time.Duration `yaml:"heartbeat"`
+	// Peer configures every link the pool dials.
+	Peer link.PeerOptions `yaml:"-"`
+	// Logger receives the pool's logs; nil discards them.
+	Logger *slog.Logger `yaml:"-"`
+}
+
+// Pool follows yellow and keeps exactly one link.Peer per live instance of
+// the services it is asked about: a peer is dialled on first use and closed
+// when its instance leaves yellow (once the calls waiting on it are done). Pick chooses the least-loaded ready
+// instance of a service. The broker routes stateless requests through a
+// Pool; a Client calls through one. A Pool is safe for concurrent use.
+//
+// Lock order: refreshMu, then mu; the watcher and links are never called
+// under mu.
+type Pool struct {
+	w        *yellow.Watcher
+	ownsW    bool
+	peerOpts link.PeerOptions
+	log      *slog.Logger
+
+	refreshMu sync.Mutex // serializes refresh, so an older view never replaces a newer one
+
+	mu       sync.RWMutex                      // guards the fields below
+	view     map[string][]*platformpb.Instance // by service, read-only records
+	byID     map[string]*platformpb.Instance
+	peers    map[string]*poolPeer // by instance id
+	draining map[string]bool      // instance ids seen answering "draining"
+	asked    map[string]bool      // services Pick was asked about
+	closed   bool
+
+	isSynced atomic.Bool // the watcher installed a first view
+
+	quit chan struct{}
+	wg   sync.WaitGroup
+}
+
+// poolPeer is the link to one instance.
+type poolPeer struct {
+	peer   *link.Peer
+	router string
+}
+
+// NewPool starts following opts.Yellows and returns at once; WaitSynced
+// waits for the first view.
+func NewPool(opts PoolOptions) *Pool {
+	w := yellow.Watch(yellow.ClientOptions{
+		Yellows:   opts.Yellows,
+		Heartbeat: opts.Heartbeat,
+		Logger:    opts.Logger,
+	})
+	p := NewPoolWatcher(w, opts.Peer, opts.Logger)
+	p.ownsW = true
+	return p
+}
+
+// NewPoolWatcher returns a Pool over a watcher the caller owns (and closes
+// after the pool).
+func NewPoolWatcher(w *yellow.Watcher, peer link.PeerOptions, log *slog.Logger) *Pool {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if peer.Logger == nil {
+		peer.Logger = log
+	}
+	p := &Pool{
+		w:        w,
+		peerOpts: peer,
+		log:      log,
+		view:     make(map[string][]*platformpb.Instance),
+		byID:     make(map[string]*platformpb.Instance),
+		peers:    make(map[string]*poolPeer),
+		draining: make(map[string]bool),
+		asked:    make(map[string]bool),
+		quit:     make(chan struct{}),
+	}
+	p.refresh()
+	p.wg.Add(2)
+	go p.follow()
+	go p.awaitSync()
+	return p
+}
+
+// awaitSync marks the pool synced once the watcher has a first view.
+func (p *Pool) awaitSync() {
+	defer p.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-p.quit:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if p.w.WaitSynced(ctx) == nil {
+		p.refresh()
+		p.isSynced.Store(true)
+	}
+}
+
+// synced reports whether the pool has had a first view from some yellow.
+func (p *Pool) synced() bool { return p.isSynced.Load() }
+
+// Watcher returns the yellow watcher the pool follows.
+func (p *Pool) Watcher() *yellow.Watcher { return p.w }
+
+// WaitSynced waits until the pool has a first view from some yellow, or ctx
+// is done.
+func (p *Pool) WaitSynced(ctx context.Context) error {
+	if err := p.w.WaitSynced(ctx); err != nil {
+		return err
+	}
+	p.refresh()
+	return nil
+}
+
+// follow refreshes the view on every change the watcher reports.
+func (p *Pool) follow() {
+	defer p.wg.Done()
+	for {
+		select {
+		case <-p.quit:
+			return
+		case <-p.w.Changes():
+			p.refresh()
+		}
+	}
+}
+
+// refresh takes the watcher's view, closes the links of instances that left
+// it (or moved to another endpoint) and dials the new instances of the
+// services asked about, so that their links are up before traffic comes.
+func (p *Pool) refresh() {
+	p.refreshMu.Lock()
+	defer p.refreshMu.Unlock()
+	all := p.w.All()
+	view := make(map[string][]*platformpb.Instance)
+	byID := make(map[string]*platformpb.Instance, len(all))
+	for _, inst := range all {
+		view[inst.GetService()] = append(view[inst.GetService()], inst)
+		byID[inst.GetId()] = inst
+	}
+	var gone []*link.Peer // left yellow: retire
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.view, p.byID = view, byID
+	for id, pp := range p.peers {
+		if inst := byID[id]; inst == nil || inst.GetRouter() != pp.router {
+			gone = append(gone, pp.peer)
+			delete(p.peers, id)
+		}
+	}
+	for id := range p.draining {
+		if byID[id] == nil {
+			delete(p.draining, id)
+		}
+	}
+	p.wg.Add(len(gone)) // under mu, before Close can wait
+	var dial []*platformpb.Instance
+	for svc := range p.asked {
+		for _, inst := range view[svc] {
+			if p.peers[inst.GetId()] == nil && inst.GetState() == platformpb.InstanceState_INSTANCE_STATE_READY {
+				dial = append(dial, inst)
+			}
+		}
+	}
+	p.mu.Unlock()
+	for _, peer := range gone {
+		go p.retire(peer)
+	}
+	for _, inst := range dial {
+		p.peerOf(inst)
+	}
+}
+
+// retireGrace bounds how long the link to an instance that left yellow is
+// kept open for the calls still waiting on it: twice the default request
+// timeout.
+const retireGrace = 2 * DefaultTimeout
+
+// retire closes the link to an instance that left yellow once no call waits
+// on it (Pick no longer returns it): an instance that deregistered after
+// draining, or that yellow expired wrongly (a late beat on a busy host),
+// still answers what it was sent. Caller counted it in wg.
+func (p *Pool) retire(peer *link.Peer) {
+	defer p.wg.Done()
+	defer func() { _ = peer.Close() }()
+	grace := time.NewTimer(retireGrace)
+	defer grace.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for peer.InFlight() > 0 {
+		select {
+		case <-tick.C:
+		case <-grace.C:
+			return
+		case <-p.quit:
+			return
+		}
+	}
+}
+
+// hasCandidate reports whether service has a ready instance, not in
+// exclude nor marked draining, whatever the state of its link.
+func (p *Pool) hasCandidate(service string, exclude []string) bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	for _, inst := range p.view[service] {
+		if inst.GetState() == platformpb.InstanceState_INSTANCE_STATE_READY &&
+			!p.draining[inst.GetId()] && !slices.Contains(exclude, inst.GetId()) {
+			return true
+		}
+	}
+	return false
+}
+
+// Instances returns the records of service's instances, sorted by id,
+// draining ones included. The records are shared: do not modify them.
+func (p *Pool) Instances(service string) []*platformpb.Instance {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return slices.Clone(p.view[service])
+}
+
+// Peer returns the link to the instance with id (dialling it on first use)
+// and its record; unavailable if yellow does not list it.
+func (p *Pool) Peer(instanceID string) (*link.Peer, *platformpb.Instance, error) {
+	p.mu.RLock()
+	inst := p.byID[instanceID]
+	p.mu.RUnlock()
+	if inst == nil {
+		return nil, nil, Errorf(CodeUnavailable, "no live instance %s", snippet(instanceID))
+	}
+	peer := p.peerOf(inst)
+	if peer == nil {
+		return nil, nil, Errorf(CodeUnavailable, "pool closed")
+	}
+	return peer, inst, nil
+}
+
+// peerOf returns the link to inst, dialling it if there is none; nil after
+// Close or when inst is no longer in the view (a stale record).
+func (p *Pool) peerOf(inst *platformpb.Instance) *link.Peer {
+	p.mu.RLock()
+	pp := p.peers[inst.GetId()]
+	p.mu.RUnlock()
+	if pp != nil && pp.router == inst.GetRouter() {
+		return pp.peer
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if cur := p.byID[inst.GetId()]; p.closed || cur == nil || cur.GetRouter() != inst.GetRouter() {
+		return nil
+	}
+	if pp := p.peers[inst.GetId()]; pp != nil {
+		if pp.router == inst.GetRouter() {
+			return pp.peer
+		}
+		p.wg.Add(1)
+		go p.retire(pp.peer) // moved; never block under mu
+	}
+	peer := link.Dial(inst.GetRouter(), p.peerOpts)
+	p.peers[inst.GetId()] = &poolPeer{peer: peer, router: inst.GetRouter()}
+	return peer
+}
+
+// MarkDraining makes Pick skip the instance until it leaves yellow: it
+// answered "unavailable: draining", which is news yellow may not have
+// delivered yet.
+func (p *Pool) MarkDraining(instanceID string) {
+	p.mu.Lock()
+	if p.byID[instanceID] != nil {
+		p.draining[instanceID] = true
+	}
+	p.mu.Unlock()
+}
+
+// Pick returns the link to, and the record of, the least-loaded ready
+// instance of service whose link is alive, skipping the instance ids in
+// exclude. Instances are compared by the requests this process has in
+// flight on each link first (what we know best), then by the load they
+// last reported; ties are broken at random. With no candidate it returns
+// "unavailable: no live instance of <service>".
+func (p *Pool) Pick(service string, exclude ...string) (*link.Peer, *platformpb.Instance, error) {
+	p.mu.RLock()
+	insts := p.view[service]
+	draining := len(p.draining) > 0
+	asked := p.asked[service]
+	p.mu.RUnlock()
+	if len(insts) == 0 {
+		// The watcher may know more than our last refresh (a change
+		// notification not yet handled).
+		if n := len(p.w.Instances(service)); n > 0 {
+			p.refresh()
+			p.mu.RLock()
+			insts = p.view[service]
+			p.mu.RUnlock()
+		}
+	}
+	if !asked && len(insts) > 0 {
+		// Only services that exist are remembered: method names come
+		// from clients.
+		p.mu.Lock()
+		p.asked[service] = true
+		p.mu.Unlock()
+	}
+	var (
+		best     *link.Peer
+		bestInst *platformpb.Instance
+		bestFlt  int
+		bestLoad float64
+		ties     int
+	)
+	for _, inst := range insts {
+		if inst.GetState() != platformpb.InstanceState_INSTANCE_STATE_READY || slices.Contains(exclude, inst.GetId()) {
+			continue
+		}
+		if draining {
+			p.mu.RLock()
+			d := p.draining[inst.GetId()]
+			p.mu.RUnlock()
+			if d {
+				continue
+			}
+		}
+		peer := p.peerOf(inst)
+		if peer == nil || !peer.Alive() {
+			continue
+		}
+		flt, load := peer.InFlight(), peerLoad(peer, inst)
+		switch {
+		case best == nil || flt < bestFlt || flt == bestFlt && load < bestLoad-loadEpsilon:
+			best, bestInst, bestFlt, bestLoad, ties = peer, inst, flt, load, 1
+		case flt == bestFlt && load <= bestLoad+loadEpsilon:
+			// A tie: keep each of the tied candidates with equal chance.
+			ties++
+			if rand.IntN(ties) == 0 {
+				best, bestInst, bestLoad = peer, inst, min(load, bestLoad)
+			}
+		}
+	}
+	if best == nil {
+		return nil, nil, Errorf(CodeUnavailable, "no live instance of %s", snippet(service))
+	}
+	return best, bestInst, nil
+}
+
+// loadEpsilon is how close two reported loads must be to count as a tie:
+// loads are reported a heartbeat late, so small differences are noise, and
+// treating them as ties spreads traffic instead of herding it onto whichever
+// instance last reported a hair less.
+const loadEpsilon = 0.02
+
+// peerLoad is the freshest load known of an instance: what its link last
+// heard in a reply or PONG (an alive link has heard at least one), which is
+// fresher than what it last reported to yellow.
+func peerLoad(peer *link.Peer, inst *platformpb.Instance) float64 {
+	if peer.Alive() {
+		return peer.Load()
+	}
+	return inst.GetLoad()
+}
+
+// Close closes every link, stops following yellow and, for a pool made by
+// NewPool, closes the watcher.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	peers := p.peers
+	p.peers = nil
+	p.mu.Unlock()
+	close(p.quit)
+	p.wg.Wait()
+	for _, pp := range peers {
+		_ = pp.peer.Close()
+	}
+	if p.ownsW {
+		p.w.Close()
+	}
+}

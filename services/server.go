@@ -1,0 +1,532 @@
+package services
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/noonhq/noon/idl/gen/platformpb"
+	"github.com/noonhq/noon/internal/link"
+	"github.com/noonhq/noon/yellow"
+)
+
+var (
+	// ErrNoPublisher is returned by Publish when the server has no PUB
+	// socket (Options.PubBind is empty).
+	ErrNoPublisher = errors.New("services: no publisher (pub_bind is empty)")
+	// ErrClosed is returned by Main and Publish after Exit.
+	ErrClosed = errors.New("services: server closed")
+)
+
+// exitDeregisterTimeout bounds the best-effort deregistration in Exit: a
+// yellow on the network answers in a millisecond; one that does not answer
+// within half a second expires the record on its own.
+const exitDeregisterTimeout = 500 * time.Millisecond
+
+// closingMessage is the text of the unavailable reply to a request that
+// arrives while the server exits; like DrainingMessage, it was not run.
+const closingMessage = "closing"
+
+// linkInFlightMargin is how many requests beyond Concurrency the link layer
+// accepts: they get an immediate overloaded reply from the server, which
+// names the instance, rather than the link's generic one.
+const linkInFlightMargin = 1024
+
+// Server is one instance of a service: a ROUTER that runs the handlers, an
+// optional PUB socket for events, and a registration with every yellow.
+//
+// Lock order: mu is a leaf.
+type Server struct {
+	opts     Options
+	log      *slog.Logger // with service and instance
+	baseLog  *slog.Logger
+	handlers map[string]HandlerFunc
+	id       string
+	kind     platformpb.ServiceKind
+
+	ln       *link.Server
+	pub      *link.Publisher // nil without PubBind
+	routerEP string          // advertised endpoints
+	pubEP    string
+
+	sem      chan struct{} // Concurrency slots
+	inflight atomic.Int64
+	stats    serverCounters
+	draining atomic.Bool
+	pubSeq   atomic.Uint64
+
+	mu      sync.Mutex // guards closed, reg, started and wg.Add
+	closed  bool
+	started bool
+	reg     *yellow.Registration
+
+	exiting atomic.Bool
+	quit    chan struct{}
+	wg      sync.WaitGroup // request goroutines
+}
+
+// ServerStats are a server's counters since NewServer.
+type ServerStats struct {
+	// Requests counts requests received, whatever the answer.
+	Requests uint64
+	// Served counts handler runs; Errors those that returned an error,
+	// Panics those that panicked.
+	Served, Errors, Panics uint64
+	// Overloaded counts requests refused at capacity; Refused those
+	// refused while draining or closing; Expired those whose deadline had
+	// passed; UnknownMethod those for no handler.
+	Overloaded, Refused, Expired, UnknownMethod uint64
+	// InFlight is the number of handlers running now.
+	InFlight int
+}
+
+type serverCounters struct {
+	requests, served, errors, panics, overloaded, refused, expired, unknown atomic.Uint64
+}
+
+// Stats returns the server's counters.
+func (s *Server) Stats() ServerStats {
+	c := &s.stats
+	return ServerStats{
+		Requests: c.requests.Load(), Served: c.served.Load(), Errors: c.errors.Load(), Panics: c.panics.Load(),
+		Overloaded: c.overloaded.Load(), Refused: c.refused.Load(), Expired: c.expired.Load(),
+		UnknownMethod: c.unknown.Load(), InFlight: s.InFlight(),
+	}
+}
+
+// NewServer validates opts and binds the ROUTER (and the PUB socket) at
+// once, so a test can ask for port 0 and read Endpoint. Requests are served
+// from now on; Main registers the instance with yellow.
+func NewServer(opts Options, handlers map[string]HandlerFunc, log *slog.Logger) (*Server, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	for m, h := range handlers {
+		svc, _, ok := strings.Cut(m, ".")
+		if !ok || svc != opts.Name || h == nil {
+			return nil, fmt.Errorf("services: handler %q: methods must be %q + \".<Method>\" with a non-nil handler", snippet(m), opts.Name)
+		}
+	}
+	s := &Server{
+		opts:     opts,
+		handlers: make(map[string]HandlerFunc, len(handlers)),
+		id:       newInstanceID(opts.Name),
+		sem:      make(chan struct{}, opts.Concurrency),
+		quit:     make(chan struct{}),
+	}
+	for m, h := range handlers {
+		s.handlers[m] = h
+	}
+	s.kind = platformpb.ServiceKind_SERVICE_KIND_STATELESS
+	if opts.Kind == KindStateful {
+		s.kind = platformpb.ServiceKind_SERVICE_KIND_STATEFUL
+	}
+	s.baseLog = log
+	s.log = log.With("service", opts.Name, "instance", s.id)
+
+	ln, err := link.Listen(opts.Bind, link.ServerOptions{
+		InstanceID: s.id,
+		Load:       s.Load,
+		// Requests past Concurrency are answered overloaded here, at
+		// once; the link's own bound only catches a burst beyond that.
+		MaxInFlight:    opts.Concurrency + linkInFlightMargin,
+		DefaultTimeout: opts.DefaultTimeout,
+		Logger:         s.log,
+	}, s.handle)
+	if err != nil {
+		return nil, fmt.Errorf("services: bind %s: %w", opts.Bind, err)
+	}
+	s.ln = ln
+	if s.routerEP, err = advertised(ln.Endpoint(), opts.Advertise); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("services: bind: %w", err)
+	}
+	if opts.PubBind != "" {
+		pub, err := link.NewPublisher(opts.PubBind, link.PubOptions{
+			HeartbeatInterval: opts.Heartbeat,
+			Logger:            s.log,
+		})
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("services: pub_bind %s: %w", opts.PubBind, err)
+		}
+		s.pub = pub
+		if s.pubEP, err = advertised(pub.Endpoint(), opts.Advertise); err != nil {
+			pub.Close()
+			ln.Close()
+			return nil, fmt.Errorf("services: pub_bind: %w", err)
+		}
+	}
+	s.log.Info("services: listening", "router", s.routerEP, "pub", s.pubEP, "concurrency", opts.Concurrency)
+	return s, nil
+}
+
+// newInstanceID returns "<name>-<12 hex digits>": unique per process start.
+func newInstanceID(name string) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return name + "-" + hex.EncodeToString(b[:])
+}
+
+// advertised returns the endpoint others dial for a bound endpoint: a
+// wildcard host becomes advertise, or the hostname; a given advertise host
+// always replaces the bound one.
+func advertised(bound, advertise string) (string, error) {
+	rest, ok := strings.CutPrefix(bound, "tcp://")
+	if !ok {
+		return bound, nil
+	}
+	host, port, err := net.SplitHostPort(rest)
+	if err != nil {
+		return "", fmt.Errorf("bound endpoint %q: %w", bound, err)
+	}
+	switch {
+	case advertise != "":
+		host = advertise
+	case host == "" || host == "*" || net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified():
+		if host, err = os.Hostname(); err != nil {
+			return "", fmt.Errorf("bound to a wildcard and no advertise host: %w", err)
+		}
+	}
+	return "tcp://" + net.JoinHostPort(host, port), nil
+}
+
+// Endpoint returns the ROUTER endpoint other processes dial (the real port
+// when bound to port 0).
+func (s *Server) Endpoint() string { return s.routerEP }
+
+// PubEndpoint returns the PUB endpoint, or "" without one.
+func (s *Server) PubEndpoint() string { return s.pubEP }
+
+// InstanceID returns the instance's id in yellow, unique per process start.
+func (s *Server) InstanceID() string { return s.id }
+
+// Options returns the options the server runs with.
+func (s *Server) Options() Options { return s.opts }
+
+// Load returns the requests in flight over Concurrency, in [0, 1].
+func (s *Server) Load() float64 {
+	return float64(s.inflight.Load()) / float64(s.opts.Concurrency)
+}
+
+// InFlight returns the number of requests running now.
+func (s *Server) InFlight() int { return int(s.inflight.Load()) }
+
+// Instance returns the instance's yellow record.
+func (s *Server) Instance() *platformpb.Instance {
+	state := platformpb.InstanceState_INSTANCE_STATE_READY
+	if s.draining.Load() {
+		state = platformpb.InstanceState_INSTANCE_STATE_DRAINING
+	}
+	return &platformpb.Instance{
+		Service:  s.opts.Name,
+		Id:       s.id,
+		Router:   s.routerEP,
+		Pub:      s.pubEP,
+		Kind:     s.kind,
+		Version:  s.opts.Version,
+		Capacity: uint32(s.opts.Concurrency),
+		Load:     s.Load(),
+		State:    state,
+	}
+}
+
+// Main registers the instance with every yellow and serves until Exit or
+// Drain; it returns nil then, or ErrClosed if the server was already closed
+// or draining, or Main was already called. (Requests are served from
+// NewServer on; Main makes the instance discoverable.)
+func (s *Server) Main() error {
+	s.mu.Lock()
+	if s.closed || s.started || s.draining.Load() {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	s.started = true
+	s.reg = yellow.Register(yellow.ClientOptions{
+		Yellows:   s.opts.Yellows,
+		Heartbeat: s.opts.Heartbeat,
+		Logger:    s.baseLog,
+	}, s.Instance(), s.Load)
+	s.mu.Unlock()
+	<-s.quit
+	return nil
+}
+
+// Publish publishes an event of eventType (e.g. "room.Event") with payload
+// (its Thrift compact encoding) on topic ("user/<id>", "room/<id>"); brokers
+// deliver it to the sessions subscribed to topic as an "@<eventType>" push.
+func (s *Server) Publish(topic, eventType string, payload []byte) error {
+	if s.pub == nil {
+		return ErrNoPublisher
+	}
+	if s.exiting.Load() {
+		return ErrClosed
+	}
+	ev := &platformpb.Event{
+		Topic:        topic,
+		Type:         eventType,
+		Payload:      payload,
+		Seq:          s.pubSeq.Add(1),
+		TimeUnixNano: time.Now().UnixNano(),
+	}
+	if err := s.pub.Publish(topic, ev); err != nil {
+		return fmt.Errorf("services: publish %q: %w", snippet(topic), err)
+	}
+	return nil
+}
+
+// Drain shuts the instance down without failing requests: it marks it
+// draining in yellow (consumers stop picking it), answers new requests
+// "unavailable: draining" (callers retry elsewhere), waits for the requests
+// in flight to finish (bounded by ctx and DrainTimeout), deregisters and
+// closes everything (Exit). It returns an error if requests were still
+// running when the wait ended; they are cancelled.
+func (s *Server) Drain(ctx context.Context) error {
+	if s.exiting.Load() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.DrainTimeout)
+	defer cancel()
+	if !s.draining.CompareAndSwap(false, true) {
+		// Another Drain is under way: wait for it.
+		select {
+		case <-s.quit:
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("services: drain: %w", ctx.Err())
+		}
+	}
+	start := time.Now()
+	s.mu.Lock()
+	reg := s.reg
+	s.mu.Unlock()
+	if reg != nil {
+		reg.SetState(platformpb.InstanceState_INSTANCE_STATE_DRAINING)
+	}
+	s.log.Info("services: draining", "in_flight", s.InFlight())
+
+	// Taking every slot waits for the requests in flight; none can start
+	// while draining.
+	var err error
+	for i := 0; i < cap(s.sem) && err == nil; i++ {
+		select {
+		case s.sem <- struct{}{}:
+		case <-ctx.Done():
+			err = fmt.Errorf("services: drain: %d requests still in flight: %w", s.InFlight(), ctx.Err())
+		}
+	}
+	if reg != nil {
+		dctx, dcancel := context.WithTimeout(context.Background(), exitDeregisterTimeout)
+		if derr := reg.Close(dctx); derr != nil {
+			s.log.Warn("services: deregistering", "err", derr)
+		}
+		dcancel()
+		// Callers with a stale view keep getting "draining" (and retry
+		// elsewhere) rather than a dead socket for one more beat.
+		select {
+		case <-time.After(s.opts.Heartbeat):
+		case <-ctx.Done():
+		}
+	}
+	s.exit(false)
+	s.log.Info("services: drained", "took", time.Since(start).Round(time.Millisecond))
+	return err
+}
+
+// Exit closes the instance at once: it deregisters (best effort, briefly),
+// closes the sockets, cancels the handlers' contexts and waits for them to
+// return. Replies of requests still running are lost; Drain is the graceful
+// way. Exit is idempotent.
+func (s *Server) Exit() { s.exit(true) }
+
+// exit closes everything; deregister false abandons the registration as if
+// the process had died (yellow expires it).
+func (s *Server) exit(deregister bool) {
+	if !s.exiting.CompareAndSwap(false, true) {
+		return
+	}
+	s.mu.Lock()
+	s.closed = true
+	reg := s.reg
+	s.mu.Unlock()
+	if reg != nil {
+		if deregister {
+			ctx, cancel := context.WithTimeout(context.Background(), exitDeregisterTimeout)
+			_ = reg.Close(ctx) // best effort: a record not removed expires
+			cancel()
+		} else {
+			reg.Abandon()
+		}
+	}
+	s.ln.Close() // cancels the handlers' contexts
+	close(s.quit)
+	s.wg.Wait()
+	if s.pub != nil {
+		_ = s.pub.Close()
+	}
+}
+
+// handle is the link Handler, on its own goroutine per request: the one
+// place a request is routed. It answers at once what it can (draining,
+// unknown method, expired deadline, saturation), otherwise runs the handler
+// and replies. linkCtx ends at the caller's deadline or CANCEL, or when the
+// ROUTER closes.
+func (s *Server) handle(linkCtx context.Context, req *platformpb.Envelope, reply func(*platformpb.Envelope)) {
+	now := time.Now()
+	s.stats.requests.Add(1)
+	if s.draining.Load() {
+		s.stats.refused.Add(1)
+		reply(s.errorReply(req, CodeUnavailable, DrainingMessage))
+		return
+	}
+	h := s.handlers[req.GetMethod()]
+	if h == nil {
+		s.stats.unknown.Add(1)
+		reply(s.errorReply(req, CodeUnknownMethod, snippet(req.GetMethod())))
+		return
+	}
+	deadline := s.deadline(req, now)
+	if !deadline.After(now) {
+		s.stats.expired.Add(1)
+		reply(s.errorReply(req, CodeTimeout, "deadline passed before the request ran"))
+		return
+	}
+	select {
+	case s.sem <- struct{}{}:
+	default:
+		if s.draining.Load() { // Drain holds the slots
+			s.stats.refused.Add(1)
+			reply(s.errorReply(req, CodeUnavailable, DrainingMessage))
+			return
+		}
+		s.stats.overloaded.Add(1)
+		reply(s.errorReply(req, CodeOverloaded, fmt.Sprintf("%s is running %d requests", s.id, cap(s.sem))))
+		return
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		<-s.sem
+		s.stats.refused.Add(1)
+		reply(s.errorReply(req, CodeUnavailable, closingMessage))
+		return
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	s.inflight.Add(1)
+	s.run(linkCtx, req, h, deadline, reply)
+}
+
+// deadline returns the request's deadline: its own, or now +
+// DefaultTimeout, capped at now + MaxTimeout.
+func (s *Server) deadline(req *platformpb.Envelope, now time.Time) time.Time {
+	max := now.Add(s.opts.MaxTimeout)
+	dl := req.GetDeadlineUnixNano()
+	if dl == 0 {
+		return now.Add(s.opts.DefaultTimeout)
+	}
+	if d := time.Unix(0, dl); d.Before(max) {
+		return d
+	}
+	return max
+}
+
+// run runs one handler and replies. Caller took a semaphore slot and
+// counted the request in wg and inflight.
+func (s *Server) run(linkCtx context.Context, req *platformpb.Envelope, h HandlerFunc, deadline time.Time, reply func(*platformpb.Envelope)) {
+	defer s.wg.Done()
+	ctx, cancel := context.WithDeadline(linkCtx, deadline)
+	sess := NewSession(req.GetSession())
+	log := s.log.With("method", req.GetMethod(), "request_id", req.GetRequestId())
+	if sess.ID() != "" {
+		log = log.With("session", sess.ID())
+	}
+	ctx = ContextWithSession(ctx, sess)
+	ctx = context.WithValue(ctx, loggerKey{}, log)
+
+	payload, panicked, err := callHandler(ctx, h, sess, req.GetPayload(), log)
+	cancel()
+	s.stats.served.Add(1)
+	switch {
+	case panicked:
+		s.stats.panics.Add(1)
+		s.stats.errors.Add(1)
+	case err != nil:
+		s.stats.errors.Add(1)
+	}
+	rep := &platformpb.Envelope{
+		Kind:      platformpb.Kind_KIND_REPLY,
+		RequestId: req.GetRequestId(),
+		Method:    req.GetMethod(),
+		Sender:    s.id,
+	}
+	if err != nil {
+		rep.ErrorCode, rep.ErrorMessage = replyError(err, log)
+	} else {
+		rep.Payload = payload
+	}
+	if !panicked {
+		rep.Bindings, rep.Subscriptions = sess.Changes()
+	}
+	rep.Load = s.Load()
+	// Reply before giving the slot back: Drain waits for the slots, and a
+	// reply queued before the ROUTER closes is delivered.
+	reply(rep)
+	s.inflight.Add(-1)
+	<-s.sem
+}
+
+// callHandler runs h, turning a panic into an internal error with the
+// stack logged.
+func callHandler(ctx context.Context, h HandlerFunc, sess *Session, payload []byte, log *slog.Logger) (out []byte, panicked bool, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			log.Error("services: handler panicked", "panic", p, "stack", string(debug.Stack()))
+			out, panicked, err = nil, true, Errorf(CodeInternal, "handler panicked")
+		}
+	}()
+	out, err = h(ctx, sess, payload)
+	return out, false, err
+}
+
+// replyError returns the wire code and text of a handler's error. An error
+// that is not an *Error and maps to internal is logged, and its text
+// replaced: internals are not for clients.
+func replyError(err error, log *slog.Logger) (code, msg string) {
+	var e *Error
+	if errors.As(err, &e) {
+		return CodeOf(e), e.Message
+	}
+	code = CodeOf(err)
+	if code == CodeInternal {
+		log.Error("services: handler failed", "err", err)
+		return code, "internal error"
+	}
+	return code, err.Error()
+}
+
+// errorReply builds a reply carrying only an error.
+func (s *Server) errorReply(req *platformpb.Envelope, code, msg string) *platformpb.Envelope {
+	return &platformpb.Envelope{
+		Kind:         platformpb.Kind_KIND_REPLY,
+		RequestId:    req.GetRequestId(),
+		Method:       req.GetMethod(),
+		ErrorCode:    code,
+		ErrorMessage: msg,
+		Load:         s.Load(),
+		Sender:       s.id,
+	}
+}

@@ -1,0 +1,119 @@
+package services
+
+import (
+	"context"
+	"sync"
+
+	"github.com/noonhq/noon/idl/gen/platformpb"
+)
+
+// Session is what a handler knows of the client a request comes from, and
+// how it changes the client's session: Bind / Unbind set the keys the broker
+// routes stateful requests by (room = r42), Subscribe / Unsubscribe the
+// topics pushed to the client. Changes are recorded into the reply envelope
+// (with a success or an error reply, not after a panic) and the broker
+// applies them. A Session is safe for concurrent use by a handler's
+// goroutines.
+type Session struct {
+	pb *platformpb.Session
+
+	mu       sync.Mutex // guards the fields below
+	bindings []*platformpb.Binding
+	subs     []*platformpb.Subscription
+}
+
+// NewSession wraps the session of a request envelope; pb may be nil (a call
+// that comes from no client).
+func NewSession(pb *platformpb.Session) *Session {
+	return &Session{pb: pb}
+}
+
+// ID returns the broker-assigned session id, or "" when the request comes
+// from no client.
+func (s *Session) ID() string { return s.pb.GetId() }
+
+// UserID returns the authenticated user's id, or "" before login.
+func (s *Session) UserID() string { return s.pb.GetUserId() }
+
+// RemoteAddr returns the client's address, for throttling and logs.
+func (s *Session) RemoteAddr() string { return s.pb.GetRemoteAddr() }
+
+// Broker returns the instance id of the broker holding the client's
+// connection.
+func (s *Session) Broker() string { return s.pb.GetBroker() }
+
+// Binding returns the value bound to key on the session, as the request
+// arrived, updated by this handler's own Bind and Unbind calls; "" if unset.
+func (s *Session) Binding(key string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := len(s.bindings) - 1; i >= 0; i-- {
+		if b := s.bindings[i]; b.Key == key {
+			if b.Unset {
+				return ""
+			}
+			return b.Value
+		}
+	}
+	return s.pb.GetBindings()[key]
+}
+
+// Bind sets key = value on the client's session when the reply reaches the
+// broker; later requests of the session that route by key go to the
+// instance that owns value.
+func (s *Session) Bind(key, value string) {
+	s.mu.Lock()
+	s.bindings = append(s.bindings, &platformpb.Binding{Key: key, Value: value})
+	s.mu.Unlock()
+}
+
+// Unbind clears key on the client's session when the reply reaches the
+// broker.
+func (s *Session) Unbind(key string) {
+	s.mu.Lock()
+	s.bindings = append(s.bindings, &platformpb.Binding{Key: key, Unset: true})
+	s.mu.Unlock()
+}
+
+// Subscribe asks the broker to push events of topic ("user/<id>",
+// "room/<id>") to the client.
+func (s *Session) Subscribe(topic string) {
+	s.mu.Lock()
+	s.subs = append(s.subs, &platformpb.Subscription{Topic: topic})
+	s.mu.Unlock()
+}
+
+// Unsubscribe asks the broker to stop pushing events of topic to the client.
+func (s *Session) Unsubscribe(topic string) {
+	s.mu.Lock()
+	s.subs = append(s.subs, &platformpb.Subscription{Topic: topic, Unsubscribe: true})
+	s.mu.Unlock()
+}
+
+// Proto returns the session as the request carried it (nil for none), to
+// pass on when calling another service on the client's behalf. The caller
+// must not modify it.
+func (s *Session) Proto() *platformpb.Session { return s.pb }
+
+// Changes returns the bindings and subscriptions recorded so far, in call
+// order.
+func (s *Session) Changes() ([]*platformpb.Binding, []*platformpb.Subscription) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*platformpb.Binding(nil), s.bindings...), append([]*platformpb.Subscription(nil), s.subs...)
+}
+
+type sessionKey struct{}
+
+// ContextWithSession returns ctx carrying s. The server gives every handler
+// such a context, so that a Client.Call made from a handler passes the
+// client's session on.
+func ContextWithSession(ctx context.Context, s *Session) context.Context {
+	return context.WithValue(ctx, sessionKey{}, s)
+}
+
+// SessionFromContext returns the Session ctx carries, or nil.
+func SessionFromContext(ctx context.Context) *Session {
+	s, _ := ctx.Value(sessionKey{}).(*Session)
+	return s
+}
