@@ -83,7 +83,6 @@ func (rt *runtime) health(name string, check func() error) {
 // then stops them in reverse order within shutdownGrace.
 func (rt *runtime) run(ctx context.Context, procs ...proc) error {
 	if rt.admin != nil {
-		rt.log.Info("admin listening", "addr", rt.admin.Addr(), "paths", "/metrics /healthz")
 		procs = append([]proc{{
 			name: "admin",
 			main: rt.admin.Serve,

@@ -97,7 +97,7 @@ func (rt *runtime) serviceProc(ctx context.Context, cfg *Config, name string, fa
 	if err != nil {
 		return proc{}, fmt.Errorf("services.%s: %w", name, err)
 	}
-	log := rt.log.With("service", name)
+	log := rt.log
 	handlers, cleanup, err := factory(ctx, cfg, log)
 	if err != nil {
 		return proc{}, fmt.Errorf("service %s: %w", name, err)
@@ -109,7 +109,8 @@ func (rt *runtime) serviceProc(ctx context.Context, cfg *Config, name string, fa
 		}
 		return proc{}, err
 	}
-	log.Info("service listening", "instance", srv.InstanceID(), "router", srv.Endpoint(), "pub", srv.PubEndpoint(), "yellows", opts.Yellows)
+	srv.RegisterMetrics(rt.registry("service_" + name))
+	rt.health("service_"+name, func() error { return nil })
 	return proc{
 		name: "service " + name,
 		main: srv.Main,

@@ -43,7 +43,6 @@ func runYellow(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	y.RegisterMetrics(rt.registry("yellow"))
 	rt.health("yellow", y.Health)
-	rt.log.Info("yellow listening", "router", y.RouterEndpoint(), "pub", y.PubEndpoint())
 	return rt.run(ctx, proc{name: "yellow", main: y.Main, stop: func(context.Context) { y.Exit() }})
 }
 

@@ -1,0 +1,22 @@
+package services
+
+import "github.com/noonhq/noon/internal/metrics"
+
+// RegisterMetrics exports the server's counters to m (read at scrape time
+// from Stats), under names prefixed "service_"; the registry's daemon label
+// names the service.
+func (s *Server) RegisterMetrics(m metrics.Sink) {
+	counter := func(name, help string, f func(ServerStats) uint64) {
+		m.CounterFunc(name, help, func() float64 { return float64(f(s.Stats())) })
+	}
+	m.GaugeFunc("service_in_flight", "Handlers running now.", func() float64 { return float64(s.InFlight()) })
+	m.GaugeFunc("service_load", "In-flight requests over capacity, as reported to yellow.", s.Load)
+	counter("service_requests_total", "Requests received, whatever the answer.", func(st ServerStats) uint64 { return st.Requests })
+	counter("service_served_total", "Handler runs.", func(st ServerStats) uint64 { return st.Served })
+	counter("service_errors_total", "Handler runs that returned an error.", func(st ServerStats) uint64 { return st.Errors })
+	counter("service_panics_total", "Handler runs that panicked (answered internal).", func(st ServerStats) uint64 { return st.Panics })
+	counter("service_overloaded_total", "Requests refused at capacity.", func(st ServerStats) uint64 { return st.Overloaded })
+	counter("service_refused_total", "Requests refused while draining or closing.", func(st ServerStats) uint64 { return st.Refused })
+	counter("service_expired_total", "Requests whose deadline had passed on arrival.", func(st ServerStats) uint64 { return st.Expired })
+	counter("service_unknown_method_total", "Requests for a method with no handler.", func(st ServerStats) uint64 { return st.UnknownMethod })
+}
