@@ -1,0 +1,60 @@
+// Package link is noon's internal messaging layer over ZeroMQ
+// (github.com/go-zeromq/zmq4 v0.17.0, pure Go).
+//
+// It offers four things:
+//
+//   - Server: a ROUTER that every service instance binds; it decodes
+//     platformpb.Envelope requests, runs a Handler per request, answers the
+//     platform's own PING with PONG and routes replies back to the caller's
+//     socket identity.
+//   - Peer: a consumer's link to ONE remote instance (one DEALER socket with a
+//     unique identity). Call sends a request with an id and an absolute
+//     deadline and waits for the matching reply; heartbeats detect a dead
+//     link, which is closed and redialled with a fresh socket.
+//   - Publisher: a PUB socket with a bounded queue in front and a per-subscriber
+//     high-water mark behind; events are framed so that topic matching is exact.
+//   - Subscriber: one SUB socket per remote PUB endpoint, with refcounted
+//     subscriptions that survive reconnects.
+//
+// # Why it looks like this
+//
+// zmq4 v0.17.0 has defects that shape the design (see DESIGN.md):
+// DEALER and PUSH copy to every peer instead of balancing, so a consumer holds
+// one DEALER per remote instance and picks the instance itself; REQ/REP do not
+// recover after a restart, so they are not used; zmq4 answers no ZMTP PING, so
+// heartbeats are Envelope PING/PONG; zmq4's own reconnect is unreliable, so a
+// dead link's socket is closed and a new socket (new identity) is dialled.
+//
+// Every tcp:// socket this package opens also goes through a guarded transport
+// (guard.go) registered with zmq4 as "noon+tcp". It parses the ZMTP stream as
+// it passes and fixes what cannot be fixed from the socket API:
+//
+//   - zmq4 allocates whatever frame length the peer announces (a 9-byte header
+//     makes it panic with "makeslice: len out of range", killing the process);
+//     the guard refuses frames over the configured maximum before zmq4 sees
+//     the length.
+//   - zmq4 panics on a malformed READY command (slice out of range in
+//     Metadata.UnmarshalZMTP); the guard validates the handshake first.
+//   - zmq4 runs every handshake inline in its single accept loop with no
+//     deadline, so one silent TCP connection stops all new connections, and it
+//     never closes a connection whose handshake failed; the guard puts a
+//     deadline on the handshake and closes such connections.
+//   - zmq4 writes with no deadline while holding the socket's writer lock, so
+//     one peer that stops reading blocks every send; the guard puts a deadline
+//     on each write and closes the connection when it passes.
+//   - zmq4's PUB high-water mark is a single queue shared by all subscribers,
+//     drained by one goroutine that writes to each subscriber in turn, and it
+//     drops silently; the guard gives each PUB connection its own bounded
+//     queue and writer, and counts what it drops.
+//
+// It also coalesces each ZMTP message into one write (zmq4 issues two or four
+// small writes per frame) and buffers reads (zmq4 reads 2-byte headers with
+// separate syscalls).
+//
+// # Goroutines and locks
+//
+// Each socket has one reading goroutine and one writing goroutine fed by a
+// bounded queue; nothing calls Send from a caller's or a handler's goroutine.
+// Locks are leaves: no function holds two of this package's mutexes at once,
+// and none is held while calling zmq4 or user code.
+package link

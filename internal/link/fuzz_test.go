@@ -1,0 +1,95 @@
+package link
+
+import (
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/noonhq/noon/idl/gen/platformpb"
+)
+
+// FuzzDecodeEnvelope feeds the server's envelope decoder arbitrary frames:
+// it must never panic, must refuse frames over its limit, and whatever it
+// accepts must re-encode and decode to the same message. Each input is also
+// decoded in two halves (a frame cut short).
+func FuzzDecodeEnvelope(f *testing.F) {
+	const limit = 4096
+	full := &platformpb.Envelope{
+		Kind: platformpb.Kind_KIND_REQUEST, RequestId: 1 << 40, Method: "room.Join",
+		Session:          &platformpb.Session{Id: "s1", UserId: "u1", Bindings: map[string]string{"room": "r42"}},
+		DeadlineUnixNano: 1_700_000_000_000_000_000, Payload: []byte{1, 2, 3},
+		ErrorCode: "moved", ErrorMessage: "elsewhere", Load: 0.5, Sender: "room-1",
+		Bindings:      []*platformpb.Binding{{Key: "room", Value: "r42"}},
+		Subscriptions: []*platformpb.Subscription{{Topic: "room/r42"}},
+	}
+	b, _ := proto.Marshal(full)
+	f.Add(b)
+	for _, o := range []envelopeOverrides{
+		{kind: platformpb.Kind_KIND_PING, requestID: 7},
+		{kind: platformpb.Kind_KIND_PONG, requestID: 7, setLoad: true, load: 0.25, sender: "x"},
+		{kind: platformpb.Kind_KIND_CANCEL, requestID: 9},
+	} {
+		b, _ := encodeEnvelope(nil, o)
+		f.Add(b)
+	}
+	b, _ = encodeEnvelope(full, envelopeOverrides{kind: platformpb.Kind_KIND_REPLY, requestID: 3, deadline: 5})
+	f.Add(b)
+	f.Add([]byte{})
+	f.Add([]byte{0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Add(make([]byte, limit+1))
+
+	f.Fuzz(func(t *testing.T, b []byte) {
+		env, err := decodeEnvelope(b, limit)
+		if len(b) > limit && err == nil {
+			t.Fatalf("accepted a %d-byte frame over the %d limit", len(b), limit)
+		}
+		if err == nil {
+			again, err := proto.Marshal(env)
+			if err != nil {
+				t.Fatalf("re-encode: %v", err)
+			}
+			env2, err := decodeEnvelope(again, 2*limit+len(again))
+			if err != nil || !proto.Equal(env, env2) {
+				t.Fatalf("round trip: %v, equal=%v", err, proto.Equal(env, env2))
+			}
+		}
+		_, _ = decodeEnvelope(b[:len(b)/2], limit)
+		_, _ = decodeEnvelope(b[len(b)/2:], limit)
+	})
+}
+
+// FuzzFrameParser feeds the guard's ZMTP parser arbitrary streams, whole and
+// cut in two at every fuzzed point: it must never panic, must reach the same
+// verdict at the same byte either way, and never hand on more than it got.
+func FuzzFrameParser(f *testing.F) {
+	valid := append(append(zmtpGreeting(), readyCommand("Socket-Type", "DEALER", "Identity", "abc")...),
+		flagMore, 0, 0, 3, 'a', 'b', 'c', flagLong, 0, 0, 0, 0, 0, 0, 0, 1, 'x')
+	f.Add(valid, uint(70))
+	f.Add(append(zmtpGreeting(), flagCommand, 10, 5, 'R', 'E', 'A', 'D', 'Y', 3, 'a', 'b', 'c'), uint(66))
+	f.Add(append(append(zmtpGreeting(), readyCommand()...), flagLong, 0x10, 0, 0, 0, 0, 0, 0, 0), uint(3))
+	f.Add([]byte("GET / HTTP/1.1\r\n"), uint(0))
+
+	f.Fuzz(func(t *testing.T, b []byte, cut uint) {
+		const limit = 256
+		whole := frameParser{greet: greetingLen, check: true, limit: limit}
+		n1, err1 := whole.feed(b)
+		if n1 > len(b) {
+			t.Fatalf("handed on %d of %d bytes", n1, len(b))
+		}
+
+		c := int(cut % uint(len(b)+1))
+		split := frameParser{greet: greetingLen, check: true, limit: limit}
+		n2, err2 := split.feed(b[:c])
+		if err2 == nil {
+			var m int
+			m, err2 = split.feed(b[c:])
+			n2 = c + m
+		}
+		if n1 != n2 || (err1 == nil) != (err2 == nil) {
+			t.Fatalf("whole: %d, %v; cut at %d: %d, %v", n1, err1, c, n2, err2)
+		}
+		if err1 == nil && n1 != len(b) {
+			t.Fatalf("no error but handed on %d of %d bytes", n1, len(b))
+		}
+	})
+}

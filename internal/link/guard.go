@@ -1,0 +1,660 @@
+package link
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-zeromq/zmq4"
+	"github.com/go-zeromq/zmq4/transport"
+)
+
+// guardNetwork is the zmq4 transport name under which the guarded TCP
+// transport is registered. Only this process sees it: on the wire it is plain
+// ZMTP over TCP, and endpoints are published as tcp://host:port.
+const guardNetwork = "noon+tcp"
+
+func init() {
+	if err := zmq4.RegisterTransport(guardNetwork, guardTransport{}); err != nil {
+		panic(err) // only a second registration of the same name can fail
+	}
+}
+
+// zmtpEndpoint maps a public "tcp://host:port" endpoint to the guarded
+// transport's endpoint. Other transports are refused: the guard is what keeps
+// a hostile or broken peer from crashing the process.
+func zmtpEndpoint(ep string) (string, error) {
+	rest, ok := strings.CutPrefix(ep, "tcp://")
+	if !ok {
+		return "", fmt.Errorf("link: endpoint %q: want tcp://host:port", ep)
+	}
+	if _, _, err := net.SplitHostPort(rest); err != nil {
+		return "", fmt.Errorf("link: endpoint %q: %w", ep, err)
+	}
+	return guardNetwork + "://" + rest, nil
+}
+
+// guardConfig is what a guarded connection enforces. A socket's config
+// travels to the transport in the context given to zmq4.NewXxx, which zmq4
+// passes to Transport.Dial and Transport.Listen.
+type guardConfig struct {
+	maxMessage   uint64        // largest ZMTP message (all frames) the remote may send
+	handshake    time.Duration // greeting + READY must be done within this
+	writeTimeout time.Duration // one write may not block longer than this
+	idle         time.Duration // close when nothing was read for this long; 0: never
+	hwm          int           // > 0: writes go through a per-connection queue of hwm messages
+	hwmBytes     int64         // and of at most hwmBytes bytes
+	sockBuf      int           // > 0: SO_SNDBUF and SO_RCVBUF (tests)
+	stats        *guardStats
+	log          *slog.Logger
+}
+
+// guardStats counts what guarded connections did on their own.
+type guardStats struct {
+	rejected atomic.Uint64 // closed for a protocol violation or a handshake timeout
+	idle     atomic.Uint64 // closed after the idle timeout
+	stuck    atomic.Uint64 // closed because a write passed writeTimeout
+	dropped  atomic.Uint64 // messages dropped because the connection's queue was full
+}
+
+type guardKey struct{}
+
+func withGuard(ctx context.Context, cfg *guardConfig) context.Context {
+	return context.WithValue(ctx, guardKey{}, cfg)
+}
+
+func guardFrom(ctx context.Context) *guardConfig {
+	if cfg, ok := ctx.Value(guardKey{}).(*guardConfig); ok {
+		return cfg
+	}
+	return &guardConfig{
+		maxMessage:   DefaultMaxMessage + frameOverhead,
+		handshake:    DefaultHandshakeTimeout,
+		writeTimeout: DefaultSendTimeout,
+		stats:        new(guardStats),
+		log:          slog.Default(),
+	}
+}
+
+// guardTransport is the zmq4 transport.Transport for guardNetwork.
+type guardTransport struct{}
+
+var _ transport.Transport = guardTransport{}
+
+// Dial connects to addr and guards the connection.
+func (guardTransport) Dial(ctx context.Context, d transport.Dialer, addr string) (net.Conn, error) {
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return newGuardConn(ctx, c, guardFrom(ctx)), nil
+}
+
+// Listen binds addr; accepted connections are guarded.
+func (guardTransport) Listen(ctx context.Context, addr string) (net.Listener, error) {
+	var lc net.ListenConfig
+	l, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	gl := &guardListener{
+		Listener: l,
+		ctx:      ctx,
+		cfg:      guardFrom(ctx),
+		ready:    make(chan net.Conn),
+		done:     make(chan struct{}),
+	}
+	go gl.acceptLoop()
+	return gl, nil
+}
+
+// Addr normalises "host:port" the way zmq4's own tcp transport does.
+func (guardTransport) Addr(ep string) (string, error) {
+	host, port, err := net.SplitHostPort(ep)
+	if err != nil {
+		return "", err
+	}
+	switch port {
+	case "", "*":
+		port = "0"
+	}
+	switch host {
+	case "", "*":
+		host = "0.0.0.0"
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+// guardListener hands zmq4 only connections that have sent the ZMTP
+// signature. zmq4 runs each handshake inline in its one accept loop, with no
+// deadline, so a connection that sends nothing (a port scanner, a load
+// balancer's TCP probe) would stop every other connection from being
+// accepted; here such connections wait in their own goroutine and are closed
+// at the handshake timeout. (A peer that sends the signature and then stalls
+// still holds zmq4's loop, for at most the handshake timeout.)
+type guardListener struct {
+	net.Listener
+	ctx       context.Context
+	cfg       *guardConfig
+	ready     chan net.Conn // connections whose signature arrived
+	done      chan struct{}
+	closeOnce sync.Once
+	pending   atomic.Int32 // connections waiting for their signature
+}
+
+// Accept returns the next connection whose peer has sent its signature.
+func (l *guardListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ready:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close stops accepting.
+func (l *guardListener) Close() error {
+	l.closeOnce.Do(func() { close(l.done) })
+	return l.Listener.Close()
+}
+
+func (l *guardListener) acceptLoop() {
+	var delay time.Duration
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || l.ctx.Err() != nil {
+				return
+			}
+			// Back off 5 ms -> 1 s on EMFILE and the like, like net/http's
+			// Serve; zmq4's own loop would retry at once and spin.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			l.cfg.log.Warn("link: accept failed", "err", err, "retry_in", delay)
+			select {
+			case <-time.After(delay):
+			case <-l.done:
+				return
+			}
+			continue
+		}
+		delay = 0
+		if l.pending.Add(1) > maxPendingHandshakes {
+			l.pending.Add(-1)
+			l.cfg.stats.rejected.Add(1)
+			c.Close()
+			continue
+		}
+		go l.awaitSignature(newGuardConn(l.ctx, c, l.cfg))
+	}
+}
+
+// awaitSignature waits (up to the handshake timeout, which closes g) for the
+// first signatureLen bytes of the greeting, then hands g to zmq4. The bytes
+// stay in g's read buffer for zmq4 to read and the guard to check.
+func (l *guardListener) awaitSignature(g *guardConn) {
+	defer l.pending.Add(-1)
+	if _, err := g.br.Peek(signatureLen); err != nil {
+		g.Close()
+		return
+	}
+	select {
+	case l.ready <- g:
+	case <-l.done:
+		g.Close()
+	}
+}
+
+// guardError is what a guarded connection returns once it has closed itself.
+// It wraps io.EOF because zmq4 only drops a connection on io.EOF or on a
+// non-timeout net.Error; any other error would leave the dead connection in
+// the socket's pools.
+type guardError struct{ reason string }
+
+func (e *guardError) Error() string { return "link: connection closed: " + e.reason }
+func (e *guardError) Unwrap() error { return io.EOF }
+
+// guardConn is a TCP connection that zmq4 reads and writes through. See the
+// package documentation for what it enforces.
+//
+// Reading: one goroutine at a time (zmq4's handshake, then its listener), so
+// br, rp, rerr, hsDone and idleAt need no lock. Writing: wmu serialises.
+type guardConn struct {
+	net.Conn
+	cfg *guardConfig
+
+	br     *bufio.Reader
+	rp     frameParser
+	rerr   error
+	hsDone bool
+	idleAt time.Time
+
+	wmu    sync.Mutex
+	wp     frameParser
+	wbuf   []byte
+	werr   error
+	wdl    time.Time // write deadline currently set
+	bufs   [2][]byte
+	q      chan []byte // async mode only
+	qbytes atomic.Int64
+
+	cmu     sync.Mutex // guards hsTimer and stopCtx, set after callbacks that may Close
+	hsTimer *time.Timer
+	stopCtx func() bool
+
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+func newGuardConn(ctx context.Context, c net.Conn, cfg *guardConfig) *guardConn {
+	g := &guardConn{
+		Conn:   c,
+		cfg:    cfg,
+		rp:     frameParser{greet: greetingLen, check: true, limit: cfg.maxMessage},
+		wp:     frameParser{greet: greetingLen},
+		closed: make(chan struct{}),
+	}
+	g.br = bufio.NewReaderSize(rawReader{g}, readBufferSize)
+	if tc, ok := c.(*net.TCPConn); ok && cfg.sockBuf > 0 {
+		_ = tc.SetReadBuffer(cfg.sockBuf)
+		_ = tc.SetWriteBuffer(cfg.sockBuf)
+	}
+	// The socket's context ends when the zmq4 socket is closed: close this
+	// connection too, even if zmq4 lost track of it (it accepts after Close
+	// has started, and never closes a connection whose handshake failed).
+	stop := context.AfterFunc(ctx, func() { g.Close() })
+	var hs *time.Timer
+	if cfg.handshake > 0 {
+		hs = time.AfterFunc(cfg.handshake, func() {
+			cfg.stats.rejected.Add(1)
+			cfg.log.Debug("link: ZMTP handshake timed out", "remote", c.RemoteAddr().String())
+			g.Close()
+		})
+	}
+	g.cmu.Lock()
+	g.stopCtx, g.hsTimer = stop, hs
+	g.cmu.Unlock()
+	if cfg.hwm > 0 {
+		g.q = make(chan []byte, cfg.hwm)
+		go g.writeLoop()
+	}
+	return g
+}
+
+// Close closes the connection; it is safe to call more than once.
+func (g *guardConn) Close() error {
+	g.closeOnce.Do(func() {
+		close(g.closed)
+		g.cmu.Lock()
+		hs, stop := g.hsTimer, g.stopCtx
+		g.cmu.Unlock()
+		if hs != nil {
+			hs.Stop()
+		}
+		if stop != nil {
+			stop()
+		}
+	})
+	return g.Conn.Close()
+}
+
+// Read hands zmq4 the stream after checking it frame by frame. A frame that
+// breaks a rule is never completed: its header (or the last byte of a bad
+// READY) is withheld, the connection is closed and the next Read fails.
+func (g *guardConn) Read(p []byte) (int, error) {
+	if g.rerr != nil {
+		return 0, g.rerr
+	}
+	if !g.hsDone && g.rp.frames > 0 {
+		// zmq4 reads again after the peer's READY only once Open succeeded and
+		// the socket started its listener: the handshake is over.
+		g.hsDone = true
+		g.cmu.Lock()
+		hs := g.hsTimer
+		g.cmu.Unlock()
+		if hs != nil {
+			hs.Stop()
+		}
+	}
+	n, err := g.br.Read(p)
+	if n > 0 {
+		k, perr := g.rp.feed(p[:n])
+		if perr != nil {
+			g.rerr = &guardError{reason: perr.Error()}
+			g.cfg.stats.rejected.Add(1)
+			g.cfg.log.Warn("link: closing connection", "remote", g.RemoteAddr().String(), "err", perr)
+			g.Close()
+			if k > 0 {
+				return k, nil
+			}
+			return 0, g.rerr
+		}
+	}
+	return n, err
+}
+
+// rawReader is what the bufio.Reader reads from: the TCP connection with the
+// idle deadline applied.
+type rawReader struct{ g *guardConn }
+
+func (r rawReader) Read(p []byte) (int, error) {
+	g := r.g
+	if idle := g.cfg.idle; idle > 0 {
+		// Move the deadline only when it is less than idle away: one
+		// SetReadDeadline per idle/2 rather than per read. The connection
+		// is closed after between idle and 1.5 x idle of silence.
+		now := time.Now()
+		if g.idleAt.Sub(now) < idle {
+			g.idleAt = now.Add(idle + idle/2)
+			_ = g.Conn.SetReadDeadline(g.idleAt)
+		}
+	}
+	n, err := g.Conn.Read(p)
+	if err != nil && isTimeout(err) {
+		g.cfg.stats.idle.Add(1)
+		g.Close()
+		return n, &guardError{reason: "idle timeout"}
+	}
+	return n, err
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// Write takes the bytes zmq4 writes (a header, then a body, per frame) and
+// writes each complete ZMTP message with one syscall, under a deadline; in
+// async mode it queues the message for this connection's writer instead.
+func (g *guardConn) Write(p []byte) (int, error) {
+	g.wmu.Lock()
+	defer g.wmu.Unlock()
+	if g.werr != nil {
+		return 0, g.werr
+	}
+	if _, err := g.wp.feed(p); err != nil {
+		return 0, err // the write parser checks nothing; cannot happen
+	}
+	if !g.wp.atBoundary() && (g.q != nil || len(g.wbuf)+len(p) <= coalesceLimit) {
+		g.wbuf = append(g.wbuf, p...)
+		return len(p), nil
+	}
+	if g.q != nil {
+		m := make([]byte, 0, len(g.wbuf)+len(p))
+		m = append(append(m, g.wbuf...), p...)
+		g.wbuf = g.wbuf[:0]
+		g.enqueue(m)
+		return len(p), nil
+	}
+	err := g.writeNow(g.wbuf, p)
+	g.wbuf = g.wbuf[:0]
+	if err != nil {
+		g.werr = err
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// enqueue queues one complete message for the async writer, or drops it when
+// the queue is at its high-water mark. Caller holds wmu.
+func (g *guardConn) enqueue(m []byte) {
+	select {
+	case <-g.closed:
+		return
+	default:
+	}
+	if g.qbytes.Load()+int64(len(m)) > g.cfg.hwmBytes {
+		g.cfg.stats.dropped.Add(1)
+		return
+	}
+	select {
+	case g.q <- m:
+		g.qbytes.Add(int64(len(m)))
+	default:
+		g.cfg.stats.dropped.Add(1)
+	}
+}
+
+func (g *guardConn) writeLoop() {
+	for {
+		select {
+		case m := <-g.q:
+			g.qbytes.Add(-int64(len(m)))
+			if g.writeNow(nil, m) != nil {
+				return
+			}
+		case <-g.closed:
+			return
+		}
+	}
+}
+
+// writeNow writes a then b with one writev under the write deadline; when the
+// write fails or times out the connection is closed. Callers serialise.
+func (g *guardConn) writeNow(a, b []byte) error {
+	if t := g.cfg.writeTimeout; t > 0 {
+		// As for reads: move the deadline only when it is less than t away,
+		// so every write gets between t and 1.5 x t.
+		now := time.Now()
+		if g.wdl.Sub(now) < t {
+			g.wdl = now.Add(t + t/2)
+			_ = g.Conn.SetWriteDeadline(g.wdl)
+		}
+	}
+	var err error
+	if len(a) == 0 {
+		_, err = g.Conn.Write(b)
+	} else {
+		g.bufs[0], g.bufs[1] = a, b
+		bufs := net.Buffers(g.bufs[:])
+		_, err = bufs.WriteTo(g.Conn)
+		g.bufs[0], g.bufs[1] = nil, nil
+	}
+	if err == nil {
+		return nil
+	}
+	reason := err.Error()
+	if isTimeout(err) {
+		g.cfg.stats.stuck.Add(1)
+		reason = "write blocked for longer than the send timeout"
+		g.cfg.log.Warn("link: closing connection: peer stopped reading", "remote", g.RemoteAddr().String())
+	}
+	g.Close()
+	return &guardError{reason: reason}
+}
+
+// ZMTP 3 framing, as much as the guard needs.
+const (
+	greetingLen  = 64
+	signatureLen = 10 // what libzmq sends before it waits for the peer's
+	flagMore     = 0x01
+	flagLong     = 0x02
+	flagCommand  = 0x04
+)
+
+type parseState uint8
+
+const (
+	stGreeting parseState = iota
+	stFlags
+	stSize
+	stBody
+)
+
+// frameParser follows a ZMTP 3 byte stream: a 64-byte greeting, then frames
+// of flags, a 1- or 8-byte size and a body. With check set (the read side) it
+// enforces the guard's rules; otherwise (the write side) it only tracks where
+// messages end.
+type frameParser struct {
+	check bool
+	limit uint64 // largest message, all frames (check only)
+
+	state   parseState
+	greet   int // greeting bytes still to come
+	flags   byte
+	size    [8]byte
+	sizeN   int
+	sizeLen int
+	body    uint64 // body bytes still to come
+	msg     uint64 // bytes of the message so far
+	inMsg   bool   // a frame with MORE was seen and the message is not over
+	frames  int    // frames completed since the greeting
+	hs      []byte // body of the first frame (the handshake command), check only
+}
+
+// feed follows b. It returns how many bytes of b may be handed on and, when a
+// rule is broken, why; the bytes from the offending one on must not be.
+func (p *frameParser) feed(b []byte) (int, error) {
+	i := 0
+	for i < len(b) {
+		switch p.state {
+		case stGreeting:
+			n := min(p.greet, len(b)-i)
+			if p.check {
+				for j := 0; j < n; j++ {
+					if err := checkGreetingByte(greetingLen-p.greet+j, b[i+j]); err != nil {
+						return i + j, err
+					}
+				}
+			}
+			p.greet -= n
+			i += n
+			if p.greet == 0 {
+				p.state = stFlags
+			}
+		case stFlags:
+			f := b[i]
+			if p.check {
+				if f&^(flagMore|flagLong|flagCommand) != 0 {
+					return i, fmt.Errorf("reserved bits set in frame flags %#02x", f)
+				}
+				if p.frames == 0 && (f&flagCommand == 0 || f&flagMore != 0) {
+					return i, errors.New("first frame is not a single-frame command")
+				}
+			}
+			p.flags = f
+			p.sizeN, p.sizeLen = 0, 1
+			if f&flagLong != 0 {
+				p.sizeLen = 8
+			}
+			p.state = stSize
+			i++
+		case stSize:
+			p.size[p.sizeN] = b[i]
+			p.sizeN++
+			if p.sizeN < p.sizeLen {
+				i++
+				continue
+			}
+			size := uint64(p.size[0])
+			if p.sizeLen == 8 {
+				size = binary.BigEndian.Uint64(p.size[:])
+			}
+			if p.check {
+				if p.frames == 0 && size > maxHandshakeFrame {
+					return i, fmt.Errorf("handshake command of %d bytes", size)
+				}
+				if size > p.limit || p.msg+size > p.limit {
+					return i, fmt.Errorf("message of %d+ bytes over the %d limit", p.msg+size, p.limit)
+				}
+			}
+			i++
+			p.msg += size
+			p.inMsg = true
+			p.body = size
+			if p.check && p.frames == 0 {
+				p.hs = make([]byte, 0, size)
+			}
+			if size > 0 {
+				p.state = stBody
+				continue
+			}
+			if err := p.endFrame(); err != nil {
+				return i - 1, err
+			}
+		case stBody:
+			n := min(uint64(len(b)-i), p.body)
+			if p.hs != nil {
+				p.hs = append(p.hs, b[i:i+int(n)]...)
+			}
+			p.body -= n
+			i += int(n)
+			if p.body == 0 {
+				if err := p.endFrame(); err != nil {
+					return i - 1, err
+				}
+			}
+		}
+	}
+	return i, nil
+}
+
+// endFrame closes the current frame; for the handshake command it first
+// validates it, so that a bad one is never completed.
+func (p *frameParser) endFrame() error {
+	if p.check && p.frames == 0 {
+		if err := checkReady(p.hs); err != nil {
+			return err
+		}
+		p.hs = nil
+	}
+	p.frames++
+	p.state = stFlags
+	if p.flags&flagMore == 0 {
+		p.msg = 0
+		p.inMsg = false
+	}
+	return nil
+}
+
+// atBoundary reports whether the stream is between messages (or just after
+// the greeting): what was written so far can be flushed.
+func (p *frameParser) atBoundary() bool {
+	return p.state == stFlags && !p.inMsg
+}
+
+// checkGreetingByte checks the ZMTP greeting bytes that identify the
+// protocol: signature 0xFF ... 0x7F and major version 3 or later.
+func checkGreetingByte(off int, c byte) error {
+	switch {
+	case off == 0 && c != 0xFF, off == 9 && c != 0x7F:
+		return fmt.Errorf("bad ZMTP signature byte %d: %#02x", off, c)
+	case off == 10 && c < 3:
+		return fmt.Errorf("ZMTP version %d, want 3", c)
+	}
+	return nil
+}
+
+// checkReady validates the peer's handshake command the way zmq4 will parse
+// it, but without zmq4's out-of-range slicing: a READY whose metadata lies
+// about its lengths makes zmq4 panic in Metadata.UnmarshalZMTP.
+func checkReady(b []byte) error {
+	if len(b) == 0 || int(b[0])+1 > len(b) {
+		return errors.New("truncated handshake command")
+	}
+	if name := string(b[1 : 1+int(b[0])]); name != zmq4.CmdReady {
+		return fmt.Errorf("handshake command %q, want READY", name)
+	}
+	props := b[1+int(b[0]):]
+	for len(props) > 0 {
+		klen := int(props[0])
+		if 1+klen+4 > len(props) {
+			return errors.New("truncated READY property")
+		}
+		vlen := binary.BigEndian.Uint32(props[1+klen:])
+		props = props[1+klen+4:]
+		if uint64(vlen) > uint64(len(props)) {
+			return errors.New("READY property value overruns the command")
+		}
+		props = props[vlen:]
+	}
+	return nil
+}

@@ -1,0 +1,580 @@
+package link
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-zeromq/zmq4"
+
+	"github.com/noonhq/noon/idl/gen/platformpb"
+)
+
+// PeerOptions configures a Peer. Zero values take the defaults in limits.go.
+type PeerOptions struct {
+	// IdentityPrefix starts the ZeroMQ identity of each DEALER socket
+	// (default "noon-"; at most 200 bytes). A random suffix makes every socket
+	// unique, including each redialled one.
+	IdentityPrefix string
+	// InstanceID, when set, is sent as the sender of requests that have none.
+	InstanceID string
+	// HeartbeatInterval is how often the Peer pings (default 1 s).
+	HeartbeatInterval time.Duration
+	// DeadAfter declares the link dead when nothing at all was received for
+	// this long (default 3 x HeartbeatInterval, at least 2 x).
+	DeadAfter time.Duration
+	// SendTimeout declares the link dead when one socket send blocks for
+	// longer (default 1 s).
+	SendTimeout time.Duration
+	// DefaultTimeout is the deadline of a Call whose context has none
+	// (default 5 s).
+	DefaultTimeout time.Duration
+	// QueueSize bounds the send queue (default 1024). When it is full Call
+	// fails at once with ErrOverloaded.
+	QueueSize int
+	// BackoffMin and BackoffMax bound the redial delay (defaults 50 ms, 2 s).
+	BackoffMin, BackoffMax time.Duration
+	// DialTimeout bounds a TCP connect (default 1 s).
+	DialTimeout time.Duration
+	// HandshakeTimeout bounds the ZMTP handshake (default 2 s).
+	HandshakeTimeout time.Duration
+	// MaxMessage bounds a request or reply envelope (default 4 MiB).
+	MaxMessage int
+	// Logger receives the Peer's logs (default slog.Default()).
+	Logger *slog.Logger
+}
+
+func (o PeerOptions) withDefaults() PeerOptions {
+	if o.IdentityPrefix == "" {
+		o.IdentityPrefix = "noon-"
+	}
+	if len(o.IdentityPrefix) > maxIdentityPrefix {
+		o.IdentityPrefix = o.IdentityPrefix[:maxIdentityPrefix]
+	}
+	o.HeartbeatInterval = orDefault(o.HeartbeatInterval, DefaultHeartbeatInterval)
+	// Less than two intervals would declare a healthy link dead whenever one
+	// PONG is a little late.
+	o.DeadAfter = max(orDefault(o.DeadAfter, DefaultDeadIntervals*o.HeartbeatInterval), 2*o.HeartbeatInterval)
+	o.SendTimeout = orDefault(o.SendTimeout, DefaultSendTimeout)
+	o.DefaultTimeout = orDefault(o.DefaultTimeout, DefaultCallTimeout)
+	o.QueueSize = orDefault(o.QueueSize, DefaultQueueSize)
+	o.BackoffMin = orDefault(o.BackoffMin, DefaultBackoffMin)
+	o.BackoffMax = max(orDefault(o.BackoffMax, DefaultBackoffMax), o.BackoffMin)
+	o.DialTimeout = orDefault(o.DialTimeout, DefaultDialTimeout)
+	o.HandshakeTimeout = orDefault(o.HandshakeTimeout, DefaultHandshakeTimeout)
+	o.MaxMessage = orDefault(o.MaxMessage, DefaultMaxMessage)
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// PeerStats is a snapshot of a Peer's counters.
+type PeerStats struct {
+	Calls       uint64 // Call invocations
+	Replies     uint64 // replies matched to a waiting call
+	Timeouts    uint64 // calls whose context ended first
+	Unavailable uint64 // calls failed because the link was down or died
+	Overloaded  uint64 // calls refused because the send queue was full
+	LateReplies uint64 // replies with no waiting call (late or unknown), dropped
+	BadMessages uint64 // frames that were not a valid Envelope, dropped
+	Connects    uint64 // links established
+	DialErrors  uint64 // failed dials
+	Deaths      uint64 // links declared dead (heartbeats, stuck send, error)
+	StuckSends  uint64 // sends that passed SendTimeout
+	Guard       GuardStats
+}
+
+// GuardStats counts what the connection guard did on its own.
+type GuardStats struct {
+	Rejected uint64 // connections closed for a protocol violation or handshake timeout
+	Idle     uint64 // connections closed after the idle timeout
+	Stuck    uint64 // connections closed because a write passed the send timeout
+	Dropped  uint64 // messages dropped by a connection's full queue (PUB)
+}
+
+func (g *guardStats) snapshot() GuardStats {
+	return GuardStats{
+		Rejected: g.rejected.Load(),
+		Idle:     g.idle.Load(),
+		Stuck:    g.stuck.Load(),
+		Dropped:  g.dropped.Load(),
+	}
+}
+
+type peerCounters struct {
+	calls, replies, timeouts, unavailable, overloaded, late, bad atomic.Uint64
+	connects, dialErrors, deaths, stuck                          atomic.Uint64
+}
+
+// Peer is a consumer's link to one remote instance: one DEALER socket,
+// connected in the background and redialled with a new socket whenever it
+// dies. All methods are safe for concurrent use.
+type Peer struct {
+	endpoint string
+	zep      string
+	epErr    error
+	opts     PeerOptions
+	log      *slog.Logger
+	gcfg     *guardConfig
+	gstats   guardStats
+
+	ctx    context.Context // ends at Close; parent of every socket
+	cancel context.CancelFunc
+	closed atomic.Bool
+	wg     sync.WaitGroup
+
+	cur      atomic.Pointer[link] // nil while not connected
+	nextID   atomic.Uint64
+	inflight atomic.Int64
+	load     atomic.Uint64 // math.Float64bits of the last load reported
+	stats    peerCounters
+}
+
+// Dial returns a Peer for the instance at endpoint ("tcp://host:port"). It
+// does not block: the Peer connects in the background and keeps redialling
+// with backoff until Close. Calls fail with ErrUnavailable until it is
+// connected; use Alive to wait for it.
+func Dial(endpoint string, opts PeerOptions) *Peer {
+	opts = opts.withDefaults()
+	p := &Peer{
+		endpoint: endpoint,
+		opts:     opts,
+		log:      opts.Logger.With("peer", endpoint),
+	}
+	p.zep, p.epErr = zmtpEndpoint(endpoint)
+	p.gcfg = &guardConfig{
+		maxMessage:   uint64(opts.MaxMessage) + frameOverhead,
+		handshake:    opts.HandshakeTimeout,
+		writeTimeout: opts.SendTimeout,
+		stats:        &p.gstats,
+		log:          p.log,
+	}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	p.wg.Add(1)
+	go p.run()
+	return p
+}
+
+// Endpoint returns the endpoint the Peer dials.
+func (p *Peer) Endpoint() string { return p.endpoint }
+
+// Alive reports whether the link is connected and heard from within DeadAfter.
+func (p *Peer) Alive() bool {
+	l := p.cur.Load()
+	if l == nil || !l.heard.Load() || l.isDead() {
+		return false
+	}
+	return time.Since(time.Unix(0, l.lastRecv.Load())) < p.opts.DeadAfter
+}
+
+// InFlight returns the number of calls waiting for a reply.
+func (p *Peer) InFlight() int { return int(p.inflight.Load()) }
+
+// Load returns the load the remote last reported in a PONG or REPLY, in [0,1].
+func (p *Peer) Load() float64 { return math.Float64frombits(p.load.Load()) }
+
+// Stats returns a snapshot of the Peer's counters.
+func (p *Peer) Stats() PeerStats {
+	s := &p.stats
+	return PeerStats{
+		Calls: s.calls.Load(), Replies: s.replies.Load(), Timeouts: s.timeouts.Load(),
+		Unavailable: s.unavailable.Load(), Overloaded: s.overloaded.Load(),
+		LateReplies: s.late.Load(), BadMessages: s.bad.Load(), Connects: s.connects.Load(),
+		DialErrors: s.dialErrors.Load(), Deaths: s.deaths.Load(), StuckSends: s.stuck.Load(),
+		Guard: p.gstats.snapshot(),
+	}
+}
+
+// Close closes the link and stops redialling. Waiting calls fail with
+// ErrClosed. It is idempotent.
+func (p *Peer) Close() error {
+	if !p.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	p.cancel()
+	p.wg.Wait()
+	return nil
+}
+
+// Call sends req as a REQUEST and waits for its REPLY. It sets the kind, a
+// fresh request id and the deadline (from ctx, or DefaultTimeout if ctx has
+// none) on the wire without modifying req. A reply carrying an error_code is
+// returned as is, with a nil error: errors here are the transport's.
+//
+// Call never waits past ctx: it returns ErrTimeout (or the context's error
+// if it was canceled) and sends the remote a best-effort CANCEL. It returns
+// ErrUnavailable at once when the link is down and as soon as it dies,
+// ErrOverloaded when the send queue is full, ErrClosed after Close.
+func (p *Peer) Call(ctx context.Context, req *platformpb.Envelope) (*platformpb.Envelope, error) {
+	p.stats.calls.Add(1)
+	if p.closed.Load() {
+		return nil, ErrClosed
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.opts.DefaultTimeout)
+		defer cancel()
+	}
+	if err := ctx.Err(); err != nil {
+		p.stats.timeouts.Add(1)
+		return nil, ctxError(err)
+	}
+	l := p.cur.Load()
+	if l == nil {
+		p.stats.unavailable.Add(1)
+		if p.epErr != nil {
+			return nil, fmt.Errorf("%w: %w", ErrUnavailable, p.epErr)
+		}
+		return nil, fmt.Errorf("%w: %s not connected", ErrUnavailable, p.endpoint)
+	}
+	deadline, _ := ctx.Deadline()
+	id := p.nextID.Add(1)
+	o := envelopeOverrides{kind: platformpb.Kind_KIND_REQUEST, requestID: id, deadline: deadline.UnixNano()}
+	if req.GetSender() == "" {
+		o.sender = p.opts.InstanceID
+	}
+	b, err := encodeEnvelope(req, o)
+	if err != nil {
+		return nil, fmt.Errorf("link: encode request: %w", err)
+	}
+	if len(b) > p.opts.MaxMessage {
+		return nil, fmt.Errorf("%w: %d-byte request, limit %d", ErrTooLarge, len(b), p.opts.MaxMessage)
+	}
+
+	ch := make(chan *platformpb.Envelope, 1)
+	if !l.register(id, ch) {
+		p.stats.unavailable.Add(1)
+		return nil, l.deathError()
+	}
+	p.inflight.Add(1)
+	defer p.inflight.Add(-1)
+	select {
+	case l.sendq <- b:
+	default:
+		l.unregister(id)
+		p.stats.overloaded.Add(1)
+		return nil, ErrOverloaded
+	}
+
+	select {
+	case rep := <-ch:
+		return rep, nil
+	case <-ctx.Done():
+		if !l.unregister(id) {
+			return <-ch, nil // the reply won the race
+		}
+		p.stats.timeouts.Add(1)
+		l.cancelRemote(id)
+		return nil, ctxError(ctx.Err())
+	case <-l.dead:
+		if !l.unregister(id) {
+			return <-ch, nil
+		}
+		p.stats.unavailable.Add(1)
+		return nil, l.deathError()
+	}
+}
+
+// run owns the Peer's sockets: it dials, supervises the link until it dies,
+// closes it and redials after a backoff, until Close.
+func (p *Peer) run() {
+	defer p.wg.Done()
+	if p.epErr != nil {
+		p.log.Error("link: peer not started", "err", p.epErr)
+		return
+	}
+	bo := backoff{min: p.opts.BackoffMin, max: p.opts.BackoffMax}
+	for {
+		l, err := p.connect()
+		if err != nil {
+			if p.ctx.Err() != nil {
+				return
+			}
+			p.stats.dialErrors.Add(1)
+			d := bo.next()
+			p.log.Debug("link: dial failed", "err", err, "retry_in", d)
+			if !p.sleep(d) {
+				return
+			}
+			continue
+		}
+		p.stats.connects.Add(1)
+		p.cur.Store(l)
+		p.supervise(l)
+		p.cur.CompareAndSwap(l, nil)
+		_ = l.sock.Close()
+		l.wg.Wait()
+		if p.ctx.Err() != nil {
+			return
+		}
+		p.stats.deaths.Add(1)
+		if l.heard.Load() {
+			bo.reset()
+		}
+		d := bo.next()
+		p.log.Warn("link: link down, redialling", "identity", l.identity, "cause", l.cause, "retry_in", d)
+		if !p.sleep(d) {
+			return
+		}
+	}
+}
+
+func (p *Peer) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-p.ctx.Done():
+		return false
+	}
+}
+
+// connect dials a new DEALER socket with a new identity and starts its reader
+// and writer.
+func (p *Peer) connect() (*link, error) {
+	id := newIdentity(p.opts.IdentityPrefix)
+	sock := zmq4.NewDealer(withGuard(p.ctx, p.gcfg),
+		zmq4.WithID(zmq4.SocketIdentity(id)),
+		zmq4.WithDialerTimeout(p.opts.DialTimeout),
+		zmq4.WithDialerMaxRetries(0), // we retry, with backoff and a new socket
+		zmq4.WithTimeout(p.opts.SendTimeout),
+		zmq4.WithLogger(zmqLogger(p.log)),
+	)
+	if err := sock.Dial(p.zep); err != nil {
+		_ = sock.Close()
+		return nil, err
+	}
+	if p.ctx.Err() != nil {
+		_ = sock.Close()
+		return nil, ErrClosed
+	}
+	l := &link{
+		p:        p,
+		sock:     sock,
+		identity: id,
+		sendq:    make(chan []byte, p.opts.QueueSize),
+		dead:     make(chan struct{}),
+		pending:  make(map[uint64]chan *platformpb.Envelope),
+	}
+	l.lastRecv.Store(time.Now().UnixNano())
+	l.wg.Add(2)
+	go l.readLoop()
+	go l.writeLoop()
+	return l, nil
+}
+
+// supervise pings l every HeartbeatInterval and declares it dead when it has
+// been silent for DeadAfter, until it dies or the Peer is closed.
+func (p *Peer) supervise(l *link) {
+	hb := time.NewTicker(p.opts.HeartbeatInterval)
+	defer hb.Stop()
+	silence := time.NewTimer(p.opts.DeadAfter)
+	defer silence.Stop()
+	l.ping()
+	for {
+		select {
+		case <-p.ctx.Done():
+			l.kill(ErrClosed)
+			return
+		case <-l.dead:
+			return
+		case <-hb.C:
+			l.ping()
+		case <-silence.C:
+			quiet := time.Since(time.Unix(0, l.lastRecv.Load()))
+			if quiet >= p.opts.DeadAfter {
+				l.kill(fmt.Errorf("no message for %v", quiet.Round(time.Millisecond)))
+				return
+			}
+			silence.Reset(p.opts.DeadAfter - quiet)
+		}
+	}
+}
+
+// link is one DEALER socket's life: from a successful dial to its death.
+// Requests pending on it fail with ErrUnavailable when it dies; they are
+// never resent on the next link (the remote may have run them).
+type link struct {
+	p        *Peer
+	sock     zmq4.Socket
+	identity string
+	sendq    chan []byte
+	wg       sync.WaitGroup // reader and writer
+
+	dead     chan struct{} // closed by kill
+	deadOnce sync.Once
+	cause    error // why it died; written before dead is closed
+
+	mu      sync.Mutex // guards pending and killed
+	pending map[uint64]chan *platformpb.Envelope
+	killed  bool
+
+	lastRecv atomic.Int64 // unix nanoseconds of the last message received
+	heard    atomic.Bool  // a message was received since connect
+}
+
+// kill declares l dead; the first cause wins.
+func (l *link) kill(cause error) {
+	l.deadOnce.Do(func() {
+		l.mu.Lock()
+		l.killed = true
+		l.mu.Unlock()
+		l.cause = cause
+		close(l.dead)
+	})
+}
+
+func (l *link) isDead() bool {
+	select {
+	case <-l.dead:
+		return true
+	default:
+		return false
+	}
+}
+
+// deathError is what calls on a dead link get. Call only once dead is closed
+// (or register failed, which implies kill ran).
+func (l *link) deathError() error {
+	if l.p.closed.Load() {
+		return ErrClosed
+	}
+	<-l.dead
+	return fmt.Errorf("%w: %s: %v", ErrUnavailable, l.p.endpoint, l.cause)
+}
+
+func (l *link) register(id uint64, ch chan *platformpb.Envelope) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.killed {
+		return false
+	}
+	l.pending[id] = ch
+	return true
+}
+
+// unregister removes id and reports whether it was still pending.
+func (l *link) unregister(id uint64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.pending[id]; !ok {
+		return false
+	}
+	delete(l.pending, id)
+	return true
+}
+
+// take removes and returns the call waiting for id, or nil.
+func (l *link) take(id uint64) chan *platformpb.Envelope {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ch := l.pending[id]
+	if ch != nil {
+		delete(l.pending, id)
+	}
+	return ch
+}
+
+// trySend queues b unless the queue is full.
+func (l *link) trySend(b []byte) bool {
+	select {
+	case l.sendq <- b:
+		return true
+	default:
+		return false
+	}
+}
+
+func (l *link) ping() {
+	b, _ := encodeEnvelope(nil, envelopeOverrides{kind: platformpb.Kind_KIND_PING, requestID: l.p.nextID.Add(1)})
+	l.trySend(b)
+}
+
+// cancelRemote tells the remote, best effort, that the caller of id gave up.
+func (l *link) cancelRemote(id uint64) {
+	b, _ := encodeEnvelope(nil, envelopeOverrides{kind: platformpb.Kind_KIND_CANCEL, requestID: id})
+	l.trySend(b)
+}
+
+// readLoop is the socket's only reader: it matches replies to calls and
+// takes every message as a sign of life.
+func (l *link) readLoop() {
+	defer l.wg.Done()
+	p := l.p
+	for {
+		msg, err := l.sock.Recv()
+		if err != nil {
+			l.kill(fmt.Errorf("receive: %w", err))
+			return
+		}
+		l.lastRecv.Store(time.Now().UnixNano())
+		l.heard.Store(true)
+		if msg.Type == zmq4.CmdMsg {
+			continue // zmq4 hands ZMTP commands (e.g. libzmq's PING) up as messages
+		}
+		if len(msg.Frames) != 1 {
+			p.stats.bad.Add(1)
+			continue
+		}
+		env, err := decodeEnvelope(msg.Frames[0], p.opts.MaxMessage)
+		if err != nil {
+			p.stats.bad.Add(1)
+			p.log.Debug("link: bad message", "err", err, "snippet", fmt.Sprintf("%q", snippet(msg.Frames[0])))
+			continue
+		}
+		switch env.GetKind() {
+		case platformpb.Kind_KIND_REPLY:
+			p.load.Store(math.Float64bits(env.GetLoad()))
+			if ch := l.take(env.GetRequestId()); ch != nil {
+				p.stats.replies.Add(1)
+				ch <- env
+			} else {
+				p.stats.late.Add(1)
+			}
+		case platformpb.Kind_KIND_PONG:
+			p.load.Store(math.Float64bits(env.GetLoad()))
+		default:
+			p.stats.bad.Add(1)
+		}
+	}
+}
+
+// errSendStuck is the cause of death of a link whose send passed SendTimeout.
+var errSendStuck = errors.New("send blocked for longer than SendTimeout")
+
+// writeLoop is the socket's only writer. A watchdog declares the link dead
+// when one send blocks for longer than SendTimeout (zmq4's Send can block
+// forever on a peer that stopped reading; the guard's write deadline then
+// closes the connection, which unblocks it).
+func (l *link) writeLoop() {
+	defer l.wg.Done()
+	p := l.p
+	watchdog := time.AfterFunc(time.Hour, func() {
+		p.stats.stuck.Add(1)
+		l.kill(errSendStuck)
+	})
+	watchdog.Stop()
+	defer watchdog.Stop()
+	for {
+		select {
+		case b := <-l.sendq:
+			watchdog.Reset(p.opts.SendTimeout)
+			err := l.sock.Send(zmq4.NewMsg(b))
+			watchdog.Stop()
+			putBuf(b)
+			if err != nil {
+				l.kill(fmt.Errorf("send: %w", err))
+				return
+			}
+		case <-l.dead:
+			return
+		}
+	}
+}

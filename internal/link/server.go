@@ -1,0 +1,457 @@
+package link
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-zeromq/zmq4"
+
+	"github.com/noonhq/noon/idl/gen/platformpb"
+)
+
+// Handler runs one REQUEST. It runs in its own goroutine; ctx ends at the
+// request's deadline, when the caller sends CANCEL, when reply is called, or
+// when the Server closes. The handler answers by calling reply exactly once,
+// from any goroutine, now or later (even after it returned); further calls
+// are counted and ignored. reply sets kind, request_id, load and (if empty)
+// sender itself, does not modify or keep the envelope, and never blocks for
+// longer than ServerOptions.ReplyWait.
+type Handler func(ctx context.Context, req *platformpb.Envelope, reply func(*platformpb.Envelope))
+
+// ServerOptions configures a Server. Zero values take the defaults in limits.go.
+type ServerOptions struct {
+	// InstanceID is sent as the sender of PONGs and of replies that have none.
+	InstanceID string
+	// Load, if set, reports this instance's load in [0,1]; it is sent in every
+	// PONG and REPLY. It is called from the reading goroutine and from reply:
+	// it must be cheap and must not block.
+	Load func() float64
+	// OnCancel, if set, is called when a caller cancels a request (after the
+	// request's context has been canceled). peer is the caller socket's
+	// identity. It runs on the reading goroutine: it must not block.
+	OnCancel func(peer string, requestID uint64)
+	// MaxMessage bounds a request or reply envelope (default 4 MiB). Bigger
+	// requests are dropped and counted; a connection that sends a message
+	// bigger than MaxMessage + 4 KiB is closed.
+	MaxMessage int
+	// QueueSize bounds the writer queue (default 1024).
+	QueueSize int
+	// ReplyWait is how long reply waits for room in a full writer queue
+	// before the reply is dropped (default 5 ms).
+	ReplyWait time.Duration
+	// MaxInFlight bounds the requests running at once (default 4096); past
+	// it requests are answered with error_code "overloaded".
+	MaxInFlight int
+	// SendTimeout bounds one socket write (default 1 s); a connection whose
+	// write blocks longer is closed.
+	SendTimeout time.Duration
+	// DefaultTimeout is the deadline of requests that carry none (default 5 s).
+	DefaultTimeout time.Duration
+	// HandshakeTimeout bounds a new connection's ZMTP handshake (default 2 s).
+	HandshakeTimeout time.Duration
+	// IdleTimeout closes a connection that sent nothing for this long
+	// (default 30 s; negative: never). It must exceed the peers' heartbeat
+	// interval.
+	IdleTimeout time.Duration
+	// Logger receives the Server's logs (default slog.Default()).
+	Logger *slog.Logger
+}
+
+func (o ServerOptions) withDefaults() ServerOptions {
+	o.MaxMessage = orDefault(o.MaxMessage, DefaultMaxMessage)
+	o.QueueSize = orDefault(o.QueueSize, DefaultQueueSize)
+	o.ReplyWait = orDefault(o.ReplyWait, DefaultReplyWait)
+	o.MaxInFlight = orDefault(o.MaxInFlight, DefaultMaxInFlight)
+	o.SendTimeout = orDefault(o.SendTimeout, DefaultSendTimeout)
+	o.DefaultTimeout = orDefault(o.DefaultTimeout, DefaultCallTimeout)
+	o.HandshakeTimeout = orDefault(o.HandshakeTimeout, DefaultHandshakeTimeout)
+	switch {
+	case o.IdleTimeout == 0:
+		o.IdleTimeout = DefaultIdleTimeout
+	case o.IdleTimeout < 0:
+		o.IdleTimeout = 0
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// ServerStats is a snapshot of a Server's counters.
+type ServerStats struct {
+	Requests    uint64 // REQUEST envelopes received
+	Replies     uint64 // replies handed to the writer queue
+	Late        uint64 // of which were sent after the request's deadline or CANCEL
+	Pings       uint64 // PINGs answered
+	Cancels     uint64 // CANCELs for a running request
+	Expired     uint64 // requests whose deadline had passed on arrival, not run
+	Overloaded  uint64 // requests refused because MaxInFlight were running
+	Duplicate   uint64 // second calls of reply, and requests reusing a running id
+	Panics      uint64 // handlers that panicked (answered "internal")
+	Dropped     uint64 // replies and PONGs dropped: writer queue full or closed
+	BadMessages uint64 // frames that were not a valid Envelope, dropped
+	Sent        uint64 // messages handed to the socket (zmq4 discards those for a peer that left)
+	SendErrors  uint64 // writes that failed
+	StuckSends  uint64 // writes that passed SendTimeout
+	Guard       GuardStats
+}
+
+type serverCounters struct {
+	requests, replies, late, pings, cancels, expired, overloaded, duplicate atomic.Uint64
+	panics, dropped, bad, sent, sendErrors, stuck                           atomic.Uint64
+}
+
+// Server is a service instance's ROUTER: it receives requests from any
+// number of Peers and runs a Handler for each.
+type Server struct {
+	opts     ServerOptions
+	h        Handler
+	log      *slog.Logger
+	sock     zmq4.Socket
+	endpoint string
+	gstats   guardStats
+
+	ctx    context.Context // ends at Close: parent of the socket and of handler contexts
+	cancel context.CancelFunc
+	closed atomic.Bool
+	done   chan struct{}
+	wg     sync.WaitGroup // reader and writer
+	outq   chan outMsg
+
+	mu       sync.Mutex // guards active
+	active   map[reqKey]*serverReq
+	inflight atomic.Int64
+	stats    serverCounters
+}
+
+type outMsg struct {
+	peer, body []byte
+}
+
+type reqKey struct {
+	peer string
+	id   uint64
+}
+
+// Listen binds a ROUTER on endpoint ("tcp://host:port"; port 0 picks a free
+// port, see Endpoint) and serves requests with h until Close.
+func Listen(endpoint string, opts ServerOptions, h Handler) (*Server, error) {
+	if h == nil {
+		return nil, errors.New("link: Listen: nil Handler")
+	}
+	zep, err := zmtpEndpoint(endpoint)
+	if err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
+	s := &Server{
+		opts:   opts,
+		h:      h,
+		log:    opts.Logger.With("server", endpoint),
+		done:   make(chan struct{}),
+		outq:   make(chan outMsg, opts.QueueSize),
+		active: make(map[reqKey]*serverReq),
+	}
+	gcfg := &guardConfig{
+		maxMessage:   uint64(opts.MaxMessage) + frameOverhead,
+		handshake:    opts.HandshakeTimeout,
+		writeTimeout: opts.SendTimeout,
+		idle:         opts.IdleTimeout,
+		stats:        &s.gstats,
+		log:          s.log,
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.sock = zmq4.NewRouter(withGuard(s.ctx, gcfg),
+		zmq4.WithTimeout(opts.SendTimeout),
+		zmq4.WithLogger(zmqLogger(s.log)),
+	)
+	if err := s.sock.Listen(zep); err != nil {
+		s.cancel()
+		_ = s.sock.Close()
+		return nil, fmt.Errorf("link: listen %s: %w", endpoint, err)
+	}
+	s.endpoint = "tcp://" + s.sock.Addr().String()
+	s.log = opts.Logger.With("server", s.endpoint)
+	s.wg.Add(2)
+	go s.readLoop()
+	go s.writeLoop()
+	return s, nil
+}
+
+// Endpoint returns the bound endpoint, "tcp://host:port", with the real port
+// when Listen was given port 0. A wildcard host stays as bound (0.0.0.0):
+// advertise a reachable address instead.
+func (s *Server) Endpoint() string { return s.endpoint }
+
+// InFlight returns the number of requests accepted and not yet answered,
+// canceled or expired.
+func (s *Server) InFlight() int { return int(s.inflight.Load()) }
+
+// Stats returns a snapshot of the Server's counters.
+func (s *Server) Stats() ServerStats {
+	c := &s.stats
+	return ServerStats{
+		Requests: c.requests.Load(), Replies: c.replies.Load(), Late: c.late.Load(),
+		Pings: c.pings.Load(), Cancels: c.cancels.Load(), Expired: c.expired.Load(),
+		Overloaded: c.overloaded.Load(), Duplicate: c.duplicate.Load(), Panics: c.panics.Load(),
+		Dropped: c.dropped.Load(), BadMessages: c.bad.Load(), Sent: c.sent.Load(),
+		SendErrors: c.sendErrors.Load(), StuckSends: c.stuck.Load(),
+		Guard: s.gstats.snapshot(),
+	}
+}
+
+// Close unbinds the socket, closes every connection and cancels the
+// contexts of running handlers; their replies are dropped. It does not wait
+// for handlers to return. It is idempotent.
+func (s *Server) Close() error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	s.cancel()
+	close(s.done)
+	err := s.sock.Close()
+	s.wg.Wait()
+	return err
+}
+
+func (s *Server) load() (float64, bool) {
+	if s.opts.Load == nil {
+		return 0, false
+	}
+	return s.opts.Load(), true
+}
+
+// readLoop is the socket's only reader. It never blocks on anything but the
+// socket: requests run in their own goroutines, PONGs are queued or dropped.
+func (s *Server) readLoop() {
+	defer s.wg.Done()
+	for {
+		msg, err := s.sock.Recv()
+		if err != nil {
+			if s.ctx.Err() != nil {
+				return
+			}
+			// zmq4's ROUTER only fails Recv when closed; do not spin if not.
+			s.log.Error("link: receive failed", "err", err)
+			time.Sleep(5 * time.Millisecond)
+			continue
+		}
+		if msg.Type == zmq4.CmdMsg {
+			continue // zmq4 hands ZMTP commands (e.g. libzmq's PING) up as messages
+		}
+		if len(msg.Frames) != 2 {
+			s.stats.bad.Add(1)
+			s.log.Debug("link: bad message", "frames", len(msg.Frames))
+			continue
+		}
+		peer, body := msg.Frames[0], msg.Frames[1]
+		env, err := decodeEnvelope(body, s.opts.MaxMessage)
+		if err != nil {
+			s.stats.bad.Add(1)
+			s.log.Debug("link: bad message", "peer", string(snippet(peer)), "err", err,
+				"snippet", fmt.Sprintf("%q", snippet(body)))
+			continue
+		}
+		switch env.GetKind() {
+		case platformpb.Kind_KIND_REQUEST:
+			s.dispatch(peer, env)
+		case platformpb.Kind_KIND_PING:
+			s.stats.pings.Add(1)
+			load, ok := s.load()
+			b, _ := encodeEnvelope(nil, envelopeOverrides{
+				kind: platformpb.Kind_KIND_PONG, requestID: env.GetRequestId(),
+				setLoad: ok, load: load, sender: s.opts.InstanceID,
+			})
+			s.enqueue(peer, b, false)
+		case platformpb.Kind_KIND_CANCEL:
+			s.cancelRequest(peer, env.GetRequestId())
+		default:
+			s.stats.bad.Add(1)
+			s.log.Debug("link: unexpected envelope kind", "kind", env.GetKind().String())
+		}
+	}
+}
+
+// serverReq is one running request.
+type serverReq struct {
+	s       *Server
+	key     reqKey
+	peer    []byte
+	id      uint64
+	ctx     context.Context
+	cancel  context.CancelFunc
+	replied atomic.Bool
+}
+
+func (s *Server) dispatch(peer []byte, env *platformpb.Envelope) {
+	s.stats.requests.Add(1)
+	now := time.Now()
+	deadline := now.Add(s.opts.DefaultTimeout)
+	if d := env.GetDeadlineUnixNano(); d != 0 {
+		deadline = time.Unix(0, d)
+	}
+	if !deadline.After(now) {
+		s.stats.expired.Add(1)
+		return
+	}
+	if s.inflight.Add(1) > int64(s.opts.MaxInFlight) {
+		s.inflight.Add(-1)
+		s.stats.overloaded.Add(1)
+		b, _ := s.encodeReply(&platformpb.Envelope{
+			ErrorCode: "overloaded", ErrorMessage: "too many requests in flight",
+		}, env.GetRequestId())
+		s.enqueue(peer, b, false)
+		return
+	}
+	r := &serverReq{s: s, key: reqKey{string(peer), env.GetRequestId()}, peer: peer, id: env.GetRequestId()}
+	s.mu.Lock()
+	if _, dup := s.active[r.key]; dup {
+		s.mu.Unlock()
+		s.inflight.Add(-1)
+		s.stats.duplicate.Add(1)
+		return
+	}
+	r.ctx, r.cancel = context.WithDeadline(s.ctx, deadline)
+	s.active[r.key] = r
+	s.mu.Unlock()
+	// Whatever ends the context (reply, deadline, CANCEL, Close) releases
+	// the request's slot.
+	context.AfterFunc(r.ctx, r.release)
+	go s.serve(r, env)
+}
+
+func (r *serverReq) release() {
+	s := r.s
+	s.mu.Lock()
+	if s.active[r.key] == r {
+		delete(s.active, r.key)
+	}
+	s.mu.Unlock()
+	s.inflight.Add(-1)
+}
+
+func (s *Server) serve(r *serverReq, env *platformpb.Envelope) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.stats.panics.Add(1)
+			s.log.Error("link: handler panicked", "method", env.GetMethod(), "request_id", r.id,
+				"panic", v, "stack", string(debug.Stack()))
+			r.reply(&platformpb.Envelope{ErrorCode: "internal", ErrorMessage: "internal error"})
+		}
+	}()
+	s.h(r.ctx, env, r.reply)
+}
+
+// reply is the function handed to the Handler.
+func (r *serverReq) reply(rep *platformpb.Envelope) {
+	s := r.s
+	if !r.replied.CompareAndSwap(false, true) {
+		s.stats.duplicate.Add(1)
+		return
+	}
+	late := r.ctx.Err() != nil // deadline passed or the caller canceled
+	r.cancel()
+	b, err := s.encodeReply(rep, r.id)
+	if err == nil && len(b) > s.opts.MaxMessage {
+		err = fmt.Errorf("%w: %d-byte reply, limit %d", ErrTooLarge, len(b), s.opts.MaxMessage)
+	}
+	if err != nil {
+		s.log.Error("link: cannot send reply", "request_id", r.id, "err", err)
+		b, _ = s.encodeReply(&platformpb.Envelope{ErrorCode: "internal", ErrorMessage: "reply could not be encoded"}, r.id)
+	}
+	if s.enqueue(r.peer, b, true) {
+		s.stats.replies.Add(1)
+		if late {
+			// Sent anyway: clocks differ between hosts, and the caller
+			// drops it if it really gave up.
+			s.stats.late.Add(1)
+		}
+	}
+}
+
+func (s *Server) encodeReply(rep *platformpb.Envelope, id uint64) ([]byte, error) {
+	load, ok := s.load()
+	o := envelopeOverrides{kind: platformpb.Kind_KIND_REPLY, requestID: id, setLoad: ok, load: load}
+	if rep.GetSender() == "" {
+		o.sender = s.opts.InstanceID
+	}
+	return encodeEnvelope(rep, o)
+}
+
+func (s *Server) cancelRequest(peer []byte, id uint64) {
+	s.mu.Lock()
+	r := s.active[reqKey{string(peer), id}]
+	s.mu.Unlock()
+	if r == nil {
+		return // already answered or expired
+	}
+	s.stats.cancels.Add(1)
+	r.cancel()
+	if s.opts.OnCancel != nil {
+		s.opts.OnCancel(string(peer), id)
+	}
+}
+
+// enqueue queues a message for the writer. With wait it waits up to
+// ReplyWait for room; otherwise a full queue drops the message at once.
+func (s *Server) enqueue(peer, body []byte, wait bool) bool {
+	if s.closed.Load() {
+		s.stats.dropped.Add(1)
+		return false
+	}
+	m := outMsg{peer: peer, body: body}
+	select {
+	case s.outq <- m:
+		return true
+	default:
+	}
+	if wait {
+		t := time.NewTimer(s.opts.ReplyWait)
+		defer t.Stop()
+		select {
+		case s.outq <- m:
+			return true
+		case <-t.C:
+		case <-s.done:
+		}
+	}
+	s.stats.dropped.Add(1)
+	return false
+}
+
+// writeLoop is the socket's only writer. zmq4's ROUTER Send holds the
+// socket's writer lock while writing, so a stuck write would stall replies to
+// every peer; the guard's write deadline closes such a connection after
+// SendTimeout, and the watchdog here counts and logs it.
+func (s *Server) writeLoop() {
+	defer s.wg.Done()
+	watchdog := time.AfterFunc(time.Hour, func() {
+		s.stats.stuck.Add(1)
+		s.log.Warn("link: send blocked for longer than SendTimeout")
+	})
+	watchdog.Stop()
+	defer watchdog.Stop()
+	for {
+		select {
+		case m := <-s.outq:
+			watchdog.Reset(s.opts.SendTimeout)
+			err := s.sock.Send(zmq4.NewMsgFrom(m.peer, m.body))
+			watchdog.Stop()
+			putBuf(m.body)
+			if err != nil {
+				s.stats.sendErrors.Add(1)
+				s.log.Debug("link: send failed", "peer", string(snippet(m.peer)), "err", err)
+				continue
+			}
+			s.stats.sent.Add(1)
+		case <-s.done:
+			return
+		}
+	}
+}
