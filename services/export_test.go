@@ -1,6 +1,16 @@
 package services
 
-import "log/slog"
+import (
+	"context"
+	"log/slog"
+
+	"github.com/noonhq/noon/idl/gen/platformpb"
+)
+
+// Handle hands req to the server as the link would.
+func (s *Server) Handle(ctx context.Context, req *platformpb.Envelope, reply func(*platformpb.Envelope)) {
+	s.handle(ctx, req, reply)
+}
 
 // Kill stops the server as if the process died: no drain, no
 // deregistration (yellow expires the record).

@@ -2,8 +2,7 @@ package services
 
 import (
 	"fmt"
-	"net"
-	"strconv"
+	"github.com/noonhq/noon/yellow"
 	"strings"
 	"time"
 )
@@ -106,7 +105,7 @@ func NewOptions() Options {
 // Validate checks the options and returns an error naming the first bad
 // field by its yaml name.
 func (o Options) Validate() error {
-	if !validName(o.Name) {
+	if err := yellow.ValidateServiceName(o.Name); err != nil {
 		return fmt.Errorf("services: name: must match [a-z][a-z0-9_-]{0,63}, got %q", snippet(o.Name))
 	}
 	if o.Kind != KindStateless && o.Kind != KindStateful {
@@ -115,20 +114,20 @@ func (o Options) Validate() error {
 	if len(o.Version) > 64 || strings.ContainsAny(o.Version, " \t\r\n") {
 		return fmt.Errorf("services: version: at most 64 bytes with no spaces, got %q", snippet(o.Version))
 	}
-	if err := validateBind(o.Bind); err != nil {
+	if err := yellow.ValidateListenEndpoint(o.Bind); err != nil {
 		return fmt.Errorf("services: bind: %w", err)
 	}
 	if o.PubBind != "" {
-		if err := validateBind(o.PubBind); err != nil {
+		if err := yellow.ValidateListenEndpoint(o.PubBind); err != nil {
 			return fmt.Errorf("services: pub_bind: %w", err)
 		}
 	}
-	if o.Advertise != "" && !validHost(o.Advertise) {
+	if o.Advertise != "" && !yellow.ValidHost(o.Advertise) {
 		return fmt.Errorf("services: advertise: must be a host name or IP address, got %q", snippet(o.Advertise))
 	}
 	for i, y := range o.Yellows {
-		if err := validateEndpoint(y, false); err != nil {
-			return fmt.Errorf("services: yellows[%d]: %w", i, err)
+		if err := yellow.ValidateEndpoint(fmt.Sprintf("yellows[%d]", i), y); err != nil {
+			return fmt.Errorf("services: %w", err)
 		}
 	}
 	if o.Concurrency < 1 || o.Concurrency > MaxConcurrency {
@@ -149,57 +148,6 @@ func (o Options) Validate() error {
 	return nil
 }
 
-func validName(s string) bool {
-	if len(s) == 0 || len(s) > maxNameLen || s[0] < 'a' || s[0] > 'z' {
-		return false
-	}
-	for i := 1; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
-// validHost accepts an IP address or a DNS-style name, not a wildcard.
-func validHost(h string) bool {
-	if ip := net.ParseIP(h); ip != nil {
-		return !ip.IsUnspecified()
-	}
-	if h == "" || len(h) > 253 {
-		return false
-	}
-	for i := 0; i < len(h); i++ {
-		c := h[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
-
-// validateBind checks an endpoint to bind: tcp://host:port, the host may be
-// a wildcard and the port 0.
-func validateBind(ep string) error { return validateEndpoint(ep, true) }
-
-func validateEndpoint(ep string, bind bool) error {
-	rest, ok := strings.CutPrefix(ep, "tcp://")
-	if !ok {
-		return fmt.Errorf("must be tcp://host:port, got %q", snippet(ep))
-	}
-	host, port, err := net.SplitHostPort(rest)
-	if err != nil || (host == "" && !bind) {
-		return fmt.Errorf("must be tcp://host:port, got %q", snippet(ep))
-	}
-	n, err := strconv.Atoi(port)
-	if err != nil || n < 0 || n > 65535 || (n == 0 && !bind) {
-		return fmt.Errorf("bad port in %q", snippet(ep))
-	}
-	return nil
-}
-
-// snippet bounds what of a bad value goes into an error or a log.
 func snippet(s string) string {
 	const max = 64
 	if len(s) > max {

@@ -299,21 +299,23 @@ func TestDeadlinePropagation(t *testing.T) {
 	}
 	cancel()
 
-	// A request that arrives after its deadline does not run.
-	for range 20 {
-		ctx, cancel = context.WithTimeout(context.Background(), 50*time.Microsecond)
-		_, _ = rawCall(ctx, p, "echo.Count", nil)
-		cancel()
+	// A request that arrives after its deadline does not run: it is
+	// answered timeout at once. (Handed to the server directly: over a
+	// socket, whether a request with a tiny deadline arrives in time is up
+	// to the scheduler.)
+	var rep *platformpb.Envelope
+	s.Handle(context.Background(), &platformpb.Envelope{
+		Kind: platformpb.Kind_KIND_REQUEST, RequestId: 7, Method: "echo.Count",
+		DeadlineUnixNano: time.Now().Add(-time.Millisecond).UnixNano(),
+	}, func(e *platformpb.Envelope) { rep = e })
+	if n := ran.Load(); n != 0 || rep.GetErrorCode() != services.CodeTimeout {
+		t.Errorf("expired request: ran %d times, reply %v; want not run, timeout", n, rep)
 	}
 	ctx, cancel = context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if rep, err := rawCall(ctx, p, echo.MethodEcho, nil); err != nil || rep.GetErrorCode() != "" {
-		t.Fatalf("echo after expired requests: %v %v", rep, err)
+		t.Fatalf("echo after an expired request: %v %v", rep, err)
 	}
-	if n := ran.Load(); n > 3 {
-		t.Errorf("%d of 20 already-expired requests ran", n)
-	}
-	t.Logf("%d of 20 requests with a 50µs deadline ran", ran.Load())
 }
 
 func TestHandlerSeesCancellation(t *testing.T) {

@@ -84,10 +84,10 @@ func NewOptions() Options {
 // Validate checks the options and returns an error naming the first bad
 // field by its yaml name.
 func (o Options) Validate() error {
-	if err := validateListenEndpoint(o.RouterAddr); err != nil {
+	if err := ValidateListenEndpoint(o.RouterAddr); err != nil {
 		return fmt.Errorf("yellow: router_addr: %w", err)
 	}
-	if err := validateListenEndpoint(o.PubAddr); err != nil {
+	if err := ValidateListenEndpoint(o.PubAddr); err != nil {
 		return fmt.Errorf("yellow: pub_addr: %w", err)
 	}
 	if o.Heartbeat < minInterval || o.Heartbeat > maxInterval {
@@ -121,10 +121,9 @@ func (o Options) tick() time.Duration {
 	return o.TickInterval
 }
 
-// validateListenEndpoint checks an endpoint yellow binds: tcp://host:port
-// where, unlike a record's endpoint, the host may be a wildcard and the port
-// 0.
-func validateListenEndpoint(ep string) error {
+// ValidateListenEndpoint checks an endpoint to bind: tcp://host:port where,
+// unlike a record's endpoint, the host may be a wildcard and the port 0.
+func ValidateListenEndpoint(ep string) error {
 	if ep == "" {
 		return fmt.Errorf("required")
 	}

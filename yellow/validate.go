@@ -150,6 +150,10 @@ func isWildcard(host string) bool {
 	return ip != nil && ip.IsUnspecified()
 }
 
+// ValidHost reports whether host is a host another process can dial: an
+// IP address or a DNS-style name, not a wildcard ("*", 0.0.0.0, ::).
+func ValidHost(host string) bool { return !isWildcard(host) && validHost(host) }
+
 // validHost accepts an IP address or a DNS-style name.
 func validHost(host string) bool {
 	if net.ParseIP(host) != nil {
