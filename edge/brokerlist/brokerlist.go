@@ -148,7 +148,6 @@ func Handler(w *yellow.Watcher) http.Handler {
 			http.Error(rw, "internal: "+err.Error(), http.StatusInternalServerError)
 			return
 		}
-		body = append(body, '\n')
 		rw.Header().Set("Content-Type", "application/json")
 		rw.Header().Set("Cache-Control", "no-store")
 		// Browser clients fetch the list from a game page on another

@@ -1,0 +1,220 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/noonhq/noon/edge"
+	"github.com/noonhq/noon/idl/gen/platformpb"
+	"github.com/noonhq/noon/services"
+)
+
+// errDraining refuses connections opened while the broker drains.
+var errDraining = errors.New("broker: draining")
+
+// Open implements edge.Handler: it gives the connection its session. A
+// connection arriving while the broker drains is refused (the listeners
+// close shortly after).
+func (b *Broker) Open(c *edge.Conn) error {
+	if b.draining.Load() || b.exiting.Load() {
+		return errDraining
+	}
+	c.SetData(newSession(c))
+	return nil
+}
+
+// Close implements edge.Handler: the session leaves the push hub.
+func (b *Broker) Close(c *edge.Conn) {
+	if s, ok := c.Data().(*session); ok {
+		s.close(b.hub)
+	}
+}
+
+// sessionOf returns c's session.
+func sessionOf(c *edge.Conn) *session {
+	s, _ := c.Data().(*session)
+	return s
+}
+
+// request is one client request being routed.
+type request struct {
+	c       *edge.Conn
+	s       *session
+	method  string // full method name (after aliases)
+	route   Route
+	payload []byte
+	timeout time.Duration
+}
+
+// Request implements edge.Handler: the one place a request is routed. The
+// method (or its alias) picks the route; the auth gate lets only public
+// routes through before login; the route's kind picks the handler. The
+// reply's bindings and subscriptions are applied to the session before the
+// reply goes back.
+func (b *Broker) Request(ctx context.Context, c *edge.Conn, method string, payload []byte) ([]byte, error) {
+	start := time.Now()
+	s := sessionOf(c)
+	full, rt, ok := b.routes.Resolve(method)
+	if !ok || s == nil {
+		b.m.unknown.Inc()
+		return nil, services.Errorf(services.CodeUnknownMethod, "%s", method)
+	}
+	rm := b.m.route(rt.Prefix)
+	if !rt.Public && !c.Authenticated() {
+		rm.result(services.CodeUnauthenticated).Inc()
+		return nil, services.Errorf(services.CodeUnauthenticated, "%s requires login", full)
+	}
+	r := &request{c: c, s: s, method: full, route: rt, payload: payload, timeout: rt.Timeout}
+	if r.timeout == 0 {
+		r.timeout = b.opts.DefaultTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	var (
+		out []byte
+		err error
+	)
+	switch rt.Kind {
+	case KindLocal:
+		out, err = b.local(ctx, r)
+	default:
+		var rep *platformpb.Envelope
+		if rt.Kind == KindStateful {
+			rep, err = b.callStateful(ctx, r)
+		} else {
+			rep, err = b.callStateless(ctx, r)
+		}
+		if rep != nil {
+			b.apply(r, rep)
+			if err == nil {
+				err = services.FromEnvelope(rep)
+			}
+			if err == nil {
+				out = rep.GetPayload()
+			}
+		}
+	}
+	code := services.CodeOf(err)
+	if err == nil {
+		code = "ok"
+	}
+	rm.result(code).Inc()
+	rm.latency.Observe(time.Since(start).Seconds())
+	return out, err
+}
+
+// local serves the broker's own methods.
+func (b *Broker) local(ctx context.Context, r *request) ([]byte, error) {
+	switch r.method {
+	case MethodHello:
+		return b.hello(ctx, r)
+	}
+	return nil, services.Errorf(services.CodeUnknownMethod, "%s", r.method)
+}
+
+// envelope builds the request envelope for r.
+func (b *Broker) envelope(r *request) *platformpb.Envelope {
+	return &platformpb.Envelope{
+		Method:  r.method,
+		Session: r.s.proto(b.id),
+		Payload: r.payload,
+		Sender:  b.id,
+	}
+}
+
+// apply makes a reply's session changes: bindings of the keys the route may
+// set (its stateful Key, its Binds, and UserKey on an Authenticates route,
+// which logs the connection in) and push subscriptions. Anything else is
+// ignored, counted and logged.
+func (b *Broker) apply(r *request, rep *platformpb.Envelope) {
+	for _, bd := range rep.GetBindings() {
+		key, value := bd.GetKey(), bd.GetValue()
+		switch {
+		case key == UserKey && r.route.Authenticates:
+			if bd.GetUnset() {
+				// A connection cannot be logged out in place: the client
+				// reconnects. The user's topic stays until then.
+				b.ignoreBinding(r, key, "a connection cannot log out; reconnect")
+				continue
+			}
+			if value == "" || len(value) > maxUserID {
+				b.ignoreBinding(r, key, "bad user id")
+				continue
+			}
+			r.c.Authenticate(value)
+			r.s.setUser(b.hub, value)
+		case key != UserKey && (key == r.route.Key && key != "" || containsString(r.route.Binds, key)):
+			if bd.GetUnset() {
+				r.s.unbind(b.hub, key)
+				continue
+			}
+			if value == "" || len(value) > maxBindingValue || len(key)+1+len(value) > maxTopicLen {
+				b.ignoreBinding(r, key, "bad value")
+				continue
+			}
+			if !r.s.bind(b.hub, key, value) {
+				b.ignoreBinding(r, key, "too many bindings")
+				continue
+			}
+			if r.route.Kind == KindStateful && key == r.route.Key && rep.GetSender() != "" {
+				b.owners.put(r.route.Service, value, rep.GetSender())
+			}
+		default:
+			b.ignoreBinding(r, key, "the route may not bind it")
+		}
+	}
+	for _, sub := range rep.GetSubscriptions() {
+		topic := sub.GetTopic()
+		if sub.GetUnsubscribe() {
+			r.s.unsubscribe(b.hub, topic)
+			continue
+		}
+		if !validTopic(topic) {
+			b.m.ignoredSubs.Inc()
+			b.log.Warn("broker: ignored subscription: bad topic", "method", r.method, "sender", rep.GetSender(), "topic", snippet(topic))
+			continue
+		}
+		if !r.s.subscribe(b.hub, topic) {
+			b.m.ignoredSubs.Inc()
+			b.log.Warn("broker: ignored subscription: too many topics", "method", r.method, "conn", r.c.ID(), "topic", snippet(topic))
+		}
+	}
+}
+
+// ignoreBinding counts and logs a binding a reply may not make.
+func (b *Broker) ignoreBinding(r *request, key, why string) {
+	b.m.ignoredBindings.Inc()
+	b.log.Warn("broker: ignored binding", "why", why, "method", r.method, "key", snippet(key), "conn", r.c.ID())
+}
+
+// validTopic checks a topic as the link layer will: 1..1024 bytes, no NUL.
+func validTopic(t string) bool {
+	if t == "" || len(t) > maxTopicLen {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		if t[i] == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func containsString(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// snippet bounds what of an untrusted string goes into a log or an error.
+func snippet(s string) string {
+	const n = 64
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}

@@ -1,0 +1,97 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/noonhq/noon/edge"
+	edgepb "github.com/noonhq/noon/idl/gen/edge"
+	"github.com/noonhq/noon/idl/gen/platformpb"
+	"github.com/noonhq/noon/internal/thriftx"
+)
+
+// drainPoll is how often Drain checks whether the clients have left during
+// the grace period.
+const drainPoll = 10 * time.Millisecond
+
+// Drain shuts the broker down without failing requests:
+//
+//  1. it marks itself DRAINING in yellow, so it leaves the BrokerList;
+//  2. it pushes "@edge.Draining" (edge.Draining{grace_ms}) to every
+//     connection that asked for pushes, and refuses new connections;
+//  3. it keeps serving for DrainGrace, or until every client has left, or
+//     ctx ends, so clients move to another broker at their own pace;
+//  4. it stops accepting, waits for the requests in flight to be answered
+//     (bounded by ctx), closes every connection;
+//  5. and exits (Exit), which ends Main.
+//
+// It returns an error if ctx ended before the requests in flight were
+// answered; they were cancelled.
+func (b *Broker) Drain(ctx context.Context) error {
+	if b.exiting.Load() {
+		return nil
+	}
+	if !b.draining.CompareAndSwap(false, true) {
+		select { // another Drain is under way: wait for it
+		case <-b.quit:
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("broker: drain: %w", ctx.Err())
+		}
+	}
+	start := time.Now()
+	b.mu.Lock()
+	if b.reg != nil {
+		b.reg.SetState(platformpb.InstanceState_INSTANCE_STATE_DRAINING)
+	}
+	b.mu.Unlock()
+	conns := b.edge.NumConns()
+	b.log.Info("broker: draining", "connections", conns, "grace", b.opts.DrainGrace)
+	b.edge.Range(func(c *edge.Conn) bool {
+		b.pushDraining(c)
+		return true
+	})
+
+	grace := time.NewTimer(b.opts.DrainGrace)
+	tick := time.NewTicker(drainPoll)
+wait:
+	for b.edge.NumConns() > 0 {
+		select {
+		case <-grace.C:
+			break wait
+		case <-ctx.Done():
+			break wait
+		case <-b.quit:
+			break wait
+		case <-tick.C:
+		}
+	}
+	grace.Stop()
+	tick.Stop()
+
+	err := b.edge.Drain(ctx, nil)
+	b.Exit()
+	b.log.Info("broker: drained", "took", time.Since(start).Round(time.Millisecond))
+	if err != nil {
+		return fmt.Errorf("broker: drain: requests still in flight: %w", err)
+	}
+	return nil
+}
+
+// pushDraining tells c to move to another broker within DrainGrace.
+func (b *Broker) pushDraining(c *edge.Conn) {
+	if !c.PushEnabled() {
+		return
+	}
+	ms := min(b.opts.DrainGrace.Milliseconds(), math.MaxInt32)
+	payload, err := thriftx.Marshal(&edgepb.Draining{GraceMs: int32(ms)})
+	if err != nil {
+		return
+	}
+	c.Push(EventDraining, payload)
+}
+
+// Draining reports whether Drain was called.
+func (b *Broker) Draining() bool { return b.draining.Load() }

@@ -1,0 +1,88 @@
+package broker
+
+import (
+	"context"
+
+	edgepb "github.com/noonhq/noon/idl/gen/edge"
+	loginpb "github.com/noonhq/noon/idl/gen/login"
+	"github.com/noonhq/noon/internal/thriftx"
+	"github.com/noonhq/noon/services"
+)
+
+// maxResumeToken bounds a resume token: login's tokens are 256 random bits
+// (64 hex digits); 1 KiB allows other encodings without letting a client
+// make the broker forward a large payload.
+const maxResumeToken = 1 << 10
+
+// hello answers edge.Hello: it records the client's push opt-in, resumes
+// the session when a resume token is given and valid (through
+// Options.AuthValidateMethod), and returns the connection's parameters.
+// An invalid token is not an error: the reply simply carries no user id and
+// the client logs in again.
+func (b *Broker) hello(ctx context.Context, r *request) ([]byte, error) {
+	req := edgepb.NewHelloRequest()
+	if err := thriftx.Unmarshal(r.payload, req); err != nil {
+		return nil, services.Errorf(services.CodeBadRequest, "%s: %v", MethodHello, err)
+	}
+	rep := &edgepb.HelloReply{
+		ProtocolVersion: ProtocolVersion,
+		SessionID:       r.c.ID(),
+		BrokerID:        b.id,
+		MaxFrame:        int32(b.opts.Edge.MaxFrame),
+		MaxInFlight:     int32(b.opts.Edge.MaxInFlight),
+	}
+	if tok := req.GetResumeToken(); tok != "" {
+		if len(tok) > maxResumeToken {
+			return nil, services.Errorf(services.CodeBadRequest, "%s: resume_token longer than %d bytes", MethodHello, maxResumeToken)
+		}
+		user, err := b.validate(ctx, r, tok)
+		if err != nil {
+			return nil, err
+		}
+		if user != "" {
+			r.c.Authenticate(user)
+			r.s.setUser(b.hub, user)
+		}
+	}
+	if uid := r.c.UserID(); uid != "" {
+		rep.UserID = &uid
+	}
+	r.s.setPush(b.hub, req.GetPush())
+	if req.GetPush() && b.draining.Load() {
+		b.pushDraining(r.c)
+	}
+	out, err := thriftx.Marshal(rep)
+	if err != nil {
+		return nil, services.Errorf(services.CodeInternal, "encoding %s reply: %v", MethodHello, err)
+	}
+	return out, nil
+}
+
+// validate asks the login service whether token is a live session and
+// returns its user id, or "" when it is not.
+func (b *Broker) validate(ctx context.Context, hr *request, token string) (string, error) {
+	method, rt, ok := b.routes.Resolve(b.opts.AuthValidateMethod)
+	if !ok || rt.Kind == KindLocal {
+		return "", services.Errorf(services.CodeInternal, "no route for %s", b.opts.AuthValidateMethod)
+	}
+	payload, err := thriftx.Marshal(&loginpb.ValidateRequest{SessionToken: token})
+	if err != nil {
+		return "", services.Errorf(services.CodeInternal, "encoding %s: %v", method, err)
+	}
+	r := &request{c: hr.c, s: hr.s, method: method, route: rt, payload: payload, timeout: hr.timeout}
+	rep, err := b.callStateless(ctx, r)
+	if err != nil {
+		return "", err
+	}
+	if err := services.FromEnvelope(rep); err != nil {
+		return "", err
+	}
+	var vr loginpb.ValidateReply
+	if err := thriftx.Unmarshal(rep.GetPayload(), &vr); err != nil {
+		return "", services.Errorf(services.CodeInternal, "decoding %s reply: %v", method, err)
+	}
+	if !vr.GetValid() || vr.GetUserID() == "" || len(vr.GetUserID()) > maxUserID {
+		return "", nil
+	}
+	return vr.GetUserID(), nil
+}

@@ -1,0 +1,83 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/noonhq/noon/idl/gen/platformpb"
+	"github.com/noonhq/noon/services"
+)
+
+// MethodInfo is the control socket's method: its reply payload is the
+// broker's Info as JSON. noonctl calls it on the router endpoint the broker
+// registered in yellow.
+const MethodInfo = "broker.Info"
+
+// Info is what broker.Info answers: the broker's state for operators.
+type Info struct {
+	// ID is the broker's instance id.
+	ID string `json:"id"`
+	// ClientAddr is the host:port clients dial.
+	ClientAddr string `json:"client_addr"`
+	// Control is the control endpoint.
+	Control string `json:"control"`
+	// Draining is set once Drain was called.
+	Draining bool `json:"draining"`
+	// Load is the load reported to yellow.
+	Load float64 `json:"load"`
+	// UptimeSeconds is the time since New.
+	UptimeSeconds float64 `json:"uptime_seconds"`
+	// Connections is the number of client connections open.
+	Connections int64 `json:"connections"`
+	// InFlight is the number of client requests being served.
+	InFlight int64 `json:"in_flight"`
+	// Publishers is the number of service PUB sockets followed.
+	Publishers int `json:"publishers"`
+	// Topics is the number of push topics subscribed.
+	Topics int `json:"topics"`
+	// Routes is the route table.
+	Routes []Route `json:"routes"`
+	// Aliases map bare method names onto full ones.
+	Aliases map[string]string `json:"aliases"`
+	// DefaultTimeout is the timeout of routes that set none, in
+	// milliseconds.
+	DefaultTimeoutMs int64 `json:"default_timeout_ms"`
+}
+
+// Info returns the broker's state, as broker.Info answers it.
+func (b *Broker) Info() Info {
+	st := b.edge.Stats()
+	return Info{
+		ID:               b.id,
+		ClientAddr:       b.advertise,
+		Control:          b.ctlEP,
+		Draining:         b.draining.Load(),
+		Load:             b.Load(),
+		UptimeSeconds:    time.Since(b.started).Seconds(),
+		Connections:      st.Conns,
+		InFlight:         st.InFlight,
+		Publishers:       b.hub.publishers(),
+		Topics:           b.hub.numTopics(),
+		Routes:           b.routes.Routes(),
+		Aliases:          b.routes.Aliases(),
+		DefaultTimeoutMs: b.opts.DefaultTimeout.Milliseconds(),
+	}
+}
+
+// control serves the control socket (link.Handler).
+func (b *Broker) control(_ context.Context, req *platformpb.Envelope, reply func(*platformpb.Envelope)) {
+	rep := &platformpb.Envelope{Method: req.GetMethod(), Sender: b.id}
+	switch req.GetMethod() {
+	case MethodInfo:
+		out, err := json.Marshal(b.Info())
+		if err != nil {
+			rep.ErrorCode, rep.ErrorMessage = services.CodeInternal, err.Error()
+		} else {
+			rep.Payload = out
+		}
+	default:
+		rep.ErrorCode, rep.ErrorMessage = services.CodeUnknownMethod, snippet(req.GetMethod())
+	}
+	reply(rep)
+}

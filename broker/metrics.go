@@ -1,0 +1,108 @@
+package broker
+
+import "github.com/noonhq/noon/internal/metrics"
+
+// latencyBuckets are the request latency buckets, in seconds: from 100 µs
+// (an echo over loopback) to 10 s (past every default timeout).
+var latencyBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+// brokerMetrics are the broker's metrics. Per-route children are cached so
+// the request path does no label lookups for successful requests.
+type brokerMetrics struct {
+	requests        metrics.CounterVec   // route, result
+	latency         metrics.HistogramVec // route
+	unknown         metrics.Counter
+	moved           metrics.Counter
+	ignoredBindings metrics.Counter
+	ignoredSubs     metrics.Counter
+
+	routes map[string]*routeMetrics // by prefix; filled in New, read-only after
+}
+
+// routeMetrics are one route's metrics.
+type routeMetrics struct {
+	m       *brokerMetrics
+	prefix  string
+	ok      metrics.Counter
+	latency metrics.Histogram
+}
+
+// result returns the request counter of the route for result ("ok" or an
+// error code).
+func (rm *routeMetrics) result(code string) metrics.Counter {
+	if code == "ok" {
+		return rm.ok
+	}
+	return rm.m.requests.With(rm.prefix, code)
+}
+
+func newBrokerMetrics(sink metrics.Sink, b *Broker) *brokerMetrics {
+	m := &brokerMetrics{
+		requests: sink.Counter("broker_requests_total",
+			"Client requests, by route prefix and result (ok or the error code).", "route", "result"),
+		latency: sink.Histogram("broker_request_duration_seconds",
+			"Time from reading a client request to its reply, by route prefix.", latencyBuckets, "route"),
+		routes: make(map[string]*routeMetrics),
+	}
+	m.unknown = m.requests.With("unknown", "unknown_method")
+	for _, r := range b.routes.routes {
+		m.routes[r.Prefix] = &routeMetrics{
+			m:       m,
+			prefix:  r.Prefix,
+			ok:      m.requests.With(r.Prefix, "ok"),
+			latency: m.latency.With(r.Prefix),
+		}
+	}
+	m.moved = sink.Counter("broker_moved_total",
+		"Stateful requests re-routed after a moved reply.").With()
+	m.ignoredBindings = sink.Counter("broker_ignored_bindings_total",
+		"Session bindings in replies that the route may not make, ignored.").With()
+	m.ignoredSubs = sink.Counter("broker_ignored_subscriptions_total",
+		"Push subscriptions in replies ignored (bad topic, too many topics).").With()
+
+	sink.GaugeFunc("broker_connections", "Client connections open.",
+		func() float64 { return float64(b.edge.NumConns()) })
+	sink.GaugeFunc("broker_in_flight", "Client requests being served.",
+		func() float64 { return float64(b.edge.Stats().InFlight) })
+	sink.GaugeFunc("broker_load", "Load reported to yellow and the BrokerList, in [0,1].", b.Load)
+	sink.GaugeFunc("broker_draining", "1 while the broker drains.", func() float64 {
+		if b.draining.Load() {
+			return 1
+		}
+		return 0
+	})
+	sink.GaugeFunc("broker_push_publishers", "Service PUB sockets followed for pushes.",
+		func() float64 { return float64(b.hub.publishers()) })
+	sink.GaugeFunc("broker_push_topics", "Push topics subscribed for this broker's connections.",
+		func() float64 { return float64(b.hub.numTopics()) })
+	sink.GaugeFunc("broker_cached_owners", "Stateful keys whose owner is cached.",
+		func() float64 { return float64(b.owners.len()) })
+	sink.CounterFunc("broker_pushes_total", "Push frames queued to client connections.",
+		func() float64 { return float64(b.hub.delivered.Load()) })
+	sink.CounterFunc("broker_pushes_unrouted_total", "Events received that no connection took.",
+		func() float64 { return float64(b.hub.dropped.Load()) })
+
+	edgeCounter := func(name, help string, f func() uint64) {
+		sink.CounterFunc(name, help, func() float64 { return float64(f()) })
+	}
+	edgeCounter("broker_connections_accepted_total", "Client connections accepted (including rejected ones).",
+		func() uint64 { return b.edge.Stats().Accepted })
+	edgeCounter("broker_connections_rejected_total", "Client connections refused: max_connections reached or draining.",
+		func() uint64 { return b.edge.Stats().Rejected })
+	edgeCounter("broker_slow_consumers_total", "Clients disconnected for not reading (push queue full or write timeout).",
+		func() uint64 { return b.edge.Stats().SlowConsumers })
+	edgeCounter("broker_bad_frames_total", "Connections closed for a malformed frame.",
+		func() uint64 { return b.edge.Stats().BadFrames })
+	edgeCounter("broker_rate_limited_total", "Requests answered rate_limited.",
+		func() uint64 { return b.edge.Stats().RateLimited })
+	edgeCounter("broker_auth_timeouts_total", "Connections closed for not logging in in time.",
+		func() uint64 { return b.edge.Stats().AuthTimeouts })
+	edgeCounter("broker_idle_timeouts_total", "Connections closed for sending no complete frame in time.",
+		func() uint64 { return b.edge.Stats().IdleTimeouts })
+	edgeCounter("broker_panics_total", "Panics recovered while serving connections; a bug.",
+		func() uint64 { return b.edge.Stats().Panics })
+	return m
+}
+
+// route returns the metrics of the route with prefix.
+func (m *brokerMetrics) route(prefix string) *routeMetrics { return m.routes[prefix] }

@@ -1,0 +1,236 @@
+package broker
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/noonhq/noon/edge"
+	"github.com/noonhq/noon/internal/config"
+	"github.com/noonhq/noon/yellow"
+)
+
+// Defaults of Options. Each says why it is that size.
+const (
+	// DefaultControl is the ROUTER endpoint of the broker's control socket
+	// (broker.Info for noonctl), and the "router" of its yellow record:
+	// loopback and a free port, since only operators' tools on the host
+	// call it. Bind a reachable address to let noonctl ask from elsewhere.
+	DefaultControl = "tcp://127.0.0.1:0"
+	// DefaultHeartbeat is how often the broker beats to yellow and pings
+	// its links to instances: yellow's own default, so a dead broker
+	// leaves the BrokerList within a few seconds.
+	DefaultHeartbeat = time.Second
+	// DefaultTimeout is the deadline of a request whose route sets none:
+	// the platform's default request timeout (services.DefaultTimeout),
+	// long enough for a Postgres round trip under load, short enough that
+	// a game client is told something within a few frames of patience.
+	DefaultTimeout = 5 * time.Second
+	// DefaultMaxHops is how many "moved" replies one request may follow to
+	// a live owner: a key moves at most once or twice while instances come
+	// and go, so a third move means instances disagree and the request
+	// should fail rather than bounce.
+	DefaultMaxHops = 3
+	// DefaultDrainGrace is how long clients get, after @edge.Draining, to
+	// move to another broker before their connection is closed: a client
+	// fetches the BrokerList and reconnects in well under a second, and
+	// five seconds is also the default request deadline, so in-flight
+	// requests finish within it.
+	DefaultDrainGrace = 5 * time.Second
+	// DefaultAuthValidateMethod is the method edge.Hello calls to turn a
+	// resume token into a user id.
+	DefaultAuthValidateMethod = "login.Validate"
+)
+
+// Bounds checked by Validate.
+const (
+	// minHeartbeat and maxHeartbeat are yellow's bounds on a heartbeat.
+	minHeartbeat = 10 * time.Millisecond
+	maxHeartbeat = time.Minute
+	// maxTimeout caps every request timeout: the service runtime caps any
+	// deadline at a minute (services.DefaultMaxTimeout), so a longer one
+	// could only end in the service's own timeout.
+	maxTimeout = time.Minute
+	// maxMaxHops bounds MaxHops: beyond ten re-routes a request is
+	// ping-ponging between instances that disagree.
+	maxMaxHops = 10
+	// maxDrainGrace bounds DrainGrace: a deploy that waits longer than ten
+	// minutes per broker is stuck, not graceful.
+	maxDrainGrace = 10 * time.Minute
+)
+
+// Options configures a broker. The zero value is not usable; start from
+// NewOptions.
+type Options struct {
+	// ID is the broker's instance id in yellow and in every envelope it
+	// sends; empty generates "broker-<12 hex digits>" at New.
+	ID string `yaml:"id"`
+	// Edge configures the client listeners and the limits of every client
+	// connection.
+	Edge edge.Options `yaml:"edge"`
+	// Advertise is the host:port clients dial, published in yellow as the
+	// broker's client_addr (and so in the BrokerList). Empty derives it
+	// from the TCP listener (the WebSocket one without TCP), with
+	// 127.0.0.1 for a wildcard host: set it whenever clients are not on
+	// this host.
+	Advertise string `yaml:"advertise"`
+	// Control is the ROUTER endpoint of the control socket answering
+	// broker.Info (noonctl); it is the broker's "router" in yellow. A
+	// wildcard host is advertised as Advertise's host.
+	Control string `yaml:"control"`
+	// Yellows are the ROUTER endpoints of every yellow: the broker
+	// registers with each and discovers service instances from all.
+	Yellows []string `yaml:"yellows"`
+	// Heartbeat is how often the broker beats to yellow and pings the
+	// service instances it links to.
+	Heartbeat time.Duration `yaml:"heartbeat"`
+	// Routes is the route table: which service serves a method, how, and
+	// who may call it. See Route and DefaultRoutes.
+	Routes []Route `yaml:"routes"`
+	// Aliases map pandaparty's bare method names onto full ones
+	// ("CreateRoom: room.Create"); the full name is routed and sent. nil
+	// means DefaultAliases(); an empty map, none. (A map, unlike Routes,
+	// would be merged into defaults by the YAML decoder, so the defaults
+	// are not put here.)
+	Aliases map[string]string `yaml:"aliases"`
+	// DefaultTimeout is the deadline of a request whose route sets none.
+	DefaultTimeout time.Duration `yaml:"default_timeout"`
+	// MaxHops is how many "moved" replies a stateful request follows to a
+	// live owner before it fails unavailable.
+	MaxHops int `yaml:"max_hops"`
+	// DrainGrace is how long clients get after @edge.Draining before the
+	// broker stops serving them (Drain).
+	DrainGrace time.Duration `yaml:"drain_grace"`
+	// AuthValidateMethod is the method edge.Hello calls with a resume
+	// token (Thrift login.ValidateRequest -> login.ValidateReply).
+	AuthValidateMethod string `yaml:"auth_validate_method"`
+}
+
+// NewOptions returns the default options: the edge's defaults and the
+// default route table (Aliases nil: the default aliases); Yellows still
+// needs setting.
+func NewOptions() Options {
+	return Options{
+		Edge:               edge.NewOptions(),
+		Control:            DefaultControl,
+		Heartbeat:          DefaultHeartbeat,
+		Routes:             DefaultRoutes(),
+		DefaultTimeout:     DefaultTimeout,
+		MaxHops:            DefaultMaxHops,
+		DrainGrace:         DefaultDrainGrace,
+		AuthValidateMethod: DefaultAuthValidateMethod,
+	}
+}
+
+// Validate checks the options and returns an error naming every bad field
+// by its yaml path ("edge.max_frame", "routes[2].key").
+func (o Options) Validate() error {
+	var errs config.Errors
+	if o.ID != "" {
+		if err := yellow.ValidateID(o.ID); err != nil {
+			errs.Addf("id", "%v", strings.TrimPrefix(err.Error(), "yellow: "))
+		}
+	}
+	errs.Add(config.Nested("edge", o.Edge.Validate()))
+	if o.Advertise != "" {
+		errs.Add(validateAdvertise(o.Advertise))
+	}
+	if o.Control == "" {
+		errs.Addf("control", "must not be empty: yellow needs the broker's ROUTER endpoint")
+	} else if !strings.HasPrefix(o.Control, "tcp://") {
+		errs.Addf("control", "must be tcp://host:port, got %q", o.Control)
+	} else {
+		errs.Add(config.Endpoint("control", o.Control))
+	}
+	if len(o.Yellows) == 0 {
+		errs.Addf("yellows", "at least one yellow endpoint is required: the broker finds services there")
+	}
+	for i, y := range o.Yellows {
+		errs.Add(config.DialEndpoint(fmt.Sprintf("yellows[%d]", i), y))
+	}
+	errs.Add(config.Range("heartbeat", o.Heartbeat, minHeartbeat, maxHeartbeat))
+	errs.Add(config.Range("default_timeout", o.DefaultTimeout, time.Millisecond, maxTimeout))
+	errs.Add(config.Range("max_hops", o.MaxHops, 0, maxMaxHops))
+	errs.Add(config.Range("drain_grace", o.DrainGrace, 0, maxDrainGrace))
+	table, err := NewRouteTable(o.Routes, o.aliases())
+	errs.Add(err)
+	if o.AuthValidateMethod == "" {
+		errs.Addf("auth_validate_method", "must not be empty")
+	} else if table != nil {
+		if _, r, ok := table.Resolve(o.AuthValidateMethod); !ok || r.Kind == KindLocal {
+			errs.Addf("auth_validate_method", "%q has no route to a service", o.AuthValidateMethod)
+		}
+	}
+	return errs.Err()
+}
+
+// validateAdvertise checks Advertise: host:port that a client can dial.
+func validateAdvertise(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return config.FieldError{Field: "advertise", Msg: fmt.Sprintf("must be host:port, got %q", addr)}
+	}
+	if isWildcard(host) {
+		return config.FieldError{Field: "advertise", Msg: fmt.Sprintf("must be a host clients can dial, not a wildcard, got %q", addr)}
+	}
+	if err := config.HostPort("advertise", addr); err != nil {
+		return err
+	}
+	if port == "0" {
+		return config.FieldError{Field: "advertise", Msg: fmt.Sprintf("port must not be 0, got %q", addr)}
+	}
+	return nil
+}
+
+// isWildcard reports whether host means "every interface".
+func isWildcard(host string) bool {
+	if host == "" || host == "*" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsUnspecified()
+}
+
+// advertiseFrom derives the address clients dial from a bound listener
+// address: a wildcard host becomes 127.0.0.1.
+func advertiseFrom(bound net.Addr) string {
+	host, port, err := net.SplitHostPort(bound.String())
+	if err != nil {
+		return bound.String()
+	}
+	if isWildcard(host) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// advertiseEndpoint returns the endpoint others dial for a bound ZeroMQ
+// endpoint: a wildcard host becomes host.
+func advertiseEndpoint(bound, host string) string {
+	rest, ok := strings.CutPrefix(bound, "tcp://")
+	if !ok {
+		return bound
+	}
+	h, port, err := net.SplitHostPort(rest)
+	if err != nil || !isWildcard(h) {
+		return bound
+	}
+	return "tcp://" + net.JoinHostPort(host, port)
+}
+
+// RouteTable returns the checked route table of the options, with the
+// aliases in force (the defaults when Aliases is nil): what `noonctl
+// routes` prints (see FormatRoutes).
+func (o Options) RouteTable() (*RouteTable, error) {
+	return NewRouteTable(o.Routes, o.aliases())
+}
+
+// aliases returns the aliases in force: Aliases, or DefaultAliases() when
+// nil.
+func (o Options) aliases() map[string]string {
+	if o.Aliases == nil {
+		return DefaultAliases()
+	}
+	return o.Aliases
+}
