@@ -10,8 +10,11 @@ import (
 	"regexp"
 	"strconv"
 
+	"github.com/noonhq/noon/broker"
+	"github.com/noonhq/noon/edge/brokerlist"
 	"github.com/noonhq/noon/internal/config"
 	"github.com/noonhq/noon/internal/logging"
+	"github.com/noonhq/noon/internal/stores"
 	"github.com/noonhq/noon/services"
 	"github.com/noonhq/noon/yellow"
 	"go.yaml.in/yaml/v3"
@@ -34,6 +37,16 @@ type Config struct {
 	Yellows []string `yaml:"yellows"`
 	// Yellow configures `noon yellow`.
 	Yellow yellow.Options `yaml:"yellow"`
+	// Broker configures `noon broker` (the edge: listeners, limits, routes).
+	Broker broker.Options `yaml:"broker"`
+	// BrokerList configures `noon brokerlist` (GET /brokerlist).
+	BrokerList brokerlist.Options `yaml:"brokerlist"`
+	// Postgres is the database of the services that keep data; empty url =
+	// none (noon dev then uses in-memory stores).
+	Postgres stores.PostgresOptions `yaml:"postgres"`
+	// Redis holds sessions, leases and throttles; no addrs = none (noon dev
+	// then runs an in-process Redis).
+	Redis stores.RedisOptions `yaml:"redis"`
 	// Services configures each service by name (`noon service <name>`);
 	// the name key is the service name.
 	Services ServiceMap `yaml:"services"`
@@ -52,11 +65,13 @@ type AdminOptions struct {
 // environment and flags override in that order.
 func defaultConfig() Config {
 	return Config{
-		Log:      logging.DefaultOptions(),
-		Admin:    AdminOptions{},
-		Yellows:  []string{yellow.DefaultRouterAddr},
-		Yellow:   yellow.NewOptions(),
-		Services: ServiceMap{},
+		Log:        logging.DefaultOptions(),
+		Admin:      AdminOptions{},
+		Yellows:    []string{yellow.DefaultRouterAddr},
+		Yellow:     yellow.NewOptions(),
+		Broker:     broker.NewOptions(),
+		BrokerList: brokerlist.NewOptions(),
+		Services:   ServiceMap{},
 	}
 }
 
@@ -73,12 +88,39 @@ func (c *Config) Validate() error {
 	if err := c.Yellow.Validate(); err != nil {
 		errs.Add(fmt.Errorf("config: %w", err))
 	}
+	errs.Add(config.Nested("postgres", c.Postgres.Validate()))
+	errs.Add(config.Nested("redis", c.Redis.Validate()))
+	if err := c.brokerOptions().Validate(); err != nil {
+		errs.Add(config.Nested("broker", err))
+	}
+	if err := c.brokerListOptions().Validate(); err != nil {
+		errs.Add(config.Nested("brokerlist", err))
+	}
 	for name := range c.Services {
 		if _, err := c.service(name); err != nil {
 			errs.Add(fmt.Errorf("config: services.%s: %w", name, err))
 		}
 	}
 	return errs.Err()
+}
+
+// brokerOptions returns the broker's options with the shared yellows.
+func (c *Config) brokerOptions() broker.Options {
+	o := c.Broker
+	if len(o.Yellows) == 0 {
+		o.Yellows = append([]string(nil), c.Yellows...)
+	}
+	return o
+}
+
+// brokerListOptions returns the BrokerList's options with the shared
+// yellows.
+func (c *Config) brokerListOptions() brokerlist.Options {
+	o := c.BrokerList
+	if len(o.Yellows) == 0 {
+		o.Yellows = append([]string(nil), c.Yellows...)
+	}
+	return o
 }
 
 // service returns the effective options of the named service: defaults,

@@ -21,8 +21,5 @@ func notYet(name, summary, issue string) {
 }
 
 func init() {
-	notYet("broker", "run an edge broker: client connections, routing, pushes", "the edge broker issue")
-	notYet("brokerlist", "serve the BrokerList JSON (GET /brokerlist) from yellow", "the edge broker issue")
-	notYet("dev", "run the whole platform in one process", "the login / noon dev issue")
 	notYet("migrate", "run the embedded Postgres migrations", "the login / noon dev issue")
 }

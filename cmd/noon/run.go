@@ -34,10 +34,11 @@ type runtime struct {
 
 // Default admin addresses of the commands.
 const (
-	adminDev     = "127.0.0.1:1051"
-	adminBroker  = "127.0.0.1:1052"
-	adminYellow  = "127.0.0.1:1062"
-	adminService = "127.0.0.1:0"
+	adminDev        = "127.0.0.1:1051"
+	adminBroker     = "127.0.0.1:1052"
+	adminYellow     = "127.0.0.1:1062"
+	adminService    = "127.0.0.1:0"
+	adminBrokerList = "127.0.0.1:1053"
 )
 
 // newRuntime sets up logging and the admin endpoint (on defaultAdmin unless

@@ -8,18 +8,44 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+
 	"github.com/noonhq/noon/services"
 	"github.com/noonhq/noon/services/echo"
 )
 
-// serviceFactory builds the handlers of one service. cleanup, when not nil,
-// runs after the service has stopped.
-type serviceFactory func(ctx context.Context, cfg *Config, log *slog.Logger) (handlers map[string]services.HandlerFunc, cleanup func(), err error)
+// serviceImpl is what a service factory builds: the handlers, and the
+// hooks the command runs around the service runtime.
+type serviceImpl struct {
+	handlers map[string]services.HandlerFunc
+	// attach, when set, is called with the runtime server before it runs
+	// (a stateful service learns its instance id and publisher).
+	attach func(*services.Server)
+	// beforeDrain, when set, runs before the server drains (the room
+	// service hands its rooms over).
+	beforeDrain func(ctx context.Context)
+	// procs are extra daemons of the service (login's HTTP API).
+	procs []proc
+	// cleanup runs after the service has stopped.
+	cleanup func()
+}
 
-// knownServices are the services `noon service <name>` can run.
+// deps are the stores a service may use.
+type deps struct {
+	// redis is nil when no Redis is configured (and none is embedded).
+	redis redis.UniversalClient
+	// pg is nil when no Postgres is configured: the in-memory stores.
+	pg *pgxpool.Pool
+}
+
+// serviceFactory builds one service.
+type serviceFactory func(ctx context.Context, cfg *Config, d *deps, log *slog.Logger) (*serviceImpl, error)
+
+// knownServices are the services `noon service <name>` and `noon dev` run.
 var knownServices = map[string]serviceFactory{
-	echo.Service: func(context.Context, *Config, *slog.Logger) (map[string]services.HandlerFunc, func(), error) {
-		return echo.Handlers(), nil, nil
+	echo.Service: func(context.Context, *Config, *deps, *slog.Logger) (*serviceImpl, error) {
+		return &serviceImpl{handlers: echo.Handlers()}, nil
 	},
 }
 
@@ -84,44 +110,56 @@ func runService(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	proc, err := rt.serviceProc(ctx, cfg, name, factory)
+	d, closeDeps, err := openDeps(ctx, cfg, false)
 	if err != nil {
 		return err
 	}
-	return rt.run(ctx, proc)
+	defer closeDeps()
+	procs, err := rt.serviceProcs(ctx, cfg, d, name, factory)
+	if err != nil {
+		return err
+	}
+	return rt.run(ctx, procs...)
 }
 
-// serviceProc builds one service instance as a proc: it drains on stop.
-func (rt *runtime) serviceProc(ctx context.Context, cfg *Config, name string, factory serviceFactory) (proc, error) {
+// serviceProcs builds one service instance (and its extra daemons) as
+// procs; the instance drains on stop.
+func (rt *runtime) serviceProcs(ctx context.Context, cfg *Config, d *deps, name string, factory serviceFactory) ([]proc, error) {
 	opts, err := cfg.service(name)
 	if err != nil {
-		return proc{}, fmt.Errorf("services.%s: %w", name, err)
+		return nil, fmt.Errorf("services.%s: %w", name, err)
 	}
 	log := rt.log
-	handlers, cleanup, err := factory(ctx, cfg, log)
+	impl, err := factory(ctx, cfg, d, log.With("service", name))
 	if err != nil {
-		return proc{}, fmt.Errorf("service %s: %w", name, err)
+		return nil, fmt.Errorf("service %s: %w", name, err)
 	}
-	srv, err := services.NewServer(opts, handlers, log)
+	srv, err := services.NewServer(opts, impl.handlers, log)
 	if err != nil {
-		if cleanup != nil {
-			cleanup()
+		if impl.cleanup != nil {
+			impl.cleanup()
 		}
-		return proc{}, err
+		return nil, err
+	}
+	if impl.attach != nil {
+		impl.attach(srv)
 	}
 	srv.RegisterMetrics(rt.registry("service_" + name))
-	rt.health("service_"+name, func() error { return nil })
-	return proc{
+	p := proc{
 		name: "service " + name,
 		main: srv.Main,
 		stop: func(ctx context.Context) {
+			if impl.beforeDrain != nil {
+				impl.beforeDrain(ctx)
+			}
 			if err := srv.Drain(ctx); err != nil {
-				log.Warn("drain", "err", err)
+				log.Warn("drain", "service", name, "err", err)
 			}
 			srv.Exit()
-			if cleanup != nil {
-				cleanup()
+			if impl.cleanup != nil {
+				impl.cleanup()
 			}
 		},
-	}, nil
+	}
+	return append([]proc{p}, impl.procs...), nil
 }

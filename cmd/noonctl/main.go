@@ -1,17 +1,224 @@
-// Command noonctl is the operator's tool: list instances and routes, call any
-// method with a JSON body.
+// Command noonctl is the operator's and developer's tool: call any method
+// through a broker with a JSON body (the grpcurl of noon), list the
+// instances yellow knows, print the route table.
+//
+//	noonctl [-brokerlist URL | -broker host:port] [-user U -password P] call METHOD [JSON]
+//	noonctl [-yellows tcp://...] instances [SERVICE]
+//	noonctl [-config FILE] routes
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/noonhq/noon/broker"
+	"github.com/noonhq/noon/edge/client"
+	"github.com/noonhq/noon/idl/gen/login"
+	"github.com/noonhq/noon/idl/methods"
+	"github.com/noonhq/noon/internal/config"
+	"github.com/noonhq/noon/yellow"
 )
 
 func main() {
-	if len(os.Args) > 1 && (os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help") {
-		fmt.Fprintln(os.Stderr, "Usage: noonctl <command>\n\nCommands (not yet): instances, routes, call METHOD JSON")
-		return
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// opts are noonctl's global flags.
+type opts struct {
+	brokerList string
+	broker     string
+	user, pass string
+	token      string
+	yellows    string
+	config     string
+	timeout    time.Duration
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	var o opts
+	fs := flag.NewFlagSet("noonctl", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.brokerList, "brokerlist", "http://127.0.0.1:1050/brokerlist", "BrokerList `URL` to pick a broker from")
+	fs.StringVar(&o.broker, "broker", "", "broker `host:port` or ws:// URL (instead of -brokerlist)")
+	fs.StringVar(&o.user, "user", "", "log in as `username` before the call")
+	fs.StringVar(&o.pass, "password", "", "`password` for -user (or NOON_PASSWORD)")
+	fs.StringVar(&o.token, "token", "", "resume an existing session `token` instead of logging in")
+	fs.StringVar(&o.yellows, "yellows", "tcp://127.0.0.1:1060", "comma-separated yellow `endpoints` (instances)")
+	fs.StringVar(&o.config, "config", "", "noon config `file` (routes; default: built-in routes)")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "overall `timeout`")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: noonctl [flags] <command>\n\nCommands:\n"+
+			"  call METHOD [JSON]   call METHOD with a JSON body (read from stdin when JSON is -); prints the reply as JSON\n"+
+			"  methods              list the methods call knows\n"+
+			"  instances [SERVICE]  list the instances yellow knows, with state and load\n"+
+			"  routes               print the broker's route table\n\nFlags:\n")
+		fs.PrintDefaults()
 	}
-	fmt.Fprintln(os.Stderr, "noonctl: not yet (instances and routes arrive with the broker issue, call with the login issue)")
-	os.Exit(2)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if o.pass == "" {
+		o.pass = os.Getenv("NOON_PASSWORD")
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		fs.Usage()
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	var err error
+	switch rest[0] {
+	case "call":
+		err = cmdCall(ctx, o, rest[1:], stdin, stdout)
+	case "methods":
+		for _, n := range methods.Names() {
+			fmt.Fprintln(stdout, n)
+		}
+	case "instances":
+		err = cmdInstances(ctx, o, rest[1:], stdout)
+	case "routes":
+		err = cmdRoutes(o, stdout)
+	default:
+		fmt.Fprintf(stderr, "noonctl: unknown command %q\n", rest[0])
+		fs.Usage()
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "noonctl: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func cmdCall(ctx context.Context, o opts, args []string, stdin io.Reader, stdout io.Writer) error {
+	if len(args) < 1 || len(args) > 2 {
+		return errors.New("usage: call METHOD [JSON]")
+	}
+	m, ok := methods.Lookup(args[0])
+	if !ok {
+		return fmt.Errorf("unknown method %q (noonctl methods lists them)", args[0])
+	}
+	body := []byte("{}")
+	if m.NewReq == nil {
+		body = []byte(`""`)
+	}
+	if len(args) == 2 {
+		body = []byte(args[1])
+		if args[1] == "-" {
+			b, err := io.ReadAll(io.LimitReader(stdin, 1<<20))
+			if err != nil {
+				return err
+			}
+			body = b
+		}
+	}
+	payload, err := m.EncodeJSON(body)
+	if err != nil {
+		return err
+	}
+	c, err := dialBroker(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if o.user != "" {
+		var rep login.LoginReply
+		if err := c.CallThrift(ctx, "login.Login", &login.LoginRequest{Username: o.user, Password: o.pass}, &rep); err != nil {
+			return fmt.Errorf("login: %w", err)
+		}
+	}
+	out, err := c.Call(ctx, m.Name, payload)
+	if err != nil {
+		return err
+	}
+	js, err := m.DecodeJSON(out)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, string(js))
+	return nil
+}
+
+func dialBroker(ctx context.Context, o opts) (*client.Client, error) {
+	addr := o.broker
+	if addr == "" {
+		list, err := client.FetchBrokerList(ctx, o.brokerList)
+		if err != nil {
+			return nil, fmt.Errorf("brokerlist %s: %w", o.brokerList, err)
+		}
+		if addr, err = client.PickBroker(list); err != nil {
+			return nil, err
+		}
+	}
+	co := client.DefaultOptions()
+	co.ClientName = "noonctl"
+	co.ResumeToken = o.token
+	c, err := client.Dial(ctx, addr, co)
+	if err != nil {
+		return nil, fmt.Errorf("broker %s: %w", addr, err)
+	}
+	return c, nil
+}
+
+func cmdInstances(ctx context.Context, o opts, args []string, stdout io.Writer) error {
+	w := yellow.Watch(yellow.ClientOptions{Yellows: strings.Split(o.yellows, ",")})
+	defer w.Close()
+	if err := w.WaitSynced(ctx); err != nil {
+		return fmt.Errorf("yellow %s: %w", o.yellows, err)
+	}
+	all := w.All()
+	sort.Slice(all, func(i, j int) bool {
+		if all[i].GetService() != all[j].GetService() {
+			return all[i].GetService() < all[j].GetService()
+		}
+		return all[i].GetId() < all[j].GetId()
+	})
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE\tID\tSTATE\tLOAD\tCAPACITY\tROUTER\tCLIENT")
+	for _, in := range all {
+		if len(args) > 0 && in.GetService() != args[0] {
+			continue
+		}
+		state := strings.TrimPrefix(in.GetState().String(), "INSTANCE_STATE_")
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.3f\t%d\t%s\t%s\n", in.GetService(), in.GetId(), strings.ToLower(state), in.GetLoad(), in.GetCapacity(), in.GetRouter(), in.GetClientAddr())
+	}
+	return tw.Flush()
+}
+
+// routesConfig is the part of a noon config file noonctl reads.
+type routesConfig struct {
+	Broker broker.Options `yaml:"broker"`
+}
+
+func cmdRoutes(o opts, stdout io.Writer) error {
+	cfg := routesConfig{Broker: broker.NewOptions()}
+	if o.config != "" {
+		// Only the broker section matters here; the rest is the daemons'.
+		if err := config.LoadFile(o.config, &struct {
+			Broker *broker.Options `yaml:"broker"`
+			Rest   map[string]any  `yaml:",inline"`
+		}{Broker: &cfg.Broker}); err != nil {
+			return err
+		}
+	}
+	aliases := cfg.Broker.Aliases
+	if aliases == nil {
+		aliases = broker.DefaultAliases()
+	}
+	return broker.FormatRoutes(stdout, cfg.Broker.Routes, aliases, cfg.Broker.DefaultTimeout)
 }

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"sort"
+
+	"github.com/noonhq/noon/edge/brokerlist"
+	"github.com/noonhq/noon/yellow"
+)
+
+func init() {
+	register(command{
+		name:    "dev",
+		summary: "run the whole platform in one process (what `make run` starts)",
+		run:     runDev,
+	})
+}
+
+func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("dev", "Runs yellow, a broker, the BrokerList and every service in one process. Without postgres.url and redis.addrs it needs nothing else: in-memory stores and an in-process Redis.", stderr)
+	var cf configFlags
+	cf.register(fs, "")
+	pg := fs.String("postgres", "", "Postgres `URL` (overrides postgres.url; default: in-memory stores)")
+	rd := fs.String("redis", "", "Redis `host:port` (overrides redis.addrs; default: in-process Redis)")
+	admin := fs.String("admin", "", "admin HTTP `addr` for /metrics and /healthz of every daemon (overrides admin.addr)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := cf.loadWith(func(c *Config) {
+		setIf(&c.Postgres.URL, *pg)
+		if *rd != "" {
+			c.Redis.Addrs = []string{*rd}
+		}
+		setIf(&c.Admin.Addr, *admin)
+	})
+	if err != nil {
+		return err
+	}
+	rt, err := newRuntime(cfg, adminDev, stderr)
+	if err != nil {
+		return err
+	}
+	d, closeDeps, err := openDeps(ctx, cfg, true)
+	if err != nil {
+		return err
+	}
+	defer closeDeps()
+
+	// Everything finds everything through this process's yellow.
+	y, err := yellow.New(cfg.Yellow, rt.log.With("daemon", "yellow"))
+	if err != nil {
+		return err
+	}
+	y.RegisterMetrics(rt.registry("yellow"))
+	rt.health("yellow", y.Health)
+	cfg.Yellows = []string{y.RouterEndpoint()}
+	procs := []proc{{name: "yellow", main: y.Main, stop: func(context.Context) { y.Exit() }}}
+
+	names := make([]string, 0, len(knownServices))
+	for n := range knownServices {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		ps, err := rt.serviceProcs(ctx, cfg, d, name, knownServices[name])
+		if err != nil {
+			y.Exit()
+			return err
+		}
+		procs = append(procs, ps...)
+	}
+
+	bl, err := brokerlist.New(cfg.brokerListOptions(), rt.log.With("daemon", "brokerlist"))
+	if err != nil {
+		y.Exit()
+		return err
+	}
+	rt.health("brokerlist", bl.Health)
+	procs = append(procs, proc{name: "brokerlist", main: bl.Main, stop: func(ctx context.Context) { _ = bl.Shutdown(ctx); bl.Exit() }})
+
+	bp, b, err := rt.brokerProc(cfg)
+	if err != nil {
+		y.Exit()
+		bl.Exit()
+		return err
+	}
+	procs = append(procs, bp)
+
+	listURL := "http://" + hostPort(bl.Addr()) + brokerlist.Path
+	fmt.Fprintf(stdout, "noon dev is up: yellow, broker, brokerlist, services %v\n", names)
+	fmt.Fprintf(stdout, "  BrokerList   %s\n", listURL)
+	fmt.Fprintf(stdout, "  broker TCP   %s (pandaparty frames)\n", hostPort(b.TCPAddr()))
+	if b.WSAddr() != nil {
+		fmt.Fprintf(stdout, "  broker WS    ws://%s%s\n", hostPort(b.WSAddr()), cfg.Broker.Edge.WSPath)
+	}
+	for _, l := range devExtras {
+		fmt.Fprintf(stdout, "  %s\n", l(cfg))
+	}
+	if rt.admin != nil {
+		fmt.Fprintf(stdout, "  metrics      http://%s/metrics (and /healthz)\n", rt.admin.Addr())
+	}
+	fmt.Fprintf(stdout, "  stores       %s\n", describeStores(cfg))
+	fmt.Fprintf(stdout, "First call:    bin/noonctl -brokerlist %s call echo.Echo '\"hello\"'\n", listURL)
+	fmt.Fprintf(stdout, "Ctrl-C stops everything.\n")
+	return rt.run(ctx, procs...)
+}
+
+// devExtras are lines services add to noon dev's banner (the login API URL).
+var devExtras []func(*Config) string
+
+func describeStores(cfg *Config) string {
+	pg, rd := "in-memory stores", "in-process Redis (miniredis)"
+	if cfg.Postgres.URL != "" {
+		pg = "Postgres"
+	}
+	if len(cfg.Redis.Addrs) > 0 {
+		rd = fmt.Sprintf("Redis %v", cfg.Redis.Addrs)
+	}
+	return pg + ", " + rd
+}
+
+// hostPort prints a listener address as a client would dial it: a wildcard
+// host becomes 127.0.0.1.
+func hostPort(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
