@@ -12,7 +12,7 @@ FUZZTIME  ?= 10s
 THRIFT_FILES := $(wildcard idl/*.thrift)
 PROTO_FILES  := $(wildcard idl/*.proto)
 
-.PHONY: run test bench gen lint build fuzz tools cluster clean
+.PHONY: run test bench gen lint build fuzz cluster clean
 
 ## run: the whole platform in one process on embedded defaults
 run: build
@@ -61,3 +61,8 @@ build:
 
 clean:
 	rm -rf $(BIN)
+
+## cluster: yellow, the BrokerList, 2 brokers and 2 instances of each service as
+## separate processes against the local Postgres and Redis (configs/cluster.yaml)
+cluster: build
+	$(BIN)/noon cluster -config configs/cluster.yaml

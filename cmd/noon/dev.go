@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"sort"
 
 	"github.com/noonhq/noon/edge/brokerlist"
 	"github.com/noonhq/noon/yellow"
@@ -59,11 +58,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	cfg.Yellows = []string{y.RouterEndpoint()}
 	procs := []proc{{name: "yellow", main: y.Main, stop: func(context.Context) { y.Exit() }}}
 
-	names := make([]string, 0, len(knownServices))
-	for n := range knownServices {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := sortedServices()
 	for _, name := range names {
 		ps, err := rt.serviceProcs(ctx, cfg, d, name, knownServices[name])
 		if err != nil {

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sort"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+func init() {
+	register(command{
+		name:    "cluster",
+		summary: "run a multi-process cluster on this machine (yellow, brokers, services as separate processes)",
+		run:     runCluster,
+	})
+}
+
+// clusterChild is one process of `noon cluster`.
+type clusterChild struct {
+	name string
+	args []string
+}
+
+func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("cluster", "Runs migrations, then yellow, the BrokerList, N brokers and M instances of each service as separate `noon` processes against the Postgres and Redis of the config (configs/cluster.yaml), and stops them all on Ctrl-C. Broker i listens on TCP 1055+2i and WebSocket 1056+2i.", stderr)
+	file := fs.String("config", "configs/cluster.yaml", "YAML config `file` every process reads")
+	brokers := fs.Int("brokers", 2, "number of brokers")
+	instances := fs.Int("instances", 2, "instances of each service")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cf := configFlags{file: *file}
+	cfg, err := cf.load()
+	if err != nil {
+		return err
+	}
+	if cfg.Postgres.URL == "" || len(cfg.Redis.Addrs) == 0 {
+		return fmt.Errorf("%s: a cluster needs postgres.url and redis.addrs", *file)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	if migrate, ok := commands["migrate"]; ok {
+		if err := migrate.run(ctx, []string{"-config", *file}, stdout, stderr); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+	}
+	base := []string{"-config", *file}
+	children := []clusterChild{
+		{"yellow", append([]string{"yellow"}, base...)},
+		{"brokerlist", append([]string{"brokerlist"}, base...)},
+	}
+	for _, name := range sortedServices() {
+		for i := 1; i <= *instances; i++ {
+			children = append(children, clusterChild{fmt.Sprintf("%s-%d", name, i), append([]string{"service", name}, base...)})
+		}
+	}
+	for i := 0; i < *brokers; i++ {
+		children = append(children, clusterChild{fmt.Sprintf("broker-%d", i+1), append([]string{"broker"}, append(base,
+			"-tcp", ":"+strconv.Itoa(1055+2*i), "-ws", ":"+strconv.Itoa(1056+2*i),
+			"-admin", "127.0.0.1:"+strconv.Itoa(1070+i))...)})
+	}
+
+	var wg sync.WaitGroup
+	var procs []*exec.Cmd
+	var outMu sync.Mutex
+	failed := make(chan string, len(children))
+	for _, ch := range children {
+		cmd := exec.Command(self, ch.args...)
+		cmd.Stdout = stderr
+		pipe, err := cmd.StderrPipe()
+		if err != nil {
+			return err
+		}
+		if err := cmd.Start(); err != nil {
+			stopAll(procs)
+			return fmt.Errorf("start %s: %w", ch.name, err)
+		}
+		procs = append(procs, cmd)
+		fmt.Fprintf(stdout, "started %-12s pid %d: noon %v\n", ch.name, cmd.Process.Pid, ch.args)
+		wg.Add(1)
+		go func(name string) {
+			defer wg.Done()
+			sc := bufio.NewScanner(pipe)
+			for sc.Scan() {
+				outMu.Lock()
+				fmt.Fprintf(stderr, "%-12s | %s\n", name, sc.Text())
+				outMu.Unlock()
+			}
+			if err := cmd.Wait(); err != nil {
+				failed <- fmt.Sprintf("%s: %v", name, err)
+			} else {
+				failed <- name + ": exited"
+			}
+		}(ch.name)
+		if ch.name == "yellow" {
+			time.Sleep(200 * time.Millisecond) // let yellow bind before the rest register
+		}
+	}
+	fmt.Fprintf(stdout, "cluster up: BrokerList http://127.0.0.1%s/brokerlist; Ctrl-C stops it\n", cfg.BrokerList.Addr)
+	select {
+	case <-ctx.Done():
+	case f := <-failed:
+		fmt.Fprintf(stdout, "process ended (%s): stopping the cluster\n", f)
+	}
+	stopAll(procs)
+	wg.Wait()
+	return nil
+}
+
+// stopAll sends SIGTERM to every process, in reverse start order (brokers
+// drain first, yellow last).
+func stopAll(procs []*exec.Cmd) {
+	for i := len(procs) - 1; i >= 0; i-- {
+		_ = procs[i].Process.Signal(syscall.SIGTERM)
+	}
+}
+
+// sortedServices lists the services `noon service` runs.
+func sortedServices() []string {
+	names := make([]string, 0, len(knownServices))
+	for n := range knownServices {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
