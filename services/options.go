@@ -44,9 +44,6 @@ const (
 const (
 	// MaxConcurrency bounds Concurrency: yellow's capacity limit.
 	MaxConcurrency = 1_000_000
-	// maxNameLen bounds a service name: it is also a method prefix and a
-	// metric label (yellow's limit).
-	maxNameLen = 64
 	// minHeartbeat is the shortest heartbeat (yellow's limit; tests use
 	// 50 ms).
 	minHeartbeat = 10 * time.Millisecond
