@@ -1,12 +1,285 @@
-// Command noonbench is noon's load generator: it measures the platform
-// against baselines measured in the same run.
+// Command noonbench is noon's load generator. In one run on this machine,
+// in one process, it measures noon against two baselines speaking the same
+// pandaparty frames through the same Go client (edge/client):
+//
+//  1. raw: client -> a Go TCP echo server;
+//  2. relay: client -> a two-hop Go TCP frame relay -> the echo server, the
+//     floor for any broker on this path;
+//  3. noon: client -> broker -> echo service (over ZeroMQ) -> broker ->
+//     client, with yellow, one broker and one echo instance started in this
+//     process on loopback port 0;
+//
+// each closed-loop at every connection count of -conns, and prints one table
+// (requests per second, p50 / p99 / p99.9 latency, CPU and memory) and
+// noon's ratio to each baseline. Then the idle test: -idle connections held
+// by the broker, opened from several 127.0.0.x source addresses, and the
+// broker's memory per connection, extrapolated to 100,000 connections.
+// Progress goes to stderr; the results also go to a JSON file.
+//
+// Everything runs on loopback (127.0.0.0/8) and stops by itself.
+//
+// Usage:
+//
+//	noonbench [-duration 3s] [-warmup 1s] [-conns 1,16,256] [-pipeline 1]
+//	          [-payload 32] [-idle 9000] [-json noonbench-results.json]
+//	          [-only raw,relay,noon,idle] [-rounds 1] [-quick] [-log error]
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
+	"os/signal"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/noonhq/noon/internal/bench"
 )
 
+// Scenarios, the values of -only.
+const (
+	scenarioRaw   = "raw"
+	scenarioRelay = "relay"
+	scenarioNoon  = "noon"
+	scenarioIdle  = "idle"
+)
+
+var allScenarios = []string{scenarioRaw, scenarioRelay, scenarioNoon, scenarioIdle}
+
+// Defaults of the flags.
+const (
+	defaultDuration = 3 * time.Second
+	defaultWarmup   = time.Second
+	defaultConns    = "1,16,256"
+	defaultPayload  = 32
+	defaultJSON     = "noonbench-results.json"
+	// defaultIdle is the idle test's connection count: client and broker
+	// are in this one process, so each connection takes two file
+	// descriptors, and this machine allows 20,000; 9,000 leaves 2,000 for
+	// the rest. The per-connection figure is extrapolated to 100,000.
+	defaultIdle = 9000
+	// quickDuration, quickWarmup and quickIdle are -quick's: enough for
+	// every scenario to run and every number to be non-zero, nothing more.
+	quickDuration = 300 * time.Millisecond
+	quickWarmup   = 100 * time.Millisecond
+	quickIdle     = 300
+	// maxRounds bounds -rounds: beyond 10 a sweep is a soak test.
+	maxRounds = 10
+	// fdSlack is the file descriptors kept aside for everything but the
+	// connections under test: the runtime, yellow's, the echo instance's
+	// and the broker's ZeroMQ sockets, sockets of earlier scenarios still
+	// closing.
+	fdSlack = 1000
+)
+
+// config is the parsed flags.
+type config struct {
+	duration, warmup time.Duration
+	conns            []int
+	pipeline         int
+	rounds           int
+	payload          int
+	idle             int
+	jsonPath         string
+	only             []string
+	quick            bool
+	logLevel         string
+}
+
+func (c config) has(scenario string) bool { return slices.Contains(c.only, scenario) }
+
+// errUsage marks a bad command line; the flag package has printed why.
+var errUsage = errors.New("usage")
+
 func main() {
-	fmt.Fprintln(os.Stderr, "noonbench: not yet (arrives with the edge broker issue); `make bench` runs the Go benchmarks")
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(realMain(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// realMain runs noonbench with args, the table on stdout, progress and logs
+// on stderr, and returns the exit code.
+func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseFlags(args, stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case err != nil:
+		if !errors.Is(err, errUsage) {
+			fmt.Fprintf(stderr, "noonbench: %v\n", err)
+		}
+		return 2
+	}
+	if err := run(ctx, cfg, stdout, stderr); err != nil {
+		fmt.Fprintf(stderr, "noonbench: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	var (
+		cfg   config
+		conns string
+		only  string
+	)
+	fs := flag.NewFlagSet("noonbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.DurationVar(&cfg.duration, "duration", defaultDuration, "measured time of each scenario")
+	fs.DurationVar(&cfg.warmup, "warmup", defaultWarmup, "warm-up before each scenario's measurement (not measured)")
+	fs.StringVar(&conns, "conns", defaultConns, "comma-separated connection counts to run each scenario at")
+	fs.IntVar(&cfg.pipeline, "pipeline", 1, "requests each connection keeps outstanding")
+	fs.IntVar(&cfg.rounds, "rounds", 1, "times to run the whole sweep, interleaved; the table shows each row's median round (for noisy machines)")
+	fs.IntVar(&cfg.payload, "payload", defaultPayload, "request (and reply) payload size in bytes")
+	fs.IntVar(&cfg.idle, "idle", defaultIdle, "idle connections for the idle test (2 file descriptors each in this process)")
+	fs.StringVar(&cfg.jsonPath, "json", defaultJSON, "file to write the results to as JSON (\"\" for none)")
+	fs.StringVar(&only, "only", "", "comma-separated subset of scenarios to run: "+strings.Join(allScenarios, ",")+" (default all)")
+	fs.BoolVar(&cfg.quick, "quick", false, fmt.Sprintf("short run for tests: -duration %v -warmup %v -idle %d unless given", quickDuration, quickWarmup, quickIdle))
+	fs.StringVar(&cfg.logLevel, "log", "error", "log level of the in-process yellow, echo instance and broker (debug|info|warn|error)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: noonbench [flags]\n\nnoonbench measures noon (client -> broker -> echo service) against a raw TCP echo\n"+
+			"and a two-hop TCP relay, all in this process on loopback, then the broker's memory per\nidle connection. Flags:\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, err
+		}
+		return cfg, errUsage
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected arguments %q (see -h)", fs.Args())
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if cfg.quick {
+		if !set["duration"] {
+			cfg.duration = quickDuration
+		}
+		if !set["warmup"] {
+			cfg.warmup = quickWarmup
+		}
+		if !set["idle"] {
+			cfg.idle = quickIdle
+		}
+	}
+
+	var err error
+	if cfg.conns, err = parseConns(conns); err != nil {
+		return cfg, err
+	}
+	if cfg.only, err = parseOnly(only); err != nil {
+		return cfg, err
+	}
+	if cfg.duration <= 0 || cfg.duration > bench.MaxDuration {
+		return cfg, fmt.Errorf("-duration %v: want (0, %v]", cfg.duration, bench.MaxDuration)
+	}
+	if cfg.warmup < 0 || cfg.warmup > bench.MaxDuration {
+		return cfg, fmt.Errorf("-warmup %v: want [0, %v]", cfg.warmup, bench.MaxDuration)
+	}
+	if cfg.pipeline < 1 || cfg.pipeline > bench.MaxPipeline {
+		return cfg, fmt.Errorf("-pipeline %d: want 1..%d", cfg.pipeline, bench.MaxPipeline)
+	}
+	if cfg.rounds < 1 || cfg.rounds > maxRounds {
+		return cfg, fmt.Errorf("-rounds %d: want 1..%d", cfg.rounds, maxRounds)
+	}
+	if cfg.payload < 0 || cfg.payload > bench.MaxPayload {
+		return cfg, fmt.Errorf("-payload %d: want 0..%d", cfg.payload, bench.MaxPayload)
+	}
+	if cfg.has(scenarioIdle) && (cfg.idle < 1 || cfg.idle > bench.MaxIdle) {
+		return cfg, fmt.Errorf("-idle %d: want 1..%d (or leave idle out of -only)", cfg.idle, bench.MaxIdle)
+	}
+	if err := checkFDs(cfg, fdLimit()); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+func parseConns(s string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 || n > bench.MaxConns {
+			return nil, fmt.Errorf("-conns %q: %q is not a connection count in 1..%d", s, f, bench.MaxConns)
+		}
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("-conns %q: no connection count", s)
+	}
+	return out, nil
+}
+
+func parseOnly(s string) ([]string, error) {
+	if strings.TrimSpace(s) == "" {
+		return slices.Clone(allScenarios), nil
+	}
+	var out []string
+	for f := range strings.SplitSeq(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if !slices.Contains(allScenarios, f) {
+			return nil, fmt.Errorf("-only %q: unknown scenario %q, want some of %s", s, f, strings.Join(allScenarios, ","))
+		}
+		if !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("-only %q: no scenario", s)
+	}
+	return out, nil
+}
+
+// fdLimit returns this process's open-file limit (Go raises the soft limit
+// to the hard one at start), or 0 if unknown.
+func fdLimit() uint64 {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return 0
+	}
+	return rl.Cur
+}
+
+// checkFDs refuses, before anything starts, a run that would need more
+// file descriptors than limit: a load scenario holds 2 per connection (4
+// for the relay: client, relay's two sides, echo server), the idle test 2
+// per connection (client and broker sides).
+func checkFDs(cfg config, limit uint64) error {
+	if limit == 0 {
+		return nil
+	}
+	perConn := 2
+	if cfg.has(scenarioRelay) {
+		perConn = 4
+	}
+	if slices.ContainsFunc(cfg.only, func(s string) bool { return s != scenarioIdle }) {
+		need := uint64(perConn*slices.Max(cfg.conns) + fdSlack)
+		if need > limit {
+			return fmt.Errorf("-conns %d needs about %d file descriptors in this process, the limit is %d (ulimit -n): use fewer connections",
+				slices.Max(cfg.conns), need, limit)
+		}
+	}
+	if cfg.has(scenarioIdle) {
+		if need := uint64(2*cfg.idle + fdSlack); need > limit {
+			return fmt.Errorf("-idle %d needs about %d file descriptors in this process (client and broker side of each, plus %d), "+
+				"the limit is %d (ulimit -n): use -idle %d or less, the per-connection figure is extrapolated to 100,000",
+				cfg.idle, need, fdSlack, limit, (limit-fdSlack)/2)
+		}
+	}
+	return nil
 }

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/noonhq/noon/edge/client"
+	"github.com/noonhq/noon/edge/frame"
+	edgeapi "github.com/noonhq/noon/idl/gen/edge"
+	"github.com/noonhq/noon/internal/bench"
+	"github.com/noonhq/noon/internal/logging"
+	"github.com/noonhq/noon/internal/thriftx"
+)
+
+// loadScenarios are the closed-loop scenarios, in the order each
+// connection count runs them.
+var loadScenarios = []string{scenarioRaw, scenarioRelay, scenarioNoon}
+
+// run runs every selected scenario, prints the report on stdout and writes
+// it as JSON.
+func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
+	log, err := logging.New(logging.Options{Level: cfg.logLevel}, stderr)
+	if err != nil {
+		return fmt.Errorf("-log: %w", err)
+	}
+	rep := newReport(cfg)
+	prog := newProgress(stderr)
+
+	var (
+		echoSrv *bench.EchoServer
+		relay   *bench.Relay
+		noon    *noonStack
+	)
+	defer func() {
+		if relay != nil {
+			relay.Close()
+		}
+		if echoSrv != nil {
+			echoSrv.Close()
+		}
+		if noon != nil {
+			noon.close()
+		}
+	}()
+	if cfg.has(scenarioRaw) || cfg.has(scenarioRelay) {
+		if echoSrv, err = bench.NewEchoServer("127.0.0.1:0"); err != nil {
+			return fmt.Errorf("echo server: %w", err)
+		}
+	}
+	if cfg.has(scenarioRelay) {
+		if relay, err = bench.NewRelay("127.0.0.1:0", echoSrv.Addr()); err != nil {
+			return fmt.Errorf("relay: %w", err)
+		}
+	}
+	if cfg.has(scenarioNoon) || cfg.has(scenarioIdle) {
+		prog.logf("starting yellow, an echo instance and a broker in this process")
+		noon, err = startNoon(ctx, log, slices.Max(cfg.conns)*cfg.pipeline)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			prog.logf("noon: %v", err)
+			rep.unavailable(scenarioNoon, err)
+			rep.unavailable(scenarioIdle, err)
+		} else {
+			prog.logf("broker on %s, echo instance %s, yellow %s", noon.addr(), noon.echo.InstanceID(), noon.y.RouterEndpoint())
+		}
+	}
+
+	var todo []string
+	for _, s := range loadScenarios {
+		if cfg.has(s) {
+			todo = append(todo, s)
+		}
+	}
+	total, i := cfg.rounds*len(todo)*len(cfg.conns), 0
+	for round := range cfg.rounds {
+		for _, conns := range cfg.conns {
+			for _, s := range todo {
+				i++
+				var addr string
+				switch s {
+				case scenarioRaw:
+					addr = echoSrv.Addr()
+				case scenarioRelay:
+					addr = relay.Addr()
+				case scenarioNoon:
+					if noon == nil {
+						continue
+					}
+					addr = noon.addr()
+				}
+				res, err := bench.Run(ctx, bench.Config{
+					Scenario: s,
+					Addr:     addr,
+					Conns:    conns,
+					Pipeline: cfg.pipeline,
+					Payload:  cfg.payload,
+					Warmup:   cfg.warmup,
+					Duration: cfg.duration,
+					Progress: prog.scenario(i, total, s, conns),
+				})
+				if err != nil {
+					if ctx.Err() != nil {
+						return ctx.Err()
+					}
+					prog.logf("[%d/%d] %s conns=%d: %v", i, total, s, conns, err)
+					rep.Notes = append(rep.Notes, fmt.Sprintf("%s at %d connections failed: %v", s, conns, err))
+					continue
+				}
+				rep.AllResults = append(rep.AllResults, roundResult{Round: round + 1, Result: res})
+				prog.logf("[%d/%d] %-5s conns=%-4d %9.0f req/s  p50 %s  p99 %s  p99.9 %s  CPU %.0f%%  errors %d",
+					i, total, s, conns, res.RPS, fmtUs(res.P50Us), fmtUs(res.P99Us), fmtUs(res.P999Us), res.CPUPercent, res.Errors)
+			}
+		}
+	}
+	rep.Results = medians(rep.AllResults)
+	rep.Ratios = ratios(rep.Results)
+
+	if relay != nil {
+		relay.Close()
+		relay = nil
+	}
+	if echoSrv != nil {
+		echoSrv.Close()
+		echoSrv = nil
+	}
+	if cfg.has(scenarioIdle) && noon != nil {
+		idle, err := runIdle(ctx, cfg, noon, prog)
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil:
+			prog.logf("idle: %v", err)
+			rep.Notes = append(rep.Notes, fmt.Sprintf("idle test failed: %v", err))
+		default:
+			rep.Idle = idle
+			prog.logf("[idle] %d connections: broker memory %.0f B per idle connection", idle.Conns, idle.ServerPerConnBytes)
+		}
+	}
+	rep.Finished = time.Now()
+
+	printReport(stdout, cfg, rep)
+	if cfg.jsonPath != "" {
+		if err := writeJSON(cfg.jsonPath, rep); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "\nresults written to %s\n", cfg.jsonPath)
+	}
+	return nil
+}
+
+// runIdle holds cfg.idle idle connections on the broker and measures what
+// they cost it. Each connection says edge.Hello first, as a real client
+// does (client.Dial), and then sends nothing.
+func runIdle(ctx context.Context, cfg config, noon *noonStack, prog *progress) (*idleReport, error) {
+	hello, err := thriftx.Marshal(&edgeapi.HelloRequest{ProtocolVersion: client.ProtocolVersion})
+	if err != nil {
+		return nil, err
+	}
+	icfg := bench.IdleConfig{
+		Addr:     noon.addr(),
+		Conns:    cfg.idle,
+		Request:  frame.AppendRequest(nil, client.MethodHello, hello),
+		Progress: prog.idle(cfg.idle),
+	}
+	prog.logf("[idle] %d idle connections from 127.0.0.2 up, %d per source address", cfg.idle, bench.DefaultPerSource)
+	res, err := bench.MeasureIdle(ctx, icfg, noon.held)
+	if err != nil {
+		return nil, err
+	}
+	return newIdleReport(res), nil
+}
+
+// writeJSON writes rep to path, indented.
+func writeJSON(path string, rep *report) error {
+	b, err := rep.marshal()
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		return fmt.Errorf("-json: %w", err)
+	}
+	return nil
+}
+
+// environment describes the machine, for the report's header.
+func environment() string {
+	return fmt.Sprintf("%s %s/%s, %d CPUs, GOMAXPROCS %d", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0))
+}
+
+// errText is err's text on one line.
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return strings.ReplaceAll(err.Error(), "\n", " ")
+}
