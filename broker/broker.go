@@ -304,10 +304,11 @@ func (b *Broker) Main() error {
 }
 
 // follow keeps the push subscribers and the pool's links in line with
-// yellow. The watcher's change notifications are the pool's (they are
-// single-consumer), so it polls the view every heartbeat.
+// yellow: at every change of the view, and every heartbeat as a backstop.
 func (b *Broker) follow() {
 	defer b.wg.Done()
+	changes, cancel := b.pool.Watcher().Subscribe()
+	defer cancel()
 	t := time.NewTicker(b.opts.Heartbeat)
 	defer t.Stop()
 	for {
@@ -315,6 +316,7 @@ func (b *Broker) follow() {
 		select {
 		case <-b.quit:
 			return
+		case <-changes:
 		case <-t.C:
 		}
 	}

@@ -94,3 +94,32 @@ func TestPubEndpoint(t *testing.T) {
 		}
 	}
 }
+
+func TestSubscribeFansOut(t *testing.T) {
+	w := &Watcher{changes: make(chan struct{}, 1)}
+	a, cancelA := w.Subscribe()
+	b, cancelB := w.Subscribe()
+	w.notify()
+	w.notify() // coalesced
+	for name, ch := range map[string]<-chan struct{}{"Changes": w.Changes(), "a": a, "b": b} {
+		select {
+		case <-ch:
+		default:
+			t.Fatalf("%s got no notification", name)
+		}
+		select {
+		case <-ch:
+			t.Fatalf("%s got two notifications for coalesced changes", name)
+		default:
+		}
+	}
+	cancelA()
+	w.notify()
+	select {
+	case <-a:
+		t.Fatal("a cancelled subscription was notified")
+	default:
+	}
+	<-b
+	cancelB()
+}

@@ -48,6 +48,9 @@ type Watcher struct {
 	merged map[string]map[string]*platformpb.Instance
 
 	changes    chan struct{} // cap 1, coalesced
+
+	subMu sync.Mutex // a leaf: guards subs only
+	subs  map[chan struct{}]struct{}
 	synced     chan struct{} // closed on the first sync of any yellow
 	syncedOnce sync.Once
 
@@ -228,6 +231,32 @@ func (w *Watcher) notify() {
 	select {
 	case w.changes <- struct{}{}:
 	default:
+	}
+	w.subMu.Lock()
+	for ch := range w.subs {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	w.subMu.Unlock()
+}
+
+// Subscribe returns a channel of its own that receives a value after the
+// merged view changed (coalesced, like Changes), for a second consumer
+// beside the one reading Changes; cancel stops the notifications.
+func (w *Watcher) Subscribe() (changes <-chan struct{}, cancel func()) {
+	ch := make(chan struct{}, 1)
+	w.subMu.Lock()
+	if w.subs == nil {
+		w.subs = map[chan struct{}]struct{}{}
+	}
+	w.subs[ch] = struct{}{}
+	w.subMu.Unlock()
+	return ch, func() {
+		w.subMu.Lock()
+		delete(w.subs, ch)
+		w.subMu.Unlock()
 	}
 }
 

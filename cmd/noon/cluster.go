@@ -60,7 +60,13 @@ func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	for _, name := range sortedServices() {
 		for i := 1; i <= *instances; i++ {
-			children = append(children, clusterChild{fmt.Sprintf("%s-%d", name, i), append([]string{"service", name}, base...)})
+			args := append([]string{"service", name}, base...)
+			if name == "login" && cfg.Login.HTTPAddr != "" {
+				// Each login instance serves the HTTP API on its own port:
+				// 8081, 8082, ... (put a load balancer in front).
+				args = append(args, "-set", "login.http_addr=:"+strconv.Itoa(8080+i))
+			}
+			children = append(children, clusterChild{fmt.Sprintf("%s-%d", name, i), args})
 		}
 	}
 	for i := 0; i < *brokers; i++ {

@@ -1,0 +1,430 @@
+package main
+
+// Black-box end-to-end tests: build bin/noon, start it as processes, and
+// talk to it the way a game client does (BrokerList, HTTP login API, the
+// pandaparty wire through edge/client).
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/noonhq/noon/edge/client"
+	"github.com/noonhq/noon/idl/gen/login"
+	"github.com/noonhq/noon/internal/testenv"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// noonBinary builds cmd/noon once per test run.
+func noonBinary(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end test: skipped with -short")
+	}
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "noon-e2e-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "noon")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// daemon is a noon process started by a test.
+type daemon struct {
+	name string
+	cmd  *exec.Cmd
+	out  *lineBuffer
+	done chan struct{}
+}
+
+// lineBuffer collects a process's output lines and lets a test wait for one.
+type lineBuffer struct {
+	mu    sync.Mutex
+	lines []string
+	cond  *sync.Cond
+}
+
+func newLineBuffer() *lineBuffer {
+	b := &lineBuffer{}
+	b.cond = sync.NewCond(&b.mu)
+	return b
+}
+
+func (b *lineBuffer) add(l string) {
+	b.mu.Lock()
+	b.lines = append(b.lines, l)
+	b.mu.Unlock()
+	b.cond.Broadcast()
+}
+
+func (b *lineBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.Join(b.lines, "\n")
+}
+
+// find returns the first line containing s, or "".
+func (b *lineBuffer) find(s string) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, l := range b.lines {
+		if strings.Contains(l, s) {
+			return l
+		}
+	}
+	return ""
+}
+
+// startDaemon runs bin/noon with args; stdout and stderr are collected and
+// logged when the test fails. The process is killed when the test ends.
+func startDaemon(t *testing.T, name string, args ...string) *daemon {
+	t.Helper()
+	cmd := exec.Command(noonBinary(t), args...)
+	d := &daemon{name: name, cmd: cmd, out: newLineBuffer(), done: make(chan struct{})}
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			d.out.add(sc.Text())
+		}
+	}()
+	go func() { _ = cmd.Wait(); pw.Close(); close(d.done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-d.done
+		if t.Failed() {
+			t.Logf("--- output of %s:\n%s", name, d.out)
+		}
+	})
+	return d
+}
+
+// waitLine waits until the daemon prints a line containing s.
+func (d *daemon) waitLine(t *testing.T, s string, timeout time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if l := d.out.find(s); l != "" {
+			return l
+		}
+		select {
+		case <-d.done:
+			t.Fatalf("%s exited before printing %q", d.name, s)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not print %q within %v", d.name, s, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stop sends SIGINT and waits for a clean exit.
+func (d *daemon) stop(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	_ = d.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-d.done:
+	case <-time.After(timeout):
+		t.Fatalf("%s did not stop within %v of SIGINT", d.name, timeout)
+	}
+	if code := d.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("%s exited with %d after SIGINT", d.name, code)
+	}
+}
+
+// field returns the text after label on a banner line ("  BrokerList   URL").
+func field(line, label string) string {
+	rest := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), label))
+	if i := strings.IndexByte(rest, ' '); i >= 0 {
+		rest = rest[:i]
+	}
+	return rest
+}
+
+// postJSON posts body to url and decodes the reply into out, returning the
+// status code.
+func postJSON(t *testing.T, url string, body, out any) int {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	resp, err := http.Post(url, "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("POST %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if out != nil && resp.StatusCode/100 == 2 {
+		if err := json.Unmarshal(data, out); err != nil {
+			t.Fatalf("POST %s: %v: %s", url, err, data)
+		}
+	}
+	return resp.StatusCode
+}
+
+type loginReply struct {
+	UserID       string `json:"user_id"`
+	SessionToken string `json:"session_token"`
+}
+
+// TestDevEndToEnd starts `noon dev` as a process and does what a newcomer's
+// first client does.
+func TestDevEndToEnd(t *testing.T) {
+	dev := startDaemon(t, "noon dev", "dev", "-config", "../../configs/dev.yaml",
+		"-admin", "127.0.0.1:0",
+		"-set", "yellow.router_addr=tcp://127.0.0.1:0", "-set", "yellow.pub_addr=tcp://127.0.0.1:0",
+		"-set", "broker.edge.tcp_addr=127.0.0.1:0", "-set", "broker.edge.ws_addr=127.0.0.1:0",
+		"-set", "brokerlist.addr=127.0.0.1:0", "-set", "login.http_addr=127.0.0.1:0",
+		"-set", "login.argon2.memory_kib=1024", "-set", "login.argon2.time=1")
+	dev.waitLine(t, "Ctrl-C stops everything", 30*time.Second)
+	listURL := field(dev.out.find("  BrokerList "), "BrokerList")
+	apiURL := strings.TrimSuffix(field(dev.out.find("  login API "), "login API"), "/api/login")
+	if dev.out.find("First call:") == "" || listURL == "" || apiURL == "" {
+		t.Fatalf("banner incomplete:\n%s", dev.out)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// The BrokerList names the broker once it has registered in yellow.
+	var addr string
+	for addr == "" {
+		list, err := client.FetchBrokerList(ctx, listURL)
+		if err == nil && len(list) > 0 {
+			addr, _ = client.PickBroker(list)
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("BrokerList %s never listed a broker: %v", listURL, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// Register and log in over the pandaparty HTTP API.
+	user := "e2e" + strings.ReplaceAll(testenv.UniqueID(t), "t", "")[:10]
+	if code := postJSON(t, apiURL+"/api/register", map[string]string{"username": user, "password": "correct-horse"}, nil); code != http.StatusOK && code != http.StatusCreated {
+		t.Fatalf("register: status %d", code)
+	}
+	if code := postJSON(t, apiURL+"/api/login", map[string]string{"username": user, "password": "wrong-password"}, nil); code != http.StatusUnauthorized {
+		t.Fatalf("login with a bad password: status %d, want 401", code)
+	}
+	var lr loginReply
+	if code := postJSON(t, apiURL+"/api/login", map[string]string{"username": user, "password": "correct-horse"}, &lr); code != http.StatusOK || lr.SessionToken == "" {
+		t.Fatalf("login: status %d, %+v", code, lr)
+	}
+
+	// Connect over TCP, resuming the session with the token.
+	opts := client.DefaultOptions()
+	opts.ResumeToken = lr.SessionToken
+	c, err := client.Dial(ctx, addr, opts)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	defer c.Close()
+	if got := c.HelloReply().GetUserID(); got != lr.UserID {
+		t.Fatalf("hello resumed user %q, want %q", got, lr.UserID)
+	}
+	var vr login.ValidateReply
+	if err := c.CallThrift(ctx, "login.Validate", &login.ValidateRequest{SessionToken: lr.SessionToken}, &vr); err != nil || !vr.GetValid() || vr.GetUserID() != lr.UserID {
+		t.Fatalf("login.Validate = %+v, %v", &vr, err)
+	}
+	out, err := c.Call(ctx, "echo.Echo", []byte("hello noon"))
+	if err != nil || string(out) != "hello noon" {
+		t.Fatalf("echo.Echo = %q, %v", out, err)
+	}
+	if _, err := c.Call(ctx, "nope.Nothing", nil); err == nil || !strings.HasPrefix(err.Error(), "unknown_method: ") {
+		t.Fatalf("unknown method: %v", err)
+	}
+
+	// Log out: the token is refused afterwards, on the wire and over HTTP.
+	if err := c.CallThrift(ctx, "login.Logout", &login.LogoutRequest{SessionToken: &lr.SessionToken}, &login.LogoutReply{}); err != nil {
+		t.Fatalf("login.Logout: %v", err)
+	}
+	vr = login.ValidateReply{}
+	if err := c.CallThrift(ctx, "login.Validate", &login.ValidateRequest{SessionToken: lr.SessionToken}, &vr); err != nil || vr.GetValid() {
+		t.Fatalf("login.Validate after logout = %+v, %v; want invalid", &vr, err)
+	}
+	c2, err := client.Dial(ctx, addr, opts)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	if got := c2.HelloReply().GetUserID(); got != "" {
+		t.Fatalf("resume with a logged-out token authenticated as %q", got)
+	}
+	if _, err := c2.Call(ctx, "login.Logout", nil); err == nil || !strings.HasPrefix(err.Error(), "unauthenticated: ") {
+		t.Fatalf("non-public call with a refused token: %v; want unauthenticated", err)
+	}
+	c2.Close()
+	var hv struct {
+		Valid bool `json:"valid"`
+	}
+	postJSON(t, apiURL+"/api/validate_session", map[string]string{"session_token": lr.SessionToken}, &hv)
+	if hv.Valid {
+		t.Fatal("validate_session says a logged-out token is valid")
+	}
+
+	dev.stop(t, 40*time.Second)
+}
+
+// freePort returns a TCP port free on 127.0.0.1 now (a small race with
+// other processes, acceptable in tests that start daemons as processes).
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestClusterBrokerFailover runs yellow, two brokers, login and echo as
+// separate processes on the real Postgres and Redis, kills the broker a
+// client is connected to, and checks the client resumes on the other broker
+// with its token.
+func TestClusterBrokerFailover(t *testing.T) {
+	testenv.Postgres(t)
+	testenv.Redis(t)
+	yport := freePort(t)
+	yellowEP := fmt.Sprintf("tcp://127.0.0.1:%d", yport)
+	common := []string{"-config", "../../configs/cluster.yaml",
+		"-set", "postgres.url=" + testenv.PostgresURL(),
+		"-set", "redis.addrs=" + redisAddr(t),
+		"-set", "yellows=" + yellowEP,
+		"-set", "login.argon2.memory_kib=1024", "-set", "login.argon2.time=1",
+		"-set", "login.postgres_schema=login_e2e",
+		"-admin", "127.0.0.1:0"}
+	with := func(extra ...string) []string { return append(append([]string{}, common...), extra...) }
+
+	y := startDaemon(t, "yellow", append([]string{"yellow"}, with("-router", yellowEP, "-pub", fmt.Sprintf("tcp://127.0.0.1:%d", freePort(t)))...)...)
+	y.waitLine(t, "listening", 20*time.Second)
+	blPort := freePort(t)
+	bl := startDaemon(t, "brokerlist", append([]string{"brokerlist"}, with("-addr", fmt.Sprintf("127.0.0.1:%d", blPort))...)...)
+	startDaemon(t, "login", append([]string{"service", "login"}, with("-set", "login.http_addr=")...)...)
+	startDaemon(t, "echo", append([]string{"service", "echo"}, with()...)...)
+	var brokers []*daemon
+	addrs := map[string]*daemon{}
+	for i := 0; i < 2; i++ {
+		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		b := startDaemon(t, fmt.Sprintf("broker-%d", i+1), append([]string{"broker"}, with("-tcp", addr, "-set", "broker.edge.ws_addr=", "-set", "broker.drain_grace=100ms")...)...)
+		brokers = append(brokers, b)
+		addrs[addr] = b
+	}
+	bl.waitLine(t, "listening", 20*time.Second)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	listURL := fmt.Sprintf("http://127.0.0.1:%d/brokerlist", blPort)
+	for {
+		list, err := client.FetchBrokerList(ctx, listURL)
+		if err == nil && len(list) == 2 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("BrokerList never listed both brokers: %v %v", list, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	s, err := client.Connect(ctx, client.SessionOptions{BrokerList: listURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	user := "fo" + strings.ReplaceAll(testenv.UniqueID(t), "t", "")[:12]
+	if err := s.CallThrift(ctx, "login.Register", &login.RegisterRequest{Username: user, Password: "correct-horse"}, &login.RegisterReply{}); err != nil {
+		t.Fatalf("register: %v", err)
+	}
+	if _, err := s.Login(ctx, user, "correct-horse"); err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	if out, err := s.Call(ctx, "echo.Echo", []byte("before")); err != nil || string(out) != "before" {
+		t.Fatalf("echo before failover: %q %v", out, err)
+	}
+
+	first := s.Broker()
+	victim := addrs[first]
+	if victim == nil {
+		t.Fatalf("session on unknown broker %s", first)
+	}
+	_ = victim.cmd.Process.Signal(syscall.SIGKILL)
+	<-victim.done
+	start := time.Now()
+
+	// The next calls reconnect to the other broker and resume the session:
+	// a non-public method succeeds only on an authenticated connection.
+	var lastErr error
+	for time.Since(start) < 20*time.Second {
+		var vr login.ValidateReply
+		lastErr = s.CallThrift(ctx, "login.Validate", &login.ValidateRequest{SessionToken: s.Token()}, &vr)
+		if lastErr == nil {
+			if !vr.GetValid() {
+				t.Fatalf("token invalid after failover")
+			}
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if lastErr != nil {
+		t.Fatalf("no call succeeded after the broker died: %v", lastErr)
+	}
+	if s.Broker() == first {
+		t.Fatalf("still on the dead broker %s", first)
+	}
+	if err := s.CallThrift(ctx, "login.Logout", &login.LogoutRequest{SessionToken: ptr(s.Token())}, &login.LogoutReply{}); err != nil {
+		var ce *client.Error
+		if errors.As(err, &ce) && ce.Code == "unauthenticated" {
+			t.Fatalf("the resumed connection is not authenticated: %v", err)
+		}
+		t.Fatalf("logout after failover: %v", err)
+	}
+	t.Logf("failover: resumed on %s %v after the broker on %s was killed", s.Broker(), time.Since(start).Round(time.Millisecond), first)
+	_ = brokers
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// redisAddr is host:port of the test Redis.
+func redisAddr(t *testing.T) string {
+	u := testenv.RedisURL()
+	u = strings.TrimPrefix(u, "redis://")
+	if i := strings.IndexByte(u, '/'); i >= 0 {
+		u = u[:i]
+	}
+	if i := strings.LastIndexByte(u, '@'); i >= 0 {
+		u = u[i+1:]
+	}
+	return u
+}
