@@ -6,7 +6,7 @@ GOBIN     := $(shell $(GO) env GOPATH)/bin
 STATICCHECK_VERSION := 2026.2.2
 # RACE is -race in CI (set RACE= to skip it locally).
 RACE      ?= -race
-TESTFLAGS ?=
+TESTFLAGS ?= -p 1
 FUZZTIME  ?= 10s
 
 THRIFT_FILES := $(wildcard idl/*.thrift)

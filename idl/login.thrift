@@ -1,6 +1,13 @@
-// The login service: accounts and sessions.
+// The login service: accounts and sessions (services/login).
+// Errors are wire errors "<code>: <text>": bad_request (input breaks a rule),
+// conflict (username taken), unauthenticated ("wrong username or password",
+// the same for an unknown user), rate_limited (throttled; the text says
+// when to try again).
 namespace go login
 
+// RegisterRequest creates an account: username 3..32 of [a-zA-Z0-9_.-],
+// unique ignoring case; password 8..128 bytes; nickname 1..32 printable
+// characters, the username when absent (limits configurable).
 struct RegisterRequest {
   1: string username
   2: string password
@@ -12,6 +19,8 @@ struct RegisterReply {
   2: string nickname
 }
 
+// LoginRequest: on success the reply binds "user" = user_id on the
+// caller's session, which logs the broker connection in.
 struct LoginRequest {
   1: string username
   2: string password
@@ -25,6 +34,8 @@ struct LoginReply {
   4: i64 expires_unix
 }
 
+// ValidateRequest asks whether a session token is live; it does not extend
+// the session. An unknown, expired or logged-out token is valid = false.
 struct ValidateRequest {
   1: string session_token
 }
@@ -35,8 +46,11 @@ struct ValidateReply {
   3: string nickname
 }
 
+// LogoutRequest ends the session of session_token (idempotent). The token
+// is required (empty = bad_request): the service does not know which token
+// a connection logged in with. The connection itself stays authenticated
+// until it closes.
 struct LogoutRequest {
-  // session_token empty = the calling connection's own session.
   1: optional string session_token
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/noonhq/noon/internal/logging"
 	"github.com/noonhq/noon/internal/stores"
 	"github.com/noonhq/noon/services"
+	"github.com/noonhq/noon/services/login"
 	"github.com/noonhq/noon/yellow"
 	"go.yaml.in/yaml/v3"
 )
@@ -47,6 +48,8 @@ type Config struct {
 	// Redis holds sessions, leases and throttles; no addrs = none (noon dev
 	// then runs an in-process Redis).
 	Redis stores.RedisOptions `yaml:"redis"`
+	// Login configures the login service (accounts, sessions, its HTTP API).
+	Login login.Options `yaml:"login"`
 	// Services configures each service by name (`noon service <name>`);
 	// the name key is the service name.
 	Services ServiceMap `yaml:"services"`
@@ -71,6 +74,7 @@ func defaultConfig() Config {
 		Yellow:     yellow.NewOptions(),
 		Broker:     broker.NewOptions(),
 		BrokerList: brokerlist.NewOptions(),
+		Login:      login.NewOptions(),
 		Services:   ServiceMap{},
 	}
 }
@@ -96,6 +100,7 @@ func (c *Config) Validate() error {
 	if err := c.brokerListOptions().Validate(); err != nil {
 		errs.Add(config.Nested("brokerlist", err))
 	}
+	errs.Add(config.Nested("login", c.Login.Validate()))
 	for name := range c.Services {
 		if _, err := c.service(name); err != nil {
 			errs.Add(fmt.Errorf("config: services.%s: %w", name, err))

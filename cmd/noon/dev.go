@@ -59,13 +59,15 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	procs := []proc{{name: "yellow", main: y.Main, stop: func(context.Context) { y.Exit() }}}
 
 	names := sortedServices()
+	var banner []string
 	for _, name := range names {
-		ps, err := rt.serviceProcs(ctx, cfg, d, name, knownServices[name])
+		ps, lines, err := rt.serviceProcs(ctx, cfg, d, name, knownServices[name])
 		if err != nil {
 			y.Exit()
 			return err
 		}
 		procs = append(procs, ps...)
+		banner = append(banner, lines...)
 	}
 
 	bl, err := brokerlist.New(cfg.brokerListOptions(), rt.log.With("daemon", "brokerlist"))
@@ -91,8 +93,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if b.WSAddr() != nil {
 		fmt.Fprintf(stdout, "  broker WS    ws://%s%s\n", hostPort(b.WSAddr()), cfg.Broker.Edge.WSPath)
 	}
-	for _, l := range devExtras {
-		fmt.Fprintf(stdout, "  %s\n", l(cfg))
+	for _, l := range banner {
+		fmt.Fprintf(stdout, "  %s\n", l)
 	}
 	if rt.admin != nil {
 		fmt.Fprintf(stdout, "  metrics      http://%s/metrics (and /healthz)\n", rt.admin.Addr())
@@ -102,9 +104,6 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fmt.Fprintf(stdout, "Ctrl-C stops everything.\n")
 	return rt.run(ctx, procs...)
 }
-
-// devExtras are lines services add to noon dev's banner (the login API URL).
-var devExtras []func(*Config) string
 
 func describeStores(cfg *Config) string {
 	pg, rd := "in-memory stores", "in-process Redis (miniredis)"
@@ -117,15 +116,19 @@ func describeStores(cfg *Config) string {
 	return pg + ", " + rd
 }
 
-// hostPort prints a listener address as a client would dial it: a wildcard
-// host becomes 127.0.0.1.
-func hostPort(a net.Addr) string {
-	host, port, err := net.SplitHostPort(a.String())
+// loopback turns a listen address (":8081") into one a client on this
+// machine dials.
+func loopback(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return a.String()
+		return addr
 	}
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		host = "127.0.0.1"
 	}
 	return net.JoinHostPort(host, port)
 }
+
+// hostPort prints a listener address as a client would dial it: a wildcard
+// host becomes 127.0.0.1.
+func hostPort(a net.Addr) string { return loopback(a.String()) }

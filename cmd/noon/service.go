@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/noonhq/noon/internal/metrics"
 	"github.com/noonhq/noon/services"
 	"github.com/noonhq/noon/services/echo"
 )
@@ -29,6 +30,8 @@ type serviceImpl struct {
 	procs []proc
 	// cleanup runs after the service has stopped.
 	cleanup func()
+	// banner are lines noon dev prints about the service (its HTTP API).
+	banner []string
 }
 
 // deps are the stores a service may use.
@@ -37,6 +40,8 @@ type deps struct {
 	redis redis.UniversalClient
 	// pg is nil when no Postgres is configured: the in-memory stores.
 	pg *pgxpool.Pool
+	// metrics is the service's own registry (set per service).
+	metrics metrics.Sink
 }
 
 // serviceFactory builds one service.
@@ -115,7 +120,7 @@ func runService(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer closeDeps()
-	procs, err := rt.serviceProcs(ctx, cfg, d, name, factory)
+	procs, _, err := rt.serviceProcs(ctx, cfg, d, name, factory)
 	if err != nil {
 		return err
 	}
@@ -124,27 +129,30 @@ func runService(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 // serviceProcs builds one service instance (and its extra daemons) as
 // procs; the instance drains on stop.
-func (rt *runtime) serviceProcs(ctx context.Context, cfg *Config, d *deps, name string, factory serviceFactory) ([]proc, error) {
+func (rt *runtime) serviceProcs(ctx context.Context, cfg *Config, d *deps, name string, factory serviceFactory) ([]proc, []string, error) {
 	opts, err := cfg.service(name)
 	if err != nil {
-		return nil, fmt.Errorf("services.%s: %w", name, err)
+		return nil, nil, fmt.Errorf("services.%s: %w", name, err)
 	}
 	log := rt.log
-	impl, err := factory(ctx, cfg, d, log.With("service", name))
+	reg := rt.registry("service_" + name)
+	sd := *d
+	sd.metrics = reg
+	impl, err := factory(ctx, cfg, &sd, log.With("service", name))
 	if err != nil {
-		return nil, fmt.Errorf("service %s: %w", name, err)
+		return nil, nil, fmt.Errorf("service %s: %w", name, err)
 	}
 	srv, err := services.NewServer(opts, impl.handlers, log)
 	if err != nil {
 		if impl.cleanup != nil {
 			impl.cleanup()
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	if impl.attach != nil {
 		impl.attach(srv)
 	}
-	srv.RegisterMetrics(rt.registry("service_" + name))
+	srv.RegisterMetrics(reg)
 	p := proc{
 		name: "service " + name,
 		main: srv.Main,
@@ -161,5 +169,5 @@ func (rt *runtime) serviceProcs(ctx context.Context, cfg *Config, d *deps, name 
 			}
 		},
 	}
-	return append([]proc{p}, impl.procs...), nil
+	return append([]proc{p}, impl.procs...), impl.banner, nil
 }

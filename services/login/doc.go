@@ -1,0 +1,40 @@
+// Package login is noon's login service: accounts in Postgres (argon2id
+// password hashes), sessions in Redis, login throttling, served over the
+// platform's wire (login.Register, login.Login, login.Validate,
+// login.Logout; idl/login.thrift) and as pandaparty's HTTP/JSON API
+// (POST /api/register, /api/login, /api/validate_session, /api/logout).
+//
+// Wiring it up (what `noon service login` and `noon dev` do):
+//
+//	if err := login.Migrate(ctx, pool); err != nil { ... }      // `noon migrate`, and on start
+//	store, _ := login.NewPostgresStore(pool, opts.PostgresSchema) // or login.NewMemoryStore()
+//	svc, err := login.New(opts, store, rdb, log)                  // rdb: redis.UniversalClient
+//	srv, err := login.NewServer(serviceOpts, svc, log)            // the wire: a services.Server
+//	go srv.Main()
+//	api, err := login.NewHTTPServer(opts.HTTPAddr, svc, log)      // unless opts.HTTPAddr == ""
+//	go api.Serve()
+//
+// Accounts: a username is UsernameMin..UsernameMax characters of
+// [a-zA-Z0-9_.-], unique ignoring case; the user id is a UUIDv7; the
+// password is stored as an argon2id PHC string, so hashes made under older
+// parameters keep verifying. The Store interface has two implementations,
+// PostgresStore (schema "login", migrations embedded and run with
+// golang-migrate) and MemoryStore, which pass one contract suite
+// (services/login/storetest).
+//
+// Sessions: a token is 256 random bits, base64url (43 characters). Redis
+// keeps, under <prefix>login:session:<SHA-256 of the token>, a hash of the
+// user id, nickname and expiry, with the session's TTL. A session lives
+// SessionTTL from its login; Validate refreshes nothing; Logout deletes it.
+//
+// Throttling: fixed-window counters in Redis, shared by every instance:
+// failed logins per username (Throttle.PerAccount), and login and register
+// attempts per source address (Throttle.PerAddress, IPv6 by /64). Over a
+// limit the call fails with "rate_limited: ...; try again in 4m0s" (HTTP
+// 429 with Retry-After). A failed login never creates or changes an
+// account.
+//
+// A successful login.Login binds "user" = <user id> on the caller's
+// session, which authenticates the broker connection; the broker's
+// edge.Hello resume calls login.Validate.
+package login

@@ -1,0 +1,408 @@
+package login
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/noonhq/noon/services"
+)
+
+// Limits of the HTTP API.
+const (
+	// MaxHTTPBody bounds a request body: the largest valid request (a
+	// 1 KiB password and a nickname, every character \u-escaped) is under
+	// 8 KiB.
+	MaxHTTPBody = 16 << 10
+	// HTTPRequestTimeout bounds one request's work (queueing for a hash
+	// slot included), like the wire's default deadline with room for a
+	// slower client.
+	HTTPRequestTimeout = 10 * time.Second
+	// httpReadHeaderTimeout and httpReadTimeout bound a slow client;
+	// httpWriteTimeout covers HTTPRequestTimeout plus writing the reply;
+	// httpIdleTimeout closes idle keep-alive connections; httpMaxHeader
+	// bounds the header block (no cookies, no large headers expected).
+	httpReadHeaderTimeout = 5 * time.Second
+	httpReadTimeout       = 10 * time.Second
+	httpWriteTimeout      = HTTPRequestTimeout + 5*time.Second
+	httpIdleTimeout       = 2 * time.Minute
+	httpMaxHeader         = 16 << 10
+)
+
+// The HTTP API's paths (pandaparty's loginserver, plus register and
+// logout).
+const (
+	PathRegister        = "/api/register"
+	PathLogin           = "/api/login"
+	PathValidateSession = "/api/validate_session"
+	PathLogout          = "/api/logout"
+)
+
+// The HTTP API's request and reply bodies. Replies are snake_case; requests
+// are snake_case or camelCase (sessionToken, userId), and an unknown field is
+// a 400.
+type (
+	// RegisterBody is POST /api/register's request.
+	RegisterBody struct {
+		Username string `json:"username"`           // the login name
+		Password string `json:"password"`           // the password
+		Nickname string `json:"nickname,omitempty"` // the display name; "" = the username
+	}
+	// RegisterResult is POST /api/register's reply (201 Created).
+	RegisterResult struct {
+		UserID   string `json:"user_id"`  // the new account's id
+		Nickname string `json:"nickname"` // its nickname
+	}
+	// LoginBody is POST /api/login's request.
+	LoginBody struct {
+		Username string `json:"username"` // the login name, any case
+		Password string `json:"password"` // the password
+	}
+	// LoginResult is POST /api/login's reply.
+	LoginResult struct {
+		UserID       string `json:"user_id"`       // the account's id
+		Nickname     string `json:"nickname"`      // its nickname
+		SessionToken string `json:"session_token"` // the new session's token
+		ExpiresUnix  int64  `json:"expires_unix"`  // when the token expires, Unix seconds
+	}
+	// ValidateBody is POST /api/validate_session's request.
+	ValidateBody struct {
+		SessionToken string `json:"session_token"`     // the token to check (sessionToken accepted)
+		UserID       string `json:"user_id,omitempty"` // optional: the session must be this user's (userId accepted)
+	}
+	// ValidateResult is POST /api/validate_session's reply: always 200,
+	// with valid false for an unknown, expired or logged-out token.
+	ValidateResult struct {
+		Valid    bool   `json:"valid"`              // whether the token is live
+		UserID   string `json:"user_id,omitempty"`  // its user's id, when valid
+		Nickname string `json:"nickname,omitempty"` // its user's nickname at login, when valid
+	}
+	// LogoutBody is POST /api/logout's request.
+	LogoutBody struct {
+		SessionToken string `json:"session_token"` // the token to end (sessionToken accepted)
+	}
+	// ErrorResult is the body of every error reply.
+	ErrorResult struct {
+		Error string `json:"error"` // "<code>: <text>", as on the wire
+	}
+)
+
+// HTTPHandler returns the pandaparty HTTP/JSON API: POST /api/register,
+// /api/login, /api/validate_session and /api/logout. Status codes: 200
+// (201 for register), 400 bad input, 401 bad credentials, 404 unknown
+// path, 405 another method (with Allow), 409 a taken username, 413 a body
+// over MaxHTTPBody, 429 throttled (with Retry-After), 500, 503, 504.
+func (s *Service) HTTPHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle(PathRegister, s.post(s.httpRegister))
+	mux.Handle(PathLogin, s.post(s.httpLogin))
+	mux.Handle(PathValidateSession, s.post(s.httpValidate))
+	mux.Handle(PathLogout, s.post(s.httpLogout))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, ErrorResult{Error: services.CodeNotFound + ": no such endpoint"})
+	})
+	return mux
+}
+
+// apiFunc serves one endpoint: it gets the body, read and bounded, and
+// returns the status and reply, or an error.
+type apiFunc func(ctx context.Context, r *http.Request, body []byte) (int, any, error)
+
+// post wraps an endpoint: POST only, the body bounded, a deadline, errors
+// mapped to statuses.
+func (s *Service) post(fn apiFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Cache-Control", "no-store") // replies carry tokens
+		h.Set("X-Content-Type-Options", "nosniff")
+		if r.Method != http.MethodPost {
+			h.Set("Allow", http.MethodPost)
+			writeJSON(w, http.StatusMethodNotAllowed, ErrorResult{Error: services.CodeBadRequest + ": method " + snippet(r.Method) + " not allowed; use POST"})
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxHTTPBody))
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				writeJSON(w, http.StatusRequestEntityTooLarge, ErrorResult{Error: fmt.Sprintf("%s: body over %d bytes", services.CodeBadRequest, MaxHTTPBody)})
+				return
+			}
+			writeJSON(w, http.StatusBadRequest, ErrorResult{Error: services.CodeBadRequest + ": reading body: " + err.Error()})
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), HTTPRequestTimeout)
+		defer cancel()
+		status, reply, err := fn(ctx, r, body)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		writeJSON(w, status, reply)
+	})
+}
+
+// writeError replies with err's status and wire form; an internal error
+// is logged and its text replaced, as on the wire.
+func (s *Service) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var rl *rateLimited
+	if errors.As(err, &rl) {
+		w.Header().Set("Retry-After", strconv.Itoa(int(rl.retryAfter()/time.Second)))
+		writeJSON(w, http.StatusTooManyRequests, ErrorResult{Error: rl.wire().Error()})
+		return
+	}
+	var se *services.Error
+	if !errors.As(err, &se) || services.CodeOf(se) == services.CodeInternal {
+		s.log.Error("login: http request failed", "path", r.URL.Path, "err", err)
+		se = services.NewError(services.CodeInternal, "internal error")
+	}
+	writeJSON(w, httpStatus(services.CodeOf(se)), ErrorResult{Error: se.Error()})
+}
+
+// httpStatus maps a wire code to an HTTP status.
+func httpStatus(code string) int {
+	switch code {
+	case services.CodeBadRequest:
+		return http.StatusBadRequest
+	case services.CodeUnauthenticated:
+		return http.StatusUnauthorized
+	case services.CodeNotFound:
+		return http.StatusNotFound
+	case services.CodeConflict:
+		return http.StatusConflict
+	case services.CodeRateLimited:
+		return http.StatusTooManyRequests
+	case services.CodeUnavailable, services.CodeOverloaded:
+		return http.StatusServiceUnavailable
+	case services.CodeTimeout:
+		return http.StatusGatewayTimeout
+	}
+	return http.StatusInternalServerError
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil { // the reply types always encode
+		b, status = []byte(`{"error":"internal: encoding reply"}`), http.StatusInternalServerError
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+func (s *Service) httpRegister(ctx context.Context, r *http.Request, body []byte) (int, any, error) {
+	req, err := decodeRegister(body)
+	if err != nil {
+		return 0, nil, err
+	}
+	a, err := s.Register(ctx, req.Username, req.Password, req.Nickname, r.RemoteAddr)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, RegisterResult{UserID: a.ID, Nickname: a.Nickname}, nil
+}
+
+func (s *Service) httpLogin(ctx context.Context, r *http.Request, body []byte) (int, any, error) {
+	req, err := decodeLogin(body)
+	if err != nil {
+		return 0, nil, err
+	}
+	ls, err := s.Login(ctx, req.Username, req.Password, r.RemoteAddr)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, LoginResult{UserID: ls.UserID, Nickname: ls.Nickname, SessionToken: ls.Token, ExpiresUnix: ls.Expires.Unix()}, nil
+}
+
+func (s *Service) httpValidate(ctx context.Context, _ *http.Request, body []byte) (int, any, error) {
+	req, err := decodeValidate(body)
+	if err != nil {
+		return 0, nil, err
+	}
+	ls, ok, err := s.Validate(ctx, req.SessionToken)
+	if err != nil {
+		return 0, nil, err
+	}
+	if !ok || req.UserID != "" && req.UserID != ls.UserID {
+		return http.StatusOK, ValidateResult{}, nil
+	}
+	return http.StatusOK, ValidateResult{Valid: true, UserID: ls.UserID, Nickname: ls.Nickname}, nil
+}
+
+func (s *Service) httpLogout(ctx context.Context, _ *http.Request, body []byte) (int, any, error) {
+	req, err := decodeLogout(body)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := s.Logout(ctx, req.SessionToken); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, struct{}{}, nil
+}
+
+// jsonField is one string field of a request body: its snake_case name,
+// the camelCase alias accepted too ("" if the same), and where it goes.
+type jsonField struct {
+	name, alias string
+	dst         *string
+}
+
+func decodeRegister(body []byte) (RegisterBody, error) {
+	var b RegisterBody
+	return b, decodeFields(body, []jsonField{{"username", "", &b.Username}, {"password", "", &b.Password}, {"nickname", "", &b.Nickname}})
+}
+
+func decodeLogin(body []byte) (LoginBody, error) {
+	var b LoginBody
+	return b, decodeFields(body, []jsonField{{"username", "", &b.Username}, {"password", "", &b.Password}})
+}
+
+func decodeValidate(body []byte) (ValidateBody, error) {
+	var b ValidateBody
+	return b, decodeFields(body, []jsonField{{"session_token", "sessionToken", &b.SessionToken}, {"user_id", "userId", &b.UserID}})
+}
+
+func decodeLogout(body []byte) (LogoutBody, error) {
+	var b LogoutBody
+	return b, decodeFields(body, []jsonField{{"session_token", "sessionToken", &b.SessionToken}})
+}
+
+// decodeFields decodes a JSON object of string fields into fields: each by
+// its name or its alias (not both), a null as absent; anything else (not
+// an object, another key, a value of another type, trailing data) is a
+// bad_request naming the problem.
+func decodeFields(body []byte, fields []jsonField) error {
+	bad := func(format string, args ...any) error {
+		return services.Errorf(services.CodeBadRequest, format, args...)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return bad("empty body: send a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var raw map[string]json.RawMessage
+	if err := dec.Decode(&raw); err != nil {
+		var syn *json.SyntaxError
+		if errors.As(err, &syn) {
+			return bad("body is not JSON: %v at offset %d", syn, syn.Offset)
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return bad("body is not JSON: unexpected end")
+		}
+		return bad("body must be a JSON object")
+	}
+	if raw == nil {
+		return bad("body must be a JSON object")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return bad("body has data after the JSON object")
+	}
+	keys := make([]string, 0, len(raw))
+	for k := range raw {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys) // deterministic errors
+	seen := make([]bool, len(fields))
+	for _, k := range keys {
+		i := fieldIndex(fields, k)
+		if i < 0 {
+			return bad("unknown field %q", snippet(k))
+		}
+		if seen[i] {
+			return bad("both %q and %q given", fields[i].name, fields[i].alias)
+		}
+		seen[i] = true
+		v := raw[k]
+		if string(v) == "null" {
+			continue
+		}
+		if err := json.Unmarshal(v, fields[i].dst); err != nil {
+			return bad("%s must be a string", fields[i].name)
+		}
+	}
+	return nil
+}
+
+func fieldIndex(fields []jsonField, key string) int {
+	for i, f := range fields {
+		if key == f.name || f.alias != "" && key == f.alias {
+			return i
+		}
+	}
+	return -1
+}
+
+// HTTPServer serves the HTTP API.
+type HTTPServer struct {
+	ln  net.Listener
+	srv *http.Server
+	log *slog.Logger
+}
+
+// NewHTTPServer binds addr ("host:port"; port 0 picks a free port, see
+// Addr) for s's HTTP API and returns the server, not yet serving.
+func NewHTTPServer(addr string, s *Service, log *slog.Logger) (*HTTPServer, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("login: http: %w", err)
+	}
+	return &HTTPServer{
+		ln:  ln,
+		log: log,
+		srv: &http.Server{
+			Handler:           s.HTTPHandler(),
+			ReadHeaderTimeout: httpReadHeaderTimeout,
+			ReadTimeout:       httpReadTimeout,
+			WriteTimeout:      httpWriteTimeout,
+			IdleTimeout:       httpIdleTimeout,
+			MaxHeaderBytes:    httpMaxHeader,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		},
+	}, nil
+}
+
+// Addr returns the address the server listens on, with the real port
+// (e.g. "127.0.0.1:41234").
+func (h *HTTPServer) Addr() string { return h.ln.Addr().String() }
+
+// URL returns http://Addr, with a wildcard host replaced by 127.0.0.1.
+func (h *HTTPServer) URL() string {
+	host, port, _ := net.SplitHostPort(h.Addr())
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// Serve serves requests until Close; it returns nil after Close and the
+// error otherwise. Call it once, usually in its own goroutine.
+func (h *HTTPServer) Serve() error {
+	h.log.Info("login: http api listening", "addr", h.Addr())
+	if err := h.srv.Serve(h.ln); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("login: http: %w", err)
+	}
+	return nil
+}
+
+// Close stops the server: it closes the listener, waits for requests in
+// flight until ctx is done, then closes the connections left, returning
+// ctx's error if it had to. It may be called before or without Serve, and
+// more than once.
+func (h *HTTPServer) Close(ctx context.Context) error {
+	err := h.srv.Shutdown(ctx)
+	if err != nil {
+		_ = h.srv.Close()
+	}
+	_ = h.ln.Close() // when Serve never ran
+	return err
+}

@@ -1,0 +1,319 @@
+package login
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/noonhq/noon/internal/config"
+	"github.com/noonhq/noon/internal/metrics"
+)
+
+// Defaults of Options.
+const (
+	// DefaultHTTPAddr is the pandaparty HTTP/JSON API's address: the port
+	// pandaparty's loginserver documents.
+	DefaultHTTPAddr = ":8081"
+	// DefaultSessionTTL is how long a session token lives after login:
+	// pandaparty's 24 hours, a day of play without logging in again.
+	DefaultSessionTTL = 24 * time.Hour
+	// DefaultRedisPrefix prefixes every Redis key the service writes, so
+	// that noon shares a Redis with other software.
+	DefaultRedisPrefix = "noon:"
+	// DefaultSchema is the Postgres schema the login service owns: its
+	// tables and its migrations table live there and nowhere else.
+	DefaultSchema = "login"
+)
+
+// Defaults of Argon2Options: OWASP's minimum for argon2id (Password Storage
+// Cheat Sheet: m=19 MiB, t=2, p=1, equivalent in cost to its m=46 MiB, t=1),
+// a 256-bit key and a 128-bit salt (RFC 9106's recommendation). One hash
+// takes about 25-40 ms of one core and 19 MiB of memory.
+const (
+	DefaultArgon2Time      = 2
+	DefaultArgon2MemoryKiB = 19 * 1024
+	DefaultArgon2Threads   = 1
+	DefaultArgon2KeyLen    = 32
+	DefaultArgon2SaltLen   = 16
+)
+
+// Defaults of the account rules.
+const (
+	// DefaultUsernameMin: three characters ("bob") is the shortest name
+	// people pick; shorter ones are squatted at once.
+	DefaultUsernameMin = 3
+	// DefaultUsernameMax: 32 characters fits a scoreboard column.
+	DefaultUsernameMax = 32
+	// DefaultPasswordMin: NIST SP 800-63B's minimum for a user-chosen
+	// password.
+	DefaultPasswordMin = 8
+	// DefaultPasswordMax: long enough for any passphrase or password
+	// manager, short enough that nobody hashes megabytes.
+	DefaultPasswordMax = 128
+	// DefaultNicknameMax: 32 characters (runes), like a username.
+	DefaultNicknameMax = 32
+)
+
+// Defaults of ThrottleOptions.
+const (
+	// DefaultAccountFailures failed logins per DefaultAccountWindow lock
+	// an account: a person mistyping does not get there, a password
+	// guesser gets 120 guesses an hour.
+	DefaultAccountFailures = 10
+	// DefaultAccountWindow is the per-account window.
+	DefaultAccountWindow = 5 * time.Minute
+	// DefaultAddressAttempts login and register attempts per
+	// DefaultAddressWindow are allowed from one source address (an IPv6
+	// /64): a household behind one NAT logging in together stays far
+	// below, a credential-stuffing script does not.
+	DefaultAddressAttempts = 30
+	// DefaultAddressWindow is the per-address window.
+	DefaultAddressWindow = time.Minute
+)
+
+// Hard limits Options.Validate enforces.
+const (
+	// MaxUsernameLen caps UsernameMax: usernames are Redis key parts and
+	// log fields.
+	MaxUsernameLen = 64
+	// MaxPasswordLen caps PasswordMax: argon2 reads the whole password, so
+	// a request can make it hash at most this much.
+	MaxPasswordLen = 1024
+	// MaxNicknameLen caps NicknameMax, in runes.
+	MaxNicknameLen = 64
+	// MaxArgon2MemoryKiB caps Argon2.MemoryKiB at 1 GiB per hash (times
+	// Argon2.Concurrency hashes at once).
+	MaxArgon2MemoryKiB = 1 << 20
+	// MaxArgon2Time caps Argon2.Time: 100 passes of 19 MiB take seconds.
+	MaxArgon2Time = 100
+	// MaxArgon2Concurrency caps Argon2.Concurrency.
+	MaxArgon2Concurrency = 1024
+	// MinSessionTTL and MaxSessionTTL bound SessionTTL: a session shorter
+	// than a minute expires during a match, one longer than a year is not
+	// a session.
+	MinSessionTTL = time.Minute
+	MaxSessionTTL = 365 * 24 * time.Hour
+	// MaxThrottleWindow bounds a throttle window: a day.
+	MaxThrottleWindow = 24 * time.Hour
+	// maxRedisPrefix bounds RedisPrefix.
+	maxRedisPrefix = 64
+)
+
+// Options configures the login service. The zero value is not usable:
+// start from NewOptions.
+type Options struct {
+	// HTTPAddr is host:port of the pandaparty HTTP/JSON API (POST
+	// /api/register, /api/login, /api/validate_session, /api/logout);
+	// port 0 picks a free port; "" disables the API.
+	HTTPAddr string `yaml:"http_addr"`
+	// SessionTTL is how long a session token is valid after login. A
+	// session is never extended: Validate refreshes nothing, and a client
+	// logs in again when its token expires.
+	SessionTTL time.Duration `yaml:"session_ttl"`
+	// Argon2 are the password hashing parameters of new hashes; stored
+	// hashes carry their own and verify whatever these are.
+	Argon2 Argon2Options `yaml:"argon2"`
+	// Throttle limits login attempts per account and per source address.
+	Throttle ThrottleOptions `yaml:"throttle"`
+	// UsernameMin is the shortest new username. A username is made of
+	// [a-zA-Z0-9_.-] and unique ignoring case.
+	UsernameMin int `yaml:"username_min"`
+	// UsernameMax is the longest new username, at most MaxUsernameLen.
+	UsernameMax int `yaml:"username_max"`
+	// PasswordMin is the shortest new password, in bytes (any bytes are
+	// allowed). Login ignores it, so raising it locks nobody out.
+	PasswordMin int `yaml:"password_min"`
+	// PasswordMax is the longest password, in bytes, at most
+	// MaxPasswordLen; Login refuses longer ones without hashing them.
+	PasswordMax int `yaml:"password_max"`
+	// NicknameMax bounds a nickname's length in characters (runes); a
+	// nickname is at least one printable character, with no leading or
+	// trailing space. It defaults to the username.
+	NicknameMax int `yaml:"nickname_max"`
+	// RedisPrefix prefixes every Redis key (sessions, throttle counters).
+	RedisPrefix string `yaml:"redis_prefix"`
+	// PostgresSchema is the schema of the Postgres store and its
+	// migrations: [a-z_][a-z0-9_]*, at most 63 bytes.
+	PostgresSchema string `yaml:"postgres_schema"`
+
+	// Metrics receives the service's metrics; nil means none.
+	Metrics metrics.Sink `yaml:"-"`
+}
+
+// Argon2Options are argon2id's parameters (RFC 9106).
+type Argon2Options struct {
+	// Time is the number of passes over the memory (t).
+	Time uint32 `yaml:"time"`
+	// MemoryKiB is the memory one hash uses, in KiB (m); at least 8 per
+	// thread.
+	MemoryKiB uint32 `yaml:"memory_kib"`
+	// Threads is the parallelism (p): lanes hashed by as many goroutines.
+	Threads uint8 `yaml:"threads"`
+	// KeyLen is the length of the derived key stored, in bytes.
+	KeyLen uint32 `yaml:"key_len"`
+	// SaltLen is the length of each hash's random salt, in bytes.
+	SaltLen uint32 `yaml:"salt_len"`
+	// Concurrency is how many hashes run at once; others wait (within
+	// their request's deadline). It bounds the memory hashing takes to
+	// Concurrency * MemoryKiB. 0 means GOMAXPROCS: hashing is CPU-bound,
+	// more at once only adds memory.
+	Concurrency int `yaml:"concurrency"`
+}
+
+// ThrottleOptions limit login attempts. The counters are fixed windows in
+// Redis that expire with the window, shared by every login instance.
+type ThrottleOptions struct {
+	// PerAccount limits failed logins per username (counted whether or not
+	// the account exists, so the limit reveals nothing). An attempt in
+	// progress counts until it succeeds; a success resets the count. Over
+	// the limit, even the right password is refused until the window
+	// ends.
+	PerAccount Limit `yaml:"per_account"`
+	// PerAddress limits login and register attempts, successful or not,
+	// per source address (IPv4 address, or IPv6 /64). Calls that carry no
+	// address (from another service) are not limited.
+	PerAddress Limit `yaml:"per_address"`
+}
+
+// Limit is at most Max events per Window; Max 0 disables the limit.
+type Limit struct {
+	// Max is the number of events allowed per window; 0 disables.
+	Max int `yaml:"max"`
+	// Window is the length of the fixed window, from the first event.
+	Window time.Duration `yaml:"window"`
+}
+
+// NewOptions returns the default options.
+func NewOptions() Options {
+	return Options{
+		HTTPAddr:   DefaultHTTPAddr,
+		SessionTTL: DefaultSessionTTL,
+		Argon2: Argon2Options{
+			Time:      DefaultArgon2Time,
+			MemoryKiB: DefaultArgon2MemoryKiB,
+			Threads:   DefaultArgon2Threads,
+			KeyLen:    DefaultArgon2KeyLen,
+			SaltLen:   DefaultArgon2SaltLen,
+		},
+		Throttle: ThrottleOptions{
+			PerAccount: Limit{Max: DefaultAccountFailures, Window: DefaultAccountWindow},
+			PerAddress: Limit{Max: DefaultAddressAttempts, Window: DefaultAddressWindow},
+		},
+		UsernameMin:    DefaultUsernameMin,
+		UsernameMax:    DefaultUsernameMax,
+		PasswordMin:    DefaultPasswordMin,
+		PasswordMax:    DefaultPasswordMax,
+		NicknameMax:    DefaultNicknameMax,
+		RedisPrefix:    DefaultRedisPrefix,
+		PostgresSchema: DefaultSchema,
+	}
+}
+
+// schemaName is what PostgresSchema accepts: an unquoted identifier.
+var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// Validate checks the options; the errors name each bad field by its yaml
+// path ("argon2.memory_kib").
+func (o Options) Validate() error {
+	var errs config.Errors
+	if o.HTTPAddr != "" {
+		if _, _, err := net.SplitHostPort(o.HTTPAddr); err != nil {
+			errs.Addf("http_addr", "must be host:port (host may be empty), got %q", snippet(o.HTTPAddr))
+		}
+	}
+	if o.SessionTTL < MinSessionTTL || o.SessionTTL > MaxSessionTTL {
+		errs.Addf("session_ttl", "must be in [%v, %v], got %v", MinSessionTTL, MaxSessionTTL, o.SessionTTL)
+	}
+	errs.Add(config.Nested("argon2", o.Argon2.Validate()))
+	errs.Add(config.Nested("throttle.per_account", o.Throttle.PerAccount.Validate()))
+	errs.Add(config.Nested("throttle.per_address", o.Throttle.PerAddress.Validate()))
+	if o.UsernameMin < 1 || o.UsernameMin > o.UsernameMax {
+		errs.Addf("username_min", "must be in [1, username_max (%d)], got %d", o.UsernameMax, o.UsernameMin)
+	}
+	if o.UsernameMax < 1 || o.UsernameMax > MaxUsernameLen {
+		errs.Addf("username_max", "must be in [1, %d], got %d", MaxUsernameLen, o.UsernameMax)
+	}
+	if o.PasswordMin < 1 || o.PasswordMin > o.PasswordMax {
+		errs.Addf("password_min", "must be in [1, password_max (%d)], got %d", o.PasswordMax, o.PasswordMin)
+	}
+	if o.PasswordMax < 1 || o.PasswordMax > MaxPasswordLen {
+		errs.Addf("password_max", "must be in [1, %d], got %d", MaxPasswordLen, o.PasswordMax)
+	}
+	if o.NicknameMax < 1 || o.NicknameMax > MaxNicknameLen {
+		errs.Addf("nickname_max", "must be in [1, %d], got %d", MaxNicknameLen, o.NicknameMax)
+	}
+	if len(o.RedisPrefix) > maxRedisPrefix || strings.ContainsAny(o.RedisPrefix, " \t\r\n") {
+		errs.Addf("redis_prefix", "at most %d bytes with no spaces, got %q", maxRedisPrefix, snippet(o.RedisPrefix))
+	}
+	if !schemaName.MatchString(o.PostgresSchema) {
+		errs.Addf("postgres_schema", "must match [a-z_][a-z0-9_]{0,62}, got %q", snippet(o.PostgresSchema))
+	}
+	return errs.Err()
+}
+
+// Validate checks the argon2id parameters; fields are named by yaml key.
+func (a Argon2Options) Validate() error {
+	var errs config.Errors
+	if a.Time < 1 || a.Time > MaxArgon2Time {
+		errs.Addf("time", "must be in [1, %d], got %d", MaxArgon2Time, a.Time)
+	}
+	if a.Threads < 1 {
+		errs.Addf("threads", "must be at least 1, got %d", a.Threads)
+	}
+	if min := 8 * uint32(max(a.Threads, 1)); a.MemoryKiB < min || a.MemoryKiB > MaxArgon2MemoryKiB {
+		errs.Addf("memory_kib", "must be in [8*threads (%d), %d], got %d", min, MaxArgon2MemoryKiB, a.MemoryKiB)
+	}
+	if a.KeyLen < 16 || a.KeyLen > 1024 {
+		errs.Addf("key_len", "must be in [16, 1024] bytes, got %d", a.KeyLen)
+	}
+	if a.SaltLen < 8 || a.SaltLen > 64 {
+		errs.Addf("salt_len", "must be in [8, 64] bytes (RFC 9106 recommends 16), got %d", a.SaltLen)
+	}
+	if a.Concurrency < 0 || a.Concurrency > MaxArgon2Concurrency {
+		errs.Addf("concurrency", "must be in [0, %d] (0 = GOMAXPROCS), got %d", MaxArgon2Concurrency, a.Concurrency)
+	}
+	return errs.Err()
+}
+
+// belowOWASP reports whether a is cheaper than OWASP's argon2id minimum:
+// fine for tests, not for production.
+func (a Argon2Options) belowOWASP() bool {
+	// OWASP lists equivalent pairs: m=47104 t=1, m=19456 t=2, m=12288 t=3,
+	// m=9216 t=4, m=7168 t=5; i.e. m*t >= about 36 MiB, at m >= 7 MiB.
+	return a.MemoryKiB < 7168 || uint64(a.MemoryKiB)*uint64(a.Time) < 35840
+}
+
+// Validate checks a limit; fields are named by yaml key.
+func (l Limit) Validate() error {
+	var errs config.Errors
+	if l.Max < 0 {
+		errs.Addf("max", "must be >= 0 (0 disables), got %d", l.Max)
+	}
+	if l.Max > 0 && (l.Window < time.Second || l.Window > MaxThrottleWindow) {
+		errs.Addf("window", "must be in [1s, %v], got %v", MaxThrottleWindow, l.Window)
+	}
+	return errs.Err()
+}
+
+// warnings logs what is valid but unwise.
+func (o Options) warnings(log *slog.Logger) {
+	if o.Argon2.belowOWASP() {
+		log.Warn("login: argon2 parameters are below OWASP's minimum (m=19 MiB, t=2): fine for tests, weak for real passwords",
+			"memory_kib", o.Argon2.MemoryKiB, "time", o.Argon2.Time)
+	}
+	if o.Throttle.PerAccount.Max == 0 {
+		log.Warn("login: per-account throttling is off: passwords can be guessed as fast as the service hashes")
+	}
+}
+
+// snippet bounds what of a bad value goes into an error or a log.
+func snippet(s string) string {
+	const max = 64
+	if len(s) > max {
+		return fmt.Sprintf("%s...", s[:max])
+	}
+	return s
+}

@@ -1,0 +1,248 @@
+package login
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/noonhq/noon/internal/metrics"
+	"github.com/noonhq/noon/services"
+)
+
+// ErrBadCredentials is the error of every failed login that is not
+// throttled: an unknown username and a wrong password get the same text, and
+// take as long (an unknown username is checked against a dummy hash), so
+// that logging in reveals nothing about which usernames exist.
+var ErrBadCredentials = services.NewError(services.CodeUnauthenticated, "wrong username or password")
+
+// Service is the login service: accounts in a Store, sessions and throttle
+// counters in Redis. Its methods are what the wire handlers (Handlers) and
+// the HTTP API (HTTPHandler) call; they return *services.Error for anything
+// a client caused, and plain errors for failures of Redis or the store. It
+// is safe for concurrent use.
+type Service struct {
+	opts  Options
+	store Store
+	rdb   redis.UniversalClient
+	log   *slog.Logger
+	hash  *hasher
+	// dummyHash is verified for unknown usernames, so that they cost as
+	// much as a wrong password.
+	dummyHash string
+	now       func() time.Time
+	m         serviceMetrics
+}
+
+// serviceMetrics are the service's metrics.
+type serviceMetrics struct {
+	requests metrics.CounterVec   // by method and result (ok or wire code)
+	hashes   metrics.HistogramVec // argon2id durations
+}
+
+// New returns the login service over store and rdb (a single Redis,
+// Sentinel or Cluster client; miniredis in `noon dev`). It validates opts and
+// computes one hash to check the argon2 parameters. It starts nothing: serve
+// Handlers with a services.Server (NewServer) and HTTPHandler with an
+// HTTPServer.
+func New(opts Options, store Store, rdb redis.UniversalClient, log *slog.Logger) (*Service, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if store == nil || rdb == nil {
+		return nil, errors.New("login: New needs a store and a Redis client")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	sink := opts.Metrics
+	if sink == nil {
+		sink = metrics.Nop()
+	}
+	s := &Service{
+		opts:  opts,
+		store: store,
+		rdb:   rdb,
+		log:   log,
+		hash:  newHasher(opts.Argon2),
+		now:   time.Now,
+		m: serviceMetrics{
+			requests: sink.Counter("login_requests_total", "Login service calls (wire and HTTP), by method and result (ok or the wire error code).", "method", "result"),
+			hashes: sink.Histogram("login_hash_seconds", "Time to compute one argon2id hash.",
+				[]float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1}),
+		},
+	}
+	hist := s.m.hashes.With()
+	s.hash.observe = func(d time.Duration) { hist.Observe(d.Seconds()) }
+	var pw [16]byte
+	_, _ = rand.Read(pw[:])
+	var err error
+	if s.dummyHash, err = s.hash.Hash(context.Background(), base64.RawURLEncoding.EncodeToString(pw[:])); err != nil {
+		return nil, fmt.Errorf("login: argon2: %w", err)
+	}
+	opts.warnings(log)
+	return s, nil
+}
+
+// Options returns the service's options.
+func (s *Service) Options() Options { return s.opts }
+
+// count records the result of a call of method.
+func (s *Service) count(method string, err error) {
+	result := "ok"
+	if err != nil {
+		result = services.CodeOf(err)
+	}
+	s.m.requests.With(method, result).Inc()
+}
+
+// hashErr converts a hasher's failure: ctx ended while waiting for a slot
+// or hashing.
+func hashErr(err error) error {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return services.Errorf(services.CodeTimeout, "deadline passed waiting to check the password")
+	case errors.Is(err, context.Canceled):
+		return services.Errorf(services.CodeUnavailable, "canceled waiting to check the password")
+	}
+	return err
+}
+
+// Register creates an account. username must follow the username rules
+// (Options.UsernameMin..UsernameMax of [a-zA-Z0-9_.-]) and not be taken,
+// ignoring case (else conflict); password the password rules; nickname
+// ("" = the username) the nickname rules. addr is the caller's address
+// ("" for none), throttled with logins by Options.Throttle.PerAddress.
+func (s *Service) Register(ctx context.Context, username, password, nickname, addr string) (a Account, err error) {
+	defer func() { s.count("register", err) }()
+	if key := s.addressKey(addr); key != "" {
+		if err := s.hit(ctx, key, s.opts.Throttle.PerAddress, "too many attempts from your address"); err != nil {
+			return Account{}, err
+		}
+	}
+	if err := s.opts.checkUsername(username); err != nil {
+		return Account{}, err
+	}
+	if err := s.opts.checkPassword(password); err != nil {
+		return Account{}, err
+	}
+	if nickname == "" {
+		nickname = username
+	}
+	if err := s.opts.checkNickname(nickname); err != nil {
+		return Account{}, err
+	}
+	taken := services.Errorf(services.CodeConflict, "username %q is taken", username)
+	// Look first, so that a taken name costs no hash; Create still decides.
+	switch _, err := s.store.ByUsername(ctx, username); {
+	case err == nil:
+		return Account{}, taken
+	case !errors.Is(err, ErrNotFound):
+		return Account{}, err
+	}
+	h, err := s.hash.Hash(ctx, password)
+	if err != nil {
+		return Account{}, hashErr(err)
+	}
+	a = Account{ID: NewAccountID(), Username: username, Nickname: nickname, PasswordHash: h, CreatedAt: s.now()}
+	switch err := s.store.Create(ctx, a); {
+	case errors.Is(err, ErrExists):
+		return Account{}, taken
+	case err != nil:
+		return Account{}, err
+	}
+	s.log.Info("login: registered", "user_id", a.ID, "username", a.Username)
+	return a, nil
+}
+
+// Login checks username (ignoring case) and password and creates a
+// session. A wrong password and an unknown username both fail with
+// ErrBadCredentials; a failed login changes nothing but the throttle
+// counters. Throttling (rate_limited) comes first: per source address addr
+// ("" = none) counting every attempt, then per account counting failures.
+func (s *Service) Login(ctx context.Context, username, password, addr string) (sess Session, err error) {
+	defer func() { s.count("login", err) }()
+	if username == "" || password == "" {
+		return Session{}, services.Errorf(services.CodeBadRequest, "username and password are required")
+	}
+	if len(username) > MaxUsernameLen {
+		return Session{}, services.Errorf(services.CodeBadRequest, "username is longer than %d bytes", MaxUsernameLen)
+	}
+	if len(password) > s.opts.PasswordMax {
+		return Session{}, services.Errorf(services.CodeBadRequest, "password is longer than %d bytes", s.opts.PasswordMax)
+	}
+	if key := s.addressKey(addr); key != "" {
+		if err := s.hit(ctx, key, s.opts.Throttle.PerAddress, "too many attempts from your address"); err != nil {
+			return Session{}, err
+		}
+	}
+	// The attempt counts as a failure until it succeeds: parallel guesses
+	// cannot all pass the check before any of them is counted.
+	acctKey := s.accountKey(username)
+	if err := s.hit(ctx, acctKey, s.opts.Throttle.PerAccount, "too many failed logins for this account"); err != nil {
+		return Session{}, err
+	}
+	a, err := s.store.ByUsername(ctx, username)
+	hash := a.PasswordHash
+	switch {
+	case errors.Is(err, ErrNotFound):
+		hash = s.dummyHash
+	case err != nil:
+		return Session{}, err
+	}
+	ok, verr := s.hash.Verify(ctx, password, hash)
+	switch {
+	case verr != nil && errors.Is(verr, errBadHash):
+		return Session{}, fmt.Errorf("login: account %s: %w", a.ID, verr)
+	case verr != nil:
+		return Session{}, hashErr(verr)
+	case !ok || err != nil: // err: ErrNotFound
+		return Session{}, ErrBadCredentials
+	}
+	var reset []string
+	if s.opts.Throttle.PerAccount.Max > 0 {
+		reset = append(reset, acctKey)
+	}
+	sess, err = s.createSession(ctx, a, reset...)
+	if err != nil {
+		return Session{}, err
+	}
+	return sess, nil
+}
+
+// Validate returns the session of token and whether it is live. It
+// refreshes nothing: a session ends SessionTTL after its login whatever
+// Validate is asked. An empty token is bad_request; any other unknown,
+// expired, logged-out or malformed token is simply not valid.
+func (s *Service) Validate(ctx context.Context, token string) (sess Session, ok bool, err error) {
+	defer func() {
+		switch {
+		case err != nil:
+			s.count("validate", err)
+		case ok:
+			s.m.requests.With("validate", "ok").Inc()
+		default:
+			s.m.requests.With("validate", "invalid").Inc()
+		}
+	}()
+	if token == "" {
+		return Session{}, false, services.Errorf(services.CodeBadRequest, "session_token is required")
+	}
+	return s.lookupSession(ctx, token)
+}
+
+// Logout ends the session of token. It is idempotent: logging out an
+// unknown, expired or already logged-out token succeeds. An empty token is
+// bad_request.
+func (s *Service) Logout(ctx context.Context, token string) (err error) {
+	defer func() { s.count("logout", err) }()
+	if token == "" {
+		return services.Errorf(services.CodeBadRequest, "session_token is required")
+	}
+	return s.deleteSession(ctx, token)
+}

@@ -1,0 +1,404 @@
+package login_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/thrift/lib/go/thrift"
+	"github.com/redis/go-redis/v9"
+
+	loginpb "github.com/noonhq/noon/idl/gen/login"
+	"github.com/noonhq/noon/idl/gen/platformpb"
+	"github.com/noonhq/noon/internal/thriftx"
+	"github.com/noonhq/noon/services"
+	"github.com/noonhq/noon/services/login"
+)
+
+// call sends req to method over the real wire on behalf of a client at
+// addr ("" = no client session), decodes the reply into resp, and returns
+// the reply envelope (for its bindings) and the error.
+func (p *platform) call(t testing.TB, method, addr string, req, resp thrift.TStruct) (*platformpb.Envelope, error) {
+	t.Helper()
+	payload, err := thriftx.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sess *platformpb.Session
+	if addr != "" {
+		sess = &platformpb.Session{Id: "s1", RemoteAddr: addr}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	env, err := p.client.CallRaw(ctx, method, sess, payload)
+	if err != nil {
+		return env, err
+	}
+	if resp != nil {
+		if err := thriftx.Unmarshal(env.GetPayload(), resp); err != nil {
+			t.Fatalf("%s reply: %v", method, err)
+		}
+	}
+	return env, nil
+}
+
+func (p *platform) register(t testing.TB, user, pass string) *loginpb.RegisterReply {
+	t.Helper()
+	var rep loginpb.RegisterReply
+	if _, err := p.call(t, login.MethodRegister, "", &loginpb.RegisterRequest{Username: user, Password: pass}, &rep); err != nil {
+		t.Fatalf("Register(%s): %v", user, err)
+	}
+	return &rep
+}
+
+func (p *platform) login(t testing.TB, addr, user, pass string) (*loginpb.LoginReply, *platformpb.Envelope, error) {
+	t.Helper()
+	var rep loginpb.LoginReply
+	env, err := p.call(t, login.MethodLogin, addr, &loginpb.LoginRequest{Username: user, Password: pass}, &rep)
+	return &rep, env, err
+}
+
+func (p *platform) validate(t testing.TB, token string) *loginpb.ValidateReply {
+	t.Helper()
+	var rep loginpb.ValidateReply
+	if _, err := p.call(t, login.MethodValidate, "", &loginpb.ValidateRequest{SessionToken: token}, &rep); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	return &rep
+}
+
+// wantErr checks that err is exactly the wire error want.
+func wantErr(t testing.TB, what string, err error, want string) {
+	t.Helper()
+	if err == nil || err.Error() != want {
+		t.Fatalf("%s: got error %v, want %q", what, err, want)
+	}
+}
+
+// TestWire runs every method over the real wire (yellow, a login
+// instance, services.Client), on the memory store with real Redis and with
+// miniredis, and on Postgres with real Redis.
+func TestWire(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		store func(t *testing.T) login.Store
+		redis redisKind
+	}{
+		{"memory+redis", func(*testing.T) login.Store { return login.NewMemoryStore() }, realRedis},
+		{"memory+miniredis", func(*testing.T) login.Store { return login.NewMemoryStore() }, miniRedis},
+		{"postgres+redis", func(t *testing.T) login.Store { return pgStore(t) }, realRedis},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			rdb, _ := newRedis(t, tc.redis)
+			store := tc.store(t)
+			p := startPlatform(t, newService(t, testOptions(t), store, rdb))
+			testWire(t, p, store)
+		})
+	}
+}
+
+func testWire(t *testing.T, p *platform, store login.Store) {
+	user, pass := username(t), "correct horse battery"
+	const addr = "198.51.100.7:40000"
+
+	// Register.
+	reg := p.register(t, user, pass)
+	if len(reg.UserID) != 36 || reg.Nickname != user {
+		t.Fatalf("Register = %+v, want a UUID and the username as nickname", reg)
+	}
+	var reg2 loginpb.RegisterReply
+	nick := "Zoë the Great"
+	if _, err := p.call(t, login.MethodRegister, addr, &loginpb.RegisterRequest{Username: user + "2", Password: pass, Nickname: &nick}, &reg2); err != nil || reg2.Nickname != nick {
+		t.Fatalf("Register with nickname = %+v, %v", &reg2, err)
+	}
+	_, err := p.call(t, login.MethodRegister, addr, &loginpb.RegisterRequest{Username: strings.ToUpper(user), Password: pass}, nil)
+	wantErr(t, "Register(taken, other case)", err, `conflict: username "`+strings.ToUpper(user)+`" is taken`)
+	for _, tc := range []struct {
+		req  *loginpb.RegisterRequest
+		want string
+	}{
+		{&loginpb.RegisterRequest{Username: "ab", Password: pass}, "bad_request: username must be 3 to 32 characters, got 2"},
+		{&loginpb.RegisterRequest{Username: strings.Repeat("a", 33), Password: pass}, "bad_request: username must be 3 to 32 characters, got 33"},
+		{&loginpb.RegisterRequest{Username: "bad name", Password: pass}, "bad_request: username may contain only letters a-z and A-Z, digits, '_', '.' and '-'"},
+		{&loginpb.RegisterRequest{Username: "ünï" + user, Password: pass}, "bad_request: username may contain only letters a-z and A-Z, digits, '_', '.' and '-'"},
+		{&loginpb.RegisterRequest{Username: user + "x", Password: "short"}, "bad_request: password must be 8 to 128 bytes, got 5"},
+		{&loginpb.RegisterRequest{Username: user + "x", Password: strings.Repeat("p", 129)}, "bad_request: password must be 8 to 128 bytes, got 129"},
+		{&loginpb.RegisterRequest{Username: user + "x", Password: pass, Nickname: thrift.StringPtr(" padded")}, "bad_request: nickname may not start or end with a space"},
+		{&loginpb.RegisterRequest{Username: user + "x", Password: pass, Nickname: thrift.StringPtr("tab\there")}, `bad_request: nickname may contain only printable characters, got '\t'`},
+		{&loginpb.RegisterRequest{Username: user + "x", Password: pass, Nickname: thrift.StringPtr(strings.Repeat("名", 33))}, "bad_request: nickname must be 1 to 32 characters, got 33"},
+		{&loginpb.RegisterRequest{Username: user + "x", Password: pass, Nickname: thrift.StringPtr("\xff")}, "bad_request: nickname must be UTF-8"},
+	} {
+		_, err := p.call(t, login.MethodRegister, addr, tc.req, nil)
+		wantErr(t, "Register("+tc.req.String()+")", err, tc.want)
+	}
+
+	// Login: the reply binds user, and the username ignores case.
+	rep, env, err := p.login(t, addr, strings.ToUpper(user), pass)
+	if err != nil {
+		t.Fatalf("Login: %v", err)
+	}
+	if rep.UserID != reg.UserID || rep.Nickname != user || len(rep.SessionToken) != login.TokenLen {
+		t.Fatalf("Login = %+v", rep)
+	}
+	if exp := time.Unix(rep.ExpiresUnix, 0); exp.Before(time.Now().Add(24*time.Hour-time.Minute)) || exp.After(time.Now().Add(24*time.Hour+time.Minute)) {
+		t.Fatalf("expires %v, want in 24h", exp)
+	}
+	if b := env.GetBindings(); len(b) != 1 || b[0].GetKey() != "user" || b[0].GetValue() != reg.UserID || b[0].GetUnset() {
+		t.Fatalf("Login bindings = %v, want user = %s", b, reg.UserID)
+	}
+
+	// Bad password and unknown user: the same error, no binding, and no
+	// account created.
+	_, env, err = p.login(t, addr, user, pass+"!")
+	wantErr(t, "Login(bad password)", err, "unauthenticated: wrong username or password")
+	if len(env.GetBindings()) != 0 {
+		t.Fatalf("a failed login bound %v", env.GetBindings())
+	}
+	ghost := username(t)
+	_, _, err = p.login(t, addr, ghost, pass)
+	wantErr(t, "Login(unknown user)", err, "unauthenticated: wrong username or password")
+	if _, err := store.ByUsername(context.Background(), ghost); !errors.Is(err, login.ErrNotFound) {
+		t.Fatalf("a failed login created an account: %v", err)
+	}
+	_, _, err = p.login(t, addr, "", pass)
+	wantErr(t, "Login(no username)", err, "bad_request: username and password are required")
+	_, _, err = p.login(t, addr, user, strings.Repeat("p", 129))
+	wantErr(t, "Login(long password)", err, "bad_request: password is longer than 128 bytes")
+
+	// Validate.
+	if v := p.validate(t, rep.SessionToken); !v.Valid || v.UserID != reg.UserID || v.Nickname != user {
+		t.Fatalf("Validate = %+v", v)
+	}
+	flipped := rep.SessionToken[:42] + map[bool]string{true: "B", false: "A"}[rep.SessionToken[42] == 'A']
+	for _, tok := range []string{"nope", flipped, rep.SessionToken + "A", strings.Repeat("\x00", 43)} {
+		if v := p.validate(t, tok); v.Valid || v.UserID != "" {
+			t.Fatalf("Validate(%q) = %+v, want invalid", tok, v)
+		}
+	}
+	_, err = p.call(t, login.MethodValidate, "", &loginpb.ValidateRequest{}, nil)
+	wantErr(t, "Validate(empty)", err, "bad_request: session_token is required")
+
+	// Logout, then the token is invalid; logging out again is fine.
+	for i := 0; i < 2; i++ {
+		if _, err := p.call(t, login.MethodLogout, addr, &loginpb.LogoutRequest{SessionToken: &rep.SessionToken}, &loginpb.LogoutReply{}); err != nil {
+			t.Fatalf("Logout #%d: %v", i+1, err)
+		}
+	}
+	if v := p.validate(t, rep.SessionToken); v.Valid {
+		t.Fatalf("Validate after Logout = %+v", v)
+	}
+	_, err = p.call(t, login.MethodLogout, addr, &loginpb.LogoutRequest{}, nil)
+	wantErr(t, "Logout(no token)", err, "bad_request: session_token is required")
+
+	// A second login is a second session, independent of the first.
+	rep2, _, err := p.login(t, addr, user, pass)
+	if err != nil || rep2.SessionToken == rep.SessionToken {
+		t.Fatalf("second Login = %+v, %v", rep2, err)
+	}
+	if v := p.validate(t, rep2.SessionToken); !v.Valid {
+		t.Fatal("second session invalid")
+	}
+
+	// Garbage payloads.
+	for _, m := range []string{login.MethodRegister, login.MethodLogin, login.MethodValidate, login.MethodLogout} {
+		_, err := p.client.CallRaw(context.Background(), m, nil, []byte{0x15, 0xff, 0xff})
+		if services.CodeOf(err) != services.CodeBadRequest {
+			t.Errorf("%s(garbage) = %v, want bad_request", m, err)
+		}
+	}
+}
+
+// TestThrottle checks both limits over the wire, and their windows on
+// miniredis's clock.
+func TestThrottle(t *testing.T) {
+	rdb, mr := newRedis(t, miniRedis)
+	opts := testOptions(t)
+	opts.Throttle.PerAccount = login.Limit{Max: 3, Window: time.Minute}
+	opts.Throttle.PerAddress = login.Limit{Max: 8, Window: 10 * time.Minute}
+	p := startPlatform(t, newService(t, opts, login.NewMemoryStore(), rdb))
+	user, other, pass := username(t), username(t), "password1"
+	p.register(t, user, pass)
+	p.register(t, other, pass)
+	const addrA, addrB = "192.0.2.1:1000", "192.0.2.2:1000"
+	const lockedOut = "rate_limited: too many failed logins for this account; try again in 1m0s"
+
+	// A success resets the failure count.
+	for i := 0; i < 2; i++ {
+		_, _, err := p.login(t, addrA, user, "wrong")
+		wantErr(t, "Login(wrong)", err, "unauthenticated: wrong username or password")
+	}
+	if _, _, err := p.login(t, addrA, user, pass); err != nil {
+		t.Fatalf("Login: %v", err)
+	}
+	// Three failures (in any case), then even the right password is
+	// refused; another account is not.
+	for _, u := range []string{user, strings.ToUpper(user), user} {
+		_, _, err := p.login(t, addrB, u, "wrong")
+		wantErr(t, "Login(wrong)", err, "unauthenticated: wrong username or password")
+	}
+	_, _, err := p.login(t, addrB, user, pass)
+	wantErr(t, "Login(right password, locked)", err, lockedOut)
+	if _, _, err := p.login(t, addrB, other, pass); err != nil {
+		t.Fatalf("Login(other account): %v", err)
+	}
+	// Unknown usernames are throttled alike (nothing tells them apart).
+	ghost := username(t)
+	for i := 0; i < 3; i++ {
+		_, _, _ = p.login(t, "", ghost, "wrong")
+	}
+	_, _, err = p.login(t, "", ghost, "wrong")
+	wantErr(t, "Login(unknown, locked)", err, lockedOut)
+	// The window ends.
+	mr.FastForward(time.Minute)
+	if _, _, err := p.login(t, addrB, user, pass); err != nil {
+		t.Fatalf("Login after the window: %v", err)
+	}
+
+	// Per address: 8 attempts are allowed per 10 minutes, register
+	// attempts included, whatever the port.
+	const addrC = "192.0.2.3"
+	_, err = p.call(t, login.MethodRegister, addrC+":1", &loginpb.RegisterRequest{Username: username(t), Password: pass}, nil)
+	if err != nil {
+		t.Fatalf("Register: %v", err)
+	}
+	for i := 0; i < 7; i++ {
+		if _, _, err := p.login(t, addrC+":2", other, pass); err != nil {
+			t.Fatalf("Login #%d: %v", i+2, err)
+		}
+	}
+	_, _, err = p.login(t, addrC+":3", other, pass)
+	wantErr(t, "Login(address over)", err, "rate_limited: too many attempts from your address; try again in 10m0s")
+	_, err = p.call(t, login.MethodRegister, addrC+":4", &loginpb.RegisterRequest{Username: username(t), Password: pass}, nil)
+	wantErr(t, "Register(address over)", err, "rate_limited: too many attempts from your address; try again in 10m0s")
+	// Calls without an address (from services) are not limited by it.
+	if _, _, err := p.login(t, "", other, pass); err != nil {
+		t.Fatalf("Login without address: %v", err)
+	}
+	// IPv6 is throttled by /64.
+	for i := 0; i < 8; i++ {
+		addr := fmt.Sprintf("[2001:db8:1:2::%x]:5000", 0xa+i)
+		if _, _, err := p.login(t, addr, other, pass); err != nil {
+			t.Fatalf("Login #%d from the /64: %v", i+1, err)
+		}
+	}
+	_, _, err = p.login(t, "[2001:db8:1:2:ffff::1]:1", other, pass)
+	wantErr(t, "Login(/64 over)", err, "rate_limited: too many attempts from your address; try again in 10m0s")
+	if _, _, err := p.login(t, "[2001:db8:1:3::1]:1", other, pass); err != nil {
+		t.Fatalf("Login from another /64: %v", err)
+	}
+}
+
+// TestThrottleParallel fires many wrong guesses at once: no more than the
+// limit get checked, since an attempt counts before its check.
+func TestThrottleParallel(t *testing.T) {
+	rdb, _ := newRedis(t, realRedis)
+	opts := testOptions(t)
+	opts.Throttle.PerAccount = login.Limit{Max: 5, Window: time.Minute}
+	opts.Throttle.PerAddress.Max = 0
+	svc := newService(t, opts, login.NewMemoryStore(), rdb)
+	ctx := context.Background()
+	user := username(t)
+	if _, err := svc.Register(ctx, user, "password1", "", ""); err != nil {
+		t.Fatal(err)
+	}
+	const n = 40
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			_, err := svc.Login(ctx, user, "wrong-guess", "")
+			errs <- err
+		}()
+	}
+	checked := 0
+	for i := 0; i < n; i++ {
+		switch err := <-errs; {
+		case errors.Is(err, login.ErrBadCredentials):
+			checked++
+		case services.CodeOf(err) != services.CodeRateLimited:
+			t.Fatalf("Login: %v", err)
+		}
+	}
+	if checked != 5 {
+		t.Fatalf("%d guesses checked, want 5", checked)
+	}
+}
+
+// TestSessionExpiry checks the TTL on miniredis's clock: Validate does not
+// extend a session.
+func TestSessionExpiry(t *testing.T) {
+	rdb, mr := newRedis(t, miniRedis)
+	opts := testOptions(t)
+	opts.SessionTTL = time.Hour
+	svc := newService(t, opts, login.NewMemoryStore(), rdb)
+	ctx := context.Background()
+	user := username(t)
+	if _, err := svc.Register(ctx, user, "password1", "Nick", ""); err != nil {
+		t.Fatal(err)
+	}
+	s, err := svc.Login(ctx, user, "password1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Until(s.Expires); d < 59*time.Minute || d > time.Hour {
+		t.Fatalf("expires in %v, want 1h", d)
+	}
+	mr.FastForward(59 * time.Minute)
+	got, ok, err := svc.Validate(ctx, s.Token)
+	if err != nil || !ok || got.UserID != s.UserID || got.Nickname != "Nick" || !got.Expires.Equal(s.Expires) {
+		t.Fatalf("Validate = %+v %v %v", got, ok, err)
+	}
+	mr.FastForward(time.Minute)
+	if _, ok, err := svc.Validate(ctx, s.Token); ok || err != nil {
+		t.Fatalf("Validate after the TTL = %v, %v; want invalid", ok, err)
+	}
+	// Redis holds the token's hash, never the token.
+	for _, k := range mr.Keys() {
+		if strings.Contains(k, s.Token) {
+			t.Fatalf("key %q holds the token", k)
+		}
+	}
+}
+
+// TestRedisDown: a Redis that does not answer is an internal error on the
+// wire (its text logged, not sent), never a login.
+func TestRedisDown(t *testing.T) {
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 100 * time.Millisecond})
+	t.Cleanup(func() { rdb.Close() })
+	p := startPlatform(t, newService(t, testOptions(t), login.NewMemoryStore(), rdb))
+	user := username(t)
+	_, err := p.call(t, login.MethodRegister, "", &loginpb.RegisterRequest{Username: user, Password: "password1"}, nil)
+	if err != nil {
+		t.Fatalf("Register without an address needs no Redis: %v", err)
+	}
+	_, _, err = p.login(t, "192.0.2.9:1", user, "password1")
+	wantErr(t, "Login(Redis down)", err, "internal: internal error")
+}
+
+// TestDefaultArgon2 hashes with the default (OWASP) parameters once.
+func TestDefaultArgon2(t *testing.T) {
+	rdb, _ := newRedis(t, miniRedis)
+	opts := login.NewOptions()
+	store := login.NewMemoryStore()
+	svc := newService(t, opts, store, rdb)
+	ctx := context.Background()
+	user := username(t)
+	if _, err := svc.Register(ctx, user, "password1", "", ""); err != nil {
+		t.Fatal(err)
+	}
+	a, err := store.ByUsername(ctx, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(a.PasswordHash, "$argon2id$v=19$m=19456,t=2,p=1$") {
+		t.Fatalf("hash %q, want argon2id m=19456,t=2,p=1", a.PasswordHash)
+	}
+	// A hash made under other parameters still verifies.
+	cheap := newService(t, testOptions(t), store, rdb)
+	if _, err := cheap.Login(ctx, user, "password1", ""); err != nil {
+		t.Fatalf("Login with other parameters: %v", err)
+	}
+}
