@@ -47,10 +47,10 @@ type Watcher struct {
 	mu     sync.Mutex // guards merged, and each follower's view, up, prev, prevUntil
 	merged map[string]map[string]*platformpb.Instance
 
-	changes    chan struct{} // cap 1, coalesced
+	changes chan struct{} // cap 1, coalesced
 
-	subMu sync.Mutex // a leaf: guards subs only
-	subs  map[chan struct{}]struct{}
+	subMu      sync.Mutex // a leaf: guards subs only
+	subs       map[chan struct{}]struct{}
 	synced     chan struct{} // closed on the first sync of any yellow
 	syncedOnce sync.Once
 
