@@ -17,6 +17,7 @@ import (
 	"github.com/noonhq/noon/internal/stores"
 	"github.com/noonhq/noon/services"
 	"github.com/noonhq/noon/services/login"
+	"github.com/noonhq/noon/services/room"
 	"github.com/noonhq/noon/yellow"
 	"go.yaml.in/yaml/v3"
 )
@@ -50,6 +51,9 @@ type Config struct {
 	Redis stores.RedisOptions `yaml:"redis"`
 	// Login configures the login service (accounts, sessions, its HTTP API).
 	Login login.Options `yaml:"login"`
+	// Room configures the room service (the switch, durability, leases,
+	// the sample game).
+	Room room.Options `yaml:"room"`
 	// Services configures each service by name (`noon service <name>`);
 	// the name key is the service name.
 	Services ServiceMap `yaml:"services"`
@@ -75,6 +79,7 @@ func defaultConfig() Config {
 		Broker:     broker.NewOptions(),
 		BrokerList: brokerlist.NewOptions(),
 		Login:      login.NewOptions(),
+		Room:       room.NewOptions(),
 		Services:   ServiceMap{},
 	}
 }
@@ -101,6 +106,7 @@ func (c *Config) Validate() error {
 		errs.Add(config.Nested("brokerlist", err))
 	}
 	errs.Add(config.Nested("login", c.Login.Validate()))
+	errs.Add(config.Nested("room", c.Room.Validate()))
 	for name := range c.Services {
 		if _, err := c.service(name); err != nil {
 			errs.Add(fmt.Errorf("config: services.%s: %w", name, err))
@@ -133,7 +139,7 @@ func (c *Config) brokerListOptions() brokerlist.Options {
 func (c *Config) service(name string) (services.Options, error) {
 	o, ok := c.Services[name]
 	if !ok {
-		o = services.NewOptions()
+		o = newServiceOptions(name)
 	}
 	o.Name = name
 	if len(o.Yellows) == 0 {
@@ -161,6 +167,19 @@ func shiftLines(err error, offset int) error {
 		out.Errors = append(out.Errors, e)
 	}
 	return out
+}
+
+// serviceDefaults adjust services.NewOptions() for a service (the room
+// service is stateful).
+var serviceDefaults = map[string]func(*services.Options){}
+
+// newServiceOptions returns the default options of the named service.
+func newServiceOptions(name string) services.Options {
+	o := services.NewOptions()
+	if f := serviceDefaults[name]; f != nil {
+		f(&o)
+	}
+	return o
 }
 
 // configFlags are the flags every daemon command shares.
@@ -210,7 +229,7 @@ func (m *ServiceMap) UnmarshalYAML(node *yaml.Node) error {
 	for name, n := range raw {
 		o, ok := (*m)[name]
 		if !ok {
-			o = services.NewOptions()
+			o = newServiceOptions(name)
 		}
 		b, err := yaml.Marshal(&n)
 		if err != nil {

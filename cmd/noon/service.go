@@ -98,7 +98,7 @@ func runService(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	cfg, err := cf.loadWith(func(c *Config) {
 		o, ok := c.Services[name]
 		if !ok {
-			o = services.NewOptions()
+			o = newServiceOptions(name)
 		}
 		setIf(&o.Bind, *bind)
 		setIf(&o.PubBind, *pub)

@@ -14,6 +14,7 @@ import (
 	"github.com/noonhq/noon/idl/gen/echo"
 	"github.com/noonhq/noon/idl/gen/edge"
 	"github.com/noonhq/noon/idl/gen/login"
+	"github.com/noonhq/noon/idl/gen/room"
 	"github.com/noonhq/noon/internal/thriftx"
 )
 
@@ -41,6 +42,14 @@ func init() {
 		{"login.Login", func() thrift.TStruct { return login.NewLoginRequest() }, func() thrift.TStruct { return login.NewLoginReply() }},
 		{"login.Validate", func() thrift.TStruct { return login.NewValidateRequest() }, func() thrift.TStruct { return login.NewValidateReply() }},
 		{"login.Logout", func() thrift.TStruct { return login.NewLogoutRequest() }, func() thrift.TStruct { return login.NewLogoutReply() }},
+		{"room.Create", func() thrift.TStruct { return room.NewCreateRequest() }, func() thrift.TStruct { return room.NewRoomState() }},
+		{"room.Join", func() thrift.TStruct { return room.NewJoinRequest() }, func() thrift.TStruct { return room.NewRoomState() }},
+		{"room.Leave", func() thrift.TStruct { return room.NewLeaveRequest() }, func() thrift.TStruct { return room.NewLeaveReply() }},
+		{"room.Ready", func() thrift.TStruct { return room.NewReadyRequest() }, func() thrift.TStruct { return room.NewRoomState() }},
+		{"room.Start", func() thrift.TStruct { return room.NewStartRequest() }, func() thrift.TStruct { return room.NewRoomState() }},
+		{"room.List", func() thrift.TStruct { return room.NewListRequest() }, func() thrift.TStruct { return room.NewListReply() }},
+		{"room.Get", func() thrift.TStruct { return room.NewGetRequest() }, func() thrift.TStruct { return room.NewRoomState() }},
+		{"room.Act", func() thrift.TStruct { return room.NewActionRequest() }, func() thrift.TStruct { return room.NewActionReply() }},
 	} {
 		Register(m)
 	}

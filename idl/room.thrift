@@ -1,0 +1,193 @@
+// The room service (stateful): rooms players create, join, get ready in and
+// play a game in. Every room lives on one instance at a time; the broker
+// routes a session's room.* requests to it by the session's binding
+// room = <id>, which room.Create and room.Join set and room.Leave clears.
+//
+// Methods (request -> reply):
+//   room.Create  CreateRequest -> RoomState   (binds room = <id>)
+//   room.Join    JoinRequest   -> RoomState   (binds room = <id>)
+//   room.Leave   LeaveRequest  -> LeaveReply  (unbinds room)
+//   room.Ready   ReadyRequest  -> RoomState
+//   room.Start   StartRequest  -> RoomState
+//   room.List    ListRequest   -> ListReply
+//   room.Get     GetRequest    -> RoomState
+//   room.Act     ActionRequest -> ActionReply
+// Every change of a room is pushed to its members as an "@room.Event" push
+// carrying an Event (topic room/<id>).
+//
+// pandaparty's bare names (CreateRoom, JoinRoom) are aliases the broker maps
+// onto room.Create and room.Join.
+namespace go room
+
+// Room statuses (RoomState.status, RoomSummary.status).
+const string STATUS_OPEN = "open"
+const string STATUS_PLAYING = "playing"
+const string STATUS_FINISHED = "finished"
+const string STATUS_CLOSED = "closed"
+
+// Player is a member of a room, in join order (which is seat order).
+struct Player {
+  1: string id
+  2: bool ready
+}
+
+// CreateRequest creates a room whose first member is the caller.
+struct CreateRequest {
+  // name is shown in room lists: 1..64 bytes of printable UTF-8.
+  1: string name
+  // game names the game played in the room; "" is the service's default
+  // game ("race31").
+  2: string game
+  // max_players bounds the members, within the game's limits; 0 is the
+  // game's maximum.
+  3: i32 max_players
+}
+
+// JoinRequest joins a room by id.
+struct JoinRequest {
+  1: string room_id
+}
+
+// LeaveRequest leaves the room the session is bound to, or room_id.
+struct LeaveRequest {
+  1: optional string room_id
+}
+
+struct LeaveReply {
+  // seq is the room's last event seq after leaving.
+  1: i64 seq
+}
+
+// ReadyRequest marks the caller ready (or not) in the room the session is
+// bound to, or room_id.
+struct ReadyRequest {
+  1: bool ready = true
+  2: optional string room_id
+}
+
+// StartRequest starts the game of the room the session is bound to, or
+// room_id: any member may start it once every member is ready and there are
+// at least the game's minimum players.
+struct StartRequest {
+  1: optional string room_id
+}
+
+// ListRequest lists open rooms with a free seat, newest first.
+struct ListRequest {
+  // game filters by game; "" lists every game.
+  1: string game
+  // limit bounds the rooms returned: 0 means 50, at most 200.
+  2: i32 limit
+}
+
+// RoomSummary is a room as room lists show it.
+struct RoomSummary {
+  1: string id
+  2: string name
+  3: string game
+  4: string status
+  5: i32 players
+  6: i32 max_players
+  7: i64 created_unix_ms
+}
+
+struct ListReply {
+  1: list<RoomSummary> rooms
+}
+
+// GetRequest asks for the state of the room the session is bound to, or
+// room_id.
+struct GetRequest {
+  1: optional string room_id
+}
+
+// RoomState is a room's whole state as of event seq.
+struct RoomState {
+  1: string id
+  2: string name
+  3: string game
+  4: string status
+  5: list<Player> players
+  6: i32 max_players
+  // seq is the seq of the room's last event: pushes with a higher seq come
+  // after this state.
+  7: i64 seq
+  // game_state is the game's own encoding of its state (Race31State for
+  // race31); empty before the game starts.
+  8: binary game_state
+  // host is the member who created the room, or the longest-seated member
+  // after the creator left.
+  9: string host
+  // winner is the winner of a finished game ("" for a draw or before).
+  10: string winner
+  11: i64 created_unix_ms
+}
+
+// ActionRequest plays a game action in the room the session is bound to,
+// or room_id; action is the game's own encoding (Race31Action for race31).
+struct ActionRequest {
+  1: binary action
+  2: optional string room_id
+}
+
+struct ActionReply {
+  // seq is the seq of the last event the action caused.
+  1: i64 seq
+}
+
+// Event is one change of a room, pushed as "@room.Event" to every member
+// (topic room/<id>). Each room's events have consecutive seqs from 1: a
+// client that sees a gap (a push lost on the way) calls room.Get.
+//
+// Types: room.created, room.joined, room.left, room.ready, room.unready,
+// room.host (player is the new host), room.started, room.finished (player
+// is the winner), room.closed; and the game's own, "game." followed by the
+// game's event name (race31: game.added, game.timeout, game.turn).
+struct Event {
+  1: string room_id
+  2: i64 seq
+  3: string type
+  // player is the member the event is about ("" for none).
+  4: string player
+  // body is the event's payload: the game's encoding for game.* events
+  // (race31: Race31Added), the game's state (Race31State) for room.started,
+  // empty otherwise.
+  5: binary body
+  6: i64 time_unix_ms
+}
+
+// --- race31, the sample game -------------------------------------------
+// 2 to 4 players take turns adding 1, 2 or 3 to a shared total that starts
+// at 0; nobody may pass the target (31); whoever reaches it exactly wins. A
+// player who lets the turn time out has 1 added for them.
+
+// Race31State is race31's game_state.
+struct Race31State {
+  1: i32 total
+  2: i32 target
+  3: i32 max_add
+  // order is the seat order; turn indexes it.
+  4: list<string> order
+  5: i32 turn
+  6: string winner
+  // turn_deadline_unix_ms is when the player to move times out (0 once the
+  // game is over).
+  7: i64 turn_deadline_unix_ms
+  8: i64 turn_timeout_ms
+  9: i32 moves
+}
+
+// Race31Action adds to the total: 1 <= add <= min(max_add, target - total).
+struct Race31Action {
+  1: i32 add
+}
+
+// Race31Added is the body of game.added (a move), game.timeout (a move the
+// server made for a player who ran out of time) and game.turn (the turn
+// passed because the player to move left; add is 0).
+struct Race31Added {
+  1: i32 add
+  2: i32 total
+  // next_player is the player to move next ("" once the game is over).
+  3: string next_player
+}

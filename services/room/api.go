@@ -1,0 +1,272 @@
+package room
+
+import (
+	"context"
+	"errors"
+
+	roompb "github.com/noonhq/noon/idl/gen/room"
+	"github.com/noonhq/noon/internal/thriftx"
+	"github.com/noonhq/noon/services"
+)
+
+// The room service's methods (requests and replies in idl/room.thrift).
+const (
+	// MethodCreate creates a room with the caller in it and binds the
+	// session to it: CreateRequest -> RoomState.
+	MethodCreate = "room.Create"
+	// MethodJoin joins a room and binds the session to it: JoinRequest ->
+	// RoomState.
+	MethodJoin = "room.Join"
+	// MethodLeave leaves the room and unbinds the session: LeaveRequest ->
+	// LeaveReply.
+	MethodLeave = "room.Leave"
+	// MethodReady marks the caller ready or not: ReadyRequest -> RoomState.
+	MethodReady = "room.Ready"
+	// MethodStart starts the game once all are ready: StartRequest ->
+	// RoomState.
+	MethodStart = "room.Start"
+	// MethodList lists open rooms: ListRequest -> ListReply.
+	MethodList = "room.List"
+	// MethodGet returns a room's state: GetRequest -> RoomState.
+	MethodGet = "room.Get"
+	// MethodAct plays a game action: ActionRequest -> ActionReply.
+	MethodAct = "room.Act"
+)
+
+// maxActionLen bounds a game action: actions are moves (a few bytes), and
+// each is stored in the room's log; 16 KiB leaves room for rich games.
+const maxActionLen = 16 << 10
+
+// Handlers returns the room service's handlers, keyed by method.
+func (s *Service) Handlers() map[string]services.HandlerFunc {
+	return map[string]services.HandlerFunc{
+		MethodCreate: services.Typed(roompb.NewCreateRequest, s.handleCreate),
+		MethodJoin:   services.Typed(roompb.NewJoinRequest, s.handleJoin),
+		MethodLeave:  services.Typed(roompb.NewLeaveRequest, s.handleLeave),
+		MethodReady:  services.Typed(roompb.NewReadyRequest, s.handleReady),
+		MethodStart:  services.Typed(roompb.NewStartRequest, s.handleStart),
+		MethodList:   services.Typed(roompb.NewListRequest, s.handleList),
+		MethodGet:    services.Typed(roompb.NewGetRequest, s.handleGet),
+		MethodAct:    services.Typed(roompb.NewActionRequest, s.handleAct),
+	}
+}
+
+// user returns the caller's user id: room methods need a logged-in session.
+func user(sess *services.Session) (string, error) {
+	u := sess.UserID()
+	if u == "" {
+		return "", services.Errorf(services.CodeUnauthenticated, "log in first")
+	}
+	return u, nil
+}
+
+// roomOf returns the room a request is about: explicit, else the session's
+// binding.
+func roomOf(sess *services.Session, explicit *string) (string, error) {
+	id := sess.Binding(BindingKey)
+	if explicit != nil && *explicit != "" {
+		id = *explicit
+	}
+	if id == "" {
+		return "", services.Errorf(services.CodeBadRequest, "not in a room: join one or name room_id")
+	}
+	if !validRoomID(id) {
+		return "", services.Errorf(services.CodeBadRequest, "room_id must be 1 to %d bytes of [A-Za-z0-9_-], got %q", maxRoomIDLen, snippet(id))
+	}
+	return id, nil
+}
+
+// notElsewhere refuses to put a session bound to one room into another:
+// a player is in one room at a time, and leaves it first.
+func notElsewhere(sess *services.Session, id string) error {
+	if cur := sess.Binding(BindingKey); cur != "" && cur != id {
+		return services.Errorf(services.CodeConflict, "already in room %s: leave it first", cur)
+	}
+	return nil
+}
+
+func (s *Service) handleCreate(ctx context.Context, sess *services.Session, req *roompb.CreateRequest) (*roompb.RoomState, error) {
+	u, err := user(sess)
+	if err != nil {
+		return nil, err
+	}
+	if err := notElsewhere(sess, ""); err != nil {
+		return nil, err
+	}
+	if _, _, err := checkCreate(req, s.games); err != nil {
+		return nil, err
+	}
+	body, err := thriftx.Marshal(req)
+	if err != nil {
+		return nil, services.Errorf(services.CodeBadRequest, "%v", err)
+	}
+	a := s.att.Load()
+	if a == nil {
+		return nil, services.Errorf(services.CodeUnavailable, "room service not attached to a server yet")
+	}
+	if s.draining.Load() {
+		return nil, services.NewError(services.CodeUnavailable, services.DrainingMessage)
+	}
+	// A taken id (80 random bits: never, in practice) just picks another.
+	for try := 0; ; try++ {
+		id := s.newRoomID(a)
+		r, err := s.submit(ctx, id, &op{kind: KindCreate, player: u, body: body, wantState: true}, true)
+		if err != nil {
+			if errors.Is(err, &services.Error{Code: services.CodeConflict}) && try < 2 {
+				continue
+			}
+			return nil, err
+		}
+		sess.Bind(BindingKey, id)
+		return r.state, nil
+	}
+}
+
+func (s *Service) handleJoin(ctx context.Context, sess *services.Session, req *roompb.JoinRequest) (*roompb.RoomState, error) {
+	u, err := user(sess)
+	if err != nil {
+		return nil, err
+	}
+	id, err := roomOf(sess, &req.RoomID)
+	if err != nil {
+		return nil, err
+	}
+	if err := notElsewhere(sess, id); err != nil {
+		return nil, err
+	}
+	r, err := s.submit(ctx, id, &op{kind: KindJoin, player: u, wantState: true}, false)
+	if err != nil {
+		return nil, err
+	}
+	sess.Bind(BindingKey, id)
+	return r.state, nil
+}
+
+func (s *Service) handleLeave(ctx context.Context, sess *services.Session, req *roompb.LeaveRequest) (*roompb.LeaveReply, error) {
+	u, err := user(sess)
+	if err != nil {
+		return nil, err
+	}
+	id, err := roomOf(sess, req.RoomID)
+	if err != nil {
+		return nil, err
+	}
+	r, err := s.submit(ctx, id, &op{kind: KindLeave, player: u}, false)
+	if err != nil && !errors.Is(err, &services.Error{Code: services.CodeNotFound}) {
+		return nil, err
+	}
+	if sess.Binding(BindingKey) == id {
+		sess.Unbind(BindingKey) // a room that is gone is left too
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &roompb.LeaveReply{Seq: r.seq}, nil
+}
+
+func (s *Service) handleReady(ctx context.Context, sess *services.Session, req *roompb.ReadyRequest) (*roompb.RoomState, error) {
+	u, err := user(sess)
+	if err != nil {
+		return nil, err
+	}
+	id, err := roomOf(sess, req.RoomID)
+	if err != nil {
+		return nil, err
+	}
+	kind := KindReady
+	if !req.Ready {
+		kind = KindUnready
+	}
+	r, err := s.submit(ctx, id, &op{kind: kind, player: u, wantState: true}, false)
+	if err != nil {
+		return nil, err
+	}
+	return r.state, nil
+}
+
+func (s *Service) handleStart(ctx context.Context, sess *services.Session, req *roompb.StartRequest) (*roompb.RoomState, error) {
+	u, err := user(sess)
+	if err != nil {
+		return nil, err
+	}
+	id, err := roomOf(sess, req.RoomID)
+	if err != nil {
+		return nil, err
+	}
+	r, err := s.submit(ctx, id, &op{kind: KindStart, player: u, wantState: true}, false)
+	if err != nil {
+		return nil, err
+	}
+	return r.state, nil
+}
+
+func (s *Service) handleGet(ctx context.Context, sess *services.Session, req *roompb.GetRequest) (*roompb.RoomState, error) {
+	if _, err := user(sess); err != nil {
+		return nil, err
+	}
+	id, err := roomOf(sess, req.RoomID)
+	if err != nil {
+		return nil, err
+	}
+	r, err := s.submit(ctx, id, &op{kind: opGet, wantState: true}, false)
+	if err != nil {
+		return nil, err
+	}
+	return r.state, nil
+}
+
+func (s *Service) handleAct(ctx context.Context, sess *services.Session, req *roompb.ActionRequest) (*roompb.ActionReply, error) {
+	u, err := user(sess)
+	if err != nil {
+		return nil, err
+	}
+	id, err := roomOf(sess, req.RoomID)
+	if err != nil {
+		return nil, err
+	}
+	if len(req.Action) > maxActionLen {
+		return nil, services.Errorf(services.CodeBadRequest, "action is %d bytes, at most %d", len(req.Action), maxActionLen)
+	}
+	r, err := s.submit(ctx, id, &op{kind: KindAct, player: u, body: req.Action}, false)
+	if err != nil {
+		return nil, err
+	}
+	return &roompb.ActionReply{Seq: r.seq}, nil
+}
+
+func (s *Service) handleList(ctx context.Context, _ *services.Session, req *roompb.ListRequest) (*roompb.ListReply, error) {
+	limit := int(req.Limit)
+	switch {
+	case limit < 0:
+		return nil, services.Errorf(services.CodeBadRequest, "limit must be >= 0, got %d", limit)
+	case limit == 0:
+		limit = defaultListLimit
+	case limit > maxListLimit:
+		limit = maxListLimit
+	}
+	if len(req.Game) > 32 {
+		return nil, services.Errorf(services.CodeBadRequest, "game: at most 32 bytes")
+	}
+	list, err := s.store.List(ctx, ListQuery{Game: req.Game, Limit: limit})
+	if err != nil {
+		s.log.Warn("room: list", "err", err)
+		return nil, services.Errorf(services.CodeUnavailable, "listing rooms failed")
+	}
+	out := &roompb.ListReply{Rooms: make([]*roompb.RoomSummary, len(list))}
+	for i, r := range list {
+		out.Rooms[i] = &roompb.RoomSummary{
+			ID: r.ID, Name: r.Name, Game: r.Game, Status: r.Status,
+			Players: int32(r.Players), MaxPlayers: int32(r.MaxPlayers), CreatedUnixMs: r.Created.UnixMilli(),
+		}
+	}
+	return out, nil
+}
+
+// snippet bounds what of a client's string goes into an error or a log.
+func snippet(s string) string {
+	const max = 32
+	if len(s) > max {
+		return s[:max] + "..."
+	}
+	return s
+}

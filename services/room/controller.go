@@ -1,0 +1,552 @@
+package room
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	roompb "github.com/noonhq/noon/idl/gen/room"
+	"github.com/noonhq/noon/internal/thriftx"
+	"github.com/noonhq/noon/services"
+)
+
+// A controller owns one room on this instance: one goroutine that takes the
+// room's lease, loads the room, then handles its queued events strictly one
+// at a time, each stored before it is answered and published.
+
+// releaseTimeout bounds giving a lease back: a Redis round trip; a lease
+// not released expires on its own.
+const releaseTimeout = time.Second
+
+// stopMode says how a controller stops.
+type stopMode int
+
+const (
+	// stopDrain: handle what is queued, snapshot, release the lease.
+	stopDrain stopMode = iota
+	// stopEvict: idle; snapshot, release the lease.
+	stopEvict
+	// stopLost: the lease is gone; answer the queue "retry", keep nothing.
+	stopLost
+	// stopClose: answer the queue unavailable, release the lease.
+	stopClose
+	// stopKill: tests: die as a killed process would, releasing nothing.
+	stopKill
+)
+
+type controller struct {
+	s     *Service
+	a     *attachment
+	id    string
+	fresh bool            // a room being created: nothing to load
+	prev  <-chan struct{} // the previous controller of the room, winding down
+	q     chan *op        // the room's queue, in arrival order
+	stopc chan stopMode   // cap 1
+	done  chan struct{}   // closed when run returns
+	lease atomic.Int64    // the lease epoch held, 0 for none; read by the renewer
+
+	// Owned by the run goroutine.
+	batch   []*op      // the ops being processed, answered if a panic strikes
+	room    *roomState // nil until created or loaded
+	snapSeq int64      // seq of the stored snapshot
+	lastAt  int64      // time of the last entry, so entry times never go back
+	timer   *time.Timer
+	timerAt time.Time
+}
+
+func newController(s *Service, a *attachment, id string, fresh bool, prev <-chan struct{}) *controller {
+	return &controller{
+		s: s, a: a, id: id, fresh: fresh, prev: prev,
+		q:     make(chan *op, s.opts.QueueSize),
+		stopc: make(chan stopMode, 1),
+		done:  make(chan struct{}),
+	}
+}
+
+// signal asks the controller to stop; the first request wins.
+func (c *controller) signal(m stopMode) {
+	select {
+	case c.stopc <- m:
+	default:
+	}
+}
+
+func (c *controller) run() {
+	defer c.exit()
+	defer c.recoverPanic()
+	if c.prev != nil {
+		select {
+		case <-c.prev:
+		case m := <-c.stopc:
+			c.abort(stopError(m), false)
+			return
+		}
+	}
+	if err := c.open(); err != nil {
+		c.abort(err, c.lease.Load() != 0 && !errors.Is(err, errRetry))
+		return
+	}
+	idle := time.NewTimer(c.s.opts.IdleEvict)
+	defer idle.Stop()
+	for {
+		select {
+		case o := <-c.q:
+			if !c.process(o) {
+				return
+			}
+			idle.Reset(c.s.opts.IdleEvict)
+		case <-c.tickC():
+			c.timerAt = time.Time{}
+			if !c.process(&op{kind: KindTick}) {
+				return
+			}
+		case <-idle.C:
+			// A room with a game timer pending stays: its timers must fire
+			// whether or not anyone is sending.
+			if (c.room == nil || c.room.deadline().IsZero()) && c.s.tryEvict(c) {
+				c.s.st.evicted.Add(1)
+				c.shutdown(stopEvict)
+				return
+			}
+			idle.Reset(c.s.opts.IdleEvict)
+		case m := <-c.stopc:
+			c.shutdown(m)
+			return
+		}
+	}
+}
+
+// recoverPanic keeps a panic in game code (Encode, Clone, Deadline,
+// Decode: apply recovers its own) from killing the process: the ops in
+// hand are answered internal, the room dropped (lease released) so the
+// next event reloads it from the store.
+func (c *controller) recoverPanic() {
+	p := recover()
+	if p == nil {
+		return
+	}
+	c.s.log.Error("room: controller panicked", "room", c.id, "panic", p, "stack", string(debug.Stack()))
+	err := services.Errorf(services.CodeInternal, "room %s failed", c.id)
+	for _, o := range c.batch {
+		o.reply(opResult{err: err})
+	}
+	c.s.detach(c)
+	c.failQueue(errRetry)
+	c.release()
+}
+
+// exit runs last: the room's next controller may start.
+func (c *controller) exit() {
+	if c.s.detach(c) { // every path detaches first; this is a backstop
+		c.failQueue(errRetry)
+	}
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	close(c.done)
+	c.s.exited(c)
+	c.s.wg.Done()
+}
+
+func stopError(m stopMode) error {
+	if m == stopDrain {
+		return services.NewError(services.CodeUnavailable, services.DrainingMessage)
+	}
+	if m == stopLost {
+		return errRetry
+	}
+	return services.Errorf(services.CodeUnavailable, "closing")
+}
+
+// abort ends a controller that never ran: queued events get err.
+func (c *controller) abort(err error, release bool) {
+	c.s.detach(c)
+	c.failQueue(err)
+	if release {
+		c.release()
+	}
+}
+
+// failQueue answers everything queued with err. Caller detached c.
+func (c *controller) failQueue(err error) {
+	for {
+		select {
+		case o := <-c.q:
+			o.reply(opResult{err: err})
+		default:
+			return
+		}
+	}
+}
+
+// open takes the lease and loads the room.
+func (c *controller) open() error {
+	epoch, err := c.acquire()
+	if err != nil {
+		return err
+	}
+	c.lease.Store(epoch)
+	if c.fresh {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.s.opts.LoadTimeout)
+	defer cancel()
+	c.s.st.loads.Add(1)
+	snap, entries, err := c.s.store.Load(ctx, c.id, epoch)
+	if err != nil {
+		c.s.st.loadErrors.Add(1)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return services.Errorf(services.CodeNotFound, "no room %s", c.id)
+		case errors.Is(err, ErrFenced):
+			c.s.st.fenced.Add(1)
+			return errRetry // a newer owner claimed it: ask again
+		}
+		c.s.log.Warn("room: load failed", "room", c.id, "err", err)
+		return services.Errorf(services.CodeUnavailable, "loading room %s failed", c.id)
+	}
+	room, err := rebuild(c.id, snap, entries, c.s.games)
+	if err != nil {
+		c.s.st.loadErrors.Add(1)
+		c.s.log.Error("room: does not rebuild", "room", c.id, "err", err)
+		return services.Errorf(services.CodeInternal, "room %s does not load", c.id)
+	}
+	c.room = room
+	if snap != nil {
+		c.snapSeq = snap.Seq
+	}
+	for _, e := range entries {
+		c.lastAt = max(c.lastAt, e.At)
+	}
+	if int64(len(entries)) >= int64(c.s.opts.SnapshotEvery) {
+		c.saveSnapshot() // the next load starts here
+	}
+	c.armTimer()
+	return nil
+}
+
+// acquire takes the room's lease. While a dead instance (one yellow no
+// longer lists) holds it, acquire waits for it to expire, up to twice the
+// TTL; a live holder is the owner: moved.
+func (c *controller) acquire() (int64, error) {
+	poll := min(max(c.s.opts.LeaseTTL/20, 10*time.Millisecond), 250*time.Millisecond)
+	deadline := time.Now().Add(2 * c.s.opts.LeaseTTL)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), c.s.opts.LoadTimeout)
+		epoch, err := c.a.leases.Acquire(ctx, c.id)
+		cancel()
+		if err == nil {
+			return epoch, nil
+		}
+		owner, ok := heldBy(err)
+		if !ok {
+			c.s.log.Warn("room: lease", "room", c.id, "err", err)
+			return 0, services.Errorf(services.CodeUnavailable, "taking room %s: lease store unavailable", c.id)
+		}
+		if c.s.isListed(c.a, owner) {
+			c.s.st.moved.Add(1)
+			return 0, services.NewError(services.CodeMoved, owner)
+		}
+		if time.Now().After(deadline) {
+			return 0, services.Errorf(services.CodeUnavailable, "room %s is held by %s, which is gone; its lease has not expired", c.id, owner)
+		}
+		t := time.NewTimer(poll)
+		select {
+		case <-t.C:
+		case m := <-c.stopc:
+			t.Stop()
+			return 0, stopError(m)
+		}
+	}
+}
+
+// tickC is the channel of the game's next timer, nil for none.
+func (c *controller) tickC() <-chan time.Time {
+	if c.timer == nil || c.timerAt.IsZero() {
+		return nil
+	}
+	return c.timer.C
+}
+
+// armTimer sets the timer to the room's next deadline.
+func (c *controller) armTimer() {
+	var dl time.Time
+	if c.room != nil {
+		dl = c.room.deadline()
+	}
+	if dl.Equal(c.timerAt) {
+		return
+	}
+	if c.timer != nil {
+		c.timer.Stop()
+		select { // drop a tick that fired meanwhile
+		case <-c.timer.C:
+		default:
+		}
+	}
+	c.timerAt = dl
+	if dl.IsZero() {
+		return
+	}
+	d := max(time.Until(dl), 0)
+	if c.timer == nil {
+		c.timer = time.NewTimer(d)
+	} else {
+		c.timer.Reset(d)
+	}
+}
+
+// now is the time of a new entry: the clock, but never before the last
+// entry's.
+func (c *controller) now() int64 {
+	c.lastAt = max(c.lastAt, time.Now().UnixMilli())
+	return c.lastAt
+}
+
+// process handles first and, with AppendBatch > 1, the events queued behind
+// it: each is applied to a copy of the room in order; then the entries are
+// stored in one write; only then is the copy kept, the events published
+// and the callers answered. If the write fails nothing happened: the
+// callers get an error and the controller drops the room (false), so the
+// next event reloads it from the store.
+func (c *controller) process(first *op) bool {
+	batch := []*op{first}
+	if first.kind != KindTick {
+	more:
+		for len(batch) < c.s.opts.AppendBatch {
+			select {
+			case o := <-c.q:
+				batch = append(batch, o)
+			default:
+				break more
+			}
+		}
+	}
+	c.batch = batch
+	results := make([]opResult, len(batch))
+	views := make([]*roomState, len(batch)) // the room as each op left it
+	work := c.room
+	var entries []Entry
+	var events []*roompb.Event
+	for i, o := range batch {
+		if o.res != nil && o.ctx.Err() != nil {
+			results[i].err = services.Errorf(services.CodeTimeout, "room %s: the request expired in the queue", c.id)
+			continue
+		}
+		if o.kind == opGet {
+			if work == nil {
+				results[i].err = services.Errorf(services.CodeNotFound, "no room %s", c.id)
+			}
+			views[i] = work
+			continue
+		}
+		next := newRoomState(c.id)
+		switch {
+		case work != nil:
+			next = work.clone()
+		case o.kind != KindCreate:
+			results[i].err = services.Errorf(services.CodeNotFound, "no room %s", c.id)
+			continue
+		}
+		e := Entry{Seq: next.seq + 1, Kind: o.kind, Player: o.player, Body: o.body, At: c.now()}
+		if o.kind == KindStart {
+			e.Body = binary.BigEndian.AppendUint64(nil, randUint64())
+		}
+		evs, noop, err := next.apply(e, c.s.games)
+		switch {
+		case err != nil:
+			results[i].err = err
+		case noop:
+			views[i] = work
+		default:
+			work = next
+			views[i] = work
+			entries = append(entries, e)
+			events = append(events, evs...)
+		}
+	}
+	if len(entries) > 0 {
+		if err := c.persist(work, entries); err != nil {
+			for i, o := range batch {
+				if results[i].err == nil {
+					results[i].err = err
+				}
+				o.reply(results[i])
+			}
+			c.batch = nil
+			c.drop(err)
+			return false
+		}
+		c.room = work
+	}
+	for _, ev := range events {
+		c.publish(ev)
+	}
+	for i, o := range batch {
+		if results[i].err == nil && views[i] != nil {
+			results[i].seq = views[i].eventSeq
+			if o.wantState {
+				st, err := views[i].proto()
+				if err != nil {
+					c.s.log.Error("room: encoding state", "room", c.id, "err", err)
+					results[i].err = services.Errorf(services.CodeInternal, "room %s: encoding state", c.id)
+				}
+				results[i].state = st
+			}
+		}
+		o.reply(results[i])
+	}
+	c.batch = nil
+	c.armTimer()
+	return true
+}
+
+// persist stores entries, which bring the room to work, fenced by the
+// lease epoch; with a snapshot when SnapshotEvery entries passed since the
+// last one. It returns the error to answer with: errRetry when fenced (the
+// room has a newer owner), conflict for a taken id, unavailable otherwise.
+func (c *controller) persist(work *roomState, entries []Entry) error {
+	ctx, cancel := context.WithTimeout(context.Background(), c.s.opts.StoreTimeout)
+	defer cancel()
+	epoch := c.lease.Load()
+	var err error
+	var snap *Snapshot
+	if entries[0].Kind == KindCreate {
+		// A new room: its first entry creates it (the rest of a batch, if
+		// any, follows in a second write).
+		err = c.s.store.Create(ctx, epoch, work.summary(), entries[0])
+		c.s.st.appends.Add(1)
+		entries = entries[1:]
+	}
+	if err == nil && len(entries) > 0 {
+		if work.seq-c.snapSeq >= int64(c.s.opts.SnapshotEvery) {
+			if s, serr := work.snapshot(); serr == nil {
+				snap = &s
+			} else {
+				c.s.log.Error("room: encoding snapshot", "room", c.id, "err", serr)
+			}
+		}
+		err = c.s.store.Append(ctx, epoch, work.summary(), entries, snap)
+		c.s.st.appends.Add(1)
+	}
+	if err == nil {
+		c.s.st.entries.Add(uint64(len(entries)))
+		if snap != nil {
+			c.snapSeq = snap.Seq
+			c.s.st.snapshots.Add(1)
+		}
+		return nil
+	}
+	c.s.st.appendErrors.Add(1)
+	switch {
+	case errors.Is(err, ErrFenced):
+		c.s.st.fenced.Add(1)
+		c.s.log.Warn("room: fenced: a newer owner claimed the room", "room", c.id, "epoch", epoch)
+		return errRetry
+	case errors.Is(err, ErrExists):
+		return services.Errorf(services.CodeConflict, "room %s exists", c.id)
+	}
+	c.s.log.Warn("room: storing entries failed", "room", c.id, "err", err)
+	return services.Errorf(services.CodeUnavailable, "room %s: storing the event failed; get the room's state before retrying", c.id)
+}
+
+// drop ends the controller after a failed write: what is queued is
+// re-submitted (to a new controller that reloads the room, or, fenced, to
+// the new owner); the lease is released unless it was lost.
+func (c *controller) drop(err error) {
+	c.s.detach(c)
+	c.failQueue(errRetry)
+	if errors.Is(err, errRetry) {
+		c.s.st.leaseLost.Add(1)
+		c.lease.Store(0)
+		return
+	}
+	c.release()
+}
+
+// shutdown stops a running controller.
+func (c *controller) shutdown(m stopMode) {
+	c.s.detach(c)
+	switch m {
+	case stopDrain:
+		// Nothing more arrives (detached): handle what is queued.
+		for len(c.q) > 0 {
+			if !c.process(<-c.q) {
+				return
+			}
+		}
+		c.saveSnapshot()
+		c.release()
+	case stopEvict:
+		c.saveSnapshot()
+		c.release()
+	case stopLost:
+		c.s.st.leaseLost.Add(1)
+		c.failQueue(errRetry)
+		c.lease.Store(0)
+	case stopClose:
+		c.failQueue(stopError(m))
+		c.release()
+	case stopKill:
+		c.failQueue(stopError(m))
+	}
+}
+
+// saveSnapshot stores a snapshot of the room if entries came after the
+// last one, so the next owner loads without replaying.
+func (c *controller) saveSnapshot() {
+	if c.room == nil || c.room.seq <= c.snapSeq || c.lease.Load() == 0 {
+		return
+	}
+	snap, err := c.room.snapshot()
+	if err != nil {
+		c.s.log.Error("room: encoding snapshot", "room", c.id, "err", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.s.opts.StoreTimeout)
+	defer cancel()
+	if err := c.s.store.SaveSnapshot(ctx, c.id, c.lease.Load(), snap); err != nil {
+		c.s.log.Warn("room: snapshot failed", "room", c.id, "err", err)
+		return
+	}
+	c.snapSeq = snap.Seq
+	c.s.st.snapshots.Add(1)
+}
+
+// release gives the lease back so the next owner need not wait for it to
+// expire.
+func (c *controller) release() {
+	epoch := c.lease.Swap(0)
+	if epoch == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
+	defer cancel()
+	if err := c.a.leases.Release(ctx, c.id, epoch); err != nil {
+		c.s.log.Debug("room: release lease", "room", c.id, "err", err)
+	}
+}
+
+// publish sends ev to the room's members.
+func (c *controller) publish(ev *roompb.Event) {
+	b, err := thriftx.Marshal(ev)
+	if err == nil {
+		err = c.a.publish(Topic(c.id), EventType, b)
+	}
+	if err != nil {
+		c.s.st.publishErrors.Add(1)
+		c.s.log.Debug("room: publish", "room", c.id, "seq", ev.Seq, "err", err)
+		return
+	}
+	c.s.st.published.Add(1)
+}
+
+func randUint64() uint64 {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return binary.BigEndian.Uint64(b[:])
+}

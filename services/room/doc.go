@@ -1,0 +1,61 @@
+// Package room is the room service (stateful): rooms that players create,
+// join, get ready in and play a game in, each living on exactly one
+// instance at a time, with every acknowledged event durable.
+//
+// # The switch
+//
+// Every event for a room (a request, or a game timer) goes to the room's
+// controller, one goroutine per active room, created on first use
+// (switch.go, controller.go). Before handling anything the controller takes
+// the room's lease in Redis (internal/placement; the lease's epoch grows on
+// every acquisition) and loads the room from the Store: the latest snapshot
+// and the entries after it, replayed through the rules. Events arriving
+// meanwhile wait in its bounded queue (QueueSize; "overloaded" past it) in
+// arrival order; then it handles them strictly one at a time, I/O
+// included. Many rooms run side by side; a room idle for IdleEvict leaves
+// memory (snapshot written, lease released) and is reloaded on its next
+// event.
+//
+// # Durability
+//
+// A room's log holds its accepted inputs (Entry: join, ready, start with
+// its seed, act, tick, ...), and its state is a deterministic function of
+// them. An event is applied to a copy of the room; the entry is appended to
+// the log (with a snapshot every SnapshotEvery entries) and only then is
+// the copy kept, the events published on room/<id> and the caller
+// answered. Every write is fenced by the lease epoch: loading a room raises
+// the room's epoch in the store to the loader's, and a write with a lower
+// epoch fails (ErrFenced), so an instance that lost its lease (paused,
+// partitioned) can never write for the room again; it drops the room and
+// answers "moved" to the new owner. NewPGStore is the Postgres store
+// (Migrate creates its tables in schema "room"); NewMemStore the in-memory
+// one of `noon dev`, with the same semantics (the same contract tests).
+//
+// # Placement and failover
+//
+// room.Create picks a new room id that rendezvous-hashes to this instance
+// among the ready room instances, so brokers route the room's later
+// requests here. An instance asked about a room it does not own answers
+// "moved: <owner id>": the lease holder while yellow lists it, else the
+// rendezvous owner, which takes the lease (waiting for a dead holder's to
+// expire) and rebuilds the room from the store. Leases are renewed every
+// LeaseTTL/3. Drain hands rooms over for a rolling deploy: queued events
+// handled, final snapshot, lease released.
+//
+// # Games
+//
+// Rules plug in behind package game (Game, State); games/race31 is the
+// sample ("race to 31", 2 to 4 players). An illegal action is answered
+// bad_request and changes nothing.
+//
+// # Running it
+//
+//	store, _ := room.NewPGStore(pool, room.DefaultSchema) // or room.NewMemStore()
+//	svc, _ := room.New(room.NewOptions(), room.Deps{Store: store, Redis: rdb, Yellows: yellows, Logger: log})
+//	srv, _ := svc.NewServer(serviceOpts, log) // or services.NewServer(opts, svc.Handlers(), log) + svc.Attach(srv)
+//	go srv.Main()
+//	...
+//	svc.Drain(ctx) // drains the server too
+//	srv.Exit()
+//	svc.Close()
+package room

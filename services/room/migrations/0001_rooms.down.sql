@@ -1,0 +1,3 @@
+DROP TABLE IF EXISTS room_snapshots;
+DROP TABLE IF EXISTS room_entries;
+DROP TABLE IF EXISTS rooms;

@@ -1,0 +1,476 @@
+package room
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	roompb "github.com/noonhq/noon/idl/gen/room"
+	"github.com/noonhq/noon/internal/thriftx"
+	"github.com/noonhq/noon/services"
+	"github.com/noonhq/noon/services/room/game"
+)
+
+// Room statuses.
+const (
+	// StatusOpen: players join, get ready, and any member starts the game.
+	StatusOpen = roompb.STATUS_OPEN
+	// StatusPlaying: the game runs; nobody joins.
+	StatusPlaying = roompb.STATUS_PLAYING
+	// StatusFinished: the game is over; members may only leave.
+	StatusFinished = roompb.STATUS_FINISHED
+	// StatusClosed: everyone left.
+	StatusClosed = roompb.STATUS_CLOSED
+)
+
+// Event types of the room itself (the game's are "game.<type>").
+const (
+	// EventCreated: Player created the room.
+	EventCreated = "room.created"
+	// EventJoined: Player joined.
+	EventJoined = "room.joined"
+	// EventLeft: Player left.
+	EventLeft = "room.left"
+	// EventReady: Player is ready.
+	EventReady = "room.ready"
+	// EventUnready: Player is no longer ready.
+	EventUnready = "room.unready"
+	// EventHost: Player is the new host (the previous one left).
+	EventHost = "room.host"
+	// EventStarted: Player started the game; Body is the game's state.
+	EventStarted = "room.started"
+	// EventFinished: the game is over; Player is the winner ("" for none).
+	EventFinished = "room.finished"
+	// EventClosed: everyone left.
+	EventClosed = "room.closed"
+	// gameEventPrefix starts the type of every game event.
+	gameEventPrefix = "game."
+)
+
+// snapshotVersion is the version of the snapshot encoding; loading a
+// snapshot of another version fails (a new version must read the old).
+const snapshotVersion = 1
+
+// roomState is one room's state: a deterministic function of its log. It is
+// owned by the room's controller goroutine; the live path applies each
+// entry to a clone and keeps the clone only once the entry is stored.
+type roomState struct {
+	id         string
+	name       string
+	gameName   string
+	maxPlayers int
+	status     string
+	host       string
+	players    []player // join order, which is seat order
+	createdMs  int64
+	seq        int64 // last entry applied
+	eventSeq   int64 // last event emitted
+	winner     string
+
+	g  game.Game
+	st game.State // nil until the game starts
+}
+
+type player struct {
+	ID    string `json:"id"`
+	Ready bool   `json:"ready,omitempty"`
+}
+
+// ruleError is an input the room refuses: its wire code and text. Refused
+// inputs change nothing and are not logged.
+func ruleError(code, format string, args ...any) error {
+	return services.Errorf(code, format, args...)
+}
+
+func newRoomState(id string) *roomState { return &roomState{id: id} }
+
+// clone returns a deep copy (the game state included).
+func (r *roomState) clone() *roomState {
+	c := *r
+	c.players = slices.Clone(r.players)
+	if r.st != nil {
+		c.st = r.st.Clone()
+	}
+	return &c
+}
+
+func (r *roomState) member(id string) int {
+	return slices.IndexFunc(r.players, func(p player) bool { return p.ID == id })
+}
+
+// summary is what the store keeps for room lists.
+func (r *roomState) summary() Summary {
+	return Summary{
+		ID: r.id, Name: r.name, Game: r.gameName, Status: r.status, Host: r.host,
+		Players: len(r.players), MaxPlayers: r.maxPlayers, Created: time.UnixMilli(r.createdMs).UTC(),
+	}
+}
+
+// proto returns the room as clients see it.
+func (r *roomState) proto() (*roompb.RoomState, error) {
+	out := &roompb.RoomState{
+		ID: r.id, Name: r.name, Game: r.gameName, Status: r.status,
+		Players:    make([]*roompb.Player, len(r.players)),
+		MaxPlayers: int32(r.maxPlayers), Seq: r.eventSeq, Host: r.host, Winner: r.winner,
+		CreatedUnixMs: r.createdMs,
+	}
+	for i, p := range r.players {
+		out.Players[i] = &roompb.Player{ID: p.ID, Ready: p.Ready}
+	}
+	if r.st != nil {
+		b, err := r.st.Encode()
+		if err != nil {
+			return nil, fmt.Errorf("encoding %s state: %w", r.gameName, err)
+		}
+		out.GameState = b
+	}
+	return out, nil
+}
+
+// emitter collects the events an entry causes, numbering them.
+type emitter struct {
+	r   *roomState
+	at  int64
+	out []*roompb.Event
+}
+
+func (em *emitter) emit(typ, player string, body []byte) {
+	em.r.eventSeq++
+	em.out = append(em.out, &roompb.Event{
+		RoomID: em.r.id, Seq: em.r.eventSeq, Type: typ, Player: player, Body: body, TimeUnixMs: em.at,
+	})
+}
+
+func (em *emitter) game(outs []game.Output) {
+	for _, o := range outs {
+		em.emit(gameEventPrefix+o.Type, o.Player, o.Body)
+	}
+}
+
+// apply validates entry e against the room and applies it, returning the
+// events it causes. noop reports an entry that is valid but changes
+// nothing (joining twice), which is not logged. An error leaves r in an
+// undefined state: callers apply to a clone. Game code may panic; apply
+// turns that into an error.
+func (r *roomState) apply(e Entry, games *game.Registry) (events []*roompb.Event, noop bool, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			events, noop, err = nil, false, services.Errorf(services.CodeInternal, "game %s panicked on %s: %v", r.gameName, e.Kind, p)
+		}
+	}()
+	if e.Seq != r.seq+1 {
+		return nil, false, fmt.Errorf("entry %d applied to room %s at seq %d", e.Seq, r.id, r.seq)
+	}
+	em := &emitter{r: r, at: e.At}
+	now := time.UnixMilli(e.At)
+	if r.status == "" && e.Kind != KindCreate {
+		return nil, false, ruleError(services.CodeNotFound, "no room %s", r.id)
+	}
+	switch e.Kind {
+	case KindCreate:
+		err = r.applyCreate(e, games, em)
+	case KindJoin:
+		noop, err = r.applyJoin(e, em)
+	case KindLeave:
+		noop, err = r.applyLeave(e, now, em)
+	case KindReady, KindUnready:
+		noop, err = r.applyReady(e, em)
+	case KindStart:
+		err = r.applyStart(e, now, em)
+	case KindAct:
+		err = r.applyAct(e, now, em)
+	case KindTick:
+		noop = r.applyTick(now, em)
+	default:
+		err = fmt.Errorf("unknown entry kind %q", e.Kind)
+	}
+	if err != nil || noop {
+		return nil, noop, err
+	}
+	r.seq = e.Seq
+	return em.out, false, nil
+}
+
+func (r *roomState) applyCreate(e Entry, games *game.Registry, em *emitter) error {
+	if r.status != "" {
+		return ruleError(services.CodeConflict, "room %s exists", r.id)
+	}
+	var req roompb.CreateRequest
+	if err := thriftx.Unmarshal(e.Body, &req); err != nil {
+		return ruleError(services.CodeBadRequest, "create: %v", err)
+	}
+	g, max, err := checkCreate(&req, games)
+	if err != nil {
+		return err
+	}
+	r.name, r.gameName, r.g, r.maxPlayers = req.Name, g.Name(), g, max
+	r.status, r.host, r.createdMs = StatusOpen, e.Player, e.At
+	r.players = []player{{ID: e.Player}}
+	em.emit(EventCreated, e.Player, nil)
+	return nil
+}
+
+// checkCreate validates a CreateRequest and returns its game and maximum
+// players.
+func checkCreate(req *roompb.CreateRequest, games *game.Registry) (game.Game, int, error) {
+	if err := checkName(req.Name); err != nil {
+		return nil, 0, err
+	}
+	g, ok := games.Get(req.Game)
+	if !ok {
+		return nil, 0, ruleError(services.CodeBadRequest, "no game %q (games: %v)", snippet(req.Game), games.Names())
+	}
+	max := int(req.MaxPlayers)
+	if max == 0 {
+		max = g.MaxPlayers()
+	}
+	if max < g.MinPlayers() || max > g.MaxPlayers() {
+		return nil, 0, ruleError(services.CodeBadRequest, "max_players: %s takes %d to %d players, got %d", g.Name(), g.MinPlayers(), g.MaxPlayers(), req.MaxPlayers)
+	}
+	return g, max, nil
+}
+
+func (r *roomState) applyJoin(e Entry, em *emitter) (bool, error) {
+	if r.member(e.Player) >= 0 {
+		return true, nil
+	}
+	if r.status != StatusOpen {
+		return false, ruleError(services.CodeConflict, "room %s is %s", r.id, r.status)
+	}
+	if len(r.players) >= r.maxPlayers {
+		return false, ruleError(services.CodeConflict, "room %s is full (%d players)", r.id, r.maxPlayers)
+	}
+	r.players = append(r.players, player{ID: e.Player})
+	em.emit(EventJoined, e.Player, nil)
+	return false, nil
+}
+
+func (r *roomState) applyLeave(e Entry, now time.Time, em *emitter) (bool, error) {
+	i := r.member(e.Player)
+	if i < 0 {
+		return true, nil
+	}
+	r.players = slices.Delete(r.players, i, i+1)
+	em.emit(EventLeft, e.Player, nil)
+	if r.host == e.Player {
+		r.host = ""
+		if len(r.players) > 0 {
+			r.host = r.players[0].ID
+			em.emit(EventHost, r.host, nil)
+		}
+	}
+	if r.status == StatusPlaying {
+		em.game(r.st.Leave(e.Player, now))
+		r.checkOver(em)
+	}
+	if len(r.players) == 0 {
+		r.status = StatusClosed
+		em.emit(EventClosed, "", nil)
+	}
+	return false, nil
+}
+
+func (r *roomState) applyReady(e Entry, em *emitter) (bool, error) {
+	i := r.member(e.Player)
+	if i < 0 {
+		return false, ruleError(services.CodeBadRequest, "%s is not in room %s", e.Player, r.id)
+	}
+	if r.status != StatusOpen {
+		return false, ruleError(services.CodeConflict, "room %s is %s", r.id, r.status)
+	}
+	ready := e.Kind == KindReady
+	if r.players[i].Ready == ready {
+		return true, nil
+	}
+	r.players[i].Ready = ready
+	if ready {
+		em.emit(EventReady, e.Player, nil)
+	} else {
+		em.emit(EventUnready, e.Player, nil)
+	}
+	return false, nil
+}
+
+func (r *roomState) applyStart(e Entry, now time.Time, em *emitter) error {
+	if r.member(e.Player) < 0 {
+		return ruleError(services.CodeBadRequest, "%s is not in room %s", e.Player, r.id)
+	}
+	if r.status != StatusOpen {
+		return ruleError(services.CodeConflict, "room %s is %s", r.id, r.status)
+	}
+	if len(r.players) < r.g.MinPlayers() {
+		return ruleError(services.CodeConflict, "%s needs at least %d players, room %s has %d", r.gameName, r.g.MinPlayers(), r.id, len(r.players))
+	}
+	ids := make([]string, len(r.players))
+	for i, p := range r.players {
+		if !p.Ready {
+			return ruleError(services.CodeConflict, "%s is not ready", p.ID)
+		}
+		ids[i] = p.ID
+	}
+	if len(e.Body) != 8 {
+		return fmt.Errorf("start entry of room %s has a %d-byte seed", r.id, len(e.Body))
+	}
+	st, outs, err := r.g.Start(ids, binary.BigEndian.Uint64(e.Body), now)
+	if err != nil {
+		return ruleError(services.CodeConflict, "%s: %v", r.gameName, err)
+	}
+	body, err := st.Encode()
+	if err != nil {
+		return fmt.Errorf("encoding %s state: %w", r.gameName, err)
+	}
+	r.st, r.status = st, StatusPlaying
+	em.emit(EventStarted, e.Player, body)
+	em.game(outs)
+	r.checkOver(em)
+	return nil
+}
+
+func (r *roomState) applyAct(e Entry, now time.Time, em *emitter) error {
+	if r.member(e.Player) < 0 {
+		return ruleError(services.CodeBadRequest, "%s is not in room %s", e.Player, r.id)
+	}
+	if r.status != StatusPlaying {
+		return ruleError(services.CodeBadRequest, "room %s is %s, not playing", r.id, r.status)
+	}
+	outs, err := r.st.Act(e.Player, e.Body, now)
+	if err != nil {
+		return ruleError(services.CodeBadRequest, "%v", err)
+	}
+	em.game(outs)
+	r.checkOver(em)
+	return nil
+}
+
+func (r *roomState) applyTick(now time.Time, em *emitter) bool {
+	if r.status != StatusPlaying {
+		return true
+	}
+	outs := r.st.Tick(now)
+	if len(outs) == 0 {
+		return true
+	}
+	em.game(outs)
+	r.checkOver(em)
+	return false
+}
+
+// checkOver finishes the room once its game is over.
+func (r *roomState) checkOver(em *emitter) {
+	if r.status != StatusPlaying {
+		return
+	}
+	if winner, over := r.st.Result(); over {
+		r.status, r.winner = StatusFinished, winner
+		em.emit(EventFinished, winner, nil)
+	}
+}
+
+// deadline is when the game's timers next need a tick; zero for never.
+func (r *roomState) deadline() time.Time {
+	if r.status != StatusPlaying {
+		return time.Time{}
+	}
+	return r.st.Deadline()
+}
+
+// roomSnap is the snapshot encoding: JSON, readable in psql; the game
+// state in its own encoding.
+type roomSnap struct {
+	V          int      `json:"v"`
+	ID         string   `json:"id"`
+	Name       string   `json:"name"`
+	Game       string   `json:"game"`
+	MaxPlayers int      `json:"max_players"`
+	Status     string   `json:"status"`
+	Host       string   `json:"host"`
+	Players    []player `json:"players"`
+	CreatedMs  int64    `json:"created_ms"`
+	Seq        int64    `json:"seq"`
+	EventSeq   int64    `json:"event_seq"`
+	Winner     string   `json:"winner,omitempty"`
+	GameState  []byte   `json:"game_state,omitempty"`
+}
+
+func (r *roomState) snapshot() (Snapshot, error) {
+	s := roomSnap{
+		V: snapshotVersion, ID: r.id, Name: r.name, Game: r.gameName, MaxPlayers: r.maxPlayers,
+		Status: r.status, Host: r.host, Players: r.players, CreatedMs: r.createdMs,
+		Seq: r.seq, EventSeq: r.eventSeq, Winner: r.winner,
+	}
+	if r.st != nil {
+		b, err := r.st.Encode()
+		if err != nil {
+			return Snapshot{}, fmt.Errorf("encoding %s state: %w", r.gameName, err)
+		}
+		s.GameState = b
+	}
+	b, err := json.Marshal(&s)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	return Snapshot{Seq: r.seq, State: b}, nil
+}
+
+// restore rebuilds a room from a snapshot.
+func restore(id string, snap *Snapshot, games *game.Registry) (*roomState, error) {
+	var s roomSnap
+	if err := json.Unmarshal(snap.State, &s); err != nil {
+		return nil, fmt.Errorf("snapshot of %s at %d: %w", id, snap.Seq, err)
+	}
+	if s.V != snapshotVersion || s.ID != id || s.Seq != snap.Seq {
+		return nil, fmt.Errorf("snapshot of %s at %d: version %d of room %q at %d", id, snap.Seq, s.V, s.ID, s.Seq)
+	}
+	g, ok := games.Get(s.Game)
+	if !ok || s.Game == "" {
+		return nil, fmt.Errorf("snapshot of %s: no game %q", id, s.Game)
+	}
+	r := &roomState{
+		id: id, name: s.Name, gameName: s.Game, maxPlayers: s.MaxPlayers, status: s.Status,
+		host: s.Host, players: s.Players, createdMs: s.CreatedMs, seq: s.Seq, eventSeq: s.EventSeq,
+		winner: s.Winner, g: g,
+	}
+	if len(s.GameState) > 0 {
+		st, err := g.Decode(s.GameState)
+		if err != nil {
+			return nil, fmt.Errorf("snapshot of %s: %w", id, err)
+		}
+		r.st = st
+	}
+	return r, nil
+}
+
+// rebuild returns the room that snap (may be nil) and entries describe.
+func rebuild(id string, snap *Snapshot, entries []Entry, games *game.Registry) (*roomState, error) {
+	r := newRoomState(id)
+	if snap != nil {
+		var err error
+		if r, err = restore(id, snap, games); err != nil {
+			return nil, err
+		}
+	}
+	for _, e := range entries {
+		if _, noop, err := r.apply(e, games); err != nil || noop {
+			if err == nil {
+				err = fmt.Errorf("changes nothing")
+			}
+			return nil, fmt.Errorf("replaying %s entry %d (%s): %w", id, e.Seq, e.Kind, err)
+		}
+	}
+	return r, nil
+}
+
+// checkName validates a room name: 1..64 bytes of printable UTF-8.
+func checkName(name string) error {
+	if name == "" || len(name) > maxNameLen {
+		return ruleError(services.CodeBadRequest, "name must be 1 to %d bytes, got %d", maxNameLen, len(name))
+	}
+	for _, c := range name {
+		if c == 0xFFFD || c < 0x20 || c == 0x7f {
+			return ruleError(services.CodeBadRequest, "name must be printable UTF-8")
+		}
+	}
+	return nil
+}

@@ -1,0 +1,136 @@
+package room
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/noonhq/noon/services/room/game"
+	"github.com/noonhq/noon/services/room/games/race31"
+)
+
+// tally is a test game with no turns: any player may act at any time, and
+// each action (up to 64 bytes) is appended to the tally. It lets tests send
+// thousands of legal actions to one room and check the order they were
+// applied in. An action "bad" is illegal; "panic" panics in Act;
+// "poison" is accepted, after which Encode panics.
+type tally struct{}
+
+const tallyName = "tally"
+
+func (tally) Name() string    { return tallyName }
+func (tally) MinPlayers() int { return 1 }
+func (tally) MaxPlayers() int { return 16 }
+
+func (tally) Start(players []string, seed uint64, now time.Time) (game.State, []game.Output, error) {
+	return &tallyState{Players: append([]string(nil), players...)}, nil, nil
+}
+
+func (tally) Decode(b []byte) (game.State, error) {
+	st := &tallyState{}
+	if err := json.Unmarshal(b, st); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+type tallyState struct {
+	Players []string `json:"players"`
+	Items   []string `json:"items"` // "<player>:<action>"
+}
+
+func (s *tallyState) Act(player string, action []byte, now time.Time) ([]game.Output, error) {
+	switch {
+	case string(action) == "bad" || len(action) == 0 || len(action) > 64:
+		return nil, game.Illegal("bad action %q", action)
+	case string(action) == "panic":
+		s.Items = append(s.Items, "half-done")
+		panic("tally: asked to panic")
+	}
+	s.Items = append(s.Items, player+":"+string(action))
+	return []game.Output{{Type: "tallied", Player: player, Body: append([]byte(nil), action...)}}, nil
+}
+
+func (s *tallyState) Leave(player string, now time.Time) []game.Output { return nil }
+func (s *tallyState) Deadline() time.Time                              { return time.Time{} }
+func (s *tallyState) Tick(now time.Time) []game.Output                 { return nil }
+func (s *tallyState) Result() (string, bool)                           { return "", false }
+
+func (s *tallyState) Clone() game.State {
+	return &tallyState{Players: append([]string(nil), s.Players...), Items: append([]string(nil), s.Items...)}
+}
+
+func (s *tallyState) Encode() ([]byte, error) {
+	if n := len(s.Items); n > 0 && strings.HasSuffix(s.Items[n-1], ":poison") {
+		panic("tally: poisoned")
+	}
+	return json.Marshal(s)
+}
+
+// testGames offers race31 (first, the default, with a short turn timeout
+// when given), tally and counter.
+func testGames(turn time.Duration) *game.Registry {
+	opts := race31.NewOptions()
+	if turn > 0 {
+		opts.TurnTimeout = turn
+	}
+	g, err := race31.New(opts)
+	if err != nil {
+		panic(err)
+	}
+	r, err := game.NewRegistry(g, tally{}, counter{})
+	if err != nil {
+		panic(fmt.Sprint(err))
+	}
+	return r
+}
+
+func decodeTally(b []byte) (*tallyState, error) {
+	st, err := tally{}.Decode(b)
+	if err != nil {
+		return nil, err
+	}
+	return st.(*tallyState), nil
+}
+
+// counter is tally with a constant-size state (a count and the last
+// action), for benchmarks: the cost of an event does not grow with the
+// room's history.
+type counter struct{}
+
+const counterName = "counter"
+
+func (counter) Name() string    { return counterName }
+func (counter) MinPlayers() int { return 1 }
+func (counter) MaxPlayers() int { return 16 }
+
+func (counter) Start(players []string, seed uint64, now time.Time) (game.State, []game.Output, error) {
+	return &counterState{}, nil, nil
+}
+
+func (counter) Decode(b []byte) (game.State, error) {
+	st := &counterState{}
+	return st, json.Unmarshal(b, st)
+}
+
+type counterState struct {
+	N    int64  `json:"n"`
+	Last string `json:"last"`
+}
+
+func (s *counterState) Act(player string, action []byte, now time.Time) ([]game.Output, error) {
+	if len(action) == 0 || len(action) > 64 {
+		return nil, game.Illegal("bad action")
+	}
+	s.N++
+	s.Last = player + ":" + string(action)
+	return []game.Output{{Type: "counted", Player: player, Body: action}}, nil
+}
+
+func (s *counterState) Leave(string, time.Time) []game.Output { return nil }
+func (s *counterState) Deadline() time.Time                   { return time.Time{} }
+func (s *counterState) Tick(time.Time) []game.Output          { return nil }
+func (s *counterState) Result() (string, bool)                { return "", false }
+func (s *counterState) Clone() game.State                     { c := *s; return &c }
+func (s *counterState) Encode() ([]byte, error)               { return json.Marshal(s) }
