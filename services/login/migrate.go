@@ -3,18 +3,11 @@ package login
 import (
 	"context"
 	"embed"
-	"errors"
 	"fmt"
-	"hash/fnv"
-	"strconv"
-	"time"
 
-	"github.com/golang-migrate/migrate/v4"
-	pgxmigrate "github.com/golang-migrate/migrate/v4/database/pgx/v5"
-	"github.com/golang-migrate/migrate/v4/source/iofs"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/noonhq/noon/internal/stores"
 )
 
 // MigrationsTable is the table, in the service's schema, where
@@ -45,81 +38,8 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 // search_path = schema. It waits for the lock at most until ctx's deadline,
 // and stops between migrations when ctx is done.
 func MigrateSchema(ctx context.Context, pool *pgxpool.Pool, schema string) error {
-	if !schemaName.MatchString(schema) {
-		return fmt.Errorf("login: migrate: schema must match [a-z_][a-z0-9_]{0,62}, got %q", snippet(schema))
-	}
-	if err := createSchema(ctx, pool, schema); err != nil {
-		return fmt.Errorf("login: migrate: create schema %s: %w", schema, err)
-	}
-	cfg := pool.Config().ConnConfig.Copy()
-	if cfg.RuntimeParams == nil {
-		cfg.RuntimeParams = map[string]string{}
-	}
-	cfg.RuntimeParams["search_path"] = schema // a plain identifier, see schemaName
-	if dl, ok := ctx.Deadline(); ok {
-		ms := max(time.Until(dl).Milliseconds(), 1)
-		cfg.RuntimeParams["lock_timeout"] = strconv.FormatInt(ms, 10)
-		cfg.RuntimeParams["statement_timeout"] = strconv.FormatInt(ms, 10)
-	}
-	db := stdlib.OpenDB(*cfg)
-	drv, err := pgxmigrate.WithInstance(db, &pgxmigrate.Config{
-		MigrationsTable: MigrationsTable,
-		SchemaName:      schema,
-	})
-	if err != nil {
-		_ = db.Close()
-		return fmt.Errorf("login: migrate: %w", err)
-	}
-	src, err := iofs.New(migrationFS, "migrations")
-	if err != nil {
-		_ = drv.Close()
-		return fmt.Errorf("login: migrate: %w", err)
-	}
-	m, err := migrate.NewWithInstance("iofs", src, "pgx5", drv)
-	if err != nil {
-		_ = src.Close()
-		_ = drv.Close()
-		return fmt.Errorf("login: migrate: %w", err)
-	}
-	defer m.Close()
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		select {
-		case <-ctx.Done():
-			m.GracefulStop <- true
-		case <-stop:
-		}
-	}()
-	err = m.Up()
-	if errors.Is(err, migrate.ErrNoChange) {
-		err = nil
-	}
-	if err == nil {
-		err = ctx.Err() // stopped early
-	}
-	if err != nil {
-		return fmt.Errorf("login: migrate schema %s: %w", schema, err)
+	if err := stores.Migrate(ctx, pool, schema, MigrationsTable, migrationFS, "migrations"); err != nil {
+		return fmt.Errorf("login: %w", err)
 	}
 	return nil
-}
-
-// createSchema creates schema unless it exists. Concurrent CREATE SCHEMA IF
-// NOT EXISTS can fail with a unique violation, so it holds a transaction
-// advisory lock; an existing schema needs no CREATE privilege.
-func createSchema(ctx context.Context, pool *pgxpool.Pool, schema string) error {
-	var exists bool
-	const q = `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`
-	if err := pool.QueryRow(ctx, q, schema).Scan(&exists); err != nil || exists {
-		return err
-	}
-	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		h := fnv.New64a()
-		h.Write([]byte("noon.create_schema." + schema))
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(h.Sum64())); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{schema}.Sanitize())
-		return err
-	})
 }

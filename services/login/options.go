@@ -4,12 +4,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/noonhq/noon/internal/config"
 	"github.com/noonhq/noon/internal/metrics"
+	"github.com/noonhq/noon/internal/stores"
 )
 
 // Defaults of Options.
@@ -213,7 +213,7 @@ func NewOptions() Options {
 }
 
 // schemaName is what PostgresSchema accepts: an unquoted identifier.
-var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+var schemaName = stores.SchemaName
 
 // Validate checks the options; the errors name each bad field by its yaml
 // path ("argon2.memory_kib").

@@ -3,19 +3,11 @@ package room
 import (
 	"context"
 	"embed"
-	"errors"
 	"fmt"
-	"hash/fnv"
-	"regexp"
-	"strconv"
-	"time"
 
-	"github.com/golang-migrate/migrate/v4"
-	pgxmigrate "github.com/golang-migrate/migrate/v4/database/pgx/v5"
-	"github.com/golang-migrate/migrate/v4/source/iofs"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/noonhq/noon/internal/stores"
 )
 
 // DefaultSchema is the Postgres schema the room service's tables live in.
@@ -27,9 +19,8 @@ const DefaultSchema = "room"
 // table's name) stay apart even in a shared schema.
 const MigrationsTable = "room_schema_migrations"
 
-// schemaName is what a schema name may be: a plain lower-case identifier,
-// so it needs no quoting in search_path.
-var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+// schemaName is what a schema name may be (see stores.SchemaName).
+var schemaName = stores.SchemaName
 
 //go:embed migrations/*.sql
 var migrationFS embed.FS
@@ -51,81 +42,8 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 // schema, waits for the lock at most until ctx's deadline, and stops
 // between migrations when ctx is done.
 func MigrateSchema(ctx context.Context, pool *pgxpool.Pool, schema string) error {
-	if !schemaName.MatchString(schema) {
-		return fmt.Errorf("room: migrate: schema must match [a-z_][a-z0-9_]{0,62}, got %q", snippet(schema))
-	}
-	if err := createSchema(ctx, pool, schema); err != nil {
-		return fmt.Errorf("room: migrate: create schema %s: %w", schema, err)
-	}
-	cfg := pool.Config().ConnConfig.Copy()
-	if cfg.RuntimeParams == nil {
-		cfg.RuntimeParams = map[string]string{}
-	}
-	cfg.RuntimeParams["search_path"] = schema
-	if dl, ok := ctx.Deadline(); ok {
-		ms := max(time.Until(dl).Milliseconds(), 1)
-		cfg.RuntimeParams["lock_timeout"] = strconv.FormatInt(ms, 10)
-		cfg.RuntimeParams["statement_timeout"] = strconv.FormatInt(ms, 10)
-	}
-	db := stdlib.OpenDB(*cfg)
-	drv, err := pgxmigrate.WithInstance(db, &pgxmigrate.Config{
-		MigrationsTable: MigrationsTable,
-		SchemaName:      schema,
-	})
-	if err != nil {
-		_ = db.Close()
-		return fmt.Errorf("room: migrate: %w", err)
-	}
-	src, err := iofs.New(migrationFS, "migrations")
-	if err != nil {
-		_ = drv.Close()
-		return fmt.Errorf("room: migrate: %w", err)
-	}
-	m, err := migrate.NewWithInstance("iofs", src, "pgx5", drv)
-	if err != nil {
-		_ = src.Close()
-		_ = drv.Close()
-		return fmt.Errorf("room: migrate: %w", err)
-	}
-	defer m.Close()
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		select {
-		case <-ctx.Done():
-			m.GracefulStop <- true
-		case <-stop:
-		}
-	}()
-	err = m.Up()
-	if errors.Is(err, migrate.ErrNoChange) {
-		err = nil
-	}
-	if err == nil {
-		err = ctx.Err()
-	}
-	if err != nil {
-		return fmt.Errorf("room: migrate schema %s: %w", schema, err)
+	if err := stores.Migrate(ctx, pool, schema, MigrationsTable, migrationFS, "migrations"); err != nil {
+		return fmt.Errorf("room: %w", err)
 	}
 	return nil
-}
-
-// createSchema creates schema unless it exists, under a transaction
-// advisory lock (concurrent CREATE SCHEMA IF NOT EXISTS can fail with a
-// unique violation); an existing schema needs no CREATE privilege.
-func createSchema(ctx context.Context, pool *pgxpool.Pool, schema string) error {
-	var exists bool
-	const q = `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`
-	if err := pool.QueryRow(ctx, q, schema).Scan(&exists); err != nil || exists {
-		return err
-	}
-	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		h := fnv.New64a()
-		h.Write([]byte("noon.create_schema." + schema))
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(h.Sum64())); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{schema}.Sanitize())
-		return err
-	})
 }
