@@ -18,7 +18,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/noonhq/noon/edge/frame"
-	"github.com/noonhq/noon/internal/logging"
+	"github.com/noonhq/noon/internal/testenv"
 	"github.com/noonhq/noon/internal/thriftx"
 )
 
@@ -154,7 +154,7 @@ func mustStart(t testing.TB, edit func(*Options)) (*Server, *testHandler) {
 		edit(&o)
 	}
 	h := newTestHandler()
-	s, err := New(o, h, logging.ForTest(t))
+	s, err := New(o, h, testenv.Logger(t))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -3,19 +3,23 @@ package services_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/noonhq/noon/internal/testenv"
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	"github.com/noonhq/noon/internal/link"
 	"github.com/noonhq/noon/services"
 	"github.com/noonhq/noon/services/echo"
 	"github.com/noonhq/noon/yellow"
+)
+
+// testLogger and checkFor are the shared test helpers (internal/testenv).
+var (
+	testLogger = testenv.Logger
+	checkFor   = testenv.CheckFor
 )
 
 // hb is the heartbeat of every test yellow, service and link, and
@@ -28,54 +32,6 @@ const (
 	deadBeats = 5
 	expiry    = deadBeats * hb
 )
-
-// testLogger logs to t at NOON_TEST_LOG level (default warn), and drops
-// what goroutines log after the test ended.
-func testLogger(t testing.TB) *slog.Logger {
-	t.Helper()
-	level := slog.LevelWarn
-	if v := os.Getenv("NOON_TEST_LOG"); v != "" {
-		_ = level.UnmarshalText([]byte(v))
-	}
-	w := &tbWriter{t: t}
-	t.Cleanup(w.stop) // registered first: runs last
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
-}
-
-type tbWriter struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (w *tbWriter) Write(b []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(b), "\n"))
-	}
-	return len(b), nil
-}
-
-func (w *tbWriter) stop() {
-	w.mu.Lock()
-	w.done = true
-	w.mu.Unlock()
-}
-
-var _ io.Writer = (*tbWriter)(nil)
-
-// checkFor polls cond every 5 ms until it holds or timeout passes.
-func checkFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 // testYellow is a running yellow server.
 type testYellow struct {

@@ -13,7 +13,7 @@ import (
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	"github.com/noonhq/noon/internal/link"
-	"github.com/noonhq/noon/internal/logging"
+	"github.com/noonhq/noon/internal/testenv"
 )
 
 // testBeat is the heartbeat of the socket tests: fast enough to keep them
@@ -32,7 +32,7 @@ func testOptions() Options {
 // mustStart starts a yellow, runs Main, and exits it when the test ends.
 func mustStart(t *testing.T, opts Options) *Yellow {
 	t.Helper()
-	y, err := New(opts, logging.ForTest(t).With("test_yellow", opts.RouterAddr))
+	y, err := New(opts, testenv.Logger(t).With("test_yellow", opts.RouterAddr))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -47,17 +47,7 @@ func mustStart(t *testing.T, opts Options) *Yellow {
 	return y
 }
 
-// checkFor polls cond every 10 ms until it holds or d passes.
-func checkFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+var checkFor = testenv.CheckFor
 
 // holdsFor checks that cond holds every 10 ms for d.
 func holdsFor(t *testing.T, d time.Duration, what string, cond func() bool) {
@@ -72,7 +62,7 @@ func holdsFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 }
 
 func clientOptions(t *testing.T, ys ...*Yellow) ClientOptions {
-	o := ClientOptions{Heartbeat: testBeat, Timeout: 500 * time.Millisecond, Logger: logging.ForTest(t)}
+	o := ClientOptions{Heartbeat: testBeat, Timeout: 500 * time.Millisecond, Logger: testenv.Logger(t)}
 	for _, y := range ys {
 		o.Yellows = append(o.Yellows, y.RouterEndpoint())
 	}
@@ -219,7 +209,7 @@ func TestUnknownHeartbeatReregisters(t *testing.T) {
 
 func TestYellowRestart(t *testing.T) {
 	opts := testOptions()
-	y1, err := New(opts, logging.ForTest(t))
+	y1, err := New(opts, testenv.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +283,7 @@ func TestTwoYellows(t *testing.T) {
 // mustDial returns a plain link Peer connected to y's ROUTER.
 func mustDial(t *testing.T, y *Yellow) *link.Peer {
 	t.Helper()
-	p := link.Dial(y.RouterEndpoint(), link.PeerOptions{Logger: logging.ForTest(t)})
+	p := link.Dial(y.RouterEndpoint(), link.PeerOptions{Logger: testenv.Logger(t)})
 	t.Cleanup(func() { _ = p.Close() })
 	checkFor(t, 2*time.Second, "peer connected", p.Alive)
 	return p
@@ -412,7 +402,7 @@ func TestNewErrors(t *testing.T) {
 }
 
 func TestExitIdempotent(t *testing.T) {
-	y, err := New(testOptions(), logging.ForTest(t))
+	y, err := New(testOptions(), testenv.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -440,13 +430,13 @@ func TestExitIdempotent(t *testing.T) {
 func TestWatcherNoYellow(t *testing.T) {
 	// A watcher of a yellow that is not there yet syncs once it starts.
 	opts := testOptions()
-	y, err := New(opts, logging.ForTest(t))
+	y, err := New(opts, testenv.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	opts.RouterAddr, opts.PubAddr = y.RouterEndpoint(), y.PubEndpoint()
 	y.Exit()
-	co := ClientOptions{Yellows: []string{opts.RouterAddr}, Heartbeat: testBeat, Timeout: 300 * time.Millisecond, Logger: logging.ForTest(t)}
+	co := ClientOptions{Yellows: []string{opts.RouterAddr}, Heartbeat: testBeat, Timeout: 300 * time.Millisecond, Logger: testenv.Logger(t)}
 	w := Watch(co)
 	defer w.Close()
 	r := Register(co, testInstance("login", "login-1"), nil)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/noonhq/noon/edge/brokerlist"
 	"github.com/noonhq/noon/idl/gen/platformpb"
+	"github.com/noonhq/noon/internal/testenv"
 	"github.com/noonhq/noon/yellow"
 )
 
@@ -22,17 +23,7 @@ const hb = 100 * time.Millisecond
 // waitLong bounds every wait for something that should happen at once.
 const waitLong = 10 * time.Second
 
-// checkFor polls cond every 5 ms until it holds or timeout passes.
-func checkFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+var checkFor = testenv.CheckFor
 
 // mustStartYellow starts a yellow on 127.0.0.1, port 0.
 func mustStartYellow(t testing.TB) *yellow.Yellow {

@@ -27,7 +27,7 @@ import (
 	"github.com/noonhq/noon/edge"
 	"github.com/noonhq/noon/edge/client"
 	edgeapi "github.com/noonhq/noon/idl/gen/edge"
-	"github.com/noonhq/noon/internal/logging"
+	"github.com/noonhq/noon/internal/testenv"
 	"github.com/noonhq/noon/internal/thriftx"
 )
 
@@ -114,7 +114,7 @@ func mustStart(t *testing.T, edit func(*edge.Options)) (s *edge.Server, tcpAddr,
 		edit(&o)
 	}
 	h := &handler{}
-	s, err := edge.New(o, h, logging.ForTest(t))
+	s, err := edge.New(o, h, testenv.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,11 +2,10 @@ package link
 
 import (
 	"context"
-	"log/slog"
-	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/noonhq/noon/internal/testenv"
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
 )
@@ -26,45 +25,11 @@ const (
 	slack = 250 * time.Millisecond
 )
 
-// tLogWriter sends log lines to t.Log until the test ends (t.Log after
-// the end panics, and background goroutines may still log).
-type tLogWriter struct {
-	t    testing.TB
-	mu   sync.Mutex
-	done bool
-}
-
-func (w *tLogWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-// testLogger logs at info level and up to t.Log.
-func testLogger(t testing.TB) *slog.Logger {
-	w := &tLogWriter{t: t}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		w.done = true
-		w.mu.Unlock()
-	})
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
-
-// checkFor polls cond every 5 ms until it holds or d passes.
-func checkFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+// testLogger and checkFor are the shared test helpers (internal/testenv).
+var (
+	testLogger = testenv.Logger
+	checkFor   = testenv.CheckFor
+)
 
 // echo replies at once with the request's method and payload.
 func echo(_ context.Context, req *platformpb.Envelope, reply func(*platformpb.Envelope)) {

@@ -8,8 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
-	"testing"
 
 	"github.com/noonhq/noon/internal/config"
 )
@@ -94,42 +92,6 @@ func New(opts Options, w io.Writer) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, ho)), nil
 	}
 	return slog.New(slog.NewTextHandler(w, ho)), nil
-}
-
-// ForTest returns a debug-level text logger that writes each record to
-// t.Log, so a daemon's logs show up beside the test that failed. Records
-// logged after the test's cleanup (by goroutines still winding down) are
-// dropped instead of panicking in t.Log. Daemons started after ForTest, with
-// their shutdown in t.Cleanup, still log their shutdown, since cleanups run
-// last-registered first.
-func ForTest(t testing.TB) *slog.Logger {
-	w := &testWriter{t: t}
-	t.Cleanup(w.stop)
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-// testWriter writes to t.Log until stop.
-type testWriter struct {
-	mu   sync.Mutex // guards done and orders Log calls against stop
-	t    testing.TB
-	done bool
-}
-
-// Write logs p (one record) without its trailing newline.
-func (w *testWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-// stop makes later writes no-ops.
-func (w *testWriter) stop() {
-	w.mu.Lock()
-	w.done = true
-	w.mu.Unlock()
 }
 
 // DefaultSnippet is the number of bytes Snippet keeps when asked for n <= 0:

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -26,6 +25,12 @@ import (
 	"github.com/noonhq/noon/yellow"
 )
 
+// testLogger and checkFor are the shared test helpers (internal/testenv).
+var (
+	testLogger = testenv.Logger
+	checkFor   = testenv.CheckFor
+)
+
 // hb is the heartbeat of every test yellow, instance and link; a record
 // expires, and a link dies, after deadBeats missed beats: half a second,
 // yet not by accident on a busy 2-core machine running -race.
@@ -36,51 +41,6 @@ const (
 	// testLeaseTTL makes failover take about a second.
 	testLeaseTTL = time.Second
 )
-
-// testLogger logs to t at NOON_TEST_LOG level (default warn), and drops
-// what goroutines log after the test ended.
-func testLogger(t testing.TB) *slog.Logger {
-	level := slog.LevelWarn
-	if v := os.Getenv("NOON_TEST_LOG"); v != "" {
-		_ = level.UnmarshalText([]byte(v))
-	}
-	w := &tbWriter{t: t}
-	t.Cleanup(w.stop)
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
-}
-
-type tbWriter struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (w *tbWriter) Write(b []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(b), "\n"))
-	}
-	return len(b), nil
-}
-
-func (w *tbWriter) stop() {
-	w.mu.Lock()
-	w.done = true
-	w.mu.Unlock()
-}
-
-// checkFor polls cond every 5 ms until it holds or timeout passes.
-func checkFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 // cluster is a yellow, a Redis namespace and a store that room instances
 // share.
