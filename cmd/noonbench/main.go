@@ -14,15 +14,24 @@
 // noon's ratio to each baseline. Then the idle test: -idle connections held
 // by the broker, opened from several 127.0.0.x source addresses, and the
 // broker's memory per connection, extrapolated to 100,000 connections.
+// Last, when Postgres and Redis answer (-postgres, -redis), the login
+// scenario: the login service in this process on the real Postgres (a
+// fresh schema, dropped afterwards) and Redis (its own key prefix, deleted
+// afterwards), logins per second through the broker and through the HTTP
+// API with the default argon2id parameters and with cheap ones, and
+// login.Validate per second, at 1 and 16 connections (see login.go).
 // Progress goes to stderr; the results also go to a JSON file.
 //
-// Everything runs on loopback (127.0.0.0/8) and stops by itself.
+// Everything but Postgres and Redis runs on loopback (127.0.0.0/8), and
+// everything stops by itself.
 //
 // Usage:
 //
 //	noonbench [-duration 3s] [-warmup 1s] [-conns 1,16,256] [-pipeline 1]
 //	          [-payload 32] [-idle 9000] [-json noonbench-results.json]
-//	          [-only raw,relay,noon,idle] [-rounds 1] [-quick] [-log error]
+//	          [-only raw,relay,noon,idle,login] [-rounds 1] [-quick] [-log error]
+//	          [-postgres postgres://postgres@127.0.0.1:5432/test?sslmode=disable]
+//	          [-redis 127.0.0.1:6379]
 package main
 
 import (
@@ -48,9 +57,12 @@ const (
 	scenarioRelay = "relay"
 	scenarioNoon  = "noon"
 	scenarioIdle  = "idle"
+	scenarioLogin = "login"
 )
 
-var allScenarios = []string{scenarioRaw, scenarioRelay, scenarioNoon, scenarioIdle}
+// allScenarios are the scenarios run by default. login runs only when
+// Postgres and Redis answer; asked for by -only, it fails without them.
+var allScenarios = []string{scenarioRaw, scenarioRelay, scenarioNoon, scenarioIdle, scenarioLogin}
 
 // Defaults of the flags.
 const (
@@ -90,6 +102,11 @@ type config struct {
 	only             []string
 	quick            bool
 	logLevel         string
+	// onlyGiven is set when -only named the scenarios; connsGiven when
+	// -conns was given (the login scenario has its own default counts).
+	onlyGiven, connsGiven bool
+	// postgresURL and redisAddr are the login scenario's servers.
+	postgresURL, redisAddr string
 }
 
 func (c config) has(scenario string) bool { return slices.Contains(c.only, scenario) }
@@ -141,10 +158,13 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.jsonPath, "json", defaultJSON, "file to write the results to as JSON (\"\" for none)")
 	fs.StringVar(&only, "only", "", "comma-separated subset of scenarios to run: "+strings.Join(allScenarios, ",")+" (default all)")
 	fs.BoolVar(&cfg.quick, "quick", false, fmt.Sprintf("short run for tests: -duration %v -warmup %v -idle %d unless given", quickDuration, quickWarmup, quickIdle))
-	fs.StringVar(&cfg.logLevel, "log", "error", "log level of the in-process yellow, echo instance and broker (debug|info|warn|error)")
+	fs.StringVar(&cfg.logLevel, "log", "error", "log level of the in-process yellow, echo instance, broker and login service (debug|info|warn|error)")
+	fs.StringVar(&cfg.postgresURL, "postgres", defaultPostgres, "Postgres `URL` of the login scenario (it creates a schema of its own and drops it)")
+	fs.StringVar(&cfg.redisAddr, "redis", defaultRedis, "Redis `host:port` (or redis:// URL) of the login scenario (it writes under a key prefix of its own and deletes it)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: noonbench [flags]\n\nnoonbench measures noon (client -> broker -> echo service) against a raw TCP echo\n"+
-			"and a two-hop TCP relay, all in this process on loopback, then the broker's memory per\nidle connection. Flags:\n\n")
+			"and a two-hop TCP relay, all in this process on loopback, then the broker's memory per\nidle connection, "+
+			"then (when Postgres and Redis answer) logins per second through the broker and the\nlogin HTTP API. Flags:\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -158,6 +178,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	cfg.onlyGiven, cfg.connsGiven = set["only"], set["conns"]
 	if cfg.quick {
 		if !set["duration"] {
 			cfg.duration = quickDuration
@@ -194,6 +215,11 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if cfg.has(scenarioIdle) && (cfg.idle < 1 || cfg.idle > bench.MaxIdle) {
 		return cfg, fmt.Errorf("-idle %d: want 1..%d (or leave idle out of -only)", cfg.idle, bench.MaxIdle)
+	}
+	if cfg.has(scenarioLogin) {
+		if err := checkLoginFlags(cfg); err != nil {
+			return cfg, err
+		}
 	}
 	if err := checkFDs(cfg, fdLimit()); err != nil {
 		return cfg, err

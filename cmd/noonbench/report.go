@@ -64,6 +64,8 @@ type report struct {
 	Ratios []ratio `json:"ratios,omitempty"`
 	// Idle is the idle-connection test.
 	Idle *idleReport `json:"idle,omitempty"`
+	// Login is the login scenario.
+	Login *loginReport `json:"login,omitempty"`
 	// Unavailable maps a scenario that could not run to why.
 	Unavailable map[string]string `json:"unavailable,omitempty"`
 	// Notes are failures and remarks.
@@ -276,6 +278,23 @@ func printReport(w io.Writer, cfg config, r *report) {
 	if cfg.rounds > 1 {
 		fmt.Fprintf(w, "%d rounds; each row is the round of median req/s (every round is in the JSON)\n", cfg.rounds)
 	}
+	if slices.ContainsFunc(loadScenarios, cfg.has) {
+		printLoad(w, r)
+	}
+	if why, ok := r.Unavailable[scenarioIdle]; ok {
+		fmt.Fprintf(w, "\nidle test: not run: %s\n", why)
+	}
+	if r.Idle != nil {
+		printIdle(w, r.Idle)
+	}
+	printLogin(w, cfg, r)
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
+}
+
+// printLoad prints the load scenarios' table and the ratios.
+func printLoad(w io.Writer, r *report) {
 	fmt.Fprintf(w, "raw = client -> Go TCP echo; relay = client -> Go TCP frame relay -> echo; noon = client -> broker -> echo service -> broker -> client\n")
 	fmt.Fprintf(w, "%s\n\n", cpuNote)
 
@@ -304,7 +323,7 @@ func printReport(w io.Writer, cfg config, r *report) {
 		}
 	}
 	for s, why := range r.Unavailable {
-		if s != scenarioIdle {
+		if slices.Contains(loadScenarios, s) {
 			fmt.Fprintf(w, "  %s: not run: %s\n", s, why)
 		}
 	}
@@ -323,25 +342,20 @@ func printReport(w io.Writer, cfg config, r *report) {
 			}
 		}
 	}
+}
 
-	if why, ok := r.Unavailable[scenarioIdle]; ok {
-		fmt.Fprintf(w, "\nidle test: not run: %s\n", why)
-	}
-	if ir := r.Idle; ir != nil {
-		fmt.Fprintf(w, "\nidle test: %s connections held by one broker, from %s (%d per source address), each after one edge.Hello\n",
-			fmtCount(float64(ir.Conns)), sourceRange(ir.Sources), ir.PerSource)
-		fmt.Fprintf(w, "  broker memory per idle connection: %.0f B (%.1f KiB) = %.0f B Go heap+stack growth per connection - %.0f B, half a bare socket pair (the client socket's share)\n",
-			ir.ServerPerConnBytes, ir.ServerPerConnBytes/1024, ir.TotalPerConnBytes, ir.BarePairBytes/2)
-		fmt.Fprintf(w, "  of the %.0f B: heap %.0f B, goroutine stacks %.0f B\n", ir.TotalPerConnBytes, ir.HeapPerConnBytes, ir.StackPerConnBytes)
-		fmt.Fprintf(w, "  RSS growth per connection, client sockets included: %.0f B; goroutines per connection: %.2f\n", ir.RSSPerConnBytes, ir.GoroutinesPerConn)
-		fmt.Fprintf(w, "  method: %s\n", ir.Method)
-		fmt.Fprintf(w, "  aim: at most 16 KiB per idle connection: %s\n", metOr(ir.ServerPerConnBytes <= aimIdleBytes))
-		fmt.Fprintf(w, "  extrapolated to %s idle connections: %.0f MiB of broker memory\n", fmtCount(target), ir.Extrapolated100kMiB)
-		fmt.Fprintf(w, "  extrapolation: %s\n", ir.Extrapolation)
-	}
-	for _, n := range r.Notes {
-		fmt.Fprintf(w, "note: %s\n", n)
-	}
+// printIdle prints the idle test.
+func printIdle(w io.Writer, ir *idleReport) {
+	fmt.Fprintf(w, "\nidle test: %s connections held by one broker, from %s (%d per source address), each after one edge.Hello\n",
+		fmtCount(float64(ir.Conns)), sourceRange(ir.Sources), ir.PerSource)
+	fmt.Fprintf(w, "  broker memory per idle connection: %.0f B (%.1f KiB) = %.0f B Go heap+stack growth per connection - %.0f B, half a bare socket pair (the client socket's share)\n",
+		ir.ServerPerConnBytes, ir.ServerPerConnBytes/1024, ir.TotalPerConnBytes, ir.BarePairBytes/2)
+	fmt.Fprintf(w, "  of the %.0f B: heap %.0f B, goroutine stacks %.0f B\n", ir.TotalPerConnBytes, ir.HeapPerConnBytes, ir.StackPerConnBytes)
+	fmt.Fprintf(w, "  RSS growth per connection, client sockets included: %.0f B; goroutines per connection: %.2f\n", ir.RSSPerConnBytes, ir.GoroutinesPerConn)
+	fmt.Fprintf(w, "  method: %s\n", ir.Method)
+	fmt.Fprintf(w, "  aim: at most 16 KiB per idle connection: %s\n", metOr(ir.ServerPerConnBytes <= aimIdleBytes))
+	fmt.Fprintf(w, "  extrapolated to %s idle connections: %.0f MiB of broker memory\n", fmtCount(target), ir.Extrapolated100kMiB)
+	fmt.Fprintf(w, "  extrapolation: %s\n", ir.Extrapolation)
 }
 
 func metOr(ok bool) string {

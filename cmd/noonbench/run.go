@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -36,6 +37,7 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		echoSrv *bench.EchoServer
 		relay   *bench.Relay
 		noon    *noonStack
+		stores  *loginStores // owned by runLogin once it runs
 	)
 	defer func() {
 		if relay != nil {
@@ -44,10 +46,24 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		if echoSrv != nil {
 			echoSrv.Close()
 		}
+		if stores != nil {
+			stores.close()
+		}
 		if noon != nil {
 			noon.close()
 		}
 	}()
+	if cfg.has(scenarioLogin) {
+		stores, err = openLoginStores(ctx, cfg)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			line := skippedLine(cfg, err)
+			prog.logf("%s", line)
+			rep.Login = &loginReport{Postgres: postgresName(cfg.postgresURL), Redis: redisName(cfg.redisAddr), Skipped: line}
+		}
+	}
 	if cfg.has(scenarioRaw) || cfg.has(scenarioRelay) {
 		if echoSrv, err = bench.NewEchoServer("127.0.0.1:0"); err != nil {
 			return fmt.Errorf("echo server: %w", err)
@@ -58,7 +74,7 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 			return fmt.Errorf("relay: %w", err)
 		}
 	}
-	if cfg.has(scenarioNoon) || cfg.has(scenarioIdle) {
+	if cfg.has(scenarioNoon) || cfg.has(scenarioIdle) || stores != nil {
 		prog.logf("starting yellow, an echo instance and a broker in this process")
 		noon, err = startNoon(ctx, log, slices.Max(cfg.conns)*cfg.pipeline)
 		if err != nil {
@@ -66,8 +82,11 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 				return ctx.Err()
 			}
 			prog.logf("noon: %v", err)
-			rep.unavailable(scenarioNoon, err)
-			rep.unavailable(scenarioIdle, err)
+			for _, s := range []string{scenarioNoon, scenarioIdle, scenarioLogin} {
+				if cfg.has(s) && (s != scenarioLogin || stores != nil) {
+					rep.unavailable(s, err)
+				}
+			}
 		} else {
 			prog.logf("broker on %s, echo instance %s, yellow %s", noon.addr(), noon.echo.InstanceID(), noon.y.RouterEndpoint())
 		}
@@ -144,6 +163,19 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 			prog.logf("[idle] %d connections: broker memory %.0f B per idle connection", idle.Conns, idle.ServerPerConnBytes)
 		}
 	}
+	if stores != nil && noon != nil {
+		st := stores
+		stores = nil // runLogin closes it
+		lr, err := runLogin(ctx, cfg, log, noon, st, prog)
+		rep.Login = lr
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil:
+			prog.logf("login: %v", err)
+			rep.unavailable(scenarioLogin, err)
+		}
+	}
 	rep.Finished = time.Now()
 
 	printReport(stdout, cfg, rep)
@@ -152,6 +184,15 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(stdout, "\nresults written to %s\n", cfg.jsonPath)
+	}
+	// Asked for by name, the login scenario must run.
+	if cfg.onlyGiven && cfg.has(scenarioLogin) {
+		if why, ok := rep.Unavailable[scenarioLogin]; ok {
+			return fmt.Errorf("login: %s", why)
+		}
+		if rep.Login == nil || rep.Login.Skipped != "" {
+			return errors.New("login did not run: no Postgres/Redis (see -postgres, -redis)")
+		}
 	}
 	return nil
 }

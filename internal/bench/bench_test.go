@@ -3,8 +3,10 @@ package bench
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -254,5 +256,48 @@ func TestIdle(t *testing.T) {
 	}
 	if _, err := DialIdle(context.Background(), IdleConfig{Addr: e.Addr(), Conns: 1, FirstSource: "10.0.0.2"}); !errors.Is(err, ErrNotLoopback) {
 		t.Errorf("source 10.0.0.2: %v, want ErrNotLoopback", err)
+	}
+}
+
+// TestRunLoop drives a function: every call is measured or counted, and
+// ErrStopWorker ends a worker.
+func TestRunLoop(t *testing.T) {
+	var calls atomic.Int64
+	res, err := RunLoop(context.Background(), LoopConfig{
+		Scenario: "sleep",
+		Workers:  3,
+		Warmup:   50 * time.Millisecond,
+		Duration: 200 * time.Millisecond,
+		Op: func(ctx context.Context, w int) error {
+			if w == 2 {
+				return fmt.Errorf("%w: worker 2 has no connection", ErrStopWorker)
+			}
+			if calls.Add(1)%10 == 0 {
+				return errors.New("every tenth fails")
+			}
+			select {
+			case <-time.After(time.Millisecond):
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		},
+	})
+	if err != nil {
+		t.Fatalf("RunLoop: %v", err)
+	}
+	t.Logf("%+v", res)
+	if res.Scenario != "sleep" || res.Conns != 3 || res.Pipeline != 1 || res.Requests == 0 || res.RPS <= 0 {
+		t.Errorf("implausible %+v", res)
+	}
+	if !(1000 <= res.P50Us && res.P50Us <= res.P99Us && res.P99Us <= res.MaxUs) {
+		t.Errorf("latency p50 %v p99 %v max %v, want >= 1 ms and ordered", res.P50Us, res.P99Us, res.MaxUs)
+	}
+	// Worker 2 failed once and stopped; the others failed every tenth call.
+	if want := uint64(calls.Load()/10) + 1; res.Errors != want {
+		t.Errorf("errors %d, want %d (%d calls)", res.Errors, want, calls.Load())
+	}
+	if _, err := RunLoop(context.Background(), LoopConfig{Workers: 1, Duration: time.Second}); err == nil {
+		t.Error("RunLoop without Op passed")
 	}
 }

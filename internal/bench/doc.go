@@ -2,7 +2,8 @@
 // TCP echo server speaking pandaparty frames and a two-hop frame relay (the
 // two baselines every broker is measured against), a closed-loop load
 // runner that drives any of them (or a broker) through the Go client
-// (edge/client), an idle-connection opener that spreads its sockets over
+// (edge/client), the same closed loop around any operation (RunLoop: a
+// login through the broker, an HTTP request), an idle-connection opener that spreads its sockets over
 // several 127.0.0.x source addresses, and the process measurements (CPU
 // time from getrusage, heap and stack from the Go runtime, RSS from
 // /proc/self/status).

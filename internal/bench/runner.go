@@ -187,6 +187,15 @@ type run struct {
 	firstErr string
 }
 
+// newRun returns the state of a run of cfg by workers goroutines.
+func newRun(cfg Config, workers int) *run {
+	r := &run{cfg: cfg, shards: make([]*shard, min(workers, histShards))}
+	for i := range r.shards {
+		r.shards[i] = new(shard)
+	}
+	return r
+}
+
 // fail counts an error, keeping the first.
 func (r *run) fail(err error) {
 	r.errs.Add(1)
@@ -218,14 +227,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		progress = func(Progress) {}
 	}
 
-	r := &run{cfg: cfg, payload: make([]byte, cfg.Payload)}
+	workers := cfg.Conns * cfg.Pipeline
+	r := newRun(cfg, workers)
+	r.payload = make([]byte, cfg.Payload)
 	for i := range r.payload {
 		r.payload[i] = byte('a' + i%26)
-	}
-	workers := cfg.Conns * cfg.Pipeline
-	r.shards = make([]*shard, min(workers, histShards))
-	for i := range r.shards {
-		r.shards[i] = new(shard)
 	}
 
 	progress(Progress{Phase: "dial"})
@@ -244,9 +250,23 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		clients = append(clients, c)
 	}
 
+	return r.drive(ctx, workers, func(ctx context.Context, i int, s *shard) {
+		r.worker(ctx, clients[i/cfg.Pipeline], s)
+	})
+}
+
+// drive runs workers goroutines, worker i running work(ctx, i, shard) until
+// the run stops (r.stop) or ctx ends, through r.cfg's warm-up and measured
+// interval, and returns what was measured. Every goroutine ends by the
+// planned end plus drainGrace, whatever the server does: work must return
+// when ctx ends.
+func (r *run) drive(ctx context.Context, workers int, work func(ctx context.Context, i int, s *shard)) (Result, error) {
+	cfg := r.cfg
+	progress := cfg.Progress
+	if progress == nil {
+		progress = func(Progress) {}
+	}
 	runtime.GC() // start every scenario from a collected heap
-	// Every call ends by the planned end plus grace, whatever the server
-	// does (each dial was bounded by DefaultDialTimeout).
 	ctx, cancel := context.WithTimeout(ctx, cfg.Warmup+cfg.Duration+drainGrace)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -254,7 +274,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r.worker(ctx, clients[i/cfg.Pipeline], r.shards[i%len(r.shards)])
+			work(ctx, i, r.shards[i%len(r.shards)])
 		}()
 	}
 
