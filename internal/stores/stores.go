@@ -105,13 +105,37 @@ func OpenRedis(ctx context.Context, o RedisOptions) (redis.UniversalClient, erro
 	return c, nil
 }
 
+// embeddedTick is how often the embedded Redis's clock advances: keys
+// expire at most this late (miniredis expires keys only when told that time
+// has passed).
+const embeddedTick = 50 * time.Millisecond
+
 // EmbeddedRedis starts an in-process Redis (miniredis) and a client of it,
-// for noon dev. close stops both.
-func EmbeddedRedis() (c redis.UniversalClient, addr string, close func(), err error) {
+// for noon dev, with a clock that follows real time so that TTLs (sessions,
+// throttles, leases) expire as on a real Redis. stop stops both.
+func EmbeddedRedis() (c redis.UniversalClient, addr string, stop func(), err error) {
 	mr := miniredis.NewMiniRedis()
 	if err := mr.Start(); err != nil {
 		return nil, "", nil, fmt.Errorf("embedded redis: %w", err)
 	}
 	rc := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	return rc, mr.Addr(), func() { rc.Close(); mr.Close() }, nil
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(embeddedTick)
+		defer t.Stop()
+		last := time.Now()
+		for {
+			select {
+			case <-quit:
+				return
+			case now := <-t.C:
+				mr.SetTime(now)
+				mr.FastForward(now.Sub(last))
+				last = now
+			}
+		}
+	}()
+	return rc, mr.Addr(), func() { close(quit); <-done; rc.Close(); mr.Close() }, nil
 }

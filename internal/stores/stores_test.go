@@ -3,6 +3,7 @@ package stores
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/noonhq/noon/internal/testenv"
 )
@@ -33,6 +34,14 @@ func TestOpen(t *testing.T) {
 	if err := emb.Set(ctx, "k", "v", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
+	// Its keys expire in real time, as on a real Redis.
+	if err := emb.Set(ctx, "ttl", "v", 100*time.Millisecond).Err(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.CheckFor(t, 5*time.Second, "a key with a 100ms TTL to expire in the embedded Redis", func() bool {
+		n, err := emb.Exists(ctx, "ttl").Result()
+		return err == nil && n == 0
+	})
 }
 
 func TestValidate(t *testing.T) {

@@ -1,0 +1,549 @@
+// Command race31bot is the Go client's example bot: N bots play race31, the
+// room service's sample game, against a running noon, end to end over the
+// client wire, the way a game client does.
+//
+//	make run                                      # or: go run ./cmd/noon dev
+//	go run ./edge/client/examples/race31bot -players 3
+//
+// What it does, in order (each step is a few lines of play and bot below):
+//
+//  1. Each bot opens its own client.Session from the BrokerList, asking for
+//     pushes, registers a user (login.Register) and logs in (Session.Login).
+//  2. Bot 1 creates a race31 room (room.Create); the others join it by the
+//     id in the reply (room.Join). Creating or joining binds the session to
+//     the room, so the broker routes its later room.* calls to the room's
+//     owner and pushes it the room's events as "@room.Event".
+//  3. Everyone gets ready (room.Ready), then bot 1 starts the game
+//     (room.Start).
+//  4. Each bot waits for its turn, driven by the @room.Event pushes; when
+//     no push comes for a while (they start only once the broker's
+//     subscription has reached the room's instance) it asks room.Get. On
+//     its turn it adds to the total (room.Act). The first bot to move also
+//     tries one illegal move, to show the server's bad_request answer.
+//  5. When someone reaches the target the room pushes room.finished: the
+//     bot prints the winner and exits 0. It never hangs: -timeout bounds
+//     the whole run and -max-turns the game.
+//
+// Each bot registers and logs in, which login throttles per address
+// (login.throttle.per_address: 30 a minute by default); a run of 4 bots
+// uses 8, so many runs in a row get rate_limited for a minute.
+//
+// The race31 messages (Race31State, Race31Action, Race31Added) are Thrift
+// structs of idl/room.thrift, carried as bytes inside the room's own
+// messages; encode and decode below (de)serialize them with Thrift's
+// compact protocol, as the wire does.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/apache/thrift/lib/go/thrift"
+
+	"github.com/noonhq/noon/edge/client"
+	loginpb "github.com/noonhq/noon/idl/gen/login"
+	roompb "github.com/noonhq/noon/idl/gen/room"
+)
+
+// What the bot speaks: methods, the push type and event types of the room
+// service (idl/room.thrift), and the error codes it acts on.
+const (
+	methodRegister = "login.Register"
+	methodCreate   = "room.Create"
+	methodJoin     = "room.Join"
+	methodReady    = "room.Ready"
+	methodStart    = "room.Start"
+	methodGet      = "room.Get"
+	methodAct      = "room.Act"
+
+	pushRoomEvent = "room.Event" // arrives as an "@room.Event" frame
+
+	eventStarted  = "room.started"  // body: Race31State
+	eventFinished = "room.finished" // player: the winner
+	eventAdded    = "game.added"    // body: Race31Added
+	eventTimeout  = "game.timeout"  // body: Race31Added (the server moved for a slow player)
+
+	gameName = "race31"
+
+	codeBadRequest  = "bad_request"
+	codeUnavailable = "unavailable"
+)
+
+// options are play's settings (the command's flags).
+type options struct {
+	// BrokerList is the URL of the platform's BrokerList.
+	BrokerList string
+	// Players is how many bots play, 2..4.
+	Players int
+	// Name prefixes the bots' usernames: <name><n>_<random>.
+	Name string
+	// MaxTurns stops a game that runs longer than this many moves.
+	MaxTurns int
+	// Poll is how long a bot waits for a push before it asks room.Get.
+	Poll time.Duration
+	// Out receives the play-by-play (nil: discarded).
+	Out io.Writer
+	// NoPushes plays without asking for pushes, by polling room.Get alone
+	// (for tests of the fallback).
+	NoPushes bool
+}
+
+// result is how a game ended.
+type result struct {
+	// Room is the room's id.
+	Room string
+	// Winner is the winning bot's username.
+	Winner string
+	// Moves is how many moves the game took.
+	Moves int
+	// Totals are the final total as each bot saw it (all the same).
+	Totals []int
+}
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	o := options{Out: os.Stdout, Poll: 500 * time.Millisecond}
+	flag.StringVar(&o.BrokerList, "brokerlist", "http://127.0.0.1:1050/brokerlist", "BrokerList `URL` of the platform")
+	flag.IntVar(&o.Players, "players", 2, "number of bots in the room, 2 to 4")
+	flag.StringVar(&o.Name, "name", "bot", "username `prefix` of the bots (a number and a random suffix are added)")
+	flag.IntVar(&o.MaxTurns, "max-turns", 200, "give up when the game has not ended after this many moves")
+	timeout := flag.Duration("timeout", 60*time.Second, "give up after this long")
+	flag.Parse()
+
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt)
+	defer stop()
+	res, err := play(ctx, o)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "race31bot:", err)
+		return 1
+	}
+	fmt.Printf("winner: %s after %d moves (room %s)\n", res.Winner, res.Moves, res.Room)
+	return 0
+}
+
+// play runs one game from registration to the win and reports how it
+// ended.
+func play(ctx context.Context, o options) (result, error) {
+	if o.Players < 2 || o.Players > 4 {
+		return result{}, fmt.Errorf("race31 is for 2 to 4 players, not %d", o.Players)
+	}
+	if len(o.Name) == 0 || len(o.Name) > 20 {
+		return result{}, fmt.Errorf("name prefix must be 1 to 20 characters, got %q", o.Name)
+	}
+	if o.MaxTurns <= 0 {
+		o.MaxTurns = 200
+	}
+	if o.Poll <= 0 {
+		o.Poll = 500 * time.Millisecond
+	}
+	out := &printer{w: o.Out}
+
+	// 1. One session per bot: register, log in.
+	suffix := randomHex(3)
+	bots := make([]*bot, o.Players)
+	defer func() {
+		for _, b := range bots {
+			if b != nil {
+				_ = b.s.Close()
+			}
+		}
+	}()
+	for i := range bots {
+		b, err := newBot(ctx, o, fmt.Sprintf("%s%d_%s", o.Name, i+1, suffix), out)
+		if err != nil {
+			return result{}, err
+		}
+		bots[i] = b
+		out.printf("%s registered and logged in (user %s) on broker %s", b.name, b.id, b.s.Broker())
+	}
+
+	// 2. Bot 1 creates the room, the others join it.
+	host := bots[0]
+	var st roompb.RoomState
+	err := retry(ctx, func() error {
+		return host.s.CallThrift(ctx, methodCreate, &roompb.CreateRequest{
+			Name: o.Name + "'s table", Game: gameName, MaxPlayers: int32(o.Players),
+		}, &st)
+	})
+	if err != nil {
+		return result{}, fmt.Errorf("%s: %s: %w", host.name, methodCreate, err)
+	}
+	out.printf("%s created room %s (%s, up to %d players)", host.name, st.ID, st.Game, st.MaxPlayers)
+	for _, b := range bots {
+		b.room = st.ID
+	}
+	for _, b := range bots[1:] {
+		if err := b.s.CallThrift(ctx, methodJoin, &roompb.JoinRequest{RoomID: st.ID}, nil); err != nil {
+			return result{}, fmt.Errorf("%s: %s: %w", b.name, methodJoin, err)
+		}
+		out.printf("%s joined room %s", b.name, st.ID)
+	}
+
+	// 3. Everyone ready, then the host starts.
+	for _, b := range bots {
+		if err := b.s.CallThrift(ctx, methodReady, &roompb.ReadyRequest{Ready: true}, nil); err != nil {
+			return result{}, fmt.Errorf("%s: %s: %w", b.name, methodReady, err)
+		}
+	}
+	if err := host.s.CallThrift(ctx, methodStart, &roompb.StartRequest{}, &st); err != nil {
+		return result{}, fmt.Errorf("%s: %s: %w", host.name, methodStart, err)
+	}
+	var g roompb.Race31State
+	if err := decode(st.GameState, &g); err != nil || int(g.Turn) >= len(g.Order) {
+		return result{}, fmt.Errorf("%s: bad game state %v: %v", methodStart, &g, err)
+	}
+	out.printf("%s started the game: reach %d, add 1 to %d per move, %s moves first",
+		host.name, g.Target, g.MaxAdd, nameOf(bots, g.Order[g.Turn]))
+
+	// 4. Each bot plays in its own goroutine; the first failure stops all.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		demo sync.Once // the illegal move, tried once per game
+		wg   sync.WaitGroup
+		errs = make([]error, len(bots))
+	)
+	for i, b := range bots {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if errs[i] = b.play(ctx, &demo); errs[i] != nil {
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	if err := firstError(errs); err != nil {
+		return result{}, err
+	}
+
+	// 5. Everyone saw the end.
+	res := result{Room: st.ID, Winner: nameOf(bots, host.winner), Moves: int(host.game.Moves)}
+	for _, b := range bots {
+		res.Totals = append(res.Totals, int(b.game.Total))
+	}
+	if host.winner == "" {
+		return res, fmt.Errorf("room %s ended (%s) without a winner", st.ID, host.status)
+	}
+	for _, b := range bots {
+		out.printf("%s saw the total end at %d (%d events from pushes, %d room.Get)", b.name, b.game.Total, b.pushes, b.gets)
+	}
+	out.printf("%s won: the total reached %d in %d moves", res.Winner, host.game.Total, res.Moves)
+	return res, nil
+}
+
+// bot is one player: its session and its view of the room.
+type bot struct {
+	name     string // username
+	id       string // user id: the room knows players by it
+	s        *client.Session
+	room     string
+	out      *printer
+	poll     time.Duration
+	maxTurns int
+
+	// The view, from room.Get and the @room.Event pushes.
+	seq    int64  // seq of the last event in the view
+	status string // open, playing, finished, closed
+	winner string // user id
+	game   roompb.Race31State
+	acted  int64 // seq of the bot's last move: no other move before the view has it
+	tries  int   // moves sent, legal or not
+	pushes int   // events the view took from pushes
+	gets   int   // room.Get calls (the first, gaps, no push for a while)
+}
+
+// newBot connects a session through the BrokerList (with pushes), registers
+// name with a random password and logs in.
+func newBot(ctx context.Context, o options, name string, out *printer) (*bot, error) {
+	copts := client.DefaultOptions()
+	copts.Push = !o.NoPushes // room events come as @room.Event pushes
+	copts.ClientName = "race31bot"
+	var s *client.Session
+	err := retry(ctx, func() error {
+		var err error
+		s, err = client.Connect(ctx, client.SessionOptions{BrokerList: o.BrokerList, Options: copts})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connect via %s (is `noon dev` running?): %w", o.BrokerList, err)
+	}
+	password := randomHex(16)
+	err = retry(ctx, func() error {
+		return s.CallThrift(ctx, methodRegister, &loginpb.RegisterRequest{Username: name, Password: password}, nil)
+	})
+	if err == nil {
+		err = retry(ctx, func() error {
+			_, err := s.Login(ctx, name, password)
+			return err
+		})
+	}
+	if err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return &bot{name: name, id: s.UserID(), s: s, out: out, poll: o.Poll, maxTurns: o.MaxTurns}, nil
+}
+
+// play moves whenever it is the bot's turn until the room's game is over.
+func (b *bot) play(ctx context.Context, demo *sync.Once) error {
+	if err := b.refresh(ctx); err != nil {
+		return err
+	}
+	for {
+		switch {
+		case b.status == roompb.STATUS_FINISHED || b.status == roompb.STATUS_CLOSED:
+			return nil
+		case b.myTurn():
+			if int(b.game.Moves) >= b.maxTurns || b.tries > b.maxTurns {
+				return fmt.Errorf("%s: no winner after %d moves (-max-turns %d)", b.name, b.game.Moves, b.maxTurns)
+			}
+			if err := b.move(ctx, demo); err != nil {
+				return err
+			}
+		}
+		select {
+		case p := <-b.s.Pushes():
+			if err := b.apply(ctx, p); err != nil {
+				return err
+			}
+		case <-time.After(b.poll): // no push for a while: ask
+			if err := b.refresh(ctx); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("%s: waiting for the game: %w", b.name, ctx.Err())
+		}
+	}
+}
+
+// myTurn reports whether the view says the bot is to move, and its last
+// move is in the view already.
+func (b *bot) myTurn() bool {
+	g := &b.game
+	return b.status == roompb.STATUS_PLAYING && g.Winner == "" && g.Total < g.Target &&
+		b.seq >= b.acted && int(g.Turn) < len(g.Order) && g.Order[g.Turn] == b.id
+}
+
+// move plays the bot's turn; the first move of the game starts with an
+// illegal one, to show what the server says.
+func (b *bot) move(ctx context.Context, demo *sync.Once) error {
+	g := &b.game
+	var demoErr error
+	demo.Do(func() {
+		add := g.MaxAdd + 1
+		_, err := b.act(ctx, add)
+		if !errors.Is(err, &client.Error{Code: codeBadRequest}) {
+			demoErr = fmt.Errorf("%s: illegal move (add %d): the server answered %v, want %s", b.name, add, err, codeBadRequest)
+			return
+		}
+		b.out.printf("%s tries to add %d, which is illegal: %v", b.name, add, err)
+	})
+	if demoErr != nil {
+		return demoErr
+	}
+
+	// Printed before it is sent: the next player can only move once the
+	// server has applied it, so the lines come out in the game's order.
+	add := strategy(g)
+	b.out.printf("move %2d: %s adds %d, total %d -> %d", g.Moves+1, b.name, add, g.Total, g.Total+add)
+	seq, err := b.act(ctx, add)
+	if errors.Is(err, &client.Error{Code: codeBadRequest}) {
+		// The view was behind (the turn timed out, say): look again.
+		b.out.printf("%s: move refused (%v); reloading the room", b.name, err)
+		return b.refresh(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %s: %w", b.name, methodAct, err)
+	}
+	b.acted = seq
+	return nil
+}
+
+// strategy is the classic winning play: leave the others a multiple of
+// max_add+1 short of the target when possible, else add 1.
+func strategy(g *roompb.Race31State) int32 {
+	left := g.Target - g.Total
+	add := left % (g.MaxAdd + 1)
+	if add == 0 {
+		add = 1
+	}
+	return add
+}
+
+// act sends a Race31Action and returns the seq of the event it caused.
+func (b *bot) act(ctx context.Context, add int32) (int64, error) {
+	b.tries++
+	action, err := encode(&roompb.Race31Action{Add: add})
+	if err != nil {
+		return 0, err
+	}
+	var rep roompb.ActionReply
+	if err := b.s.CallThrift(ctx, methodAct, &roompb.ActionRequest{Action: action, RoomID: &b.room}, &rep); err != nil {
+		return 0, err
+	}
+	return rep.Seq, nil
+}
+
+// apply updates the view with a pushed event. Each room's events have
+// consecutive seqs: an old one is already in the view, and a gap (a push
+// lost, or sent before the subscription was up) means asking room.Get.
+func (b *bot) apply(ctx context.Context, p client.Push) error {
+	if p.Type != pushRoomEvent {
+		return nil
+	}
+	var e roompb.Event
+	if err := decode(p.Payload, &e); err != nil {
+		return fmt.Errorf("%s: @%s: %w", b.name, p.Type, err)
+	}
+	if e.RoomID != b.room || e.Seq <= b.seq {
+		return nil
+	}
+	if e.Seq > b.seq+1 {
+		return b.refresh(ctx)
+	}
+	b.seq = e.Seq
+	b.pushes++
+	switch e.Type {
+	case eventStarted:
+		b.status, b.game = roompb.STATUS_PLAYING, roompb.Race31State{}
+		return decode(e.Body, &b.game)
+	case eventAdded, eventTimeout:
+		var a roompb.Race31Added
+		if err := decode(e.Body, &a); err != nil {
+			return fmt.Errorf("%s: %s: %w", b.name, e.Type, err)
+		}
+		b.game.Total = a.Total
+		b.game.Moves++
+		if i := slices.Index(b.game.Order, a.NextPlayer); i >= 0 {
+			b.game.Turn = int32(i)
+		}
+		if e.Type == eventTimeout && e.Player == b.id {
+			b.out.printf("%s was too slow: the server added %d for it, total %d", b.name, a.Add, a.Total)
+		}
+	case eventFinished:
+		b.status, b.winner, b.game.Winner = roompb.STATUS_FINISHED, e.Player, e.Player
+	case "room.ready", "room.unready", "room.joined":
+	default: // someone left, the host changed, the room closed: re-read it
+		return b.refresh(ctx)
+	}
+	return nil
+}
+
+// refresh replaces the view with the room's state.
+func (b *bot) refresh(ctx context.Context) error {
+	b.gets++
+	var st roompb.RoomState
+	if err := b.s.CallThrift(ctx, methodGet, &roompb.GetRequest{RoomID: &b.room}, &st); err != nil {
+		return fmt.Errorf("%s: %s: %w", b.name, methodGet, err)
+	}
+	b.seq, b.status, b.winner = st.Seq, st.Status, st.Winner
+	b.game = roompb.Race31State{}
+	if len(st.GameState) > 0 {
+		if err := decode(st.GameState, &b.game); err != nil {
+			return fmt.Errorf("%s: game state: %w", b.name, err)
+		}
+	}
+	return nil
+}
+
+// retry calls f until it succeeds, fails for good, or ctx ends. Right
+// after `noon dev` starts, the BrokerList may not list the broker yet
+// (client.ErrNoBrokers) and the broker may not know a service yet
+// (unavailable): both pass within a heartbeat or two.
+func retry(ctx context.Context, f func() error) error {
+	for {
+		err := f()
+		if err == nil || !(errors.Is(err, client.ErrNoBrokers) || errors.Is(err, &client.Error{Code: codeUnavailable})) {
+			return err
+		}
+		select {
+		case <-time.After(200 * time.Millisecond):
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last error: %w)", ctx.Err(), err)
+		}
+	}
+}
+
+// firstError returns the first error that is not a mere cancellation
+// (which the first failure caused in the other bots), else the first.
+func firstError(errs []error) error {
+	var first error
+	for _, err := range errs {
+		switch {
+		case err == nil:
+		case !errors.Is(err, context.Canceled):
+			return err
+		case first == nil:
+			first = err
+		}
+	}
+	return first
+}
+
+// nameOf returns the username of the bot with user id id.
+func nameOf(bots []*bot, id string) string {
+	for _, b := range bots {
+		if b.id == id {
+			return b.name
+		}
+	}
+	return id
+}
+
+// encode serializes a Thrift struct with the compact protocol.
+func encode(s thrift.TStruct) ([]byte, error) {
+	buf := thrift.NewTMemoryBuffer()
+	p := thrift.NewTCompactProtocolConf(buf, nil)
+	if err := s.Write(context.Background(), p); err != nil {
+		return nil, err
+	}
+	if err := p.Flush(context.Background()); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// decode deserializes b, Thrift compact, into s.
+func decode(b []byte, s thrift.TStruct) error {
+	buf := thrift.NewTMemoryBufferLen(len(b))
+	_, _ = buf.Write(b)
+	return s.Read(context.Background(), thrift.NewTCompactProtocolConf(buf, nil))
+}
+
+// randomHex returns n random bytes in hex.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// printer writes whole lines for several goroutines at once.
+type printer struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (p *printer) printf(format string, args ...any) {
+	if p.w == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.w, format+"\n", args...)
+}
