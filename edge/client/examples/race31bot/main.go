@@ -132,7 +132,7 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "race31bot:", err)
 		return 1
 	}
-	fmt.Printf("winner: %s after %d moves (room %s)\n", res.Winner, res.Moves, res.Room)
+	fmt.Fprintf(os.Stdout, "winner: %s after %d moves (room %s)\n", res.Winner, res.Moves, res.Room)
 	return 0
 }
 
