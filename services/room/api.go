@@ -165,50 +165,33 @@ func (s *Service) handleLeave(ctx context.Context, sess *services.Session, req *
 }
 
 func (s *Service) handleReady(ctx context.Context, sess *services.Session, req *roompb.ReadyRequest) (*roompb.RoomState, error) {
-	u, err := user(sess)
-	if err != nil {
-		return nil, err
-	}
-	id, err := roomOf(sess, req.RoomID)
-	if err != nil {
-		return nil, err
-	}
 	kind := KindReady
 	if !req.Ready {
 		kind = KindUnready
 	}
-	r, err := s.submit(ctx, id, &op{kind: kind, player: u, wantState: true}, false)
-	if err != nil {
-		return nil, err
-	}
-	return r.state, nil
+	return s.stateOp(ctx, sess, req.RoomID, func(u string) *op { return &op{kind: kind, player: u, wantState: true} })
 }
 
 func (s *Service) handleStart(ctx context.Context, sess *services.Session, req *roompb.StartRequest) (*roompb.RoomState, error) {
+	return s.stateOp(ctx, sess, req.RoomID, func(u string) *op { return &op{kind: KindStart, player: u, wantState: true} })
+}
+
+func (s *Service) handleGet(ctx context.Context, sess *services.Session, req *roompb.GetRequest) (*roompb.RoomState, error) {
+	return s.stateOp(ctx, sess, req.RoomID, func(string) *op { return &op{kind: opGet, wantState: true} })
+}
+
+// stateOp submits the op mk makes for the logged-in caller to the caller's
+// room (explicit, or the session's binding) and returns the room's state.
+func (s *Service) stateOp(ctx context.Context, sess *services.Session, roomID *string, mk func(user string) *op) (*roompb.RoomState, error) {
 	u, err := user(sess)
 	if err != nil {
 		return nil, err
 	}
-	id, err := roomOf(sess, req.RoomID)
+	id, err := roomOf(sess, roomID)
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.submit(ctx, id, &op{kind: KindStart, player: u, wantState: true}, false)
-	if err != nil {
-		return nil, err
-	}
-	return r.state, nil
-}
-
-func (s *Service) handleGet(ctx context.Context, sess *services.Session, req *roompb.GetRequest) (*roompb.RoomState, error) {
-	if _, err := user(sess); err != nil {
-		return nil, err
-	}
-	id, err := roomOf(sess, req.RoomID)
-	if err != nil {
-		return nil, err
-	}
-	r, err := s.submit(ctx, id, &op{kind: opGet, wantState: true}, false)
+	r, err := s.submit(ctx, id, mk(u), false)
 	if err != nil {
 		return nil, err
 	}
