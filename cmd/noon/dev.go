@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"time"
 
 	"github.com/noonhq/noon/edge/brokerlist"
 	"github.com/noonhq/noon/yellow"
@@ -86,22 +87,41 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	procs = append(procs, bp)
 
-	listURL := "http://" + hostPort(bl.Addr()) + brokerlist.Path
-	fmt.Fprintf(stdout, "noon dev is up: yellow, broker, brokerlist, services %v\n", names)
-	fmt.Fprintf(stdout, "  BrokerList   %s\n", listURL)
-	fmt.Fprintf(stdout, "  broker TCP   %s (pandaparty frames)\n", hostPort(b.TCPAddr()))
-	if b.WSAddr() != nil {
-		fmt.Fprintf(stdout, "  broker WS    ws://%s%s\n", hostPort(b.WSAddr()), cfg.Broker.Edge.WSPath)
+	rt.started = func() {
+		// Say "up" once the broker routes to every service and the
+		// BrokerList lists it, so the first call a newcomer makes works.
+		deadline := time.Now().Add(devReadyTimeout)
+		for _, name := range names {
+			for !b.Routable(name) && time.Now().Before(deadline) && ctx.Err() == nil {
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		for len(brokerlist.Brokers(bl.Watcher()).Brokers) == 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			rt.log.Warn("noon dev: not every service is routable yet", "waited", devReadyTimeout)
+		}
+		listURL := "http://" + hostPort(bl.Addr()) + brokerlist.Path
+		fmt.Fprintf(stdout, "noon dev is up: yellow, broker, brokerlist, services %v\n", names)
+		fmt.Fprintf(stdout, "  BrokerList   %s\n", listURL)
+		fmt.Fprintf(stdout, "  broker TCP   %s (pandaparty frames)\n", hostPort(b.TCPAddr()))
+		if b.WSAddr() != nil {
+			fmt.Fprintf(stdout, "  broker WS    ws://%s%s\n", hostPort(b.WSAddr()), cfg.Broker.Edge.WSPath)
+		}
+		for _, l := range banner {
+			fmt.Fprintf(stdout, "  %s\n", l)
+		}
+		if rt.admin != nil {
+			fmt.Fprintf(stdout, "  metrics      http://%s/metrics (and /healthz)\n", rt.admin.Addr())
+		}
+		fmt.Fprintf(stdout, "  stores       %s\n", describeStores(cfg))
+		fmt.Fprintf(stdout, "First call:    bin/noonctl -brokerlist %s call echo.Echo '\"hello\"'\n", listURL)
+		fmt.Fprintf(stdout, "Ctrl-C stops everything.\n")
 	}
-	for _, l := range banner {
-		fmt.Fprintf(stdout, "  %s\n", l)
-	}
-	if rt.admin != nil {
-		fmt.Fprintf(stdout, "  metrics      http://%s/metrics (and /healthz)\n", rt.admin.Addr())
-	}
-	fmt.Fprintf(stdout, "  stores       %s\n", describeStores(cfg))
-	fmt.Fprintf(stdout, "First call:    bin/noonctl -brokerlist %s call echo.Echo '\"hello\"'\n", listURL)
-	fmt.Fprintf(stdout, "Ctrl-C stops everything.\n")
 	return rt.run(ctx, procs...)
 }
 
@@ -115,6 +135,10 @@ func describeStores(cfg *Config) string {
 	}
 	return pg + ", " + rd
 }
+
+// devReadyTimeout bounds how long noon dev waits for its services to be
+// routable before printing its banner anyway (with a warning).
+const devReadyTimeout = 15 * time.Second
 
 // loopback turns a listen address (":8081") into one a client on this
 // machine dials.

@@ -30,6 +30,10 @@ type proc struct {
 type runtime struct {
 	log   *slog.Logger
 	admin *metrics.Admin
+	// started, when set, runs in its own goroutine once every proc's main
+	// has been started (noon dev waits there for the platform to be ready
+	// and prints its banner).
+	started func()
 }
 
 // Default admin addresses of the commands.
@@ -97,6 +101,9 @@ func (rt *runtime) run(ctx context.Context, procs ...proc) error {
 	done := make(chan result, len(procs))
 	for _, p := range procs {
 		go func() { done <- result{p.name, p.main()} }()
+	}
+	if rt.started != nil {
+		go rt.started()
 	}
 	var first error
 	running := len(procs)
