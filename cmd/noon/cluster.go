@@ -81,6 +81,10 @@ func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	failed := make(chan string, len(children))
 	for _, ch := range children {
 		cmd := exec.Command(self, ch.args...)
+		// Its own process group: a terminal's Ctrl-C reaches only this
+		// supervisor, which stops each child once (a second signal would
+		// make a child skip its drain).
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		cmd.Stdout = stderr
 		pipe, err := cmd.StderrPipe()
 		if err != nil {
