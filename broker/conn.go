@@ -133,9 +133,11 @@ func (b *Broker) apply(r *request, rep *platformpb.Envelope) {
 		switch {
 		case key == UserKey && r.route.Authenticates:
 			if bd.GetUnset() {
-				// A connection cannot be logged out in place: the client
-				// reconnects. The user's topic stays until then.
-				b.ignoreBinding(r, key, "a connection cannot log out; reconnect")
+				// The user logged out: the connection is logged out too.
+				if value == "" || value == r.c.UserID() {
+					r.c.Deauthenticate()
+					r.s.setUser(b.hub, "")
+				}
 				continue
 			}
 			if value == "" || len(value) > maxUserID {

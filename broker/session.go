@@ -140,7 +140,7 @@ func (s *session) setPush(h *pushHub, on bool) {
 }
 
 // setUser subscribes the session to its user's topic (dropping a previous
-// user's).
+// user's); "" logs it out (no user topic).
 func (s *session) setUser(h *pushHub, id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -151,7 +151,9 @@ func (s *session) setUser(h *pushHub, id string) {
 		s.dropTopic(h, userTopic(s.user))
 	}
 	s.user = id
-	s.addTopic(h, userTopic(id))
+	if id != "" {
+		s.addTopic(h, userTopic(id))
+	}
 }
 
 // bind sets key = value and follows the binding's topic; it reports false

@@ -131,6 +131,22 @@ func (c *Conn) Authenticate(userID string) {
 	c.mu.Unlock()
 }
 
+// Deauthenticate logs the connection out (its user logged out): it is
+// unauthenticated again, so only public methods are allowed, and it must
+// authenticate within AuthTimeout or be closed.
+func (c *Conn) Deauthenticate() {
+	if c.userID.Swap(nil) == nil {
+		return
+	}
+	if d := c.srv.opts.AuthTimeout; d > 0 {
+		c.mu.Lock()
+		if !c.dead && c.authTimer == nil {
+			c.authTimer = time.AfterFunc(d, c.authExpired)
+		}
+		c.mu.Unlock()
+	}
+}
+
 // UserID returns the id given to Authenticate, or "" before it.
 func (c *Conn) UserID() string {
 	if p := c.userID.Load(); p != nil {

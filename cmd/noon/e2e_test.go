@@ -276,6 +276,10 @@ func TestDevEndToEnd(t *testing.T) {
 	if err := c.CallThrift(ctx, "login.Validate", &login.ValidateRequest{SessionToken: lr.SessionToken}, &vr); err != nil || vr.GetValid() {
 		t.Fatalf("login.Validate after logout = %+v, %v; want invalid", &vr, err)
 	}
+	// The connection that logged out is logged out too.
+	if _, err := c.Call(ctx, "room.List", nil); err == nil || !strings.HasPrefix(err.Error(), "unauthenticated: ") {
+		t.Fatalf("non-public call after logout on the same connection: %v; want unauthenticated", err)
+	}
 	c2, err := client.Dial(ctx, addr, opts)
 	if err != nil {
 		t.Fatalf("dial: %v", err)

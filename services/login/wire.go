@@ -81,9 +81,15 @@ func (s *Service) handleValidate(ctx context.Context, _ *services.Session, req *
 	return &loginpb.ValidateReply{Valid: true, UserID: ls.UserID, Nickname: ls.Nickname}, nil
 }
 
-func (s *Service) handleLogout(ctx context.Context, _ *services.Session, req *loginpb.LogoutRequest) (*loginpb.LogoutReply, error) {
+func (s *Service) handleLogout(ctx context.Context, sess *services.Session, req *loginpb.LogoutRequest) (*loginpb.LogoutReply, error) {
+	// Whose session is it? If the caller's, its connection is logged out
+	// too (the broker drops the user binding).
+	ls, ok, _ := s.Validate(ctx, req.GetSessionToken())
 	if err := s.Logout(ctx, req.GetSessionToken()); err != nil {
 		return nil, err
+	}
+	if ok && ls.UserID != "" && ls.UserID == sess.UserID() {
+		sess.Unbind(UserBinding)
 	}
 	return &loginpb.LogoutReply{}, nil
 }
