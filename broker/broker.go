@@ -98,7 +98,6 @@ type Broker struct {
 	viewMu sync.Mutex      // serializes syncView
 	warmed map[string]bool // services whose links were warmed; guarded by viewMu
 
-	synced   atomic.Bool
 	draining atomic.Bool
 	exiting  atomic.Bool
 	quit     chan struct{}
@@ -230,11 +229,10 @@ func addrString(a net.Addr) string {
 	return a.String()
 }
 
-// awaitSync marks the broker synced once yellow gave a first view.
+// awaitSync follows yellow's first view as soon as there is one.
 func (b *Broker) awaitSync() {
 	defer b.wg.Done()
 	if b.pool.WaitSynced(b.ctx) == nil {
-		b.synced.Store(true)
 		b.syncView()
 	}
 }

@@ -85,11 +85,4 @@ func (b *Broker) control(_ context.Context, req *platformpb.Envelope, reply func
 // Routable reports whether the broker knows a ready instance of service,
 // so that a request for it would be routed rather than answered
 // unavailable (noon dev waits for this before it says it is up).
-func (b *Broker) Routable(service string) bool {
-	for _, inst := range b.pool.Instances(service) {
-		if inst.GetState() == platformpb.InstanceState_INSTANCE_STATE_READY {
-			return true
-		}
-	}
-	return false
-}
+func (b *Broker) Routable(service string) bool { return b.pool.HasCandidate(service) }

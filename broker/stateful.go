@@ -136,7 +136,7 @@ func (b *Broker) callStateful(ctx context.Context, r *request) (*platformpb.Enve
 		}
 		rep, err := peer.Call(ctx, env)
 		if err != nil {
-			if notSent(err) && ctx.Err() == nil {
+			if services.NotSent(err) && ctx.Err() == nil {
 				dead = appendOnce(dead, inst.GetId())
 				target = ""
 				if value != "" {
@@ -282,14 +282,14 @@ func (b *Broker) livePeer(ctx context.Context, service, id string) (*link.Peer, 
 // waitSynced waits, up to connectWait and never past ctx, for the first
 // view from yellow; it reports whether it had to wait and got one.
 func (b *Broker) waitSynced(ctx context.Context) bool {
-	if b.synced.Load() {
+	if b.pool.Synced() {
 		return false
 	}
 	wait := time.NewTimer(connectWait)
 	defer wait.Stop()
 	tick := time.NewTicker(pickPoll)
 	defer tick.Stop()
-	for !b.synced.Load() {
+	for !b.pool.Synced() {
 		select {
 		case <-ctx.Done():
 			return false

@@ -3,7 +3,6 @@ package broker
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
@@ -41,12 +40,12 @@ func (b *Broker) callStateless(ctx context.Context, r *request) (*platformpb.Env
 		rep, err := peer.Call(ctx, env)
 		if err != nil {
 			lastErr = b.transportError(ctx, r, inst, err)
-			if notSent(err) && ctx.Err() == nil {
+			if services.NotSent(err) && ctx.Err() == nil {
 				continue
 			}
 			return nil, lastErr
 		}
-		if notRun(rep) && ctx.Err() == nil {
+		if services.NotRun(rep) && ctx.Err() == nil {
 			if rep.GetErrorCode() == services.CodeUnavailable {
 				b.pool.MarkDraining(inst.GetId())
 			}
@@ -62,52 +61,15 @@ func (b *Broker) callStateless(ctx context.Context, r *request) (*platformpb.Env
 }
 
 // pick returns the link to, and the record of, the least-loaded live
-// instance of service not in exclude. When none has its link up yet but
-// some are listed (the broker just started, the instance just appeared),
-// it waits up to connectWait, never past ctx.
+// instance of service not in exclude, waiting up to connectWait for links
+// that are still coming up.
 func (b *Broker) pick(ctx context.Context, service string, exclude []string) (*link.Peer, *platformpb.Instance, error) {
-	peer, inst, err := b.pool.Pick(service, exclude...)
-	if err == nil {
-		return peer, inst, nil
-	}
-	wait := time.NewTimer(connectWait)
-	defer wait.Stop()
-	tick := time.NewTicker(pickPoll)
-	defer tick.Stop()
-	for {
-		if b.synced.Load() && !b.hasCandidate(service, exclude) {
-			return nil, nil, noInstance(service)
-		}
-		select {
-		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return nil, nil, services.Errorf(services.CodeTimeout, "no live instance of %s before the deadline", service)
-			}
-			return nil, nil, noInstance(service)
-		case <-wait.C:
-			return nil, nil, noInstance(service)
-		case <-tick.C:
-		}
-		if peer, inst, err = b.pool.Pick(service, exclude...); err == nil {
-			return peer, inst, nil
-		}
-	}
+	return b.pool.PickWait(ctx, service, connectWait, exclude...)
 }
 
 // noInstance is the error for a service with no live instance.
 func noInstance(service string) error {
 	return services.Errorf(services.CodeUnavailable, "no live instance of %s", service)
-}
-
-// hasCandidate reports whether yellow lists a ready instance of service
-// not in exclude, whatever the state of its link.
-func (b *Broker) hasCandidate(service string, exclude []string) bool {
-	for _, inst := range b.pool.Instances(service) {
-		if inst.GetState() == platformpb.InstanceState_INSTANCE_STATE_READY && !containsString(exclude, inst.GetId()) {
-			return true
-		}
-	}
-	return false
 }
 
 // transportError turns a link error into the client's error.
@@ -121,26 +83,4 @@ func (b *Broker) transportError(ctx context.Context, r *request, inst *platformp
 		return services.Errorf(services.CodeBadRequest, "%s: request too large for the link", r.method)
 	}
 	return services.Errorf(services.CodeUnavailable, "%s: instance %s unreachable: %v", r.method, inst.GetId(), err)
-}
-
-// notSent reports whether a link error means the request never left: the
-// link's queue was full, or it was not connected (link has no distinct
-// error for that; its text is stable).
-func notSent(err error) bool {
-	if errors.Is(err, link.ErrOverloaded) {
-		return true
-	}
-	return errors.Is(err, link.ErrUnavailable) && strings.HasSuffix(err.Error(), " not connected")
-}
-
-// notRun reports whether an error reply guarantees that the handler did
-// not run: the instance is draining or at capacity.
-func notRun(rep *platformpb.Envelope) bool {
-	switch rep.GetErrorCode() {
-	case services.CodeOverloaded:
-		return true
-	case services.CodeUnavailable:
-		return rep.GetErrorMessage() == services.DrainingMessage
-	}
-	return false
 }

@@ -144,7 +144,7 @@ func (c *Client) CallRaw(ctx context.Context, method string, sess *platformpb.Se
 	var tried []string
 	var lastErr error
 	for attempt := 0; attempt < 2; attempt++ {
-		peer, inst, err := c.pick(ctx, service, tried)
+		peer, inst, err := c.pool.PickWait(ctx, service, c.connWait, tried...)
 		if err != nil {
 			if lastErr != nil {
 				return nil, AsError(lastErr) // the first failure says more
@@ -155,7 +155,7 @@ func (c *Client) CallRaw(ctx context.Context, method string, sess *platformpb.Se
 		rep, err := peer.Call(ctx, req)
 		if err != nil {
 			lastErr = Errorf(CodeOf(err), "%s on %s: %v", snippet(method), inst.GetId(), err)
-			if notSent(err) && ctx.Err() == nil {
+			if NotSent(err) && ctx.Err() == nil {
 				c.log.Debug("services: not sent, retrying elsewhere", "method", method, "instance", inst.GetId(), "err", err)
 				continue
 			}
@@ -165,7 +165,7 @@ func (c *Client) CallRaw(ctx context.Context, method string, sess *platformpb.Se
 		if rerr == nil {
 			return rep, nil
 		}
-		if notRun(rep) && ctx.Err() == nil {
+		if NotRun(rep) && ctx.Err() == nil {
 			if rep.GetErrorCode() == CodeUnavailable {
 				c.pool.MarkDraining(inst.GetId())
 			}
@@ -178,51 +178,19 @@ func (c *Client) CallRaw(ctx context.Context, method string, sess *platformpb.Se
 	return nil, AsError(lastErr)
 }
 
-// pick waits for a live instance of service, at most ConnectWait and never
-// past ctx: the pool may not have its first view yet, or the links to the
-// listed instances may still be coming up.
-func (c *Client) pick(ctx context.Context, service string, exclude []string) (*link.Peer, *platformpb.Instance, error) {
-	peer, inst, err := c.pool.Pick(service, exclude...)
-	if err == nil {
-		return peer, inst, nil
-	}
-	wait := time.NewTimer(c.connWait)
-	defer wait.Stop()
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if c.pool.synced() && !c.pool.hasCandidate(service, exclude) {
-			return nil, nil, err // nothing listed that could come up
-		}
-		select {
-		case <-ctx.Done():
-			return nil, nil, Errorf(CodeTimeout, "no live instance of %s before the deadline", snippet(service))
-		case <-wait.C:
-			return nil, nil, err
-		case <-tick.C:
-		}
-		if peer, inst, err = c.pool.Pick(service, exclude...); err == nil {
-			return peer, inst, nil
-		}
-	}
+// NotSent reports whether a transport error means the request never left,
+// so that it is safe to try another instance: the link's queue was full, it
+// was not connected, or the pool had just closed it (the pool closes a link
+// only once no call waits on it, so a closed link means this call found it
+// closed).
+func NotSent(err error) bool {
+	return errors.Is(err, link.ErrOverloaded) || errors.Is(err, link.ErrClosed) || errors.Is(err, link.ErrNotConnected)
 }
 
-// notSent reports whether a transport error means the request never left:
-// the link's queue was full, it was not connected, or the pool had just
-// closed it (the pool closes a link only once no call waits on it, so a
-// closed link means this call found it closed).
-func notSent(err error) bool {
-	if errors.Is(err, link.ErrOverloaded) || errors.Is(err, link.ErrClosed) {
-		return true
-	}
-	// link has no distinct error for "not connected" yet (it wraps
-	// ErrUnavailable like a death after sending); its text is stable.
-	return errors.Is(err, link.ErrUnavailable) && strings.HasSuffix(err.Error(), " not connected")
-}
-
-// notRun reports whether an error reply guarantees that the handler did not
-// run: the instance is draining or at capacity.
-func notRun(rep *platformpb.Envelope) bool {
+// NotRun reports whether an error reply guarantees that the handler did not
+// run, so that it is safe to try another instance: the instance is
+// draining, closing or at capacity.
+func NotRun(rep *platformpb.Envelope) bool {
 	switch rep.GetErrorCode() {
 	case CodeOverloaded:
 		return true

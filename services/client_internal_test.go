@@ -17,20 +17,20 @@ func TestNotSent(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_, err := p.Call(ctx, &platformpb.Envelope{Method: "echo.Echo"})
-	if !notSent(err) {
-		t.Errorf("a call on a link that never connected: notSent(%v) = false", err)
+	if !NotSent(err) {
+		t.Errorf("a call on a link that never connected: NotSent(%v) = false", err)
 	}
 	_ = p.Close()
 	_, err = p.Call(ctx, &platformpb.Envelope{Method: "echo.Echo"})
-	if !notSent(err) {
-		t.Errorf("a call on a closed link: notSent(%v) = false", err)
+	if !NotSent(err) {
+		t.Errorf("a call on a closed link: NotSent(%v) = false", err)
 	}
 	for _, err := range []error{
 		link.ErrOverloaded,
 		fmt.Errorf("x: %w", link.ErrOverloaded),
 	} {
-		if !notSent(err) {
-			t.Errorf("notSent(%v) = false", err)
+		if !NotSent(err) {
+			t.Errorf("NotSent(%v) = false", err)
 		}
 	}
 	for _, err := range []error{
@@ -38,8 +38,8 @@ func TestNotSent(t *testing.T) {
 		link.ErrTimeout,
 		context.Canceled,
 	} {
-		if notSent(err) {
-			t.Errorf("notSent(%v) = true: it may have run", err)
+		if NotSent(err) {
+			t.Errorf("NotSent(%v) = true: it may have run", err)
 		}
 	}
 }
@@ -57,8 +57,8 @@ func TestNotRun(t *testing.T) {
 		{CodeInternal, "handler panicked", false},
 	}
 	for _, tt := range tests {
-		if got := notRun(&platformpb.Envelope{ErrorCode: tt.code, ErrorMessage: tt.msg}); got != tt.want {
-			t.Errorf("notRun(%s: %s) = %v", tt.code, tt.msg, got)
+		if got := NotRun(&platformpb.Envelope{ErrorCode: tt.code, ErrorMessage: tt.msg}); got != tt.want {
+			t.Errorf("NotRun(%s: %s) = %v", tt.code, tt.msg, got)
 		}
 	}
 }

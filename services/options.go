@@ -2,9 +2,10 @@ package services
 
 import (
 	"fmt"
-	"github.com/noonhq/noon/yellow"
 	"strings"
 	"time"
+
+	"github.com/noonhq/noon/yellow"
 )
 
 // Service kinds, the values of Options.Kind.

@@ -2,6 +2,7 @@ package services
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
@@ -120,8 +121,8 @@ func (p *Pool) awaitSync() {
 	}
 }
 
-// synced reports whether the pool has had a first view from some yellow.
-func (p *Pool) synced() bool { return p.isSynced.Load() }
+// Synced reports whether the pool has had a first view from some yellow.
+func (p *Pool) Synced() bool { return p.isSynced.Load() }
 
 // Watcher returns the yellow watcher the pool follows.
 func (p *Pool) Watcher() *yellow.Watcher { return p.w }
@@ -225,9 +226,9 @@ func (p *Pool) retire(peer *link.Peer) {
 	}
 }
 
-// hasCandidate reports whether service has a ready instance, not in
+// HasCandidate reports whether service has a ready instance, not in
 // exclude nor marked draining, whatever the state of its link.
-func (p *Pool) hasCandidate(service string, exclude []string) bool {
+func (p *Pool) HasCandidate(service string, exclude ...string) bool {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	for _, inst := range p.view[service] {
@@ -237,6 +238,45 @@ func (p *Pool) hasCandidate(service string, exclude []string) bool {
 		}
 	}
 	return false
+}
+
+// pickPoll is how often PickWait looks again: links come up within
+// milliseconds of an instance appearing.
+const pickPoll = 2 * time.Millisecond
+
+// PickWait is Pick that waits, up to wait and never past ctx, while the pool
+// has no first view yet or the links to the listed instances are still
+// coming up (a process that just started, an instance that just appeared).
+// With nothing listed that could come up it returns Pick's error at once;
+// at ctx's deadline, "timeout: no live instance of <service> before the
+// deadline".
+func (p *Pool) PickWait(ctx context.Context, service string, wait time.Duration, exclude ...string) (*link.Peer, *platformpb.Instance, error) {
+	peer, inst, err := p.Pick(service, exclude...)
+	if err == nil {
+		return peer, inst, nil
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	tick := time.NewTicker(pickPoll)
+	defer tick.Stop()
+	for {
+		if p.Synced() && !p.HasCandidate(service, exclude...) {
+			return nil, nil, err // nothing listed that could come up
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil, nil, Errorf(CodeTimeout, "no live instance of %s before the deadline", snippet(service))
+			}
+			return nil, nil, err
+		case <-timer.C:
+			return nil, nil, err
+		case <-tick.C:
+		}
+		if peer, inst, err = p.Pick(service, exclude...); err == nil {
+			return peer, inst, nil
+		}
+	}
 }
 
 // Instances returns the records of service's instances, sorted by id,

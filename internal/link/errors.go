@@ -22,6 +22,11 @@ var (
 	// was dropped.
 	ErrOverloaded = fmt.Errorf("link: send queue full: %w", ErrUnavailable)
 
+	// ErrNotConnected means the Peer's link was not up, so the request was
+	// not sent at all; it is returned together with ErrUnavailable
+	// (errors.Is holds for both), and retrying elsewhere is safe.
+	ErrNotConnected = errors.New("not connected")
+
 	// ErrTimeout means the caller's deadline passed before a reply arrived.
 	// Errors returned for it also match context.DeadlineExceeded.
 	ErrTimeout = errors.New("link: deadline exceeded")

@@ -231,7 +231,7 @@ func (p *Peer) Call(ctx context.Context, req *platformpb.Envelope) (*platformpb.
 		if p.epErr != nil {
 			return nil, fmt.Errorf("%w: %w", ErrUnavailable, p.epErr)
 		}
-		return nil, fmt.Errorf("%w: %s not connected", ErrUnavailable, p.endpoint)
+		return nil, fmt.Errorf("%w: %s %w", ErrUnavailable, p.endpoint, ErrNotConnected)
 	}
 	deadline, _ := ctx.Deadline()
 	id := p.nextID.Add(1)
