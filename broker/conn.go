@@ -5,6 +5,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/noonhq/noon/internal/logging"
+
 	"github.com/noonhq/noon/edge"
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	"github.com/noonhq/noon/services"
@@ -213,10 +215,4 @@ func containsString(list []string, s string) bool {
 }
 
 // snippet bounds what of an untrusted string goes into a log or an error.
-func snippet(s string) string {
-	const n = 64
-	if len(s) > n {
-		return s[:n] + "..."
-	}
-	return s
-}
+func snippet(s string) string { return logging.Truncate(s, 64) }

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/noonhq/noon/internal/logging"
+
 	"github.com/noonhq/noon/yellow"
 )
 
@@ -146,10 +148,4 @@ func (o Options) Validate() error {
 	return nil
 }
 
-func snippet(s string) string {
-	const max = 64
-	if len(s) > max {
-		return s[:max] + "..."
-	}
-	return s
-}
+func snippet(s string) string { return logging.Truncate(s, 64) }

@@ -90,3 +90,12 @@ func TestSnippet(t *testing.T) {
 		}
 	}
 }
+
+func TestTruncate(t *testing.T) {
+	if got := Truncate("abcdef", 3); got != "abc..." {
+		t.Errorf("Truncate = %q", got)
+	}
+	if got := Truncate("abc", 3); got != "abc" {
+		t.Errorf("Truncate = %q", got)
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/noonhq/noon/internal/logging"
+
 	echopb "github.com/noonhq/noon/idl/gen/echo"
 	"github.com/noonhq/noon/services"
 )
@@ -74,10 +76,4 @@ func handleFail(_ context.Context, _ *services.Session, req *echopb.FailRequest)
 }
 
 // snippet bounds what of a client's string goes into an error.
-func snippet(s string) string {
-	const max = 32
-	if len(s) > max {
-		return s[:max] + "..."
-	}
-	return s
-}
+func snippet(s string) string { return logging.Truncate(s, 32) }

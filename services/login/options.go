@@ -1,11 +1,12 @@
 package login
 
 import (
-	"fmt"
 	"log/slog"
 	"net"
 	"strings"
 	"time"
+
+	"github.com/noonhq/noon/internal/logging"
 
 	"github.com/noonhq/noon/internal/config"
 	"github.com/noonhq/noon/internal/metrics"
@@ -310,10 +311,4 @@ func (o Options) warnings(log *slog.Logger) {
 }
 
 // snippet bounds what of a bad value goes into an error or a log.
-func snippet(s string) string {
-	const max = 64
-	if len(s) > max {
-		return fmt.Sprintf("%s...", s[:max])
-	}
-	return s
-}
+func snippet(s string) string { return logging.Truncate(s, 64) }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 
+	"github.com/noonhq/noon/internal/logging"
+
 	roompb "github.com/noonhq/noon/idl/gen/room"
 	"github.com/noonhq/noon/internal/thriftx"
 	"github.com/noonhq/noon/services"
@@ -246,10 +248,4 @@ func (s *Service) handleList(ctx context.Context, _ *services.Session, req *room
 }
 
 // snippet bounds what of a client's string goes into an error or a log.
-func snippet(s string) string {
-	const max = 32
-	if len(s) > max {
-		return s[:max] + "..."
-	}
-	return s
-}
+func snippet(s string) string { return logging.Truncate(s, 32) }
