@@ -367,6 +367,21 @@ func TestClusterBrokerFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	// The brokers are listed; wait until the session's broker also routes
+	// login and echo (those processes register on their own time: login
+	// migrates its schema first).
+	for {
+		var vr login.ValidateReply
+		errL := s.CallThrift(ctx, "login.Validate", &login.ValidateRequest{SessionToken: "none"}, &vr)
+		_, errE := s.Call(ctx, "echo.Echo", []byte("up?"))
+		if errL == nil && errE == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("login and echo never became routable: %v, %v", errL, errE)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	user := "fo" + strings.ReplaceAll(testenv.UniqueID(t), "t", "")[:12]
 	if err := s.CallThrift(ctx, "login.Register", &login.RegisterRequest{Username: user, Password: "correct-horse"}, &login.RegisterReply{}); err != nil {
 		t.Fatalf("register: %v", err)
