@@ -47,15 +47,12 @@ import (
 	"github.com/noonhq/noon/internal/link"
 	"github.com/noonhq/noon/internal/metrics"
 	"github.com/noonhq/noon/services"
+	"github.com/noonhq/noon/wire"
 	"github.com/noonhq/noon/yellow"
 )
 
 // ServiceName is the broker's service name in yellow.
 const ServiceName = "broker"
-
-// ProtocolVersion is the client protocol version the broker speaks, sent in
-// edge.HelloReply.
-const ProtocolVersion = 1
 
 // ErrClosed is returned by Main after Exit (or when called twice).
 var ErrClosed = errors.New("broker: closed")
@@ -151,9 +148,9 @@ func New(opts Options, log *slog.Logger, sink metrics.Sink) (*Broker, error) {
 	b.advertise = opts.Advertise
 	if b.advertise == "" {
 		if a := b.edge.TCPAddr(); a != nil {
-			b.advertise = advertiseFrom(a)
+			b.advertise = wire.DialAddr(a.String())
 		} else {
-			b.advertise = advertiseFrom(b.edge.WSAddr())
+			b.advertise = wire.DialAddr(b.edge.WSAddr().String())
 		}
 	}
 	advHost, _, _ := net.SplitHostPort(b.advertise)

@@ -14,6 +14,7 @@ import (
 	"github.com/noonhq/noon/internal/placement"
 	"github.com/noonhq/noon/internal/thriftx"
 	"github.com/noonhq/noon/services"
+	"github.com/noonhq/noon/wire"
 )
 
 // TestPipelinedOrder sends 1,000 pipelined echo.Sleep requests of different
@@ -137,7 +138,7 @@ func TestAuth(t *testing.T) {
 
 			c := dial(t, b, tr)
 			hr := c.hello(false, "")
-			if hr.ProtocolVersion != broker.ProtocolVersion || hr.BrokerID != b.ID() || hr.SessionID == "" ||
+			if hr.ProtocolVersion != wire.ProtocolVersion || hr.BrokerID != b.ID() || hr.SessionID == "" ||
 				hr.MaxFrame != 1<<20 || hr.MaxInFlight != 64 || hr.UserID != nil {
 				t.Fatalf("hello reply %+v", hr)
 			}
@@ -186,7 +187,7 @@ func TestAuth(t *testing.T) {
 				t.Fatalf("hello with a bad token: user %q", *hr3.UserID)
 			}
 			c3.callErr("game.Whoami", nil, "unauthenticated: game.Whoami requires login")
-			if m := c3.call(broker.MethodHello, []byte{0xff, 0xff}); !strings.HasPrefix(m.first, "bad_request: edge.Hello: ") {
+			if m := c3.call(wire.MethodHello, []byte{0xff, 0xff}); !strings.HasPrefix(m.first, "bad_request: edge.Hello: ") {
 				t.Fatalf("garbage hello: %q", m.first)
 			}
 		})

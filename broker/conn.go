@@ -5,11 +5,10 @@ import (
 	"errors"
 	"time"
 
-	"github.com/noonhq/noon/internal/logging"
+	"github.com/noonhq/noon/wire"
 
 	"github.com/noonhq/noon/edge"
 	"github.com/noonhq/noon/idl/gen/platformpb"
-	"github.com/noonhq/noon/services"
 )
 
 // errDraining refuses connections opened while the broker drains.
@@ -60,12 +59,12 @@ func (b *Broker) Request(ctx context.Context, c *edge.Conn, method string, paylo
 	full, rt, ok := b.routes.Resolve(method)
 	if !ok || s == nil {
 		b.m.unknown.Inc()
-		return nil, services.Errorf(services.CodeUnknownMethod, "%s", method)
+		return nil, wire.Errorf(wire.CodeUnknownMethod, "%s", method)
 	}
 	rm := b.m.route(rt.Prefix)
 	if !rt.Public && !c.Authenticated() {
-		rm.result(services.CodeUnauthenticated).Inc()
-		return nil, services.Errorf(services.CodeUnauthenticated, "%s requires login", full)
+		rm.result(wire.CodeUnauthenticated).Inc()
+		return nil, wire.Errorf(wire.CodeUnauthenticated, "%s requires login", full)
 	}
 	r := &request{c: c, s: s, method: full, route: rt, payload: payload, timeout: rt.Timeout}
 	if r.timeout == 0 {
@@ -90,14 +89,14 @@ func (b *Broker) Request(ctx context.Context, c *edge.Conn, method string, paylo
 		if rep != nil {
 			b.apply(r, rep)
 			if err == nil {
-				err = services.FromEnvelope(rep)
+				err = wire.FromEnvelope(rep)
 			}
 			if err == nil {
 				out = rep.GetPayload()
 			}
 		}
 	}
-	code := services.CodeOf(err)
+	code := wire.CodeOf(err)
 	if err == nil {
 		code = "ok"
 	}
@@ -109,10 +108,10 @@ func (b *Broker) Request(ctx context.Context, c *edge.Conn, method string, paylo
 // local serves the broker's own methods.
 func (b *Broker) local(ctx context.Context, r *request) ([]byte, error) {
 	switch r.method {
-	case MethodHello:
+	case wire.MethodHello:
 		return b.hello(ctx, r)
 	}
-	return nil, services.Errorf(services.CodeUnknownMethod, "%s", r.method)
+	return nil, wire.Errorf(wire.CodeUnknownMethod, "%s", r.method)
 }
 
 // envelope builds the request envelope for r.
@@ -126,14 +125,14 @@ func (b *Broker) envelope(r *request) *platformpb.Envelope {
 }
 
 // apply makes a reply's session changes: bindings of the keys the route may
-// set (its stateful Key, its Binds, and UserKey on an Authenticates route,
+// set (its stateful Key, its Binds, and wire.KeyUser on an Authenticates route,
 // which logs the connection in) and push subscriptions. Anything else is
 // ignored, counted and logged.
 func (b *Broker) apply(r *request, rep *platformpb.Envelope) {
 	for _, bd := range rep.GetBindings() {
 		key, value := bd.GetKey(), bd.GetValue()
 		switch {
-		case key == UserKey && r.route.Authenticates:
+		case key == wire.KeyUser && r.route.Authenticates:
 			if bd.GetUnset() {
 				// The user logged out: the connection is logged out too.
 				if value == "" || value == r.c.UserID() {
@@ -148,7 +147,7 @@ func (b *Broker) apply(r *request, rep *platformpb.Envelope) {
 			}
 			r.c.Authenticate(value)
 			r.s.setUser(b.hub, value)
-		case key != UserKey && (key == r.route.Key && key != "" || containsString(r.route.Binds, key)):
+		case key != wire.KeyUser && (key == r.route.Key && key != "" || containsString(r.route.Binds, key)):
 			if bd.GetUnset() {
 				r.s.unbind(b.hub, key)
 				continue
@@ -176,12 +175,12 @@ func (b *Broker) apply(r *request, rep *platformpb.Envelope) {
 		}
 		if !validTopic(topic) {
 			b.m.ignoredSubs.Inc()
-			b.log.Warn("broker: ignored subscription: bad topic", "method", r.method, "sender", rep.GetSender(), "topic", snippet(topic))
+			b.log.Warn("broker: ignored subscription: bad topic", "method", r.method, "sender", rep.GetSender(), "topic", wire.Snippet(topic))
 			continue
 		}
 		if !r.s.subscribe(b.hub, topic) {
 			b.m.ignoredSubs.Inc()
-			b.log.Warn("broker: ignored subscription: too many topics", "method", r.method, "conn", r.c.ID(), "topic", snippet(topic))
+			b.log.Warn("broker: ignored subscription: too many topics", "method", r.method, "conn", r.c.ID(), "topic", wire.Snippet(topic))
 		}
 	}
 }
@@ -189,7 +188,7 @@ func (b *Broker) apply(r *request, rep *platformpb.Envelope) {
 // ignoreBinding counts and logs a binding a reply may not make.
 func (b *Broker) ignoreBinding(r *request, key, why string) {
 	b.m.ignoredBindings.Inc()
-	b.log.Warn("broker: ignored binding", "why", why, "method", r.method, "key", snippet(key), "conn", r.c.ID())
+	b.log.Warn("broker: ignored binding", "why", why, "method", r.method, "key", wire.Snippet(key), "conn", r.c.ID())
 }
 
 // validTopic checks a topic as the link layer will: 1..1024 bytes, no NUL.
@@ -213,6 +212,3 @@ func containsString(list []string, s string) bool {
 	}
 	return false
 }
-
-// snippet bounds what of an untrusted string goes into a log or an error.
-func snippet(s string) string { return logging.Truncate(s, 64) }

@@ -10,6 +10,7 @@ import (
 	edgepb "github.com/noonhq/noon/idl/gen/edge"
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	"github.com/noonhq/noon/internal/thriftx"
+	"github.com/noonhq/noon/wire"
 )
 
 // drainPoll is how often Drain checks whether the clients have left during
@@ -90,7 +91,7 @@ func (b *Broker) pushDraining(c *edge.Conn) {
 	if err != nil {
 		return
 	}
-	c.Push(EventDraining, payload)
+	c.Push(wire.EventDraining, payload)
 }
 
 // Draining reports whether Drain was called.

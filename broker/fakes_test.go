@@ -16,6 +16,7 @@ import (
 	loginpb "github.com/noonhq/noon/idl/gen/login"
 	"github.com/noonhq/noon/internal/placement"
 	"github.com/noonhq/noon/services"
+	"github.com/noonhq/noon/wire"
 )
 
 // The test services: a fake login (login.Login binds the user; tokens are
@@ -28,7 +29,7 @@ func loginHandlers() map[string]services.HandlerFunc {
 	return map[string]services.HandlerFunc{
 		"login.Login": services.Typed(loginpb.NewLoginRequest, func(_ context.Context, s *services.Session, req *loginpb.LoginRequest) (*loginpb.LoginReply, error) {
 			if req.Password != "pw" {
-				return nil, services.NewError(services.CodeUnauthenticated, "wrong username or password")
+				return nil, wire.NewError(wire.CodeUnauthenticated, "wrong username or password")
 			}
 			s.Bind("user", req.Username)
 			return &loginpb.LoginReply{UserID: req.Username, Nickname: req.Username, SessionToken: "tok-" + req.Username}, nil
@@ -106,7 +107,7 @@ func mustStartKV(t testing.TB, rdb redis.UniversalClient, y *testYellow) *kvServ
 		_, err := l.Acquire(ctx, key)
 		var held *placement.HeldError
 		if errors.As(err, &held) {
-			return services.NewError(services.CodeMoved, held.Owner)
+			return wire.NewError(wire.CodeMoved, held.Owner)
 		}
 		return err
 	}
@@ -114,7 +115,7 @@ func mustStartKV(t testing.TB, rdb redis.UniversalClient, y *testYellow) *kvServ
 		"kv.Open": func(ctx context.Context, s *services.Session, p []byte) ([]byte, error) {
 			key := string(p)
 			if key == "" {
-				return nil, services.NewError(services.CodeBadRequest, "empty key")
+				return nil, wire.NewError(wire.CodeBadRequest, "empty key")
 			}
 			if err := own(ctx, key); err != nil {
 				return nil, err
@@ -125,7 +126,7 @@ func mustStartKV(t testing.TB, rdb redis.UniversalClient, y *testYellow) *kvServ
 		"kv.Incr": func(ctx context.Context, s *services.Session, _ []byte) ([]byte, error) {
 			key := s.Binding("kv")
 			if key == "" {
-				return nil, services.NewError(services.CodeBadRequest, "no kv bound")
+				return nil, wire.NewError(wire.CodeBadRequest, "no kv bound")
 			}
 			if err := own(ctx, key); err != nil {
 				return nil, err

@@ -3,10 +3,9 @@ package broker
 import (
 	"context"
 
-	edgepb "github.com/noonhq/noon/idl/gen/edge"
 	loginpb "github.com/noonhq/noon/idl/gen/login"
 	"github.com/noonhq/noon/internal/thriftx"
-	"github.com/noonhq/noon/services"
+	"github.com/noonhq/noon/wire"
 )
 
 // maxResumeToken bounds a resume token: login's tokens are 256 random bits
@@ -20,20 +19,14 @@ const maxResumeToken = 1 << 10
 // An invalid token is not an error: the reply simply carries no user id and
 // the client logs in again.
 func (b *Broker) hello(ctx context.Context, r *request) ([]byte, error) {
-	req := edgepb.NewHelloRequest()
-	if err := thriftx.Unmarshal(r.payload, req); err != nil {
-		return nil, services.Errorf(services.CodeBadRequest, "%s: %v", MethodHello, err)
+	req, rep, err := b.edge.Hello(r.c, r.payload)
+	if err != nil {
+		return nil, err
 	}
-	rep := &edgepb.HelloReply{
-		ProtocolVersion: ProtocolVersion,
-		SessionID:       r.c.ID(),
-		BrokerID:        b.id,
-		MaxFrame:        int32(b.opts.Edge.MaxFrame),
-		MaxInFlight:     int32(b.opts.Edge.MaxInFlight),
-	}
+	rep.BrokerID = b.id
 	if tok := req.GetResumeToken(); tok != "" {
 		if len(tok) > maxResumeToken {
-			return nil, services.Errorf(services.CodeBadRequest, "%s: resume_token longer than %d bytes", MethodHello, maxResumeToken)
+			return nil, wire.Errorf(wire.CodeBadRequest, "%s: resume_token longer than %d bytes", wire.MethodHello, maxResumeToken)
 		}
 		user, err := b.validate(ctx, r, tok)
 		if err != nil {
@@ -53,7 +46,7 @@ func (b *Broker) hello(ctx context.Context, r *request) ([]byte, error) {
 	}
 	out, err := thriftx.Marshal(rep)
 	if err != nil {
-		return nil, services.Errorf(services.CodeInternal, "encoding %s reply: %v", MethodHello, err)
+		return nil, wire.Errorf(wire.CodeInternal, "encoding %s reply: %v", wire.MethodHello, err)
 	}
 	return out, nil
 }
@@ -63,23 +56,23 @@ func (b *Broker) hello(ctx context.Context, r *request) ([]byte, error) {
 func (b *Broker) validate(ctx context.Context, hr *request, token string) (string, error) {
 	method, rt, ok := b.routes.Resolve(b.opts.AuthValidateMethod)
 	if !ok || rt.Kind == KindLocal {
-		return "", services.Errorf(services.CodeInternal, "no route for %s", b.opts.AuthValidateMethod)
+		return "", wire.Errorf(wire.CodeInternal, "no route for %s", b.opts.AuthValidateMethod)
 	}
 	payload, err := thriftx.Marshal(&loginpb.ValidateRequest{SessionToken: token})
 	if err != nil {
-		return "", services.Errorf(services.CodeInternal, "encoding %s: %v", method, err)
+		return "", wire.Errorf(wire.CodeInternal, "encoding %s: %v", method, err)
 	}
 	r := &request{c: hr.c, s: hr.s, method: method, route: rt, payload: payload, timeout: hr.timeout}
 	rep, err := b.callStateless(ctx, r)
 	if err != nil {
 		return "", err
 	}
-	if err := services.FromEnvelope(rep); err != nil {
+	if err := wire.FromEnvelope(rep); err != nil {
 		return "", err
 	}
 	var vr loginpb.ValidateReply
 	if err := thriftx.Unmarshal(rep.GetPayload(), &vr); err != nil {
-		return "", services.Errorf(services.CodeInternal, "decoding %s reply: %v", method, err)
+		return "", wire.Errorf(wire.CodeInternal, "decoding %s reply: %v", method, err)
 	}
 	if !vr.GetValid() || vr.GetUserID() == "" || len(vr.GetUserID()) > maxUserID {
 		return "", nil

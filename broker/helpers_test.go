@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/noonhq/noon/internal/testenv"
+	"github.com/noonhq/noon/wire"
 
 	"github.com/apache/thrift/lib/go/thrift"
 	"github.com/coder/websocket"
@@ -389,12 +390,12 @@ func (c *client) callErr(method string, payload []byte, want string) {
 // hello sends edge.Hello and decodes the reply.
 func (c *client) hello(push bool, token string) *edgepb.HelloReply {
 	c.t.Helper()
-	req := &edgepb.HelloRequest{ProtocolVersion: broker.ProtocolVersion, Push: push}
+	req := &edgepb.HelloRequest{ProtocolVersion: wire.ProtocolVersion, Push: push}
 	if token != "" {
 		req.ResumeToken = &token
 	}
 	var rep edgepb.HelloReply
-	decode(c.t, c.callOK(broker.MethodHello, encode(c.t, req)), &rep)
+	decode(c.t, c.callOK(wire.MethodHello, encode(c.t, req)), &rep)
 	return &rep
 }
 

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
-	"github.com/noonhq/noon/services"
+	"github.com/noonhq/noon/wire"
 )
 
 // MethodInfo is the control socket's method: its reply payload is the
@@ -72,12 +72,12 @@ func (b *Broker) control(_ context.Context, req *platformpb.Envelope, reply func
 	case MethodInfo:
 		out, err := json.Marshal(b.Info())
 		if err != nil {
-			rep.ErrorCode, rep.ErrorMessage = services.CodeInternal, err.Error()
+			rep.ErrorCode, rep.ErrorMessage = wire.CodeInternal, err.Error()
 		} else {
 			rep.Payload = out
 		}
 	default:
-		rep.ErrorCode, rep.ErrorMessage = services.CodeUnknownMethod, snippet(req.GetMethod())
+		rep.ErrorCode, rep.ErrorMessage = wire.CodeUnknownMethod, wire.Snippet(req.GetMethod())
 	}
 	reply(rep)
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/noonhq/noon/edge"
 	"github.com/noonhq/noon/internal/config"
+	"github.com/noonhq/noon/wire"
 	"github.com/noonhq/noon/yellow"
 )
 
@@ -171,7 +172,7 @@ func validateAdvertise(addr string) error {
 	if err != nil || host == "" {
 		return config.FieldError{Field: "advertise", Msg: fmt.Sprintf("must be host:port, got %q", addr)}
 	}
-	if isWildcard(host) {
+	if wire.IsWildcard(host) {
 		return config.FieldError{Field: "advertise", Msg: fmt.Sprintf("must be a host clients can dial, not a wildcard, got %q", addr)}
 	}
 	if err := config.HostPort("advertise", addr); err != nil {
@@ -183,40 +184,17 @@ func validateAdvertise(addr string) error {
 	return nil
 }
 
-// isWildcard reports whether host means "every interface".
-func isWildcard(host string) bool {
-	if host == "" || host == "*" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsUnspecified()
-}
-
-// advertiseFrom derives the address clients dial from a bound listener
-// address: a wildcard host becomes 127.0.0.1.
-func advertiseFrom(bound net.Addr) string {
-	host, port, err := net.SplitHostPort(bound.String())
-	if err != nil {
-		return bound.String()
-	}
-	if isWildcard(host) {
-		host = "127.0.0.1"
-	}
-	return net.JoinHostPort(host, port)
-}
-
 // advertiseEndpoint returns the endpoint others dial for a bound ZeroMQ
 // endpoint: a wildcard host becomes host.
 func advertiseEndpoint(bound, host string) string {
-	rest, ok := strings.CutPrefix(bound, "tcp://")
-	if !ok {
+	if h, _, err := wire.SplitEndpoint(bound); err != nil || !wire.IsWildcard(h) {
 		return bound
 	}
-	h, port, err := net.SplitHostPort(rest)
-	if err != nil || !isWildcard(h) {
+	ep, err := wire.Advertised(bound, host)
+	if err != nil {
 		return bound
 	}
-	return "tcp://" + net.JoinHostPort(host, port)
+	return ep
 }
 
 // RouteTable returns the checked route table of the options, with the

@@ -19,7 +19,7 @@ import (
 	loginpb "github.com/noonhq/noon/idl/gen/login"
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	"github.com/noonhq/noon/internal/link"
-	"github.com/noonhq/noon/services"
+	"github.com/noonhq/noon/wire"
 	"github.com/noonhq/noon/yellow"
 )
 
@@ -164,7 +164,7 @@ func TestDrain(t *testing.T) {
 				drained <- b.Drain(ctx)
 			}()
 			m, ok := c.waitPush(waitLong)
-			if !ok || m.first != "@"+broker.EventDraining {
+			if !ok || m.first != "@"+wire.EventDraining {
 				t.Fatalf("push %q (ok %v), want @edge.Draining", m.first, ok)
 			}
 			var d edgepb.Draining
@@ -246,7 +246,7 @@ func TestControl(t *testing.T) {
 	defer cancel()
 	rep, err := p.Call(ctx, &platformpb.Envelope{Method: broker.MethodInfo})
 	if err != nil || rep.GetErrorCode() != "" {
-		t.Fatalf("broker.Info: %v %v", err, services.FromEnvelope(rep))
+		t.Fatalf("broker.Info: %v %v", err, wire.FromEnvelope(rep))
 	}
 	var info broker.Info
 	if err := json.Unmarshal(rep.GetPayload(), &info); err != nil {
@@ -256,7 +256,7 @@ func TestControl(t *testing.T) {
 		t.Fatalf("info %+v", info)
 	}
 	rep, err = p.Call(ctx, &platformpb.Envelope{Method: "broker.Nope"})
-	if err != nil || rep.GetErrorCode() != services.CodeUnknownMethod {
+	if err != nil || rep.GetErrorCode() != wire.CodeUnknownMethod {
 		t.Fatalf("broker.Nope: %v %v", err, rep)
 	}
 	if err := b.Health(); err != nil {
@@ -287,9 +287,9 @@ func TestSlowConsumer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer slow.close()
-	hello := encode(t, &edgepb.HelloRequest{ProtocolVersion: broker.ProtocolVersion, Push: true})
+	hello := encode(t, &edgepb.HelloRequest{ProtocolVersion: wire.ProtocolVersion, Push: true})
 	for _, req := range [][]byte{
-		frame.AppendRequest(nil, broker.MethodHello, hello),
+		frame.AppendRequest(nil, wire.MethodHello, hello),
 		frame.AppendRequest(nil, "login.Login", loginPayload(t, "u2", "pw")),
 		frame.AppendRequest(nil, "game.Sub", []byte("flood")),
 	} {

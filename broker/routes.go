@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/noonhq/noon/internal/config"
+	"github.com/noonhq/noon/wire"
 )
 
 // Route kinds, the values of Route.Kind.
@@ -24,21 +25,6 @@ const (
 	KindLocal = "local"
 )
 
-// UserKey is the binding key that authenticates a connection: a reply of
-// an Authenticates route that binds user = <id> logs the connection in as
-// <id>.
-const UserKey = "user"
-
-// Local methods, answered by the broker itself.
-const (
-	// MethodHello is the first request of a connection: protocol version,
-	// push opt-in, optional session resume (edge.HelloRequest).
-	MethodHello = "edge.Hello"
-	// EventDraining is the push type (sent as "@edge.Draining", payload
-	// edge.Draining{grace_ms}) telling clients to move to another broker.
-	EventDraining = "edge.Draining"
-)
-
 // Limits of the route table.
 const (
 	// maxRoutes bounds the route table: a platform has a few dozen
@@ -47,12 +33,6 @@ const (
 	// maxAliases bounds the aliases: pandaparty has a few dozen bare
 	// method names.
 	maxAliases = 1000
-	// maxMethodLen is the longest route prefix or alias, the edge's
-	// default method limit (frame.DefaultMaxMethod): a longer one could
-	// never arrive.
-	maxMethodLen = 128
-	// maxKeyLen bounds a binding key name: keys are short words ("room").
-	maxKeyLen = 64
 )
 
 // Route says which service serves the methods matching Prefix, how, and
@@ -78,7 +58,7 @@ type Route struct {
 	Timeout time.Duration `yaml:"timeout,omitempty" json:"timeout_ns,omitempty"`
 	// Public routes may be called before the connection authenticates.
 	Public bool `yaml:"public,omitempty" json:"public,omitempty"`
-	// Authenticates lets the route's replies bind UserKey, which logs the
+	// Authenticates lets the route's replies bind wire.KeyUser, which logs the
 	// connection in: only the login service's routes should have it.
 	Authenticates bool `yaml:"authenticates,omitempty" json:"authenticates,omitempty"`
 }
@@ -163,13 +143,13 @@ func NewRouteTable(routes []Route, aliases map[string]string) (*RouteTable, erro
 		target := aliases[name]
 		field := "aliases." + name
 		switch {
-		case name == "" || len(name) > maxMethodLen:
-			errs.Addf("aliases", "alias names must be 1..%d bytes, got %q", maxMethodLen, name)
+		case name == "" || len(name) > wire.MaxMethodLen:
+			errs.Addf("aliases", "alias names must be 1..%d bytes, got %q", wire.MaxMethodLen, name)
 			continue
 		case strings.Contains(name, "."):
 			errs.Addf(field, "an alias is a bare name without \".\"; %q would shadow a method", name)
 			continue
-		case !validMethod(target):
+		case !wire.ValidMethod(target):
 			errs.Addf(field, "target must be <service>.<Method>, got %q", target)
 			continue
 		}
@@ -191,18 +171,18 @@ func (r Route) validate() error {
 	switch {
 	case r.Prefix == "":
 		errs.Addf("prefix", "must not be empty")
-	case len(r.Prefix) > maxMethodLen:
-		errs.Addf("prefix", "at most %d bytes, got %d", maxMethodLen, len(r.Prefix))
+	case len(r.Prefix) > wire.MaxMethodLen:
+		errs.Addf("prefix", "at most %d bytes, got %d", wire.MaxMethodLen, len(r.Prefix))
 	case strings.HasSuffix(r.Prefix, "."):
-		if !validName(strings.TrimSuffix(r.Prefix, ".")) {
+		if !wire.ValidName(strings.TrimSuffix(r.Prefix, ".")) {
 			errs.Addf("prefix", "must be <service>. or <service>.<Method>, got %q", r.Prefix)
 		}
-	case !validMethod(r.Prefix):
+	case !wire.ValidMethod(r.Prefix):
 		errs.Addf("prefix", "must be <service>. or <service>.<Method>, got %q", r.Prefix)
 	}
 	switch r.Kind {
 	case KindStateless, KindStateful:
-		if !validName(r.Service) {
+		if !wire.ValidName(r.Service) {
 			errs.Addf("service", "must match [a-z][a-z0-9_-]{0,63}, got %q", r.Service)
 		}
 	case KindLocal:
@@ -213,17 +193,17 @@ func (r Route) validate() error {
 		errs.Addf("kind", "must be one of %s|%s|%s, got %q", KindStateless, KindStateful, KindLocal, r.Kind)
 	}
 	if r.Kind == KindStateful {
-		if !validKey(r.Key) {
+		if !wire.ValidName(r.Key) {
 			errs.Addf("key", "a stateful route needs a binding key matching [a-z][a-z0-9_-]{0,63}, got %q", r.Key)
-		} else if r.Key == UserKey {
-			errs.Addf("key", "%q is the login binding, not a stateful key", UserKey)
+		} else if r.Key == wire.KeyUser {
+			errs.Addf("key", "%q is the login binding, not a stateful key", wire.KeyUser)
 		}
 	} else if r.Key != "" {
 		errs.Addf("key", "only stateful routes have a key, got %q on a %s route", r.Key, r.Kind)
 	}
 	for i, k := range r.Binds {
-		if !validKey(k) || k == UserKey {
-			errs.Addf(fmt.Sprintf("binds[%d]", i), "must be a binding key matching [a-z][a-z0-9_-]{0,63} other than %q, got %q", UserKey, k)
+		if !wire.ValidName(k) || k == wire.KeyUser {
+			errs.Addf(fmt.Sprintf("binds[%d]", i), "must be a binding key matching [a-z][a-z0-9_-]{0,63} other than %q, got %q", wire.KeyUser, k)
 		}
 	}
 	if r.Kind == KindLocal && (len(r.Binds) > 0 || r.Authenticates) {
@@ -231,38 +211,6 @@ func (r Route) validate() error {
 	}
 	errs.Add(config.Range("timeout", r.Timeout, 0, maxTimeout))
 	return errs.Err()
-}
-
-// validName checks a service name: [a-z][a-z0-9_-]{0,63} (yellow's rule).
-func validName(s string) bool {
-	if len(s) == 0 || len(s) > 64 || s[0] < 'a' || s[0] > 'z' {
-		return false
-	}
-	for i := 1; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
-// validKey checks a binding key: a service-name-like word.
-func validKey(s string) bool { return len(s) <= maxKeyLen && validName(s) }
-
-// validMethod checks "<service>.<Method>" with a non-empty method of
-// printable ASCII.
-func validMethod(s string) bool {
-	svc, m, ok := strings.Cut(s, ".")
-	if !ok || !validName(svc) || m == "" || len(s) > maxMethodLen {
-		return false
-	}
-	for i := 0; i < len(m); i++ {
-		if m[i] <= ' ' || m[i] > '~' {
-			return false
-		}
-	}
-	return true
 }
 
 // lookup finds the route of a full method name: an exact route, else the

@@ -7,6 +7,7 @@ import (
 
 	"github.com/noonhq/noon/edge"
 	"github.com/noonhq/noon/idl/gen/platformpb"
+	"github.com/noonhq/noon/wire"
 )
 
 // Limits of one session.
@@ -91,7 +92,7 @@ func (s *session) snapshot() (map[string]string, []string) {
 func bindingTopic(key, value string) string { return key + "/" + value }
 
 // userTopic is the push topic of a user: "user/<id>".
-func userTopic(id string) string { return UserKey + "/" + id }
+func userTopic(id string) string { return wire.KeyUser + "/" + id }
 
 // addTopic makes the session want topic; caller holds s.mu. It reports
 // false when the session has maxTopics already.

@@ -10,6 +10,7 @@ import (
 	"github.com/noonhq/noon/internal/link"
 	"github.com/noonhq/noon/internal/placement"
 	"github.com/noonhq/noon/services"
+	"github.com/noonhq/noon/wire"
 )
 
 // Limits of stateful routing.
@@ -149,7 +150,7 @@ func (b *Broker) callStateful(ctx context.Context, r *request) (*platformpb.Enve
 			return nil, b.transportError(ctx, r, inst, err)
 		}
 		switch {
-		case rep.GetErrorCode() == services.CodeUnavailable && rep.GetErrorMessage() == services.DrainingMessage && ctx.Err() == nil:
+		case rep.GetErrorCode() == wire.CodeUnavailable && rep.GetErrorMessage() == wire.DrainingMessage && ctx.Err() == nil:
 			// A draining instance hands its keys over: ask the next one.
 			b.pool.MarkDraining(inst.GetId())
 			dead = appendOnce(dead, inst.GetId())
@@ -160,7 +161,7 @@ func (b *Broker) callStateful(ctx context.Context, r *request) (*platformpb.Enve
 				}
 			}
 			continue
-		case rep.GetErrorCode() != services.CodeMoved:
+		case rep.GetErrorCode() != wire.CodeMoved:
 			if rep.GetErrorCode() == "" && value != "" && rep.GetSender() != "" {
 				b.owners.put(service, value, rep.GetSender())
 			}
@@ -171,12 +172,12 @@ func (b *Broker) callStateful(ctx context.Context, r *request) (*platformpb.Enve
 		b.m.moved.Inc()
 		owner := rep.GetErrorMessage()
 		if owner == "" || owner == inst.GetId() {
-			return nil, services.Errorf(services.CodeInternal, "%s: instance %s answered moved to %q", r.method, inst.GetId(), snippet(owner))
+			return nil, wire.Errorf(wire.CodeInternal, "%s: instance %s answered moved to %q", r.method, inst.GetId(), wire.Snippet(owner))
 		}
 		if !containsString(dead, owner) && b.isLive(service, owner) {
 			hops++
 			if hops > b.opts.MaxHops {
-				return nil, services.Errorf(services.CodeUnavailable, "%s: moved more than %d times", r.method, b.opts.MaxHops)
+				return nil, wire.Errorf(wire.CodeUnavailable, "%s: moved more than %d times", r.method, b.opts.MaxHops)
 			}
 			b.owners.put(service, value, owner)
 			target = owner
@@ -211,12 +212,12 @@ func (b *Broker) callStateful(ctx context.Context, r *request) (*platformpb.Enve
 // passed while its key had no reachable owner.
 func (b *Broker) statefulDeadline(ctx context.Context, r *request, value string) error {
 	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return services.Errorf(services.CodeUnavailable, "%s cancelled: the connection is closing", r.method)
+		return wire.Errorf(wire.CodeUnavailable, "%s cancelled: the connection is closing", r.method)
 	}
 	if value == "" {
-		return services.Errorf(services.CodeTimeout, "%s: no owner reachable within %v", r.method, r.timeout)
+		return wire.Errorf(wire.CodeTimeout, "%s: no owner reachable within %v", r.method, r.timeout)
 	}
-	return services.Errorf(services.CodeTimeout, "%s: no owner of %s %s reachable within %v", r.method, r.route.Key, snippet(value), r.timeout)
+	return wire.Errorf(wire.CodeTimeout, "%s: no owner of %s %s reachable within %v", r.method, r.route.Key, wire.Snippet(value), r.timeout)
 }
 
 // ownerOf returns the instance that should own value: the cached owner if

@@ -8,6 +8,7 @@ import (
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	"github.com/noonhq/noon/internal/link"
 	"github.com/noonhq/noon/services"
+	"github.com/noonhq/noon/wire"
 )
 
 // pickPoll is how often a request waiting for a link re-checks the pool: a
@@ -45,8 +46,8 @@ func (b *Broker) callStateless(ctx context.Context, r *request) (*platformpb.Env
 			}
 			return nil, lastErr
 		}
-		if services.NotRun(rep) && ctx.Err() == nil {
-			if rep.GetErrorCode() == services.CodeUnavailable {
+		if wire.NotRun(rep) && ctx.Err() == nil {
+			if rep.GetErrorCode() == wire.CodeUnavailable {
 				b.pool.MarkDraining(inst.GetId())
 			}
 			lastRep, lastErr = rep, nil
@@ -69,18 +70,18 @@ func (b *Broker) pick(ctx context.Context, service string, exclude []string) (*l
 
 // noInstance is the error for a service with no live instance.
 func noInstance(service string) error {
-	return services.Errorf(services.CodeUnavailable, "no live instance of %s", service)
+	return wire.Errorf(wire.CodeUnavailable, "no live instance of %s", service)
 }
 
 // transportError turns a link error into the client's error.
 func (b *Broker) transportError(ctx context.Context, r *request, inst *platformpb.Instance, err error) error {
 	switch {
 	case errors.Is(err, link.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
-		return services.Errorf(services.CodeTimeout, "%s got no reply within %v", r.method, r.timeout)
+		return wire.Errorf(wire.CodeTimeout, "%s got no reply within %v", r.method, r.timeout)
 	case ctx.Err() != nil:
-		return services.Errorf(services.CodeUnavailable, "%s cancelled: the connection is closing", r.method)
+		return wire.Errorf(wire.CodeUnavailable, "%s cancelled: the connection is closing", r.method)
 	case errors.Is(err, link.ErrTooLarge):
-		return services.Errorf(services.CodeBadRequest, "%s: request too large for the link", r.method)
+		return wire.Errorf(wire.CodeBadRequest, "%s: request too large for the link", r.method)
 	}
-	return services.Errorf(services.CodeUnavailable, "%s: instance %s unreachable: %v", r.method, inst.GetId(), err)
+	return wire.Errorf(wire.CodeUnavailable, "%s: instance %s unreachable: %v", r.method, inst.GetId(), err)
 }

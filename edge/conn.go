@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/noonhq/noon/edge/frame"
+	"github.com/noonhq/noon/wire"
 )
 
 // Conn is one client connection: one client session. The broker keeps its
@@ -192,7 +193,7 @@ func (c *Conn) Push(eventType string, payload []byte) bool {
 	}
 	s := c.srv
 	if 1+len(eventType) > s.lim.MaxErr || frame.MinFrame+1+len(eventType)+len(payload) > s.lim.MaxFrame {
-		s.log.Warn("edge: push too large, dropped", "conn", c.id, "event", truncate(eventType, 64),
+		s.log.Warn("edge: push too large, dropped", "conn", c.id, "event", wire.Snippet(eventType),
 			"payload_bytes", len(payload))
 		return false
 	}
@@ -408,10 +409,10 @@ func (c *Conn) readFailed(err error) {
 	case errors.Is(err, frame.ErrBadFrame):
 		s.stats.badFrames.Add(1)
 		s.log.Debug("edge: bad frame", "conn", c.id, "remote", c.RemoteAddr().String(), "err", err)
-		c.endReading(CodeBadFrame+": "+err.Error(), "bad frame")
+		c.endReading(wire.CodeBadFrame+": "+err.Error(), "bad frame")
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		s.stats.badFrames.Add(1)
-		c.endReading(CodeBadFrame+": "+errTruncated.Error(), "truncated frame")
+		c.endReading(wire.CodeBadFrame+": "+errTruncated.Error(), "truncated frame")
 	case errors.Is(err, io.EOF):
 		c.endReading("", "client closed")
 	case errors.Is(err, os.ErrDeadlineExceeded):
@@ -477,12 +478,12 @@ func (c *Conn) serve(cl *call, method string, payload []byte) {
 	s.inflight.Add(-1)
 	var errStr string
 	if err != nil {
-		errStr = wireError(err, s.lim.MaxErr)
+		errStr = wire.Text(err, s.lim.MaxErr)
 		resp = nil
 	}
 	if n := frame.MinFrame + len(errStr) + len(resp); n > s.lim.MaxFrame {
 		s.log.Warn("edge: reply too large", "conn", c.id, "method", method, "bytes", n)
-		errStr = fmt.Sprintf("%s: reply of %d bytes exceeds the maximum frame of %d bytes", CodeInternal, n, s.lim.MaxFrame)
+		errStr = fmt.Sprintf("%s: reply of %d bytes exceeds the maximum frame of %d bytes", wire.CodeInternal, n, s.lim.MaxFrame)
 		resp = nil
 	}
 	c.mu.Lock()
@@ -502,8 +503,8 @@ func (c *Conn) serve(cl *call, method string, payload []byte) {
 func (c *Conn) request(method string, payload []byte) (resp []byte, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			c.srv.logPanic("request "+truncate(method, 64), c, r)
-			resp, err = nil, errorf(CodeInternal, "panic serving %s", truncate(method, 64))
+			c.srv.logPanic("request "+wire.Snippet(method), c, r)
+			resp, err = nil, wire.Errorf(wire.CodeInternal, "panic serving %s", wire.Snippet(method))
 		}
 	}()
 	return c.srv.h.Request(c.ctx, c, method, payload)

@@ -14,6 +14,7 @@ import (
 	"github.com/noonhq/noon/edge/frame"
 	edgeapi "github.com/noonhq/noon/idl/gen/edge"
 	"github.com/noonhq/noon/internal/thriftx"
+	"github.com/noonhq/noon/wire"
 )
 
 // TestPipelineOrder sends 1,000 pipelined requests with random sleeps on one
@@ -444,8 +445,8 @@ func TestHello(t *testing.T) {
 	s, _ := mustStart(t, func(o *Options) { o.MaxInFlight = 7 })
 	c := dial(t, s, "ws")
 	c.mustCall("auth", "u9", "")
-	req, _ := thriftx.Marshal(&edgeapi.HelloRequest{ProtocolVersion: ProtocolVersion, Push: true})
-	errStr, payload := c.call(MethodHello, string(req))
+	req, _ := thriftx.Marshal(&edgeapi.HelloRequest{ProtocolVersion: wire.ProtocolVersion, Push: true})
+	errStr, payload := c.call(wire.MethodHello, string(req))
 	if errStr != "" {
 		t.Fatal(errStr)
 	}
@@ -461,12 +462,12 @@ func TestHello(t *testing.T) {
 		}
 		return true
 	})
-	if reply.ProtocolVersion != ProtocolVersion || reply.SessionID != id || reply.BrokerID != "b1" ||
+	if reply.ProtocolVersion != wire.ProtocolVersion || reply.SessionID != id || reply.BrokerID != "b1" ||
 		reply.GetUserID() != "u9" || reply.MaxFrame != DefaultMaxFrame || reply.MaxInFlight != 7 {
 		t.Fatalf("reply %v", &reply)
 	}
 	bad, _ := thriftx.Marshal(&edgeapi.HelloRequest{ProtocolVersion: 99})
-	if got, _ := c.call(MethodHello, string(bad)); got != "bad_request: edge.Hello: protocol version 99 not supported, this broker speaks 1" {
+	if got, _ := c.call(wire.MethodHello, string(bad)); got != "bad_request: edge.Hello: protocol version 99 not supported, this broker speaks 1" {
 		t.Fatalf("got %q", got)
 	}
 }
@@ -489,10 +490,10 @@ func TestDrain(t *testing.T) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		drained <- s.Drain(ctx, func(c *Conn) { c.Push(EventDraining, payload) })
+		drained <- s.Drain(ctx, func(c *Conn) { c.Push(wire.EventDraining, payload) })
 	}()
 	for _, c := range conns {
-		c.mustRecv("@"+EventDraining, string(payload))
+		c.mustRecv("@"+wire.EventDraining, string(payload))
 		c.mustRecv("", "200")
 		c.expectClosed(2 * time.Second)
 	}

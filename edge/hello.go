@@ -3,20 +3,7 @@ package edge
 import (
 	edgeapi "github.com/noonhq/noon/idl/gen/edge"
 	"github.com/noonhq/noon/internal/thriftx"
-)
-
-// The broker's own client-facing methods and events (idl/edge.thrift).
-const (
-	// MethodHello is the optional first request of a connection:
-	// edge.HelloRequest in, edge.HelloReply out.
-	MethodHello = "edge.Hello"
-	// EventDraining is the push type ("@edge.Draining", an edge.Draining)
-	// sent to every connection when the broker drains.
-	EventDraining = "edge.Draining"
-	// ProtocolVersion is the version of the client protocol this edge
-	// speaks, sent in HelloReply. A HelloRequest may carry 0 (unset) or
-	// any version up to it.
-	ProtocolVersion = 1
+	"github.com/noonhq/noon/wire"
 )
 
 // Hello serves an edge.Hello request on c: it decodes payload, checks the
@@ -32,14 +19,14 @@ const (
 func (s *Server) Hello(c *Conn, payload []byte) (*edgeapi.HelloRequest, *edgeapi.HelloReply, error) {
 	req := edgeapi.NewHelloRequest()
 	if err := thriftx.Unmarshal(payload, req); err != nil {
-		return nil, nil, errorf(CodeBadRequest, "edge.Hello: %v", err)
+		return nil, nil, wire.Errorf(wire.CodeBadRequest, "edge.Hello: %v", err)
 	}
-	if v := req.GetProtocolVersion(); v < 0 || v > ProtocolVersion {
-		return nil, nil, errorf(CodeBadRequest, "edge.Hello: protocol version %d not supported, this broker speaks %d", v, ProtocolVersion)
+	if v := req.GetProtocolVersion(); v < 0 || v > wire.ProtocolVersion {
+		return nil, nil, wire.Errorf(wire.CodeBadRequest, "edge.Hello: protocol version %d not supported, this broker speaks %d", v, wire.ProtocolVersion)
 	}
 	c.SetPush(req.GetPush())
 	reply := &edgeapi.HelloReply{
-		ProtocolVersion: ProtocolVersion,
+		ProtocolVersion: wire.ProtocolVersion,
 		SessionID:       c.ID(),
 		MaxFrame:        int32(s.lim.MaxFrame),
 		MaxInFlight:     int32(s.opts.MaxInFlight),

@@ -20,13 +20,14 @@ import (
 	"github.com/noonhq/noon/edge/frame"
 	"github.com/noonhq/noon/internal/testenv"
 	"github.com/noonhq/noon/internal/thriftx"
+	"github.com/noonhq/noon/wire"
 )
 
 // testHandler serves the methods the tests use:
 //
 //	echo      reply with the payload
 //	sleep     payload "<ms>" or "<ms>:<tag>": sleep (or until cancelled), reply with the payload
-//	fail      fail with errors.New(payload)
+//	fail      fail with wire.Parse(payload)
 //	coded     fail with a WireCoder error whose code is "not_found" and text the payload
 //	panic     panic
 //	auth      Authenticate(payload)
@@ -82,7 +83,7 @@ func (h *testHandler) Request(ctx context.Context, c *Conn, method string, paylo
 		}
 		return payload, nil
 	case "fail":
-		return nil, errors.New(string(payload))
+		return nil, wire.Parse(string(payload))
 	case "coded":
 		return nil, notFoundErr(payload)
 	case "panic":
@@ -124,7 +125,7 @@ func (h *testHandler) Request(ctx context.Context, c *Conn, method string, paylo
 	case "big":
 		n, _ := strconv.Atoi(string(payload))
 		return make([]byte, n), nil
-	case MethodHello:
+	case wire.MethodHello:
 		_, reply, err := h.srv.Hello(c, payload)
 		if err != nil {
 			return nil, err
@@ -132,7 +133,7 @@ func (h *testHandler) Request(ctx context.Context, c *Conn, method string, paylo
 		reply.BrokerID = "b1"
 		return thriftx.Marshal(reply)
 	}
-	return nil, fmt.Errorf("unknown_method: %s", method)
+	return nil, wire.Errorf(wire.CodeUnknownMethod, "%s", method)
 }
 
 // testOptions are fast defaults for tests: both listeners on 127.0.0.1
@@ -280,7 +281,7 @@ func (c *rawConn) mustRecv(wantFirst, wantPayload string) {
 		c.t.Fatalf("recv: %v (want %q %q)", err, wantFirst, wantPayload)
 	}
 	if f != wantFirst || p != wantPayload {
-		c.t.Fatalf("got (%q, %q), want (%q, %q)", f, truncate(p, 100), wantFirst, truncate(wantPayload, 100))
+		c.t.Fatalf("got (%q, %q), want (%q, %q)", f, wire.Snippet(p), wantFirst, wire.Snippet(wantPayload))
 	}
 }
 
@@ -308,7 +309,7 @@ func (c *rawConn) expectClosed(d time.Duration) {
 	c.t.Helper()
 	f, p, err := c.recvWithin(d)
 	if err == nil {
-		c.t.Fatalf("got frame (%q, %q), want the connection closed", f, truncate(p, 100))
+		c.t.Fatalf("got frame (%q, %q), want the connection closed", f, wire.Snippet(p))
 	}
 	if c.tcp != nil && !errors.Is(err, io.EOF) && !isReset(err) {
 		c.t.Fatalf("got %v, want EOF", err)

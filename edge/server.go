@@ -37,7 +37,7 @@ type Handler interface {
 	//
 	// An error becomes the reply's Err: its own text if it already has the
 	// form of a wire error "<code>: <text>" (it implements WireCoder, or its
-	// text starts with a known code, as a services.Error's does),
+	// text starts with a known code, as a wire.Error's does),
 	// "timeout: ..." / "unavailable: ..." for context errors, and
 	// "internal: <text>" otherwise. A panic is recovered and answered
 	// "internal: ...".

@@ -12,6 +12,7 @@ import (
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	"github.com/noonhq/noon/internal/link"
 	"github.com/noonhq/noon/internal/thriftx"
+	"github.com/noonhq/noon/wire"
 )
 
 // ClientOptions configures a Client.
@@ -102,7 +103,7 @@ func (c *Client) Close() {
 func (c *Client) Call(ctx context.Context, method string, req, resp thrift.TStruct) error {
 	payload, err := thriftx.Marshal(req)
 	if err != nil {
-		return Errorf(CodeBadRequest, "encoding %s request: %v", snippet(method), err)
+		return wire.Errorf(wire.CodeBadRequest, "encoding %s request: %v", wire.Snippet(method), err)
 	}
 	var sess *platformpb.Session
 	if s := SessionFromContext(ctx); s != nil {
@@ -116,7 +117,7 @@ func (c *Client) Call(ctx context.Context, method string, req, resp thrift.TStru
 		return nil
 	}
 	if err := thriftx.Unmarshal(rep.GetPayload(), resp); err != nil {
-		return Errorf(CodeInternal, "decoding %s reply: %v", snippet(method), err)
+		return wire.Errorf(wire.CodeInternal, "decoding %s reply: %v", wire.Snippet(method), err)
 	}
 	return nil
 }
@@ -133,7 +134,7 @@ func (c *Client) Call(ctx context.Context, method string, req, resp thrift.TStru
 func (c *Client) CallRaw(ctx context.Context, method string, sess *platformpb.Session, payload []byte) (*platformpb.Envelope, error) {
 	service, _, ok := strings.Cut(method, ".")
 	if !ok || service == "" {
-		return nil, Errorf(CodeUnknownMethod, "%q is not <service>.<Method>", snippet(method))
+		return nil, wire.Errorf(wire.CodeUnknownMethod, "%q is not <service>.<Method>", wire.Snippet(method))
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -147,26 +148,26 @@ func (c *Client) CallRaw(ctx context.Context, method string, sess *platformpb.Se
 		peer, inst, err := c.pool.PickWait(ctx, service, c.connWait, tried...)
 		if err != nil {
 			if lastErr != nil {
-				return nil, AsError(lastErr) // the first failure says more
+				return nil, wire.AsError(lastErr) // the first failure says more
 			}
 			return nil, err
 		}
 		tried = append(tried, inst.GetId())
 		rep, err := peer.Call(ctx, req)
 		if err != nil {
-			lastErr = Errorf(CodeOf(err), "%s on %s: %v", snippet(method), inst.GetId(), err)
+			lastErr = wire.Errorf(wire.CodeOf(err), "%s on %s: %v", wire.Snippet(method), inst.GetId(), err)
 			if NotSent(err) && ctx.Err() == nil {
 				c.log.Debug("services: not sent, retrying elsewhere", "method", method, "instance", inst.GetId(), "err", err)
 				continue
 			}
 			return nil, lastErr
 		}
-		rerr := FromEnvelope(rep)
+		rerr := wire.FromEnvelope(rep)
 		if rerr == nil {
 			return rep, nil
 		}
-		if NotRun(rep) && ctx.Err() == nil {
-			if rep.GetErrorCode() == CodeUnavailable {
+		if wire.NotRun(rep) && ctx.Err() == nil {
+			if rep.GetErrorCode() == wire.CodeUnavailable {
 				c.pool.MarkDraining(inst.GetId())
 			}
 			c.log.Debug("services: not run, retrying elsewhere", "method", method, "instance", inst.GetId(), "err", rerr)
@@ -175,7 +176,7 @@ func (c *Client) CallRaw(ctx context.Context, method string, sess *platformpb.Se
 		}
 		return rep, rerr
 	}
-	return nil, AsError(lastErr)
+	return nil, wire.AsError(lastErr)
 }
 
 // NotSent reports whether a transport error means the request never left,
@@ -185,17 +186,4 @@ func (c *Client) CallRaw(ctx context.Context, method string, sess *platformpb.Se
 // closed).
 func NotSent(err error) bool {
 	return errors.Is(err, link.ErrOverloaded) || errors.Is(err, link.ErrClosed) || errors.Is(err, link.ErrNotConnected)
-}
-
-// NotRun reports whether an error reply guarantees that the handler did not
-// run, so that it is safe to try another instance: the instance is
-// draining, closing or at capacity.
-func NotRun(rep *platformpb.Envelope) bool {
-	switch rep.GetErrorCode() {
-	case CodeOverloaded:
-		return true
-	case CodeUnavailable:
-		return rep.GetErrorMessage() == DrainingMessage || rep.GetErrorMessage() == closingMessage
-	}
-	return false
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	"github.com/noonhq/noon/internal/link"
+	"github.com/noonhq/noon/wire"
 )
 
 // TestNotSent pins what the Client takes as "never sent" (safe to retry on
@@ -49,16 +50,16 @@ func TestNotRun(t *testing.T) {
 		code, msg string
 		want      bool
 	}{
-		{CodeOverloaded, "x is running 2 requests", true},
-		{CodeUnavailable, DrainingMessage, true},
-		{CodeUnavailable, closingMessage, true},
-		{CodeUnavailable, "no live instance of y", false},
-		{CodeTimeout, "", false},
-		{CodeInternal, "handler panicked", false},
+		{wire.CodeOverloaded, "x is running 2 requests", true},
+		{wire.CodeUnavailable, wire.DrainingMessage, true},
+		{wire.CodeUnavailable, wire.ClosingMessage, true},
+		{wire.CodeUnavailable, "no live instance of y", false},
+		{wire.CodeTimeout, "", false},
+		{wire.CodeInternal, "handler panicked", false},
 	}
 	for _, tt := range tests {
-		if got := NotRun(&platformpb.Envelope{ErrorCode: tt.code, ErrorMessage: tt.msg}); got != tt.want {
-			t.Errorf("NotRun(%s: %s) = %v", tt.code, tt.msg, got)
+		if got := wire.NotRun(&platformpb.Envelope{ErrorCode: tt.code, ErrorMessage: tt.msg}); got != tt.want {
+			t.Errorf("wire.NotRun(%s: %s) = %v", tt.code, tt.msg, got)
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/noonhq/noon/internal/thriftx"
 	"github.com/noonhq/noon/services"
 	"github.com/noonhq/noon/services/echo"
+	"github.com/noonhq/noon/wire"
 )
 
 func TestClientCall(t *testing.T) {
@@ -47,8 +48,8 @@ func TestClientCall(t *testing.T) {
 			t.Errorf("Call(%s) = %v, want %s", tt.method, err, tt.want)
 			continue
 		}
-		if _, ok := err.(*services.Error); !ok {
-			t.Errorf("Call(%s) error is a %T, want *services.Error", tt.method, err)
+		if _, ok := err.(*wire.Error); !ok {
+			t.Errorf("Call(%s) error is a %T, want *wire.Error", tt.method, err)
 		}
 	}
 	// A reply that does not decode as the struct asked for.
@@ -65,7 +66,7 @@ func TestClientCall(t *testing.T) {
 	defer scancel()
 	start := time.Now()
 	err = c.Call(sctx, echo.MethodSleep, &echopb.SleepRequest{Ms: 5000}, nil)
-	if services.CodeOf(err) != services.CodeTimeout {
+	if wire.CodeOf(err) != wire.CodeTimeout {
 		t.Errorf("Sleep past the deadline: %v", err)
 	}
 	if d := time.Since(start); d > 300*time.Millisecond {
@@ -145,12 +146,12 @@ func (s *callStats) record(err error, took, deadline time.Duration) {
 		s.worstLate = max(s.worstLate, over)
 		s.mu.Unlock()
 	}
-	switch services.CodeOf(err) {
+	switch wire.CodeOf(err) {
 	case "":
 		s.ok.Add(1)
-	case services.CodeUnavailable:
+	case wire.CodeUnavailable:
 		s.unavailable.Add(1)
-	case services.CodeTimeout:
+	case wire.CodeTimeout:
 		s.timeout.Add(1)
 	default:
 		s.other.Add(1)
@@ -241,7 +242,7 @@ func TestInstanceKilled(t *testing.T) {
 			t.Fatalf("call %d after the kill: %v (sender %s)", i, err, sender)
 		}
 	}
-	if _, _, err := c.Pool().Peer(victim.InstanceID()); services.CodeOf(err) != services.CodeUnavailable {
+	if _, _, err := c.Pool().Peer(victim.InstanceID()); wire.CodeOf(err) != wire.CodeUnavailable {
 		t.Errorf("Peer(killed) = %v, want unavailable", err)
 	}
 }
@@ -431,7 +432,7 @@ func TestDrain(t *testing.T) {
 		payload, _ := thriftx.Marshal(&echopb.SleepRequest{Ms: 500})
 		rep, err := peer.Call(ctx, &platformpb.Envelope{Method: echo.MethodSleep, Payload: payload})
 		if err == nil {
-			err = services.FromEnvelope(rep)
+			err = wire.FromEnvelope(rep)
 		}
 		slow <- err
 	}()
@@ -457,7 +458,7 @@ func TestDrain(t *testing.T) {
 	}
 	// Even one sent straight to a is refused without running.
 	if rep, err := rawCall(ctx, peer, echo.MethodEcho, nil); err == nil {
-		if got := services.FromEnvelope(rep); got == nil || got.Error() != "unavailable: draining" {
+		if got := wire.FromEnvelope(rep); got == nil || got.Error() != "unavailable: draining" {
 			t.Errorf("request to a draining instance: %v", got)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/apache/thrift/lib/go/thrift"
 
 	"github.com/noonhq/noon/internal/thriftx"
+	"github.com/noonhq/noon/wire"
 )
 
 // HandlerFunc serves one method: it gets the request's context (carrying
@@ -24,7 +25,7 @@ func Typed[Req, Resp thrift.TStruct](newReq func() Req, fn func(ctx context.Cont
 	return func(ctx context.Context, s *Session, payload []byte) ([]byte, error) {
 		req := newReq()
 		if err := thriftx.Unmarshal(payload, req); err != nil {
-			return nil, Errorf(CodeBadRequest, "%v", err)
+			return nil, wire.Errorf(wire.CodeBadRequest, "%v", err)
 		}
 		resp, err := fn(ctx, s, req)
 		if err != nil {
@@ -35,7 +36,7 @@ func Typed[Req, Resp thrift.TStruct](newReq func() Req, fn func(ctx context.Cont
 		}
 		out, err := thriftx.Marshal(resp)
 		if err != nil {
-			return nil, Errorf(CodeInternal, "encoding reply: %v", err)
+			return nil, wire.Errorf(wire.CodeInternal, "encoding reply: %v", err)
 		}
 		return out, nil
 	}

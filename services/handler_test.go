@@ -7,12 +7,13 @@ import (
 
 	echopb "github.com/noonhq/noon/idl/gen/echo"
 	"github.com/noonhq/noon/internal/thriftx"
+	"github.com/noonhq/noon/wire"
 )
 
 func TestTyped(t *testing.T) {
 	h := Typed(echopb.NewSleepRequest, func(ctx context.Context, s *Session, req *echopb.SleepRequest) (*echopb.SleepReply, error) {
 		if req.Ms < 0 {
-			return nil, Errorf(CodeBadRequest, "negative")
+			return nil, wire.Errorf(wire.CodeBadRequest, "negative")
 		}
 		if req.Ms == 0 {
 			return nil, nil
@@ -31,7 +32,7 @@ func TestTyped(t *testing.T) {
 	}
 
 	_, err = h(ctx, NewSession(nil), []byte{0xff, 0xff})
-	if CodeOf(err) != CodeBadRequest || !strings.HasPrefix(err.Error(), "bad_request: thriftx: decode") {
+	if wire.CodeOf(err) != wire.CodeBadRequest || !strings.HasPrefix(err.Error(), "bad_request: thriftx: decode") {
 		t.Fatalf("garbage: %v", err)
 	}
 	neg, _ := thriftx.Marshal(&echopb.SleepRequest{Ms: -1})

@@ -5,9 +5,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/noonhq/noon/internal/logging"
-
-	"github.com/noonhq/noon/yellow"
+	"github.com/noonhq/noon/internal/config"
+	"github.com/noonhq/noon/wire"
 )
 
 // Service kinds, the values of Options.Kind.
@@ -102,50 +101,41 @@ func NewOptions() Options {
 	}
 }
 
-// Validate checks the options and returns an error naming the first bad
-// field by its yaml name.
+// Validate checks the options and returns every bad field, named by its
+// yaml name (config.Errors).
 func (o Options) Validate() error {
-	if err := yellow.ValidateServiceName(o.Name); err != nil {
-		return fmt.Errorf("services: name: must match [a-z][a-z0-9_-]{0,63}, got %q", snippet(o.Name))
+	var errs config.Errors
+	if err := wire.ValidateName(o.Name); err != nil {
+		errs.Addf("name", "%v", err)
 	}
 	if o.Kind != KindStateless && o.Kind != KindStateful {
-		return fmt.Errorf("services: kind: must be %q or %q, got %q", KindStateless, KindStateful, snippet(o.Kind))
+		errs.Addf("kind", "must be %q or %q, got %q", KindStateless, KindStateful, wire.Snippet(o.Kind))
 	}
 	if len(o.Version) > 64 || strings.ContainsAny(o.Version, " \t\r\n") {
-		return fmt.Errorf("services: version: at most 64 bytes with no spaces, got %q", snippet(o.Version))
+		errs.Addf("version", "at most 64 bytes with no spaces, got %q", wire.Snippet(o.Version))
 	}
-	if err := yellow.ValidateListenEndpoint(o.Bind); err != nil {
-		return fmt.Errorf("services: bind: %w", err)
+	if err := wire.ValidateListenEndpoint(o.Bind); err != nil {
+		errs.Addf("bind", "%v", err)
 	}
 	if o.PubBind != "" {
-		if err := yellow.ValidateListenEndpoint(o.PubBind); err != nil {
-			return fmt.Errorf("services: pub_bind: %w", err)
+		if err := wire.ValidateListenEndpoint(o.PubBind); err != nil {
+			errs.Addf("pub_bind", "%v", err)
 		}
 	}
-	if o.Advertise != "" && !yellow.ValidHost(o.Advertise) {
-		return fmt.Errorf("services: advertise: must be a host name or IP address, got %q", snippet(o.Advertise))
+	if o.Advertise != "" && !wire.ValidHost(o.Advertise) {
+		errs.Addf("advertise", "must be a host name or IP address, got %q", wire.Snippet(o.Advertise))
 	}
 	for i, y := range o.Yellows {
-		if err := yellow.ValidateEndpoint(fmt.Sprintf("yellows[%d]", i), y); err != nil {
-			return fmt.Errorf("services: %w", err)
+		if err := wire.ValidateDialEndpoint(y); err != nil {
+			errs.Addf(fmt.Sprintf("yellows[%d]", i), "%v", err)
 		}
 	}
-	if o.Concurrency < 1 || o.Concurrency > MaxConcurrency {
-		return fmt.Errorf("services: concurrency: must be in [1, %d], got %d", MaxConcurrency, o.Concurrency)
-	}
-	if o.DefaultTimeout <= 0 {
-		return fmt.Errorf("services: default_timeout: must be > 0, got %v", o.DefaultTimeout)
-	}
+	errs.Add(config.Range("concurrency", o.Concurrency, 1, MaxConcurrency))
+	errs.Add(config.Positive("default_timeout", o.DefaultTimeout))
 	if o.MaxTimeout < o.DefaultTimeout {
-		return fmt.Errorf("services: max_timeout: must be >= default_timeout (%v), got %v", o.DefaultTimeout, o.MaxTimeout)
+		errs.Addf("max_timeout", "must be >= default_timeout (%v), got %v", o.DefaultTimeout, o.MaxTimeout)
 	}
-	if o.DrainTimeout <= 0 {
-		return fmt.Errorf("services: drain_timeout: must be > 0, got %v", o.DrainTimeout)
-	}
-	if o.Heartbeat < minHeartbeat || o.Heartbeat > maxHeartbeat {
-		return fmt.Errorf("services: heartbeat: must be in [%v, %v], got %v", minHeartbeat, maxHeartbeat, o.Heartbeat)
-	}
-	return nil
+	errs.Add(config.Positive("drain_timeout", o.DrainTimeout))
+	errs.Add(config.Range("heartbeat", o.Heartbeat, minHeartbeat, maxHeartbeat))
+	return errs.Err()
 }
-
-func snippet(s string) string { return logging.Truncate(s, 64) }

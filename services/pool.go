@@ -12,6 +12,7 @@ import (
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	"github.com/noonhq/noon/internal/link"
+	"github.com/noonhq/noon/wire"
 	"github.com/noonhq/noon/yellow"
 )
 
@@ -266,7 +267,7 @@ func (p *Pool) PickWait(ctx context.Context, service string, wait time.Duration,
 		select {
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return nil, nil, Errorf(CodeTimeout, "no live instance of %s before the deadline", snippet(service))
+				return nil, nil, wire.Errorf(wire.CodeTimeout, "no live instance of %s before the deadline", wire.Snippet(service))
 			}
 			return nil, nil, err
 		case <-timer.C:
@@ -294,11 +295,11 @@ func (p *Pool) Peer(instanceID string) (*link.Peer, *platformpb.Instance, error)
 	inst := p.byID[instanceID]
 	p.mu.RUnlock()
 	if inst == nil {
-		return nil, nil, Errorf(CodeUnavailable, "no live instance %s", snippet(instanceID))
+		return nil, nil, wire.Errorf(wire.CodeUnavailable, "no live instance %s", wire.Snippet(instanceID))
 	}
 	peer := p.peerOf(inst)
 	if peer == nil {
-		return nil, nil, Errorf(CodeUnavailable, "pool closed")
+		return nil, nil, wire.Errorf(wire.CodeUnavailable, "pool closed")
 	}
 	return peer, inst, nil
 }
@@ -405,7 +406,7 @@ func (p *Pool) Pick(service string, exclude ...string) (*link.Peer, *platformpb.
 		}
 	}
 	if best == nil {
-		return nil, nil, Errorf(CodeUnavailable, "no live instance of %s", snippet(service))
+		return nil, nil, wire.Errorf(wire.CodeUnavailable, "no live instance of %s", wire.Snippet(service))
 	}
 	return best, bestInst, nil
 }

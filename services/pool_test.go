@@ -9,6 +9,7 @@ import (
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	"github.com/noonhq/noon/services"
 	"github.com/noonhq/noon/services/echo"
+	"github.com/noonhq/noon/wire"
 )
 
 func TestPoolPick(t *testing.T) {
@@ -53,7 +54,7 @@ func TestPoolPick(t *testing.T) {
 	if _, _, err := p.Pick("nope"); err == nil || err.Error() != "unavailable: no live instance of nope" {
 		t.Fatalf("Pick(nope) = %v", err)
 	}
-	if _, _, err := p.Peer("echo-nope"); services.CodeOf(err) != services.CodeUnavailable {
+	if _, _, err := p.Peer("echo-nope"); wire.CodeOf(err) != wire.CodeUnavailable {
 		t.Fatalf("Peer(unknown) = %v", err)
 	}
 

@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"os"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	"github.com/noonhq/noon/internal/link"
+	"github.com/noonhq/noon/wire"
 	"github.com/noonhq/noon/yellow"
 )
 
@@ -32,10 +31,6 @@ var (
 // yellow on the network answers in a millisecond; one that does not answer
 // within half a second expires the record on its own.
 const exitDeregisterTimeout = 500 * time.Millisecond
-
-// closingMessage is the text of the unavailable reply to a request that
-// arrives while the server exits; like DrainingMessage, it was not run.
-const closingMessage = "closing"
 
 // linkInFlightMargin is how many requests beyond Concurrency the link layer
 // accepts: they get an immediate overloaded reply from the server, which
@@ -117,7 +112,7 @@ func NewServer(opts Options, handlers map[string]HandlerFunc, log *slog.Logger) 
 	for m, h := range handlers {
 		svc, _, ok := strings.Cut(m, ".")
 		if !ok || svc != opts.Name || h == nil {
-			return nil, fmt.Errorf("services: handler %q: methods must be %q + \".<Method>\" with a non-nil handler", snippet(m), opts.Name)
+			return nil, fmt.Errorf("services: handler %q: methods must be %q + \".<Method>\" with a non-nil handler", wire.Snippet(m), opts.Name)
 		}
 	}
 	s := &Server{
@@ -150,7 +145,7 @@ func NewServer(opts Options, handlers map[string]HandlerFunc, log *slog.Logger) 
 		return nil, fmt.Errorf("services: bind %s: %w", opts.Bind, err)
 	}
 	s.ln = ln
-	if s.routerEP, err = advertised(ln.Endpoint(), opts.Advertise); err != nil {
+	if s.routerEP, err = wire.Advertised(ln.Endpoint(), opts.Advertise); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("services: bind: %w", err)
 	}
@@ -164,7 +159,7 @@ func NewServer(opts Options, handlers map[string]HandlerFunc, log *slog.Logger) 
 			return nil, fmt.Errorf("services: pub_bind %s: %w", opts.PubBind, err)
 		}
 		s.pub = pub
-		if s.pubEP, err = advertised(pub.Endpoint(), opts.Advertise); err != nil {
+		if s.pubEP, err = wire.Advertised(pub.Endpoint(), opts.Advertise); err != nil {
 			pub.Close()
 			ln.Close()
 			return nil, fmt.Errorf("services: pub_bind: %w", err)
@@ -179,29 +174,6 @@ func newInstanceID(name string) string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	return name + "-" + hex.EncodeToString(b[:])
-}
-
-// advertised returns the endpoint others dial for a bound endpoint: a
-// wildcard host becomes advertise, or the hostname; a given advertise host
-// always replaces the bound one.
-func advertised(bound, advertise string) (string, error) {
-	rest, ok := strings.CutPrefix(bound, "tcp://")
-	if !ok {
-		return bound, nil
-	}
-	host, port, err := net.SplitHostPort(rest)
-	if err != nil {
-		return "", fmt.Errorf("bound endpoint %q: %w", bound, err)
-	}
-	switch {
-	case advertise != "":
-		host = advertise
-	case host == "" || host == "*" || net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified():
-		if host, err = os.Hostname(); err != nil {
-			return "", fmt.Errorf("bound to a wildcard and no advertise host: %w", err)
-		}
-	}
-	return "tcp://" + net.JoinHostPort(host, port), nil
 }
 
 // Endpoint returns the ROUTER endpoint other processes dial (the real port
@@ -283,7 +255,7 @@ func (s *Server) Publish(topic, eventType string, payload []byte) error {
 		TimeUnixNano: time.Now().UnixNano(),
 	}
 	if err := s.pub.Publish(topic, ev); err != nil {
-		return fmt.Errorf("services: publish %q: %w", snippet(topic), err)
+		return fmt.Errorf("services: publish %q: %w", wire.Snippet(topic), err)
 	}
 	return nil
 }
@@ -389,19 +361,19 @@ func (s *Server) handle(linkCtx context.Context, req *platformpb.Envelope, reply
 	s.stats.requests.Add(1)
 	if s.draining.Load() {
 		s.stats.refused.Add(1)
-		reply(s.errorReply(req, CodeUnavailable, DrainingMessage))
+		reply(s.errorReply(req, wire.CodeUnavailable, wire.DrainingMessage))
 		return
 	}
 	h := s.handlers[req.GetMethod()]
 	if h == nil {
 		s.stats.unknown.Add(1)
-		reply(s.errorReply(req, CodeUnknownMethod, snippet(req.GetMethod())))
+		reply(s.errorReply(req, wire.CodeUnknownMethod, wire.Snippet(req.GetMethod())))
 		return
 	}
 	deadline := s.deadline(req, now)
 	if !deadline.After(now) {
 		s.stats.expired.Add(1)
-		reply(s.errorReply(req, CodeTimeout, "deadline passed before the request ran"))
+		reply(s.errorReply(req, wire.CodeTimeout, "deadline passed before the request ran"))
 		return
 	}
 	select {
@@ -409,11 +381,11 @@ func (s *Server) handle(linkCtx context.Context, req *platformpb.Envelope, reply
 	default:
 		if s.draining.Load() { // Drain holds the slots
 			s.stats.refused.Add(1)
-			reply(s.errorReply(req, CodeUnavailable, DrainingMessage))
+			reply(s.errorReply(req, wire.CodeUnavailable, wire.DrainingMessage))
 			return
 		}
 		s.stats.overloaded.Add(1)
-		reply(s.errorReply(req, CodeOverloaded, fmt.Sprintf("%s is running %d requests", s.id, cap(s.sem))))
+		reply(s.errorReply(req, wire.CodeOverloaded, fmt.Sprintf("%s is running %d requests", s.id, cap(s.sem))))
 		return
 	}
 	s.mu.Lock()
@@ -421,7 +393,7 @@ func (s *Server) handle(linkCtx context.Context, req *platformpb.Envelope, reply
 		s.mu.Unlock()
 		<-s.sem
 		s.stats.refused.Add(1)
-		reply(s.errorReply(req, CodeUnavailable, closingMessage))
+		reply(s.errorReply(req, wire.CodeUnavailable, wire.ClosingMessage))
 		return
 	}
 	s.wg.Add(1)
@@ -495,7 +467,7 @@ func callHandler(ctx context.Context, h HandlerFunc, sess *Session, payload []by
 	defer func() {
 		if p := recover(); p != nil {
 			log.Error("services: handler panicked", "panic", p, "stack", string(debug.Stack()))
-			out, panicked, err = nil, true, Errorf(CodeInternal, "handler panicked")
+			out, panicked, err = nil, true, wire.Errorf(wire.CodeInternal, "handler panicked")
 		}
 	}()
 	out, err = h(ctx, sess, payload)
@@ -506,12 +478,12 @@ func callHandler(ctx context.Context, h HandlerFunc, sess *Session, payload []by
 // that is not an *Error and maps to internal is logged, and its text
 // replaced: internals are not for clients.
 func replyError(err error, log *slog.Logger) (code, msg string) {
-	var e *Error
+	var e *wire.Error
 	if errors.As(err, &e) {
-		return CodeOf(e), e.Message
+		return wire.CodeOf(e), e.Message
 	}
-	code = CodeOf(err)
-	if code == CodeInternal {
+	code = wire.CodeOf(err)
+	if code == wire.CodeInternal {
 		log.Error("services: handler failed", "err", err)
 		return code, "internal error"
 	}

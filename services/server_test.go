@@ -19,6 +19,7 @@ import (
 	"github.com/noonhq/noon/internal/link"
 	"github.com/noonhq/noon/services"
 	"github.com/noonhq/noon/services/echo"
+	"github.com/noonhq/noon/wire"
 )
 
 func TestOptionsValidate(t *testing.T) {
@@ -127,16 +128,16 @@ func TestDispatch(t *testing.T) {
 		},
 		"echo.Bind": func(ctx context.Context, sess *services.Session, p []byte) ([]byte, error) {
 			if services.SessionFromContext(ctx) != sess {
-				return nil, services.Errorf(services.CodeInternal, "no session in ctx")
+				return nil, wire.Errorf(wire.CodeInternal, "no session in ctx")
 			}
 			if services.Logger(ctx) == slog.Default() {
-				return nil, services.Errorf(services.CodeInternal, "no request logger in ctx")
+				return nil, wire.Errorf(wire.CodeInternal, "no request logger in ctx")
 			}
 			sess.Bind("room", "r"+sess.UserID())
 			sess.Unbind("match")
 			sess.Subscribe("room/r" + sess.UserID())
 			if string(p) == "fail" {
-				return nil, services.Errorf(services.CodeConflict, "but failed")
+				return nil, wire.Errorf(wire.CodeConflict, "but failed")
 			}
 			return []byte(sess.ID() + "/" + sess.Binding("room")), nil
 		},
@@ -240,7 +241,7 @@ func TestOverloaded(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := "overloaded: " + s.InstanceID() + " is running 2 requests"
-	if got := services.FromEnvelope(rep); got == nil || got.Error() != want {
+	if got := wire.FromEnvelope(rep); got == nil || got.Error() != want {
 		t.Errorf("saturated: %v, want %s", got, want)
 	}
 	if d := time.Since(start); d > time.Second {
@@ -308,7 +309,7 @@ func TestDeadlinePropagation(t *testing.T) {
 		Kind: platformpb.Kind_KIND_REQUEST, RequestId: 7, Method: "echo.Count",
 		DeadlineUnixNano: time.Now().Add(-time.Millisecond).UnixNano(),
 	}, func(e *platformpb.Envelope) { rep = e })
-	if n := ran.Load(); n != 0 || rep.GetErrorCode() != services.CodeTimeout {
+	if n := ran.Load(); n != 0 || rep.GetErrorCode() != wire.CodeTimeout {
 		t.Errorf("expired request: ran %d times, reply %v; want not run, timeout", n, rep)
 	}
 	ctx, cancel = context.WithTimeout(context.Background(), time.Second)
@@ -335,9 +336,9 @@ func TestHandlerSeesCancellation(t *testing.T) {
 	// gives up, or the handler's timeout reply wins the race.
 	rep, err := rawCall(ctx, p, "echo.Wait", nil)
 	if err == nil {
-		err = services.FromEnvelope(rep)
+		err = wire.FromEnvelope(rep)
 	}
-	if services.CodeOf(err) != services.CodeTimeout {
+	if wire.CodeOf(err) != wire.CodeTimeout {
 		t.Fatalf("Call = %v, want timeout", err)
 	}
 	select {

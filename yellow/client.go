@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
+	"github.com/noonhq/noon/wire"
 )
 
 // DefaultCallTimeout bounds one request to a yellow: a yellow on the same
@@ -97,7 +98,7 @@ type transport interface {
 }
 
 // call sends one request to a yellow and decodes its reply. A reply with an
-// error code comes back as a *RemoteError, together with the decoded reply.
+// error code comes back as a *wire.Error, together with the decoded reply.
 func call(ctx context.Context, p peer, timeout time.Duration, method string, req *platformpb.YellowRequest) (*platformpb.YellowReply, error) {
 	payload, err := proto.Marshal(req)
 	if err != nil {
@@ -121,15 +122,15 @@ func call(ctx context.Context, p peer, timeout time.Duration, method string, req
 	rep := &platformpb.YellowReply{}
 	if err := proto.Unmarshal(out.GetPayload(), rep); err != nil {
 		if out.GetErrorCode() != "" {
-			return nil, &RemoteError{Code: out.GetErrorCode(), Message: out.GetErrorMessage()}
+			return nil, &wire.Error{Code: out.GetErrorCode(), Message: out.GetErrorMessage()}
 		}
 		return nil, fmt.Errorf("yellow: undecodable %s reply: %w", method, err)
 	}
 	if out.GetErrorCode() != "" {
-		return rep, &RemoteError{Code: out.GetErrorCode(), Message: out.GetErrorMessage()}
+		return rep, &wire.Error{Code: out.GetErrorCode(), Message: out.GetErrorMessage()}
 	}
 	if rep.GetError() != "" {
-		return rep, &RemoteError{Code: CodeInternal, Message: rep.GetError()}
+		return rep, &wire.Error{Code: wire.CodeInternal, Message: rep.GetError()}
 	}
 	return rep, nil
 }
@@ -137,8 +138,8 @@ func call(ctx context.Context, p peer, timeout time.Duration, method string, req
 // isRejection reports whether err is yellow refusing the request (as
 // opposed to yellow being unreachable).
 func isRejection(err error) bool {
-	var re *RemoteError
-	return errors.As(err, &re) && (re.Code == CodeBadRequest || re.Code == CodeOverloaded)
+	var re *wire.Error
+	return errors.As(err, &re) && (re.Code == wire.CodeBadRequest || re.Code == wire.CodeOverloaded)
 }
 
 // replyInterval is the heartbeat interval to use: the faster of ours and

@@ -5,20 +5,6 @@ import (
 	"fmt"
 )
 
-// Wire error codes yellow puts in an Envelope's error_code (the platform's
-// small stable set, see DESIGN.md).
-const (
-	// CodeBadRequest: the request could not be decoded, named an unknown
-	// method, or carried an invalid record.
-	CodeBadRequest = "bad_request"
-	// CodeOverloaded: yellow holds MaxInstances records already.
-	CodeOverloaded = "overloaded"
-	// CodeUnavailable: yellow is shutting down.
-	CodeUnavailable = "unavailable"
-	// CodeInternal: a bug in yellow.
-	CodeInternal = "internal"
-)
-
 var (
 	// ErrInvalidRecord is wrapped by every [FieldError]: a record or request
 	// broke one of the validation rules.
@@ -56,27 +42,4 @@ func (e *FieldError) Unwrap() error { return ErrInvalidRecord }
 
 func fieldErr(field, format string, args ...any) *FieldError {
 	return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
-}
-
-// RemoteError is an error a yellow answered with.
-type RemoteError struct {
-	// Code is the wire code (bad_request, overloaded, ...).
-	Code string
-	// Message is the human text.
-	Message string
-}
-
-// Error implements error as "<code>: <message>".
-func (e *RemoteError) Error() string { return e.Code + ": " + e.Message }
-
-// snippetLen bounds how much of a bad input goes into a log line or error
-// text: enough to recognise it, never a whole payload.
-const snippetLen = 64
-
-// snippet returns at most snippetLen bytes of b, for logging with %q.
-func snippet[T string | []byte](b T) string {
-	if len(b) > snippetLen {
-		return string(b[:snippetLen]) + "..."
-	}
-	return string(b)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	"github.com/noonhq/noon/internal/logging"
+	"github.com/noonhq/noon/wire"
 )
 
 // Methods of yellow's ROUTER: the Envelope method of each request.
@@ -95,21 +96,21 @@ type requestError struct {
 func decodeRequest(env *platformpb.Envelope, maxReq int) (*platformpb.YellowRequest, *requestError) {
 	op, ok := methodOps[env.GetMethod()]
 	if !ok {
-		return nil, &requestError{CodeBadRequest, fmt.Errorf("%w: unknown method %q", ErrBadRequest, snippet(env.GetMethod()))}
+		return nil, &requestError{wire.CodeBadRequest, fmt.Errorf("%w: unknown method %q", ErrBadRequest, wire.Snippet(env.GetMethod()))}
 	}
 	if n := len(env.GetPayload()); n > maxReq {
-		return nil, &requestError{CodeBadRequest, fmt.Errorf("%w: payload of %d bytes, at most %d", ErrBadRequest, n, maxReq)}
+		return nil, &requestError{wire.CodeBadRequest, fmt.Errorf("%w: payload of %d bytes, at most %d", ErrBadRequest, n, maxReq)}
 	}
 	req := &platformpb.YellowRequest{}
 	if err := proto.Unmarshal(env.GetPayload(), req); err != nil {
-		return nil, &requestError{CodeBadRequest, fmt.Errorf("%w: undecodable YellowRequest: %v", ErrBadRequest, err)}
+		return nil, &requestError{wire.CodeBadRequest, fmt.Errorf("%w: undecodable YellowRequest: %v", ErrBadRequest, err)}
 	}
 	switch req.GetOp() {
 	case platformpb.YellowOp_YELLOW_OP_UNSPECIFIED:
 		req.Op = op
 	case op:
 	default:
-		return nil, &requestError{CodeBadRequest, fmt.Errorf("%w: op %s does not match method %s", ErrBadRequest, req.GetOp(), env.GetMethod())}
+		return nil, &requestError{wire.CodeBadRequest, fmt.Errorf("%w: op %s does not match method %s", ErrBadRequest, req.GetOp(), env.GetMethod())}
 	}
 	return req, nil
 }
@@ -136,11 +137,11 @@ func (h *handler) serve(env *platformpb.Envelope) *platformpb.Envelope {
 		Method:    env.GetMethod(),
 	}
 	if rerr != nil {
-		if rerr.code == CodeBadRequest {
+		if rerr.code == wire.CodeBadRequest {
 			h.c.badRequests.Add(1)
 		}
 		msg := rerr.err.Error()
-		h.log.Debug("yellow: request rejected", "method", snippet(env.GetMethod()), "code", rerr.code, "err", msg,
+		h.log.Debug("yellow: request rejected", "method", wire.Snippet(env.GetMethod()), "code", rerr.code, "err", msg,
 			"payload", logging.Snippet(env.GetPayload(), 0))
 		rep.Error = rerr.code + ": " + msg
 		out.ErrorCode = rerr.code
@@ -149,7 +150,7 @@ func (h *handler) serve(env *platformpb.Envelope) *platformpb.Envelope {
 	payload, err := proto.Marshal(rep)
 	if err != nil { // cannot happen with valid UTF-8 records; be safe
 		h.log.Error("yellow: encoding reply", "err", err)
-		out.ErrorCode, out.ErrorMessage, payload = CodeInternal, "encoding reply failed", nil
+		out.ErrorCode, out.ErrorMessage, payload = wire.CodeInternal, "encoding reply failed", nil
 	}
 	out.Payload = payload
 	return out
@@ -163,16 +164,16 @@ func (h *handler) do(req *platformpb.YellowRequest, rep *platformpb.YellowReply)
 		_, err := h.reg.Register(req.GetInstance(), now)
 		if errors.Is(err, ErrTooManyInstances) {
 			h.c.rejected.Add(1)
-			return &requestError{CodeOverloaded, err}
+			return &requestError{wire.CodeOverloaded, err}
 		}
 		if err != nil {
-			return &requestError{CodeBadRequest, err}
+			return &requestError{wire.CodeBadRequest, err}
 		}
 		h.c.registers.Add(1)
 	case platformpb.YellowOp_YELLOW_OP_HEARTBEAT:
 		_, unknown, err := h.reg.Heartbeat(req.GetInstance(), now)
 		if err != nil {
-			return &requestError{CodeBadRequest, err}
+			return &requestError{wire.CodeBadRequest, err}
 		}
 		rep.Unknown = unknown
 		if unknown {
@@ -187,14 +188,14 @@ func (h *handler) do(req *platformpb.YellowRequest, rep *platformpb.YellowReply)
 		}
 		_, unknown, err := h.reg.Deregister(service, id)
 		if err != nil {
-			return &requestError{CodeBadRequest, err}
+			return &requestError{wire.CodeBadRequest, err}
 		}
 		rep.Unknown = unknown
 		h.c.deregisters.Add(1)
 	case platformpb.YellowOp_YELLOW_OP_QUERY:
 		if s := req.GetService(); s != "" {
 			if err := ValidateServiceName(s); err != nil {
-				return &requestError{CodeBadRequest, err}
+				return &requestError{wire.CodeBadRequest, err}
 			}
 		}
 		rep.Instances, _ = h.reg.snapshot(req.GetService())
@@ -207,7 +208,7 @@ func (h *handler) do(req *platformpb.YellowRequest, rep *platformpb.YellowReply)
 		h.c.snaps.Add(1)
 		rep.Seq = seq
 	default:
-		return &requestError{CodeBadRequest, fmt.Errorf("%w: unknown op %d", ErrBadRequest, int32(req.GetOp()))}
+		return &requestError{wire.CodeBadRequest, fmt.Errorf("%w: unknown op %d", ErrBadRequest, int32(req.GetOp()))}
 	}
 	return nil
 }

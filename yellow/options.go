@@ -3,6 +3,8 @@ package yellow
 import (
 	"fmt"
 	"time"
+
+	"github.com/noonhq/noon/wire"
 )
 
 // Defaults of Options.
@@ -84,10 +86,10 @@ func NewOptions() Options {
 // Validate checks the options and returns an error naming the first bad
 // field by its yaml name.
 func (o Options) Validate() error {
-	if err := ValidateListenEndpoint(o.RouterAddr); err != nil {
+	if err := wire.ValidateListenEndpoint(o.RouterAddr); err != nil {
 		return fmt.Errorf("yellow: router_addr: %w", err)
 	}
-	if err := ValidateListenEndpoint(o.PubAddr); err != nil {
+	if err := wire.ValidateListenEndpoint(o.PubAddr); err != nil {
 		return fmt.Errorf("yellow: pub_addr: %w", err)
 	}
 	if o.Heartbeat < minInterval || o.Heartbeat > maxInterval {
@@ -119,24 +121,4 @@ func (o Options) tick() time.Duration {
 		return o.Heartbeat
 	}
 	return o.TickInterval
-}
-
-// ValidateListenEndpoint checks an endpoint to bind: tcp://host:port where,
-// unlike a record's endpoint, the host may be a wildcard and the port 0.
-func ValidateListenEndpoint(ep string) error {
-	if ep == "" {
-		return fmt.Errorf("required")
-	}
-	rest, ok := cutTCP(ep)
-	if !ok {
-		return fmt.Errorf("must be tcp://host:port, got %q", snippet(ep))
-	}
-	host, port, ok := splitHostPort(rest)
-	if !ok || host == "" || (!isWildcard(host) && !validHost(host)) {
-		return fmt.Errorf("must be tcp://host:port, got %q", snippet(ep))
-	}
-	if port != "0" && !validPort(port) {
-		return fmt.Errorf("port must be 0..65535, got %q", snippet(ep))
-	}
-	return nil
 }

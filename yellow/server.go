@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
+	"github.com/noonhq/noon/wire"
 )
 
 // publishQueueLen bounds the deltas waiting for the PUB socket: a whole
@@ -227,10 +228,10 @@ func (y *Yellow) startGoroutine(f func()) bool {
 func (y *Yellow) handle(_ context.Context, req *platformpb.Envelope, reply func(*platformpb.Envelope)) {
 	defer func() {
 		if p := recover(); p != nil {
-			y.log.Error("yellow: panic serving request", "method", snippet(req.GetMethod()), "panic", p, "stack", string(debug.Stack()))
+			y.log.Error("yellow: panic serving request", "method", wire.Snippet(req.GetMethod()), "panic", p, "stack", string(debug.Stack()))
 			reply(&platformpb.Envelope{
 				Kind: platformpb.Kind_KIND_REPLY, RequestId: req.GetRequestId(), Method: req.GetMethod(),
-				ErrorCode: CodeInternal, ErrorMessage: "internal error",
+				ErrorCode: wire.CodeInternal, ErrorMessage: "internal error",
 			})
 		}
 	}()

@@ -2,16 +2,14 @@ package yellow
 
 import (
 	"math"
-	"net"
 	"slices"
-	"strconv"
-	"strings"
 	"unicode"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/proto"
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
+	"github.com/noonhq/noon/wire"
 )
 
 // Limits on one instance record. Yellow holds every record in memory and
@@ -20,7 +18,7 @@ import (
 const (
 	// MaxServiceNameLen bounds a service name: names are short words
 	// ("login", "room") that also appear in method names and metric labels.
-	MaxServiceNameLen = 64
+	MaxServiceNameLen = wire.MaxNameLen
 	// MaxIDLen bounds an instance id: room for a hostname plus a pid, a
 	// pod name or a UUID, with margin.
 	MaxIDLen = 128
@@ -28,7 +26,7 @@ const (
 	MaxVersionLen = 64
 	// MaxEndpointLen bounds an endpoint: "tcp://" + a 253-byte DNS name +
 	// ":65535".
-	MaxEndpointLen = 6 + 253 + 6
+	MaxEndpointLen = wire.MaxEndpointLen
 	// MaxCapacity bounds capacity (concurrent requests of one instance): a
 	// million is beyond any one process and keeps load arithmetic exact.
 	MaxCapacity = 1_000_000
@@ -45,30 +43,12 @@ const (
 	MaxMetaValueLen = 256
 )
 
-const serviceRule = "[a-z][a-z0-9_-]{0,63}"
-
-// ValidateServiceName checks a service name against [a-z][a-z0-9_-]{0,63}.
+// ValidateServiceName checks a service name against wire.NameRule.
 func ValidateServiceName(s string) error {
-	if s == "" {
-		return fieldErr("service", "required")
-	}
-	if !validServiceName(s) {
-		return fieldErr("service", "must match %s, got %q", serviceRule, snippet(s))
+	if err := wire.ValidateName(s); err != nil {
+		return fieldErr("service", "%v", err)
 	}
 	return nil
-}
-
-func validServiceName(s string) bool {
-	if len(s) == 0 || len(s) > MaxServiceNameLen || s[0] < 'a' || s[0] > 'z' {
-		return false
-	}
-	for i := 1; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // ValidateID checks an instance id: 1..MaxIDLen bytes of printable,
@@ -80,7 +60,7 @@ func ValidateID(id string) error {
 	case len(id) > MaxIDLen:
 		return fieldErr("id", "at most %d bytes, got %d", MaxIDLen, len(id))
 	case !printableNoSpace(id):
-		return fieldErr("id", "must be printable with no spaces, got %q", snippet(id))
+		return fieldErr("id", "must be printable with no spaces, got %q", wire.Snippet(id))
 	}
 	return nil
 }
@@ -97,91 +77,13 @@ func printableNoSpace(s string) bool {
 	return true
 }
 
-// ValidateEndpoint checks a ZeroMQ endpoint another process will dial:
-// "tcp://host:port" with port 1..65535 and a host that is not a wildcard
-// ("*", 0.0.0.0, ::). field names the field in the error.
-func ValidateEndpoint(field, ep string) error {
-	if ep == "" {
-		return fieldErr(field, "required")
-	}
-	if len(ep) > MaxEndpointLen {
-		return fieldErr(field, "at most %d bytes, got %d", MaxEndpointLen, len(ep))
-	}
-	rest, ok := strings.CutPrefix(ep, "tcp://")
-	if !ok {
-		return fieldErr(field, "must be tcp://host:port, got %q", snippet(ep))
-	}
-	host, port, err := net.SplitHostPort(rest)
-	if err != nil || host == "" {
-		return fieldErr(field, "must be tcp://host:port, got %q", snippet(ep))
-	}
-	if isWildcard(host) {
-		return fieldErr(field, "host must not be a wildcard, got %q", snippet(ep))
-	}
-	if !validHost(host) {
-		return fieldErr(field, "bad host, got %q", snippet(ep))
-	}
-	if !validPort(port) {
-		return fieldErr(field, "port must be 1..65535, got %q", snippet(ep))
+// validateEndpoint checks a ZeroMQ endpoint another process will dial
+// (wire.ValidateDialEndpoint); field names the field in the error.
+func validateEndpoint(field, ep string) error {
+	if err := wire.ValidateDialEndpoint(ep); err != nil {
+		return fieldErr(field, "%v", err)
 	}
 	return nil
-}
-
-// validateHostPort checks client_addr: "host:port", port 1..65535.
-func validateHostPort(field, addr string) error {
-	if len(addr) > MaxEndpointLen {
-		return fieldErr(field, "at most %d bytes, got %d", MaxEndpointLen, len(addr))
-	}
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil || host == "" || !validHost(host) {
-		return fieldErr(field, "must be host:port, got %q", snippet(addr))
-	}
-	if !validPort(port) {
-		return fieldErr(field, "port must be 1..65535, got %q", snippet(addr))
-	}
-	return nil
-}
-
-func isWildcard(host string) bool {
-	if host == "*" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsUnspecified()
-}
-
-// ValidHost reports whether host is a host another process can dial: an
-// IP address or a DNS-style name, not a wildcard ("*", 0.0.0.0, ::).
-func ValidHost(host string) bool { return !isWildcard(host) && validHost(host) }
-
-// validHost accepts an IP address or a DNS-style name.
-func validHost(host string) bool {
-	if net.ParseIP(host) != nil {
-		return true
-	}
-	if len(host) > 253 {
-		return false
-	}
-	for i := 0; i < len(host); i++ {
-		c := host[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
-
-func validPort(p string) bool {
-	if len(p) == 0 || len(p) > 5 {
-		return false
-	}
-	for i := 0; i < len(p); i++ {
-		if p[i] < '0' || p[i] > '9' {
-			return false
-		}
-	}
-	n, err := strconv.Atoi(p)
-	return err == nil && n >= 1 && n <= 65535
 }
 
 func validateLoad(l float64) error {
@@ -211,11 +113,11 @@ func ValidateInstance(inst *platformpb.Instance, maxBytes int) error {
 	if err := ValidateID(inst.GetId()); err != nil {
 		return err
 	}
-	if err := ValidateEndpoint("router", inst.GetRouter()); err != nil {
+	if err := validateEndpoint("router", inst.GetRouter()); err != nil {
 		return err
 	}
 	if inst.GetPub() != "" {
-		if err := ValidateEndpoint("pub", inst.GetPub()); err != nil {
+		if err := validateEndpoint("pub", inst.GetPub()); err != nil {
 			return err
 		}
 	}
@@ -229,7 +131,7 @@ func ValidateInstance(inst *platformpb.Instance, maxBytes int) error {
 	if v := inst.GetVersion(); len(v) > MaxVersionLen {
 		return fieldErr("version", "at most %d bytes, got %d", MaxVersionLen, len(v))
 	} else if v != "" && !printableNoSpace(v) {
-		return fieldErr("version", "must be printable with no spaces, got %q", snippet(v))
+		return fieldErr("version", "must be printable with no spaces, got %q", wire.Snippet(v))
 	}
 	if c := inst.GetCapacity(); c > MaxCapacity {
 		return fieldErr("capacity", "at most %d, got %d", MaxCapacity, c)
@@ -241,8 +143,8 @@ func ValidateInstance(inst *platformpb.Instance, maxBytes int) error {
 		return err
 	}
 	if a := inst.GetClientAddr(); a != "" {
-		if err := validateHostPort("client_addr", a); err != nil {
-			return err
+		if err := wire.ValidateDialAddr(a); err != nil {
+			return fieldErr("client_addr", "%v", err)
 		}
 	}
 	if err := validateMeta(inst.GetMeta()); err != nil {
@@ -269,7 +171,7 @@ func validateMeta(m map[string]string) error {
 	slices.Sort(keys)
 	for _, k := range keys {
 		if k == "" || len(k) > MaxMetaKeyLen {
-			return fieldErr("meta", "key %q must be 1..%d bytes", snippet(k), MaxMetaKeyLen)
+			return fieldErr("meta", "key %q must be 1..%d bytes", wire.Snippet(k), MaxMetaKeyLen)
 		}
 		if v := m[k]; len(v) > MaxMetaValueLen {
 			return fieldErr("meta", "value of %q is %d bytes, at most %d", k, len(v), MaxMetaValueLen)
@@ -297,11 +199,4 @@ func validateHeartbeat(inst *platformpb.Instance) error {
 		return validateState(s)
 	}
 	return nil
-}
-
-func cutTCP(ep string) (string, bool) { return strings.CutPrefix(ep, "tcp://") }
-
-func splitHostPort(s string) (host, port string, ok bool) {
-	host, port, err := net.SplitHostPort(s)
-	return host, port, err == nil
 }

@@ -6,6 +6,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
+	"github.com/noonhq/noon/wire"
 )
 
 // maxDeltaBytes bounds a Delta payload the watcher decodes: the largest
@@ -16,7 +17,7 @@ const maxDeltaBytes = maxMaxRecordBytes + requestOverhead
 // socket.
 func decodeDelta(ev *platformpb.Event) (*platformpb.Delta, error) {
 	if ev.GetType() != EventTypeDelta {
-		return nil, fmt.Errorf("%w: event type %q, want %s", ErrBadDelta, snippet(ev.GetType()), EventTypeDelta)
+		return nil, fmt.Errorf("%w: event type %q, want %s", ErrBadDelta, wire.Snippet(ev.GetType()), EventTypeDelta)
 	}
 	if n := len(ev.GetPayload()); n > maxDeltaBytes {
 		return nil, fmt.Errorf("%w: delta of %d bytes, at most %d", ErrBadDelta, n, maxDeltaBytes)

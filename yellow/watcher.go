@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
+	"github.com/noonhq/noon/wire"
 )
 
 // Watcher limits.
@@ -587,23 +589,16 @@ func (f *follower) sync(ctx context.Context) (ok, again bool) {
 
 // pubEndpoint returns the PUB endpoint to dial: yellow's own, with a
 // wildcard host replaced by the host of the router endpoint we reached it
-// on.
+// on; "" when either is not an endpoint.
 func pubEndpoint(pub, router string) string {
-	rest, ok := cutTCP(pub)
-	if !ok {
+	host, port, err := wire.SplitEndpoint(pub)
+	if err != nil {
 		return ""
 	}
-	host, port, ok := splitHostPort(rest)
-	if !ok {
-		return ""
-	}
-	if host == "" || isWildcard(host) {
-		rrest, _ := cutTCP(router)
-		rhost, _, ok := splitHostPort(rrest)
-		if !ok {
+	if wire.IsWildcard(host) {
+		if host, _, err = wire.SplitEndpoint(router); err != nil {
 			return ""
 		}
-		host = rhost
 	}
-	return "tcp://" + net.JoinHostPort(host, port)
+	return "tcp://" + net.JoinHostPort(host, strconv.Itoa(port))
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/noonhq/noon/edge/brokerlist"
+	"github.com/noonhq/noon/wire"
 	"github.com/noonhq/noon/yellow"
 )
 
@@ -140,19 +141,6 @@ func describeStores(cfg *Config) string {
 // routable before printing its banner anyway (with a warning).
 const devReadyTimeout = 15 * time.Second
 
-// loopback turns a listen address (":8081") into one a client on this
-// machine dials.
-func loopback(addr string) string {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr
-	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = "127.0.0.1"
-	}
-	return net.JoinHostPort(host, port)
-}
-
 // hostPort prints a listener address as a client would dial it: a wildcard
 // host becomes 127.0.0.1.
-func hostPort(a net.Addr) string { return loopback(a.String()) }
+func hostPort(a net.Addr) string { return wire.DialAddr(a.String()) }

@@ -11,12 +11,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/noonhq/noon/edge/client"
 	"github.com/noonhq/noon/edge/frame"
 	edgeapi "github.com/noonhq/noon/idl/gen/edge"
 	"github.com/noonhq/noon/internal/bench"
 	"github.com/noonhq/noon/internal/logging"
 	"github.com/noonhq/noon/internal/thriftx"
+	"github.com/noonhq/noon/wire"
 )
 
 // loadScenarios are the closed-loop scenarios, in the order each
@@ -201,14 +201,14 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 // they cost it. Each connection says edge.Hello first, as a real client
 // does (client.Dial), and then sends nothing.
 func runIdle(ctx context.Context, cfg config, noon *noonStack, prog *progress) (*idleReport, error) {
-	hello, err := thriftx.Marshal(&edgeapi.HelloRequest{ProtocolVersion: client.ProtocolVersion})
+	hello, err := thriftx.Marshal(&edgeapi.HelloRequest{ProtocolVersion: wire.ProtocolVersion})
 	if err != nil {
 		return nil, err
 	}
 	icfg := bench.IdleConfig{
 		Addr:     noon.addr(),
 		Conns:    cfg.idle,
-		Request:  frame.AppendRequest(nil, client.MethodHello, hello),
+		Request:  frame.AppendRequest(nil, wire.MethodHello, hello),
 		Progress: prog.idle(cfg.idle),
 	}
 	prog.logf("[idle] %d idle connections from 127.0.0.2 up, %d per source address", cfg.idle, bench.DefaultPerSource)

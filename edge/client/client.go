@@ -37,15 +37,11 @@ import (
 	"github.com/noonhq/noon/edge/frame"
 	edgeapi "github.com/noonhq/noon/idl/gen/edge"
 	"github.com/noonhq/noon/internal/thriftx"
+	"github.com/noonhq/noon/wire"
 )
 
 // The edge's own method and protocol version (see package edge).
-const (
-	// MethodHello is the edge's hello request.
-	MethodHello = "edge.Hello"
-	// ProtocolVersion is the client protocol version this client speaks.
-	ProtocolVersion = 1
-)
+const ()
 
 // Defaults of Options.
 const (
@@ -111,7 +107,7 @@ type Push struct {
 // Client is a connection to a broker. Its methods are safe for concurrent
 // use.
 type Client struct {
-	conn  wire
+	conn  carrier
 	opts  Options
 	lim   frame.Limits
 	hello *edgeapi.HelloReply
@@ -136,8 +132,8 @@ type request struct {
 	err     error
 }
 
-// wire is a transport: TCP frames or WebSocket messages.
-type wire interface {
+// carrier is a transport: TCP frames or WebSocket messages.
+type carrier interface {
 	// writeRequest queues a request; flush sends what is queued.
 	writeRequest(method string, payload []byte) error
 	flush() error
@@ -167,7 +163,7 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 		defer cancel()
 	}
 	var (
-		w   wire
+		w   carrier
 		err error
 	)
 	if strings.HasPrefix(addr, "ws://") || strings.HasPrefix(addr, "wss://") {
@@ -189,7 +185,7 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	go c.writeLoop()
 	go c.readLoop()
 	if opts.Hello || opts.Push || opts.ResumeToken != "" {
-		req := &edgeapi.HelloRequest{ProtocolVersion: ProtocolVersion, Push: opts.Push}
+		req := &edgeapi.HelloRequest{ProtocolVersion: wire.ProtocolVersion, Push: opts.Push}
 		if opts.ResumeToken != "" {
 			req.ResumeToken = &opts.ResumeToken
 		}
@@ -206,7 +202,7 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	return c, nil
 }
 
-func dialTCP(ctx context.Context, addr string, opts Options, lim frame.Limits) (wire, error) {
+func dialTCP(ctx context.Context, addr string, opts Options, lim frame.Limits) (carrier, error) {
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -228,7 +224,7 @@ func dialTCP(ctx context.Context, addr string, opts Options, lim frame.Limits) (
 	return &tcpWire{nc: nc, r: frame.NewReader(nc, lim), w: frame.NewWriter(nc, lim)}, nil
 }
 
-func dialWS(ctx context.Context, url string, opts Options, lim frame.Limits) (wire, error) {
+func dialWS(ctx context.Context, url string, opts Options, lim frame.Limits) (carrier, error) {
 	var dopts websocket.DialOptions
 	if opts.TLS != nil {
 		dopts.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: opts.TLS.Clone()}}
@@ -248,7 +244,7 @@ func (c *Client) HelloReply() *edgeapi.HelloReply { return c.hello }
 // Options.Hello is set; calling it again changes the push setting.
 func (c *Client) Hello(ctx context.Context, req *edgeapi.HelloRequest) (*edgeapi.HelloReply, error) {
 	reply := edgeapi.NewHelloReply()
-	if err := c.CallThrift(ctx, MethodHello, req, reply); err != nil {
+	if err := c.CallThrift(ctx, wire.MethodHello, req, reply); err != nil {
 		return nil, err
 	}
 	return reply, nil
@@ -421,7 +417,7 @@ func (c *Client) readLoop() {
 			return
 		}
 		if len(first) > 0 {
-			r.err = ParseError(string(first))
+			r.err = wire.Parse(string(first))
 		} else {
 			r.resp = clone(payload)
 		}

@@ -29,13 +29,14 @@ import (
 	edgeapi "github.com/noonhq/noon/idl/gen/edge"
 	"github.com/noonhq/noon/internal/testenv"
 	"github.com/noonhq/noon/internal/thriftx"
+	"github.com/noonhq/noon/wire"
 )
 
 // handler is the broker side of the tests:
 //
 //	echo        reply with the payload
 //	sleep       payload "<ms>[:tag]": sleep, reply with the payload
-//	fail        fail with errors.New(payload)
+//	fail        fail with wire.Parse(payload)
 //	push        payload "<n>": push n "test.Event" frames "0".."n-1", reply with how many were queued
 //	edge.Hello  edge.Server.Hello with broker id "b1"; a resume token "good" authenticates as "u1"
 type handler struct{ srv *edge.Server }
@@ -57,7 +58,7 @@ func (h *handler) Request(ctx context.Context, c *edge.Conn, method string, payl
 		}
 		return payload, nil
 	case "fail":
-		return nil, errors.New(string(payload))
+		return nil, wire.Parse(string(payload))
 	case "push":
 		n, _ := strconv.Atoi(string(payload))
 		queued := 0
@@ -67,7 +68,7 @@ func (h *handler) Request(ctx context.Context, c *edge.Conn, method string, payl
 			}
 		}
 		return []byte(strconv.Itoa(queued)), nil
-	case edge.MethodHello:
+	case wire.MethodHello:
 		req, reply, err := h.srv.Hello(c, payload)
 		if err != nil {
 			return nil, err
@@ -80,7 +81,7 @@ func (h *handler) Request(ctx context.Context, c *edge.Conn, method string, payl
 		reply.BrokerID = "b1"
 		return thriftx.Marshal(reply)
 	}
-	return nil, fmt.Errorf("unknown_method: %s", method)
+	return nil, wire.Errorf(wire.CodeUnknownMethod, "%s", method)
 }
 
 // startBench starts a server for a benchmark, without logs, and returns the
@@ -158,7 +159,7 @@ func TestDialAndCall(t *testing.T) {
 			c := mustDial(t, addr, opts)
 			hr := c.HelloReply()
 			if hr == nil || hr.BrokerID != "b1" || hr.SessionID == "" || hr.GetUserID() != "u1" ||
-				hr.MaxFrame != edge.DefaultMaxFrame || hr.ProtocolVersion != client.ProtocolVersion {
+				hr.MaxFrame != edge.DefaultMaxFrame || hr.ProtocolVersion != wire.ProtocolVersion {
 				t.Fatalf("hello reply %v", hr)
 			}
 			got, err := c.Call(context.Background(), "echo", []byte("hi"))
@@ -229,8 +230,8 @@ func TestCallError(t *testing.T) {
 		"Something happened": {Message: "Something happened"},
 		"a b: c":             {Message: "a b: c"},
 	} {
-		if got := client.ParseError(in); *got != want || got.Error() != in {
-			t.Errorf("ParseError(%q) = %#v (%q)", in, got, got.Error())
+		if got := wire.Parse(in); *got != want || got.Error() != in {
+			t.Errorf("Parse(%q) = %#v (%q)", in, got, got.Error())
 		}
 	}
 }
@@ -365,7 +366,7 @@ func TestCallThrift(t *testing.T) {
 	if err != nil || reply.BrokerID != "b1" {
 		t.Fatalf("Hello: %v, %v", reply, err)
 	}
-	err = c.CallThrift(context.Background(), edge.MethodHello, &edgeapi.HelloRequest{ProtocolVersion: 7}, edgeapi.NewHelloReply())
+	err = c.CallThrift(context.Background(), wire.MethodHello, &edgeapi.HelloRequest{ProtocolVersion: 7}, edgeapi.NewHelloReply())
 	if !errors.Is(err, &client.Error{Code: "bad_request"}) {
 		t.Fatalf("bad version: %v", err)
 	}

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/noonhq/noon/wire"
 )
 
 // Validator is implemented by option structs that check themselves. Validate
@@ -293,54 +295,21 @@ func splitHostPort(addr string) (host string, port int, err error) {
 	return h, int(n), nil
 }
 
-// Endpoint checks a ZeroMQ endpoint a socket binds: "tcp://host:port", where
-// host may be "*" (all interfaces) and port may be 0 or "*" (a free port);
-// or "ipc://<path>" or "inproc://<name>" with a non-empty path or name.
+// Endpoint checks a ZeroMQ endpoint a socket binds, in the one grammar of
+// wire.ValidateListenEndpoint: "tcp://host:port", where host may be "*"
+// (all interfaces) and port may be 0 or "*" (a free port).
 func Endpoint(field, ep string) error {
-	return endpoint(field, ep, true)
+	if err := wire.ValidateListenEndpoint(ep); err != nil {
+		return FieldError{Field: field, Msg: err.Error()}
+	}
+	return nil
 }
 
-// DialEndpoint checks a ZeroMQ endpoint a socket connects to: like
-// [Endpoint], but a tcp host must be a real host and the port non-zero.
+// DialEndpoint checks a ZeroMQ endpoint a socket connects to
+// (wire.ValidateDialEndpoint): a real host and a non-zero port.
 func DialEndpoint(field, ep string) error {
-	return endpoint(field, ep, false)
-}
-
-// endpoint implements Endpoint and DialEndpoint.
-func endpoint(field, ep string, bind bool) error {
-	bad := func(format string, args ...any) error {
-		return FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
-	}
-	scheme, rest, ok := strings.Cut(ep, "://")
-	if !ok {
-		return bad("must be a ZeroMQ endpoint like tcp://host:port, got %q", ep)
-	}
-	switch scheme {
-	case "ipc", "inproc":
-		if rest == "" {
-			return bad("%s endpoint %q has no name", scheme, ep)
-		}
-		return nil
-	case "tcp":
-	default:
-		return bad("unsupported transport %q in %q (use tcp, ipc or inproc)", scheme, ep)
-	}
-	h, p, err := net.SplitHostPort(rest)
-	if err != nil || h == "" {
-		return bad("must be tcp://host:port, got %q", ep)
-	}
-	if strings.ContainsAny(h, " /") {
-		return bad("invalid host in %q", ep)
-	}
-	if p == "*" {
-		p = "0"
-	}
-	n, err := strconv.ParseUint(p, 10, 16)
-	if err != nil {
-		return bad("port must be a number from 0 to 65535 or *, got %q in %q", p, ep)
-	}
-	if !bind && (h == "*" || n == 0) {
-		return bad("cannot connect to %q: need a host and a non-zero port", ep)
+	if err := wire.ValidateDialEndpoint(ep); err != nil {
+		return FieldError{Field: field, Msg: err.Error()}
 	}
 	return nil
 }

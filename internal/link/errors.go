@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/noonhq/noon/wire"
 )
 
 var (
@@ -13,7 +15,7 @@ var (
 	// queue is full (see ErrOverloaded). The request may or may not have run;
 	// callers that retry on another instance must only do so for idempotent
 	// methods or methods that the remote deduplicates by request id.
-	ErrUnavailable = errors.New("link: peer unavailable")
+	ErrUnavailable error = &codedError{"link: peer unavailable", wire.CodeUnavailable}
 
 	// ErrOverloaded means the Peer's send queue was full, so the request was not
 	// sent at all. It wraps ErrUnavailable: errors.Is(err, ErrUnavailable) holds,
@@ -29,10 +31,10 @@ var (
 
 	// ErrTimeout means the caller's deadline passed before a reply arrived.
 	// Errors returned for it also match context.DeadlineExceeded.
-	ErrTimeout = errors.New("link: deadline exceeded")
+	ErrTimeout error = &codedError{"link: deadline exceeded", wire.CodeTimeout}
 
 	// ErrClosed means the Server, Peer, Publisher or Subscriber was closed.
-	ErrClosed = errors.New("link: closed")
+	ErrClosed error = &codedError{"link: closed", wire.CodeUnavailable}
 
 	// ErrTooLarge means an outgoing message is bigger than the configured
 	// MaxMessage; it was not sent.
@@ -42,6 +44,13 @@ var (
 	// byte (NUL terminates topics on the wire).
 	ErrBadTopic = errors.New("link: invalid topic")
 )
+
+// codedError is a sentinel error with a wire code (wire.Coder): CodeOf maps
+// a link failure to the code a caller answers with.
+type codedError struct{ msg, code string }
+
+func (e *codedError) Error() string    { return e.msg }
+func (e *codedError) WireCode() string { return e.code }
 
 // errCallTimeout is what Call returns when its context's deadline passes: it
 // matches both ErrTimeout and context.DeadlineExceeded.

@@ -13,6 +13,7 @@ import (
 	"github.com/go-zeromq/zmq4"
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
+	"github.com/noonhq/noon/wire"
 )
 
 // PeerOptions configures a Peer. Zero values take the defaults in limits.go.
@@ -526,7 +527,7 @@ func (l *link) readLoop() {
 		env, err := decodeEnvelope(msg.Frames[0], p.opts.MaxMessage)
 		if err != nil {
 			p.stats.bad.Add(1)
-			p.log.Debug("link: bad message", "err", err, "snippet", fmt.Sprintf("%q", snippet(msg.Frames[0])))
+			p.log.Debug("link: bad message", "err", err, "snippet", fmt.Sprintf("%q", wire.Snippet(msg.Frames[0])))
 			continue
 		}
 		switch env.GetKind() {

@@ -13,6 +13,7 @@ import (
 	"github.com/go-zeromq/zmq4"
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
+	"github.com/noonhq/noon/wire"
 )
 
 // Handler runs one REQUEST. It runs in its own goroutine; ctx ends at the
@@ -254,8 +255,8 @@ func (s *Server) readLoop() {
 		env, err := decodeEnvelope(body, s.opts.MaxMessage)
 		if err != nil {
 			s.stats.bad.Add(1)
-			s.log.Debug("link: bad message", "peer", string(snippet(peer)), "err", err,
-				"snippet", fmt.Sprintf("%q", snippet(body)))
+			s.log.Debug("link: bad message", "peer", string(wire.Snippet(peer)), "err", err,
+				"snippet", fmt.Sprintf("%q", wire.Snippet(body)))
 			continue
 		}
 		switch env.GetKind() {
@@ -446,7 +447,7 @@ func (s *Server) writeLoop() {
 			putBuf(m.body)
 			if err != nil {
 				s.stats.sendErrors.Add(1)
-				s.log.Debug("link: send failed", "peer", string(snippet(m.peer)), "err", err)
+				s.log.Debug("link: send failed", "peer", string(wire.Snippet(m.peer)), "err", err)
 				continue
 			}
 			s.stats.sent.Add(1)

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
+	"github.com/noonhq/noon/wire"
 )
 
 // Field numbers of the Envelope and Event fields that this package sets,
@@ -153,7 +154,7 @@ func decodeEvent(b []byte, max int) (*platformpb.Event, error) {
 // checkTopic enforces what topic framing relies on.
 func checkTopic(topic string) error {
 	if topic == "" || len(topic) > maxTopicLen || strings.IndexByte(topic, 0) >= 0 {
-		return fmt.Errorf("%w: %q", ErrBadTopic, snippet([]byte(topic)))
+		return fmt.Errorf("%w: %q", ErrBadTopic, wire.Snippet([]byte(topic)))
 	}
 	return nil
 }
@@ -180,14 +181,6 @@ func newIdentity(prefix string) string {
 	var r [8]byte
 	_, _ = crand.Read(r[:]) // never fails (crypto/rand, Go 1.24+)
 	return prefix + hex.EncodeToString(r[:])
-}
-
-// snippet returns at most 32 bytes of b, for logs: never a whole payload.
-func snippet(b []byte) []byte {
-	if len(b) > 32 {
-		return b[:32]
-	}
-	return b
 }
 
 // zmqLogger routes zmq4's own log lines to slog at debug level: it logs

@@ -94,16 +94,6 @@ func New(opts Options, w io.Writer) (*slog.Logger, error) {
 	return slog.New(slog.NewTextHandler(w, ho)), nil
 }
 
-// Truncate returns s cut to its first n bytes with "..." appended when it
-// is longer: for quoting bad input in an error message (%q) without
-// repeating all of it.
-func Truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "..."
-	}
-	return s
-}
-
 // DefaultSnippet is the number of bytes Snippet keeps when asked for n <= 0:
 // enough to recognise a protocol (an HTTP request line, a TLS hello, a
 // frame header) without putting a payload in the logs.

@@ -90,12 +90,3 @@ func TestSnippet(t *testing.T) {
 		}
 	}
 }
-
-func TestTruncate(t *testing.T) {
-	if got := Truncate("abcdef", 3); got != "abc..." {
-		t.Errorf("Truncate = %q", got)
-	}
-	if got := Truncate("abc", 3); got != "abc" {
-		t.Errorf("Truncate = %q", got)
-	}
-}

@@ -8,7 +8,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/noonhq/noon/internal/logging"
+	"github.com/noonhq/noon/wire"
 
 	echopb "github.com/noonhq/noon/idl/gen/echo"
 	"github.com/noonhq/noon/services"
@@ -55,7 +55,7 @@ func handleEcho(_ context.Context, _ *services.Session, payload []byte) ([]byte,
 
 func handleSleep(ctx context.Context, _ *services.Session, req *echopb.SleepRequest) (*echopb.SleepReply, error) {
 	if req.Ms < 0 || req.Ms > MaxSleepMs {
-		return nil, services.Errorf(services.CodeBadRequest, "ms must be in [0, %d], got %d", MaxSleepMs, req.Ms)
+		return nil, wire.Errorf(wire.CodeBadRequest, "ms must be in [0, %d], got %d", MaxSleepMs, req.Ms)
 	}
 	start := time.Now()
 	t := time.NewTimer(time.Duration(req.Ms) * time.Millisecond)
@@ -64,16 +64,13 @@ func handleSleep(ctx context.Context, _ *services.Session, req *echopb.SleepRequ
 	case <-t.C:
 		return &echopb.SleepReply{SleptMs: req.Ms}, nil
 	case <-ctx.Done():
-		return nil, services.Errorf(services.CodeTimeout, "slept %d of %d ms", time.Since(start).Milliseconds(), req.Ms)
+		return nil, wire.Errorf(wire.CodeTimeout, "slept %d of %d ms", time.Since(start).Milliseconds(), req.Ms)
 	}
 }
 
 func handleFail(_ context.Context, _ *services.Session, req *echopb.FailRequest) (*echopb.SleepReply, error) {
-	if !services.KnownCode(req.Code) {
-		return nil, services.Errorf(services.CodeBadRequest, "unknown error code %q", snippet(req.Code))
+	if !wire.KnownCode(req.Code) {
+		return nil, wire.Errorf(wire.CodeBadRequest, "unknown error code %q", wire.Snippet(req.Code))
 	}
-	return nil, services.NewError(req.Code, req.Message)
+	return nil, wire.NewError(req.Code, req.Message)
 }
-
-// snippet bounds what of a client's string goes into an error.
-func snippet(s string) string { return logging.Truncate(s, 32) }

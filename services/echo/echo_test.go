@@ -9,6 +9,7 @@ import (
 	echopb "github.com/noonhq/noon/idl/gen/echo"
 	"github.com/noonhq/noon/internal/thriftx"
 	"github.com/noonhq/noon/services"
+	"github.com/noonhq/noon/wire"
 )
 
 func call(t *testing.T, ctx context.Context, method string, payload []byte) ([]byte, error) {
@@ -64,11 +65,11 @@ func TestSleep(t *testing.T) {
 
 	for _, ms := range []int32{-1, MaxSleepMs + 1, -2147483648} {
 		_, err := call(t, context.Background(), MethodSleep, enc(ms))
-		if services.CodeOf(err) != services.CodeBadRequest {
+		if wire.CodeOf(err) != wire.CodeBadRequest {
 			t.Errorf("Sleep(%d): %v, want bad_request", ms, err)
 		}
 	}
-	if _, err := call(t, context.Background(), MethodSleep, []byte{0x15}); services.CodeOf(err) != services.CodeBadRequest {
+	if _, err := call(t, context.Background(), MethodSleep, []byte{0x15}); wire.CodeOf(err) != wire.CodeBadRequest {
 		t.Errorf("Sleep(garbage): %v", err)
 	}
 
@@ -76,7 +77,7 @@ func TestSleep(t *testing.T) {
 	defer cancel()
 	start = time.Now()
 	_, err = call(t, ctx, MethodSleep, enc(5000))
-	if services.CodeOf(err) != services.CodeTimeout {
+	if wire.CodeOf(err) != wire.CodeTimeout {
 		t.Fatalf("Sleep past the deadline: %v, want timeout", err)
 	}
 	if d := time.Since(start); d > time.Second {

@@ -9,6 +9,7 @@ import (
 	echopb "github.com/noonhq/noon/idl/gen/echo"
 	"github.com/noonhq/noon/internal/thriftx"
 	"github.com/noonhq/noon/services"
+	"github.com/noonhq/noon/wire"
 )
 
 // FuzzEchoRequests feeds arbitrary payloads to echo.Sleep and echo.Fail
@@ -48,7 +49,7 @@ func FuzzEchoRequests(f *testing.F) {
 					}
 					continue
 				}
-				if !services.KnownCode(services.CodeOf(err)) {
+				if !wire.KnownCode(wire.CodeOf(err)) {
 					t.Fatalf("%s(%x) = %v: unknown code", m, in, err)
 				}
 			}

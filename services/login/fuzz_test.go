@@ -20,6 +20,7 @@ import (
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	"github.com/noonhq/noon/internal/thriftx"
 	"github.com/noonhq/noon/services"
+	"github.com/noonhq/noon/wire"
 )
 
 // fuzzService is a service on a memory store and miniredis with cheap
@@ -73,8 +74,8 @@ func FuzzHTTPJSON(f *testing.F) {
 			for i, dec := range decoders {
 				v, err := dec(in)
 				if err != nil {
-					var se *services.Error
-					if !errors.As(err, &se) || se.Code != services.CodeBadRequest {
+					var se *wire.Error
+					if !errors.As(err, &se) || se.Code != wire.CodeBadRequest {
 						t.Fatalf("decoder %d(%q) = %v, want bad_request", i, in, err)
 					}
 				} else {
@@ -143,7 +144,7 @@ func FuzzThriftRequests(f *testing.F) {
 				cancel()
 				binds, _ := sess.Changes()
 				if err != nil {
-					if !services.KnownCode(services.CodeOf(err)) || services.CodeOf(err) == services.CodeInternal {
+					if !wire.KnownCode(wire.CodeOf(err)) || wire.CodeOf(err) == wire.CodeInternal {
 						t.Fatalf("%s(%x) = %v", m, in, err)
 					}
 					if len(binds) != 0 {

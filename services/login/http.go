@@ -14,7 +14,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/noonhq/noon/services"
+	"github.com/noonhq/noon/wire"
 )
 
 // Limits of the HTTP API.
@@ -108,7 +108,7 @@ func (s *Service) HTTPHandler() http.Handler {
 	mux.Handle(PathValidateSession, s.post(s.httpValidate))
 	mux.Handle(PathLogout, s.post(s.httpLogout))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, ErrorResult{Error: services.CodeNotFound + ": no such endpoint"})
+		writeJSON(w, http.StatusNotFound, ErrorResult{Error: wire.CodeNotFound + ": no such endpoint"})
 	})
 	return mux
 }
@@ -126,17 +126,17 @@ func (s *Service) post(fn apiFunc) http.Handler {
 		h.Set("X-Content-Type-Options", "nosniff")
 		if r.Method != http.MethodPost {
 			h.Set("Allow", http.MethodPost)
-			writeJSON(w, http.StatusMethodNotAllowed, ErrorResult{Error: services.CodeBadRequest + ": method " + snippet(r.Method) + " not allowed; use POST"})
+			writeJSON(w, http.StatusMethodNotAllowed, ErrorResult{Error: wire.CodeBadRequest + ": method " + wire.Snippet(r.Method) + " not allowed; use POST"})
 			return
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxHTTPBody))
 		if err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
-				writeJSON(w, http.StatusRequestEntityTooLarge, ErrorResult{Error: fmt.Sprintf("%s: body over %d bytes", services.CodeBadRequest, MaxHTTPBody)})
+				writeJSON(w, http.StatusRequestEntityTooLarge, ErrorResult{Error: fmt.Sprintf("%s: body over %d bytes", wire.CodeBadRequest, MaxHTTPBody)})
 				return
 			}
-			writeJSON(w, http.StatusBadRequest, ErrorResult{Error: services.CodeBadRequest + ": reading body: " + err.Error()})
+			writeJSON(w, http.StatusBadRequest, ErrorResult{Error: wire.CodeBadRequest + ": reading body: " + err.Error()})
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), HTTPRequestTimeout)
@@ -159,30 +159,30 @@ func (s *Service) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		writeJSON(w, http.StatusTooManyRequests, ErrorResult{Error: rl.wire().Error()})
 		return
 	}
-	var se *services.Error
-	if !errors.As(err, &se) || services.CodeOf(se) == services.CodeInternal {
+	var se *wire.Error
+	if !errors.As(err, &se) || wire.CodeOf(se) == wire.CodeInternal {
 		s.log.Error("login: http request failed", "path", r.URL.Path, "err", err)
-		se = services.NewError(services.CodeInternal, "internal error")
+		se = wire.NewError(wire.CodeInternal, "internal error")
 	}
-	writeJSON(w, httpStatus(services.CodeOf(se)), ErrorResult{Error: se.Error()})
+	writeJSON(w, httpStatus(wire.CodeOf(se)), ErrorResult{Error: se.Error()})
 }
 
 // httpStatus maps a wire code to an HTTP status.
 func httpStatus(code string) int {
 	switch code {
-	case services.CodeBadRequest:
+	case wire.CodeBadRequest:
 		return http.StatusBadRequest
-	case services.CodeUnauthenticated:
+	case wire.CodeUnauthenticated:
 		return http.StatusUnauthorized
-	case services.CodeNotFound:
+	case wire.CodeNotFound:
 		return http.StatusNotFound
-	case services.CodeConflict:
+	case wire.CodeConflict:
 		return http.StatusConflict
-	case services.CodeRateLimited:
+	case wire.CodeRateLimited:
 		return http.StatusTooManyRequests
-	case services.CodeUnavailable, services.CodeOverloaded:
+	case wire.CodeUnavailable, wire.CodeOverloaded:
 		return http.StatusServiceUnavailable
-	case services.CodeTimeout:
+	case wire.CodeTimeout:
 		return http.StatusGatewayTimeout
 	}
 	return http.StatusInternalServerError
@@ -281,7 +281,7 @@ func decodeLogout(body []byte) (LogoutBody, error) {
 // bad_request naming the problem.
 func decodeFields(body []byte, fields []jsonField) error {
 	bad := func(format string, args ...any) error {
-		return services.Errorf(services.CodeBadRequest, format, args...)
+		return wire.Errorf(wire.CodeBadRequest, format, args...)
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return bad("empty body: send a JSON object")
@@ -313,7 +313,7 @@ func decodeFields(body []byte, fields []jsonField) error {
 	for _, k := range keys {
 		i := fieldIndex(fields, k)
 		if i < 0 {
-			return bad("unknown field %q", snippet(k))
+			return bad("unknown field %q", wire.Snippet(k))
 		}
 		if seen[i] {
 			return bad("both %q and %q given", fields[i].name, fields[i].alias)

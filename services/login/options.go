@@ -6,11 +6,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/noonhq/noon/internal/logging"
-
 	"github.com/noonhq/noon/internal/config"
 	"github.com/noonhq/noon/internal/metrics"
 	"github.com/noonhq/noon/internal/stores"
+	"github.com/noonhq/noon/wire"
 )
 
 // Defaults of Options.
@@ -222,7 +221,7 @@ func (o Options) Validate() error {
 	var errs config.Errors
 	if o.HTTPAddr != "" {
 		if _, _, err := net.SplitHostPort(o.HTTPAddr); err != nil {
-			errs.Addf("http_addr", "must be host:port (host may be empty), got %q", snippet(o.HTTPAddr))
+			errs.Addf("http_addr", "must be host:port (host may be empty), got %q", wire.Snippet(o.HTTPAddr))
 		}
 	}
 	if o.SessionTTL < MinSessionTTL || o.SessionTTL > MaxSessionTTL {
@@ -247,10 +246,10 @@ func (o Options) Validate() error {
 		errs.Addf("nickname_max", "must be in [1, %d], got %d", MaxNicknameLen, o.NicknameMax)
 	}
 	if len(o.RedisPrefix) > maxRedisPrefix || strings.ContainsAny(o.RedisPrefix, " \t\r\n") {
-		errs.Addf("redis_prefix", "at most %d bytes with no spaces, got %q", maxRedisPrefix, snippet(o.RedisPrefix))
+		errs.Addf("redis_prefix", "at most %d bytes with no spaces, got %q", maxRedisPrefix, wire.Snippet(o.RedisPrefix))
 	}
 	if !schemaName.MatchString(o.PostgresSchema) {
-		errs.Addf("postgres_schema", "must match [a-z_][a-z0-9_]{0,62}, got %q", snippet(o.PostgresSchema))
+		errs.Addf("postgres_schema", "must match [a-z_][a-z0-9_]{0,62}, got %q", wire.Snippet(o.PostgresSchema))
 	}
 	return errs.Err()
 }
@@ -309,6 +308,3 @@ func (o Options) warnings(log *slog.Logger) {
 		log.Warn("login: per-account throttling is off: passwords can be guessed as fast as the service hashes")
 	}
 }
-
-// snippet bounds what of a bad value goes into an error or a log.
-func snippet(s string) string { return logging.Truncate(s, 64) }

@@ -12,18 +12,18 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/noonhq/noon/internal/metrics"
-	"github.com/noonhq/noon/services"
+	"github.com/noonhq/noon/wire"
 )
 
 // ErrBadCredentials is the error of every failed login that is not
 // throttled: an unknown username and a wrong password get the same text, and
 // take as long (an unknown username is checked against a dummy hash), so
 // that logging in reveals nothing about which usernames exist.
-var ErrBadCredentials = services.NewError(services.CodeUnauthenticated, "wrong username or password")
+var ErrBadCredentials = wire.NewError(wire.CodeUnauthenticated, "wrong username or password")
 
 // Service is the login service: accounts in a Store, sessions and throttle
 // counters in Redis. Its methods are what the wire handlers (Handlers) and
-// the HTTP API (HTTPHandler) call; they return *services.Error for anything
+// the HTTP API (HTTPHandler) call; they return *wire.Error for anything
 // a client caused, and plain errors for failures of Redis or the store. It
 // is safe for concurrent use.
 type Service struct {
@@ -96,7 +96,7 @@ func (s *Service) Options() Options { return s.opts }
 func (s *Service) count(method string, err error) {
 	result := "ok"
 	if err != nil {
-		result = services.CodeOf(err)
+		result = wire.CodeOf(err)
 	}
 	s.m.requests.With(method, result).Inc()
 }
@@ -106,9 +106,9 @@ func (s *Service) count(method string, err error) {
 func hashErr(err error) error {
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
-		return services.Errorf(services.CodeTimeout, "deadline passed waiting to check the password")
+		return wire.Errorf(wire.CodeTimeout, "deadline passed waiting to check the password")
 	case errors.Is(err, context.Canceled):
-		return services.Errorf(services.CodeUnavailable, "canceled waiting to check the password")
+		return wire.Errorf(wire.CodeUnavailable, "canceled waiting to check the password")
 	}
 	return err
 }
@@ -137,7 +137,7 @@ func (s *Service) Register(ctx context.Context, username, password, nickname, ad
 	if err := s.opts.checkNickname(nickname); err != nil {
 		return Account{}, err
 	}
-	taken := services.Errorf(services.CodeConflict, "username %q is taken", username)
+	taken := wire.Errorf(wire.CodeConflict, "username %q is taken", username)
 	// Look first, so that a taken name costs no hash; Create still decides.
 	switch _, err := s.store.ByUsername(ctx, username); {
 	case err == nil:
@@ -168,13 +168,13 @@ func (s *Service) Register(ctx context.Context, username, password, nickname, ad
 func (s *Service) Login(ctx context.Context, username, password, addr string) (sess Session, err error) {
 	defer func() { s.count("login", err) }()
 	if username == "" || password == "" {
-		return Session{}, services.Errorf(services.CodeBadRequest, "username and password are required")
+		return Session{}, wire.Errorf(wire.CodeBadRequest, "username and password are required")
 	}
 	if len(username) > MaxUsernameLen {
-		return Session{}, services.Errorf(services.CodeBadRequest, "username is longer than %d bytes", MaxUsernameLen)
+		return Session{}, wire.Errorf(wire.CodeBadRequest, "username is longer than %d bytes", MaxUsernameLen)
 	}
 	if len(password) > s.opts.PasswordMax {
-		return Session{}, services.Errorf(services.CodeBadRequest, "password is longer than %d bytes", s.opts.PasswordMax)
+		return Session{}, wire.Errorf(wire.CodeBadRequest, "password is longer than %d bytes", s.opts.PasswordMax)
 	}
 	if key := s.addressKey(addr); key != "" {
 		if err := s.hit(ctx, key, s.opts.Throttle.PerAddress, "too many attempts from your address"); err != nil {
@@ -231,7 +231,7 @@ func (s *Service) Validate(ctx context.Context, token string) (sess Session, ok 
 		}
 	}()
 	if token == "" {
-		return Session{}, false, services.Errorf(services.CodeBadRequest, "session_token is required")
+		return Session{}, false, wire.Errorf(wire.CodeBadRequest, "session_token is required")
 	}
 	return s.lookupSession(ctx, token)
 }
@@ -242,7 +242,7 @@ func (s *Service) Validate(ctx context.Context, token string) (sess Session, ok 
 func (s *Service) Logout(ctx context.Context, token string) (err error) {
 	defer func() { s.count("logout", err) }()
 	if token == "" {
-		return services.Errorf(services.CodeBadRequest, "session_token is required")
+		return wire.Errorf(wire.CodeBadRequest, "session_token is required")
 	}
 	return s.deleteSession(ctx, token)
 }

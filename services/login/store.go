@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/noonhq/noon/wire"
 )
 
 var (
@@ -104,7 +106,7 @@ func validID(id string) bool {
 func checkAccount(a *Account) error {
 	switch {
 	case !validID(a.ID):
-		return fmt.Errorf("%w: id %q is not a lowercase UUID", ErrInvalidAccount, snippet(a.ID))
+		return fmt.Errorf("%w: id %q is not a lowercase UUID", ErrInvalidAccount, wire.Snippet(a.ID))
 	case !storableUsername(a.Username):
 		return fmt.Errorf("%w: username must be 1..%d printable ASCII characters", ErrInvalidAccount, MaxUsernameLen)
 	case a.PasswordHash == "":

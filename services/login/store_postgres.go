@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/noonhq/noon/wire"
 )
 
 var _ Store = (*PostgresStore)(nil)
@@ -30,7 +31,7 @@ func NewPostgresStore(pool *pgxpool.Pool, schema string) (*PostgresStore, error)
 		schema = DefaultSchema
 	}
 	if !schemaName.MatchString(schema) {
-		return nil, fmt.Errorf("login: postgres store: schema must match [a-z_][a-z0-9_]{0,62}, got %q", snippet(schema))
+		return nil, fmt.Errorf("login: postgres store: schema must match [a-z_][a-z0-9_]{0,62}, got %q", wire.Snippet(schema))
 	}
 	table := pgx.Identifier{schema, "accounts"}.Sanitize()
 	const cols = `id::text, username, nickname, password_hash, created_at`

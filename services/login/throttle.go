@@ -6,9 +6,8 @@ import (
 	"net"
 	"time"
 
+	"github.com/noonhq/noon/wire"
 	"github.com/redis/go-redis/v9"
-
-	"github.com/noonhq/noon/services"
 )
 
 // hitScript counts one event in a fixed window: it increments KEYS[1] and,
@@ -52,13 +51,13 @@ type rateLimited struct {
 func (e *rateLimited) Error() string { return e.wire().Error() }
 
 // Unwrap returns the wire error, so that errors.As finds a
-// *services.Error with code rate_limited in the chain, and services.CodeOf
+// *wire.Error with code rate_limited in the chain, and wire.CodeOf
 // says rate_limited.
 func (e *rateLimited) Unwrap() error { return e.wire() }
 
-// wire returns the *services.Error the wire carries.
-func (e *rateLimited) wire() *services.Error {
-	return services.Errorf(services.CodeRateLimited, "%s; try again in %v", e.msg, e.retryAfter())
+// wire returns the *wire.Error the wire carries.
+func (e *rateLimited) wire() *wire.Error {
+	return wire.Errorf(wire.CodeRateLimited, "%s; try again in %v", e.msg, e.retryAfter())
 }
 
 // retryAfter is the wait rounded up to a whole second (at least one).
@@ -97,7 +96,7 @@ func addressBucket(remote string) string {
 	ip := net.ParseIP(host)
 	switch {
 	case ip == nil:
-		return snippet(remote)
+		return wire.Snippet(remote)
 	case ip.To4() != nil:
 		return ip.To4().String()
 	}

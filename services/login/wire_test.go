@@ -14,8 +14,8 @@ import (
 	loginpb "github.com/noonhq/noon/idl/gen/login"
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	"github.com/noonhq/noon/internal/thriftx"
-	"github.com/noonhq/noon/services"
 	"github.com/noonhq/noon/services/login"
+	"github.com/noonhq/noon/wire"
 )
 
 // call sends req to method over the real wire on behalf of a client at
@@ -206,7 +206,7 @@ func testWire(t *testing.T, p *platform, store login.Store) {
 	// Garbage payloads.
 	for _, m := range []string{login.MethodRegister, login.MethodLogin, login.MethodValidate, login.MethodLogout} {
 		_, err := p.client.CallRaw(context.Background(), m, nil, []byte{0x15, 0xff, 0xff})
-		if services.CodeOf(err) != services.CodeBadRequest {
+		if wire.CodeOf(err) != wire.CodeBadRequest {
 			t.Errorf("%s(garbage) = %v, want bad_request", m, err)
 		}
 	}
@@ -318,7 +318,7 @@ func TestThrottleParallel(t *testing.T) {
 		switch err := <-errs; {
 		case errors.Is(err, login.ErrBadCredentials):
 			checked++
-		case services.CodeOf(err) != services.CodeRateLimited:
+		case wire.CodeOf(err) != wire.CodeRateLimited:
 			t.Fatalf("Login: %v", err)
 		}
 	}

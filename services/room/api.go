@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 
-	"github.com/noonhq/noon/internal/logging"
+	"github.com/noonhq/noon/wire"
 
 	roompb "github.com/noonhq/noon/idl/gen/room"
 	"github.com/noonhq/noon/internal/thriftx"
@@ -57,7 +57,7 @@ func (s *Service) Handlers() map[string]services.HandlerFunc {
 func user(sess *services.Session) (string, error) {
 	u := sess.UserID()
 	if u == "" {
-		return "", services.Errorf(services.CodeUnauthenticated, "log in first")
+		return "", wire.Errorf(wire.CodeUnauthenticated, "log in first")
 	}
 	return u, nil
 }
@@ -70,10 +70,10 @@ func roomOf(sess *services.Session, explicit *string) (string, error) {
 		id = *explicit
 	}
 	if id == "" {
-		return "", services.Errorf(services.CodeBadRequest, "not in a room: join one or name room_id")
+		return "", wire.Errorf(wire.CodeBadRequest, "not in a room: join one or name room_id")
 	}
 	if !validRoomID(id) {
-		return "", services.Errorf(services.CodeBadRequest, "room_id must be 1 to %d bytes of [A-Za-z0-9_-], got %q", maxRoomIDLen, snippet(id))
+		return "", wire.Errorf(wire.CodeBadRequest, "room_id must be 1 to %d bytes of [A-Za-z0-9_-], got %q", maxRoomIDLen, wire.Snippet(id))
 	}
 	return id, nil
 }
@@ -82,7 +82,7 @@ func roomOf(sess *services.Session, explicit *string) (string, error) {
 // a player is in one room at a time, and leaves it first.
 func notElsewhere(sess *services.Session, id string) error {
 	if cur := sess.Binding(BindingKey); cur != "" && cur != id {
-		return services.Errorf(services.CodeConflict, "already in room %s: leave it first", cur)
+		return wire.Errorf(wire.CodeConflict, "already in room %s: leave it first", cur)
 	}
 	return nil
 }
@@ -100,21 +100,21 @@ func (s *Service) handleCreate(ctx context.Context, sess *services.Session, req 
 	}
 	body, err := thriftx.Marshal(req)
 	if err != nil {
-		return nil, services.Errorf(services.CodeBadRequest, "%v", err)
+		return nil, wire.Errorf(wire.CodeBadRequest, "%v", err)
 	}
 	a := s.att.Load()
 	if a == nil {
-		return nil, services.Errorf(services.CodeUnavailable, "room service not attached to a server yet")
+		return nil, wire.Errorf(wire.CodeUnavailable, "room service not attached to a server yet")
 	}
 	if s.draining.Load() {
-		return nil, services.NewError(services.CodeUnavailable, services.DrainingMessage)
+		return nil, wire.NewError(wire.CodeUnavailable, wire.DrainingMessage)
 	}
 	// A taken id (80 random bits: never, in practice) just picks another.
 	for try := 0; ; try++ {
 		id := s.newRoomID(a)
 		r, err := s.submit(ctx, id, &op{kind: KindCreate, player: u, body: body, wantState: true}, true)
 		if err != nil {
-			if errors.Is(err, &services.Error{Code: services.CodeConflict}) && try < 2 {
+			if errors.Is(err, &wire.Error{Code: wire.CodeConflict}) && try < 2 {
 				continue
 			}
 			return nil, err
@@ -154,7 +154,7 @@ func (s *Service) handleLeave(ctx context.Context, sess *services.Session, req *
 		return nil, err
 	}
 	r, err := s.submit(ctx, id, &op{kind: KindLeave, player: u}, false)
-	if err != nil && !errors.Is(err, &services.Error{Code: services.CodeNotFound}) {
+	if err != nil && !errors.Is(err, &wire.Error{Code: wire.CodeNotFound}) {
 		return nil, err
 	}
 	if sess.Binding(BindingKey) == id {
@@ -210,7 +210,7 @@ func (s *Service) handleAct(ctx context.Context, sess *services.Session, req *ro
 		return nil, err
 	}
 	if len(req.Action) > maxActionLen {
-		return nil, services.Errorf(services.CodeBadRequest, "action is %d bytes, at most %d", len(req.Action), maxActionLen)
+		return nil, wire.Errorf(wire.CodeBadRequest, "action is %d bytes, at most %d", len(req.Action), maxActionLen)
 	}
 	r, err := s.submit(ctx, id, &op{kind: KindAct, player: u, body: req.Action}, false)
 	if err != nil {
@@ -223,19 +223,19 @@ func (s *Service) handleList(ctx context.Context, _ *services.Session, req *room
 	limit := int(req.Limit)
 	switch {
 	case limit < 0:
-		return nil, services.Errorf(services.CodeBadRequest, "limit must be >= 0, got %d", limit)
+		return nil, wire.Errorf(wire.CodeBadRequest, "limit must be >= 0, got %d", limit)
 	case limit == 0:
 		limit = defaultListLimit
 	case limit > maxListLimit:
 		limit = maxListLimit
 	}
 	if len(req.Game) > 32 {
-		return nil, services.Errorf(services.CodeBadRequest, "game: at most 32 bytes")
+		return nil, wire.Errorf(wire.CodeBadRequest, "game: at most 32 bytes")
 	}
 	list, err := s.store.List(ctx, ListQuery{Game: req.Game, Limit: limit})
 	if err != nil {
 		s.log.Warn("room: list", "err", err)
-		return nil, services.Errorf(services.CodeUnavailable, "listing rooms failed")
+		return nil, wire.Errorf(wire.CodeUnavailable, "listing rooms failed")
 	}
 	out := &roompb.ListReply{Rooms: make([]*roompb.RoomSummary, len(list))}
 	for i, r := range list {
@@ -246,6 +246,3 @@ func (s *Service) handleList(ctx context.Context, _ *services.Session, req *room
 	}
 	return out, nil
 }
-
-// snippet bounds what of a client's string goes into an error or a log.
-func snippet(s string) string { return logging.Truncate(s, 32) }

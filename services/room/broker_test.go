@@ -19,6 +19,7 @@ import (
 	"github.com/noonhq/noon/internal/metrics"
 	"github.com/noonhq/noon/internal/thriftx"
 	"github.com/noonhq/noon/services"
+	"github.com/noonhq/noon/wire"
 )
 
 // startFakeLogin starts a "login" instance whose login.Login logs anyone in
@@ -159,7 +160,7 @@ func TestThroughBroker(t *testing.T) {
 	}
 	var lr roompb.LeaveReply
 	alice.must(t, MethodLeave, &roompb.LeaveRequest{}, &lr)
-	if err := alice.call(MethodGet, &roompb.GetRequest{}, &st); !errors.Is(err, &edgeclient.Error{Code: services.CodeBadRequest}) {
+	if err := alice.call(MethodGet, &roompb.GetRequest{}, &st); !errors.Is(err, &edgeclient.Error{Code: wire.CodeBadRequest}) {
 		t.Fatalf("get after leave (unbound) = %v, want bad_request", err)
 	}
 }

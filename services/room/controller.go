@@ -11,7 +11,7 @@ import (
 
 	roompb "github.com/noonhq/noon/idl/gen/room"
 	"github.com/noonhq/noon/internal/thriftx"
-	"github.com/noonhq/noon/services"
+	"github.com/noonhq/noon/wire"
 )
 
 // A controller owns one room on this instance: one goroutine that takes the
@@ -130,7 +130,7 @@ func (c *controller) recoverPanic() {
 		return
 	}
 	c.s.log.Error("room: controller panicked", "room", c.id, "panic", p, "stack", string(debug.Stack()))
-	err := services.Errorf(services.CodeInternal, "room %s failed", c.id)
+	err := wire.Errorf(wire.CodeInternal, "room %s failed", c.id)
 	for _, o := range c.batch {
 		o.reply(opResult{err: err})
 	}
@@ -154,12 +154,12 @@ func (c *controller) exit() {
 
 func stopError(m stopMode) error {
 	if m == stopDrain {
-		return services.NewError(services.CodeUnavailable, services.DrainingMessage)
+		return wire.NewError(wire.CodeUnavailable, wire.DrainingMessage)
 	}
 	if m == stopLost {
 		return errRetry
 	}
-	return services.Errorf(services.CodeUnavailable, "closing")
+	return wire.Errorf(wire.CodeUnavailable, "closing")
 }
 
 // abort ends a controller that never ran: queued events get err.
@@ -201,19 +201,19 @@ func (c *controller) open() error {
 		c.s.st.loadErrors.Add(1)
 		switch {
 		case errors.Is(err, ErrNotFound):
-			return services.Errorf(services.CodeNotFound, "no room %s", c.id)
+			return wire.Errorf(wire.CodeNotFound, "no room %s", c.id)
 		case errors.Is(err, ErrFenced):
 			c.s.st.fenced.Add(1)
 			return errRetry // a newer owner claimed it: ask again
 		}
 		c.s.log.Warn("room: load failed", "room", c.id, "err", err)
-		return services.Errorf(services.CodeUnavailable, "loading room %s failed", c.id)
+		return wire.Errorf(wire.CodeUnavailable, "loading room %s failed", c.id)
 	}
 	room, err := rebuild(c.id, snap, entries, c.s.games)
 	if err != nil {
 		c.s.st.loadErrors.Add(1)
 		c.s.log.Error("room: does not rebuild", "room", c.id, "err", err)
-		return services.Errorf(services.CodeInternal, "room %s does not load", c.id)
+		return wire.Errorf(wire.CodeInternal, "room %s does not load", c.id)
 	}
 	c.room = room
 	if snap != nil {
@@ -245,14 +245,14 @@ func (c *controller) acquire() (int64, error) {
 		owner, ok := heldBy(err)
 		if !ok {
 			c.s.log.Warn("room: lease", "room", c.id, "err", err)
-			return 0, services.Errorf(services.CodeUnavailable, "taking room %s: lease store unavailable", c.id)
+			return 0, wire.Errorf(wire.CodeUnavailable, "taking room %s: lease store unavailable", c.id)
 		}
 		if c.s.isListed(c.a, owner) {
 			c.s.st.moved.Add(1)
-			return 0, services.NewError(services.CodeMoved, owner)
+			return 0, wire.NewError(wire.CodeMoved, owner)
 		}
 		if time.Now().After(deadline) {
-			return 0, services.Errorf(services.CodeUnavailable, "room %s is held by %s, which is gone; its lease has not expired", c.id, owner)
+			return 0, wire.Errorf(wire.CodeUnavailable, "room %s is held by %s, which is gone; its lease has not expired", c.id, owner)
 		}
 		t := time.NewTimer(poll)
 		select {
@@ -334,12 +334,12 @@ func (c *controller) process(first *op) bool {
 	var events []*roompb.Event
 	for i, o := range batch {
 		if o.res != nil && o.ctx.Err() != nil {
-			results[i].err = services.Errorf(services.CodeTimeout, "room %s: the request expired in the queue", c.id)
+			results[i].err = wire.Errorf(wire.CodeTimeout, "room %s: the request expired in the queue", c.id)
 			continue
 		}
 		if o.kind == opGet {
 			if work == nil {
-				results[i].err = services.Errorf(services.CodeNotFound, "no room %s", c.id)
+				results[i].err = wire.Errorf(wire.CodeNotFound, "no room %s", c.id)
 			}
 			views[i] = work
 			continue
@@ -349,7 +349,7 @@ func (c *controller) process(first *op) bool {
 		case work != nil:
 			next = work.clone()
 		case o.kind != KindCreate:
-			results[i].err = services.Errorf(services.CodeNotFound, "no room %s", c.id)
+			results[i].err = wire.Errorf(wire.CodeNotFound, "no room %s", c.id)
 			continue
 		}
 		e := Entry{Seq: next.seq + 1, Kind: o.kind, Player: o.player, Body: o.body, At: c.now()}
@@ -393,7 +393,7 @@ func (c *controller) process(first *op) bool {
 				st, err := views[i].proto()
 				if err != nil {
 					c.s.log.Error("room: encoding state", "room", c.id, "err", err)
-					results[i].err = services.Errorf(services.CodeInternal, "room %s: encoding state", c.id)
+					results[i].err = wire.Errorf(wire.CodeInternal, "room %s: encoding state", c.id)
 				}
 				results[i].state = st
 			}
@@ -448,10 +448,10 @@ func (c *controller) persist(work *roomState, entries []Entry) error {
 		c.s.log.Warn("room: fenced: a newer owner claimed the room", "room", c.id, "epoch", epoch)
 		return errRetry
 	case errors.Is(err, ErrExists):
-		return services.Errorf(services.CodeConflict, "room %s exists", c.id)
+		return wire.Errorf(wire.CodeConflict, "room %s exists", c.id)
 	}
 	c.s.log.Warn("room: storing entries failed", "room", c.id, "err", err)
-	return services.Errorf(services.CodeUnavailable, "room %s: storing the event failed; get the room's state before retrying", c.id)
+	return wire.Errorf(wire.CodeUnavailable, "room %s: storing the event failed; get the room's state before retrying", c.id)
 }
 
 // drop ends the controller after a failed write: what is queued is

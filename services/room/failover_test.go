@@ -14,7 +14,7 @@ import (
 	roompb "github.com/noonhq/noon/idl/gen/room"
 	"github.com/noonhq/noon/internal/link"
 	"github.com/noonhq/noon/internal/thriftx"
-	"github.com/noonhq/noon/services"
+	"github.com/noonhq/noon/wire"
 )
 
 // loadPlayer is a client sending tally actions "0", "1", ... until stopped,
@@ -51,7 +51,7 @@ func (p *loadPlayer) run(stop <-chan struct{}, wg *sync.WaitGroup) {
 			if p.errs == nil {
 				p.errs = map[string]int{}
 			}
-			p.errs[services.CodeOf(err)]++
+			p.errs[wire.CodeOf(err)]++
 		}
 		p.mu.Unlock()
 		if err != nil {
@@ -151,7 +151,7 @@ func TestOwnerKilledUnderLoad(t *testing.T) {
 		acked += len(p.acked)
 		for code, n := range p.errs {
 			errs[code] += n
-			if code != services.CodeTimeout && code != services.CodeUnavailable {
+			if code != wire.CodeTimeout && code != wire.CodeUnavailable {
 				t.Errorf("%s got %d %q errors", p.c.sess.UserId, n, code)
 			}
 		}
@@ -215,7 +215,7 @@ func TestStaleOwnerCannotAppend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.GetErrorCode() != services.CodeMoved || rep.GetErrorMessage() != other.id {
+	if rep.GetErrorCode() != wire.CodeMoved || rep.GetErrorMessage() != other.id {
 		t.Fatalf("stale owner answered %q %q, want moved %q", rep.GetErrorCode(), rep.GetErrorMessage(), other.id)
 	}
 	if old.svc.Stats().Fenced == 0 {

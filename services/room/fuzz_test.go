@@ -13,6 +13,7 @@ import (
 	roompb "github.com/noonhq/noon/idl/gen/room"
 	"github.com/noonhq/noon/internal/thriftx"
 	"github.com/noonhq/noon/services"
+	"github.com/noonhq/noon/wire"
 	"github.com/noonhq/noon/yellow"
 )
 
@@ -100,7 +101,7 @@ func FuzzRoomRequests(f *testing.F) {
 				out, err := h(ctx, sess, in)
 				cancel()
 				if err != nil {
-					if !services.KnownCode(services.CodeOf(err)) || services.CodeOf(err) == services.CodeInternal {
+					if !wire.KnownCode(wire.CodeOf(err)) || wire.CodeOf(err) == wire.CodeInternal {
 						t.Fatalf("%s(%x) = %v", m, in, err)
 					}
 					continue
@@ -114,7 +115,7 @@ func FuzzRoomRequests(f *testing.F) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		sess := services.NewSession(&platformpb.Session{Id: "s-other", UserId: "other"})
-		if _, err := handlers[MethodLeave](ctx, sess, b); err != nil && !services.KnownCode(services.CodeOf(err)) {
+		if _, err := handlers[MethodLeave](ctx, sess, b); err != nil && !wire.KnownCode(wire.CodeOf(err)) {
 			t.Fatalf("Leave(%x) = %v", b, err)
 		}
 	})

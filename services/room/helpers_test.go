@@ -22,6 +22,7 @@ import (
 	"github.com/noonhq/noon/internal/thriftx"
 	"github.com/noonhq/noon/services"
 	"github.com/noonhq/noon/services/room/game"
+	"github.com/noonhq/noon/wire"
 	"github.com/noonhq/noon/yellow"
 )
 
@@ -251,7 +252,7 @@ func (r *router) do(ctx context.Context, sess *platformpb.Session, method string
 	wait, hops := 10*time.Millisecond, 0
 	for {
 		if ctx.Err() != nil {
-			return nil, services.Errorf(services.CodeTimeout, "%s: no owner reachable in time", method)
+			return nil, wire.Errorf(wire.CodeTimeout, "%s: no owner reachable in time", method)
 		}
 		var (
 			peer *link.Peer
@@ -279,15 +280,15 @@ func (r *router) do(ctx context.Context, sess *platformpb.Session, method string
 				time.Sleep(wait)
 				continue
 			}
-			return nil, services.AsError(err)
+			return nil, wire.AsError(err)
 		}
 		switch {
-		case rep.GetErrorCode() == services.CodeUnavailable && rep.GetErrorMessage() == services.DrainingMessage:
+		case rep.GetErrorCode() == wire.CodeUnavailable && rep.GetErrorMessage() == wire.DrainingMessage:
 			r.pool.MarkDraining(inst.GetId())
 			dead = append(dead, inst.GetId())
 			target = r.next(value, dead, "")
 			continue
-		case rep.GetErrorCode() != services.CodeMoved:
+		case rep.GetErrorCode() != wire.CodeMoved:
 			if rep.GetErrorCode() == "" {
 				if value != "" {
 					r.cache(value, rep.GetSender())
@@ -298,7 +299,7 @@ func (r *router) do(ctx context.Context, sess *platformpb.Session, method string
 					}
 				}
 			}
-			return rep, services.FromEnvelope(rep)
+			return rep, wire.FromEnvelope(rep)
 		}
 		owner := rep.GetErrorMessage()
 		if owner == "" || owner == inst.GetId() {
@@ -306,7 +307,7 @@ func (r *router) do(ctx context.Context, sess *platformpb.Session, method string
 		}
 		if !slices.Contains(dead, owner) && r.isLive(owner) {
 			if hops++; hops > maxHops {
-				return nil, services.Errorf(services.CodeUnavailable, "moved more than %d times", maxHops)
+				return nil, wire.Errorf(wire.CodeUnavailable, "moved more than %d times", maxHops)
 			}
 			if value != "" {
 				r.cache(value, owner)

@@ -7,9 +7,9 @@ import (
 
 	roompb "github.com/noonhq/noon/idl/gen/room"
 	"github.com/noonhq/noon/internal/placement"
-	"github.com/noonhq/noon/services"
 	"github.com/noonhq/noon/services/room/game"
 	"github.com/noonhq/noon/services/room/games/race31"
+	"github.com/noonhq/noon/wire"
 )
 
 // TestLeaseRenewed: an active room keeps its lease (same epoch) for many
@@ -61,7 +61,7 @@ func TestLeaseLost(t *testing.T) {
 	// which is long, and gives up with unavailable.
 	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
-	if err := c.call(short, MethodAct, &roompb.ActionRequest{Action: []byte("b")}, nil); !isCode(err, services.CodeTimeout) {
+	if err := c.call(short, MethodAct, &roompb.ActionRequest{Action: []byte("b")}, nil); !isCode(err, wire.CodeTimeout) {
 		t.Fatalf("action while the thief holds the lease = %v, want timeout", err)
 	}
 	if err := thief.Release(ctx, id, epoch); err != nil {
@@ -140,7 +140,7 @@ func TestMaxRooms(t *testing.T) {
 		if want := i < 2; (err == nil) != want {
 			t.Fatalf("room %d: %v", i+1, err)
 		}
-		if i == 2 && !isCode(err, services.CodeOverloaded) {
+		if i == 2 && !isCode(err, wire.CodeOverloaded) {
 			t.Fatalf("third room = %v, want overloaded", err)
 		}
 	}

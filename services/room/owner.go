@@ -11,7 +11,7 @@ import (
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	"github.com/noonhq/noon/internal/placement"
-	"github.com/noonhq/noon/services"
+	"github.com/noonhq/noon/wire"
 )
 
 // Placement: which instance owns a room. The owner is the holder of the
@@ -108,14 +108,14 @@ func (s *Service) resolve(ctx context.Context, a *attachment, id string) error {
 	holder, _, err := a.leases.Holder(ctx, id)
 	if err != nil {
 		s.log.Warn("room: lease lookup", "room", id, "err", err)
-		return services.Errorf(services.CodeUnavailable, "room %s: lease store unavailable", id)
+		return wire.Errorf(wire.CodeUnavailable, "room %s: lease store unavailable", id)
 	}
 	if holder == a.self {
 		return nil
 	}
 	if holder != "" && s.isListed(a, holder) {
 		s.st.moved.Add(1)
-		return services.NewError(services.CodeMoved, holder)
+		return wire.NewError(wire.CodeMoved, holder)
 	}
 	// Free, or held by a dead instance: the rendezvous owner takes it.
 	owner := placement.Owner(id, s.readyIDs(a))
@@ -123,10 +123,10 @@ func (s *Service) resolve(ctx context.Context, a *attachment, id string) error {
 	case a.self:
 		return nil
 	case "":
-		return services.NewError(services.CodeUnavailable, services.DrainingMessage)
+		return wire.NewError(wire.CodeUnavailable, wire.DrainingMessage)
 	}
 	s.st.moved.Add(1)
-	return services.NewError(services.CodeMoved, owner)
+	return wire.NewError(wire.CodeMoved, owner)
 }
 
 // heldBy returns the holder named by an Acquire error.

@@ -9,8 +9,8 @@ import (
 
 	roompb "github.com/noonhq/noon/idl/gen/room"
 	"github.com/noonhq/noon/internal/thriftx"
-	"github.com/noonhq/noon/services"
 	"github.com/noonhq/noon/services/room/game"
+	"github.com/noonhq/noon/wire"
 )
 
 // Room statuses.
@@ -81,7 +81,7 @@ type player struct {
 // ruleError is an input the room refuses: its wire code and text. Refused
 // inputs change nothing and are not logged.
 func ruleError(code, format string, args ...any) error {
-	return services.Errorf(code, format, args...)
+	return wire.Errorf(code, format, args...)
 }
 
 func newRoomState(id string) *roomState { return &roomState{id: id} }
@@ -157,7 +157,7 @@ func (em *emitter) game(outs []game.Output) {
 func (r *roomState) apply(e Entry, games *game.Registry) (events []*roompb.Event, noop bool, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			events, noop, err = nil, false, services.Errorf(services.CodeInternal, "game %s panicked on %s: %v", r.gameName, e.Kind, p)
+			events, noop, err = nil, false, wire.Errorf(wire.CodeInternal, "game %s panicked on %s: %v", r.gameName, e.Kind, p)
 		}
 	}()
 	if e.Seq != r.seq+1 {
@@ -166,7 +166,7 @@ func (r *roomState) apply(e Entry, games *game.Registry) (events []*roompb.Event
 	em := &emitter{r: r, at: e.At}
 	now := time.UnixMilli(e.At)
 	if r.status == "" && e.Kind != KindCreate {
-		return nil, false, ruleError(services.CodeNotFound, "no room %s", r.id)
+		return nil, false, ruleError(wire.CodeNotFound, "no room %s", r.id)
 	}
 	switch e.Kind {
 	case KindCreate:
@@ -195,11 +195,11 @@ func (r *roomState) apply(e Entry, games *game.Registry) (events []*roompb.Event
 
 func (r *roomState) applyCreate(e Entry, games *game.Registry, em *emitter) error {
 	if r.status != "" {
-		return ruleError(services.CodeConflict, "room %s exists", r.id)
+		return ruleError(wire.CodeConflict, "room %s exists", r.id)
 	}
 	var req roompb.CreateRequest
 	if err := thriftx.Unmarshal(e.Body, &req); err != nil {
-		return ruleError(services.CodeBadRequest, "create: %v", err)
+		return ruleError(wire.CodeBadRequest, "create: %v", err)
 	}
 	g, max, err := checkCreate(&req, games)
 	if err != nil {
@@ -220,14 +220,14 @@ func checkCreate(req *roompb.CreateRequest, games *game.Registry) (game.Game, in
 	}
 	g, ok := games.Get(req.Game)
 	if !ok {
-		return nil, 0, ruleError(services.CodeBadRequest, "no game %q (games: %v)", snippet(req.Game), games.Names())
+		return nil, 0, ruleError(wire.CodeBadRequest, "no game %q (games: %v)", wire.Snippet(req.Game), games.Names())
 	}
 	max := int(req.MaxPlayers)
 	if max == 0 {
 		max = g.MaxPlayers()
 	}
 	if max < g.MinPlayers() || max > g.MaxPlayers() {
-		return nil, 0, ruleError(services.CodeBadRequest, "max_players: %s takes %d to %d players, got %d", g.Name(), g.MinPlayers(), g.MaxPlayers(), req.MaxPlayers)
+		return nil, 0, ruleError(wire.CodeBadRequest, "max_players: %s takes %d to %d players, got %d", g.Name(), g.MinPlayers(), g.MaxPlayers(), req.MaxPlayers)
 	}
 	return g, max, nil
 }
@@ -237,10 +237,10 @@ func (r *roomState) applyJoin(e Entry, em *emitter) (bool, error) {
 		return true, nil
 	}
 	if r.status != StatusOpen {
-		return false, ruleError(services.CodeConflict, "room %s is %s", r.id, r.status)
+		return false, ruleError(wire.CodeConflict, "room %s is %s", r.id, r.status)
 	}
 	if len(r.players) >= r.maxPlayers {
-		return false, ruleError(services.CodeConflict, "room %s is full (%d players)", r.id, r.maxPlayers)
+		return false, ruleError(wire.CodeConflict, "room %s is full (%d players)", r.id, r.maxPlayers)
 	}
 	r.players = append(r.players, player{ID: e.Player})
 	em.emit(EventJoined, e.Player, nil)
@@ -275,10 +275,10 @@ func (r *roomState) applyLeave(e Entry, now time.Time, em *emitter) (bool, error
 func (r *roomState) applyReady(e Entry, em *emitter) (bool, error) {
 	i := r.member(e.Player)
 	if i < 0 {
-		return false, ruleError(services.CodeBadRequest, "%s is not in room %s", e.Player, r.id)
+		return false, ruleError(wire.CodeBadRequest, "%s is not in room %s", e.Player, r.id)
 	}
 	if r.status != StatusOpen {
-		return false, ruleError(services.CodeConflict, "room %s is %s", r.id, r.status)
+		return false, ruleError(wire.CodeConflict, "room %s is %s", r.id, r.status)
 	}
 	ready := e.Kind == KindReady
 	if r.players[i].Ready == ready {
@@ -295,18 +295,18 @@ func (r *roomState) applyReady(e Entry, em *emitter) (bool, error) {
 
 func (r *roomState) applyStart(e Entry, now time.Time, em *emitter) error {
 	if r.member(e.Player) < 0 {
-		return ruleError(services.CodeBadRequest, "%s is not in room %s", e.Player, r.id)
+		return ruleError(wire.CodeBadRequest, "%s is not in room %s", e.Player, r.id)
 	}
 	if r.status != StatusOpen {
-		return ruleError(services.CodeConflict, "room %s is %s", r.id, r.status)
+		return ruleError(wire.CodeConflict, "room %s is %s", r.id, r.status)
 	}
 	if len(r.players) < r.g.MinPlayers() {
-		return ruleError(services.CodeConflict, "%s needs at least %d players, room %s has %d", r.gameName, r.g.MinPlayers(), r.id, len(r.players))
+		return ruleError(wire.CodeConflict, "%s needs at least %d players, room %s has %d", r.gameName, r.g.MinPlayers(), r.id, len(r.players))
 	}
 	ids := make([]string, len(r.players))
 	for i, p := range r.players {
 		if !p.Ready {
-			return ruleError(services.CodeConflict, "%s is not ready", p.ID)
+			return ruleError(wire.CodeConflict, "%s is not ready", p.ID)
 		}
 		ids[i] = p.ID
 	}
@@ -315,7 +315,7 @@ func (r *roomState) applyStart(e Entry, now time.Time, em *emitter) error {
 	}
 	st, outs, err := r.g.Start(ids, binary.BigEndian.Uint64(e.Body), now)
 	if err != nil {
-		return ruleError(services.CodeConflict, "%s: %v", r.gameName, err)
+		return ruleError(wire.CodeConflict, "%s: %v", r.gameName, err)
 	}
 	body, err := st.Encode()
 	if err != nil {
@@ -330,14 +330,14 @@ func (r *roomState) applyStart(e Entry, now time.Time, em *emitter) error {
 
 func (r *roomState) applyAct(e Entry, now time.Time, em *emitter) error {
 	if r.member(e.Player) < 0 {
-		return ruleError(services.CodeBadRequest, "%s is not in room %s", e.Player, r.id)
+		return ruleError(wire.CodeBadRequest, "%s is not in room %s", e.Player, r.id)
 	}
 	if r.status != StatusPlaying {
-		return ruleError(services.CodeBadRequest, "room %s is %s, not playing", r.id, r.status)
+		return ruleError(wire.CodeBadRequest, "room %s is %s, not playing", r.id, r.status)
 	}
 	outs, err := r.st.Act(e.Player, e.Body, now)
 	if err != nil {
-		return ruleError(services.CodeBadRequest, "%v", err)
+		return ruleError(wire.CodeBadRequest, "%v", err)
 	}
 	em.game(outs)
 	r.checkOver(em)
@@ -465,11 +465,11 @@ func rebuild(id string, snap *Snapshot, entries []Entry, games *game.Registry) (
 // checkName validates a room name: 1..64 bytes of printable UTF-8.
 func checkName(name string) error {
 	if name == "" || len(name) > maxNameLen {
-		return ruleError(services.CodeBadRequest, "name must be 1 to %d bytes, got %d", maxNameLen, len(name))
+		return ruleError(wire.CodeBadRequest, "name must be 1 to %d bytes, got %d", maxNameLen, len(name))
 	}
 	for _, c := range name {
 		if c == 0xFFFD || c < 0x20 || c == 0x7f {
-			return ruleError(services.CodeBadRequest, "name must be printable UTF-8")
+			return ruleError(wire.CodeBadRequest, "name must be printable UTF-8")
 		}
 	}
 	return nil

@@ -13,9 +13,9 @@ import (
 	"github.com/noonhq/noon/internal/config"
 	"github.com/noonhq/noon/internal/placement"
 	"github.com/noonhq/noon/internal/thriftx"
-	"github.com/noonhq/noon/services"
 	"github.com/noonhq/noon/services/room/game"
 	"github.com/noonhq/noon/services/room/games/race31"
+	"github.com/noonhq/noon/wire"
 )
 
 // liveRoom applies entries the way a controller does (on a clone, kept
@@ -70,14 +70,14 @@ func TestReplayRebuildsTheSameRoom(t *testing.T) {
 	l.must(KindCreate, "a", create)
 	l.must(KindJoin, "b", nil)
 	l.must(KindJoin, "c", nil)
-	if err := l.do(KindJoin, "d", nil); !errors.Is(err, &services.Error{Code: services.CodeConflict}) {
+	if err := l.do(KindJoin, "d", nil); !errors.Is(err, &wire.Error{Code: wire.CodeConflict}) {
 		t.Fatalf("fourth join = %v, want conflict", err)
 	}
 	for _, p := range []string{"a", "b", "c"} {
 		l.must(KindReady, p, nil)
 	}
 	l.must(KindUnready, "c", nil)
-	if err := l.do(KindStart, "a", nil); !errors.Is(err, &services.Error{Code: services.CodeConflict}) {
+	if err := l.do(KindStart, "a", nil); !errors.Is(err, &wire.Error{Code: wire.CodeConflict}) {
 		t.Fatalf("start with c not ready = %v", err)
 	}
 	l.must(KindReady, "c", nil)

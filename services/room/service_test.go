@@ -13,11 +13,11 @@ import (
 
 	roompb "github.com/noonhq/noon/idl/gen/room"
 	"github.com/noonhq/noon/internal/thriftx"
-	"github.com/noonhq/noon/services"
+	"github.com/noonhq/noon/wire"
 )
 
 func isCode(err error, code string) bool {
-	return errors.Is(err, &services.Error{Code: code})
+	return errors.Is(err, &wire.Error{Code: code})
 }
 
 func race31Action(t testing.TB, add int32) []byte {
@@ -63,10 +63,10 @@ func TestRoomLifecycle(t *testing.T) {
 		t.Fatalf("after join: %+v", &st)
 	}
 	bob.mustCall(t, MethodJoin, &roompb.JoinRequest{RoomID: id}, &st) // again: nothing changes
-	if err := carol.call(ctx, MethodJoin, &roompb.JoinRequest{RoomID: id}, nil); !isCode(err, services.CodeConflict) {
+	if err := carol.call(ctx, MethodJoin, &roompb.JoinRequest{RoomID: id}, nil); !isCode(err, wire.CodeConflict) {
 		t.Fatalf("join of a full room = %v, want conflict", err)
 	}
-	if err := alice.call(ctx, MethodStart, &roompb.StartRequest{}, nil); !isCode(err, services.CodeConflict) {
+	if err := alice.call(ctx, MethodStart, &roompb.StartRequest{}, nil); !isCode(err, wire.CodeConflict) {
 		t.Fatalf("start before ready = %v, want conflict", err)
 	}
 	alice.mustCall(t, MethodReady, &roompb.ReadyRequest{Ready: true}, nil)
@@ -84,10 +84,10 @@ func TestRoomLifecycle(t *testing.T) {
 	// An illegal action is bad_request and changes nothing.
 	other := byID[g.Order[(g.Turn+1)%2]]
 	before := getState(t, alice, id)
-	if err := other.call(ctx, MethodAct, &roompb.ActionRequest{Action: race31Action(t, 1)}, nil); !isCode(err, services.CodeBadRequest) {
+	if err := other.call(ctx, MethodAct, &roompb.ActionRequest{Action: race31Action(t, 1)}, nil); !isCode(err, wire.CodeBadRequest) {
 		t.Fatalf("out-of-turn action = %v, want bad_request", err)
 	}
-	if err := byID[g.Order[g.Turn]].call(ctx, MethodAct, &roompb.ActionRequest{Action: race31Action(t, 4)}, nil); !isCode(err, services.CodeBadRequest) {
+	if err := byID[g.Order[g.Turn]].call(ctx, MethodAct, &roompb.ActionRequest{Action: race31Action(t, 4)}, nil); !isCode(err, wire.CodeBadRequest) {
 		t.Fatalf("add 4 = %v, want bad_request", err)
 	}
 	if after := getState(t, bob, id); after.Seq != before.Seq || string(after.GameState) != string(before.GameState) {
@@ -110,7 +110,7 @@ func TestRoomLifecycle(t *testing.T) {
 	if final.Status != StatusFinished || final.Winner == "" {
 		t.Fatalf("final: %+v", final)
 	}
-	if err := alice.call(ctx, MethodAct, &roompb.ActionRequest{Action: race31Action(t, 1)}, nil); !isCode(err, services.CodeBadRequest) {
+	if err := alice.call(ctx, MethodAct, &roompb.ActionRequest{Action: race31Action(t, 1)}, nil); !isCode(err, wire.CodeBadRequest) {
 		t.Fatalf("action after the end = %v", err)
 	}
 
@@ -152,28 +152,28 @@ func TestRoomLifecycle(t *testing.T) {
 
 	// Errors.
 	anon := r.client("")
-	if err := anon.call(ctx, MethodCreate, &roompb.CreateRequest{Name: "x"}, nil); !isCode(err, services.CodeUnauthenticated) {
+	if err := anon.call(ctx, MethodCreate, &roompb.CreateRequest{Name: "x"}, nil); !isCode(err, wire.CodeUnauthenticated) {
 		t.Fatalf("anonymous create = %v", err)
 	}
-	if err := carol.call(ctx, MethodCreate, &roompb.CreateRequest{Name: ""}, nil); !isCode(err, services.CodeBadRequest) {
+	if err := carol.call(ctx, MethodCreate, &roompb.CreateRequest{Name: ""}, nil); !isCode(err, wire.CodeBadRequest) {
 		t.Fatalf("create without a name = %v", err)
 	}
-	if err := carol.call(ctx, MethodCreate, &roompb.CreateRequest{Name: "x", Game: "chess"}, nil); !isCode(err, services.CodeBadRequest) {
+	if err := carol.call(ctx, MethodCreate, &roompb.CreateRequest{Name: "x", Game: "chess"}, nil); !isCode(err, wire.CodeBadRequest) {
 		t.Fatalf("create of an unknown game = %v", err)
 	}
-	if err := carol.call(ctx, MethodCreate, &roompb.CreateRequest{Name: "x", MaxPlayers: 9}, nil); !isCode(err, services.CodeBadRequest) {
+	if err := carol.call(ctx, MethodCreate, &roompb.CreateRequest{Name: "x", MaxPlayers: 9}, nil); !isCode(err, wire.CodeBadRequest) {
 		t.Fatalf("create of 9 players = %v", err)
 	}
-	if err := carol.call(ctx, MethodJoin, &roompb.JoinRequest{RoomID: "r/../x"}, nil); !isCode(err, services.CodeBadRequest) {
+	if err := carol.call(ctx, MethodJoin, &roompb.JoinRequest{RoomID: "r/../x"}, nil); !isCode(err, wire.CodeBadRequest) {
 		t.Fatalf("join of a bad id = %v", err)
 	}
-	if err := carol.call(ctx, MethodJoin, &roompb.JoinRequest{RoomID: "rnosuchroom"}, nil); !isCode(err, services.CodeNotFound) {
+	if err := carol.call(ctx, MethodJoin, &roompb.JoinRequest{RoomID: "rnosuchroom"}, nil); !isCode(err, wire.CodeNotFound) {
 		t.Fatalf("join of no room = %v", err)
 	}
-	if err := carol.call(ctx, MethodAct, &roompb.ActionRequest{Action: []byte{1}}, nil); !isCode(err, services.CodeBadRequest) {
+	if err := carol.call(ctx, MethodAct, &roompb.ActionRequest{Action: []byte{1}}, nil); !isCode(err, wire.CodeBadRequest) {
 		t.Fatalf("act outside a room = %v", err)
 	}
-	if err := bob.call(ctx, MethodCreate, &roompb.CreateRequest{Name: "second"}, nil); !isCode(err, services.CodeConflict) {
+	if err := bob.call(ctx, MethodCreate, &roompb.CreateRequest{Name: "second"}, nil); !isCode(err, wire.CodeConflict) {
 		t.Fatalf("create while in a room = %v, want conflict", err)
 	}
 }

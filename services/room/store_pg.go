@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/noonhq/noon/wire"
 )
 
 // pgStore is the Postgres Store: tables rooms, room_entries and
@@ -34,7 +35,7 @@ func NewPGStore(pool *pgxpool.Pool, schema string) (Store, error) {
 		schema = DefaultSchema
 	}
 	if !schemaName.MatchString(schema) {
-		return nil, fmt.Errorf("room: schema must match [a-z_][a-z0-9_]{0,62}, got %q", snippet(schema))
+		return nil, fmt.Errorf("room: schema must match [a-z_][a-z0-9_]{0,62}, got %q", wire.Snippet(schema))
 	}
 	s := pgx.Identifier{schema}.Sanitize()
 	q := func(sql string) string { return strings.ReplaceAll(sql, "$S", s) }

@@ -5,7 +5,7 @@ import (
 	"errors"
 
 	roompb "github.com/noonhq/noon/idl/gen/room"
-	"github.com/noonhq/noon/services"
+	"github.com/noonhq/noon/wire"
 )
 
 // The switch: every event of a room goes to the room's controller, created
@@ -61,7 +61,7 @@ func (o *op) reply(r opResult) {
 func (s *Service) submit(ctx context.Context, id string, o *op, fresh bool) (opResult, error) {
 	a := s.att.Load()
 	if a == nil {
-		return opResult{}, services.Errorf(services.CodeUnavailable, "room service not attached to a server yet")
+		return opResult{}, wire.Errorf(wire.CodeUnavailable, "room service not attached to a server yet")
 	}
 	for attempt := 0; ; attempt++ {
 		o.ctx = ctx
@@ -76,11 +76,11 @@ func (s *Service) submit(ctx context.Context, id string, o *op, fresh bool) (opR
 					fresh = false
 					continue
 				}
-				return opResult{}, services.Errorf(services.CodeUnavailable, "room %s is changing owner; retry", id)
+				return opResult{}, wire.Errorf(wire.CodeUnavailable, "room %s is changing owner; retry", id)
 			}
 			return r, r.err
 		case <-ctx.Done():
-			return opResult{}, services.Errorf(services.CodeTimeout, "room %s did not answer in time", id)
+			return opResult{}, wire.Errorf(wire.CodeTimeout, "room %s did not answer in time", id)
 		}
 	}
 }
@@ -98,7 +98,7 @@ func (s *Service) enqueue(ctx context.Context, a *attachment, id string, o *op, 
 	}
 	s.mu.Unlock()
 	if s.draining.Load() {
-		return services.NewError(services.CodeUnavailable, services.DrainingMessage)
+		return wire.NewError(wire.CodeUnavailable, wire.DrainingMessage)
 	}
 	if !fresh {
 		if err := s.resolve(ctx, a, id); err != nil {
@@ -111,11 +111,11 @@ func (s *Service) enqueue(ctx context.Context, a *attachment, id string, o *op, 
 		return s.push(c, o)
 	}
 	if s.closed || s.draining.Load() {
-		return services.NewError(services.CodeUnavailable, services.DrainingMessage)
+		return wire.NewError(wire.CodeUnavailable, wire.DrainingMessage)
 	}
 	if len(s.rooms) >= s.opts.MaxRooms {
 		s.st.overloaded.Add(1)
-		return services.Errorf(services.CodeOverloaded, "%s has %d rooms active (max_rooms)", a.self, len(s.rooms))
+		return wire.Errorf(wire.CodeOverloaded, "%s has %d rooms active (max_rooms)", a.self, len(s.rooms))
 	}
 	c := newController(s, a, id, fresh, s.exiting[id])
 	s.rooms[id] = c
@@ -134,7 +134,7 @@ func (s *Service) push(c *controller, o *op) error {
 		return nil
 	default:
 		s.st.overloaded.Add(1)
-		return services.Errorf(services.CodeOverloaded, "room %s has %d events queued", c.id, cap(c.q))
+		return wire.Errorf(wire.CodeOverloaded, "room %s has %d events queued", c.id, cap(c.q))
 	}
 }
 

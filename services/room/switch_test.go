@@ -16,6 +16,7 @@ import (
 	"github.com/noonhq/noon/internal/testenv"
 	"github.com/noonhq/noon/internal/thriftx"
 	"github.com/noonhq/noon/services"
+	"github.com/noonhq/noon/wire"
 	"github.com/noonhq/noon/yellow"
 )
 
@@ -234,7 +235,7 @@ func TestSlowLoad(t *testing.T) {
 			switch err := uc.call(ctx, MethodAct, &roompb.ActionRequest{Action: []byte("x" + strconv.Itoa(k))}, nil); {
 			case err == nil:
 				ok.Add(1)
-			case isCode(err, services.CodeOverloaded):
+			case isCode(err, wire.CodeOverloaded):
 				overloaded.Add(1)
 			default:
 				t.Errorf("action: %v", err)
@@ -260,10 +261,10 @@ func TestPanicAndIllegalChangeNothing(t *testing.T) {
 	var before roompb.RoomState
 	c.must(t, MethodGet, &roompb.GetRequest{}, &before)
 	ctx := context.Background()
-	if err := c.call(ctx, MethodAct, &roompb.ActionRequest{Action: []byte("bad")}, nil); !isCode(err, services.CodeBadRequest) {
+	if err := c.call(ctx, MethodAct, &roompb.ActionRequest{Action: []byte("bad")}, nil); !isCode(err, wire.CodeBadRequest) {
 		t.Fatalf("illegal action = %v", err)
 	}
-	if err := c.call(ctx, MethodAct, &roompb.ActionRequest{Action: []byte("panic")}, nil); !isCode(err, services.CodeInternal) {
+	if err := c.call(ctx, MethodAct, &roompb.ActionRequest{Action: []byte("panic")}, nil); !isCode(err, wire.CodeInternal) {
 		t.Fatalf("panicking action = %v", err)
 	}
 	var after roompb.RoomState
@@ -294,7 +295,7 @@ func TestGamePanicsOutsideAct(t *testing.T) {
 	if err := bad.call(ctx, MethodAct, &roompb.ActionRequest{Action: []byte("poison")}, nil); err != nil {
 		t.Fatalf("poison: %v", err) // accepted: Act is fine, Encode is not
 	}
-	if err := bad.call(ctx, MethodGet, &roompb.GetRequest{}, &st); !isCode(err, services.CodeInternal) {
+	if err := bad.call(ctx, MethodGet, &roompb.GetRequest{}, &st); !isCode(err, wire.CodeInternal) {
 		t.Fatalf("get of the poisoned room = %v, want internal", err)
 	}
 	good.must(t, MethodAct, &roompb.ActionRequest{Action: []byte("fine")}, nil)

@@ -1,19 +1,18 @@
-package services
+package wire
 
 import (
 	"context"
 	"errors"
 	"fmt"
-
-	"github.com/noonhq/noon/idl/gen/platformpb"
-	"github.com/noonhq/noon/internal/link"
+	"strings"
 )
 
 // Wire error codes. An error on the wire is "<code>: <human text>" with the
 // code from this small, stable set: clients and brokers switch on the code,
 // people read the text.
 const (
-	// CodeBadFrame: the client frame was malformed (edge only).
+	// CodeBadFrame: the client frame was malformed (edge only); the
+	// connection is closed after it.
 	CodeBadFrame = "bad_frame"
 	// CodeUnknownMethod: no handler for the method, or no route to a service.
 	CodeUnknownMethod = "unknown_method"
@@ -35,16 +34,21 @@ const (
 	// CodeInternal: a bug or an unexpected failure on the serving side.
 	CodeInternal = "internal"
 	// CodeMoved: a stateful instance does not own the key the request is
-	// bound to; the broker re-routes.
+	// bound to; the message is the owner's instance id and the router
+	// re-routes.
 	CodeMoved = "moved"
 	// CodeConflict: a concurrent change won (a stale version, a taken name).
 	CodeConflict = "conflict"
 )
 
-// DrainingMessage is the text of the unavailable reply a draining instance
-// gives instead of running a request: the request was not run, so a caller
-// may send it to another instance.
-const DrainingMessage = "draining"
+// Messages of unavailable replies that guarantee the request was not run,
+// so a caller may send it to another instance.
+const (
+	// DrainingMessage: the instance is draining.
+	DrainingMessage = "draining"
+	// ClosingMessage: the instance is closing.
+	ClosingMessage = "closing"
+)
 
 var knownCodes = map[string]bool{
 	CodeBadFrame: true, CodeUnknownMethod: true, CodeUnauthenticated: true,
@@ -56,25 +60,42 @@ var knownCodes = map[string]bool{
 // KnownCode reports whether code is one of the wire codes above.
 func KnownCode(code string) bool { return knownCodes[code] }
 
-// Error is an error with a wire code, what a handler returns to reply with a
-// specific code, and what a Client returns for an error reply.
+// Coder is implemented by errors that carry a wire code: *Error, and the
+// link layer's sentinel errors. CodeOf finds one anywhere in an error's
+// chain.
+type Coder interface {
+	WireCode() string
+}
+
+// Error is an error with a wire code: what a handler returns to reply with
+// a specific code, what a client returns for an error reply, and what the
+// edge sends as "<code>: <message>".
 type Error struct {
-	// Code is one of the wire codes (CodeNotFound, ...).
+	// Code is one of the wire codes (CodeNotFound, ...); "" means internal.
 	Code string
 	// Message is the human text.
 	Message string
 }
 
 // Error returns "<code>: <message>", the form errors take on the wire.
+// An Error without a code whose text came from elsewhere (Parse of a
+// string with no code) is its Message alone.
 func (e *Error) Error() string {
-	code := e.Code
-	if code == "" {
-		code = CodeInternal
+	switch {
+	case e.Message == "":
+		return e.WireCode()
+	case e.Code == "":
+		return e.Message
 	}
-	if e.Message == "" {
-		return code
+	return e.Code + ": " + e.Message
+}
+
+// WireCode returns the error's code (internal when unset).
+func (e *Error) WireCode() string {
+	if e.Code == "" {
+		return CodeInternal
 	}
-	return code + ": " + e.Message
+	return e.Code
 }
 
 // Is makes errors.Is(err, &Error{Code: c}) match any *Error with code c; a
@@ -97,26 +118,25 @@ func NewError(code, message string) *Error {
 	return &Error{Code: code, Message: message}
 }
 
-// CodeOf returns the wire code of err: the code of an *Error in its chain;
-// unavailable for link.ErrUnavailable (and ErrOverloaded, which wraps it),
-// link.ErrClosed and context.Canceled; timeout for
-// link.ErrTimeout and context.DeadlineExceeded; internal for anything else;
-// "" for nil.
+// CodeOf returns the wire code of err: the code of the first Coder in its
+// chain (an *Error, a link error) when it is a known code, else internal;
+// timeout for context.DeadlineExceeded;
+// unavailable for context.Canceled; internal for anything else; "" for nil.
 func CodeOf(err error) string {
 	if err == nil {
 		return ""
 	}
-	var e *Error
-	if errors.As(err, &e) {
-		if e.Code == "" {
-			return CodeInternal
+	var c Coder
+	if errors.As(err, &c) {
+		if code := c.WireCode(); KnownCode(code) {
+			return code
 		}
-		return e.Code
+		return CodeInternal
 	}
 	switch {
-	case errors.Is(err, link.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded):
 		return CodeTimeout
-	case errors.Is(err, link.ErrUnavailable), errors.Is(err, link.ErrClosed), errors.Is(err, context.Canceled):
+	case errors.Is(err, context.Canceled):
 		return CodeUnavailable
 	}
 	return CodeInternal
@@ -135,24 +155,48 @@ func AsError(err error) *Error {
 	return &Error{Code: CodeOf(err), Message: err.Error()}
 }
 
-// FromEnvelope returns the error an envelope carries as an *Error, or nil
-// when its error code is empty.
-func FromEnvelope(env *platformpb.Envelope) error {
-	if env.GetErrorCode() == "" {
-		return nil
+// Text returns the Err string of a client reply for err: err's own text
+// when it already starts with its wire code ("<code>: <text>"), else
+// "<code>: <text>"; never starting with the push prefix "@"; at most maxLen
+// bytes (0: no limit).
+func Text(err error, maxLen int) string {
+	code, text := CodeOf(err), err.Error()
+	s := text
+	if text != code && !strings.HasPrefix(text, code+": ") {
+		s = code + ": " + text
 	}
-	return &Error{Code: env.GetErrorCode(), Message: env.GetErrorMessage()}
+	if maxLen > 0 {
+		s = Cut(s, maxLen)
+	}
+	return s
 }
 
-// ToEnvelope writes err into env's error code and message (clearing both for
-// nil), with the code from CodeOf and the text from an *Error's Message or
-// else err.Error().
-func ToEnvelope(env *platformpb.Envelope, err error) {
-	if err == nil {
-		env.ErrorCode, env.ErrorMessage = "", ""
-		return
+// Parse splits an Err string "<code>: <message>" of a reply into an *Error.
+// A string without a code (no lower-case identifier before ": ") is all
+// Message, with Code "". Parse is what a client does with a reply's error;
+// a server never parses error text.
+func Parse(s string) *Error {
+	code, msg, found := strings.Cut(s, ": ")
+	if !found {
+		code, msg = s, ""
 	}
-	e := AsError(err)
-	env.ErrorCode = CodeOf(e)
-	env.ErrorMessage = e.Message
+	if !isCode(code) {
+		return &Error{Message: s}
+	}
+	return &Error{Code: code, Message: msg}
+}
+
+// isCode reports whether s looks like a wire code: [a-z0-9_]+, so that a
+// code this version does not know still parses.
+func isCode(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
+			return false
+		}
+	}
+	return true
 }
