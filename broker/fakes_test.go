@@ -27,7 +27,7 @@ import (
 // loginHandlers are the fake login service's handlers.
 func loginHandlers() map[string]services.HandlerFunc {
 	return map[string]services.HandlerFunc{
-		"login.Login": services.Typed(loginpb.NewLoginRequest, func(_ context.Context, s *services.Session, req *loginpb.LoginRequest) (*loginpb.LoginReply, error) {
+		"login.Login": wire.Typed(loginpb.NewLoginRequest, func(_ context.Context, s *services.Session, req *loginpb.LoginRequest) (*loginpb.LoginReply, error) {
 			if req.Password != "pw" {
 				return nil, wire.NewError(wire.CodeUnauthenticated, "wrong username or password")
 			}
@@ -36,11 +36,11 @@ func loginHandlers() map[string]services.HandlerFunc {
 		}),
 		// login.Register is public but does not authenticate: its attempt
 		// to bind the user must be ignored.
-		"login.Register": services.Typed(loginpb.NewRegisterRequest, func(_ context.Context, s *services.Session, req *loginpb.RegisterRequest) (*loginpb.RegisterReply, error) {
+		"login.Register": wire.Typed(loginpb.NewRegisterRequest, func(_ context.Context, s *services.Session, req *loginpb.RegisterRequest) (*loginpb.RegisterReply, error) {
 			s.Bind("user", req.Username)
 			return &loginpb.RegisterReply{UserID: req.Username}, nil
 		}),
-		"login.Validate": services.Typed(loginpb.NewValidateRequest, func(_ context.Context, _ *services.Session, req *loginpb.ValidateRequest) (*loginpb.ValidateReply, error) {
+		"login.Validate": wire.Typed(loginpb.NewValidateRequest, func(_ context.Context, _ *services.Session, req *loginpb.ValidateRequest) (*loginpb.ValidateReply, error) {
 			user, ok := strings.CutPrefix(req.SessionToken, "tok-")
 			return &loginpb.ValidateReply{Valid: ok && user != "", UserID: user}, nil
 		}),

@@ -36,7 +36,7 @@ func TestOptionsValidate(t *testing.T) {
 		{"advertise wildcard", func(o *broker.Options) { o.Advertise = "0.0.0.0:1055" }, "advertise: must be a host clients can dial"},
 		{"advertise port", func(o *broker.Options) { o.Advertise = "broker1" }, `advertise: must be host:port, got "broker1"`},
 		{"control", func(o *broker.Options) { o.Control = "ipc:///tmp/x" }, "control: must be tcp://host:port"},
-		{"yellow", func(o *broker.Options) { o.Yellows = []string{"tcp://127.0.0.1:0"} }, "yellows[0]: cannot connect"},
+		{"yellow", func(o *broker.Options) { o.Yellows = []string{"tcp://127.0.0.1:0"} }, "yellows[0]: port must be 1..65535"},
 		{"heartbeat", func(o *broker.Options) { o.Heartbeat = time.Millisecond }, "heartbeat: must be between 10ms and 1m0s, got 1ms"},
 		{"default_timeout", func(o *broker.Options) { o.DefaultTimeout = 0 }, "default_timeout: must be between"},
 		{"max_hops", func(o *broker.Options) { o.MaxHops = 11 }, "max_hops: must be between 0 and 10, got 11"},

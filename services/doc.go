@@ -9,7 +9,7 @@
 // takes the instance out of rotation without failing a request.
 //
 //	s, err := services.NewServer(opts, map[string]services.HandlerFunc{
-//		"echo.Sleep": services.Typed(echo.NewSleepRequest, sleep),
+//		"echo.Sleep": wire.Typed(echo.NewSleepRequest, sleep),
 //	}, log)
 //	go s.Main()
 //	defer s.Drain(ctx)

@@ -11,7 +11,7 @@ import (
 )
 
 func TestTyped(t *testing.T) {
-	h := Typed(echopb.NewSleepRequest, func(ctx context.Context, s *Session, req *echopb.SleepRequest) (*echopb.SleepReply, error) {
+	h := wire.Typed(echopb.NewSleepRequest, func(ctx context.Context, s *Session, req *echopb.SleepRequest) (*echopb.SleepReply, error) {
 		if req.Ms < 0 {
 			return nil, wire.Errorf(wire.CodeBadRequest, "negative")
 		}

@@ -35,8 +35,8 @@ const MaxSleepMs = 60_000
 func Handlers() map[string]services.HandlerFunc {
 	return map[string]services.HandlerFunc{
 		MethodEcho:  handleEcho,
-		MethodSleep: services.Typed(echopb.NewSleepRequest, handleSleep),
-		MethodFail:  services.Typed(echopb.NewFailRequest, handleFail),
+		MethodSleep: wire.Typed(echopb.NewSleepRequest, handleSleep),
+		MethodFail:  wire.Typed(echopb.NewFailRequest, handleFail),
 	}
 }
 

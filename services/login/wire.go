@@ -6,6 +6,7 @@ import (
 
 	loginpb "github.com/noonhq/noon/idl/gen/login"
 	"github.com/noonhq/noon/services"
+	"github.com/noonhq/noon/wire"
 )
 
 // ServiceName is the login service's name in yellow and the prefix of its
@@ -37,10 +38,10 @@ const UserBinding = "user"
 // Handlers returns the service's wire handlers, keyed by method.
 func (s *Service) Handlers() map[string]services.HandlerFunc {
 	return map[string]services.HandlerFunc{
-		MethodRegister: services.Typed(loginpb.NewRegisterRequest, s.handleRegister),
-		MethodLogin:    services.Typed(loginpb.NewLoginRequest, s.handleLogin),
-		MethodValidate: services.Typed(loginpb.NewValidateRequest, s.handleValidate),
-		MethodLogout:   services.Typed(loginpb.NewLogoutRequest, s.handleLogout),
+		MethodRegister: wire.Typed(loginpb.NewRegisterRequest, s.handleRegister),
+		MethodLogin:    wire.Typed(loginpb.NewLoginRequest, s.handleLogin),
+		MethodValidate: wire.Typed(loginpb.NewValidateRequest, s.handleValidate),
+		MethodLogout:   wire.Typed(loginpb.NewLogoutRequest, s.handleLogout),
 	}
 }
 

@@ -42,14 +42,14 @@ const maxActionLen = 16 << 10
 // Handlers returns the room service's handlers, keyed by method.
 func (s *Service) Handlers() map[string]services.HandlerFunc {
 	return map[string]services.HandlerFunc{
-		MethodCreate: services.Typed(roompb.NewCreateRequest, s.handleCreate),
-		MethodJoin:   services.Typed(roompb.NewJoinRequest, s.handleJoin),
-		MethodLeave:  services.Typed(roompb.NewLeaveRequest, s.handleLeave),
-		MethodReady:  services.Typed(roompb.NewReadyRequest, s.handleReady),
-		MethodStart:  services.Typed(roompb.NewStartRequest, s.handleStart),
-		MethodList:   services.Typed(roompb.NewListRequest, s.handleList),
-		MethodGet:    services.Typed(roompb.NewGetRequest, s.handleGet),
-		MethodAct:    services.Typed(roompb.NewActionRequest, s.handleAct),
+		MethodCreate: wire.Typed(roompb.NewCreateRequest, s.handleCreate),
+		MethodJoin:   wire.Typed(roompb.NewJoinRequest, s.handleJoin),
+		MethodLeave:  wire.Typed(roompb.NewLeaveRequest, s.handleLeave),
+		MethodReady:  wire.Typed(roompb.NewReadyRequest, s.handleReady),
+		MethodStart:  wire.Typed(roompb.NewStartRequest, s.handleStart),
+		MethodList:   wire.Typed(roompb.NewListRequest, s.handleList),
+		MethodGet:    wire.Typed(roompb.NewGetRequest, s.handleGet),
+		MethodAct:    wire.Typed(roompb.NewActionRequest, s.handleAct),
 	}
 }
 

@@ -28,7 +28,7 @@ func startFakeLogin(t testing.TB, c *cluster) {
 	so := services.NewOptions()
 	so.Name, so.Heartbeat, so.Yellows = "login", hb, c.yellows
 	srv, err := services.NewServer(so, map[string]services.HandlerFunc{
-		"login.Login": services.Typed(loginpb.NewLoginRequest, func(_ context.Context, s *services.Session, req *loginpb.LoginRequest) (*loginpb.LoginReply, error) {
+		"login.Login": wire.Typed(loginpb.NewLoginRequest, func(_ context.Context, s *services.Session, req *loginpb.LoginRequest) (*loginpb.LoginReply, error) {
 			s.Bind("user", req.Username)
 			return &loginpb.LoginReply{UserID: req.Username}, nil
 		}),
