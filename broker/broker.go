@@ -26,7 +26,7 @@
 // the broker's own goroutines are the view follower (yellow -> push
 // subscribers, link warm-up) and the sync waiter, counted in Broker.wg.
 // Lock order: session.mu, then pushHub.mu (a link.Subscriber's lock under
-// it); Broker.viewMu, then pushHub.mu and the pool's locks; ownerCache.mu
+// it); Broker.viewMu, then pushHub.mu and the pool's and router's locks; the router's owner cache
 // and Broker.mu are leaves. No lock is held while calling a link.Peer.
 package broker
 
@@ -46,7 +46,7 @@ import (
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	"github.com/noonhq/noon/internal/link"
 	"github.com/noonhq/noon/internal/metrics"
-	"github.com/noonhq/noon/services"
+	"github.com/noonhq/noon/router"
 	"github.com/noonhq/noon/wire"
 	"github.com/noonhq/noon/yellow"
 )
@@ -62,12 +62,6 @@ var ErrClosed = errors.New("broker: closed")
 // second expires the record on its own.
 const exitDeregisterTimeout = 500 * time.Millisecond
 
-// connectWait bounds how long a request waits for the link to a listed
-// instance to come up (the first request to a service, an instance just
-// started): a link on a LAN comes up in milliseconds; a second covers a
-// restarting instance without making a caller of a dead service wait long.
-const connectWait = time.Second
-
 // Broker is one edge broker. It implements edge.Handler.
 type Broker struct {
 	opts      Options
@@ -79,9 +73,9 @@ type Broker struct {
 	ctlEP     string // advertised control endpoint (the yellow record's router)
 	advertise string // host:port clients dial
 	record    *platformpb.Instance
-	pool      *services.Pool
+	pool      *router.Pool
+	router    *router.Router
 	hub       *pushHub
-	owners    *ownerCache
 	m         *brokerMetrics
 	started   time.Time
 
@@ -132,7 +126,6 @@ func New(opts Options, log *slog.Logger, sink metrics.Sink) (*Broker, error) {
 		id:      id,
 		log:     log,
 		routes:  routes,
-		owners:  newOwnerCache(),
 		warmed:  make(map[string]bool),
 		started: time.Now(),
 		quit:    make(chan struct{}),
@@ -192,12 +185,17 @@ func New(opts Options, log *slog.Logger, sink metrics.Sink) (*Broker, error) {
 		Heartbeat: opts.Heartbeat,
 		Logger:    log.With("component", "watcher"),
 	})
-	b.pool = services.NewPoolWatcher(w, link.PeerOptions{
+	b.pool = router.NewPoolWatcher(w, link.PeerOptions{
 		IdentityPrefix:    id + "-",
 		InstanceID:        id,
 		HeartbeatInterval: opts.Heartbeat,
 		Logger:            log.With("component", "pool"),
 	}, log.With("component", "pool"))
+	b.router = router.New(b.pool, router.Options{
+		MaxHops: opts.MaxHops,
+		OnMoved: func() { b.m.moved.Inc() },
+		Logger:  log.With("component", "router"),
+	})
 	b.hub = newPushHub(log.With("component", "push"), link.SubOptions{
 		IdentityPrefix: id + "-sub-",
 		DeadAfter:      link.DefaultDeadIntervals * opts.Heartbeat,

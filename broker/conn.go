@@ -3,8 +3,10 @@ package broker
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
+	"github.com/noonhq/noon/router"
 	"github.com/noonhq/noon/wire"
 
 	"github.com/noonhq/noon/edge"
@@ -81,11 +83,7 @@ func (b *Broker) Request(ctx context.Context, c *edge.Conn, method string, paylo
 		out, err = b.local(ctx, r)
 	default:
 		var rep *platformpb.Envelope
-		if rt.Kind == KindStateful {
-			rep, err = b.callStateful(ctx, r)
-		} else {
-			rep, err = b.callStateless(ctx, r)
-		}
+		rep, err = b.call(ctx, r)
 		if rep != nil {
 			b.apply(r, rep)
 			if err == nil {
@@ -114,14 +112,24 @@ func (b *Broker) local(ctx context.Context, r *request) ([]byte, error) {
 	return nil, wire.Errorf(wire.CodeUnknownMethod, "%s", r.method)
 }
 
-// envelope builds the request envelope for r.
-func (b *Broker) envelope(r *request) *platformpb.Envelope {
-	return &platformpb.Envelope{
-		Method:  r.method,
-		Session: r.s.proto(b.id),
-		Payload: r.payload,
-		Sender:  b.id,
+// call sends r through the router: to the least-loaded instance of its
+// route's service, or, for a stateful route, to the owner of the value of
+// the session's binding of the route's key.
+func (b *Broker) call(ctx context.Context, r *request) (*platformpb.Envelope, error) {
+	t := router.Target{Service: r.route.Service}
+	if r.route.Kind == KindStateful {
+		t.Stateful, t.Key, t.Value = true, r.route.Key, r.s.binding(r.route.Key)
 	}
+	return b.router.Call(ctx, router.Request{
+		Target: t,
+		Env: &platformpb.Envelope{
+			Method:  r.method,
+			Session: r.s.proto(b.id),
+			Payload: r.payload,
+			Sender:  b.id,
+		},
+		Timeout: r.timeout,
+	})
 }
 
 // apply makes a reply's session changes: bindings of the keys the route may
@@ -147,7 +155,7 @@ func (b *Broker) apply(r *request, rep *platformpb.Envelope) {
 			}
 			r.c.Authenticate(value)
 			r.s.setUser(b.hub, value)
-		case key != wire.KeyUser && (key == r.route.Key && key != "" || containsString(r.route.Binds, key)):
+		case key != wire.KeyUser && (key == r.route.Key && key != "" || slices.Contains(r.route.Binds, key)):
 			if bd.GetUnset() {
 				r.s.unbind(b.hub, key)
 				continue
@@ -159,9 +167,6 @@ func (b *Broker) apply(r *request, rep *platformpb.Envelope) {
 			if !r.s.bind(b.hub, key, value) {
 				b.ignoreBinding(r, key, "too many bindings")
 				continue
-			}
-			if r.route.Kind == KindStateful && key == r.route.Key && rep.GetSender() != "" {
-				b.owners.put(r.route.Service, value, rep.GetSender())
 			}
 		default:
 			b.ignoreBinding(r, key, "the route may not bind it")
@@ -202,13 +207,4 @@ func validTopic(t string) bool {
 		}
 	}
 	return true
-}
-
-func containsString(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

@@ -1,19 +1,25 @@
 package broker
 
-import "github.com/noonhq/noon/edge"
+import (
+	"github.com/noonhq/noon/edge"
+	"github.com/noonhq/noon/idl/gen/platformpb"
+)
 
 // Hooks for the external tests.
 
 // ForgetOwners empties b's owner cache, so the next stateful request is
 // placed by rendezvous hashing alone.
-func ForgetOwners(b *Broker) {
-	b.owners.mu.Lock()
-	clear(b.owners.m)
-	b.owners.mu.Unlock()
-}
+func ForgetOwners(b *Broker) { b.router.ForgetOwners() }
 
 // IsLive reports whether b's view lists id as a ready instance of service.
-func IsLive(b *Broker, service, id string) bool { return b.isLive(service, id) }
+func IsLive(b *Broker, service, id string) bool {
+	for _, inst := range b.pool.Instances(service) {
+		if inst.GetId() == id {
+			return inst.GetState() == platformpb.InstanceState_INSTANCE_STATE_READY
+		}
+	}
+	return false
+}
 
 // SessionState returns the bindings and push topics of the session of the
 // connection with id connID, or false.

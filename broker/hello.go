@@ -63,7 +63,7 @@ func (b *Broker) validate(ctx context.Context, hr *request, token string) (strin
 		return "", wire.Errorf(wire.CodeInternal, "encoding %s: %v", method, err)
 	}
 	r := &request{c: hr.c, s: hr.s, method: method, route: rt, payload: payload, timeout: hr.timeout}
-	rep, err := b.callStateless(ctx, r)
+	rep, err := b.call(ctx, r)
 	if err != nil {
 		return "", err
 	}

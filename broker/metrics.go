@@ -76,7 +76,7 @@ func newBrokerMetrics(sink metrics.Sink, b *Broker) *brokerMetrics {
 	sink.GaugeFunc("broker_push_topics", "Push topics subscribed for this broker's connections.",
 		func() float64 { return float64(b.hub.numTopics()) })
 	sink.GaugeFunc("broker_cached_owners", "Stateful keys whose owner is cached.",
-		func() float64 { return float64(b.owners.len()) })
+		func() float64 { return float64(b.router.CachedOwners()) })
 	sink.CounterFunc("broker_pushes_total", "Push frames queued to client connections.",
 		func() float64 { return float64(b.hub.delivered.Load()) })
 	sink.CounterFunc("broker_pushes_unrouted_total", "Events received that no connection took.",

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/noonhq/noon/internal/zmqbench"
+	"github.com/noonhq/noon/router"
 	"github.com/noonhq/noon/services"
 	"github.com/noonhq/noon/services/echo"
 )
@@ -54,7 +55,7 @@ func BenchmarkServiceCall(b *testing.B) {
 			b.SetBytes(int64(len(payload)))
 			b.ReportAllocs()
 			r := zmqbench.Measure(b, conc, func(ctx context.Context) error {
-				rep, err := c.CallRaw(ctx, echo.MethodEcho, nil, payload)
+				rep, err := c.CallRaw(ctx, router.Target{}, echo.MethodEcho, nil, payload)
 				if err == nil && len(rep.GetPayload()) != len(payload) {
 					err = fmt.Errorf("echo returned %d bytes", len(rep.GetPayload()))
 				}

@@ -2,9 +2,7 @@ package services
 
 import (
 	"context"
-	"errors"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/apache/thrift/lib/go/thrift"
@@ -12,6 +10,7 @@ import (
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	"github.com/noonhq/noon/internal/link"
 	"github.com/noonhq/noon/internal/thriftx"
+	"github.com/noonhq/noon/router"
 	"github.com/noonhq/noon/wire"
 )
 
@@ -36,30 +35,22 @@ type ClientOptions struct {
 	Logger *slog.Logger `yaml:"-"`
 }
 
-// Client defaults.
-const (
-	// DefaultConnectWait: a link on a LAN comes up in milliseconds; a
-	// second covers a restarting instance without making a caller of a
-	// dead service wait long.
-	DefaultConnectWait = time.Second
-)
-
-// Client calls service methods point-to-point: the service is the method's
-// prefix, the instance the least-loaded live one its Pool knows of. It is
-// safe for concurrent use.
+// Client calls service methods point-to-point through the one client-side
+// router (package router): a stateless method goes to the least-loaded
+// live instance of its service; CallTo targets a stateful key (following
+// "moved" and waiting out a dead owner's lease) or one instance. It is safe
+// for concurrent use.
 type Client struct {
-	pool     *Pool
+	router   *router.Router
 	ownsPool bool
 	timeout  time.Duration
-	connWait time.Duration
-	log      *slog.Logger
 }
 
 // NewClient starts discovering services from opts.Yellows and returns at
 // once; calls made before the first view arrives wait for it (at most
 // ConnectWait, never past their deadline).
 func NewClient(opts ClientOptions) *Client {
-	c := NewClientPool(NewPool(PoolOptions{
+	c := NewClientPool(router.NewPool(router.PoolOptions{
 		Yellows:   opts.Yellows,
 		Heartbeat: opts.Heartbeat,
 		Peer:      opts.Peer,
@@ -72,35 +63,38 @@ func NewClient(opts ClientOptions) *Client {
 // NewClientPool returns a Client that calls through p, which the caller
 // owns (Close leaves it open). Only the timeouts and Logger of opts are
 // used.
-func NewClientPool(p *Pool, opts ClientOptions) *Client {
-	c := &Client{pool: p, timeout: opts.DefaultTimeout, connWait: opts.ConnectWait, log: opts.Logger}
+func NewClientPool(p *router.Pool, opts ClientOptions) *Client {
+	c := &Client{timeout: opts.DefaultTimeout}
 	if c.timeout <= 0 {
 		c.timeout = DefaultTimeout
 	}
-	if c.connWait <= 0 {
-		c.connWait = DefaultConnectWait
-	}
-	if c.log == nil {
-		c.log = slog.New(slog.DiscardHandler)
-	}
+	c.router = router.New(p, router.Options{ConnectWait: opts.ConnectWait, MaxHops: router.DefaultMaxHops, Logger: opts.Logger})
 	return c
 }
 
 // Pool returns the client's pool.
-func (c *Client) Pool() *Pool { return c.pool }
+func (c *Client) Pool() *router.Pool { return c.router.Pool() }
 
 // Close closes the client's links (and its pool, if NewClient made it).
 func (c *Client) Close() {
 	if c.ownsPool {
-		c.pool.Close()
+		c.router.Pool().Close()
 	}
 }
 
 // Call calls method ("<service>.<Method>") with req encoded as Thrift
-// compact and decodes the reply into resp (which may be nil to ignore it).
-// Called from a handler, it passes the handler's session on. Errors are
-// *Error: the reply's error, or unavailable / timeout from the transport.
+// compact and decodes the reply into resp (which may be nil to ignore it):
+// a wire.CallFunc, so generated client stubs call through it. Called from
+// a handler, it passes the handler's session on. Errors are *wire.Error:
+// the reply's error, or unavailable / timeout from the transport.
 func (c *Client) Call(ctx context.Context, method string, req, resp thrift.TStruct) error {
+	return c.CallTo(ctx, router.Target{Service: wire.ServiceOf(method)}, method, req, resp)
+}
+
+// CallTo is Call to an explicit target: a stateful key (Target{Service:
+// "room", Stateful: true, Key: "room", Value: id}) goes to the key's owner,
+// following "moved"; Target.Instance goes to one instance.
+func (c *Client) CallTo(ctx context.Context, t router.Target, method string, req, resp thrift.TStruct) error {
 	payload, err := thriftx.Marshal(req)
 	if err != nil {
 		return wire.Errorf(wire.CodeBadRequest, "encoding %s request: %v", wire.Snippet(method), err)
@@ -109,7 +103,7 @@ func (c *Client) Call(ctx context.Context, method string, req, resp thrift.TStru
 	if s := SessionFromContext(ctx); s != nil {
 		sess = s.Proto()
 	}
-	rep, err := c.CallRaw(ctx, method, sess, payload)
+	rep, err := c.CallRaw(ctx, t, method, sess, payload)
 	if err != nil {
 		return err
 	}
@@ -122,68 +116,40 @@ func (c *Client) Call(ctx context.Context, method string, req, resp thrift.TStru
 	return nil
 }
 
-// CallRaw sends payload to method on behalf of sess (nil: none) and returns
-// the reply envelope. A reply carrying an error is returned together with
-// that error as an *Error (so its bindings stay visible); a transport
-// failure returns a nil envelope and an *Error (unavailable, timeout).
+// CallRaw sends payload to method at t on behalf of sess (nil: none) and
+// returns the reply envelope. A reply carrying an error is returned
+// together with that error as an *wire.Error (so its bindings stay
+// visible); a transport failure returns a nil envelope and an *wire.Error
+// (unavailable, timeout). An empty t.Service is the method's service.
 //
 // The deadline is ctx's, or DefaultTimeout; CallRaw never waits past it. A
-// request that certainly did not run (the link's queue was full, the link
-// was down before sending, the instance answered "draining" or
-// "overloaded") is retried once on another instance.
-func (c *Client) CallRaw(ctx context.Context, method string, sess *platformpb.Session, payload []byte) (*platformpb.Envelope, error) {
-	service, _, ok := strings.Cut(method, ".")
-	if !ok || service == "" {
+// request that certainly did not run is retried once on another instance
+// (see router.Router.Call).
+func (c *Client) CallRaw(ctx context.Context, t router.Target, method string, sess *platformpb.Session, payload []byte) (*platformpb.Envelope, error) {
+	if t.Service == "" {
+		t.Service = wire.ServiceOf(method)
+	}
+	if t.Service == "" {
 		return nil, wire.Errorf(wire.CodeUnknownMethod, "%q is not <service>.<Method>", wire.Snippet(method))
 	}
-	if _, ok := ctx.Deadline(); !ok {
+	timeout := c.timeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl).Round(time.Millisecond)
+	} else {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
 		defer cancel()
 	}
-	req := &platformpb.Envelope{Method: method, Session: sess, Payload: payload}
-	var tried []string
-	var lastErr error
-	for attempt := 0; attempt < 2; attempt++ {
-		peer, inst, err := c.pool.PickWait(ctx, service, c.connWait, tried...)
-		if err != nil {
-			if lastErr != nil {
-				return nil, wire.AsError(lastErr) // the first failure says more
-			}
-			return nil, err
-		}
-		tried = append(tried, inst.GetId())
-		rep, err := peer.Call(ctx, req)
-		if err != nil {
-			lastErr = wire.Errorf(wire.CodeOf(err), "%s on %s: %v", wire.Snippet(method), inst.GetId(), err)
-			if NotSent(err) && ctx.Err() == nil {
-				c.log.Debug("services: not sent, retrying elsewhere", "method", method, "instance", inst.GetId(), "err", err)
-				continue
-			}
-			return nil, lastErr
-		}
-		rerr := wire.FromEnvelope(rep)
-		if rerr == nil {
-			return rep, nil
-		}
-		if wire.NotRun(rep) && ctx.Err() == nil {
-			if rep.GetErrorCode() == wire.CodeUnavailable {
-				c.pool.MarkDraining(inst.GetId())
-			}
-			c.log.Debug("services: not run, retrying elsewhere", "method", method, "instance", inst.GetId(), "err", rerr)
-			lastErr = rerr
-			continue
-		}
+	rep, err := c.router.Call(ctx, router.Request{
+		Target:  t,
+		Env:     &platformpb.Envelope{Method: method, Session: sess, Payload: payload},
+		Timeout: timeout,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if rerr := wire.FromEnvelope(rep); rerr != nil {
 		return rep, rerr
 	}
-	return nil, wire.AsError(lastErr)
-}
-
-// NotSent reports whether a transport error means the request never left,
-// so that it is safe to try another instance: the link's queue was full, it
-// was not connected, or the pool had just closed it (the pool closes a link
-// only once no call waits on it, so a closed link means this call found it
-// closed).
-func NotSent(err error) bool {
-	return errors.Is(err, link.ErrOverloaded) || errors.Is(err, link.ErrClosed) || errors.Is(err, link.ErrNotConnected)
+	return rep, nil
 }

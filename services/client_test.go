@@ -12,6 +12,7 @@ import (
 	echopb "github.com/noonhq/noon/idl/gen/echo"
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	"github.com/noonhq/noon/internal/thriftx"
+	"github.com/noonhq/noon/router"
 	"github.com/noonhq/noon/services"
 	"github.com/noonhq/noon/services/echo"
 	"github.com/noonhq/noon/wire"
@@ -57,7 +58,7 @@ func TestClientCall(t *testing.T) {
 	if err != nil {
 		t.Errorf("Call: a reply with unknown fields: %v", err)
 	}
-	if _, err := c.CallRaw(ctx, echo.MethodEcho, nil, []byte{0xff}); err != nil {
+	if _, err := c.CallRaw(ctx, router.Target{}, echo.MethodEcho, nil, []byte{0xff}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -74,7 +75,7 @@ func TestClientCall(t *testing.T) {
 	}
 
 	// CallRaw returns error replies with the envelope.
-	env, err := c.CallRaw(ctx, echo.MethodEcho, &platformpb.Session{Id: "s1"}, []byte("raw"))
+	env, err := c.CallRaw(ctx, router.Target{}, echo.MethodEcho, &platformpb.Session{Id: "s1"}, []byte("raw"))
 	if err != nil || string(env.GetPayload()) != "raw" {
 		t.Fatalf("CallRaw: %v %v", env, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/noonhq/noon/internal/testenv"
+	"github.com/noonhq/noon/router"
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	"github.com/noonhq/noon/internal/link"
@@ -202,7 +203,7 @@ func rawCall(ctx context.Context, p *link.Peer, method string, payload []byte) (
 // echoCall calls echo.Echo through c with payload and checks the reply;
 // it returns the instance id that answered.
 func echoCall(ctx context.Context, c *services.Client, payload string) (string, error) {
-	rep, err := c.CallRaw(ctx, echo.MethodEcho, nil, []byte(payload))
+	rep, err := c.CallRaw(ctx, router.Target{}, echo.MethodEcho, nil, []byte(payload))
 	if err != nil {
 		return "", err
 	}

@@ -56,31 +56,25 @@ type peer interface {
 	// Alive reports whether the link is connected (calls fail at once
 	// while it is not).
 	Alive() bool
+	// Up returns a channel closed once the link is up.
+	Up() <-chan struct{}
 	Close() error
 }
 
-// alivePoll is how often waitAlive looks at a connecting link: a connect
-// on a LAN takes about a millisecond, so 10 ms adds little delay.
-const alivePoll = 10 * time.Millisecond
-
 // waitAlive waits up to timeout for p to be connected, so that the first
-// call after a (re)dial is not failed at once.
+// call after a (re)dial is not failed at once. It wakes when the link comes
+// up (Peer.Up), it does not poll.
 func waitAlive(ctx context.Context, p peer, timeout time.Duration) bool {
 	if p.Alive() {
 		return true
 	}
-	t := time.NewTicker(alivePoll)
+	t := time.NewTimer(timeout)
 	defer t.Stop()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-t.C:
-			if p.Alive() {
-				return true
-			}
-		}
+	select {
+	case <-p.Up():
+		return true
+	case <-ctx.Done():
+	case <-t.C:
 	}
 	return false
 }

@@ -48,6 +48,11 @@ type PeerOptions struct {
 	MaxMessage int
 	// Logger receives the Peer's logs (default slog.Default()).
 	Logger *slog.Logger
+	// OnUp, when set, is called (on the Peer's reader goroutine; it must
+	// not block) each time a link comes up: the first message of a fresh
+	// connection was heard. A pool uses it to wake callers waiting for an
+	// instance, instead of polling.
+	OnUp func()
 }
 
 func (o PeerOptions) withDefaults() PeerOptions {
@@ -135,6 +140,13 @@ type Peer struct {
 	inflight atomic.Int64
 	load     atomic.Uint64 // math.Float64bits of the last load reported
 	stats    peerCounters
+
+	upMu sync.Mutex    // guards up
+	up   chan struct{} // closed while a link is up; replaced when it goes down
+
+	retiring atomic.Bool   // CloseWhenIdle was called
+	idle     chan struct{} // closed when retiring and no call is in flight
+	idleOnce sync.Once
 }
 
 // Dial returns a Peer for the instance at endpoint ("tcp://host:port"). It
@@ -147,6 +159,8 @@ func Dial(endpoint string, opts PeerOptions) *Peer {
 		endpoint: endpoint,
 		opts:     opts,
 		log:      opts.Logger.With("peer", endpoint),
+		up:       make(chan struct{}),
+		idle:     make(chan struct{}),
 	}
 	p.zep, p.epErr = zmtpEndpoint(endpoint)
 	p.gcfg = &guardConfig{
@@ -172,6 +186,60 @@ func (p *Peer) Alive() bool {
 		return false
 	}
 	return time.Since(time.Unix(0, l.lastRecv.Load())) < p.opts.DeadAfter
+}
+
+// Up returns a channel that is closed once a link is up (a message was
+// heard on a fresh connection); while the link is down it is open. The
+// channel returned after a link dies is a new one: wait on Up() again.
+func (p *Peer) Up() <-chan struct{} {
+	p.upMu.Lock()
+	defer p.upMu.Unlock()
+	return p.up
+}
+
+// setUp records that a link came up or went down.
+func (p *Peer) setUp(up bool) {
+	p.upMu.Lock()
+	select {
+	case <-p.up:
+		if !up {
+			p.up = make(chan struct{})
+		}
+	default:
+		if up {
+			close(p.up)
+		}
+	}
+	p.upMu.Unlock()
+	if up && p.opts.OnUp != nil {
+		p.opts.OnUp()
+	}
+}
+
+// CloseWhenIdle closes the Peer once no call is in flight, or after grace
+// at the latest, without blocking: for a link to an instance that left
+// discovery (nobody sends it new calls) whose calls in flight should still
+// get their replies. quit, when closed, closes it at once.
+func (p *Peer) CloseWhenIdle(grace time.Duration, quit <-chan struct{}) {
+	p.retiring.Store(true)
+	p.checkIdle()
+	go func() {
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-p.idle:
+		case <-t.C:
+		case <-quit:
+		}
+		_ = p.Close()
+	}()
+}
+
+// checkIdle signals idle when retiring with no call in flight.
+func (p *Peer) checkIdle() {
+	if p.retiring.Load() && p.inflight.Load() == 0 {
+		p.idleOnce.Do(func() { close(p.idle) })
+	}
 }
 
 // InFlight returns the number of calls waiting for a reply.
@@ -254,7 +322,11 @@ func (p *Peer) Call(ctx context.Context, req *platformpb.Envelope) (*platformpb.
 		return nil, l.deathError()
 	}
 	p.inflight.Add(1)
-	defer p.inflight.Add(-1)
+	defer func() {
+		if p.inflight.Add(-1) == 0 && p.retiring.Load() {
+			p.checkIdle()
+		}
+	}()
 	select {
 	case l.sendq <- b:
 	default:
@@ -309,6 +381,7 @@ func (p *Peer) run() {
 		p.cur.Store(l)
 		p.supervise(l)
 		p.cur.CompareAndSwap(l, nil)
+		p.setUp(false)
 		_ = l.sock.Close()
 		l.wg.Wait()
 		if p.ctx.Err() != nil {
@@ -516,7 +589,10 @@ func (l *link) readLoop() {
 			return
 		}
 		l.lastRecv.Store(time.Now().UnixNano())
-		l.heard.Store(true)
+		if !l.heard.Load() {
+			l.heard.Store(true)
+			p.setUp(true)
+		}
 		if msg.Type == zmq4.CmdMsg {
 			continue // zmq4 hands ZMTP commands (e.g. libzmq's PING) up as messages
 		}

@@ -14,6 +14,7 @@ import (
 	loginpb "github.com/noonhq/noon/idl/gen/login"
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	"github.com/noonhq/noon/internal/thriftx"
+	"github.com/noonhq/noon/router"
 	"github.com/noonhq/noon/services/login"
 	"github.com/noonhq/noon/wire"
 )
@@ -33,7 +34,7 @@ func (p *platform) call(t testing.TB, method, addr string, req, resp thrift.TStr
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	env, err := p.client.CallRaw(ctx, method, sess, payload)
+	env, err := p.client.CallRaw(ctx, router.Target{}, method, sess, payload)
 	if err != nil {
 		return env, err
 	}
@@ -205,7 +206,7 @@ func testWire(t *testing.T, p *platform, store login.Store) {
 
 	// Garbage payloads.
 	for _, m := range []string{login.MethodRegister, login.MethodLogin, login.MethodValidate, login.MethodLogout} {
-		_, err := p.client.CallRaw(context.Background(), m, nil, []byte{0x15, 0xff, 0xff})
+		_, err := p.client.CallRaw(context.Background(), router.Target{}, m, nil, []byte{0x15, 0xff, 0xff})
 		if wire.CodeOf(err) != wire.CodeBadRequest {
 			t.Errorf("%s(garbage) = %v, want bad_request", m, err)
 		}

@@ -2,14 +2,13 @@ package room
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	noonrouter "github.com/noonhq/noon/router"
 
 	"github.com/apache/thrift/lib/go/thrift"
 	"github.com/redis/go-redis/v9"
@@ -17,12 +16,10 @@ import (
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	roompb "github.com/noonhq/noon/idl/gen/room"
 	"github.com/noonhq/noon/internal/link"
-	"github.com/noonhq/noon/internal/placement"
 	"github.com/noonhq/noon/internal/testenv"
 	"github.com/noonhq/noon/internal/thriftx"
 	"github.com/noonhq/noon/services"
 	"github.com/noonhq/noon/services/room/game"
-	"github.com/noonhq/noon/wire"
 	"github.com/noonhq/noon/yellow"
 )
 
@@ -186,171 +183,44 @@ func (in *instance) kill() {
 	})
 }
 
-// router routes room requests like the broker: by the session's room
-// binding to the cached or rendezvous owner, else to the least-loaded
-// instance; it follows "moved", and waits for a dead owner's lease to
-// expire; a draining instance's requests go to the next owner.
+// router routes room requests like the broker, through the one
+// client-side router (package router, via services.Client.CallRaw): by the
+// session's room binding to the cached or rendezvous owner, else to the
+// least-loaded instance; it follows "moved", waits for a dead owner's
+// lease to expire, and sends a draining instance's requests to the next
+// owner.
 type router struct {
-	pool   *services.Pool
-	mu     sync.Mutex
-	owners map[string]string
+	c *services.Client
 }
 
 func newRouter(c *cluster) *router {
-	p := services.NewPool(services.PoolOptions{
+	cl := services.NewClient(services.ClientOptions{
 		Yellows: c.yellows, Heartbeat: hb, Logger: c.log,
 		Peer: link.PeerOptions{HeartbeatInterval: hb, DeadAfter: expiry, BackoffMax: hb, Logger: c.log},
 	})
-	c.t.Cleanup(p.Close)
+	c.t.Cleanup(cl.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := p.WaitSynced(ctx); err != nil {
+	if err := cl.Pool().WaitSynced(ctx); err != nil {
 		c.t.Fatalf("router pool never synced: %v", err)
 	}
-	return &router{pool: p, owners: make(map[string]string)}
+	return &router{c: cl}
 }
 
-func (r *router) ready(exclude []string) []string {
-	var ids []string
-	for _, inst := range r.pool.Instances(Name) {
-		if inst.GetState() == platformpb.InstanceState_INSTANCE_STATE_READY && !slices.Contains(exclude, inst.GetId()) {
-			ids = append(ids, inst.GetId())
+// isLive reports whether the router's view lists id as a ready room
+// instance.
+func (r *router) isLive(id string) bool {
+	for _, inst := range r.c.Pool().Instances(Name) {
+		if inst.GetId() == id {
+			return inst.GetState() == platformpb.InstanceState_INSTANCE_STATE_READY
 		}
 	}
-	return ids
+	return false
 }
-
-func (r *router) isLive(id string) bool { return slices.Contains(r.ready(nil), id) }
-
-func (r *router) ownerOf(room string, exclude []string) string {
-	r.mu.Lock()
-	o := r.owners[room]
-	r.mu.Unlock()
-	if o != "" && !slices.Contains(exclude, o) && r.isLive(o) {
-		return o
-	}
-	return placement.Owner(room, r.ready(exclude))
-}
-
-func (r *router) cache(room, owner string) {
-	r.mu.Lock()
-	r.owners[room] = owner
-	r.mu.Unlock()
-}
-
-// maxHops bounds how many "moved" a request follows.
-const maxHops = 8
 
 func (r *router) do(ctx context.Context, sess *platformpb.Session, method string, payload []byte) (*platformpb.Envelope, error) {
-	value := sess.GetBindings()[BindingKey]
-	env := &platformpb.Envelope{Method: method, Session: sess, Payload: payload}
-	var dead []string
-	target := ""
-	if value != "" {
-		target = r.ownerOf(value, nil)
-	}
-	wait, hops := 10*time.Millisecond, 0
-	for {
-		if ctx.Err() != nil {
-			return nil, wire.Errorf(wire.CodeTimeout, "%s: no owner reachable in time", method)
-		}
-		var (
-			peer *link.Peer
-			inst *platformpb.Instance
-			err  error
-		)
-		if target == "" {
-			if peer, inst, err = r.pick(ctx, dead); err != nil {
-				return nil, err
-			}
-		} else if !r.isLive(target) {
-			dead = append(dead, target)
-			target = r.next(value, dead, "")
-			continue
-		} else if peer, inst, err = r.pool.Peer(target); err != nil {
-			dead = append(dead, target)
-			target = r.next(value, dead, "")
-			continue
-		}
-		rep, err := peer.Call(ctx, env)
-		if err != nil {
-			if (errors.Is(err, link.ErrOverloaded) || errors.Is(err, link.ErrClosed) || strings.HasSuffix(err.Error(), " not connected")) && ctx.Err() == nil {
-				dead = append(dead, inst.GetId())
-				target = r.next(value, dead, "")
-				time.Sleep(wait)
-				continue
-			}
-			return nil, wire.AsError(err)
-		}
-		switch {
-		case rep.GetErrorCode() == wire.CodeUnavailable && rep.GetErrorMessage() == wire.DrainingMessage:
-			r.pool.MarkDraining(inst.GetId())
-			dead = append(dead, inst.GetId())
-			target = r.next(value, dead, "")
-			continue
-		case rep.GetErrorCode() != wire.CodeMoved:
-			if rep.GetErrorCode() == "" {
-				if value != "" {
-					r.cache(value, rep.GetSender())
-				}
-				for _, b := range rep.GetBindings() {
-					if b.GetKey() == BindingKey && !b.GetUnset() {
-						r.cache(b.GetValue(), rep.GetSender())
-					}
-				}
-			}
-			return rep, wire.FromEnvelope(rep)
-		}
-		owner := rep.GetErrorMessage()
-		if owner == "" || owner == inst.GetId() {
-			return nil, fmt.Errorf("%s answered moved to %q", inst.GetId(), owner)
-		}
-		if !slices.Contains(dead, owner) && r.isLive(owner) {
-			if hops++; hops > maxHops {
-				return nil, wire.Errorf(wire.CodeUnavailable, "moved more than %d times", maxHops)
-			}
-			if value != "" {
-				r.cache(value, owner)
-			}
-			target = owner
-			continue
-		}
-		first := !slices.Contains(dead, owner)
-		if first {
-			dead = append(dead, owner)
-		}
-		next := r.next(value, dead, inst.GetId())
-		if !first || next == inst.GetId() {
-			select {
-			case <-ctx.Done():
-			case <-time.After(wait):
-			}
-			wait = min(2*wait, 250*time.Millisecond)
-		}
-		target = next
-	}
-}
-
-// pick picks the least-loaded instance not in dead, waiting a little for
-// links to come up (as a broker's connect wait does).
-func (r *router) pick(ctx context.Context, dead []string) (*link.Peer, *platformpb.Instance, error) {
-	deadline := time.Now().Add(time.Second)
-	for {
-		peer, inst, err := r.pool.Pick(Name, dead...)
-		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
-			return peer, inst, err
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// next is the instance to ask after the ones in dead: the rendezvous owner
-// of a bound room, else fallback ("" = least loaded).
-func (r *router) next(value string, dead []string, fallback string) string {
-	if value != "" {
-		return placement.Owner(value, r.ready(dead))
-	}
-	return fallback
+	t := noonrouter.Target{Service: Name, Stateful: true, Key: BindingKey, Value: sess.GetBindings()[BindingKey]}
+	return r.c.CallRaw(ctx, t, method, sess, payload)
 }
 
 // client is one player's session, used by one goroutine at a time.

@@ -1,8 +1,9 @@
-package services
+package router
 
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -14,7 +15,7 @@ import (
 // TestNotSent pins what the Client takes as "never sent" (safe to retry on
 // another instance) to what the link layer really returns.
 func TestNotSent(t *testing.T) {
-	p := link.Dial("tcp://127.0.0.1:1", link.PeerOptions{Logger: discard()})
+	p := link.Dial("tcp://127.0.0.1:1", link.PeerOptions{Logger: slog.New(slog.DiscardHandler)})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_, err := p.Call(ctx, &platformpb.Envelope{Method: "echo.Echo"})

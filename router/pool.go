@@ -1,4 +1,4 @@
-package services
+package router
 
 import (
 	"context"
@@ -30,9 +30,11 @@ type PoolOptions struct {
 
 // Pool follows yellow and keeps exactly one link.Peer per live instance of
 // the services it is asked about: a peer is dialled on first use and closed
-// when its instance leaves yellow (once the calls waiting on it are done). Pick chooses the least-loaded ready
-// instance of a service. The broker routes stateless requests through a
-// Pool; a Client calls through one. A Pool is safe for concurrent use.
+// when its instance leaves yellow (once the calls waiting on it are done).
+// Pick chooses the least-loaded ready instance of a service. Changed
+// broadcasts every change of the view and every link that comes up, so
+// waiting for an instance is an event, not a poll. A Router calls through
+// a Pool. A Pool is safe for concurrent use.
 //
 // Lock order: refreshMu, then mu; the watcher and links are never called
 // under mu.
@@ -53,6 +55,9 @@ type Pool struct {
 	closed   bool
 
 	isSynced atomic.Bool // the watcher installed a first view
+
+	changeMu sync.Mutex    // guards changed
+	changed  chan struct{} // closed and replaced at every change
 
 	quit chan struct{}
 	wg   sync.WaitGroup
@@ -87,6 +92,7 @@ func NewPoolWatcher(w *yellow.Watcher, peer link.PeerOptions, log *slog.Logger) 
 		peer.Logger = log
 	}
 	p := &Pool{
+		changed:  make(chan struct{}),
 		w:        w,
 		peerOpts: peer,
 		log:      log,
@@ -97,6 +103,7 @@ func NewPoolWatcher(w *yellow.Watcher, peer link.PeerOptions, log *slog.Logger) 
 		asked:    make(map[string]bool),
 		quit:     make(chan struct{}),
 	}
+	p.peerOpts.OnUp = p.notify
 	p.refresh()
 	p.wg.Add(2)
 	go p.follow()
@@ -119,7 +126,25 @@ func (p *Pool) awaitSync() {
 	if p.w.WaitSynced(ctx) == nil {
 		p.refresh()
 		p.isSynced.Store(true)
+		p.notify()
 	}
+}
+
+// Changed returns a channel closed at the next change of the pool: a new
+// view from yellow, a first view, a link that came up. Take it before
+// looking at the pool, then wait on it.
+func (p *Pool) Changed() <-chan struct{} {
+	p.changeMu.Lock()
+	defer p.changeMu.Unlock()
+	return p.changed
+}
+
+// notify wakes everyone waiting on Changed.
+func (p *Pool) notify() {
+	p.changeMu.Lock()
+	close(p.changed)
+	p.changed = make(chan struct{})
+	p.changeMu.Unlock()
 }
 
 // Synced reports whether the pool has had a first view from some yellow.
@@ -182,7 +207,6 @@ func (p *Pool) refresh() {
 			delete(p.draining, id)
 		}
 	}
-	p.wg.Add(len(gone)) // under mu, before Close can wait
 	var dial []*platformpb.Instance
 	for svc := range p.asked {
 		for _, inst := range view[svc] {
@@ -193,39 +217,19 @@ func (p *Pool) refresh() {
 	}
 	p.mu.Unlock()
 	for _, peer := range gone {
-		go p.retire(peer)
+		peer.CloseWhenIdle(retireGrace, p.quit)
 	}
 	for _, inst := range dial {
 		p.peerOf(inst)
 	}
+	p.notify()
 }
 
 // retireGrace bounds how long the link to an instance that left yellow is
-// kept open for the calls still waiting on it: twice the default request
-// timeout.
-const retireGrace = 2 * DefaultTimeout
-
-// retire closes the link to an instance that left yellow once no call waits
-// on it (Pick no longer returns it): an instance that deregistered after
-// draining, or that yellow expired wrongly (a late beat on a busy host),
-// still answers what it was sent. Caller counted it in wg.
-func (p *Pool) retire(peer *link.Peer) {
-	defer p.wg.Done()
-	defer func() { _ = peer.Close() }()
-	grace := time.NewTimer(retireGrace)
-	defer grace.Stop()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for peer.InFlight() > 0 {
-		select {
-		case <-tick.C:
-		case <-grace.C:
-			return
-		case <-p.quit:
-			return
-		}
-	}
-}
+// kept open for the calls still waiting on it (an instance that
+// deregistered after draining, or that yellow expired wrongly after a late
+// beat, still answers what it was sent): twice the default request timeout.
+const retireGrace = 2 * link.DefaultCallTimeout
 
 // HasCandidate reports whether service has a ready instance, not in
 // exclude nor marked draining, whatever the state of its link.
@@ -241,25 +245,20 @@ func (p *Pool) HasCandidate(service string, exclude ...string) bool {
 	return false
 }
 
-// pickPoll is how often PickWait looks again: links come up within
-// milliseconds of an instance appearing.
-const pickPoll = 2 * time.Millisecond
-
 // PickWait is Pick that waits, up to wait and never past ctx, while the pool
 // has no first view yet or the links to the listed instances are still
-// coming up (a process that just started, an instance that just appeared).
-// With nothing listed that could come up it returns Pick's error at once;
-// at ctx's deadline, "timeout: no live instance of <service> before the
-// deadline".
+// coming up (a process that just started, an instance that just appeared):
+// it wakes on the pool's changes, it does not poll. With nothing listed
+// that could come up it returns Pick's error at once; at ctx's deadline,
+// "timeout: no live instance of <service> before the deadline".
 func (p *Pool) PickWait(ctx context.Context, service string, wait time.Duration, exclude ...string) (*link.Peer, *platformpb.Instance, error) {
+	changed := p.Changed()
 	peer, inst, err := p.Pick(service, exclude...)
 	if err == nil {
 		return peer, inst, nil
 	}
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
-	tick := time.NewTicker(pickPoll)
-	defer tick.Stop()
 	for {
 		if p.Synced() && !p.HasCandidate(service, exclude...) {
 			return nil, nil, err // nothing listed that could come up
@@ -272,10 +271,32 @@ func (p *Pool) PickWait(ctx context.Context, service string, wait time.Duration,
 			return nil, nil, err
 		case <-timer.C:
 			return nil, nil, err
-		case <-tick.C:
+		case <-changed:
 		}
+		changed = p.Changed()
 		if peer, inst, err = p.Pick(service, exclude...); err == nil {
 			return peer, inst, nil
+		}
+	}
+}
+
+// WaitFor waits, up to wait and never past ctx, until ready() holds,
+// re-checking at every change of the pool; it reports whether ready()
+// held.
+func (p *Pool) WaitFor(ctx context.Context, wait time.Duration, ready func() bool) bool {
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		changed := p.Changed()
+		if ready() {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-timer.C:
+			return false
+		case <-changed:
 		}
 	}
 }
@@ -322,8 +343,7 @@ func (p *Pool) peerOf(inst *platformpb.Instance) *link.Peer {
 		if pp.router == inst.GetRouter() {
 			return pp.peer
 		}
-		p.wg.Add(1)
-		go p.retire(pp.peer) // moved; never block under mu
+		pp.peer.CloseWhenIdle(retireGrace, p.quit) // moved; never blocks
 	}
 	peer := link.Dial(inst.GetRouter(), p.peerOpts)
 	p.peers[inst.GetId()] = &poolPeer{peer: peer, router: inst.GetRouter()}

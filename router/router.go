@@ -1,0 +1,485 @@
+// Package router is noon's one client-side router: how a request reaches a
+// service instance. The broker routes every client request through it, and
+// the service runtime's Client routes every service-to-service call through
+// it, so both pick, retry, follow "moved" and wait for leases the same way.
+//
+// A Router calls through a Pool (one link per live instance, following
+// yellow). A Request names its Target: a stateless service (the
+// least-loaded live instance), a stateful key (the instance that owns it:
+// the cached owner, else the rendezvous owner among the ready instances),
+// or one instance by id. The stateful path is an explicit state machine
+// (see Router.Call).
+package router
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/noonhq/noon/idl/gen/platformpb"
+	"github.com/noonhq/noon/internal/link"
+	"github.com/noonhq/noon/internal/placement"
+	"github.com/noonhq/noon/wire"
+)
+
+// Defaults of Options.
+const (
+	// DefaultConnectWait bounds how long a request waits for the link to a
+	// listed instance to come up (the first request to a service, an
+	// instance just started): a link on a LAN comes up in milliseconds; a
+	// second covers a restarting instance without making a caller of a dead
+	// service wait long.
+	DefaultConnectWait = time.Second
+	// DefaultMaxHops bounds how many "moved" replies one request follows:
+	// one is the norm (a stale owner), a second covers an owner that moved
+	// again meanwhile; more is a placement loop.
+	DefaultMaxHops = 3
+)
+
+// Limits of stateful routing.
+const (
+	// maxCachedOwners bounds the owner cache: one entry per live key (room)
+	// the router's callers use; a broker with 100k connections in rooms of
+	// a few players has well under 100k rooms. When full, an arbitrary
+	// entry makes room: a miss only costs a placement guess and perhaps a
+	// "moved".
+	maxCachedOwners = 100_000
+	// leaseWaitMin and leaseWaitMax bound the pause before asking again
+	// while a dead owner's lease has to expire: the first retry comes soon
+	// (the lease may be about to expire), later ones back off to a few per
+	// second, so a wait of a lease TTL (seconds) costs a handful of calls.
+	leaseWaitMin = 10 * time.Millisecond
+	leaseWaitMax = 250 * time.Millisecond
+)
+
+// Options configures a Router.
+type Options struct {
+	// ConnectWait bounds the wait for a link to come up (default
+	// DefaultConnectWait), never past a request's deadline.
+	ConnectWait time.Duration
+	// MaxHops bounds the "moved" replies one request follows (0: none;
+	// DefaultMaxHops is the usual choice).
+	MaxHops int
+	// OnMoved, when set, is called for every "moved" reply (a metric).
+	OnMoved func()
+	// Logger receives debug logs of retries; nil discards them.
+	Logger *slog.Logger
+}
+
+// Router sends requests to service instances. It is safe for concurrent
+// use.
+type Router struct {
+	pool   *Pool
+	owners *ownerCache
+	opts   Options
+	log    *slog.Logger
+}
+
+// New returns a Router over pool, which the caller owns.
+func New(pool *Pool, opts Options) *Router {
+	if opts.ConnectWait <= 0 {
+		opts.ConnectWait = DefaultConnectWait
+	}
+	opts.MaxHops = max(opts.MaxHops, 0)
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Router{pool: pool, owners: newOwnerCache(), opts: opts, log: log}
+}
+
+// Pool returns the router's pool.
+func (r *Router) Pool() *Pool { return r.pool }
+
+// Target says which instance a request goes to.
+type Target struct {
+	// Service is the service in yellow.
+	Service string
+	// Stateful routes by Key: the instance that owns Value. With Value ""
+	// (the request that creates or joins a key names it in its payload)
+	// the request goes to the least-loaded instance, which answers "moved"
+	// if the key is another's.
+	Stateful bool
+	// Key names the binding Value is the value of ("room"), for errors.
+	Key string
+	// Value is the key's value ("r42").
+	Value string
+	// Instance, when set, sends the request to this instance only: no
+	// retry elsewhere, but "moved" is still followed for a stateful target.
+	Instance string
+}
+
+// Request is one request to route.
+type Request struct {
+	Target Target
+	// Env is the request envelope: method, session, payload, sender. The
+	// link sets its kind, id and deadline.
+	Env *platformpb.Envelope
+	// Timeout is the request's whole deadline, for error messages ("got
+	// no reply within 300ms"); the deadline itself is ctx's.
+	Timeout time.Duration
+}
+
+// Call sends req to its target and returns the reply envelope, which may
+// carry an error code, or a transport error as a *wire.Error
+// (unavailable, timeout, bad_request for a request too large for the
+// link). It never waits past ctx.
+//
+// A request that certainly did not run (the link's queue was full or it
+// was not connected; the instance answered draining, closing or
+// overloaded) is tried once more on another instance; for a stateful
+// target, on the key's next owner.
+func (r *Router) Call(ctx context.Context, req Request) (*platformpb.Envelope, error) {
+	if req.Target.Stateful {
+		return r.callStateful(ctx, req)
+	}
+	return r.callStateless(ctx, req)
+}
+
+// callStateless sends req to the least-loaded live instance of its service
+// (or to Target.Instance), retrying once elsewhere when it certainly did
+// not run.
+func (r *Router) callStateless(ctx context.Context, req Request) (*platformpb.Envelope, error) {
+	var (
+		tried   []string
+		lastErr error
+		lastRep *platformpb.Envelope
+	)
+	for attempt := 0; attempt < 2; attempt++ {
+		peer, inst, err := r.pick(ctx, req.Target, tried)
+		if err != nil {
+			switch {
+			case lastRep != nil:
+				return lastRep, nil
+			case lastErr != nil:
+				return nil, lastErr
+			}
+			return nil, err
+		}
+		tried = append(tried, inst.GetId())
+		rep, err := peer.Call(ctx, req.Env)
+		if err != nil {
+			lastErr = r.transportError(ctx, req, inst, err)
+			if NotSent(err) && ctx.Err() == nil && req.Target.Instance == "" {
+				r.log.Debug("router: not sent, retrying elsewhere", "method", req.Env.GetMethod(), "instance", inst.GetId(), "err", err)
+				continue
+			}
+			return nil, lastErr
+		}
+		if wire.NotRun(rep) && ctx.Err() == nil && req.Target.Instance == "" {
+			if wire.Draining(rep) {
+				r.pool.MarkDraining(inst.GetId())
+			}
+			r.log.Debug("router: not run, retrying elsewhere", "method", req.Env.GetMethod(), "instance", inst.GetId(), "code", rep.GetErrorCode())
+			lastRep, lastErr = rep, nil
+			continue
+		}
+		return rep, nil
+	}
+	if lastRep != nil {
+		return lastRep, nil
+	}
+	return nil, lastErr
+}
+
+// pick returns the link to the target instance, or to the least-loaded
+// live instance of the target's service not in exclude, waiting up to
+// ConnectWait for links that are still coming up.
+func (r *Router) pick(ctx context.Context, t Target, exclude []string) (*link.Peer, *platformpb.Instance, error) {
+	if t.Instance != "" {
+		if slices.Contains(exclude, t.Instance) {
+			return nil, nil, noInstance(t.Service)
+		}
+		peer, inst := r.livePeer(ctx, t.Service, t.Instance)
+		if peer == nil {
+			return nil, nil, wire.Errorf(wire.CodeUnavailable, "no live instance %s of %s", wire.Snippet(t.Instance), t.Service)
+		}
+		return peer, inst, nil
+	}
+	return r.pool.PickWait(ctx, t.Service, r.opts.ConnectWait, exclude...)
+}
+
+// statefulState is where the stateful state machine is.
+type statefulState int
+
+const (
+	// stateTarget: ask target, or the least-loaded instance when target
+	// is "".
+	stateTarget statefulState = iota
+	// stateOwnerGone: target is not usable; place the key among the
+	// others.
+	stateOwnerGone
+	// stateLeaseWait: the owner named by "moved" is dead; wait for its
+	// lease to expire, then ask the next owner.
+	stateLeaseWait
+)
+
+// callStateful sends req to the instance that owns the target's value: the
+// cached owner while it is live, else the rendezvous owner among the live
+// ready instances (or Target.Instance). It is a state machine:
+//
+//   - target: send to the chosen instance. A reply that is not "moved" or
+//     "draining" ends the call (a successful one teaches the cache the
+//     owner). "draining": that instance hands its keys over; mark it dead
+//     and go to ownerGone. Not sent: the same. "moved" to a live owner:
+//     follow it (at most MaxHops times). "moved" to an owner that is not
+//     live (it died; its lease has not expired yet): go to leaseWait.
+//   - ownerGone: forget the cached owner, place the key among the
+//     instances not known dead, and go to target.
+//   - leaseWait: the next owner by placement will take the key once the
+//     dead owner's lease expires: wait (10 ms, doubling to 250 ms, never
+//     past the deadline) when we asked it before, then go to target.
+func (r *Router) callStateful(ctx context.Context, req Request) (*platformpb.Envelope, error) {
+	t := req.Target
+	service, value := t.Service, t.Value
+	var (
+		dead   []string // instances known not to be usable for this request
+		target string   // the instance to ask next; "" = least-loaded
+		hops   int
+		wait   = leaseWaitMin
+		state  = stateTarget
+		inst   *platformpb.Instance
+		owner  string // the dead owner a "moved" named
+	)
+	switch {
+	case t.Instance != "":
+		target = t.Instance
+	case value != "":
+		if target = r.ownerOf(service, value, nil); target == "" && !r.pool.Synced() {
+			r.pool.WaitFor(ctx, r.opts.ConnectWait, r.pool.Synced)
+			target = r.ownerOf(service, value, nil)
+		}
+		if target == "" {
+			return nil, noInstance(service)
+		}
+	}
+	// place picks the next target after dead changed: the key's owner
+	// among the rest, or the least-loaded instance for no key.
+	place := func() error {
+		target = ""
+		if value != "" {
+			if target = r.ownerOf(service, value, dead); target == "" {
+				return noInstance(service)
+			}
+		}
+		return nil
+	}
+	for {
+		switch state {
+		case stateOwnerGone:
+			dead = appendOnce(dead, target)
+			r.owners.forget(service, value, target)
+			if err := place(); err != nil {
+				return nil, err
+			}
+			if ctx.Err() != nil {
+				return nil, r.statefulDeadline(ctx, req)
+			}
+			state = stateTarget
+
+		case stateLeaseWait:
+			r.owners.forget(service, value, owner)
+			first := !slices.Contains(dead, owner)
+			dead = appendOnce(dead, owner)
+			next := inst.GetId() // it will take the key once the lease expires
+			if value != "" {
+				if next = r.ownerOf(service, value, dead); next == "" {
+					return nil, noInstance(service)
+				}
+			}
+			if !first || next == inst.GetId() {
+				tm := time.NewTimer(wait)
+				select {
+				case <-ctx.Done():
+					tm.Stop()
+					return nil, r.statefulDeadline(ctx, req)
+				case <-tm.C:
+				}
+				wait = min(2*wait, leaseWaitMax)
+			}
+			target, state = next, stateTarget
+
+		case stateTarget:
+			var peer *link.Peer
+			if target == "" {
+				var err error
+				if peer, inst, err = r.pool.PickWait(ctx, service, r.opts.ConnectWait, dead...); err != nil {
+					return nil, err
+				}
+			} else if peer, inst = r.livePeer(ctx, service, target); peer == nil {
+				state = stateOwnerGone
+				continue
+			}
+			rep, err := peer.Call(ctx, req.Env)
+			if err != nil {
+				if NotSent(err) && ctx.Err() == nil {
+					target, state = inst.GetId(), stateOwnerGone
+					continue
+				}
+				return nil, r.transportError(ctx, req, inst, err)
+			}
+			switch {
+			case wire.Draining(rep) && ctx.Err() == nil:
+				r.pool.MarkDraining(inst.GetId())
+				target, state = inst.GetId(), stateOwnerGone
+				continue
+			case rep.GetErrorCode() != wire.CodeMoved:
+				if rep.GetErrorCode() == "" {
+					r.learn(t, rep)
+				}
+				return rep, nil
+			}
+			// moved: the error message is the owner's instance id.
+			if r.opts.OnMoved != nil {
+				r.opts.OnMoved()
+			}
+			owner = rep.GetErrorMessage()
+			if owner == "" || owner == inst.GetId() {
+				return nil, wire.Errorf(wire.CodeInternal, "%s: instance %s answered moved to %q", req.Env.GetMethod(), inst.GetId(), wire.Snippet(owner))
+			}
+			if !slices.Contains(dead, owner) && r.isLive(service, owner) {
+				if hops++; hops > r.opts.MaxHops {
+					return nil, wire.Errorf(wire.CodeUnavailable, "%s: moved more than %d times", req.Env.GetMethod(), r.opts.MaxHops)
+				}
+				r.owners.put(service, value, owner)
+				target = owner
+				continue
+			}
+			state = stateLeaseWait
+		}
+	}
+}
+
+// learn records the sender of a successful reply as the owner of the
+// target's value and of any value the reply binds to the target's key (the
+// request that created or joined a room).
+func (r *Router) learn(t Target, rep *platformpb.Envelope) {
+	owner := rep.GetSender()
+	if owner == "" {
+		return
+	}
+	if t.Value != "" {
+		r.owners.put(t.Service, t.Value, owner)
+	}
+	for _, b := range rep.GetBindings() {
+		if b.GetKey() == t.Key && !b.GetUnset() {
+			r.owners.put(t.Service, b.GetValue(), owner)
+		}
+	}
+}
+
+// ForgetOwners empties the owner cache, so the next stateful request is
+// placed by rendezvous hashing alone.
+func (r *Router) ForgetOwners() {
+	r.owners.mu.Lock()
+	clear(r.owners.m)
+	r.owners.mu.Unlock()
+}
+
+// CachedOwners returns the number of keys whose owner is cached.
+func (r *Router) CachedOwners() int { return r.owners.len() }
+
+// statefulDeadline is the error of a stateful request whose deadline
+// passed while its key had no reachable owner.
+func (r *Router) statefulDeadline(ctx context.Context, req Request) error {
+	method := req.Env.GetMethod()
+	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return wire.Errorf(wire.CodeUnavailable, "%s cancelled: the connection is closing", method)
+	}
+	if req.Target.Value == "" {
+		return wire.Errorf(wire.CodeTimeout, "%s: no owner reachable within %v", method, req.Timeout)
+	}
+	return wire.Errorf(wire.CodeTimeout, "%s: no owner of %s %s reachable within %v", method, req.Target.Key, wire.Snippet(req.Target.Value), req.Timeout)
+}
+
+// transportError turns a link error into the caller's error.
+func (r *Router) transportError(ctx context.Context, req Request, inst *platformpb.Instance, err error) error {
+	method := req.Env.GetMethod()
+	switch {
+	case errors.Is(err, link.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return wire.Errorf(wire.CodeTimeout, "%s got no reply within %v", method, req.Timeout)
+	case ctx.Err() != nil:
+		return wire.Errorf(wire.CodeUnavailable, "%s cancelled: the connection is closing", method)
+	case errors.Is(err, link.ErrTooLarge):
+		return wire.Errorf(wire.CodeBadRequest, "%s: request too large for the link", method)
+	}
+	return wire.Errorf(wire.CodeUnavailable, "%s: instance %s unreachable: %v", method, inst.GetId(), err)
+}
+
+// ownerOf returns the instance that should own value: the cached owner if
+// it is live and not excluded, else the rendezvous owner among the ready
+// instances of service not excluded; "" when there is none.
+func (r *Router) ownerOf(service, value string, exclude []string) string {
+	if o := r.owners.get(service, value); o != "" && !slices.Contains(exclude, o) && r.isLive(service, o) {
+		return o
+	}
+	insts := r.pool.Instances(service)
+	ids := make([]string, 0, len(insts))
+	for _, inst := range insts {
+		if inst.GetState() == platformpb.InstanceState_INSTANCE_STATE_READY && !slices.Contains(exclude, inst.GetId()) {
+			ids = append(ids, inst.GetId())
+		}
+	}
+	return placement.Owner(value, ids)
+}
+
+// isLive reports whether yellow lists id as a ready instance of service.
+func (r *Router) isLive(service, id string) bool {
+	for _, inst := range r.pool.Instances(service) {
+		if inst.GetId() == id {
+			return inst.GetState() == platformpb.InstanceState_INSTANCE_STATE_READY
+		}
+	}
+	return false
+}
+
+// livePeer returns the link to instance id of service when it is listed
+// ready and its link is up, waiting up to ConnectWait (never past ctx) for
+// a link that has never connected; nil otherwise.
+func (r *Router) livePeer(ctx context.Context, service, id string) (*link.Peer, *platformpb.Instance) {
+	if !r.isLive(service, id) {
+		return nil, nil
+	}
+	peer, inst, err := r.pool.Peer(id)
+	if err != nil {
+		return nil, nil
+	}
+	if peer.Alive() {
+		return peer, inst
+	}
+	if peer.Stats().Connects > 0 {
+		return nil, nil // it was up and died
+	}
+	wait := time.NewTimer(r.opts.ConnectWait)
+	defer wait.Stop()
+	select {
+	case <-peer.Up():
+		return peer, inst
+	case <-ctx.Done():
+	case <-wait.C:
+	}
+	return nil, nil
+}
+
+// NotSent reports whether a transport error means the request never left,
+// so that it is safe to try another instance: the link's queue was full, it
+// was not connected, or the pool had just closed it (the pool closes a link
+// only once no call waits on it, so a closed link means this call found it
+// closed).
+func NotSent(err error) bool {
+	return errors.Is(err, link.ErrOverloaded) || errors.Is(err, link.ErrClosed) || errors.Is(err, link.ErrNotConnected)
+}
+
+// noInstance is the error for a service with no live instance.
+func noInstance(service string) error {
+	return wire.Errorf(wire.CodeUnavailable, "no live instance of %s", wire.Snippet(service))
+}
+
+func appendOnce(list []string, s string) []string {
+	if slices.Contains(list, s) {
+		return list
+	}
+	return append(list, s)
+}
