@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
@@ -86,3 +87,21 @@ func (b *Broker) control(_ context.Context, req *platformpb.Envelope, reply func
 // so that a request for it would be routed rather than answered
 // unavailable (noon dev waits for this before it says it is up).
 func (b *Broker) Routable(service string) bool { return b.pool.HasCandidate(service) }
+
+// WaitRoutable waits until the broker has a live link to a ready instance
+// of every one of services (a request for any of them would be served), or
+// ctx ends. It wakes on the pool's changes; it does not poll.
+func (b *Broker) WaitRoutable(ctx context.Context, services ...string) error {
+	ok := b.pool.WaitFor(ctx, func() bool {
+		for _, svc := range services {
+			if _, _, err := b.pool.Pick(svc); err != nil {
+				return false
+			}
+		}
+		return true
+	})
+	if !ok {
+		return fmt.Errorf("broker: not every one of %v is routable: %w", services, ctx.Err())
+	}
+	return nil
+}

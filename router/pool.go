@@ -280,12 +280,10 @@ func (p *Pool) PickWait(ctx context.Context, service string, wait time.Duration,
 	}
 }
 
-// WaitFor waits, up to wait and never past ctx, until ready() holds,
-// re-checking at every change of the pool; it reports whether ready()
-// held.
-func (p *Pool) WaitFor(ctx context.Context, wait time.Duration, ready func() bool) bool {
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
+// WaitFor waits until ready() holds or ctx ends, re-checking at every
+// change of the pool (a new view, a link that came up); it reports whether
+// ready() held.
+func (p *Pool) WaitFor(ctx context.Context, ready func() bool) bool {
 	for {
 		changed := p.Changed()
 		if ready() {
@@ -293,8 +291,6 @@ func (p *Pool) WaitFor(ctx context.Context, wait time.Duration, ready func() boo
 		}
 		select {
 		case <-ctx.Done():
-			return false
-		case <-timer.C:
 			return false
 		case <-changed:
 		}

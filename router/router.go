@@ -248,7 +248,9 @@ func (r *Router) callStateful(ctx context.Context, req Request) (*platformpb.Env
 		target = t.Instance
 	case value != "":
 		if target = r.ownerOf(service, value, nil); target == "" && !r.pool.Synced() {
-			r.pool.WaitFor(ctx, r.opts.ConnectWait, r.pool.Synced)
+			wctx, cancel := context.WithTimeout(ctx, r.opts.ConnectWait)
+			r.pool.WaitFor(wctx, r.pool.Synced)
+			cancel()
 			target = r.ownerOf(service, value, nil)
 		}
 		if target == "" {

@@ -193,6 +193,24 @@ func (w *Watcher) WaitSynced(ctx context.Context) error {
 	}
 }
 
+// WaitFor waits until ready() holds, ctx is done, or the watcher is
+// closed, re-checking at every change of the view (Subscribe); it does not
+// poll.
+func (w *Watcher) WaitFor(ctx context.Context, ready func() bool) error {
+	changes, cancel := w.Subscribe()
+	defer cancel()
+	for !ready() {
+		select {
+		case <-changes:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-w.quit:
+			return ErrClosed
+		}
+	}
+	return nil
+}
+
 // Stats returns the watcher's counters.
 func (w *Watcher) Stats() WatcherStats {
 	w.mu.Lock()
