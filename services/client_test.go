@@ -515,3 +515,26 @@ func TestDrainTimeout(t *testing.T) {
 	}
 	checkFor(t, time.Second, "a left yellow", func() bool { return !y.has(echo.Service, a.InstanceID()) })
 }
+
+// TestCallToInstance: a call that names an instance goes there and only
+// there; a call to an instance yellow does not list is unavailable at once.
+func TestCallToInstance(t *testing.T) {
+	y := mustStartYellow(t, "", "")
+	ys := []*testYellow{y}
+	a := mustStartEcho(t, ys, nil, nil)
+	mustStartEcho(t, ys, nil, nil)
+	c := newClient(t, y)
+	checkFor(t, 5*time.Second, "2 instances listed", func() bool { return len(c.Pool().Instances(echo.Service)) == 2 })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := range 10 {
+		rep, err := c.CallRaw(ctx, router.Target{Instance: a.InstanceID()}, echo.MethodEcho, nil, []byte{byte(i)})
+		if err != nil || rep.GetSender() != a.InstanceID() {
+			t.Fatalf("call %d to %s: sender %q, %v", i, a.InstanceID(), rep.GetSender(), err)
+		}
+	}
+	_, err := c.CallRaw(ctx, router.Target{Instance: "echo-gone"}, echo.MethodEcho, nil, nil)
+	if err == nil || err.Error() != "unavailable: no live instance echo-gone of echo" {
+		t.Fatalf("call to an unlisted instance: %v", err)
+	}
+}
