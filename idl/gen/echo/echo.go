@@ -395,3 +395,1057 @@ func (p *FailRequest) String() string {
 	}
 	return fmt.Sprintf("FailRequest(%+v)", *p)
 }
+
+type Echo interface {
+	// Parameters:
+	//  - Payload
+	Echo(ctx context.Context, payload []byte) (_r []byte, _err error)
+	// Parameters:
+	//  - Req
+	Sleep(ctx context.Context, req *SleepRequest) (_r *SleepReply, _err error)
+	// Parameters:
+	//  - Req
+	Fail(ctx context.Context, req *FailRequest) (_r *SleepReply, _err error)
+}
+
+type EchoClient struct {
+	c    thrift.TClient
+	meta thrift.ResponseMeta
+}
+
+func NewEchoClientFactory(t thrift.TTransport, f thrift.TProtocolFactory) *EchoClient {
+	return &EchoClient{
+		c: thrift.NewTStandardClient(f.GetProtocol(t), f.GetProtocol(t)),
+	}
+}
+
+func NewEchoClientProtocol(t thrift.TTransport, iprot thrift.TProtocol, oprot thrift.TProtocol) *EchoClient {
+	return &EchoClient{
+		c: thrift.NewTStandardClient(iprot, oprot),
+	}
+}
+
+func NewEchoClient(c thrift.TClient) *EchoClient {
+	return &EchoClient{
+		c: c,
+	}
+}
+
+func (p *EchoClient) Client_() thrift.TClient {
+	return p.c
+}
+
+func (p *EchoClient) LastResponseMeta_() thrift.ResponseMeta {
+	return p.meta
+}
+
+func (p *EchoClient) SetLastResponseMeta_(meta thrift.ResponseMeta) {
+	p.meta = meta
+}
+
+// Parameters:
+//   - Payload
+func (p *EchoClient) Echo(ctx context.Context, payload []byte) (_r []byte, _err error) {
+	var _args0 EchoEchoArgs
+	_args0.Payload = payload
+	var _result2 EchoEchoResult
+	var _meta1 thrift.ResponseMeta
+	_meta1, _err = p.Client_().Call(ctx, "Echo", &_args0, &_result2)
+	p.SetLastResponseMeta_(_meta1)
+	if _err != nil {
+		return
+	}
+	return _result2.GetSuccess(), nil
+}
+
+// Parameters:
+//   - Req
+func (p *EchoClient) Sleep(ctx context.Context, req *SleepRequest) (_r *SleepReply, _err error) {
+	var _args3 EchoSleepArgs
+	_args3.Req = req
+	var _result5 EchoSleepResult
+	var _meta4 thrift.ResponseMeta
+	_meta4, _err = p.Client_().Call(ctx, "Sleep", &_args3, &_result5)
+	p.SetLastResponseMeta_(_meta4)
+	if _err != nil {
+		return
+	}
+	if _ret6 := _result5.GetSuccess(); _ret6 != nil {
+		return _ret6, nil
+	}
+	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "Sleep failed: unknown result")
+}
+
+// Parameters:
+//   - Req
+func (p *EchoClient) Fail(ctx context.Context, req *FailRequest) (_r *SleepReply, _err error) {
+	var _args7 EchoFailArgs
+	_args7.Req = req
+	var _result9 EchoFailResult
+	var _meta8 thrift.ResponseMeta
+	_meta8, _err = p.Client_().Call(ctx, "Fail", &_args7, &_result9)
+	p.SetLastResponseMeta_(_meta8)
+	if _err != nil {
+		return
+	}
+	if _ret10 := _result9.GetSuccess(); _ret10 != nil {
+		return _ret10, nil
+	}
+	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "Fail failed: unknown result")
+}
+
+type EchoProcessor struct {
+	processorMap map[string]thrift.TProcessorFunction
+	handler      Echo
+}
+
+func (p *EchoProcessor) AddToProcessorMap(key string, processor thrift.TProcessorFunction) {
+	p.processorMap[key] = processor
+}
+
+func (p *EchoProcessor) GetProcessorFunction(key string) (processor thrift.TProcessorFunction, ok bool) {
+	processor, ok = p.processorMap[key]
+	return processor, ok
+}
+
+func (p *EchoProcessor) ProcessorMap() map[string]thrift.TProcessorFunction {
+	return p.processorMap
+}
+
+func NewEchoProcessor(handler Echo) *EchoProcessor {
+
+	self11 := &EchoProcessor{handler: handler, processorMap: make(map[string]thrift.TProcessorFunction)}
+	self11.processorMap["Echo"] = &echoProcessorEcho{handler: handler}
+	self11.processorMap["Sleep"] = &echoProcessorSleep{handler: handler}
+	self11.processorMap["Fail"] = &echoProcessorFail{handler: handler}
+	return self11
+}
+
+func (p *EchoProcessor) Process(ctx context.Context, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
+	name, _, seqId, err2 := iprot.ReadMessageBegin(ctx)
+	if err2 != nil {
+		return false, thrift.WrapTException(err2)
+	}
+	if processor, ok := p.GetProcessorFunction(name); ok {
+		return processor.Process(ctx, seqId, iprot, oprot)
+	}
+	iprot.Skip(ctx, thrift.STRUCT)
+	iprot.ReadMessageEnd(ctx)
+	x12 := thrift.NewTApplicationException(thrift.UNKNOWN_METHOD, "Unknown function "+name)
+	oprot.WriteMessageBegin(ctx, name, thrift.EXCEPTION, seqId)
+	x12.Write(ctx, oprot)
+	oprot.WriteMessageEnd(ctx)
+	oprot.Flush(ctx)
+	return false, x12
+
+}
+
+type echoProcessorEcho struct {
+	handler Echo
+}
+
+func (p *echoProcessorEcho) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
+	var _write_err13 error
+	args := EchoEchoArgs{}
+	if err2 := args.Read(ctx, iprot); err2 != nil {
+		iprot.ReadMessageEnd(ctx)
+		x := thrift.NewTApplicationException(thrift.PROTOCOL_ERROR, err2.Error())
+		oprot.WriteMessageBegin(ctx, "Echo", thrift.EXCEPTION, seqId)
+		x.Write(ctx, oprot)
+		oprot.WriteMessageEnd(ctx)
+		oprot.Flush(ctx)
+		return false, thrift.WrapTException(err2)
+	}
+	iprot.ReadMessageEnd(ctx)
+
+	tickerCancel := func() {}
+	// Start a goroutine to do server side connectivity check.
+	if thrift.ServerConnectivityCheckInterval > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		var tickerCtx context.Context
+		tickerCtx, tickerCancel = context.WithCancel(context.Background())
+		defer tickerCancel()
+		go func(ctx context.Context, cancel context.CancelFunc) {
+			ticker := time.NewTicker(thrift.ServerConnectivityCheckInterval)
+			defer ticker.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-ticker.C:
+					if !iprot.Transport().IsOpen() {
+						cancel()
+						return
+					}
+				}
+			}
+		}(tickerCtx, cancel)
+	}
+
+	result := EchoEchoResult{}
+	if retval, err2 := p.handler.Echo(ctx, args.Payload); err2 != nil {
+		tickerCancel()
+		err = thrift.WrapTException(err2)
+		if errors.Is(err2, thrift.ErrAbandonRequest) {
+			return false, thrift.WrapTException(err2)
+		}
+		_exc14 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing Echo: "+err2.Error())
+		if err2 := oprot.WriteMessageBegin(ctx, "Echo", thrift.EXCEPTION, seqId); err2 != nil {
+			_write_err13 = thrift.WrapTException(err2)
+		}
+		if err2 := _exc14.Write(ctx, oprot); _write_err13 == nil && err2 != nil {
+			_write_err13 = thrift.WrapTException(err2)
+		}
+		if err2 := oprot.WriteMessageEnd(ctx); _write_err13 == nil && err2 != nil {
+			_write_err13 = thrift.WrapTException(err2)
+		}
+		if err2 := oprot.Flush(ctx); _write_err13 == nil && err2 != nil {
+			_write_err13 = thrift.WrapTException(err2)
+		}
+		if _write_err13 != nil {
+			return false, thrift.WrapTException(_write_err13)
+		}
+		return true, err
+	} else {
+		result.Success = retval
+	}
+	tickerCancel()
+	if err2 := oprot.WriteMessageBegin(ctx, "Echo", thrift.REPLY, seqId); err2 != nil {
+		_write_err13 = thrift.WrapTException(err2)
+	}
+	if err2 := result.Write(ctx, oprot); _write_err13 == nil && err2 != nil {
+		_write_err13 = thrift.WrapTException(err2)
+	}
+	if err2 := oprot.WriteMessageEnd(ctx); _write_err13 == nil && err2 != nil {
+		_write_err13 = thrift.WrapTException(err2)
+	}
+	if err2 := oprot.Flush(ctx); _write_err13 == nil && err2 != nil {
+		_write_err13 = thrift.WrapTException(err2)
+	}
+	if _write_err13 != nil {
+		return false, thrift.WrapTException(_write_err13)
+	}
+	return true, err
+}
+
+type echoProcessorSleep struct {
+	handler Echo
+}
+
+func (p *echoProcessorSleep) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
+	var _write_err15 error
+	args := EchoSleepArgs{}
+	if err2 := args.Read(ctx, iprot); err2 != nil {
+		iprot.ReadMessageEnd(ctx)
+		x := thrift.NewTApplicationException(thrift.PROTOCOL_ERROR, err2.Error())
+		oprot.WriteMessageBegin(ctx, "Sleep", thrift.EXCEPTION, seqId)
+		x.Write(ctx, oprot)
+		oprot.WriteMessageEnd(ctx)
+		oprot.Flush(ctx)
+		return false, thrift.WrapTException(err2)
+	}
+	iprot.ReadMessageEnd(ctx)
+
+	tickerCancel := func() {}
+	// Start a goroutine to do server side connectivity check.
+	if thrift.ServerConnectivityCheckInterval > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		var tickerCtx context.Context
+		tickerCtx, tickerCancel = context.WithCancel(context.Background())
+		defer tickerCancel()
+		go func(ctx context.Context, cancel context.CancelFunc) {
+			ticker := time.NewTicker(thrift.ServerConnectivityCheckInterval)
+			defer ticker.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-ticker.C:
+					if !iprot.Transport().IsOpen() {
+						cancel()
+						return
+					}
+				}
+			}
+		}(tickerCtx, cancel)
+	}
+
+	result := EchoSleepResult{}
+	if retval, err2 := p.handler.Sleep(ctx, args.Req); err2 != nil {
+		tickerCancel()
+		err = thrift.WrapTException(err2)
+		if errors.Is(err2, thrift.ErrAbandonRequest) {
+			return false, thrift.WrapTException(err2)
+		}
+		_exc16 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing Sleep: "+err2.Error())
+		if err2 := oprot.WriteMessageBegin(ctx, "Sleep", thrift.EXCEPTION, seqId); err2 != nil {
+			_write_err15 = thrift.WrapTException(err2)
+		}
+		if err2 := _exc16.Write(ctx, oprot); _write_err15 == nil && err2 != nil {
+			_write_err15 = thrift.WrapTException(err2)
+		}
+		if err2 := oprot.WriteMessageEnd(ctx); _write_err15 == nil && err2 != nil {
+			_write_err15 = thrift.WrapTException(err2)
+		}
+		if err2 := oprot.Flush(ctx); _write_err15 == nil && err2 != nil {
+			_write_err15 = thrift.WrapTException(err2)
+		}
+		if _write_err15 != nil {
+			return false, thrift.WrapTException(_write_err15)
+		}
+		return true, err
+	} else {
+		result.Success = retval
+	}
+	tickerCancel()
+	if err2 := oprot.WriteMessageBegin(ctx, "Sleep", thrift.REPLY, seqId); err2 != nil {
+		_write_err15 = thrift.WrapTException(err2)
+	}
+	if err2 := result.Write(ctx, oprot); _write_err15 == nil && err2 != nil {
+		_write_err15 = thrift.WrapTException(err2)
+	}
+	if err2 := oprot.WriteMessageEnd(ctx); _write_err15 == nil && err2 != nil {
+		_write_err15 = thrift.WrapTException(err2)
+	}
+	if err2 := oprot.Flush(ctx); _write_err15 == nil && err2 != nil {
+		_write_err15 = thrift.WrapTException(err2)
+	}
+	if _write_err15 != nil {
+		return false, thrift.WrapTException(_write_err15)
+	}
+	return true, err
+}
+
+type echoProcessorFail struct {
+	handler Echo
+}
+
+func (p *echoProcessorFail) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
+	var _write_err17 error
+	args := EchoFailArgs{}
+	if err2 := args.Read(ctx, iprot); err2 != nil {
+		iprot.ReadMessageEnd(ctx)
+		x := thrift.NewTApplicationException(thrift.PROTOCOL_ERROR, err2.Error())
+		oprot.WriteMessageBegin(ctx, "Fail", thrift.EXCEPTION, seqId)
+		x.Write(ctx, oprot)
+		oprot.WriteMessageEnd(ctx)
+		oprot.Flush(ctx)
+		return false, thrift.WrapTException(err2)
+	}
+	iprot.ReadMessageEnd(ctx)
+
+	tickerCancel := func() {}
+	// Start a goroutine to do server side connectivity check.
+	if thrift.ServerConnectivityCheckInterval > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		var tickerCtx context.Context
+		tickerCtx, tickerCancel = context.WithCancel(context.Background())
+		defer tickerCancel()
+		go func(ctx context.Context, cancel context.CancelFunc) {
+			ticker := time.NewTicker(thrift.ServerConnectivityCheckInterval)
+			defer ticker.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-ticker.C:
+					if !iprot.Transport().IsOpen() {
+						cancel()
+						return
+					}
+				}
+			}
+		}(tickerCtx, cancel)
+	}
+
+	result := EchoFailResult{}
+	if retval, err2 := p.handler.Fail(ctx, args.Req); err2 != nil {
+		tickerCancel()
+		err = thrift.WrapTException(err2)
+		if errors.Is(err2, thrift.ErrAbandonRequest) {
+			return false, thrift.WrapTException(err2)
+		}
+		_exc18 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing Fail: "+err2.Error())
+		if err2 := oprot.WriteMessageBegin(ctx, "Fail", thrift.EXCEPTION, seqId); err2 != nil {
+			_write_err17 = thrift.WrapTException(err2)
+		}
+		if err2 := _exc18.Write(ctx, oprot); _write_err17 == nil && err2 != nil {
+			_write_err17 = thrift.WrapTException(err2)
+		}
+		if err2 := oprot.WriteMessageEnd(ctx); _write_err17 == nil && err2 != nil {
+			_write_err17 = thrift.WrapTException(err2)
+		}
+		if err2 := oprot.Flush(ctx); _write_err17 == nil && err2 != nil {
+			_write_err17 = thrift.WrapTException(err2)
+		}
+		if _write_err17 != nil {
+			return false, thrift.WrapTException(_write_err17)
+		}
+		return true, err
+	} else {
+		result.Success = retval
+	}
+	tickerCancel()
+	if err2 := oprot.WriteMessageBegin(ctx, "Fail", thrift.REPLY, seqId); err2 != nil {
+		_write_err17 = thrift.WrapTException(err2)
+	}
+	if err2 := result.Write(ctx, oprot); _write_err17 == nil && err2 != nil {
+		_write_err17 = thrift.WrapTException(err2)
+	}
+	if err2 := oprot.WriteMessageEnd(ctx); _write_err17 == nil && err2 != nil {
+		_write_err17 = thrift.WrapTException(err2)
+	}
+	if err2 := oprot.Flush(ctx); _write_err17 == nil && err2 != nil {
+		_write_err17 = thrift.WrapTException(err2)
+	}
+	if _write_err17 != nil {
+		return false, thrift.WrapTException(_write_err17)
+	}
+	return true, err
+}
+
+// HELPER FUNCTIONS AND STRUCTURES
+
+// Attributes:
+//   - Payload
+type EchoEchoArgs struct {
+	Payload []byte `thrift:"payload,1" db:"payload" json:"payload"`
+}
+
+func NewEchoEchoArgs() *EchoEchoArgs {
+	return &EchoEchoArgs{}
+}
+
+func (p *EchoEchoArgs) GetPayload() []byte {
+	return p.Payload
+}
+func (p *EchoEchoArgs) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 1:
+			if fieldTypeId == thrift.STRING {
+				if err := p.ReadField1(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *EchoEchoArgs) ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadBinary(ctx); err != nil {
+		return thrift.PrependError("error reading field 1: ", err)
+	} else {
+		p.Payload = v
+	}
+	return nil
+}
+
+func (p *EchoEchoArgs) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "Echo_args"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField1(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *EchoEchoArgs) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "payload", thrift.STRING, 1); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:payload: ", p), err)
+	}
+	if err := oprot.WriteBinary(ctx, p.Payload); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T.payload (1) field write error: ", p), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 1:payload: ", p), err)
+	}
+	return err
+}
+
+func (p *EchoEchoArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("EchoEchoArgs(%+v)", *p)
+}
+
+// Attributes:
+//   - Success
+type EchoEchoResult struct {
+	Success []byte `thrift:"success,0" db:"success" json:"success,omitempty"`
+}
+
+func NewEchoEchoResult() *EchoEchoResult {
+	return &EchoEchoResult{}
+}
+
+var EchoEchoResult_Success_DEFAULT []byte
+
+func (p *EchoEchoResult) GetSuccess() []byte {
+	return p.Success
+}
+func (p *EchoEchoResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *EchoEchoResult) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 0:
+			if fieldTypeId == thrift.STRING {
+				if err := p.ReadField0(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *EchoEchoResult) ReadField0(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadBinary(ctx); err != nil {
+		return thrift.PrependError("error reading field 0: ", err)
+	} else {
+		p.Success = v
+	}
+	return nil
+}
+
+func (p *EchoEchoResult) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "Echo_result"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField0(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *EchoEchoResult) writeField0(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetSuccess() {
+		if err := oprot.WriteFieldBegin(ctx, "success", thrift.STRING, 0); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 0:success: ", p), err)
+		}
+		if err := oprot.WriteBinary(ctx, p.Success); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T.success (0) field write error: ", p), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 0:success: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *EchoEchoResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("EchoEchoResult(%+v)", *p)
+}
+
+// Attributes:
+//   - Req
+type EchoSleepArgs struct {
+	Req *SleepRequest `thrift:"req,1" db:"req" json:"req"`
+}
+
+func NewEchoSleepArgs() *EchoSleepArgs {
+	return &EchoSleepArgs{}
+}
+
+var EchoSleepArgs_Req_DEFAULT *SleepRequest
+
+func (p *EchoSleepArgs) GetReq() *SleepRequest {
+	if !p.IsSetReq() {
+		return EchoSleepArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *EchoSleepArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *EchoSleepArgs) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 1:
+			if fieldTypeId == thrift.STRUCT {
+				if err := p.ReadField1(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *EchoSleepArgs) ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+	p.Req = &SleepRequest{}
+	if err := p.Req.Read(ctx, iprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Req), err)
+	}
+	return nil
+}
+
+func (p *EchoSleepArgs) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "Sleep_args"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField1(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *EchoSleepArgs) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "req", thrift.STRUCT, 1); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:req: ", p), err)
+	}
+	if err := p.Req.Write(ctx, oprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Req), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 1:req: ", p), err)
+	}
+	return err
+}
+
+func (p *EchoSleepArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("EchoSleepArgs(%+v)", *p)
+}
+
+// Attributes:
+//   - Success
+type EchoSleepResult struct {
+	Success *SleepReply `thrift:"success,0" db:"success" json:"success,omitempty"`
+}
+
+func NewEchoSleepResult() *EchoSleepResult {
+	return &EchoSleepResult{}
+}
+
+var EchoSleepResult_Success_DEFAULT *SleepReply
+
+func (p *EchoSleepResult) GetSuccess() *SleepReply {
+	if !p.IsSetSuccess() {
+		return EchoSleepResult_Success_DEFAULT
+	}
+	return p.Success
+}
+func (p *EchoSleepResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *EchoSleepResult) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 0:
+			if fieldTypeId == thrift.STRUCT {
+				if err := p.ReadField0(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *EchoSleepResult) ReadField0(ctx context.Context, iprot thrift.TProtocol) error {
+	p.Success = &SleepReply{}
+	if err := p.Success.Read(ctx, iprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Success), err)
+	}
+	return nil
+}
+
+func (p *EchoSleepResult) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "Sleep_result"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField0(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *EchoSleepResult) writeField0(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetSuccess() {
+		if err := oprot.WriteFieldBegin(ctx, "success", thrift.STRUCT, 0); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 0:success: ", p), err)
+		}
+		if err := p.Success.Write(ctx, oprot); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Success), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 0:success: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *EchoSleepResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("EchoSleepResult(%+v)", *p)
+}
+
+// Attributes:
+//   - Req
+type EchoFailArgs struct {
+	Req *FailRequest `thrift:"req,1" db:"req" json:"req"`
+}
+
+func NewEchoFailArgs() *EchoFailArgs {
+	return &EchoFailArgs{}
+}
+
+var EchoFailArgs_Req_DEFAULT *FailRequest
+
+func (p *EchoFailArgs) GetReq() *FailRequest {
+	if !p.IsSetReq() {
+		return EchoFailArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *EchoFailArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *EchoFailArgs) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 1:
+			if fieldTypeId == thrift.STRUCT {
+				if err := p.ReadField1(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *EchoFailArgs) ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+	p.Req = &FailRequest{}
+	if err := p.Req.Read(ctx, iprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Req), err)
+	}
+	return nil
+}
+
+func (p *EchoFailArgs) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "Fail_args"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField1(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *EchoFailArgs) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "req", thrift.STRUCT, 1); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:req: ", p), err)
+	}
+	if err := p.Req.Write(ctx, oprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Req), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 1:req: ", p), err)
+	}
+	return err
+}
+
+func (p *EchoFailArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("EchoFailArgs(%+v)", *p)
+}
+
+// Attributes:
+//   - Success
+type EchoFailResult struct {
+	Success *SleepReply `thrift:"success,0" db:"success" json:"success,omitempty"`
+}
+
+func NewEchoFailResult() *EchoFailResult {
+	return &EchoFailResult{}
+}
+
+var EchoFailResult_Success_DEFAULT *SleepReply
+
+func (p *EchoFailResult) GetSuccess() *SleepReply {
+	if !p.IsSetSuccess() {
+		return EchoFailResult_Success_DEFAULT
+	}
+	return p.Success
+}
+func (p *EchoFailResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *EchoFailResult) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 0:
+			if fieldTypeId == thrift.STRUCT {
+				if err := p.ReadField0(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *EchoFailResult) ReadField0(ctx context.Context, iprot thrift.TProtocol) error {
+	p.Success = &SleepReply{}
+	if err := p.Success.Read(ctx, iprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Success), err)
+	}
+	return nil
+}
+
+func (p *EchoFailResult) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "Fail_result"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField0(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *EchoFailResult) writeField0(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetSuccess() {
+		if err := oprot.WriteFieldBegin(ctx, "success", thrift.STRUCT, 0); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 0:success: ", p), err)
+		}
+		if err := p.Success.Write(ctx, oprot); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Success), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 0:success: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *EchoFailResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("EchoFailResult(%+v)", *p)
+}

@@ -751,3 +751,414 @@ func (p *Draining) String() string {
 	}
 	return fmt.Sprintf("Draining(%+v)", *p)
 }
+
+type Edge interface {
+	// Parameters:
+	//  - Req
+	Hello(ctx context.Context, req *HelloRequest) (_r *HelloReply, _err error)
+}
+
+type EdgeClient struct {
+	c    thrift.TClient
+	meta thrift.ResponseMeta
+}
+
+func NewEdgeClientFactory(t thrift.TTransport, f thrift.TProtocolFactory) *EdgeClient {
+	return &EdgeClient{
+		c: thrift.NewTStandardClient(f.GetProtocol(t), f.GetProtocol(t)),
+	}
+}
+
+func NewEdgeClientProtocol(t thrift.TTransport, iprot thrift.TProtocol, oprot thrift.TProtocol) *EdgeClient {
+	return &EdgeClient{
+		c: thrift.NewTStandardClient(iprot, oprot),
+	}
+}
+
+func NewEdgeClient(c thrift.TClient) *EdgeClient {
+	return &EdgeClient{
+		c: c,
+	}
+}
+
+func (p *EdgeClient) Client_() thrift.TClient {
+	return p.c
+}
+
+func (p *EdgeClient) LastResponseMeta_() thrift.ResponseMeta {
+	return p.meta
+}
+
+func (p *EdgeClient) SetLastResponseMeta_(meta thrift.ResponseMeta) {
+	p.meta = meta
+}
+
+// Parameters:
+//   - Req
+func (p *EdgeClient) Hello(ctx context.Context, req *HelloRequest) (_r *HelloReply, _err error) {
+	var _args0 EdgeHelloArgs
+	_args0.Req = req
+	var _result2 EdgeHelloResult
+	var _meta1 thrift.ResponseMeta
+	_meta1, _err = p.Client_().Call(ctx, "Hello", &_args0, &_result2)
+	p.SetLastResponseMeta_(_meta1)
+	if _err != nil {
+		return
+	}
+	if _ret3 := _result2.GetSuccess(); _ret3 != nil {
+		return _ret3, nil
+	}
+	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "Hello failed: unknown result")
+}
+
+type EdgeProcessor struct {
+	processorMap map[string]thrift.TProcessorFunction
+	handler      Edge
+}
+
+func (p *EdgeProcessor) AddToProcessorMap(key string, processor thrift.TProcessorFunction) {
+	p.processorMap[key] = processor
+}
+
+func (p *EdgeProcessor) GetProcessorFunction(key string) (processor thrift.TProcessorFunction, ok bool) {
+	processor, ok = p.processorMap[key]
+	return processor, ok
+}
+
+func (p *EdgeProcessor) ProcessorMap() map[string]thrift.TProcessorFunction {
+	return p.processorMap
+}
+
+func NewEdgeProcessor(handler Edge) *EdgeProcessor {
+
+	self4 := &EdgeProcessor{handler: handler, processorMap: make(map[string]thrift.TProcessorFunction)}
+	self4.processorMap["Hello"] = &edgeProcessorHello{handler: handler}
+	return self4
+}
+
+func (p *EdgeProcessor) Process(ctx context.Context, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
+	name, _, seqId, err2 := iprot.ReadMessageBegin(ctx)
+	if err2 != nil {
+		return false, thrift.WrapTException(err2)
+	}
+	if processor, ok := p.GetProcessorFunction(name); ok {
+		return processor.Process(ctx, seqId, iprot, oprot)
+	}
+	iprot.Skip(ctx, thrift.STRUCT)
+	iprot.ReadMessageEnd(ctx)
+	x5 := thrift.NewTApplicationException(thrift.UNKNOWN_METHOD, "Unknown function "+name)
+	oprot.WriteMessageBegin(ctx, name, thrift.EXCEPTION, seqId)
+	x5.Write(ctx, oprot)
+	oprot.WriteMessageEnd(ctx)
+	oprot.Flush(ctx)
+	return false, x5
+
+}
+
+type edgeProcessorHello struct {
+	handler Edge
+}
+
+func (p *edgeProcessorHello) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
+	var _write_err6 error
+	args := EdgeHelloArgs{}
+	if err2 := args.Read(ctx, iprot); err2 != nil {
+		iprot.ReadMessageEnd(ctx)
+		x := thrift.NewTApplicationException(thrift.PROTOCOL_ERROR, err2.Error())
+		oprot.WriteMessageBegin(ctx, "Hello", thrift.EXCEPTION, seqId)
+		x.Write(ctx, oprot)
+		oprot.WriteMessageEnd(ctx)
+		oprot.Flush(ctx)
+		return false, thrift.WrapTException(err2)
+	}
+	iprot.ReadMessageEnd(ctx)
+
+	tickerCancel := func() {}
+	// Start a goroutine to do server side connectivity check.
+	if thrift.ServerConnectivityCheckInterval > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		var tickerCtx context.Context
+		tickerCtx, tickerCancel = context.WithCancel(context.Background())
+		defer tickerCancel()
+		go func(ctx context.Context, cancel context.CancelFunc) {
+			ticker := time.NewTicker(thrift.ServerConnectivityCheckInterval)
+			defer ticker.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-ticker.C:
+					if !iprot.Transport().IsOpen() {
+						cancel()
+						return
+					}
+				}
+			}
+		}(tickerCtx, cancel)
+	}
+
+	result := EdgeHelloResult{}
+	if retval, err2 := p.handler.Hello(ctx, args.Req); err2 != nil {
+		tickerCancel()
+		err = thrift.WrapTException(err2)
+		if errors.Is(err2, thrift.ErrAbandonRequest) {
+			return false, thrift.WrapTException(err2)
+		}
+		_exc7 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing Hello: "+err2.Error())
+		if err2 := oprot.WriteMessageBegin(ctx, "Hello", thrift.EXCEPTION, seqId); err2 != nil {
+			_write_err6 = thrift.WrapTException(err2)
+		}
+		if err2 := _exc7.Write(ctx, oprot); _write_err6 == nil && err2 != nil {
+			_write_err6 = thrift.WrapTException(err2)
+		}
+		if err2 := oprot.WriteMessageEnd(ctx); _write_err6 == nil && err2 != nil {
+			_write_err6 = thrift.WrapTException(err2)
+		}
+		if err2 := oprot.Flush(ctx); _write_err6 == nil && err2 != nil {
+			_write_err6 = thrift.WrapTException(err2)
+		}
+		if _write_err6 != nil {
+			return false, thrift.WrapTException(_write_err6)
+		}
+		return true, err
+	} else {
+		result.Success = retval
+	}
+	tickerCancel()
+	if err2 := oprot.WriteMessageBegin(ctx, "Hello", thrift.REPLY, seqId); err2 != nil {
+		_write_err6 = thrift.WrapTException(err2)
+	}
+	if err2 := result.Write(ctx, oprot); _write_err6 == nil && err2 != nil {
+		_write_err6 = thrift.WrapTException(err2)
+	}
+	if err2 := oprot.WriteMessageEnd(ctx); _write_err6 == nil && err2 != nil {
+		_write_err6 = thrift.WrapTException(err2)
+	}
+	if err2 := oprot.Flush(ctx); _write_err6 == nil && err2 != nil {
+		_write_err6 = thrift.WrapTException(err2)
+	}
+	if _write_err6 != nil {
+		return false, thrift.WrapTException(_write_err6)
+	}
+	return true, err
+}
+
+// HELPER FUNCTIONS AND STRUCTURES
+
+// Attributes:
+//   - Req
+type EdgeHelloArgs struct {
+	Req *HelloRequest `thrift:"req,1" db:"req" json:"req"`
+}
+
+func NewEdgeHelloArgs() *EdgeHelloArgs {
+	return &EdgeHelloArgs{}
+}
+
+var EdgeHelloArgs_Req_DEFAULT *HelloRequest
+
+func (p *EdgeHelloArgs) GetReq() *HelloRequest {
+	if !p.IsSetReq() {
+		return EdgeHelloArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *EdgeHelloArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *EdgeHelloArgs) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 1:
+			if fieldTypeId == thrift.STRUCT {
+				if err := p.ReadField1(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *EdgeHelloArgs) ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+	p.Req = &HelloRequest{}
+	if err := p.Req.Read(ctx, iprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Req), err)
+	}
+	return nil
+}
+
+func (p *EdgeHelloArgs) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "Hello_args"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField1(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *EdgeHelloArgs) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "req", thrift.STRUCT, 1); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:req: ", p), err)
+	}
+	if err := p.Req.Write(ctx, oprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Req), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 1:req: ", p), err)
+	}
+	return err
+}
+
+func (p *EdgeHelloArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("EdgeHelloArgs(%+v)", *p)
+}
+
+// Attributes:
+//   - Success
+type EdgeHelloResult struct {
+	Success *HelloReply `thrift:"success,0" db:"success" json:"success,omitempty"`
+}
+
+func NewEdgeHelloResult() *EdgeHelloResult {
+	return &EdgeHelloResult{}
+}
+
+var EdgeHelloResult_Success_DEFAULT *HelloReply
+
+func (p *EdgeHelloResult) GetSuccess() *HelloReply {
+	if !p.IsSetSuccess() {
+		return EdgeHelloResult_Success_DEFAULT
+	}
+	return p.Success
+}
+func (p *EdgeHelloResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *EdgeHelloResult) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 0:
+			if fieldTypeId == thrift.STRUCT {
+				if err := p.ReadField0(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *EdgeHelloResult) ReadField0(ctx context.Context, iprot thrift.TProtocol) error {
+	p.Success = &HelloReply{}
+	if err := p.Success.Read(ctx, iprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Success), err)
+	}
+	return nil
+}
+
+func (p *EdgeHelloResult) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "Hello_result"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField0(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *EdgeHelloResult) writeField0(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetSuccess() {
+		if err := oprot.WriteFieldBegin(ctx, "success", thrift.STRUCT, 0); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 0:success: ", p), err)
+		}
+		if err := p.Success.Write(ctx, oprot); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Success), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 0:success: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *EdgeHelloResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("EdgeHelloResult(%+v)", *p)
+}

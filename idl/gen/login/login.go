@@ -1287,3 +1287,1398 @@ func (p *LogoutReply) String() string {
 	}
 	return fmt.Sprintf("LogoutReply(%+v)", *p)
 }
+
+type Login interface {
+	// Parameters:
+	//  - Req
+	Register(ctx context.Context, req *RegisterRequest) (_r *RegisterReply, _err error)
+	// Parameters:
+	//  - Req
+	Login(ctx context.Context, req *LoginRequest) (_r *LoginReply, _err error)
+	// Parameters:
+	//  - Req
+	Validate(ctx context.Context, req *ValidateRequest) (_r *ValidateReply, _err error)
+	// Parameters:
+	//  - Req
+	Logout(ctx context.Context, req *LogoutRequest) (_r *LogoutReply, _err error)
+}
+
+type LoginClient struct {
+	c    thrift.TClient
+	meta thrift.ResponseMeta
+}
+
+func NewLoginClientFactory(t thrift.TTransport, f thrift.TProtocolFactory) *LoginClient {
+	return &LoginClient{
+		c: thrift.NewTStandardClient(f.GetProtocol(t), f.GetProtocol(t)),
+	}
+}
+
+func NewLoginClientProtocol(t thrift.TTransport, iprot thrift.TProtocol, oprot thrift.TProtocol) *LoginClient {
+	return &LoginClient{
+		c: thrift.NewTStandardClient(iprot, oprot),
+	}
+}
+
+func NewLoginClient(c thrift.TClient) *LoginClient {
+	return &LoginClient{
+		c: c,
+	}
+}
+
+func (p *LoginClient) Client_() thrift.TClient {
+	return p.c
+}
+
+func (p *LoginClient) LastResponseMeta_() thrift.ResponseMeta {
+	return p.meta
+}
+
+func (p *LoginClient) SetLastResponseMeta_(meta thrift.ResponseMeta) {
+	p.meta = meta
+}
+
+// Parameters:
+//   - Req
+func (p *LoginClient) Register(ctx context.Context, req *RegisterRequest) (_r *RegisterReply, _err error) {
+	var _args0 LoginRegisterArgs
+	_args0.Req = req
+	var _result2 LoginRegisterResult
+	var _meta1 thrift.ResponseMeta
+	_meta1, _err = p.Client_().Call(ctx, "Register", &_args0, &_result2)
+	p.SetLastResponseMeta_(_meta1)
+	if _err != nil {
+		return
+	}
+	if _ret3 := _result2.GetSuccess(); _ret3 != nil {
+		return _ret3, nil
+	}
+	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "Register failed: unknown result")
+}
+
+// Parameters:
+//   - Req
+func (p *LoginClient) Login(ctx context.Context, req *LoginRequest) (_r *LoginReply, _err error) {
+	var _args4 LoginLoginArgs
+	_args4.Req = req
+	var _result6 LoginLoginResult
+	var _meta5 thrift.ResponseMeta
+	_meta5, _err = p.Client_().Call(ctx, "Login", &_args4, &_result6)
+	p.SetLastResponseMeta_(_meta5)
+	if _err != nil {
+		return
+	}
+	if _ret7 := _result6.GetSuccess(); _ret7 != nil {
+		return _ret7, nil
+	}
+	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "Login failed: unknown result")
+}
+
+// Parameters:
+//   - Req
+func (p *LoginClient) Validate(ctx context.Context, req *ValidateRequest) (_r *ValidateReply, _err error) {
+	var _args8 LoginValidateArgs
+	_args8.Req = req
+	var _result10 LoginValidateResult
+	var _meta9 thrift.ResponseMeta
+	_meta9, _err = p.Client_().Call(ctx, "Validate", &_args8, &_result10)
+	p.SetLastResponseMeta_(_meta9)
+	if _err != nil {
+		return
+	}
+	if _ret11 := _result10.GetSuccess(); _ret11 != nil {
+		return _ret11, nil
+	}
+	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "Validate failed: unknown result")
+}
+
+// Parameters:
+//   - Req
+func (p *LoginClient) Logout(ctx context.Context, req *LogoutRequest) (_r *LogoutReply, _err error) {
+	var _args12 LoginLogoutArgs
+	_args12.Req = req
+	var _result14 LoginLogoutResult
+	var _meta13 thrift.ResponseMeta
+	_meta13, _err = p.Client_().Call(ctx, "Logout", &_args12, &_result14)
+	p.SetLastResponseMeta_(_meta13)
+	if _err != nil {
+		return
+	}
+	if _ret15 := _result14.GetSuccess(); _ret15 != nil {
+		return _ret15, nil
+	}
+	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "Logout failed: unknown result")
+}
+
+type LoginProcessor struct {
+	processorMap map[string]thrift.TProcessorFunction
+	handler      Login
+}
+
+func (p *LoginProcessor) AddToProcessorMap(key string, processor thrift.TProcessorFunction) {
+	p.processorMap[key] = processor
+}
+
+func (p *LoginProcessor) GetProcessorFunction(key string) (processor thrift.TProcessorFunction, ok bool) {
+	processor, ok = p.processorMap[key]
+	return processor, ok
+}
+
+func (p *LoginProcessor) ProcessorMap() map[string]thrift.TProcessorFunction {
+	return p.processorMap
+}
+
+func NewLoginProcessor(handler Login) *LoginProcessor {
+
+	self16 := &LoginProcessor{handler: handler, processorMap: make(map[string]thrift.TProcessorFunction)}
+	self16.processorMap["Register"] = &loginProcessorRegister{handler: handler}
+	self16.processorMap["Login"] = &loginProcessorLogin{handler: handler}
+	self16.processorMap["Validate"] = &loginProcessorValidate{handler: handler}
+	self16.processorMap["Logout"] = &loginProcessorLogout{handler: handler}
+	return self16
+}
+
+func (p *LoginProcessor) Process(ctx context.Context, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
+	name, _, seqId, err2 := iprot.ReadMessageBegin(ctx)
+	if err2 != nil {
+		return false, thrift.WrapTException(err2)
+	}
+	if processor, ok := p.GetProcessorFunction(name); ok {
+		return processor.Process(ctx, seqId, iprot, oprot)
+	}
+	iprot.Skip(ctx, thrift.STRUCT)
+	iprot.ReadMessageEnd(ctx)
+	x17 := thrift.NewTApplicationException(thrift.UNKNOWN_METHOD, "Unknown function "+name)
+	oprot.WriteMessageBegin(ctx, name, thrift.EXCEPTION, seqId)
+	x17.Write(ctx, oprot)
+	oprot.WriteMessageEnd(ctx)
+	oprot.Flush(ctx)
+	return false, x17
+
+}
+
+type loginProcessorRegister struct {
+	handler Login
+}
+
+func (p *loginProcessorRegister) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
+	var _write_err18 error
+	args := LoginRegisterArgs{}
+	if err2 := args.Read(ctx, iprot); err2 != nil {
+		iprot.ReadMessageEnd(ctx)
+		x := thrift.NewTApplicationException(thrift.PROTOCOL_ERROR, err2.Error())
+		oprot.WriteMessageBegin(ctx, "Register", thrift.EXCEPTION, seqId)
+		x.Write(ctx, oprot)
+		oprot.WriteMessageEnd(ctx)
+		oprot.Flush(ctx)
+		return false, thrift.WrapTException(err2)
+	}
+	iprot.ReadMessageEnd(ctx)
+
+	tickerCancel := func() {}
+	// Start a goroutine to do server side connectivity check.
+	if thrift.ServerConnectivityCheckInterval > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		var tickerCtx context.Context
+		tickerCtx, tickerCancel = context.WithCancel(context.Background())
+		defer tickerCancel()
+		go func(ctx context.Context, cancel context.CancelFunc) {
+			ticker := time.NewTicker(thrift.ServerConnectivityCheckInterval)
+			defer ticker.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-ticker.C:
+					if !iprot.Transport().IsOpen() {
+						cancel()
+						return
+					}
+				}
+			}
+		}(tickerCtx, cancel)
+	}
+
+	result := LoginRegisterResult{}
+	if retval, err2 := p.handler.Register(ctx, args.Req); err2 != nil {
+		tickerCancel()
+		err = thrift.WrapTException(err2)
+		if errors.Is(err2, thrift.ErrAbandonRequest) {
+			return false, thrift.WrapTException(err2)
+		}
+		_exc19 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing Register: "+err2.Error())
+		if err2 := oprot.WriteMessageBegin(ctx, "Register", thrift.EXCEPTION, seqId); err2 != nil {
+			_write_err18 = thrift.WrapTException(err2)
+		}
+		if err2 := _exc19.Write(ctx, oprot); _write_err18 == nil && err2 != nil {
+			_write_err18 = thrift.WrapTException(err2)
+		}
+		if err2 := oprot.WriteMessageEnd(ctx); _write_err18 == nil && err2 != nil {
+			_write_err18 = thrift.WrapTException(err2)
+		}
+		if err2 := oprot.Flush(ctx); _write_err18 == nil && err2 != nil {
+			_write_err18 = thrift.WrapTException(err2)
+		}
+		if _write_err18 != nil {
+			return false, thrift.WrapTException(_write_err18)
+		}
+		return true, err
+	} else {
+		result.Success = retval
+	}
+	tickerCancel()
+	if err2 := oprot.WriteMessageBegin(ctx, "Register", thrift.REPLY, seqId); err2 != nil {
+		_write_err18 = thrift.WrapTException(err2)
+	}
+	if err2 := result.Write(ctx, oprot); _write_err18 == nil && err2 != nil {
+		_write_err18 = thrift.WrapTException(err2)
+	}
+	if err2 := oprot.WriteMessageEnd(ctx); _write_err18 == nil && err2 != nil {
+		_write_err18 = thrift.WrapTException(err2)
+	}
+	if err2 := oprot.Flush(ctx); _write_err18 == nil && err2 != nil {
+		_write_err18 = thrift.WrapTException(err2)
+	}
+	if _write_err18 != nil {
+		return false, thrift.WrapTException(_write_err18)
+	}
+	return true, err
+}
+
+type loginProcessorLogin struct {
+	handler Login
+}
+
+func (p *loginProcessorLogin) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
+	var _write_err20 error
+	args := LoginLoginArgs{}
+	if err2 := args.Read(ctx, iprot); err2 != nil {
+		iprot.ReadMessageEnd(ctx)
+		x := thrift.NewTApplicationException(thrift.PROTOCOL_ERROR, err2.Error())
+		oprot.WriteMessageBegin(ctx, "Login", thrift.EXCEPTION, seqId)
+		x.Write(ctx, oprot)
+		oprot.WriteMessageEnd(ctx)
+		oprot.Flush(ctx)
+		return false, thrift.WrapTException(err2)
+	}
+	iprot.ReadMessageEnd(ctx)
+
+	tickerCancel := func() {}
+	// Start a goroutine to do server side connectivity check.
+	if thrift.ServerConnectivityCheckInterval > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		var tickerCtx context.Context
+		tickerCtx, tickerCancel = context.WithCancel(context.Background())
+		defer tickerCancel()
+		go func(ctx context.Context, cancel context.CancelFunc) {
+			ticker := time.NewTicker(thrift.ServerConnectivityCheckInterval)
+			defer ticker.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-ticker.C:
+					if !iprot.Transport().IsOpen() {
+						cancel()
+						return
+					}
+				}
+			}
+		}(tickerCtx, cancel)
+	}
+
+	result := LoginLoginResult{}
+	if retval, err2 := p.handler.Login(ctx, args.Req); err2 != nil {
+		tickerCancel()
+		err = thrift.WrapTException(err2)
+		if errors.Is(err2, thrift.ErrAbandonRequest) {
+			return false, thrift.WrapTException(err2)
+		}
+		_exc21 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing Login: "+err2.Error())
+		if err2 := oprot.WriteMessageBegin(ctx, "Login", thrift.EXCEPTION, seqId); err2 != nil {
+			_write_err20 = thrift.WrapTException(err2)
+		}
+		if err2 := _exc21.Write(ctx, oprot); _write_err20 == nil && err2 != nil {
+			_write_err20 = thrift.WrapTException(err2)
+		}
+		if err2 := oprot.WriteMessageEnd(ctx); _write_err20 == nil && err2 != nil {
+			_write_err20 = thrift.WrapTException(err2)
+		}
+		if err2 := oprot.Flush(ctx); _write_err20 == nil && err2 != nil {
+			_write_err20 = thrift.WrapTException(err2)
+		}
+		if _write_err20 != nil {
+			return false, thrift.WrapTException(_write_err20)
+		}
+		return true, err
+	} else {
+		result.Success = retval
+	}
+	tickerCancel()
+	if err2 := oprot.WriteMessageBegin(ctx, "Login", thrift.REPLY, seqId); err2 != nil {
+		_write_err20 = thrift.WrapTException(err2)
+	}
+	if err2 := result.Write(ctx, oprot); _write_err20 == nil && err2 != nil {
+		_write_err20 = thrift.WrapTException(err2)
+	}
+	if err2 := oprot.WriteMessageEnd(ctx); _write_err20 == nil && err2 != nil {
+		_write_err20 = thrift.WrapTException(err2)
+	}
+	if err2 := oprot.Flush(ctx); _write_err20 == nil && err2 != nil {
+		_write_err20 = thrift.WrapTException(err2)
+	}
+	if _write_err20 != nil {
+		return false, thrift.WrapTException(_write_err20)
+	}
+	return true, err
+}
+
+type loginProcessorValidate struct {
+	handler Login
+}
+
+func (p *loginProcessorValidate) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
+	var _write_err22 error
+	args := LoginValidateArgs{}
+	if err2 := args.Read(ctx, iprot); err2 != nil {
+		iprot.ReadMessageEnd(ctx)
+		x := thrift.NewTApplicationException(thrift.PROTOCOL_ERROR, err2.Error())
+		oprot.WriteMessageBegin(ctx, "Validate", thrift.EXCEPTION, seqId)
+		x.Write(ctx, oprot)
+		oprot.WriteMessageEnd(ctx)
+		oprot.Flush(ctx)
+		return false, thrift.WrapTException(err2)
+	}
+	iprot.ReadMessageEnd(ctx)
+
+	tickerCancel := func() {}
+	// Start a goroutine to do server side connectivity check.
+	if thrift.ServerConnectivityCheckInterval > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		var tickerCtx context.Context
+		tickerCtx, tickerCancel = context.WithCancel(context.Background())
+		defer tickerCancel()
+		go func(ctx context.Context, cancel context.CancelFunc) {
+			ticker := time.NewTicker(thrift.ServerConnectivityCheckInterval)
+			defer ticker.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-ticker.C:
+					if !iprot.Transport().IsOpen() {
+						cancel()
+						return
+					}
+				}
+			}
+		}(tickerCtx, cancel)
+	}
+
+	result := LoginValidateResult{}
+	if retval, err2 := p.handler.Validate(ctx, args.Req); err2 != nil {
+		tickerCancel()
+		err = thrift.WrapTException(err2)
+		if errors.Is(err2, thrift.ErrAbandonRequest) {
+			return false, thrift.WrapTException(err2)
+		}
+		_exc23 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing Validate: "+err2.Error())
+		if err2 := oprot.WriteMessageBegin(ctx, "Validate", thrift.EXCEPTION, seqId); err2 != nil {
+			_write_err22 = thrift.WrapTException(err2)
+		}
+		if err2 := _exc23.Write(ctx, oprot); _write_err22 == nil && err2 != nil {
+			_write_err22 = thrift.WrapTException(err2)
+		}
+		if err2 := oprot.WriteMessageEnd(ctx); _write_err22 == nil && err2 != nil {
+			_write_err22 = thrift.WrapTException(err2)
+		}
+		if err2 := oprot.Flush(ctx); _write_err22 == nil && err2 != nil {
+			_write_err22 = thrift.WrapTException(err2)
+		}
+		if _write_err22 != nil {
+			return false, thrift.WrapTException(_write_err22)
+		}
+		return true, err
+	} else {
+		result.Success = retval
+	}
+	tickerCancel()
+	if err2 := oprot.WriteMessageBegin(ctx, "Validate", thrift.REPLY, seqId); err2 != nil {
+		_write_err22 = thrift.WrapTException(err2)
+	}
+	if err2 := result.Write(ctx, oprot); _write_err22 == nil && err2 != nil {
+		_write_err22 = thrift.WrapTException(err2)
+	}
+	if err2 := oprot.WriteMessageEnd(ctx); _write_err22 == nil && err2 != nil {
+		_write_err22 = thrift.WrapTException(err2)
+	}
+	if err2 := oprot.Flush(ctx); _write_err22 == nil && err2 != nil {
+		_write_err22 = thrift.WrapTException(err2)
+	}
+	if _write_err22 != nil {
+		return false, thrift.WrapTException(_write_err22)
+	}
+	return true, err
+}
+
+type loginProcessorLogout struct {
+	handler Login
+}
+
+func (p *loginProcessorLogout) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
+	var _write_err24 error
+	args := LoginLogoutArgs{}
+	if err2 := args.Read(ctx, iprot); err2 != nil {
+		iprot.ReadMessageEnd(ctx)
+		x := thrift.NewTApplicationException(thrift.PROTOCOL_ERROR, err2.Error())
+		oprot.WriteMessageBegin(ctx, "Logout", thrift.EXCEPTION, seqId)
+		x.Write(ctx, oprot)
+		oprot.WriteMessageEnd(ctx)
+		oprot.Flush(ctx)
+		return false, thrift.WrapTException(err2)
+	}
+	iprot.ReadMessageEnd(ctx)
+
+	tickerCancel := func() {}
+	// Start a goroutine to do server side connectivity check.
+	if thrift.ServerConnectivityCheckInterval > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		var tickerCtx context.Context
+		tickerCtx, tickerCancel = context.WithCancel(context.Background())
+		defer tickerCancel()
+		go func(ctx context.Context, cancel context.CancelFunc) {
+			ticker := time.NewTicker(thrift.ServerConnectivityCheckInterval)
+			defer ticker.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-ticker.C:
+					if !iprot.Transport().IsOpen() {
+						cancel()
+						return
+					}
+				}
+			}
+		}(tickerCtx, cancel)
+	}
+
+	result := LoginLogoutResult{}
+	if retval, err2 := p.handler.Logout(ctx, args.Req); err2 != nil {
+		tickerCancel()
+		err = thrift.WrapTException(err2)
+		if errors.Is(err2, thrift.ErrAbandonRequest) {
+			return false, thrift.WrapTException(err2)
+		}
+		_exc25 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing Logout: "+err2.Error())
+		if err2 := oprot.WriteMessageBegin(ctx, "Logout", thrift.EXCEPTION, seqId); err2 != nil {
+			_write_err24 = thrift.WrapTException(err2)
+		}
+		if err2 := _exc25.Write(ctx, oprot); _write_err24 == nil && err2 != nil {
+			_write_err24 = thrift.WrapTException(err2)
+		}
+		if err2 := oprot.WriteMessageEnd(ctx); _write_err24 == nil && err2 != nil {
+			_write_err24 = thrift.WrapTException(err2)
+		}
+		if err2 := oprot.Flush(ctx); _write_err24 == nil && err2 != nil {
+			_write_err24 = thrift.WrapTException(err2)
+		}
+		if _write_err24 != nil {
+			return false, thrift.WrapTException(_write_err24)
+		}
+		return true, err
+	} else {
+		result.Success = retval
+	}
+	tickerCancel()
+	if err2 := oprot.WriteMessageBegin(ctx, "Logout", thrift.REPLY, seqId); err2 != nil {
+		_write_err24 = thrift.WrapTException(err2)
+	}
+	if err2 := result.Write(ctx, oprot); _write_err24 == nil && err2 != nil {
+		_write_err24 = thrift.WrapTException(err2)
+	}
+	if err2 := oprot.WriteMessageEnd(ctx); _write_err24 == nil && err2 != nil {
+		_write_err24 = thrift.WrapTException(err2)
+	}
+	if err2 := oprot.Flush(ctx); _write_err24 == nil && err2 != nil {
+		_write_err24 = thrift.WrapTException(err2)
+	}
+	if _write_err24 != nil {
+		return false, thrift.WrapTException(_write_err24)
+	}
+	return true, err
+}
+
+// HELPER FUNCTIONS AND STRUCTURES
+
+// Attributes:
+//   - Req
+type LoginRegisterArgs struct {
+	Req *RegisterRequest `thrift:"req,1" db:"req" json:"req"`
+}
+
+func NewLoginRegisterArgs() *LoginRegisterArgs {
+	return &LoginRegisterArgs{}
+}
+
+var LoginRegisterArgs_Req_DEFAULT *RegisterRequest
+
+func (p *LoginRegisterArgs) GetReq() *RegisterRequest {
+	if !p.IsSetReq() {
+		return LoginRegisterArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *LoginRegisterArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *LoginRegisterArgs) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 1:
+			if fieldTypeId == thrift.STRUCT {
+				if err := p.ReadField1(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *LoginRegisterArgs) ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+	p.Req = &RegisterRequest{}
+	if err := p.Req.Read(ctx, iprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Req), err)
+	}
+	return nil
+}
+
+func (p *LoginRegisterArgs) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "Register_args"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField1(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *LoginRegisterArgs) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "req", thrift.STRUCT, 1); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:req: ", p), err)
+	}
+	if err := p.Req.Write(ctx, oprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Req), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 1:req: ", p), err)
+	}
+	return err
+}
+
+func (p *LoginRegisterArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LoginRegisterArgs(%+v)", *p)
+}
+
+// Attributes:
+//   - Success
+type LoginRegisterResult struct {
+	Success *RegisterReply `thrift:"success,0" db:"success" json:"success,omitempty"`
+}
+
+func NewLoginRegisterResult() *LoginRegisterResult {
+	return &LoginRegisterResult{}
+}
+
+var LoginRegisterResult_Success_DEFAULT *RegisterReply
+
+func (p *LoginRegisterResult) GetSuccess() *RegisterReply {
+	if !p.IsSetSuccess() {
+		return LoginRegisterResult_Success_DEFAULT
+	}
+	return p.Success
+}
+func (p *LoginRegisterResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *LoginRegisterResult) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 0:
+			if fieldTypeId == thrift.STRUCT {
+				if err := p.ReadField0(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *LoginRegisterResult) ReadField0(ctx context.Context, iprot thrift.TProtocol) error {
+	p.Success = &RegisterReply{}
+	if err := p.Success.Read(ctx, iprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Success), err)
+	}
+	return nil
+}
+
+func (p *LoginRegisterResult) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "Register_result"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField0(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *LoginRegisterResult) writeField0(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetSuccess() {
+		if err := oprot.WriteFieldBegin(ctx, "success", thrift.STRUCT, 0); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 0:success: ", p), err)
+		}
+		if err := p.Success.Write(ctx, oprot); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Success), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 0:success: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *LoginRegisterResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LoginRegisterResult(%+v)", *p)
+}
+
+// Attributes:
+//   - Req
+type LoginLoginArgs struct {
+	Req *LoginRequest `thrift:"req,1" db:"req" json:"req"`
+}
+
+func NewLoginLoginArgs() *LoginLoginArgs {
+	return &LoginLoginArgs{}
+}
+
+var LoginLoginArgs_Req_DEFAULT *LoginRequest
+
+func (p *LoginLoginArgs) GetReq() *LoginRequest {
+	if !p.IsSetReq() {
+		return LoginLoginArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *LoginLoginArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *LoginLoginArgs) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 1:
+			if fieldTypeId == thrift.STRUCT {
+				if err := p.ReadField1(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *LoginLoginArgs) ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+	p.Req = &LoginRequest{}
+	if err := p.Req.Read(ctx, iprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Req), err)
+	}
+	return nil
+}
+
+func (p *LoginLoginArgs) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "Login_args"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField1(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *LoginLoginArgs) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "req", thrift.STRUCT, 1); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:req: ", p), err)
+	}
+	if err := p.Req.Write(ctx, oprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Req), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 1:req: ", p), err)
+	}
+	return err
+}
+
+func (p *LoginLoginArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LoginLoginArgs(%+v)", *p)
+}
+
+// Attributes:
+//   - Success
+type LoginLoginResult struct {
+	Success *LoginReply `thrift:"success,0" db:"success" json:"success,omitempty"`
+}
+
+func NewLoginLoginResult() *LoginLoginResult {
+	return &LoginLoginResult{}
+}
+
+var LoginLoginResult_Success_DEFAULT *LoginReply
+
+func (p *LoginLoginResult) GetSuccess() *LoginReply {
+	if !p.IsSetSuccess() {
+		return LoginLoginResult_Success_DEFAULT
+	}
+	return p.Success
+}
+func (p *LoginLoginResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *LoginLoginResult) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 0:
+			if fieldTypeId == thrift.STRUCT {
+				if err := p.ReadField0(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *LoginLoginResult) ReadField0(ctx context.Context, iprot thrift.TProtocol) error {
+	p.Success = &LoginReply{}
+	if err := p.Success.Read(ctx, iprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Success), err)
+	}
+	return nil
+}
+
+func (p *LoginLoginResult) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "Login_result"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField0(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *LoginLoginResult) writeField0(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetSuccess() {
+		if err := oprot.WriteFieldBegin(ctx, "success", thrift.STRUCT, 0); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 0:success: ", p), err)
+		}
+		if err := p.Success.Write(ctx, oprot); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Success), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 0:success: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *LoginLoginResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LoginLoginResult(%+v)", *p)
+}
+
+// Attributes:
+//   - Req
+type LoginValidateArgs struct {
+	Req *ValidateRequest `thrift:"req,1" db:"req" json:"req"`
+}
+
+func NewLoginValidateArgs() *LoginValidateArgs {
+	return &LoginValidateArgs{}
+}
+
+var LoginValidateArgs_Req_DEFAULT *ValidateRequest
+
+func (p *LoginValidateArgs) GetReq() *ValidateRequest {
+	if !p.IsSetReq() {
+		return LoginValidateArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *LoginValidateArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *LoginValidateArgs) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 1:
+			if fieldTypeId == thrift.STRUCT {
+				if err := p.ReadField1(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *LoginValidateArgs) ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+	p.Req = &ValidateRequest{}
+	if err := p.Req.Read(ctx, iprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Req), err)
+	}
+	return nil
+}
+
+func (p *LoginValidateArgs) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "Validate_args"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField1(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *LoginValidateArgs) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "req", thrift.STRUCT, 1); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:req: ", p), err)
+	}
+	if err := p.Req.Write(ctx, oprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Req), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 1:req: ", p), err)
+	}
+	return err
+}
+
+func (p *LoginValidateArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LoginValidateArgs(%+v)", *p)
+}
+
+// Attributes:
+//   - Success
+type LoginValidateResult struct {
+	Success *ValidateReply `thrift:"success,0" db:"success" json:"success,omitempty"`
+}
+
+func NewLoginValidateResult() *LoginValidateResult {
+	return &LoginValidateResult{}
+}
+
+var LoginValidateResult_Success_DEFAULT *ValidateReply
+
+func (p *LoginValidateResult) GetSuccess() *ValidateReply {
+	if !p.IsSetSuccess() {
+		return LoginValidateResult_Success_DEFAULT
+	}
+	return p.Success
+}
+func (p *LoginValidateResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *LoginValidateResult) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 0:
+			if fieldTypeId == thrift.STRUCT {
+				if err := p.ReadField0(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *LoginValidateResult) ReadField0(ctx context.Context, iprot thrift.TProtocol) error {
+	p.Success = &ValidateReply{}
+	if err := p.Success.Read(ctx, iprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Success), err)
+	}
+	return nil
+}
+
+func (p *LoginValidateResult) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "Validate_result"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField0(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *LoginValidateResult) writeField0(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetSuccess() {
+		if err := oprot.WriteFieldBegin(ctx, "success", thrift.STRUCT, 0); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 0:success: ", p), err)
+		}
+		if err := p.Success.Write(ctx, oprot); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Success), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 0:success: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *LoginValidateResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LoginValidateResult(%+v)", *p)
+}
+
+// Attributes:
+//   - Req
+type LoginLogoutArgs struct {
+	Req *LogoutRequest `thrift:"req,1" db:"req" json:"req"`
+}
+
+func NewLoginLogoutArgs() *LoginLogoutArgs {
+	return &LoginLogoutArgs{}
+}
+
+var LoginLogoutArgs_Req_DEFAULT *LogoutRequest
+
+func (p *LoginLogoutArgs) GetReq() *LogoutRequest {
+	if !p.IsSetReq() {
+		return LoginLogoutArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *LoginLogoutArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *LoginLogoutArgs) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 1:
+			if fieldTypeId == thrift.STRUCT {
+				if err := p.ReadField1(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *LoginLogoutArgs) ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+	p.Req = &LogoutRequest{}
+	if err := p.Req.Read(ctx, iprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Req), err)
+	}
+	return nil
+}
+
+func (p *LoginLogoutArgs) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "Logout_args"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField1(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *LoginLogoutArgs) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "req", thrift.STRUCT, 1); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:req: ", p), err)
+	}
+	if err := p.Req.Write(ctx, oprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Req), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 1:req: ", p), err)
+	}
+	return err
+}
+
+func (p *LoginLogoutArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LoginLogoutArgs(%+v)", *p)
+}
+
+// Attributes:
+//   - Success
+type LoginLogoutResult struct {
+	Success *LogoutReply `thrift:"success,0" db:"success" json:"success,omitempty"`
+}
+
+func NewLoginLogoutResult() *LoginLogoutResult {
+	return &LoginLogoutResult{}
+}
+
+var LoginLogoutResult_Success_DEFAULT *LogoutReply
+
+func (p *LoginLogoutResult) GetSuccess() *LogoutReply {
+	if !p.IsSetSuccess() {
+		return LoginLogoutResult_Success_DEFAULT
+	}
+	return p.Success
+}
+func (p *LoginLogoutResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *LoginLogoutResult) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 0:
+			if fieldTypeId == thrift.STRUCT {
+				if err := p.ReadField0(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *LoginLogoutResult) ReadField0(ctx context.Context, iprot thrift.TProtocol) error {
+	p.Success = &LogoutReply{}
+	if err := p.Success.Read(ctx, iprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Success), err)
+	}
+	return nil
+}
+
+func (p *LoginLogoutResult) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "Logout_result"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField0(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *LoginLogoutResult) writeField0(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetSuccess() {
+		if err := oprot.WriteFieldBegin(ctx, "success", thrift.STRUCT, 0); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 0:success: ", p), err)
+		}
+		if err := p.Success.Write(ctx, oprot); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Success), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 0:success: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *LoginLogoutResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LoginLogoutResult(%+v)", *p)
+}

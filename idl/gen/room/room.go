@@ -3803,3 +3803,2712 @@ func (p *Race31Added) String() string {
 	}
 	return fmt.Sprintf("Race31Added(%+v)", *p)
 }
+
+type Room interface {
+	// Parameters:
+	//  - Req
+	Create(ctx context.Context, req *CreateRequest) (_r *RoomState, _err error)
+	// Parameters:
+	//  - Req
+	Join(ctx context.Context, req *JoinRequest) (_r *RoomState, _err error)
+	// Parameters:
+	//  - Req
+	Leave(ctx context.Context, req *LeaveRequest) (_r *LeaveReply, _err error)
+	// Parameters:
+	//  - Req
+	Ready(ctx context.Context, req *ReadyRequest) (_r *RoomState, _err error)
+	// Parameters:
+	//  - Req
+	Start(ctx context.Context, req *StartRequest) (_r *RoomState, _err error)
+	// Parameters:
+	//  - Req
+	List(ctx context.Context, req *ListRequest) (_r *ListReply, _err error)
+	// Parameters:
+	//  - Req
+	Get(ctx context.Context, req *GetRequest) (_r *RoomState, _err error)
+	// Parameters:
+	//  - Req
+	Act(ctx context.Context, req *ActionRequest) (_r *ActionReply, _err error)
+}
+
+type RoomClient struct {
+	c    thrift.TClient
+	meta thrift.ResponseMeta
+}
+
+func NewRoomClientFactory(t thrift.TTransport, f thrift.TProtocolFactory) *RoomClient {
+	return &RoomClient{
+		c: thrift.NewTStandardClient(f.GetProtocol(t), f.GetProtocol(t)),
+	}
+}
+
+func NewRoomClientProtocol(t thrift.TTransport, iprot thrift.TProtocol, oprot thrift.TProtocol) *RoomClient {
+	return &RoomClient{
+		c: thrift.NewTStandardClient(iprot, oprot),
+	}
+}
+
+func NewRoomClient(c thrift.TClient) *RoomClient {
+	return &RoomClient{
+		c: c,
+	}
+}
+
+func (p *RoomClient) Client_() thrift.TClient {
+	return p.c
+}
+
+func (p *RoomClient) LastResponseMeta_() thrift.ResponseMeta {
+	return p.meta
+}
+
+func (p *RoomClient) SetLastResponseMeta_(meta thrift.ResponseMeta) {
+	p.meta = meta
+}
+
+// Parameters:
+//   - Req
+func (p *RoomClient) Create(ctx context.Context, req *CreateRequest) (_r *RoomState, _err error) {
+	var _args6 RoomCreateArgs
+	_args6.Req = req
+	var _result8 RoomCreateResult
+	var _meta7 thrift.ResponseMeta
+	_meta7, _err = p.Client_().Call(ctx, "Create", &_args6, &_result8)
+	p.SetLastResponseMeta_(_meta7)
+	if _err != nil {
+		return
+	}
+	if _ret9 := _result8.GetSuccess(); _ret9 != nil {
+		return _ret9, nil
+	}
+	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "Create failed: unknown result")
+}
+
+// Parameters:
+//   - Req
+func (p *RoomClient) Join(ctx context.Context, req *JoinRequest) (_r *RoomState, _err error) {
+	var _args10 RoomJoinArgs
+	_args10.Req = req
+	var _result12 RoomJoinResult
+	var _meta11 thrift.ResponseMeta
+	_meta11, _err = p.Client_().Call(ctx, "Join", &_args10, &_result12)
+	p.SetLastResponseMeta_(_meta11)
+	if _err != nil {
+		return
+	}
+	if _ret13 := _result12.GetSuccess(); _ret13 != nil {
+		return _ret13, nil
+	}
+	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "Join failed: unknown result")
+}
+
+// Parameters:
+//   - Req
+func (p *RoomClient) Leave(ctx context.Context, req *LeaveRequest) (_r *LeaveReply, _err error) {
+	var _args14 RoomLeaveArgs
+	_args14.Req = req
+	var _result16 RoomLeaveResult
+	var _meta15 thrift.ResponseMeta
+	_meta15, _err = p.Client_().Call(ctx, "Leave", &_args14, &_result16)
+	p.SetLastResponseMeta_(_meta15)
+	if _err != nil {
+		return
+	}
+	if _ret17 := _result16.GetSuccess(); _ret17 != nil {
+		return _ret17, nil
+	}
+	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "Leave failed: unknown result")
+}
+
+// Parameters:
+//   - Req
+func (p *RoomClient) Ready(ctx context.Context, req *ReadyRequest) (_r *RoomState, _err error) {
+	var _args18 RoomReadyArgs
+	_args18.Req = req
+	var _result20 RoomReadyResult
+	var _meta19 thrift.ResponseMeta
+	_meta19, _err = p.Client_().Call(ctx, "Ready", &_args18, &_result20)
+	p.SetLastResponseMeta_(_meta19)
+	if _err != nil {
+		return
+	}
+	if _ret21 := _result20.GetSuccess(); _ret21 != nil {
+		return _ret21, nil
+	}
+	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "Ready failed: unknown result")
+}
+
+// Parameters:
+//   - Req
+func (p *RoomClient) Start(ctx context.Context, req *StartRequest) (_r *RoomState, _err error) {
+	var _args22 RoomStartArgs
+	_args22.Req = req
+	var _result24 RoomStartResult
+	var _meta23 thrift.ResponseMeta
+	_meta23, _err = p.Client_().Call(ctx, "Start", &_args22, &_result24)
+	p.SetLastResponseMeta_(_meta23)
+	if _err != nil {
+		return
+	}
+	if _ret25 := _result24.GetSuccess(); _ret25 != nil {
+		return _ret25, nil
+	}
+	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "Start failed: unknown result")
+}
+
+// Parameters:
+//   - Req
+func (p *RoomClient) List(ctx context.Context, req *ListRequest) (_r *ListReply, _err error) {
+	var _args26 RoomListArgs
+	_args26.Req = req
+	var _result28 RoomListResult
+	var _meta27 thrift.ResponseMeta
+	_meta27, _err = p.Client_().Call(ctx, "List", &_args26, &_result28)
+	p.SetLastResponseMeta_(_meta27)
+	if _err != nil {
+		return
+	}
+	if _ret29 := _result28.GetSuccess(); _ret29 != nil {
+		return _ret29, nil
+	}
+	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "List failed: unknown result")
+}
+
+// Parameters:
+//   - Req
+func (p *RoomClient) Get(ctx context.Context, req *GetRequest) (_r *RoomState, _err error) {
+	var _args30 RoomGetArgs
+	_args30.Req = req
+	var _result32 RoomGetResult
+	var _meta31 thrift.ResponseMeta
+	_meta31, _err = p.Client_().Call(ctx, "Get", &_args30, &_result32)
+	p.SetLastResponseMeta_(_meta31)
+	if _err != nil {
+		return
+	}
+	if _ret33 := _result32.GetSuccess(); _ret33 != nil {
+		return _ret33, nil
+	}
+	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "Get failed: unknown result")
+}
+
+// Parameters:
+//   - Req
+func (p *RoomClient) Act(ctx context.Context, req *ActionRequest) (_r *ActionReply, _err error) {
+	var _args34 RoomActArgs
+	_args34.Req = req
+	var _result36 RoomActResult
+	var _meta35 thrift.ResponseMeta
+	_meta35, _err = p.Client_().Call(ctx, "Act", &_args34, &_result36)
+	p.SetLastResponseMeta_(_meta35)
+	if _err != nil {
+		return
+	}
+	if _ret37 := _result36.GetSuccess(); _ret37 != nil {
+		return _ret37, nil
+	}
+	return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "Act failed: unknown result")
+}
+
+type RoomProcessor struct {
+	processorMap map[string]thrift.TProcessorFunction
+	handler      Room
+}
+
+func (p *RoomProcessor) AddToProcessorMap(key string, processor thrift.TProcessorFunction) {
+	p.processorMap[key] = processor
+}
+
+func (p *RoomProcessor) GetProcessorFunction(key string) (processor thrift.TProcessorFunction, ok bool) {
+	processor, ok = p.processorMap[key]
+	return processor, ok
+}
+
+func (p *RoomProcessor) ProcessorMap() map[string]thrift.TProcessorFunction {
+	return p.processorMap
+}
+
+func NewRoomProcessor(handler Room) *RoomProcessor {
+
+	self38 := &RoomProcessor{handler: handler, processorMap: make(map[string]thrift.TProcessorFunction)}
+	self38.processorMap["Create"] = &roomProcessorCreate{handler: handler}
+	self38.processorMap["Join"] = &roomProcessorJoin{handler: handler}
+	self38.processorMap["Leave"] = &roomProcessorLeave{handler: handler}
+	self38.processorMap["Ready"] = &roomProcessorReady{handler: handler}
+	self38.processorMap["Start"] = &roomProcessorStart{handler: handler}
+	self38.processorMap["List"] = &roomProcessorList{handler: handler}
+	self38.processorMap["Get"] = &roomProcessorGet{handler: handler}
+	self38.processorMap["Act"] = &roomProcessorAct{handler: handler}
+	return self38
+}
+
+func (p *RoomProcessor) Process(ctx context.Context, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
+	name, _, seqId, err2 := iprot.ReadMessageBegin(ctx)
+	if err2 != nil {
+		return false, thrift.WrapTException(err2)
+	}
+	if processor, ok := p.GetProcessorFunction(name); ok {
+		return processor.Process(ctx, seqId, iprot, oprot)
+	}
+	iprot.Skip(ctx, thrift.STRUCT)
+	iprot.ReadMessageEnd(ctx)
+	x39 := thrift.NewTApplicationException(thrift.UNKNOWN_METHOD, "Unknown function "+name)
+	oprot.WriteMessageBegin(ctx, name, thrift.EXCEPTION, seqId)
+	x39.Write(ctx, oprot)
+	oprot.WriteMessageEnd(ctx)
+	oprot.Flush(ctx)
+	return false, x39
+
+}
+
+type roomProcessorCreate struct {
+	handler Room
+}
+
+func (p *roomProcessorCreate) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
+	var _write_err40 error
+	args := RoomCreateArgs{}
+	if err2 := args.Read(ctx, iprot); err2 != nil {
+		iprot.ReadMessageEnd(ctx)
+		x := thrift.NewTApplicationException(thrift.PROTOCOL_ERROR, err2.Error())
+		oprot.WriteMessageBegin(ctx, "Create", thrift.EXCEPTION, seqId)
+		x.Write(ctx, oprot)
+		oprot.WriteMessageEnd(ctx)
+		oprot.Flush(ctx)
+		return false, thrift.WrapTException(err2)
+	}
+	iprot.ReadMessageEnd(ctx)
+
+	tickerCancel := func() {}
+	// Start a goroutine to do server side connectivity check.
+	if thrift.ServerConnectivityCheckInterval > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		var tickerCtx context.Context
+		tickerCtx, tickerCancel = context.WithCancel(context.Background())
+		defer tickerCancel()
+		go func(ctx context.Context, cancel context.CancelFunc) {
+			ticker := time.NewTicker(thrift.ServerConnectivityCheckInterval)
+			defer ticker.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-ticker.C:
+					if !iprot.Transport().IsOpen() {
+						cancel()
+						return
+					}
+				}
+			}
+		}(tickerCtx, cancel)
+	}
+
+	result := RoomCreateResult{}
+	if retval, err2 := p.handler.Create(ctx, args.Req); err2 != nil {
+		tickerCancel()
+		err = thrift.WrapTException(err2)
+		if errors.Is(err2, thrift.ErrAbandonRequest) {
+			return false, thrift.WrapTException(err2)
+		}
+		_exc41 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing Create: "+err2.Error())
+		if err2 := oprot.WriteMessageBegin(ctx, "Create", thrift.EXCEPTION, seqId); err2 != nil {
+			_write_err40 = thrift.WrapTException(err2)
+		}
+		if err2 := _exc41.Write(ctx, oprot); _write_err40 == nil && err2 != nil {
+			_write_err40 = thrift.WrapTException(err2)
+		}
+		if err2 := oprot.WriteMessageEnd(ctx); _write_err40 == nil && err2 != nil {
+			_write_err40 = thrift.WrapTException(err2)
+		}
+		if err2 := oprot.Flush(ctx); _write_err40 == nil && err2 != nil {
+			_write_err40 = thrift.WrapTException(err2)
+		}
+		if _write_err40 != nil {
+			return false, thrift.WrapTException(_write_err40)
+		}
+		return true, err
+	} else {
+		result.Success = retval
+	}
+	tickerCancel()
+	if err2 := oprot.WriteMessageBegin(ctx, "Create", thrift.REPLY, seqId); err2 != nil {
+		_write_err40 = thrift.WrapTException(err2)
+	}
+	if err2 := result.Write(ctx, oprot); _write_err40 == nil && err2 != nil {
+		_write_err40 = thrift.WrapTException(err2)
+	}
+	if err2 := oprot.WriteMessageEnd(ctx); _write_err40 == nil && err2 != nil {
+		_write_err40 = thrift.WrapTException(err2)
+	}
+	if err2 := oprot.Flush(ctx); _write_err40 == nil && err2 != nil {
+		_write_err40 = thrift.WrapTException(err2)
+	}
+	if _write_err40 != nil {
+		return false, thrift.WrapTException(_write_err40)
+	}
+	return true, err
+}
+
+type roomProcessorJoin struct {
+	handler Room
+}
+
+func (p *roomProcessorJoin) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
+	var _write_err42 error
+	args := RoomJoinArgs{}
+	if err2 := args.Read(ctx, iprot); err2 != nil {
+		iprot.ReadMessageEnd(ctx)
+		x := thrift.NewTApplicationException(thrift.PROTOCOL_ERROR, err2.Error())
+		oprot.WriteMessageBegin(ctx, "Join", thrift.EXCEPTION, seqId)
+		x.Write(ctx, oprot)
+		oprot.WriteMessageEnd(ctx)
+		oprot.Flush(ctx)
+		return false, thrift.WrapTException(err2)
+	}
+	iprot.ReadMessageEnd(ctx)
+
+	tickerCancel := func() {}
+	// Start a goroutine to do server side connectivity check.
+	if thrift.ServerConnectivityCheckInterval > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		var tickerCtx context.Context
+		tickerCtx, tickerCancel = context.WithCancel(context.Background())
+		defer tickerCancel()
+		go func(ctx context.Context, cancel context.CancelFunc) {
+			ticker := time.NewTicker(thrift.ServerConnectivityCheckInterval)
+			defer ticker.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-ticker.C:
+					if !iprot.Transport().IsOpen() {
+						cancel()
+						return
+					}
+				}
+			}
+		}(tickerCtx, cancel)
+	}
+
+	result := RoomJoinResult{}
+	if retval, err2 := p.handler.Join(ctx, args.Req); err2 != nil {
+		tickerCancel()
+		err = thrift.WrapTException(err2)
+		if errors.Is(err2, thrift.ErrAbandonRequest) {
+			return false, thrift.WrapTException(err2)
+		}
+		_exc43 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing Join: "+err2.Error())
+		if err2 := oprot.WriteMessageBegin(ctx, "Join", thrift.EXCEPTION, seqId); err2 != nil {
+			_write_err42 = thrift.WrapTException(err2)
+		}
+		if err2 := _exc43.Write(ctx, oprot); _write_err42 == nil && err2 != nil {
+			_write_err42 = thrift.WrapTException(err2)
+		}
+		if err2 := oprot.WriteMessageEnd(ctx); _write_err42 == nil && err2 != nil {
+			_write_err42 = thrift.WrapTException(err2)
+		}
+		if err2 := oprot.Flush(ctx); _write_err42 == nil && err2 != nil {
+			_write_err42 = thrift.WrapTException(err2)
+		}
+		if _write_err42 != nil {
+			return false, thrift.WrapTException(_write_err42)
+		}
+		return true, err
+	} else {
+		result.Success = retval
+	}
+	tickerCancel()
+	if err2 := oprot.WriteMessageBegin(ctx, "Join", thrift.REPLY, seqId); err2 != nil {
+		_write_err42 = thrift.WrapTException(err2)
+	}
+	if err2 := result.Write(ctx, oprot); _write_err42 == nil && err2 != nil {
+		_write_err42 = thrift.WrapTException(err2)
+	}
+	if err2 := oprot.WriteMessageEnd(ctx); _write_err42 == nil && err2 != nil {
+		_write_err42 = thrift.WrapTException(err2)
+	}
+	if err2 := oprot.Flush(ctx); _write_err42 == nil && err2 != nil {
+		_write_err42 = thrift.WrapTException(err2)
+	}
+	if _write_err42 != nil {
+		return false, thrift.WrapTException(_write_err42)
+	}
+	return true, err
+}
+
+type roomProcessorLeave struct {
+	handler Room
+}
+
+func (p *roomProcessorLeave) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
+	var _write_err44 error
+	args := RoomLeaveArgs{}
+	if err2 := args.Read(ctx, iprot); err2 != nil {
+		iprot.ReadMessageEnd(ctx)
+		x := thrift.NewTApplicationException(thrift.PROTOCOL_ERROR, err2.Error())
+		oprot.WriteMessageBegin(ctx, "Leave", thrift.EXCEPTION, seqId)
+		x.Write(ctx, oprot)
+		oprot.WriteMessageEnd(ctx)
+		oprot.Flush(ctx)
+		return false, thrift.WrapTException(err2)
+	}
+	iprot.ReadMessageEnd(ctx)
+
+	tickerCancel := func() {}
+	// Start a goroutine to do server side connectivity check.
+	if thrift.ServerConnectivityCheckInterval > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		var tickerCtx context.Context
+		tickerCtx, tickerCancel = context.WithCancel(context.Background())
+		defer tickerCancel()
+		go func(ctx context.Context, cancel context.CancelFunc) {
+			ticker := time.NewTicker(thrift.ServerConnectivityCheckInterval)
+			defer ticker.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-ticker.C:
+					if !iprot.Transport().IsOpen() {
+						cancel()
+						return
+					}
+				}
+			}
+		}(tickerCtx, cancel)
+	}
+
+	result := RoomLeaveResult{}
+	if retval, err2 := p.handler.Leave(ctx, args.Req); err2 != nil {
+		tickerCancel()
+		err = thrift.WrapTException(err2)
+		if errors.Is(err2, thrift.ErrAbandonRequest) {
+			return false, thrift.WrapTException(err2)
+		}
+		_exc45 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing Leave: "+err2.Error())
+		if err2 := oprot.WriteMessageBegin(ctx, "Leave", thrift.EXCEPTION, seqId); err2 != nil {
+			_write_err44 = thrift.WrapTException(err2)
+		}
+		if err2 := _exc45.Write(ctx, oprot); _write_err44 == nil && err2 != nil {
+			_write_err44 = thrift.WrapTException(err2)
+		}
+		if err2 := oprot.WriteMessageEnd(ctx); _write_err44 == nil && err2 != nil {
+			_write_err44 = thrift.WrapTException(err2)
+		}
+		if err2 := oprot.Flush(ctx); _write_err44 == nil && err2 != nil {
+			_write_err44 = thrift.WrapTException(err2)
+		}
+		if _write_err44 != nil {
+			return false, thrift.WrapTException(_write_err44)
+		}
+		return true, err
+	} else {
+		result.Success = retval
+	}
+	tickerCancel()
+	if err2 := oprot.WriteMessageBegin(ctx, "Leave", thrift.REPLY, seqId); err2 != nil {
+		_write_err44 = thrift.WrapTException(err2)
+	}
+	if err2 := result.Write(ctx, oprot); _write_err44 == nil && err2 != nil {
+		_write_err44 = thrift.WrapTException(err2)
+	}
+	if err2 := oprot.WriteMessageEnd(ctx); _write_err44 == nil && err2 != nil {
+		_write_err44 = thrift.WrapTException(err2)
+	}
+	if err2 := oprot.Flush(ctx); _write_err44 == nil && err2 != nil {
+		_write_err44 = thrift.WrapTException(err2)
+	}
+	if _write_err44 != nil {
+		return false, thrift.WrapTException(_write_err44)
+	}
+	return true, err
+}
+
+type roomProcessorReady struct {
+	handler Room
+}
+
+func (p *roomProcessorReady) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
+	var _write_err46 error
+	args := RoomReadyArgs{}
+	if err2 := args.Read(ctx, iprot); err2 != nil {
+		iprot.ReadMessageEnd(ctx)
+		x := thrift.NewTApplicationException(thrift.PROTOCOL_ERROR, err2.Error())
+		oprot.WriteMessageBegin(ctx, "Ready", thrift.EXCEPTION, seqId)
+		x.Write(ctx, oprot)
+		oprot.WriteMessageEnd(ctx)
+		oprot.Flush(ctx)
+		return false, thrift.WrapTException(err2)
+	}
+	iprot.ReadMessageEnd(ctx)
+
+	tickerCancel := func() {}
+	// Start a goroutine to do server side connectivity check.
+	if thrift.ServerConnectivityCheckInterval > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		var tickerCtx context.Context
+		tickerCtx, tickerCancel = context.WithCancel(context.Background())
+		defer tickerCancel()
+		go func(ctx context.Context, cancel context.CancelFunc) {
+			ticker := time.NewTicker(thrift.ServerConnectivityCheckInterval)
+			defer ticker.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-ticker.C:
+					if !iprot.Transport().IsOpen() {
+						cancel()
+						return
+					}
+				}
+			}
+		}(tickerCtx, cancel)
+	}
+
+	result := RoomReadyResult{}
+	if retval, err2 := p.handler.Ready(ctx, args.Req); err2 != nil {
+		tickerCancel()
+		err = thrift.WrapTException(err2)
+		if errors.Is(err2, thrift.ErrAbandonRequest) {
+			return false, thrift.WrapTException(err2)
+		}
+		_exc47 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing Ready: "+err2.Error())
+		if err2 := oprot.WriteMessageBegin(ctx, "Ready", thrift.EXCEPTION, seqId); err2 != nil {
+			_write_err46 = thrift.WrapTException(err2)
+		}
+		if err2 := _exc47.Write(ctx, oprot); _write_err46 == nil && err2 != nil {
+			_write_err46 = thrift.WrapTException(err2)
+		}
+		if err2 := oprot.WriteMessageEnd(ctx); _write_err46 == nil && err2 != nil {
+			_write_err46 = thrift.WrapTException(err2)
+		}
+		if err2 := oprot.Flush(ctx); _write_err46 == nil && err2 != nil {
+			_write_err46 = thrift.WrapTException(err2)
+		}
+		if _write_err46 != nil {
+			return false, thrift.WrapTException(_write_err46)
+		}
+		return true, err
+	} else {
+		result.Success = retval
+	}
+	tickerCancel()
+	if err2 := oprot.WriteMessageBegin(ctx, "Ready", thrift.REPLY, seqId); err2 != nil {
+		_write_err46 = thrift.WrapTException(err2)
+	}
+	if err2 := result.Write(ctx, oprot); _write_err46 == nil && err2 != nil {
+		_write_err46 = thrift.WrapTException(err2)
+	}
+	if err2 := oprot.WriteMessageEnd(ctx); _write_err46 == nil && err2 != nil {
+		_write_err46 = thrift.WrapTException(err2)
+	}
+	if err2 := oprot.Flush(ctx); _write_err46 == nil && err2 != nil {
+		_write_err46 = thrift.WrapTException(err2)
+	}
+	if _write_err46 != nil {
+		return false, thrift.WrapTException(_write_err46)
+	}
+	return true, err
+}
+
+type roomProcessorStart struct {
+	handler Room
+}
+
+func (p *roomProcessorStart) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
+	var _write_err48 error
+	args := RoomStartArgs{}
+	if err2 := args.Read(ctx, iprot); err2 != nil {
+		iprot.ReadMessageEnd(ctx)
+		x := thrift.NewTApplicationException(thrift.PROTOCOL_ERROR, err2.Error())
+		oprot.WriteMessageBegin(ctx, "Start", thrift.EXCEPTION, seqId)
+		x.Write(ctx, oprot)
+		oprot.WriteMessageEnd(ctx)
+		oprot.Flush(ctx)
+		return false, thrift.WrapTException(err2)
+	}
+	iprot.ReadMessageEnd(ctx)
+
+	tickerCancel := func() {}
+	// Start a goroutine to do server side connectivity check.
+	if thrift.ServerConnectivityCheckInterval > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		var tickerCtx context.Context
+		tickerCtx, tickerCancel = context.WithCancel(context.Background())
+		defer tickerCancel()
+		go func(ctx context.Context, cancel context.CancelFunc) {
+			ticker := time.NewTicker(thrift.ServerConnectivityCheckInterval)
+			defer ticker.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-ticker.C:
+					if !iprot.Transport().IsOpen() {
+						cancel()
+						return
+					}
+				}
+			}
+		}(tickerCtx, cancel)
+	}
+
+	result := RoomStartResult{}
+	if retval, err2 := p.handler.Start(ctx, args.Req); err2 != nil {
+		tickerCancel()
+		err = thrift.WrapTException(err2)
+		if errors.Is(err2, thrift.ErrAbandonRequest) {
+			return false, thrift.WrapTException(err2)
+		}
+		_exc49 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing Start: "+err2.Error())
+		if err2 := oprot.WriteMessageBegin(ctx, "Start", thrift.EXCEPTION, seqId); err2 != nil {
+			_write_err48 = thrift.WrapTException(err2)
+		}
+		if err2 := _exc49.Write(ctx, oprot); _write_err48 == nil && err2 != nil {
+			_write_err48 = thrift.WrapTException(err2)
+		}
+		if err2 := oprot.WriteMessageEnd(ctx); _write_err48 == nil && err2 != nil {
+			_write_err48 = thrift.WrapTException(err2)
+		}
+		if err2 := oprot.Flush(ctx); _write_err48 == nil && err2 != nil {
+			_write_err48 = thrift.WrapTException(err2)
+		}
+		if _write_err48 != nil {
+			return false, thrift.WrapTException(_write_err48)
+		}
+		return true, err
+	} else {
+		result.Success = retval
+	}
+	tickerCancel()
+	if err2 := oprot.WriteMessageBegin(ctx, "Start", thrift.REPLY, seqId); err2 != nil {
+		_write_err48 = thrift.WrapTException(err2)
+	}
+	if err2 := result.Write(ctx, oprot); _write_err48 == nil && err2 != nil {
+		_write_err48 = thrift.WrapTException(err2)
+	}
+	if err2 := oprot.WriteMessageEnd(ctx); _write_err48 == nil && err2 != nil {
+		_write_err48 = thrift.WrapTException(err2)
+	}
+	if err2 := oprot.Flush(ctx); _write_err48 == nil && err2 != nil {
+		_write_err48 = thrift.WrapTException(err2)
+	}
+	if _write_err48 != nil {
+		return false, thrift.WrapTException(_write_err48)
+	}
+	return true, err
+}
+
+type roomProcessorList struct {
+	handler Room
+}
+
+func (p *roomProcessorList) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
+	var _write_err50 error
+	args := RoomListArgs{}
+	if err2 := args.Read(ctx, iprot); err2 != nil {
+		iprot.ReadMessageEnd(ctx)
+		x := thrift.NewTApplicationException(thrift.PROTOCOL_ERROR, err2.Error())
+		oprot.WriteMessageBegin(ctx, "List", thrift.EXCEPTION, seqId)
+		x.Write(ctx, oprot)
+		oprot.WriteMessageEnd(ctx)
+		oprot.Flush(ctx)
+		return false, thrift.WrapTException(err2)
+	}
+	iprot.ReadMessageEnd(ctx)
+
+	tickerCancel := func() {}
+	// Start a goroutine to do server side connectivity check.
+	if thrift.ServerConnectivityCheckInterval > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		var tickerCtx context.Context
+		tickerCtx, tickerCancel = context.WithCancel(context.Background())
+		defer tickerCancel()
+		go func(ctx context.Context, cancel context.CancelFunc) {
+			ticker := time.NewTicker(thrift.ServerConnectivityCheckInterval)
+			defer ticker.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-ticker.C:
+					if !iprot.Transport().IsOpen() {
+						cancel()
+						return
+					}
+				}
+			}
+		}(tickerCtx, cancel)
+	}
+
+	result := RoomListResult{}
+	if retval, err2 := p.handler.List(ctx, args.Req); err2 != nil {
+		tickerCancel()
+		err = thrift.WrapTException(err2)
+		if errors.Is(err2, thrift.ErrAbandonRequest) {
+			return false, thrift.WrapTException(err2)
+		}
+		_exc51 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing List: "+err2.Error())
+		if err2 := oprot.WriteMessageBegin(ctx, "List", thrift.EXCEPTION, seqId); err2 != nil {
+			_write_err50 = thrift.WrapTException(err2)
+		}
+		if err2 := _exc51.Write(ctx, oprot); _write_err50 == nil && err2 != nil {
+			_write_err50 = thrift.WrapTException(err2)
+		}
+		if err2 := oprot.WriteMessageEnd(ctx); _write_err50 == nil && err2 != nil {
+			_write_err50 = thrift.WrapTException(err2)
+		}
+		if err2 := oprot.Flush(ctx); _write_err50 == nil && err2 != nil {
+			_write_err50 = thrift.WrapTException(err2)
+		}
+		if _write_err50 != nil {
+			return false, thrift.WrapTException(_write_err50)
+		}
+		return true, err
+	} else {
+		result.Success = retval
+	}
+	tickerCancel()
+	if err2 := oprot.WriteMessageBegin(ctx, "List", thrift.REPLY, seqId); err2 != nil {
+		_write_err50 = thrift.WrapTException(err2)
+	}
+	if err2 := result.Write(ctx, oprot); _write_err50 == nil && err2 != nil {
+		_write_err50 = thrift.WrapTException(err2)
+	}
+	if err2 := oprot.WriteMessageEnd(ctx); _write_err50 == nil && err2 != nil {
+		_write_err50 = thrift.WrapTException(err2)
+	}
+	if err2 := oprot.Flush(ctx); _write_err50 == nil && err2 != nil {
+		_write_err50 = thrift.WrapTException(err2)
+	}
+	if _write_err50 != nil {
+		return false, thrift.WrapTException(_write_err50)
+	}
+	return true, err
+}
+
+type roomProcessorGet struct {
+	handler Room
+}
+
+func (p *roomProcessorGet) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
+	var _write_err52 error
+	args := RoomGetArgs{}
+	if err2 := args.Read(ctx, iprot); err2 != nil {
+		iprot.ReadMessageEnd(ctx)
+		x := thrift.NewTApplicationException(thrift.PROTOCOL_ERROR, err2.Error())
+		oprot.WriteMessageBegin(ctx, "Get", thrift.EXCEPTION, seqId)
+		x.Write(ctx, oprot)
+		oprot.WriteMessageEnd(ctx)
+		oprot.Flush(ctx)
+		return false, thrift.WrapTException(err2)
+	}
+	iprot.ReadMessageEnd(ctx)
+
+	tickerCancel := func() {}
+	// Start a goroutine to do server side connectivity check.
+	if thrift.ServerConnectivityCheckInterval > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		var tickerCtx context.Context
+		tickerCtx, tickerCancel = context.WithCancel(context.Background())
+		defer tickerCancel()
+		go func(ctx context.Context, cancel context.CancelFunc) {
+			ticker := time.NewTicker(thrift.ServerConnectivityCheckInterval)
+			defer ticker.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-ticker.C:
+					if !iprot.Transport().IsOpen() {
+						cancel()
+						return
+					}
+				}
+			}
+		}(tickerCtx, cancel)
+	}
+
+	result := RoomGetResult{}
+	if retval, err2 := p.handler.Get(ctx, args.Req); err2 != nil {
+		tickerCancel()
+		err = thrift.WrapTException(err2)
+		if errors.Is(err2, thrift.ErrAbandonRequest) {
+			return false, thrift.WrapTException(err2)
+		}
+		_exc53 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing Get: "+err2.Error())
+		if err2 := oprot.WriteMessageBegin(ctx, "Get", thrift.EXCEPTION, seqId); err2 != nil {
+			_write_err52 = thrift.WrapTException(err2)
+		}
+		if err2 := _exc53.Write(ctx, oprot); _write_err52 == nil && err2 != nil {
+			_write_err52 = thrift.WrapTException(err2)
+		}
+		if err2 := oprot.WriteMessageEnd(ctx); _write_err52 == nil && err2 != nil {
+			_write_err52 = thrift.WrapTException(err2)
+		}
+		if err2 := oprot.Flush(ctx); _write_err52 == nil && err2 != nil {
+			_write_err52 = thrift.WrapTException(err2)
+		}
+		if _write_err52 != nil {
+			return false, thrift.WrapTException(_write_err52)
+		}
+		return true, err
+	} else {
+		result.Success = retval
+	}
+	tickerCancel()
+	if err2 := oprot.WriteMessageBegin(ctx, "Get", thrift.REPLY, seqId); err2 != nil {
+		_write_err52 = thrift.WrapTException(err2)
+	}
+	if err2 := result.Write(ctx, oprot); _write_err52 == nil && err2 != nil {
+		_write_err52 = thrift.WrapTException(err2)
+	}
+	if err2 := oprot.WriteMessageEnd(ctx); _write_err52 == nil && err2 != nil {
+		_write_err52 = thrift.WrapTException(err2)
+	}
+	if err2 := oprot.Flush(ctx); _write_err52 == nil && err2 != nil {
+		_write_err52 = thrift.WrapTException(err2)
+	}
+	if _write_err52 != nil {
+		return false, thrift.WrapTException(_write_err52)
+	}
+	return true, err
+}
+
+type roomProcessorAct struct {
+	handler Room
+}
+
+func (p *roomProcessorAct) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
+	var _write_err54 error
+	args := RoomActArgs{}
+	if err2 := args.Read(ctx, iprot); err2 != nil {
+		iprot.ReadMessageEnd(ctx)
+		x := thrift.NewTApplicationException(thrift.PROTOCOL_ERROR, err2.Error())
+		oprot.WriteMessageBegin(ctx, "Act", thrift.EXCEPTION, seqId)
+		x.Write(ctx, oprot)
+		oprot.WriteMessageEnd(ctx)
+		oprot.Flush(ctx)
+		return false, thrift.WrapTException(err2)
+	}
+	iprot.ReadMessageEnd(ctx)
+
+	tickerCancel := func() {}
+	// Start a goroutine to do server side connectivity check.
+	if thrift.ServerConnectivityCheckInterval > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		var tickerCtx context.Context
+		tickerCtx, tickerCancel = context.WithCancel(context.Background())
+		defer tickerCancel()
+		go func(ctx context.Context, cancel context.CancelFunc) {
+			ticker := time.NewTicker(thrift.ServerConnectivityCheckInterval)
+			defer ticker.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-ticker.C:
+					if !iprot.Transport().IsOpen() {
+						cancel()
+						return
+					}
+				}
+			}
+		}(tickerCtx, cancel)
+	}
+
+	result := RoomActResult{}
+	if retval, err2 := p.handler.Act(ctx, args.Req); err2 != nil {
+		tickerCancel()
+		err = thrift.WrapTException(err2)
+		if errors.Is(err2, thrift.ErrAbandonRequest) {
+			return false, thrift.WrapTException(err2)
+		}
+		_exc55 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing Act: "+err2.Error())
+		if err2 := oprot.WriteMessageBegin(ctx, "Act", thrift.EXCEPTION, seqId); err2 != nil {
+			_write_err54 = thrift.WrapTException(err2)
+		}
+		if err2 := _exc55.Write(ctx, oprot); _write_err54 == nil && err2 != nil {
+			_write_err54 = thrift.WrapTException(err2)
+		}
+		if err2 := oprot.WriteMessageEnd(ctx); _write_err54 == nil && err2 != nil {
+			_write_err54 = thrift.WrapTException(err2)
+		}
+		if err2 := oprot.Flush(ctx); _write_err54 == nil && err2 != nil {
+			_write_err54 = thrift.WrapTException(err2)
+		}
+		if _write_err54 != nil {
+			return false, thrift.WrapTException(_write_err54)
+		}
+		return true, err
+	} else {
+		result.Success = retval
+	}
+	tickerCancel()
+	if err2 := oprot.WriteMessageBegin(ctx, "Act", thrift.REPLY, seqId); err2 != nil {
+		_write_err54 = thrift.WrapTException(err2)
+	}
+	if err2 := result.Write(ctx, oprot); _write_err54 == nil && err2 != nil {
+		_write_err54 = thrift.WrapTException(err2)
+	}
+	if err2 := oprot.WriteMessageEnd(ctx); _write_err54 == nil && err2 != nil {
+		_write_err54 = thrift.WrapTException(err2)
+	}
+	if err2 := oprot.Flush(ctx); _write_err54 == nil && err2 != nil {
+		_write_err54 = thrift.WrapTException(err2)
+	}
+	if _write_err54 != nil {
+		return false, thrift.WrapTException(_write_err54)
+	}
+	return true, err
+}
+
+// HELPER FUNCTIONS AND STRUCTURES
+
+// Attributes:
+//   - Req
+type RoomCreateArgs struct {
+	Req *CreateRequest `thrift:"req,1" db:"req" json:"req"`
+}
+
+func NewRoomCreateArgs() *RoomCreateArgs {
+	return &RoomCreateArgs{}
+}
+
+var RoomCreateArgs_Req_DEFAULT *CreateRequest
+
+func (p *RoomCreateArgs) GetReq() *CreateRequest {
+	if !p.IsSetReq() {
+		return RoomCreateArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *RoomCreateArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *RoomCreateArgs) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 1:
+			if fieldTypeId == thrift.STRUCT {
+				if err := p.ReadField1(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *RoomCreateArgs) ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+	p.Req = &CreateRequest{}
+	if err := p.Req.Read(ctx, iprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Req), err)
+	}
+	return nil
+}
+
+func (p *RoomCreateArgs) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "Create_args"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField1(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *RoomCreateArgs) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "req", thrift.STRUCT, 1); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:req: ", p), err)
+	}
+	if err := p.Req.Write(ctx, oprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Req), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 1:req: ", p), err)
+	}
+	return err
+}
+
+func (p *RoomCreateArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("RoomCreateArgs(%+v)", *p)
+}
+
+// Attributes:
+//   - Success
+type RoomCreateResult struct {
+	Success *RoomState `thrift:"success,0" db:"success" json:"success,omitempty"`
+}
+
+func NewRoomCreateResult() *RoomCreateResult {
+	return &RoomCreateResult{}
+}
+
+var RoomCreateResult_Success_DEFAULT *RoomState
+
+func (p *RoomCreateResult) GetSuccess() *RoomState {
+	if !p.IsSetSuccess() {
+		return RoomCreateResult_Success_DEFAULT
+	}
+	return p.Success
+}
+func (p *RoomCreateResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *RoomCreateResult) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 0:
+			if fieldTypeId == thrift.STRUCT {
+				if err := p.ReadField0(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *RoomCreateResult) ReadField0(ctx context.Context, iprot thrift.TProtocol) error {
+	p.Success = &RoomState{}
+	if err := p.Success.Read(ctx, iprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Success), err)
+	}
+	return nil
+}
+
+func (p *RoomCreateResult) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "Create_result"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField0(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *RoomCreateResult) writeField0(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetSuccess() {
+		if err := oprot.WriteFieldBegin(ctx, "success", thrift.STRUCT, 0); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 0:success: ", p), err)
+		}
+		if err := p.Success.Write(ctx, oprot); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Success), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 0:success: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *RoomCreateResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("RoomCreateResult(%+v)", *p)
+}
+
+// Attributes:
+//   - Req
+type RoomJoinArgs struct {
+	Req *JoinRequest `thrift:"req,1" db:"req" json:"req"`
+}
+
+func NewRoomJoinArgs() *RoomJoinArgs {
+	return &RoomJoinArgs{}
+}
+
+var RoomJoinArgs_Req_DEFAULT *JoinRequest
+
+func (p *RoomJoinArgs) GetReq() *JoinRequest {
+	if !p.IsSetReq() {
+		return RoomJoinArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *RoomJoinArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *RoomJoinArgs) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 1:
+			if fieldTypeId == thrift.STRUCT {
+				if err := p.ReadField1(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *RoomJoinArgs) ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+	p.Req = &JoinRequest{}
+	if err := p.Req.Read(ctx, iprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Req), err)
+	}
+	return nil
+}
+
+func (p *RoomJoinArgs) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "Join_args"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField1(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *RoomJoinArgs) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "req", thrift.STRUCT, 1); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:req: ", p), err)
+	}
+	if err := p.Req.Write(ctx, oprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Req), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 1:req: ", p), err)
+	}
+	return err
+}
+
+func (p *RoomJoinArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("RoomJoinArgs(%+v)", *p)
+}
+
+// Attributes:
+//   - Success
+type RoomJoinResult struct {
+	Success *RoomState `thrift:"success,0" db:"success" json:"success,omitempty"`
+}
+
+func NewRoomJoinResult() *RoomJoinResult {
+	return &RoomJoinResult{}
+}
+
+var RoomJoinResult_Success_DEFAULT *RoomState
+
+func (p *RoomJoinResult) GetSuccess() *RoomState {
+	if !p.IsSetSuccess() {
+		return RoomJoinResult_Success_DEFAULT
+	}
+	return p.Success
+}
+func (p *RoomJoinResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *RoomJoinResult) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 0:
+			if fieldTypeId == thrift.STRUCT {
+				if err := p.ReadField0(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *RoomJoinResult) ReadField0(ctx context.Context, iprot thrift.TProtocol) error {
+	p.Success = &RoomState{}
+	if err := p.Success.Read(ctx, iprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Success), err)
+	}
+	return nil
+}
+
+func (p *RoomJoinResult) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "Join_result"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField0(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *RoomJoinResult) writeField0(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetSuccess() {
+		if err := oprot.WriteFieldBegin(ctx, "success", thrift.STRUCT, 0); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 0:success: ", p), err)
+		}
+		if err := p.Success.Write(ctx, oprot); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Success), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 0:success: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *RoomJoinResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("RoomJoinResult(%+v)", *p)
+}
+
+// Attributes:
+//   - Req
+type RoomLeaveArgs struct {
+	Req *LeaveRequest `thrift:"req,1" db:"req" json:"req"`
+}
+
+func NewRoomLeaveArgs() *RoomLeaveArgs {
+	return &RoomLeaveArgs{}
+}
+
+var RoomLeaveArgs_Req_DEFAULT *LeaveRequest
+
+func (p *RoomLeaveArgs) GetReq() *LeaveRequest {
+	if !p.IsSetReq() {
+		return RoomLeaveArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *RoomLeaveArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *RoomLeaveArgs) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 1:
+			if fieldTypeId == thrift.STRUCT {
+				if err := p.ReadField1(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *RoomLeaveArgs) ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+	p.Req = &LeaveRequest{}
+	if err := p.Req.Read(ctx, iprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Req), err)
+	}
+	return nil
+}
+
+func (p *RoomLeaveArgs) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "Leave_args"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField1(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *RoomLeaveArgs) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "req", thrift.STRUCT, 1); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:req: ", p), err)
+	}
+	if err := p.Req.Write(ctx, oprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Req), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 1:req: ", p), err)
+	}
+	return err
+}
+
+func (p *RoomLeaveArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("RoomLeaveArgs(%+v)", *p)
+}
+
+// Attributes:
+//   - Success
+type RoomLeaveResult struct {
+	Success *LeaveReply `thrift:"success,0" db:"success" json:"success,omitempty"`
+}
+
+func NewRoomLeaveResult() *RoomLeaveResult {
+	return &RoomLeaveResult{}
+}
+
+var RoomLeaveResult_Success_DEFAULT *LeaveReply
+
+func (p *RoomLeaveResult) GetSuccess() *LeaveReply {
+	if !p.IsSetSuccess() {
+		return RoomLeaveResult_Success_DEFAULT
+	}
+	return p.Success
+}
+func (p *RoomLeaveResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *RoomLeaveResult) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 0:
+			if fieldTypeId == thrift.STRUCT {
+				if err := p.ReadField0(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *RoomLeaveResult) ReadField0(ctx context.Context, iprot thrift.TProtocol) error {
+	p.Success = &LeaveReply{}
+	if err := p.Success.Read(ctx, iprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Success), err)
+	}
+	return nil
+}
+
+func (p *RoomLeaveResult) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "Leave_result"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField0(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *RoomLeaveResult) writeField0(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetSuccess() {
+		if err := oprot.WriteFieldBegin(ctx, "success", thrift.STRUCT, 0); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 0:success: ", p), err)
+		}
+		if err := p.Success.Write(ctx, oprot); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Success), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 0:success: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *RoomLeaveResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("RoomLeaveResult(%+v)", *p)
+}
+
+// Attributes:
+//   - Req
+type RoomReadyArgs struct {
+	Req *ReadyRequest `thrift:"req,1" db:"req" json:"req"`
+}
+
+func NewRoomReadyArgs() *RoomReadyArgs {
+	return &RoomReadyArgs{}
+}
+
+var RoomReadyArgs_Req_DEFAULT *ReadyRequest
+
+func (p *RoomReadyArgs) GetReq() *ReadyRequest {
+	if !p.IsSetReq() {
+		return RoomReadyArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *RoomReadyArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *RoomReadyArgs) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 1:
+			if fieldTypeId == thrift.STRUCT {
+				if err := p.ReadField1(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *RoomReadyArgs) ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+	p.Req = &ReadyRequest{
+		Ready: true,
+	}
+	if err := p.Req.Read(ctx, iprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Req), err)
+	}
+	return nil
+}
+
+func (p *RoomReadyArgs) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "Ready_args"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField1(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *RoomReadyArgs) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "req", thrift.STRUCT, 1); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:req: ", p), err)
+	}
+	if err := p.Req.Write(ctx, oprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Req), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 1:req: ", p), err)
+	}
+	return err
+}
+
+func (p *RoomReadyArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("RoomReadyArgs(%+v)", *p)
+}
+
+// Attributes:
+//   - Success
+type RoomReadyResult struct {
+	Success *RoomState `thrift:"success,0" db:"success" json:"success,omitempty"`
+}
+
+func NewRoomReadyResult() *RoomReadyResult {
+	return &RoomReadyResult{}
+}
+
+var RoomReadyResult_Success_DEFAULT *RoomState
+
+func (p *RoomReadyResult) GetSuccess() *RoomState {
+	if !p.IsSetSuccess() {
+		return RoomReadyResult_Success_DEFAULT
+	}
+	return p.Success
+}
+func (p *RoomReadyResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *RoomReadyResult) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 0:
+			if fieldTypeId == thrift.STRUCT {
+				if err := p.ReadField0(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *RoomReadyResult) ReadField0(ctx context.Context, iprot thrift.TProtocol) error {
+	p.Success = &RoomState{}
+	if err := p.Success.Read(ctx, iprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Success), err)
+	}
+	return nil
+}
+
+func (p *RoomReadyResult) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "Ready_result"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField0(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *RoomReadyResult) writeField0(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetSuccess() {
+		if err := oprot.WriteFieldBegin(ctx, "success", thrift.STRUCT, 0); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 0:success: ", p), err)
+		}
+		if err := p.Success.Write(ctx, oprot); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Success), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 0:success: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *RoomReadyResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("RoomReadyResult(%+v)", *p)
+}
+
+// Attributes:
+//   - Req
+type RoomStartArgs struct {
+	Req *StartRequest `thrift:"req,1" db:"req" json:"req"`
+}
+
+func NewRoomStartArgs() *RoomStartArgs {
+	return &RoomStartArgs{}
+}
+
+var RoomStartArgs_Req_DEFAULT *StartRequest
+
+func (p *RoomStartArgs) GetReq() *StartRequest {
+	if !p.IsSetReq() {
+		return RoomStartArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *RoomStartArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *RoomStartArgs) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 1:
+			if fieldTypeId == thrift.STRUCT {
+				if err := p.ReadField1(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *RoomStartArgs) ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+	p.Req = &StartRequest{}
+	if err := p.Req.Read(ctx, iprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Req), err)
+	}
+	return nil
+}
+
+func (p *RoomStartArgs) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "Start_args"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField1(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *RoomStartArgs) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "req", thrift.STRUCT, 1); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:req: ", p), err)
+	}
+	if err := p.Req.Write(ctx, oprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Req), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 1:req: ", p), err)
+	}
+	return err
+}
+
+func (p *RoomStartArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("RoomStartArgs(%+v)", *p)
+}
+
+// Attributes:
+//   - Success
+type RoomStartResult struct {
+	Success *RoomState `thrift:"success,0" db:"success" json:"success,omitempty"`
+}
+
+func NewRoomStartResult() *RoomStartResult {
+	return &RoomStartResult{}
+}
+
+var RoomStartResult_Success_DEFAULT *RoomState
+
+func (p *RoomStartResult) GetSuccess() *RoomState {
+	if !p.IsSetSuccess() {
+		return RoomStartResult_Success_DEFAULT
+	}
+	return p.Success
+}
+func (p *RoomStartResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *RoomStartResult) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 0:
+			if fieldTypeId == thrift.STRUCT {
+				if err := p.ReadField0(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *RoomStartResult) ReadField0(ctx context.Context, iprot thrift.TProtocol) error {
+	p.Success = &RoomState{}
+	if err := p.Success.Read(ctx, iprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Success), err)
+	}
+	return nil
+}
+
+func (p *RoomStartResult) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "Start_result"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField0(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *RoomStartResult) writeField0(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetSuccess() {
+		if err := oprot.WriteFieldBegin(ctx, "success", thrift.STRUCT, 0); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 0:success: ", p), err)
+		}
+		if err := p.Success.Write(ctx, oprot); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Success), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 0:success: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *RoomStartResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("RoomStartResult(%+v)", *p)
+}
+
+// Attributes:
+//   - Req
+type RoomListArgs struct {
+	Req *ListRequest `thrift:"req,1" db:"req" json:"req"`
+}
+
+func NewRoomListArgs() *RoomListArgs {
+	return &RoomListArgs{}
+}
+
+var RoomListArgs_Req_DEFAULT *ListRequest
+
+func (p *RoomListArgs) GetReq() *ListRequest {
+	if !p.IsSetReq() {
+		return RoomListArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *RoomListArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *RoomListArgs) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 1:
+			if fieldTypeId == thrift.STRUCT {
+				if err := p.ReadField1(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *RoomListArgs) ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+	p.Req = &ListRequest{}
+	if err := p.Req.Read(ctx, iprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Req), err)
+	}
+	return nil
+}
+
+func (p *RoomListArgs) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "List_args"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField1(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *RoomListArgs) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "req", thrift.STRUCT, 1); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:req: ", p), err)
+	}
+	if err := p.Req.Write(ctx, oprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Req), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 1:req: ", p), err)
+	}
+	return err
+}
+
+func (p *RoomListArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("RoomListArgs(%+v)", *p)
+}
+
+// Attributes:
+//   - Success
+type RoomListResult struct {
+	Success *ListReply `thrift:"success,0" db:"success" json:"success,omitempty"`
+}
+
+func NewRoomListResult() *RoomListResult {
+	return &RoomListResult{}
+}
+
+var RoomListResult_Success_DEFAULT *ListReply
+
+func (p *RoomListResult) GetSuccess() *ListReply {
+	if !p.IsSetSuccess() {
+		return RoomListResult_Success_DEFAULT
+	}
+	return p.Success
+}
+func (p *RoomListResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *RoomListResult) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 0:
+			if fieldTypeId == thrift.STRUCT {
+				if err := p.ReadField0(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *RoomListResult) ReadField0(ctx context.Context, iprot thrift.TProtocol) error {
+	p.Success = &ListReply{}
+	if err := p.Success.Read(ctx, iprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Success), err)
+	}
+	return nil
+}
+
+func (p *RoomListResult) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "List_result"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField0(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *RoomListResult) writeField0(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetSuccess() {
+		if err := oprot.WriteFieldBegin(ctx, "success", thrift.STRUCT, 0); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 0:success: ", p), err)
+		}
+		if err := p.Success.Write(ctx, oprot); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Success), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 0:success: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *RoomListResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("RoomListResult(%+v)", *p)
+}
+
+// Attributes:
+//   - Req
+type RoomGetArgs struct {
+	Req *GetRequest `thrift:"req,1" db:"req" json:"req"`
+}
+
+func NewRoomGetArgs() *RoomGetArgs {
+	return &RoomGetArgs{}
+}
+
+var RoomGetArgs_Req_DEFAULT *GetRequest
+
+func (p *RoomGetArgs) GetReq() *GetRequest {
+	if !p.IsSetReq() {
+		return RoomGetArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *RoomGetArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *RoomGetArgs) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 1:
+			if fieldTypeId == thrift.STRUCT {
+				if err := p.ReadField1(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *RoomGetArgs) ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+	p.Req = &GetRequest{}
+	if err := p.Req.Read(ctx, iprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Req), err)
+	}
+	return nil
+}
+
+func (p *RoomGetArgs) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "Get_args"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField1(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *RoomGetArgs) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "req", thrift.STRUCT, 1); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:req: ", p), err)
+	}
+	if err := p.Req.Write(ctx, oprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Req), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 1:req: ", p), err)
+	}
+	return err
+}
+
+func (p *RoomGetArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("RoomGetArgs(%+v)", *p)
+}
+
+// Attributes:
+//   - Success
+type RoomGetResult struct {
+	Success *RoomState `thrift:"success,0" db:"success" json:"success,omitempty"`
+}
+
+func NewRoomGetResult() *RoomGetResult {
+	return &RoomGetResult{}
+}
+
+var RoomGetResult_Success_DEFAULT *RoomState
+
+func (p *RoomGetResult) GetSuccess() *RoomState {
+	if !p.IsSetSuccess() {
+		return RoomGetResult_Success_DEFAULT
+	}
+	return p.Success
+}
+func (p *RoomGetResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *RoomGetResult) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 0:
+			if fieldTypeId == thrift.STRUCT {
+				if err := p.ReadField0(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *RoomGetResult) ReadField0(ctx context.Context, iprot thrift.TProtocol) error {
+	p.Success = &RoomState{}
+	if err := p.Success.Read(ctx, iprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Success), err)
+	}
+	return nil
+}
+
+func (p *RoomGetResult) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "Get_result"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField0(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *RoomGetResult) writeField0(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetSuccess() {
+		if err := oprot.WriteFieldBegin(ctx, "success", thrift.STRUCT, 0); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 0:success: ", p), err)
+		}
+		if err := p.Success.Write(ctx, oprot); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Success), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 0:success: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *RoomGetResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("RoomGetResult(%+v)", *p)
+}
+
+// Attributes:
+//   - Req
+type RoomActArgs struct {
+	Req *ActionRequest `thrift:"req,1" db:"req" json:"req"`
+}
+
+func NewRoomActArgs() *RoomActArgs {
+	return &RoomActArgs{}
+}
+
+var RoomActArgs_Req_DEFAULT *ActionRequest
+
+func (p *RoomActArgs) GetReq() *ActionRequest {
+	if !p.IsSetReq() {
+		return RoomActArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *RoomActArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *RoomActArgs) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 1:
+			if fieldTypeId == thrift.STRUCT {
+				if err := p.ReadField1(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *RoomActArgs) ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+	p.Req = &ActionRequest{}
+	if err := p.Req.Read(ctx, iprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Req), err)
+	}
+	return nil
+}
+
+func (p *RoomActArgs) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "Act_args"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField1(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *RoomActArgs) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "req", thrift.STRUCT, 1); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:req: ", p), err)
+	}
+	if err := p.Req.Write(ctx, oprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Req), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 1:req: ", p), err)
+	}
+	return err
+}
+
+func (p *RoomActArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("RoomActArgs(%+v)", *p)
+}
+
+// Attributes:
+//   - Success
+type RoomActResult struct {
+	Success *ActionReply `thrift:"success,0" db:"success" json:"success,omitempty"`
+}
+
+func NewRoomActResult() *RoomActResult {
+	return &RoomActResult{}
+}
+
+var RoomActResult_Success_DEFAULT *ActionReply
+
+func (p *RoomActResult) GetSuccess() *ActionReply {
+	if !p.IsSetSuccess() {
+		return RoomActResult_Success_DEFAULT
+	}
+	return p.Success
+}
+func (p *RoomActResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *RoomActResult) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 0:
+			if fieldTypeId == thrift.STRUCT {
+				if err := p.ReadField0(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *RoomActResult) ReadField0(ctx context.Context, iprot thrift.TProtocol) error {
+	p.Success = &ActionReply{}
+	if err := p.Success.Read(ctx, iprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Success), err)
+	}
+	return nil
+}
+
+func (p *RoomActResult) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "Act_result"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField0(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *RoomActResult) writeField0(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetSuccess() {
+		if err := oprot.WriteFieldBegin(ctx, "success", thrift.STRUCT, 0); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 0:success: ", p), err)
+		}
+		if err := p.Success.Write(ctx, oprot); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Success), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 0:success: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *RoomActResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("RoomActResult(%+v)", *p)
+}
