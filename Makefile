@@ -40,13 +40,17 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 	$(BIN)/noonbench
 
-## gen: regenerate idl/gen from idl/*.thrift and idl/*.proto
+## gen: regenerate idl/gen from idl/*.thrift and idl/*.proto: thrift's structs,
+## protoc's messages, and noongen's method code from the thrift service blocks
+## (per service idl/gen/<ns>/<ns>_methods.go, and the union idl/methods/methods_gen.go)
 gen:
 	rm -rf idl/gen && mkdir -p idl/gen
 	for f in $(THRIFT_FILES); do \
 	  thrift --gen go:package_prefix=github.com/noonhq/noon/idl/gen/,skip_remote -out idl/gen $$f || exit 1; \
 	done
 	PATH="$(GOBIN):$$PATH" protoc -I idl --go_out=. --go_opt=module=github.com/noonhq/noon $(PROTO_FILES)
+	$(GO) run ./internal/tools/noongen -out idl/gen -import github.com/noonhq/noon/idl/gen \
+	  -union idl/methods/methods_gen.go $(THRIFT_FILES)
 	gofmt -w idl/gen
 
 ## lint: gofmt, go vet, staticcheck

@@ -1,0 +1,111 @@
+// Command noongen generates, from the service blocks of idl/*.thrift, the
+// method code beside thrift's structs: per service, the method-name
+// constants, the method table (wire.Method), a typed server interface with
+// its registration helper (Handlers), and typed client stubs; and the union
+// of the tables, for idl/methods. `make gen` runs it after thrift:
+//
+//	go run ./internal/tools/noongen -out idl/gen -import github.com/noonhq/noon/idl/gen \
+//	    -union idl/methods/methods_gen.go idl/*.thrift
+//
+// A service block is the subset noon uses: one per file, named by the file
+// (idl/room.thrift's methods are room.<Method>), each method taking one
+// request struct and returning a reply struct, or binary both ways (raw
+// bytes):
+//
+//	service Room {
+//	  RoomState Create(1: CreateRequest req)
+//	}
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+func main() {
+	out := flag.String("out", "idl/gen", "thrift's Go output directory: each service's file goes in its namespace's package below it")
+	importBase := flag.String("import", "github.com/noonhq/noon/idl/gen", "the Go import path of -out")
+	union := flag.String("union", "", "where to write the union of the method tables (package named by the directory); empty: not written")
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: noongen [flags] file.thrift...\n")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if flag.NArg() == 0 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	if err := run(*out, *importBase, *union, flag.Args()); err != nil {
+		fmt.Fprintln(os.Stderr, "noongen:", err)
+		os.Exit(1)
+	}
+}
+
+// run parses every file, then writes the outputs; nothing is written when a
+// file has an error.
+func run(out, importBase, union string, paths []string) error {
+	paths = append([]string(nil), paths...)
+	sort.Strings(paths)
+	var files []*File
+	prefixes := map[string]string{}
+	packages := map[string]string{}
+	for _, p := range paths {
+		src, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		f, err := Parse(p, src)
+		if err != nil {
+			return err
+		}
+		if f.Service == nil {
+			continue
+		}
+		if other, dup := prefixes[f.Prefix]; dup {
+			return fmt.Errorf("%s and %s both declare the %s service", other, p, f.Prefix)
+		}
+		prefixes[f.Prefix] = p
+		if other, dup := packages[f.Namespace]; dup {
+			return fmt.Errorf("%s and %s both have namespace go %s: one service per Go package", other, p, f.Namespace)
+		}
+		packages[f.Namespace] = p
+		files = append(files, f)
+	}
+	type output struct {
+		path string
+		src  []byte
+	}
+	var outs []output
+	for _, f := range files {
+		src, err := Generate(f)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.Path, err)
+		}
+		outs = append(outs, output{filepath.Join(out, filepath.FromSlash(f.GoDir()), f.GoPackage()+"_methods.go"), src})
+	}
+	if union != "" {
+		pkg := filepath.Base(filepath.Dir(union))
+		if abs, err := filepath.Abs(union); err == nil {
+			pkg = filepath.Base(filepath.Dir(abs))
+		}
+		pkg = strings.ReplaceAll(pkg, "-", "_")
+		src, err := GenerateUnion(pkg, importBase, files)
+		if err != nil {
+			return err
+		}
+		outs = append(outs, output{union, src})
+	}
+	for _, o := range outs {
+		if err := os.MkdirAll(filepath.Dir(o.path), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(o.path, o.src, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
