@@ -42,7 +42,7 @@ bench: build
 
 ## gen: regenerate idl/gen from idl/*.thrift and idl/*.proto: thrift's structs,
 ## protoc's messages, and noongen's method code from the thrift service blocks
-## (per service idl/gen/<ns>/<ns>_methods.go, and the union idl/methods/methods_gen.go)
+## (per service the package idl/gen/<ns>/<ns>rpc, and the union idl/methods/methods_gen.go)
 gen:
 	rm -rf idl/gen && mkdir -p idl/gen
 	for f in $(THRIFT_FILES); do \

@@ -3,16 +3,16 @@
 package methods
 
 import (
-	echopb "github.com/noonhq/noon/idl/gen/echo"
-	edgepb "github.com/noonhq/noon/idl/gen/edge"
-	loginpb "github.com/noonhq/noon/idl/gen/login"
-	roompb "github.com/noonhq/noon/idl/gen/room"
+	echorpc "github.com/noonhq/noon/idl/gen/echo/echorpc"
+	edgerpc "github.com/noonhq/noon/idl/gen/edge/edgerpc"
+	loginrpc "github.com/noonhq/noon/idl/gen/login/loginrpc"
+	roomrpc "github.com/noonhq/noon/idl/gen/room/roomrpc"
 )
 
 // tables are the method tables of every service block of idl/*.thrift.
 var tables = [][]Method{
-	echopb.Methods,
-	edgepb.Methods,
-	loginpb.Methods,
-	roompb.Methods,
+	echorpc.Methods,
+	edgerpc.Methods,
+	loginrpc.Methods,
+	roomrpc.Methods,
 }

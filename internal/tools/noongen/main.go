@@ -1,8 +1,9 @@
 // Command noongen generates, from the service blocks of idl/*.thrift, the
-// method code beside thrift's structs: per service, the method-name
-// constants, the method table (wire.Method), a typed server interface with
-// its registration helper (Handlers), and typed client stubs; and the union
-// of the tables, for idl/methods. `make gen` runs it after thrift:
+// method code of each service in a package beside thrift's structs
+// (idl/gen/room/roomrpc for idl/room.thrift): the method-name constants,
+// the method table (wire.Method), a typed server interface with its
+// registration helper (Handlers), and typed client stubs; and the union of
+// the tables, for idl/methods. `make gen` runs it after thrift:
 //
 //	go run ./internal/tools/noongen -out idl/gen -import github.com/noonhq/noon/idl/gen \
 //	    -union idl/methods/methods_gen.go idl/*.thrift
@@ -21,6 +22,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -81,11 +83,11 @@ func run(out, importBase, union string, paths []string) error {
 	}
 	var outs []output
 	for _, f := range files {
-		src, err := Generate(f)
+		src, err := Generate(f, path.Join(importBase, f.GoDir()))
 		if err != nil {
 			return fmt.Errorf("%s: %w", f.Path, err)
 		}
-		outs = append(outs, output{filepath.Join(out, filepath.FromSlash(f.GoDir()), f.GoPackage()+"_methods.go"), src})
+		outs = append(outs, output{filepath.Join(out, filepath.FromSlash(f.RPCDir()), f.GoPackage()+"_methods.go"), src})
 	}
 	if union != "" {
 		pkg := filepath.Base(filepath.Dir(union))

@@ -36,6 +36,14 @@ func (f *File) GoDir() string {
 	return strings.ReplaceAll(f.Namespace, ".", "/")
 }
 
+// RPCPackage returns the name of the package noongen writes for the file:
+// the thrift package's name and "rpc" (roomrpc).
+func (f *File) RPCPackage() string { return f.GoPackage() + "rpc" }
+
+// RPCDir returns the directory of that package below thrift's output
+// directory: inside the thrift package's (room/roomrpc).
+func (f *File) RPCDir() string { return f.GoDir() + "/" + f.RPCPackage() }
+
 // Service is one `service Name { ... }` block.
 type Service struct {
 	Name    string
