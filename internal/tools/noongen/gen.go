@@ -184,11 +184,7 @@ func NewClient(call wire.CallFunc) *Client { return &Client{call: call} }
 {{range $s.Methods}}{{if not .Raw}}
 // {{.Name}} calls {{$f.Prefix}}.{{.Name}}.
 func (c *Client) {{.Name}}(ctx context.Context, req *{{$.PB}}.{{.Req}}) (*{{$.PB}}.{{.Reply}}, error) {
-	reply := {{$.PB}}.New{{.Reply}}()
-	if err := c.call(ctx, Method{{.Name}}, req, reply); err != nil {
-		return nil, err
-	}
-	return reply, nil
+	return wire.Call(ctx, c.call, Method{{.Name}}, req, {{$.PB}}.New{{.Reply}})
 }
 {{end}}{{end}}`))
 

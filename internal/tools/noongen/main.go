@@ -3,10 +3,13 @@
 // (idl/gen/room/roomrpc for idl/room.thrift): the method-name constants,
 // the method table (wire.Method), a typed server interface with its
 // registration helper (Handlers), and typed client stubs; and the union of
-// the tables, for idl/methods. `make gen` runs it after thrift:
+// the tables, for idl/methods. With -thrift it also writes copies of the
+// thrift files without their service blocks, which `make gen` hands to
+// thrift: thrift's Go generator cannot skip a service's own client and
+// processor code, and noon does not use it. `make gen` runs, before thrift:
 //
 //	go run ./internal/tools/noongen -out idl/gen -import github.com/noonhq/noon/idl/gen \
-//	    -union idl/methods/methods_gen.go idl/*.thrift
+//	    -union idl/methods/methods_gen.go -thrift $tmp idl/*.thrift
 //
 // A service block is the subset noon uses: one per file, named by the file
 // (idl/room.thrift's methods are room.<Method>), each method taking one
@@ -32,6 +35,7 @@ func main() {
 	out := flag.String("out", "idl/gen", "thrift's Go output directory: each service's file goes in its namespace's package below it")
 	importBase := flag.String("import", "github.com/noonhq/noon/idl/gen", "the Go import path of -out")
 	union := flag.String("union", "", "where to write the union of the method tables (package named by the directory); empty: not written")
+	thriftDir := flag.String("thrift", "", "where to write each input with its service block blanked out, for thrift to compile (structs only); empty: not written")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: noongen [flags] file.thrift...\n")
 		flag.PrintDefaults()
@@ -41,7 +45,7 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := run(*out, *importBase, *union, flag.Args()); err != nil {
+	if err := run(*out, *importBase, *union, *thriftDir, flag.Args()); err != nil {
 		fmt.Fprintln(os.Stderr, "noongen:", err)
 		os.Exit(1)
 	}
@@ -49,12 +53,20 @@ func main() {
 
 // run parses every file, then writes the outputs; nothing is written when a
 // file has an error.
-func run(out, importBase, union string, paths []string) error {
+func run(out, importBase, union, thriftDir string, paths []string) error {
 	paths = append([]string(nil), paths...)
 	sort.Strings(paths)
-	var files []*File
-	prefixes := map[string]string{}
-	packages := map[string]string{}
+	type output struct {
+		path string
+		src  []byte
+	}
+	var (
+		outs     []output
+		files    []*File
+		bases    = map[string]string{}
+		prefixes = map[string]string{}
+		packages = map[string]string{}
+	)
 	for _, p := range paths {
 		src, err := os.ReadFile(p)
 		if err != nil {
@@ -63,6 +75,14 @@ func run(out, importBase, union string, paths []string) error {
 		f, err := Parse(p, src)
 		if err != nil {
 			return err
+		}
+		if thriftDir != "" {
+			base := filepath.Base(p)
+			if other, dup := bases[base]; dup {
+				return fmt.Errorf("%s and %s have the same name: thrift would write one over the other", other, p)
+			}
+			bases[base] = p
+			outs = append(outs, output{filepath.Join(thriftDir, base), Strip(src, f)})
 		}
 		if f.Service == nil {
 			continue
@@ -77,11 +97,6 @@ func run(out, importBase, union string, paths []string) error {
 		packages[f.Namespace] = p
 		files = append(files, f)
 	}
-	type output struct {
-		path string
-		src  []byte
-	}
-	var outs []output
 	for _, f := range files {
 		src, err := Generate(f, path.Join(importBase, f.GoDir()))
 		if err != nil {

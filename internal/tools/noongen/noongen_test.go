@@ -267,11 +267,11 @@ func TestRunDeterministic(t *testing.T) {
 	read := func(paths ...string) map[string]string {
 		out := filepath.Join(dir, "gen")
 		union := filepath.Join(dir, "methods", "methods_gen.go")
-		if err := run(out, "example.com/m/gen", union, paths); err != nil {
+		if err := run(out, "example.com/m/gen", union, filepath.Join(dir, "thrift"), paths); err != nil {
 			t.Fatal(err)
 		}
 		got := map[string]string{}
-		for _, p := range []string{"gen/a/pingpb/pingpbrpc/pingpb_methods.go", "gen/pong/pongrpc/pong_methods.go", "methods/methods_gen.go"} {
+		for _, p := range []string{"gen/a/pingpb/pingpbrpc/pingpb_methods.go", "gen/pong/pongrpc/pong_methods.go", "methods/methods_gen.go", "thrift/ping.thrift", "thrift/pong.thrift"} {
 			b, err := os.ReadFile(filepath.Join(dir, p))
 			if err != nil {
 				t.Fatal(err)
@@ -287,7 +287,26 @@ func TestRunDeterministic(t *testing.T) {
 	if !strings.Contains(first["methods/methods_gen.go"], "pongrpc.Methods,") {
 		t.Fatalf("union:\n%s", first["methods/methods_gen.go"])
 	}
-	if err := run(filepath.Join(dir, "gen"), "example.com/m/gen", "", []string{ping, ping}); err == nil || !strings.Contains(err.Error(), "both declare the ping service") {
+	if err := run(filepath.Join(dir, "gen"), "example.com/m/gen", "", "", []string{ping, ping}); err == nil || !strings.Contains(err.Error(), "both declare the ping service") {
 		t.Fatalf("a prefix declared twice: %v", err)
+	}
+}
+
+func TestStrip(t *testing.T) {
+	f, err := Parse("ping.thrift", []byte(pingThrift))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := string(Strip([]byte(pingThrift), f))
+	if strings.Count(out, "\n") != strings.Count(pingThrift, "\n") {
+		t.Fatal("Strip changed the line count: thrift's errors would name wrong lines")
+	}
+	want := pingThrift[:strings.Index(pingThrift, "service Ping")]
+	if got := strings.TrimRight(out, " \n"); got != strings.TrimRight(want, "\n") {
+		t.Fatalf("Strip kept more or less than everything before the service block:\n%s", out)
+	}
+	g, err := Parse("ping.thrift", []byte(out))
+	if err != nil || g.Service != nil || len(g.Structs) != 2 || g.Namespace != "a.pingpb" {
+		t.Fatalf("the stripped file parses as %+v, %v", g, err)
 	}
 }

@@ -22,6 +22,9 @@ type File struct {
 	Structs map[string]bool
 	// Service is the file's service block, nil when it has none.
 	Service *Service
+	// span is the service block's bytes in the source, from its first
+	// comment to its closing brace, for Strip.
+	span [2]int
 }
 
 // GoPackage returns the Go package name thrift gives the file's code: the
@@ -238,6 +241,10 @@ func (p *parser) file() error {
 				return err
 			}
 			p.f.Service = s
+			p.f.span = [2]int{t.pos, p.toks[p.i-1].pos + 1}
+			if len(t.comments) > 0 {
+				p.f.span[0] = t.comments[0].pos
+			}
 		}
 	}
 }
@@ -409,6 +416,7 @@ type token struct {
 	kind int
 	text string
 	line int
+	pos  int // byte offset in the source
 	// comments are the comments between the previous token and this one.
 	comments []comment
 }
@@ -426,6 +434,7 @@ func (t token) String() string {
 // comment is one comment: the line it starts on and its text lines.
 type comment struct {
 	line  int
+	pos   int // byte offset in the source
 	lines []string
 }
 
@@ -438,7 +447,22 @@ func lex(src []byte) ([]token, error) {
 		line    = 1
 	)
 	s := string(src)
-	for i := 0; i < len(s); {
+	i := 0
+	// emit appends the token s[i:end] with the comments before it.
+	emit := func(kind, end int) {
+		toks = append(toks, token{kind: kind, text: s[i:end], line: line, pos: i, comments: pending})
+		pending = nil
+		i = end
+	}
+	// word returns the end of the identifier or number starting at i.
+	word := func() int {
+		j := i + 1
+		for j < len(s) && (isIdentStart(s[j]) || isDigit(s[j]) || s[j] == '.') {
+			j++
+		}
+		return j
+	}
+	for i < len(s) {
 		c := s[i]
 		switch {
 		case c == '\n':
@@ -452,7 +476,7 @@ func lex(src []byte) ([]token, error) {
 				j = len(s) - i
 			}
 			text := strings.TrimPrefix(strings.TrimPrefix(s[i:i+j], "#"), "//")
-			pending = append(pending, comment{line: line, lines: []string{trimComment(text)}})
+			pending = append(pending, comment{line: line, pos: i, lines: []string{trimComment(text)}})
 			i += j
 		case strings.HasPrefix(s[i:], "/*"):
 			j := strings.Index(s[i+2:], "*/")
@@ -460,7 +484,7 @@ func lex(src []byte) ([]token, error) {
 				return nil, fmt.Errorf("%d: unterminated /* comment", line)
 			}
 			body := s[i+2 : i+2+j]
-			pending = append(pending, comment{line: line, lines: blockLines(body)})
+			pending = append(pending, comment{line: line, pos: i, lines: blockLines(body)})
 			line += strings.Count(body, "\n")
 			i += j + 4
 		case c == '"' || c == '\'':
@@ -477,29 +501,13 @@ func lex(src []byte) ([]token, error) {
 			if j >= len(s) {
 				return nil, fmt.Errorf("%d: unterminated string", line)
 			}
-			toks = append(toks, token{kind: tokString, text: s[i : j+1], line: line, comments: pending})
-			pending = nil
-			i = j + 1
+			emit(tokString, j+1)
 		case isIdentStart(c):
-			j := i + 1
-			for j < len(s) && (isIdentStart(s[j]) || isDigit(s[j]) || s[j] == '.') {
-				j++
-			}
-			toks = append(toks, token{kind: tokIdent, text: s[i:j], line: line, comments: pending})
-			pending = nil
-			i = j
+			emit(tokIdent, word())
 		case isDigit(c) || (c == '-' || c == '+') && i+1 < len(s) && isDigit(s[i+1]):
-			j := i + 1
-			for j < len(s) && (isDigit(s[j]) || isIdentStart(s[j]) || s[j] == '.') {
-				j++
-			}
-			toks = append(toks, token{kind: tokNumber, text: s[i:j], line: line, comments: pending})
-			pending = nil
-			i = j
+			emit(tokNumber, word())
 		case strings.IndexByte("{}()<>[],;:=", c) >= 0:
-			toks = append(toks, token{kind: tokPunct, text: string(c), line: line, comments: pending})
-			pending = nil
-			i++
+			emit(tokPunct, i+1)
 		default:
 			return nil, fmt.Errorf("%d: unexpected character %q", line, c)
 		}
@@ -533,6 +541,23 @@ func blockLines(body string) []string {
 	}
 	for len(out) > 0 && out[len(out)-1] == "" {
 		out = out[:len(out)-1]
+	}
+	return out
+}
+
+// Strip returns src, f's source, with its service block (and the comments
+// before it) blanked out, lines kept: what thrift compiles, so that it
+// writes the structs only and noongen the methods. Thrift's Go generator
+// has no option to skip a service's client and processor code.
+func Strip(src []byte, f *File) []byte {
+	out := append([]byte(nil), src...)
+	if f.Service == nil {
+		return out
+	}
+	for i := f.span[0]; i < f.span[1]; i++ {
+		if out[i] != '\n' {
+			out[i] = ' '
+		}
 	}
 	return out
 }

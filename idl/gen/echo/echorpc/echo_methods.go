@@ -68,18 +68,10 @@ func NewClient(call wire.CallFunc) *Client { return &Client{call: call} }
 
 // Sleep calls echo.Sleep.
 func (c *Client) Sleep(ctx context.Context, req *echopb.SleepRequest) (*echopb.SleepReply, error) {
-	reply := echopb.NewSleepReply()
-	if err := c.call(ctx, MethodSleep, req, reply); err != nil {
-		return nil, err
-	}
-	return reply, nil
+	return wire.Call(ctx, c.call, MethodSleep, req, echopb.NewSleepReply)
 }
 
 // Fail calls echo.Fail.
 func (c *Client) Fail(ctx context.Context, req *echopb.FailRequest) (*echopb.SleepReply, error) {
-	reply := echopb.NewSleepReply()
-	if err := c.call(ctx, MethodFail, req, reply); err != nil {
-		return nil, err
-	}
-	return reply, nil
+	return wire.Call(ctx, c.call, MethodFail, req, echopb.NewSleepReply)
 }

@@ -55,9 +55,5 @@ func NewClient(call wire.CallFunc) *Client { return &Client{call: call} }
 
 // Hello calls edge.Hello.
 func (c *Client) Hello(ctx context.Context, req *edgepb.HelloRequest) (*edgepb.HelloReply, error) {
-	reply := edgepb.NewHelloReply()
-	if err := c.call(ctx, MethodHello, req, reply); err != nil {
-		return nil, err
-	}
-	return reply, nil
+	return wire.Call(ctx, c.call, MethodHello, req, edgepb.NewHelloReply)
 }

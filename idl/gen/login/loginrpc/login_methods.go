@@ -75,36 +75,20 @@ func NewClient(call wire.CallFunc) *Client { return &Client{call: call} }
 
 // Register calls login.Register.
 func (c *Client) Register(ctx context.Context, req *loginpb.RegisterRequest) (*loginpb.RegisterReply, error) {
-	reply := loginpb.NewRegisterReply()
-	if err := c.call(ctx, MethodRegister, req, reply); err != nil {
-		return nil, err
-	}
-	return reply, nil
+	return wire.Call(ctx, c.call, MethodRegister, req, loginpb.NewRegisterReply)
 }
 
 // Login calls login.Login.
 func (c *Client) Login(ctx context.Context, req *loginpb.LoginRequest) (*loginpb.LoginReply, error) {
-	reply := loginpb.NewLoginReply()
-	if err := c.call(ctx, MethodLogin, req, reply); err != nil {
-		return nil, err
-	}
-	return reply, nil
+	return wire.Call(ctx, c.call, MethodLogin, req, loginpb.NewLoginReply)
 }
 
 // Validate calls login.Validate.
 func (c *Client) Validate(ctx context.Context, req *loginpb.ValidateRequest) (*loginpb.ValidateReply, error) {
-	reply := loginpb.NewValidateReply()
-	if err := c.call(ctx, MethodValidate, req, reply); err != nil {
-		return nil, err
-	}
-	return reply, nil
+	return wire.Call(ctx, c.call, MethodValidate, req, loginpb.NewValidateReply)
 }
 
 // Logout calls login.Logout.
 func (c *Client) Logout(ctx context.Context, req *loginpb.LogoutRequest) (*loginpb.LogoutReply, error) {
-	reply := loginpb.NewLogoutReply()
-	if err := c.call(ctx, MethodLogout, req, reply); err != nil {
-		return nil, err
-	}
-	return reply, nil
+	return wire.Call(ctx, c.call, MethodLogout, req, loginpb.NewLogoutReply)
 }

@@ -97,72 +97,40 @@ func NewClient(call wire.CallFunc) *Client { return &Client{call: call} }
 
 // Create calls room.Create.
 func (c *Client) Create(ctx context.Context, req *roompb.CreateRequest) (*roompb.RoomState, error) {
-	reply := roompb.NewRoomState()
-	if err := c.call(ctx, MethodCreate, req, reply); err != nil {
-		return nil, err
-	}
-	return reply, nil
+	return wire.Call(ctx, c.call, MethodCreate, req, roompb.NewRoomState)
 }
 
 // Join calls room.Join.
 func (c *Client) Join(ctx context.Context, req *roompb.JoinRequest) (*roompb.RoomState, error) {
-	reply := roompb.NewRoomState()
-	if err := c.call(ctx, MethodJoin, req, reply); err != nil {
-		return nil, err
-	}
-	return reply, nil
+	return wire.Call(ctx, c.call, MethodJoin, req, roompb.NewRoomState)
 }
 
 // Leave calls room.Leave.
 func (c *Client) Leave(ctx context.Context, req *roompb.LeaveRequest) (*roompb.LeaveReply, error) {
-	reply := roompb.NewLeaveReply()
-	if err := c.call(ctx, MethodLeave, req, reply); err != nil {
-		return nil, err
-	}
-	return reply, nil
+	return wire.Call(ctx, c.call, MethodLeave, req, roompb.NewLeaveReply)
 }
 
 // Ready calls room.Ready.
 func (c *Client) Ready(ctx context.Context, req *roompb.ReadyRequest) (*roompb.RoomState, error) {
-	reply := roompb.NewRoomState()
-	if err := c.call(ctx, MethodReady, req, reply); err != nil {
-		return nil, err
-	}
-	return reply, nil
+	return wire.Call(ctx, c.call, MethodReady, req, roompb.NewRoomState)
 }
 
 // Start calls room.Start.
 func (c *Client) Start(ctx context.Context, req *roompb.StartRequest) (*roompb.RoomState, error) {
-	reply := roompb.NewRoomState()
-	if err := c.call(ctx, MethodStart, req, reply); err != nil {
-		return nil, err
-	}
-	return reply, nil
+	return wire.Call(ctx, c.call, MethodStart, req, roompb.NewRoomState)
 }
 
 // List calls room.List.
 func (c *Client) List(ctx context.Context, req *roompb.ListRequest) (*roompb.ListReply, error) {
-	reply := roompb.NewListReply()
-	if err := c.call(ctx, MethodList, req, reply); err != nil {
-		return nil, err
-	}
-	return reply, nil
+	return wire.Call(ctx, c.call, MethodList, req, roompb.NewListReply)
 }
 
 // Get calls room.Get.
 func (c *Client) Get(ctx context.Context, req *roompb.GetRequest) (*roompb.RoomState, error) {
-	reply := roompb.NewRoomState()
-	if err := c.call(ctx, MethodGet, req, reply); err != nil {
-		return nil, err
-	}
-	return reply, nil
+	return wire.Call(ctx, c.call, MethodGet, req, roompb.NewRoomState)
 }
 
 // Act calls room.Act.
 func (c *Client) Act(ctx context.Context, req *roompb.ActionRequest) (*roompb.ActionReply, error) {
-	reply := roompb.NewActionReply()
-	if err := c.call(ctx, MethodAct, req, reply); err != nil {
-		return nil, err
-	}
-	return reply, nil
+	return wire.Call(ctx, c.call, MethodAct, req, roompb.NewActionReply)
 }
