@@ -40,12 +40,22 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 	$(BIN)/noonbench
 
-## gen: regenerate idl/gen from idl/*.thrift and idl/*.proto
+## gen: regenerate idl/gen from idl/*.thrift and idl/*.proto. noongen writes
+## each thrift service block's method code (the package idl/gen/<ns>/<ns>rpc,
+## and their union idl/methods/methods_gen.go) and copies of the thrift files
+## without the service blocks, from which thrift writes the structs only (its
+## Go generator cannot skip a service's client and processor code); thrift
+## errors name the copy, with the original's line numbers.
 gen:
 	rm -rf idl/gen && mkdir -p idl/gen
-	for f in $(THRIFT_FILES); do \
-	  thrift --gen go:package_prefix=github.com/noonhq/noon/idl/gen/,skip_remote -out idl/gen $$f || exit 1; \
-	done
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	  echo "noongen $(THRIFT_FILES)"; \
+	  $(GO) run ./internal/tools/noongen -out idl/gen -import github.com/noonhq/noon/idl/gen \
+	    -union idl/methods/methods_gen.go -thrift "$$tmp" $(THRIFT_FILES); \
+	  for f in $(notdir $(THRIFT_FILES)); do \
+	    echo "thrift $$f"; \
+	    thrift --gen go:package_prefix=github.com/noonhq/noon/idl/gen/,skip_remote -out idl/gen "$$tmp/$$f"; \
+	  done
 	PATH="$(GOBIN):$$PATH" protoc -I idl --go_out=. --go_opt=module=github.com/noonhq/noon $(PROTO_FILES)
 	gofmt -w idl/gen
 

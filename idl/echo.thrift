@@ -17,3 +17,13 @@ struct FailRequest {
   1: string code
   2: string message
 }
+
+// Echo is the echo service's API: what a newcomer calls first.
+service Echo {
+  // Echo replies with the request payload, raw bytes, unchanged.
+  binary Echo(1: binary payload)
+  // Sleep waits SleepRequest.ms milliseconds, then replies.
+  SleepReply Sleep(1: SleepRequest req)
+  // Fail returns the error FailRequest asks for (its reply is never sent).
+  SleepReply Fail(1: FailRequest req)
+}

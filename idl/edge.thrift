@@ -27,3 +27,9 @@ struct HelloReply {
 struct Draining {
   1: i32 grace_ms
 }
+
+// Edge is the broker's own API: the broker answers it itself.
+service Edge {
+  // Hello is the optional first request of a connection.
+  HelloReply Hello(1: HelloRequest req)
+}

@@ -56,3 +56,17 @@ struct LogoutRequest {
 
 struct LogoutReply {
 }
+
+// Login is the login service's API.
+service Login {
+  // Register creates an account.
+  RegisterReply Register(1: RegisterRequest req)
+  // Login checks a username and password and creates a session; on
+  // success the reply binds "user" = user_id on the caller's session.
+  LoginReply Login(1: LoginRequest req)
+  // Validate says whether a session token is live. The broker calls it to
+  // resume a session in edge.Hello.
+  ValidateReply Validate(1: ValidateRequest req)
+  // Logout ends the session of a token.
+  LogoutReply Logout(1: LogoutRequest req)
+}

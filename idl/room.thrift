@@ -3,15 +3,7 @@
 // routes a session's room.* requests to it by the session's binding
 // room = <id>, which room.Create and room.Join set and room.Leave clears.
 //
-// Methods (request -> reply):
-//   room.Create  CreateRequest -> RoomState   (binds room = <id>)
-//   room.Join    JoinRequest   -> RoomState   (binds room = <id>)
-//   room.Leave   LeaveRequest  -> LeaveReply  (unbinds room)
-//   room.Ready   ReadyRequest  -> RoomState
-//   room.Start   StartRequest  -> RoomState
-//   room.List    ListRequest   -> ListReply
-//   room.Get     GetRequest    -> RoomState
-//   room.Act     ActionRequest -> ActionReply
+// The methods are the service Room block below (room.Create, room.Join, ...).
 // Every change of a room is pushed to its members as an "@room.Event" push
 // carrying an Event (topic room/<id>).
 //
@@ -154,6 +146,27 @@ struct Event {
   // empty otherwise.
   5: binary body
   6: i64 time_unix_ms
+}
+
+// Room is the room service's API (stateful: routed by the session's
+// binding room = <id>).
+service Room {
+  // Create creates a room with the caller in it and binds room = <id>.
+  RoomState Create(1: CreateRequest req)
+  // Join joins a room and binds room = <id>.
+  RoomState Join(1: JoinRequest req)
+  // Leave leaves the room and unbinds room.
+  LeaveReply Leave(1: LeaveRequest req)
+  // Ready marks the caller ready or not.
+  RoomState Ready(1: ReadyRequest req)
+  // Start starts the game once every member is ready.
+  RoomState Start(1: StartRequest req)
+  // List lists open rooms with a free seat, newest first.
+  ListReply List(1: ListRequest req)
+  // Get returns the state of a room.
+  RoomState Get(1: GetRequest req)
+  // Act plays a game action.
+  ActionReply Act(1: ActionRequest req)
 }
 
 // --- race31, the sample game -------------------------------------------

@@ -88,3 +88,14 @@ func Typed[S any, Req, Resp thrift.TStruct](newReq func() Req, fn func(ctx conte
 		return out, nil
 	}
 }
+
+// Call calls method through call with req and returns the reply, decoded
+// into newReply(): the body of every generated client stub.
+func Call[Resp thrift.TStruct](ctx context.Context, call CallFunc, method string, req thrift.TStruct, newReply func() Resp) (Resp, error) {
+	reply := newReply()
+	if err := call(ctx, method, req, reply); err != nil {
+		var zero Resp
+		return zero, err
+	}
+	return reply, nil
+}

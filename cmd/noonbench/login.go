@@ -51,6 +51,7 @@ import (
 
 	"github.com/noonhq/noon/edge/client"
 	loginpb "github.com/noonhq/noon/idl/gen/login"
+	"github.com/noonhq/noon/idl/gen/login/loginrpc"
 	"github.com/noonhq/noon/internal/bench"
 	"github.com/noonhq/noon/services"
 	"github.com/noonhq/noon/services/login"
@@ -499,13 +500,13 @@ func waitLoginRoutable(ctx context.Context, addr string) error {
 	defer c.Close()
 	for {
 		var rep loginpb.ValidateReply
-		err := c.CallThrift(ctx, login.MethodValidate, &loginpb.ValidateRequest{SessionToken: "probe"}, &rep)
+		err := c.CallThrift(ctx, loginrpc.MethodValidate, &loginpb.ValidateRequest{SessionToken: "probe"}, &rep)
 		if err == nil {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("the broker does not route %s after %v: %w", login.MethodValidate, routableTimeout, err)
+			return fmt.Errorf("the broker does not route %s after %v: %w", loginrpc.MethodValidate, routableTimeout, err)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -735,7 +736,7 @@ func (ls *loginStack) runCase(ctx context.Context, cfg config, c loginCase, n in
 		tokens := make([]string, n)
 		for w, cl := range clients {
 			var rep loginpb.LoginReply
-			if err := cl.CallThrift(ctx, login.MethodLogin, &loginpb.LoginRequest{Username: ls.users[argonCheap][w], Password: loginPassword}, &rep); err != nil {
+			if err := cl.CallThrift(ctx, loginrpc.MethodLogin, &loginpb.LoginRequest{Username: ls.users[argonCheap][w], Password: loginPassword}, &rep); err != nil {
 				return bench.Result{}, fmt.Errorf("logging in connection %d: %w", w+1, err)
 			}
 			tokens[w] = rep.SessionToken
@@ -773,7 +774,7 @@ func brokerLogin(clients []*client.Client, users []string) func(context.Context,
 	return func(ctx context.Context, w int) error {
 		c := clients[w]
 		var rep loginpb.LoginReply
-		if err := c.CallThrift(ctx, login.MethodLogin, &loginpb.LoginRequest{Username: users[w], Password: loginPassword}, &rep); err != nil {
+		if err := c.CallThrift(ctx, loginrpc.MethodLogin, &loginpb.LoginRequest{Username: users[w], Password: loginPassword}, &rep); err != nil {
 			return callErr(c, err)
 		}
 		if rep.UserID == "" || rep.SessionToken == "" {
@@ -789,7 +790,7 @@ func brokerValidate(clients []*client.Client, tokens []string) func(context.Cont
 	return func(ctx context.Context, w int) error {
 		c := clients[w]
 		var rep loginpb.ValidateReply
-		if err := c.CallThrift(ctx, login.MethodValidate, &loginpb.ValidateRequest{SessionToken: tokens[w]}, &rep); err != nil {
+		if err := c.CallThrift(ctx, loginrpc.MethodValidate, &loginpb.ValidateRequest{SessionToken: tokens[w]}, &rep); err != nil {
 			return callErr(c, err)
 		}
 		if !rep.Valid {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/noonhq/noon/broker"
 	"github.com/noonhq/noon/edge/client"
+	"github.com/noonhq/noon/idl/gen/echo/echorpc"
 	"github.com/noonhq/noon/services"
 	"github.com/noonhq/noon/services/echo"
 	"github.com/noonhq/noon/yellow"
@@ -104,13 +105,13 @@ func (n *noonStack) waitRoutable(ctx context.Context) error {
 	}
 	defer c.Close()
 	for {
-		_, err := c.Call(ctx, echo.MethodEcho, []byte("ping"))
+		_, err := c.Call(ctx, echorpc.MethodEcho, []byte("ping"))
 		if err == nil {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("the broker does not route %s after %v: %w", echo.MethodEcho, routableTimeout, err)
+			return fmt.Errorf("the broker does not route %s after %v: %w", echorpc.MethodEcho, routableTimeout, err)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}

@@ -15,8 +15,8 @@
 //	addr, err := client.PickBroker(list)
 //	c, err := client.Dial(ctx, addr, client.DefaultOptions())
 //	defer c.Close()
-//	var reply login.LoginReply
-//	err = c.CallThrift(ctx, "login.Login", &login.LoginRequest{...}, &reply)
+//	logins := loginrpc.NewClient(c.CallThrift) // generated from idl/login.thrift
+//	reply, err := logins.Login(ctx, &loginpb.LoginRequest{...})
 package client
 
 import (
@@ -36,6 +36,7 @@ import (
 
 	"github.com/noonhq/noon/edge/frame"
 	edgeapi "github.com/noonhq/noon/idl/gen/edge"
+	"github.com/noonhq/noon/idl/gen/edge/edgerpc"
 	"github.com/noonhq/noon/internal/thriftx"
 	"github.com/noonhq/noon/wire"
 )
@@ -243,11 +244,7 @@ func (c *Client) HelloReply() *edgeapi.HelloReply { return c.hello }
 // Hello sends edge.Hello and returns the reply. Dial sends it already when
 // Options.Hello is set; calling it again changes the push setting.
 func (c *Client) Hello(ctx context.Context, req *edgeapi.HelloRequest) (*edgeapi.HelloReply, error) {
-	reply := edgeapi.NewHelloReply()
-	if err := c.CallThrift(ctx, wire.MethodHello, req, reply); err != nil {
-		return nil, err
-	}
-	return reply, nil
+	return edgerpc.NewClient(c.CallThrift).Hello(ctx, req)
 }
 
 // CallThrift calls method with req encoded in Thrift compact and decodes the

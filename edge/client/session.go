@@ -10,6 +10,7 @@ import (
 	"github.com/apache/thrift/lib/go/thrift"
 
 	"github.com/noonhq/noon/idl/gen/login"
+	"github.com/noonhq/noon/idl/gen/login/loginrpc"
 	"github.com/noonhq/noon/internal/thriftx"
 )
 
@@ -222,14 +223,14 @@ func (s *Session) CallThrift(ctx context.Context, method string, req, resp thrif
 // Login logs in through the broker and keeps the session token for
 // resuming on another broker.
 func (s *Session) Login(ctx context.Context, username, password string) (*login.LoginReply, error) {
-	var rep login.LoginReply
-	if err := s.CallThrift(ctx, "login.Login", &login.LoginRequest{Username: username, Password: password}, &rep); err != nil {
+	rep, err := loginrpc.NewClient(s.CallThrift).Login(ctx, &login.LoginRequest{Username: username, Password: password})
+	if err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
 	s.token, s.userID = rep.GetSessionToken(), rep.GetUserID()
 	s.mu.Unlock()
-	return &rep, nil
+	return rep, nil
 }
 
 // Close closes the session's connection (the session token stays valid

@@ -11,20 +11,23 @@ import (
 	"github.com/noonhq/noon/wire"
 
 	echopb "github.com/noonhq/noon/idl/gen/echo"
+	"github.com/noonhq/noon/idl/gen/echo/echorpc"
 	"github.com/noonhq/noon/services"
 )
 
-// Service is the echo service's name in yellow and the prefix of its methods.
-const Service = "echo"
+// Service is the echo service's name in yellow and the prefix of its
+// methods.
+const Service = echorpc.Service
 
-// The echo service's methods.
+// The echo service's methods, from service Echo in idl/echo.thrift. They
+// are the generated constants, named here for the service runtime's tests.
 const (
 	// MethodEcho replies with the request payload, raw bytes, unchanged.
-	MethodEcho = "echo.Echo"
+	MethodEcho = echorpc.MethodEcho
 	// MethodSleep waits SleepRequest.ms milliseconds, then replies SleepReply.
-	MethodSleep = "echo.Sleep"
+	MethodSleep = echorpc.MethodSleep
 	// MethodFail returns the error FailRequest asks for.
-	MethodFail = "echo.Fail"
+	MethodFail = echorpc.MethodFail
 )
 
 // MaxSleepMs bounds echo.Sleep: the runtime's default maximum request
@@ -33,12 +36,11 @@ const MaxSleepMs = 60_000
 
 // Handlers returns the echo service's handlers, keyed by method.
 func Handlers() map[string]services.HandlerFunc {
-	return map[string]services.HandlerFunc{
-		MethodEcho:  handleEcho,
-		MethodSleep: wire.Typed(echopb.NewSleepRequest, handleSleep),
-		MethodFail:  wire.Typed(echopb.NewFailRequest, handleFail),
-	}
+	return echorpc.Handlers[*services.Session](api{})
 }
+
+// api serves service Echo (echorpc.Server).
+type api struct{}
 
 // NewServer returns a services.Server serving the echo handlers; an empty
 // opts.Name becomes Service.
@@ -49,11 +51,13 @@ func NewServer(opts services.Options, log *slog.Logger) (*services.Server, error
 	return services.NewServer(opts, Handlers(), log)
 }
 
-func handleEcho(_ context.Context, _ *services.Session, payload []byte) ([]byte, error) {
+// Echo replies with payload.
+func (api) Echo(_ context.Context, _ *services.Session, payload []byte) ([]byte, error) {
 	return payload, nil
 }
 
-func handleSleep(ctx context.Context, _ *services.Session, req *echopb.SleepRequest) (*echopb.SleepReply, error) {
+// Sleep waits req.Ms milliseconds, or until ctx ends.
+func (api) Sleep(ctx context.Context, _ *services.Session, req *echopb.SleepRequest) (*echopb.SleepReply, error) {
 	if req.Ms < 0 || req.Ms > MaxSleepMs {
 		return nil, wire.Errorf(wire.CodeBadRequest, "ms must be in [0, %d], got %d", MaxSleepMs, req.Ms)
 	}
@@ -68,7 +72,8 @@ func handleSleep(ctx context.Context, _ *services.Session, req *echopb.SleepRequ
 	}
 }
 
-func handleFail(_ context.Context, _ *services.Session, req *echopb.FailRequest) (*echopb.SleepReply, error) {
+// Fail returns the error req asks for.
+func (api) Fail(_ context.Context, _ *services.Session, req *echopb.FailRequest) (*echopb.SleepReply, error) {
 	if !wire.KnownCode(req.Code) {
 		return nil, wire.Errorf(wire.CodeBadRequest, "unknown error code %q", wire.Snippet(req.Code))
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	echopb "github.com/noonhq/noon/idl/gen/echo"
+	"github.com/noonhq/noon/idl/gen/echo/echorpc"
 	"github.com/noonhq/noon/internal/thriftx"
 	"github.com/noonhq/noon/services"
 	"github.com/noonhq/noon/wire"
@@ -23,7 +24,7 @@ func call(t *testing.T, ctx context.Context, method string, payload []byte) ([]b
 
 func TestHandlersComplete(t *testing.T) {
 	h := Handlers()
-	for _, m := range []string{MethodEcho, MethodSleep, MethodFail} {
+	for _, m := range []string{echorpc.MethodEcho, echorpc.MethodSleep, echorpc.MethodFail} {
 		if h[m] == nil {
 			t.Errorf("missing %s", m)
 		}
@@ -35,7 +36,7 @@ func TestHandlersComplete(t *testing.T) {
 
 func TestEcho(t *testing.T) {
 	for _, in := range [][]byte{nil, {}, []byte("hello"), {0x00, 0xff, 0x15}, bytes.Repeat([]byte{7}, 100_000)} {
-		out, err := call(t, context.Background(), MethodEcho, in)
+		out, err := call(t, context.Background(), echorpc.MethodEcho, in)
 		if err != nil || !bytes.Equal(out, in) {
 			t.Fatalf("Echo(%d bytes) = %d bytes, %v", len(in), len(out), err)
 		}
@@ -51,7 +52,7 @@ func TestSleep(t *testing.T) {
 		return b
 	}
 	start := time.Now()
-	out, err := call(t, context.Background(), MethodSleep, enc(30))
+	out, err := call(t, context.Background(), echorpc.MethodSleep, enc(30))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,19 +65,19 @@ func TestSleep(t *testing.T) {
 	}
 
 	for _, ms := range []int32{-1, MaxSleepMs + 1, -2147483648} {
-		_, err := call(t, context.Background(), MethodSleep, enc(ms))
+		_, err := call(t, context.Background(), echorpc.MethodSleep, enc(ms))
 		if wire.CodeOf(err) != wire.CodeBadRequest {
 			t.Errorf("Sleep(%d): %v, want bad_request", ms, err)
 		}
 	}
-	if _, err := call(t, context.Background(), MethodSleep, []byte{0x15}); wire.CodeOf(err) != wire.CodeBadRequest {
+	if _, err := call(t, context.Background(), echorpc.MethodSleep, []byte{0x15}); wire.CodeOf(err) != wire.CodeBadRequest {
 		t.Errorf("Sleep(garbage): %v", err)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	start = time.Now()
-	_, err = call(t, ctx, MethodSleep, enc(5000))
+	_, err = call(t, ctx, echorpc.MethodSleep, enc(5000))
 	if wire.CodeOf(err) != wire.CodeTimeout {
 		t.Fatalf("Sleep past the deadline: %v, want timeout", err)
 	}
@@ -101,7 +102,7 @@ func TestFail(t *testing.T) {
 		{"", "x", `bad_request: unknown error code ""`},
 	}
 	for _, tt := range tests {
-		out, err := call(t, context.Background(), MethodFail, enc(tt.code, tt.msg))
+		out, err := call(t, context.Background(), echorpc.MethodFail, enc(tt.code, tt.msg))
 		if out != nil || err == nil || err.Error() != tt.want {
 			t.Errorf("Fail(%q, %q) = %v, %v; want %s", tt.code, tt.msg, out, err, tt.want)
 		}

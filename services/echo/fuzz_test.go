@@ -7,6 +7,7 @@ import (
 	"github.com/apache/thrift/lib/go/thrift"
 
 	echopb "github.com/noonhq/noon/idl/gen/echo"
+	"github.com/noonhq/noon/idl/gen/echo/echorpc"
 	"github.com/noonhq/noon/internal/thriftx"
 	"github.com/noonhq/noon/services"
 	"github.com/noonhq/noon/wire"
@@ -36,11 +37,11 @@ func FuzzEchoRequests(f *testing.F) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	f.Fuzz(func(t *testing.T, b []byte) {
-		for _, m := range []string{MethodSleep, MethodFail} {
+		for _, m := range []string{echorpc.MethodSleep, echorpc.MethodFail} {
 			for _, in := range [][]byte{b, b[:len(b)/2]} {
 				out, err := handlers[m](ctx, services.NewSession(nil), in)
 				if err == nil {
-					if m == MethodFail {
+					if m == echorpc.MethodFail {
 						t.Fatalf("Fail(%x) succeeded", in)
 					}
 					var rep echopb.SleepReply

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	loginpb "github.com/noonhq/noon/idl/gen/login"
+	"github.com/noonhq/noon/idl/gen/login/loginrpc"
 	"github.com/noonhq/noon/internal/thriftx"
 	"github.com/noonhq/noon/router"
 	"github.com/noonhq/noon/services/login"
@@ -161,7 +162,7 @@ func BenchmarkValidate(b *testing.B) {
 	for _, clients := range benchClients {
 		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
 			runLatency(b, clients, "validations/s", func(int) error {
-				env, err := p.client.CallRaw(context.Background(), router.Target{}, login.MethodValidate, nil, req)
+				env, err := p.client.CallRaw(context.Background(), router.Target{}, loginrpc.MethodValidate, nil, req)
 				if err != nil {
 					return err
 				}

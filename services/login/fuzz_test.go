@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	loginpb "github.com/noonhq/noon/idl/gen/login"
+	"github.com/noonhq/noon/idl/gen/login/loginrpc"
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	"github.com/noonhq/noon/internal/thriftx"
 	"github.com/noonhq/noon/services"
@@ -130,10 +131,10 @@ func FuzzThriftRequests(f *testing.F) {
 	s := fuzzService(f)
 	handlers := s.Handlers()
 	replies := map[string]func() thrift.TStruct{
-		MethodRegister: func() thrift.TStruct { return loginpb.NewRegisterReply() },
-		MethodLogin:    func() thrift.TStruct { return loginpb.NewLoginReply() },
-		MethodValidate: func() thrift.TStruct { return loginpb.NewValidateReply() },
-		MethodLogout:   func() thrift.TStruct { return loginpb.NewLogoutReply() },
+		loginrpc.MethodRegister: func() thrift.TStruct { return loginpb.NewRegisterReply() },
+		loginrpc.MethodLogin:    func() thrift.TStruct { return loginpb.NewLoginReply() },
+		loginrpc.MethodValidate: func() thrift.TStruct { return loginpb.NewValidateReply() },
+		loginrpc.MethodLogout:   func() thrift.TStruct { return loginpb.NewLogoutReply() },
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, in := range [][]byte{b, b[:len(b)/2]} {
@@ -156,7 +157,7 @@ func FuzzThriftRequests(f *testing.F) {
 				if err := thriftx.Unmarshal(out, rep); err != nil {
 					t.Fatalf("%s(%x) reply does not decode: %v", m, in, err)
 				}
-				if m == MethodLogin {
+				if m == loginrpc.MethodLogin {
 					lr := rep.(*loginpb.LoginReply)
 					if len(binds) != 1 || binds[0].GetKey() != UserBinding || binds[0].GetValue() != lr.UserID {
 						t.Fatalf("login %x succeeded with bindings %v", in, binds)

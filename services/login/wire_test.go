@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	loginpb "github.com/noonhq/noon/idl/gen/login"
+	"github.com/noonhq/noon/idl/gen/login/loginrpc"
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	"github.com/noonhq/noon/internal/thriftx"
 	"github.com/noonhq/noon/router"
@@ -49,7 +50,7 @@ func (p *platform) call(t testing.TB, method, addr string, req, resp thrift.TStr
 func (p *platform) register(t testing.TB, user, pass string) *loginpb.RegisterReply {
 	t.Helper()
 	var rep loginpb.RegisterReply
-	if _, err := p.call(t, login.MethodRegister, "", &loginpb.RegisterRequest{Username: user, Password: pass}, &rep); err != nil {
+	if _, err := p.call(t, loginrpc.MethodRegister, "", &loginpb.RegisterRequest{Username: user, Password: pass}, &rep); err != nil {
 		t.Fatalf("Register(%s): %v", user, err)
 	}
 	return &rep
@@ -58,14 +59,14 @@ func (p *platform) register(t testing.TB, user, pass string) *loginpb.RegisterRe
 func (p *platform) login(t testing.TB, addr, user, pass string) (*loginpb.LoginReply, *platformpb.Envelope, error) {
 	t.Helper()
 	var rep loginpb.LoginReply
-	env, err := p.call(t, login.MethodLogin, addr, &loginpb.LoginRequest{Username: user, Password: pass}, &rep)
+	env, err := p.call(t, loginrpc.MethodLogin, addr, &loginpb.LoginRequest{Username: user, Password: pass}, &rep)
 	return &rep, env, err
 }
 
 func (p *platform) validate(t testing.TB, token string) *loginpb.ValidateReply {
 	t.Helper()
 	var rep loginpb.ValidateReply
-	if _, err := p.call(t, login.MethodValidate, "", &loginpb.ValidateRequest{SessionToken: token}, &rep); err != nil {
+	if _, err := p.call(t, loginrpc.MethodValidate, "", &loginpb.ValidateRequest{SessionToken: token}, &rep); err != nil {
 		t.Fatalf("Validate: %v", err)
 	}
 	return &rep
@@ -113,10 +114,10 @@ func testWire(t *testing.T, p *platform, store login.Store) {
 	}
 	var reg2 loginpb.RegisterReply
 	nick := "Zoë the Great"
-	if _, err := p.call(t, login.MethodRegister, addr, &loginpb.RegisterRequest{Username: user + "2", Password: pass, Nickname: &nick}, &reg2); err != nil || reg2.Nickname != nick {
+	if _, err := p.call(t, loginrpc.MethodRegister, addr, &loginpb.RegisterRequest{Username: user + "2", Password: pass, Nickname: &nick}, &reg2); err != nil || reg2.Nickname != nick {
 		t.Fatalf("Register with nickname = %+v, %v", &reg2, err)
 	}
-	_, err := p.call(t, login.MethodRegister, addr, &loginpb.RegisterRequest{Username: strings.ToUpper(user), Password: pass}, nil)
+	_, err := p.call(t, loginrpc.MethodRegister, addr, &loginpb.RegisterRequest{Username: strings.ToUpper(user), Password: pass}, nil)
 	wantErr(t, "Register(taken, other case)", err, `conflict: username "`+strings.ToUpper(user)+`" is taken`)
 	for _, tc := range []struct {
 		req  *loginpb.RegisterRequest
@@ -133,7 +134,7 @@ func testWire(t *testing.T, p *platform, store login.Store) {
 		{&loginpb.RegisterRequest{Username: user + "x", Password: pass, Nickname: thrift.StringPtr(strings.Repeat("名", 33))}, "bad_request: nickname must be 1 to 32 characters, got 33"},
 		{&loginpb.RegisterRequest{Username: user + "x", Password: pass, Nickname: thrift.StringPtr("\xff")}, "bad_request: nickname must be UTF-8"},
 	} {
-		_, err := p.call(t, login.MethodRegister, addr, tc.req, nil)
+		_, err := p.call(t, loginrpc.MethodRegister, addr, tc.req, nil)
 		wantErr(t, "Register("+tc.req.String()+")", err, tc.want)
 	}
 
@@ -180,19 +181,19 @@ func testWire(t *testing.T, p *platform, store login.Store) {
 			t.Fatalf("Validate(%q) = %+v, want invalid", tok, v)
 		}
 	}
-	_, err = p.call(t, login.MethodValidate, "", &loginpb.ValidateRequest{}, nil)
+	_, err = p.call(t, loginrpc.MethodValidate, "", &loginpb.ValidateRequest{}, nil)
 	wantErr(t, "Validate(empty)", err, "bad_request: session_token is required")
 
 	// Logout, then the token is invalid; logging out again is fine.
 	for i := 0; i < 2; i++ {
-		if _, err := p.call(t, login.MethodLogout, addr, &loginpb.LogoutRequest{SessionToken: &rep.SessionToken}, &loginpb.LogoutReply{}); err != nil {
+		if _, err := p.call(t, loginrpc.MethodLogout, addr, &loginpb.LogoutRequest{SessionToken: &rep.SessionToken}, &loginpb.LogoutReply{}); err != nil {
 			t.Fatalf("Logout #%d: %v", i+1, err)
 		}
 	}
 	if v := p.validate(t, rep.SessionToken); v.Valid {
 		t.Fatalf("Validate after Logout = %+v", v)
 	}
-	_, err = p.call(t, login.MethodLogout, addr, &loginpb.LogoutRequest{}, nil)
+	_, err = p.call(t, loginrpc.MethodLogout, addr, &loginpb.LogoutRequest{}, nil)
 	wantErr(t, "Logout(no token)", err, "bad_request: session_token is required")
 
 	// A second login is a second session, independent of the first.
@@ -205,7 +206,7 @@ func testWire(t *testing.T, p *platform, store login.Store) {
 	}
 
 	// Garbage payloads.
-	for _, m := range []string{login.MethodRegister, login.MethodLogin, login.MethodValidate, login.MethodLogout} {
+	for _, m := range []string{loginrpc.MethodRegister, loginrpc.MethodLogin, loginrpc.MethodValidate, loginrpc.MethodLogout} {
 		_, err := p.client.CallRaw(context.Background(), router.Target{}, m, nil, []byte{0x15, 0xff, 0xff})
 		if wire.CodeOf(err) != wire.CodeBadRequest {
 			t.Errorf("%s(garbage) = %v, want bad_request", m, err)
@@ -262,7 +263,7 @@ func TestThrottle(t *testing.T) {
 	// Per address: 8 attempts are allowed per 10 minutes, register
 	// attempts included, whatever the port.
 	const addrC = "192.0.2.3"
-	_, err = p.call(t, login.MethodRegister, addrC+":1", &loginpb.RegisterRequest{Username: username(t), Password: pass}, nil)
+	_, err = p.call(t, loginrpc.MethodRegister, addrC+":1", &loginpb.RegisterRequest{Username: username(t), Password: pass}, nil)
 	if err != nil {
 		t.Fatalf("Register: %v", err)
 	}
@@ -273,7 +274,7 @@ func TestThrottle(t *testing.T) {
 	}
 	_, _, err = p.login(t, addrC+":3", other, pass)
 	wantErr(t, "Login(address over)", err, "rate_limited: too many attempts from your address; try again in 10m0s")
-	_, err = p.call(t, login.MethodRegister, addrC+":4", &loginpb.RegisterRequest{Username: username(t), Password: pass}, nil)
+	_, err = p.call(t, loginrpc.MethodRegister, addrC+":4", &loginpb.RegisterRequest{Username: username(t), Password: pass}, nil)
 	wantErr(t, "Register(address over)", err, "rate_limited: too many attempts from your address; try again in 10m0s")
 	// Calls without an address (from services) are not limited by it.
 	if _, _, err := p.login(t, "", other, pass); err != nil {
@@ -371,7 +372,7 @@ func TestRedisDown(t *testing.T) {
 	t.Cleanup(func() { rdb.Close() })
 	p := startPlatform(t, newService(t, testOptions(t), login.NewMemoryStore(), rdb))
 	user := username(t)
-	_, err := p.call(t, login.MethodRegister, "", &loginpb.RegisterRequest{Username: user, Password: "password1"}, nil)
+	_, err := p.call(t, loginrpc.MethodRegister, "", &loginpb.RegisterRequest{Username: user, Password: "password1"}, nil)
 	if err != nil {
 		t.Fatalf("Register without an address needs no Redis: %v", err)
 	}

@@ -7,51 +7,23 @@ import (
 	"github.com/noonhq/noon/wire"
 
 	roompb "github.com/noonhq/noon/idl/gen/room"
+	"github.com/noonhq/noon/idl/gen/room/roomrpc"
 	"github.com/noonhq/noon/internal/thriftx"
 	"github.com/noonhq/noon/services"
-)
-
-// The room service's methods (requests and replies in idl/room.thrift).
-const (
-	// MethodCreate creates a room with the caller in it and binds the
-	// session to it: CreateRequest -> RoomState.
-	MethodCreate = "room.Create"
-	// MethodJoin joins a room and binds the session to it: JoinRequest ->
-	// RoomState.
-	MethodJoin = "room.Join"
-	// MethodLeave leaves the room and unbinds the session: LeaveRequest ->
-	// LeaveReply.
-	MethodLeave = "room.Leave"
-	// MethodReady marks the caller ready or not: ReadyRequest -> RoomState.
-	MethodReady = "room.Ready"
-	// MethodStart starts the game once all are ready: StartRequest ->
-	// RoomState.
-	MethodStart = "room.Start"
-	// MethodList lists open rooms: ListRequest -> ListReply.
-	MethodList = "room.List"
-	// MethodGet returns a room's state: GetRequest -> RoomState.
-	MethodGet = "room.Get"
-	// MethodAct plays a game action: ActionRequest -> ActionReply.
-	MethodAct = "room.Act"
 )
 
 // maxActionLen bounds a game action: actions are moves (a few bytes), and
 // each is stored in the room's log; 16 KiB leaves room for rich games.
 const maxActionLen = 16 << 10
 
-// Handlers returns the room service's handlers, keyed by method.
+// Handlers returns the room service's handlers, keyed by method: the
+// methods of service Room in idl/room.thrift (roomrpc.MethodCreate, ...).
 func (s *Service) Handlers() map[string]services.HandlerFunc {
-	return map[string]services.HandlerFunc{
-		MethodCreate: wire.Typed(roompb.NewCreateRequest, s.handleCreate),
-		MethodJoin:   wire.Typed(roompb.NewJoinRequest, s.handleJoin),
-		MethodLeave:  wire.Typed(roompb.NewLeaveRequest, s.handleLeave),
-		MethodReady:  wire.Typed(roompb.NewReadyRequest, s.handleReady),
-		MethodStart:  wire.Typed(roompb.NewStartRequest, s.handleStart),
-		MethodList:   wire.Typed(roompb.NewListRequest, s.handleList),
-		MethodGet:    wire.Typed(roompb.NewGetRequest, s.handleGet),
-		MethodAct:    wire.Typed(roompb.NewActionRequest, s.handleAct),
-	}
+	return roomrpc.Handlers[*services.Session](api{s})
 }
+
+// api serves service Room (roomrpc.Server) with the Service it embeds.
+type api struct{ *Service }
 
 // user returns the caller's user id: room methods need a logged-in session.
 func user(sess *services.Session) (string, error) {
@@ -87,7 +59,8 @@ func notElsewhere(sess *services.Session, id string) error {
 	return nil
 }
 
-func (s *Service) handleCreate(ctx context.Context, sess *services.Session, req *roompb.CreateRequest) (*roompb.RoomState, error) {
+// Create creates a room with the caller in it and binds the session to it.
+func (s api) Create(ctx context.Context, sess *services.Session, req *roompb.CreateRequest) (*roompb.RoomState, error) {
 	u, err := user(sess)
 	if err != nil {
 		return nil, err
@@ -124,7 +97,8 @@ func (s *Service) handleCreate(ctx context.Context, sess *services.Session, req 
 	}
 }
 
-func (s *Service) handleJoin(ctx context.Context, sess *services.Session, req *roompb.JoinRequest) (*roompb.RoomState, error) {
+// Join joins a room and binds the session to it.
+func (s api) Join(ctx context.Context, sess *services.Session, req *roompb.JoinRequest) (*roompb.RoomState, error) {
 	u, err := user(sess)
 	if err != nil {
 		return nil, err
@@ -144,7 +118,8 @@ func (s *Service) handleJoin(ctx context.Context, sess *services.Session, req *r
 	return r.state, nil
 }
 
-func (s *Service) handleLeave(ctx context.Context, sess *services.Session, req *roompb.LeaveRequest) (*roompb.LeaveReply, error) {
+// Leave leaves the room and unbinds the session.
+func (s api) Leave(ctx context.Context, sess *services.Session, req *roompb.LeaveRequest) (*roompb.LeaveReply, error) {
 	u, err := user(sess)
 	if err != nil {
 		return nil, err
@@ -166,7 +141,8 @@ func (s *Service) handleLeave(ctx context.Context, sess *services.Session, req *
 	return &roompb.LeaveReply{Seq: r.seq}, nil
 }
 
-func (s *Service) handleReady(ctx context.Context, sess *services.Session, req *roompb.ReadyRequest) (*roompb.RoomState, error) {
+// Ready marks the caller ready or not.
+func (s api) Ready(ctx context.Context, sess *services.Session, req *roompb.ReadyRequest) (*roompb.RoomState, error) {
 	kind := KindReady
 	if !req.Ready {
 		kind = KindUnready
@@ -174,11 +150,13 @@ func (s *Service) handleReady(ctx context.Context, sess *services.Session, req *
 	return s.stateOp(ctx, sess, req.RoomID, func(u string) *op { return &op{kind: kind, player: u, wantState: true} })
 }
 
-func (s *Service) handleStart(ctx context.Context, sess *services.Session, req *roompb.StartRequest) (*roompb.RoomState, error) {
+// Start starts the game once every member is ready.
+func (s api) Start(ctx context.Context, sess *services.Session, req *roompb.StartRequest) (*roompb.RoomState, error) {
 	return s.stateOp(ctx, sess, req.RoomID, func(u string) *op { return &op{kind: KindStart, player: u, wantState: true} })
 }
 
-func (s *Service) handleGet(ctx context.Context, sess *services.Session, req *roompb.GetRequest) (*roompb.RoomState, error) {
+// Get returns a room's state.
+func (s api) Get(ctx context.Context, sess *services.Session, req *roompb.GetRequest) (*roompb.RoomState, error) {
 	return s.stateOp(ctx, sess, req.RoomID, func(string) *op { return &op{kind: opGet, wantState: true} })
 }
 
@@ -200,7 +178,8 @@ func (s *Service) stateOp(ctx context.Context, sess *services.Session, roomID *s
 	return r.state, nil
 }
 
-func (s *Service) handleAct(ctx context.Context, sess *services.Session, req *roompb.ActionRequest) (*roompb.ActionReply, error) {
+// Act plays a game action.
+func (s api) Act(ctx context.Context, sess *services.Session, req *roompb.ActionRequest) (*roompb.ActionReply, error) {
 	u, err := user(sess)
 	if err != nil {
 		return nil, err
@@ -219,7 +198,8 @@ func (s *Service) handleAct(ctx context.Context, sess *services.Session, req *ro
 	return &roompb.ActionReply{Seq: r.seq}, nil
 }
 
-func (s *Service) handleList(ctx context.Context, _ *services.Session, req *roompb.ListRequest) (*roompb.ListReply, error) {
+// List lists open rooms.
+func (s api) List(ctx context.Context, _ *services.Session, req *roompb.ListRequest) (*roompb.ListReply, error) {
 	limit := int(req.Limit)
 	switch {
 	case limit < 0:

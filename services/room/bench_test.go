@@ -11,6 +11,7 @@ import (
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	roompb "github.com/noonhq/noon/idl/gen/room"
+	"github.com/noonhq/noon/idl/gen/room/roomrpc"
 	"github.com/noonhq/noon/internal/thriftx"
 	"github.com/noonhq/noon/services"
 )
@@ -73,7 +74,7 @@ func actPayload(b *testing.B, room string) []byte {
 // runActs sends b.N actions from workers goroutines, each picking its room
 // with pick(i), and reports events/s and latency quantiles.
 func runActs(b *testing.B, svc *Service, workers int, pick func(worker, i int) (user string, payload []byte)) {
-	h := svc.Handlers()[MethodAct]
+	h := svc.Handlers()[roomrpc.MethodAct]
 	var next atomic.Int64
 	var lat latencies
 	var wg sync.WaitGroup
@@ -115,17 +116,17 @@ func BenchmarkHotRoom(b *testing.B) {
 				svc, _ := newUnit(b, st.new(b), func(o *Options) { o.AppendBatch = batch; o.QueueSize = 1024 })
 				c := newUnitClient(svc, "h0")
 				var rs roompb.RoomState
-				c.must(b, MethodCreate, &roompb.CreateRequest{Name: "hot", Game: counterName, MaxPlayers: 16}, &rs)
+				c.must(b, roomrpc.MethodCreate, &roompb.CreateRequest{Name: "hot", Game: counterName, MaxPlayers: 16}, &rs)
 				users := make([]string, 16)
 				for i := range users {
 					users[i] = fmt.Sprintf("h%d", i)
 					if i > 0 {
-						newUnitClient(svc, users[i]).must(b, MethodJoin, &roompb.JoinRequest{RoomID: rs.ID}, nil)
+						newUnitClient(svc, users[i]).must(b, roomrpc.MethodJoin, &roompb.JoinRequest{RoomID: rs.ID}, nil)
 					}
 					u := newUnitClient(svc, users[i])
-					u.must(b, MethodReady, &roompb.ReadyRequest{Ready: true, RoomID: &rs.ID}, nil)
+					u.must(b, roomrpc.MethodReady, &roompb.ReadyRequest{Ready: true, RoomID: &rs.ID}, nil)
 				}
-				c.must(b, MethodStart, &roompb.StartRequest{RoomID: &rs.ID}, nil)
+				c.must(b, roomrpc.MethodStart, &roompb.StartRequest{RoomID: &rs.ID}, nil)
 				payload := actPayload(b, rs.ID)
 				runActs(b, svc, len(users), func(w, _ int) (string, []byte) { return users[w], payload })
 			})

@@ -16,6 +16,7 @@ import (
 	edgeclient "github.com/noonhq/noon/edge/client"
 	loginpb "github.com/noonhq/noon/idl/gen/login"
 	roompb "github.com/noonhq/noon/idl/gen/room"
+	"github.com/noonhq/noon/idl/gen/room/roomrpc"
 	"github.com/noonhq/noon/internal/metrics"
 	"github.com/noonhq/noon/internal/thriftx"
 	"github.com/noonhq/noon/services"
@@ -103,7 +104,7 @@ func TestThroughBroker(t *testing.T) {
 	alice := dialPlayer(t, b, "alice")
 	bob := dialPlayer(t, b, "bob")
 	checkFor(t, 10*time.Second, "broker routes room.List", func() bool {
-		return alice.call(MethodList, &roompb.ListRequest{}, &roompb.ListReply{}) == nil
+		return alice.call(roomrpc.MethodList, &roompb.ListRequest{}, &roompb.ListReply{}) == nil
 	})
 	var st roompb.RoomState
 	alice.must(t, "CreateRoom", &roompb.CreateRequest{Name: "via broker", MaxPlayers: 2}, &st)
@@ -112,13 +113,13 @@ func TestThroughBroker(t *testing.T) {
 	// Pushes start once the broker's subscription reaches the room's
 	// instance: toggle alice's ready flag until both have seen one.
 	checkFor(t, 10*time.Second, "both players get pushes", func() bool {
-		alice.must(t, MethodReady, &roompb.ReadyRequest{Ready: false}, nil)
-		alice.must(t, MethodReady, &roompb.ReadyRequest{Ready: true}, nil)
+		alice.must(t, roomrpc.MethodReady, &roompb.ReadyRequest{Ready: false}, nil)
+		alice.must(t, roomrpc.MethodReady, &roompb.ReadyRequest{Ready: true}, nil)
 		time.Sleep(20 * time.Millisecond)
 		return len(alice.events) > 0 && len(bob.events) > 0
 	})
-	bob.must(t, MethodReady, &roompb.ReadyRequest{Ready: true}, nil)
-	bob.must(t, MethodStart, &roompb.StartRequest{}, &st)
+	bob.must(t, roomrpc.MethodReady, &roompb.ReadyRequest{Ready: true}, nil)
+	bob.must(t, roomrpc.MethodStart, &roompb.StartRequest{}, &st)
 	players := map[string]*edgePlayer{"alice": alice, "bob": bob}
 	for st.Status == StatusPlaying {
 		var g roompb.Race31State
@@ -127,8 +128,8 @@ func TestThroughBroker(t *testing.T) {
 		}
 		p := players[g.Order[g.Turn]]
 		a, _ := thriftx.Marshal(&roompb.Race31Action{Add: min(3, g.Target-g.Total)})
-		p.must(t, MethodAct, &roompb.ActionRequest{Action: a}, nil)
-		p.must(t, MethodGet, &roompb.GetRequest{}, &st)
+		p.must(t, roomrpc.MethodAct, &roompb.ActionRequest{Action: a}, nil)
+		p.must(t, roomrpc.MethodGet, &roompb.GetRequest{}, &st)
 	}
 	if st.Status != StatusFinished || st.Winner == "" {
 		t.Fatalf("final state %+v", &st)
@@ -159,8 +160,8 @@ func TestThroughBroker(t *testing.T) {
 		t.Fatalf("players saw different sequences: %v and %v", seqs[0], seqs[1])
 	}
 	var lr roompb.LeaveReply
-	alice.must(t, MethodLeave, &roompb.LeaveRequest{}, &lr)
-	if err := alice.call(MethodGet, &roompb.GetRequest{}, &st); !errors.Is(err, &edgeclient.Error{Code: wire.CodeBadRequest}) {
+	alice.must(t, roomrpc.MethodLeave, &roompb.LeaveRequest{}, &lr)
+	if err := alice.call(roomrpc.MethodGet, &roompb.GetRequest{}, &st); !errors.Is(err, &edgeclient.Error{Code: wire.CodeBadRequest}) {
 		t.Fatalf("get after leave (unbound) = %v, want bad_request", err)
 	}
 }
@@ -195,17 +196,17 @@ func BenchmarkHotRoomBroker(b *testing.B) {
 				ps[i] = dialPlayer(b, br, fmt.Sprintf("b%d", i))
 			}
 			checkFor(b, 10*time.Second, "broker routes room.List", func() bool {
-				return ps[0].call(MethodList, &roompb.ListRequest{}, &roompb.ListReply{}) == nil
+				return ps[0].call(roomrpc.MethodList, &roompb.ListRequest{}, &roompb.ListReply{}) == nil
 			})
 			var rs roompb.RoomState
-			ps[0].must(b, MethodCreate, &roompb.CreateRequest{Name: "hot", Game: counterName, MaxPlayers: 16}, &rs)
+			ps[0].must(b, roomrpc.MethodCreate, &roompb.CreateRequest{Name: "hot", Game: counterName, MaxPlayers: 16}, &rs)
 			for _, p := range ps[1:] {
-				p.must(b, MethodJoin, &roompb.JoinRequest{RoomID: rs.ID}, nil)
+				p.must(b, roomrpc.MethodJoin, &roompb.JoinRequest{RoomID: rs.ID}, nil)
 			}
 			for _, p := range ps {
-				p.must(b, MethodReady, &roompb.ReadyRequest{Ready: true}, nil)
+				p.must(b, roomrpc.MethodReady, &roompb.ReadyRequest{Ready: true}, nil)
 			}
-			ps[0].must(b, MethodStart, &roompb.StartRequest{}, nil)
+			ps[0].must(b, roomrpc.MethodStart, &roompb.StartRequest{}, nil)
 			payload, _ := thriftx.Marshal(&roompb.ActionRequest{Action: []byte("x")})
 			var next atomic.Int64
 			var lat latencies
@@ -219,7 +220,7 @@ func BenchmarkHotRoomBroker(b *testing.B) {
 					var mine []time.Duration
 					for next.Add(1) <= int64(b.N) {
 						t0 := time.Now()
-						if _, err := p.c.Call(context.Background(), MethodAct, payload); err != nil {
+						if _, err := p.c.Call(context.Background(), roomrpc.MethodAct, payload); err != nil {
 							b.Error(err)
 							return
 						}

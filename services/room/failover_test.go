@@ -12,6 +12,7 @@ import (
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	roompb "github.com/noonhq/noon/idl/gen/room"
+	"github.com/noonhq/noon/idl/gen/room/roomrpc"
 	"github.com/noonhq/noon/internal/link"
 	"github.com/noonhq/noon/internal/thriftx"
 	"github.com/noonhq/noon/wire"
@@ -210,7 +211,7 @@ func TestStaleOwnerCannotAppend(t *testing.T) {
 	checkFor(t, 5*time.Second, "link to the stalled owner", p.Alive)
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	rep, err := p.Call(cctx, &platformpb.Envelope{Method: MethodAct, Payload: payload,
+	rep, err := p.Call(cctx, &platformpb.Envelope{Method: roomrpc.MethodAct, Payload: payload,
 		Session: &platformpb.Session{Id: "s-s0", UserId: "s0", Bindings: map[string]string{BindingKey: id}}})
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	roompb "github.com/noonhq/noon/idl/gen/room"
+	"github.com/noonhq/noon/idl/gen/room/roomrpc"
 	"github.com/noonhq/noon/internal/thriftx"
 	"github.com/noonhq/noon/services"
 	"github.com/noonhq/noon/wire"
@@ -69,22 +70,22 @@ func FuzzRoomRequests(f *testing.F) {
 	// A race31 game the fuzzing session plays in.
 	uc, rival := newUnitClient(svc, "fz"), newUnitClient(svc, "fz2")
 	var st roompb.RoomState
-	uc.must(f, MethodCreate, &roompb.CreateRequest{Name: "fuzz", Game: "race31", MaxPlayers: 2}, &st)
+	uc.must(f, roomrpc.MethodCreate, &roompb.CreateRequest{Name: "fuzz", Game: "race31", MaxPlayers: 2}, &st)
 	room := st.ID
-	rival.must(f, MethodJoin, &roompb.JoinRequest{RoomID: room}, nil)
-	uc.must(f, MethodReady, &roompb.ReadyRequest{Ready: true}, nil)
-	rival.must(f, MethodReady, &roompb.ReadyRequest{Ready: true}, nil)
-	uc.must(f, MethodStart, &roompb.StartRequest{}, nil)
+	rival.must(f, roomrpc.MethodJoin, &roompb.JoinRequest{RoomID: room}, nil)
+	uc.must(f, roomrpc.MethodReady, &roompb.ReadyRequest{Ready: true}, nil)
+	rival.must(f, roomrpc.MethodReady, &roompb.ReadyRequest{Ready: true}, nil)
+	uc.must(f, roomrpc.MethodStart, &roompb.StartRequest{}, nil)
 
 	replies := map[string]func() thrift.TStruct{
-		MethodCreate: func() thrift.TStruct { return roompb.NewRoomState() },
-		MethodJoin:   func() thrift.TStruct { return roompb.NewRoomState() },
-		MethodLeave:  func() thrift.TStruct { return roompb.NewLeaveReply() },
-		MethodReady:  func() thrift.TStruct { return roompb.NewRoomState() },
-		MethodStart:  func() thrift.TStruct { return roompb.NewRoomState() },
-		MethodList:   func() thrift.TStruct { return roompb.NewListReply() },
-		MethodGet:    func() thrift.TStruct { return roompb.NewRoomState() },
-		MethodAct:    func() thrift.TStruct { return roompb.NewActionReply() },
+		roomrpc.MethodCreate: func() thrift.TStruct { return roompb.NewRoomState() },
+		roomrpc.MethodJoin:   func() thrift.TStruct { return roompb.NewRoomState() },
+		roomrpc.MethodLeave:  func() thrift.TStruct { return roompb.NewLeaveReply() },
+		roomrpc.MethodReady:  func() thrift.TStruct { return roompb.NewRoomState() },
+		roomrpc.MethodStart:  func() thrift.TStruct { return roompb.NewRoomState() },
+		roomrpc.MethodList:   func() thrift.TStruct { return roompb.NewListReply() },
+		roomrpc.MethodGet:    func() thrift.TStruct { return roompb.NewRoomState() },
+		roomrpc.MethodAct:    func() thrift.TStruct { return roompb.NewActionReply() },
 	}
 	handlers := svc.Handlers()
 	if len(handlers) != len(replies) {
@@ -92,7 +93,7 @@ func FuzzRoomRequests(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for m, h := range handlers {
-			if m == MethodLeave {
+			if m == roomrpc.MethodLeave {
 				continue // would take the session out of the room for good
 			}
 			for _, in := range [][]byte{b, b[:len(b)/2]} {
@@ -115,7 +116,7 @@ func FuzzRoomRequests(f *testing.F) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		sess := services.NewSession(&platformpb.Session{Id: "s-other", UserId: "other"})
-		if _, err := handlers[MethodLeave](ctx, sess, b); err != nil && !wire.KnownCode(wire.CodeOf(err)) {
+		if _, err := handlers[roomrpc.MethodLeave](ctx, sess, b); err != nil && !wire.KnownCode(wire.CodeOf(err)) {
 			t.Fatalf("Leave(%x) = %v", b, err)
 		}
 	})

@@ -15,6 +15,7 @@ import (
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	roompb "github.com/noonhq/noon/idl/gen/room"
+	"github.com/noonhq/noon/idl/gen/room/roomrpc"
 	"github.com/noonhq/noon/internal/link"
 	"github.com/noonhq/noon/internal/testenv"
 	"github.com/noonhq/noon/internal/thriftx"
@@ -273,7 +274,7 @@ func (c *client) mustCall(t testing.TB, method string, req, resp thrift.TStruct)
 // act sends a tally action and returns the event seq it got.
 func (c *client) act(ctx context.Context, action string) (int64, error) {
 	var rep roompb.ActionReply
-	err := c.call(ctx, MethodAct, &roompb.ActionRequest{Action: []byte(action)}, &rep)
+	err := c.call(ctx, roomrpc.MethodAct, &roompb.ActionRequest{Action: []byte(action)}, &rep)
 	return rep.Seq, err
 }
 
@@ -338,7 +339,7 @@ func waitSubscribed(t testing.TB, srv *services.Server, room string, cs ...*coll
 func getState(t testing.TB, c *client, room string) *roompb.RoomState {
 	t.Helper()
 	var st roompb.RoomState
-	c.mustCall(t, MethodGet, &roompb.GetRequest{RoomID: &room}, &st)
+	c.mustCall(t, roomrpc.MethodGet, &roompb.GetRequest{RoomID: &room}, &st)
 	return &st
 }
 
@@ -368,18 +369,18 @@ func startGame(t testing.TB, r *router, game string, max int32, players ...strin
 		cs[i] = r.client(p)
 	}
 	var st roompb.RoomState
-	cs[0].mustCall(t, MethodCreate, &roompb.CreateRequest{Name: game + " room", Game: game, MaxPlayers: max}, &st)
+	cs[0].mustCall(t, roomrpc.MethodCreate, &roompb.CreateRequest{Name: game + " room", Game: game, MaxPlayers: max}, &st)
 	id := st.ID
 	if cs[0].room() != id {
 		t.Fatalf("create did not bind the room: %v", cs[0].sess.Bindings)
 	}
 	for _, c := range cs[1:] {
-		c.mustCall(t, MethodJoin, &roompb.JoinRequest{RoomID: id}, nil)
+		c.mustCall(t, roomrpc.MethodJoin, &roompb.JoinRequest{RoomID: id}, nil)
 	}
 	for _, c := range cs {
-		c.mustCall(t, MethodReady, &roompb.ReadyRequest{Ready: true}, nil)
+		c.mustCall(t, roomrpc.MethodReady, &roompb.ReadyRequest{Ready: true}, nil)
 	}
-	cs[0].mustCall(t, MethodStart, &roompb.StartRequest{}, &st)
+	cs[0].mustCall(t, roomrpc.MethodStart, &roompb.StartRequest{}, &st)
 	if st.Status != StatusPlaying {
 		t.Fatalf("status after start = %s", st.Status)
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	roompb "github.com/noonhq/noon/idl/gen/room"
+	"github.com/noonhq/noon/idl/gen/room/roomrpc"
 	"github.com/noonhq/noon/internal/placement"
 	"github.com/noonhq/noon/services/room/game"
 	"github.com/noonhq/noon/services/room/games/race31"
@@ -25,7 +26,7 @@ func TestLeaseRenewed(t *testing.T) {
 		t.Fatalf("holder %q, %v", holder, err)
 	}
 	time.Sleep(1200 * time.Millisecond) // 4 TTLs
-	c.must(t, MethodAct, &roompb.ActionRequest{Action: []byte("x")}, nil)
+	c.must(t, roomrpc.MethodAct, &roompb.ActionRequest{Action: []byte("x")}, nil)
 	if h, e, _ := a.leases.Holder(ctx, id); h != a.self || e != epoch {
 		t.Fatalf("after 4 TTLs the lease is %s@%d, was %s@%d", h, e, a.self, epoch)
 	}
@@ -41,7 +42,7 @@ func TestLeaseLost(t *testing.T) {
 	t.Parallel()
 	svc, _ := newUnit(t, NewMemStore(), func(o *Options) { o.LeaseTTL = 300 * time.Millisecond })
 	c, id := unitTally(t, svc, "u1")
-	c.must(t, MethodAct, &roompb.ActionRequest{Action: []byte("a")}, nil)
+	c.must(t, roomrpc.MethodAct, &roompb.ActionRequest{Action: []byte("a")}, nil)
 	ctx := context.Background()
 	a := svc.att.Load()
 	svc.pauseRenewal.Store(true)
@@ -61,18 +62,18 @@ func TestLeaseLost(t *testing.T) {
 	// which is long, and gives up with unavailable.
 	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
-	if err := c.call(short, MethodAct, &roompb.ActionRequest{Action: []byte("b")}, nil); !isCode(err, wire.CodeTimeout) {
+	if err := c.call(short, roomrpc.MethodAct, &roompb.ActionRequest{Action: []byte("b")}, nil); !isCode(err, wire.CodeTimeout) {
 		t.Fatalf("action while the thief holds the lease = %v, want timeout", err)
 	}
 	if err := thief.Release(ctx, id, epoch); err != nil {
 		t.Fatal(err)
 	}
-	c.must(t, MethodAct, &roompb.ActionRequest{Action: []byte("c")}, nil)
+	c.must(t, roomrpc.MethodAct, &roompb.ActionRequest{Action: []byte("c")}, nil)
 	if _, e, _ := a.leases.Holder(ctx, id); e <= epoch {
 		t.Fatalf("epoch %d after the thief's %d", e, epoch)
 	}
 	var st roompb.RoomState
-	c.must(t, MethodGet, &roompb.GetRequest{}, &st)
+	c.must(t, roomrpc.MethodGet, &roompb.GetRequest{}, &st)
 	// "b" expired in the queue while the room waited for the lease: it
 	// was never applied.
 	if items := tallyOf(t, &st).Items; len(items) != 2 || items[0] != "u1:a" || items[1] != "u1:c" {
@@ -97,14 +98,14 @@ func TestTurnTimeoutTicks(t *testing.T) {
 	}
 	a, b := newUnitClient(svc, "a"), newUnitClient(svc, "b")
 	var st roompb.RoomState
-	a.must(t, MethodCreate, &roompb.CreateRequest{Name: "slow", MaxPlayers: 2}, &st)
+	a.must(t, roomrpc.MethodCreate, &roompb.CreateRequest{Name: "slow", MaxPlayers: 2}, &st)
 	id := st.ID
-	b.must(t, MethodJoin, &roompb.JoinRequest{RoomID: id}, nil)
-	a.must(t, MethodReady, &roompb.ReadyRequest{Ready: true}, nil)
-	b.must(t, MethodReady, &roompb.ReadyRequest{Ready: true}, nil)
-	a.must(t, MethodStart, &roompb.StartRequest{}, nil)
+	b.must(t, roomrpc.MethodJoin, &roompb.JoinRequest{RoomID: id}, nil)
+	a.must(t, roomrpc.MethodReady, &roompb.ReadyRequest{Ready: true}, nil)
+	b.must(t, roomrpc.MethodReady, &roompb.ReadyRequest{Ready: true}, nil)
+	a.must(t, roomrpc.MethodStart, &roompb.StartRequest{}, nil)
 	checkFor(t, 5*time.Second, "the game ends by timeouts", func() bool {
-		a.must(t, MethodGet, &roompb.GetRequest{}, &st)
+		a.must(t, roomrpc.MethodGet, &roompb.GetRequest{}, &st)
 		return st.Status == StatusFinished
 	})
 	timeouts := 0
@@ -136,7 +137,7 @@ func TestMaxRooms(t *testing.T) {
 	t.Parallel()
 	svc, _ := newUnit(t, NewMemStore(), func(o *Options) { o.MaxRooms = 2 })
 	for i, u := range []string{"m1", "m2", "m3"} {
-		err := newUnitClient(svc, u).call(context.Background(), MethodCreate, &roompb.CreateRequest{Name: "r", Game: tallyName}, nil)
+		err := newUnitClient(svc, u).call(context.Background(), roomrpc.MethodCreate, &roompb.CreateRequest{Name: "r", Game: tallyName}, nil)
 		if want := i < 2; (err == nil) != want {
 			t.Fatalf("room %d: %v", i+1, err)
 		}

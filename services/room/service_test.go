@@ -12,6 +12,7 @@ import (
 	"time"
 
 	roompb "github.com/noonhq/noon/idl/gen/room"
+	"github.com/noonhq/noon/idl/gen/room/roomrpc"
 	"github.com/noonhq/noon/internal/thriftx"
 	"github.com/noonhq/noon/wire"
 )
@@ -40,7 +41,7 @@ func TestRoomLifecycle(t *testing.T) {
 	ctx := context.Background()
 
 	var st roompb.RoomState
-	alice.mustCall(t, MethodCreate, &roompb.CreateRequest{Name: "duel", MaxPlayers: 2}, &st)
+	alice.mustCall(t, roomrpc.MethodCreate, &roompb.CreateRequest{Name: "duel", MaxPlayers: 2}, &st)
 	id := st.ID
 	if st.Game != "race31" || st.Status != StatusOpen || st.Host != "alice" || len(st.Players) != 1 || alice.room() != id {
 		t.Fatalf("created %+v, bindings %v", &st, alice.sess.Bindings)
@@ -53,25 +54,25 @@ func TestRoomLifecycle(t *testing.T) {
 	waitSubscribed(t, owner.srv, id, events)
 
 	var list roompb.ListReply
-	bob.mustCall(t, MethodList, &roompb.ListRequest{Game: "race31"}, &list)
+	bob.mustCall(t, roomrpc.MethodList, &roompb.ListRequest{Game: "race31"}, &list)
 	if !slices.ContainsFunc(list.Rooms, func(s *roompb.RoomSummary) bool { return s.ID == id && s.Players == 1 && s.MaxPlayers == 2 }) {
 		t.Fatalf("list = %v, want %s", list.Rooms, id)
 	}
 
-	bob.mustCall(t, MethodJoin, &roompb.JoinRequest{RoomID: id}, &st)
+	bob.mustCall(t, roomrpc.MethodJoin, &roompb.JoinRequest{RoomID: id}, &st)
 	if len(st.Players) != 2 || bob.room() != id {
 		t.Fatalf("after join: %+v", &st)
 	}
-	bob.mustCall(t, MethodJoin, &roompb.JoinRequest{RoomID: id}, &st) // again: nothing changes
-	if err := carol.call(ctx, MethodJoin, &roompb.JoinRequest{RoomID: id}, nil); !isCode(err, wire.CodeConflict) {
+	bob.mustCall(t, roomrpc.MethodJoin, &roompb.JoinRequest{RoomID: id}, &st) // again: nothing changes
+	if err := carol.call(ctx, roomrpc.MethodJoin, &roompb.JoinRequest{RoomID: id}, nil); !isCode(err, wire.CodeConflict) {
 		t.Fatalf("join of a full room = %v, want conflict", err)
 	}
-	if err := alice.call(ctx, MethodStart, &roompb.StartRequest{}, nil); !isCode(err, wire.CodeConflict) {
+	if err := alice.call(ctx, roomrpc.MethodStart, &roompb.StartRequest{}, nil); !isCode(err, wire.CodeConflict) {
 		t.Fatalf("start before ready = %v, want conflict", err)
 	}
-	alice.mustCall(t, MethodReady, &roompb.ReadyRequest{Ready: true}, nil)
-	bob.mustCall(t, MethodReady, &roompb.ReadyRequest{Ready: true}, nil)
-	bob.mustCall(t, MethodStart, &roompb.StartRequest{}, &st)
+	alice.mustCall(t, roomrpc.MethodReady, &roompb.ReadyRequest{Ready: true}, nil)
+	bob.mustCall(t, roomrpc.MethodReady, &roompb.ReadyRequest{Ready: true}, nil)
+	bob.mustCall(t, roomrpc.MethodStart, &roompb.StartRequest{}, &st)
 	if st.Status != StatusPlaying || len(st.GameState) == 0 {
 		t.Fatalf("after start: %+v", &st)
 	}
@@ -84,10 +85,10 @@ func TestRoomLifecycle(t *testing.T) {
 	// An illegal action is bad_request and changes nothing.
 	other := byID[g.Order[(g.Turn+1)%2]]
 	before := getState(t, alice, id)
-	if err := other.call(ctx, MethodAct, &roompb.ActionRequest{Action: race31Action(t, 1)}, nil); !isCode(err, wire.CodeBadRequest) {
+	if err := other.call(ctx, roomrpc.MethodAct, &roompb.ActionRequest{Action: race31Action(t, 1)}, nil); !isCode(err, wire.CodeBadRequest) {
 		t.Fatalf("out-of-turn action = %v, want bad_request", err)
 	}
-	if err := byID[g.Order[g.Turn]].call(ctx, MethodAct, &roompb.ActionRequest{Action: race31Action(t, 4)}, nil); !isCode(err, wire.CodeBadRequest) {
+	if err := byID[g.Order[g.Turn]].call(ctx, roomrpc.MethodAct, &roompb.ActionRequest{Action: race31Action(t, 4)}, nil); !isCode(err, wire.CodeBadRequest) {
 		t.Fatalf("add 4 = %v, want bad_request", err)
 	}
 	if after := getState(t, bob, id); after.Seq != before.Seq || string(after.GameState) != string(before.GameState) {
@@ -104,18 +105,18 @@ func TestRoomLifecycle(t *testing.T) {
 			t.Fatal(err)
 		}
 		add := min(3, g.Target-g.Total)
-		byID[g.Order[g.Turn]].mustCall(t, MethodAct, &roompb.ActionRequest{Action: race31Action(t, add)}, nil)
+		byID[g.Order[g.Turn]].mustCall(t, roomrpc.MethodAct, &roompb.ActionRequest{Action: race31Action(t, add)}, nil)
 	}
 	final := getState(t, alice, id)
 	if final.Status != StatusFinished || final.Winner == "" {
 		t.Fatalf("final: %+v", final)
 	}
-	if err := alice.call(ctx, MethodAct, &roompb.ActionRequest{Action: race31Action(t, 1)}, nil); !isCode(err, wire.CodeBadRequest) {
+	if err := alice.call(ctx, roomrpc.MethodAct, &roompb.ActionRequest{Action: race31Action(t, 1)}, nil); !isCode(err, wire.CodeBadRequest) {
 		t.Fatalf("action after the end = %v", err)
 	}
 
 	var lr roompb.LeaveReply
-	alice.mustCall(t, MethodLeave, &roompb.LeaveRequest{}, &lr)
+	alice.mustCall(t, roomrpc.MethodLeave, &roompb.LeaveRequest{}, &lr)
 	if alice.room() != "" {
 		t.Fatalf("leave did not unbind: %v", alice.sess.Bindings)
 	}
@@ -152,28 +153,28 @@ func TestRoomLifecycle(t *testing.T) {
 
 	// Errors.
 	anon := r.client("")
-	if err := anon.call(ctx, MethodCreate, &roompb.CreateRequest{Name: "x"}, nil); !isCode(err, wire.CodeUnauthenticated) {
+	if err := anon.call(ctx, roomrpc.MethodCreate, &roompb.CreateRequest{Name: "x"}, nil); !isCode(err, wire.CodeUnauthenticated) {
 		t.Fatalf("anonymous create = %v", err)
 	}
-	if err := carol.call(ctx, MethodCreate, &roompb.CreateRequest{Name: ""}, nil); !isCode(err, wire.CodeBadRequest) {
+	if err := carol.call(ctx, roomrpc.MethodCreate, &roompb.CreateRequest{Name: ""}, nil); !isCode(err, wire.CodeBadRequest) {
 		t.Fatalf("create without a name = %v", err)
 	}
-	if err := carol.call(ctx, MethodCreate, &roompb.CreateRequest{Name: "x", Game: "chess"}, nil); !isCode(err, wire.CodeBadRequest) {
+	if err := carol.call(ctx, roomrpc.MethodCreate, &roompb.CreateRequest{Name: "x", Game: "chess"}, nil); !isCode(err, wire.CodeBadRequest) {
 		t.Fatalf("create of an unknown game = %v", err)
 	}
-	if err := carol.call(ctx, MethodCreate, &roompb.CreateRequest{Name: "x", MaxPlayers: 9}, nil); !isCode(err, wire.CodeBadRequest) {
+	if err := carol.call(ctx, roomrpc.MethodCreate, &roompb.CreateRequest{Name: "x", MaxPlayers: 9}, nil); !isCode(err, wire.CodeBadRequest) {
 		t.Fatalf("create of 9 players = %v", err)
 	}
-	if err := carol.call(ctx, MethodJoin, &roompb.JoinRequest{RoomID: "r/../x"}, nil); !isCode(err, wire.CodeBadRequest) {
+	if err := carol.call(ctx, roomrpc.MethodJoin, &roompb.JoinRequest{RoomID: "r/../x"}, nil); !isCode(err, wire.CodeBadRequest) {
 		t.Fatalf("join of a bad id = %v", err)
 	}
-	if err := carol.call(ctx, MethodJoin, &roompb.JoinRequest{RoomID: "rnosuchroom"}, nil); !isCode(err, wire.CodeNotFound) {
+	if err := carol.call(ctx, roomrpc.MethodJoin, &roompb.JoinRequest{RoomID: "rnosuchroom"}, nil); !isCode(err, wire.CodeNotFound) {
 		t.Fatalf("join of no room = %v", err)
 	}
-	if err := carol.call(ctx, MethodAct, &roompb.ActionRequest{Action: []byte{1}}, nil); !isCode(err, wire.CodeBadRequest) {
+	if err := carol.call(ctx, roomrpc.MethodAct, &roompb.ActionRequest{Action: []byte{1}}, nil); !isCode(err, wire.CodeBadRequest) {
 		t.Fatalf("act outside a room = %v", err)
 	}
-	if err := bob.call(ctx, MethodCreate, &roompb.CreateRequest{Name: "second"}, nil); !isCode(err, wire.CodeConflict) {
+	if err := bob.call(ctx, roomrpc.MethodCreate, &roompb.CreateRequest{Name: "second"}, nil); !isCode(err, wire.CodeConflict) {
 		t.Fatalf("create while in a room = %v, want conflict", err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	roompb "github.com/noonhq/noon/idl/gen/room"
+	"github.com/noonhq/noon/idl/gen/room/roomrpc"
 	"github.com/noonhq/noon/internal/testenv"
 	"github.com/noonhq/noon/internal/thriftx"
 	"github.com/noonhq/noon/services"
@@ -122,9 +123,9 @@ func unitRoom(t testing.TB, svc *Service, user, game string) (*unitClient, strin
 	t.Helper()
 	c := newUnitClient(svc, user)
 	var st roompb.RoomState
-	c.must(t, MethodCreate, &roompb.CreateRequest{Name: "t", Game: game, MaxPlayers: 16}, &st)
-	c.must(t, MethodReady, &roompb.ReadyRequest{Ready: true}, nil)
-	c.must(t, MethodStart, &roompb.StartRequest{}, nil)
+	c.must(t, roomrpc.MethodCreate, &roompb.CreateRequest{Name: "t", Game: game, MaxPlayers: 16}, &st)
+	c.must(t, roomrpc.MethodReady, &roompb.ReadyRequest{Ready: true}, nil)
+	c.must(t, roomrpc.MethodStart, &roompb.StartRequest{}, nil)
 	return c, st.ID
 }
 
@@ -156,7 +157,7 @@ func TestSlowLoad(t *testing.T) {
 	store := &slowStore{Store: newPGStore(t), loading: make(chan struct{}, 1)}
 	svc, rec := newUnit(t, store, func(o *Options) { o.IdleEvict = 100 * time.Millisecond; o.QueueSize = 32 })
 	c, id := unitTally(t, svc, "u1")
-	c.must(t, MethodAct, &roompb.ActionRequest{Action: []byte("before")}, nil)
+	c.must(t, roomrpc.MethodAct, &roompb.ActionRequest{Action: []byte("before")}, nil)
 	checkFor(t, 5*time.Second, "room evicted with a snapshot", func() bool {
 		st := svc.Stats()
 		return st.Rooms == 0 && st.Snapshots == 1
@@ -181,7 +182,7 @@ func TestSlowLoad(t *testing.T) {
 			uc.sess.Bindings[BindingKey] = id
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			errs[k] = uc.call(ctx, MethodAct, &roompb.ActionRequest{Action: []byte(strconv.Itoa(k))}, nil)
+			errs[k] = uc.call(ctx, roomrpc.MethodAct, &roompb.ActionRequest{Action: []byte(strconv.Itoa(k))}, nil)
 			loadedAt.CompareAndSwap(0, int64(time.Since(start)))
 		}()
 	}
@@ -198,7 +199,7 @@ func TestSlowLoad(t *testing.T) {
 		t.Fatalf("first reply after %v, before the %v load ended", first, load)
 	}
 	var st roompb.RoomState
-	c.must(t, MethodGet, &roompb.GetRequest{RoomID: &id}, &st)
+	c.must(t, roomrpc.MethodGet, &roompb.GetRequest{RoomID: &id}, &st)
 	items := tallyOf(t, &st).Items
 	want := []string{"u1:before"}
 	for k := 0; k < n; k++ {
@@ -232,7 +233,7 @@ func TestSlowLoad(t *testing.T) {
 			uc.sess.Bindings[BindingKey] = id
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			switch err := uc.call(ctx, MethodAct, &roompb.ActionRequest{Action: []byte("x" + strconv.Itoa(k))}, nil); {
+			switch err := uc.call(ctx, roomrpc.MethodAct, &roompb.ActionRequest{Action: []byte("x" + strconv.Itoa(k))}, nil); {
 			case err == nil:
 				ok.Add(1)
 			case isCode(err, wire.CodeOverloaded):
@@ -243,7 +244,7 @@ func TestSlowLoad(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	c.must(t, MethodGet, &roompb.GetRequest{RoomID: &id}, &st)
+	c.must(t, roomrpc.MethodGet, &roompb.GetRequest{RoomID: &id}, &st)
 	if got := len(tallyOf(t, &st).Items) - len(want); int64(got) != ok.Load() || overloaded.Load() == 0 {
 		t.Fatalf("%d accepted, %d overloaded, %d applied", ok.Load(), overloaded.Load(), got)
 	}
@@ -257,23 +258,23 @@ func TestPanicAndIllegalChangeNothing(t *testing.T) {
 	t.Parallel()
 	svc, rec := newUnit(t, NewMemStore(), nil)
 	c, id := unitTally(t, svc, "u1")
-	c.must(t, MethodAct, &roompb.ActionRequest{Action: []byte("a")}, nil)
+	c.must(t, roomrpc.MethodAct, &roompb.ActionRequest{Action: []byte("a")}, nil)
 	var before roompb.RoomState
-	c.must(t, MethodGet, &roompb.GetRequest{}, &before)
+	c.must(t, roomrpc.MethodGet, &roompb.GetRequest{}, &before)
 	ctx := context.Background()
-	if err := c.call(ctx, MethodAct, &roompb.ActionRequest{Action: []byte("bad")}, nil); !isCode(err, wire.CodeBadRequest) {
+	if err := c.call(ctx, roomrpc.MethodAct, &roompb.ActionRequest{Action: []byte("bad")}, nil); !isCode(err, wire.CodeBadRequest) {
 		t.Fatalf("illegal action = %v", err)
 	}
-	if err := c.call(ctx, MethodAct, &roompb.ActionRequest{Action: []byte("panic")}, nil); !isCode(err, wire.CodeInternal) {
+	if err := c.call(ctx, roomrpc.MethodAct, &roompb.ActionRequest{Action: []byte("panic")}, nil); !isCode(err, wire.CodeInternal) {
 		t.Fatalf("panicking action = %v", err)
 	}
 	var after roompb.RoomState
-	c.must(t, MethodGet, &roompb.GetRequest{RoomID: &id}, &after)
+	c.must(t, roomrpc.MethodGet, &roompb.GetRequest{RoomID: &id}, &after)
 	if after.Seq != before.Seq || string(after.GameState) != string(before.GameState) {
 		t.Fatalf("state changed: seq %d -> %d, %s -> %s", before.Seq, after.Seq, before.GameState, after.GameState)
 	}
-	c.must(t, MethodAct, &roompb.ActionRequest{Action: []byte("b")}, nil)
-	c.must(t, MethodGet, &roompb.GetRequest{}, &after)
+	c.must(t, roomrpc.MethodAct, &roompb.ActionRequest{Action: []byte("b")}, nil)
+	c.must(t, roomrpc.MethodGet, &roompb.GetRequest{}, &after)
 	if got := tallyOf(t, &after).Items; !slices.Equal(got, []string{"u1:a", "u1:b"}) {
 		t.Fatalf("tally = %v", got)
 	}
@@ -292,14 +293,14 @@ func TestGamePanicsOutsideAct(t *testing.T) {
 	good, _ := unitTally(t, svc, "u2")
 	ctx := context.Background()
 	var st roompb.RoomState
-	if err := bad.call(ctx, MethodAct, &roompb.ActionRequest{Action: []byte("poison")}, nil); err != nil {
+	if err := bad.call(ctx, roomrpc.MethodAct, &roompb.ActionRequest{Action: []byte("poison")}, nil); err != nil {
 		t.Fatalf("poison: %v", err) // accepted: Act is fine, Encode is not
 	}
-	if err := bad.call(ctx, MethodGet, &roompb.GetRequest{}, &st); !isCode(err, wire.CodeInternal) {
+	if err := bad.call(ctx, roomrpc.MethodGet, &roompb.GetRequest{}, &st); !isCode(err, wire.CodeInternal) {
 		t.Fatalf("get of the poisoned room = %v, want internal", err)
 	}
-	good.must(t, MethodAct, &roompb.ActionRequest{Action: []byte("fine")}, nil)
-	good.must(t, MethodGet, &roompb.GetRequest{}, &st)
+	good.must(t, roomrpc.MethodAct, &roompb.ActionRequest{Action: []byte("fine")}, nil)
+	good.must(t, roomrpc.MethodGet, &roompb.GetRequest{}, &st)
 	if items := tallyOf(t, &st).Items; !slices.Equal(items, []string{"u2:fine"}) {
 		t.Fatalf("the other room: %v", items)
 	}
@@ -324,7 +325,7 @@ func TestManyRoomsSideBySide(t *testing.T) {
 			case <-stop:
 				return
 			case <-time.After(20 * time.Millisecond):
-				fast.must(t, MethodAct, &roompb.ActionRequest{Action: []byte("keepalive")}, nil)
+				fast.must(t, roomrpc.MethodAct, &roompb.ActionRequest{Action: []byte("keepalive")}, nil)
 			}
 		}
 	}()
@@ -334,11 +335,11 @@ func TestManyRoomsSideBySide(t *testing.T) {
 	go func() {
 		uc := newUnitClient(svc, "u1")
 		uc.sess.Bindings[BindingKey] = slow
-		done <- uc.call(context.Background(), MethodAct, &roompb.ActionRequest{Action: []byte("s")}, nil)
+		done <- uc.call(context.Background(), roomrpc.MethodAct, &roompb.ActionRequest{Action: []byte("s")}, nil)
 	}()
 	<-store.loading
 	start := time.Now()
-	fast.must(t, MethodAct, &roompb.ActionRequest{Action: []byte("f")}, nil)
+	fast.must(t, roomrpc.MethodAct, &roompb.ActionRequest{Action: []byte("f")}, nil)
 	if d := time.Since(start); d > time.Second {
 		t.Fatalf("a room waited %v for another room's load", d)
 	}

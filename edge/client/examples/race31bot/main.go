@@ -52,20 +52,15 @@ import (
 
 	"github.com/noonhq/noon/edge/client"
 	loginpb "github.com/noonhq/noon/idl/gen/login"
+	"github.com/noonhq/noon/idl/gen/login/loginrpc"
 	roompb "github.com/noonhq/noon/idl/gen/room"
+	"github.com/noonhq/noon/idl/gen/room/roomrpc"
 )
 
-// What the bot speaks: methods, the push type and event types of the room
-// service (idl/room.thrift), and the error codes it acts on.
+// What the bot speaks beside the methods (the generated stubs of
+// loginrpc and roomrpc): the push type and event types of the room service
+// (idl/room.thrift), and the error codes it acts on.
 const (
-	methodRegister = "login.Register"
-	methodCreate   = "room.Create"
-	methodJoin     = "room.Join"
-	methodReady    = "room.Ready"
-	methodStart    = "room.Start"
-	methodGet      = "room.Get"
-	methodAct      = "room.Act"
-
 	pushRoomEvent = "room.Event" // arrives as an "@room.Event" frame
 
 	eventStarted  = "room.started"  // body: Race31State
@@ -174,38 +169,40 @@ func play(ctx context.Context, o options) (result, error) {
 
 	// 2. Bot 1 creates the room, the others join it.
 	host := bots[0]
-	var st roompb.RoomState
+	var st *roompb.RoomState
 	err := retry(ctx, func() error {
-		return host.s.CallThrift(ctx, methodCreate, &roompb.CreateRequest{
+		var err error
+		st, err = host.rooms.Create(ctx, &roompb.CreateRequest{
 			Name: o.Name + "'s table", Game: gameName, MaxPlayers: int32(o.Players),
-		}, &st)
+		})
+		return err
 	})
 	if err != nil {
-		return result{}, fmt.Errorf("%s: %s: %w", host.name, methodCreate, err)
+		return result{}, fmt.Errorf("%s: %s: %w", host.name, roomrpc.MethodCreate, err)
 	}
 	out.printf("%s created room %s (%s, up to %d players)", host.name, st.ID, st.Game, st.MaxPlayers)
 	for _, b := range bots {
 		b.room = st.ID
 	}
 	for _, b := range bots[1:] {
-		if err := b.s.CallThrift(ctx, methodJoin, &roompb.JoinRequest{RoomID: st.ID}, nil); err != nil {
-			return result{}, fmt.Errorf("%s: %s: %w", b.name, methodJoin, err)
+		if _, err := b.rooms.Join(ctx, &roompb.JoinRequest{RoomID: st.ID}); err != nil {
+			return result{}, fmt.Errorf("%s: %s: %w", b.name, roomrpc.MethodJoin, err)
 		}
 		out.printf("%s joined room %s", b.name, st.ID)
 	}
 
 	// 3. Everyone ready, then the host starts.
 	for _, b := range bots {
-		if err := b.s.CallThrift(ctx, methodReady, &roompb.ReadyRequest{Ready: true}, nil); err != nil {
-			return result{}, fmt.Errorf("%s: %s: %w", b.name, methodReady, err)
+		if _, err := b.rooms.Ready(ctx, &roompb.ReadyRequest{Ready: true}); err != nil {
+			return result{}, fmt.Errorf("%s: %s: %w", b.name, roomrpc.MethodReady, err)
 		}
 	}
-	if err := host.s.CallThrift(ctx, methodStart, &roompb.StartRequest{}, &st); err != nil {
-		return result{}, fmt.Errorf("%s: %s: %w", host.name, methodStart, err)
+	if st, err = host.rooms.Start(ctx, &roompb.StartRequest{}); err != nil {
+		return result{}, fmt.Errorf("%s: %s: %w", host.name, roomrpc.MethodStart, err)
 	}
 	var g roompb.Race31State
 	if err := decode(st.GameState, &g); err != nil || int(g.Turn) >= len(g.Order) {
-		return result{}, fmt.Errorf("%s: bad game state %v: %v", methodStart, &g, err)
+		return result{}, fmt.Errorf("%s: bad game state %v: %v", roomrpc.MethodStart, &g, err)
 	}
 	out.printf("%s started the game: reach %d, add 1 to %d per move, %s moves first",
 		host.name, g.Target, g.MaxAdd, nameOf(bots, g.Order[g.Turn]))
@@ -252,6 +249,7 @@ type bot struct {
 	name     string // username
 	id       string // user id: the room knows players by it
 	s        *client.Session
+	rooms    *roomrpc.Client // room.* through s
 	room     string
 	out      *printer
 	poll     time.Duration
@@ -285,7 +283,8 @@ func newBot(ctx context.Context, o options, name string, out *printer) (*bot, er
 	}
 	password := randomHex(16)
 	err = retry(ctx, func() error {
-		return s.CallThrift(ctx, methodRegister, &loginpb.RegisterRequest{Username: name, Password: password}, nil)
+		_, err := loginrpc.NewClient(s.CallThrift).Register(ctx, &loginpb.RegisterRequest{Username: name, Password: password})
+		return err
 	})
 	if err == nil {
 		err = retry(ctx, func() error {
@@ -297,7 +296,7 @@ func newBot(ctx context.Context, o options, name string, out *printer) (*bot, er
 		_ = s.Close()
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	return &bot{name: name, id: s.UserID(), s: s, out: out, poll: o.Poll, maxTurns: o.MaxTurns}, nil
+	return &bot{name: name, id: s.UserID(), s: s, rooms: roomrpc.NewClient(s.CallThrift), out: out, poll: o.Poll, maxTurns: o.MaxTurns}, nil
 }
 
 // play moves whenever it is the bot's turn until the room's game is over.
@@ -369,7 +368,7 @@ func (b *bot) move(ctx context.Context, demo *sync.Once) error {
 		return b.refresh(ctx)
 	}
 	if err != nil {
-		return fmt.Errorf("%s: %s: %w", b.name, methodAct, err)
+		return fmt.Errorf("%s: %s: %w", b.name, roomrpc.MethodAct, err)
 	}
 	b.acted = seq
 	return nil
@@ -393,8 +392,8 @@ func (b *bot) act(ctx context.Context, add int32) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	var rep roompb.ActionReply
-	if err := b.s.CallThrift(ctx, methodAct, &roompb.ActionRequest{Action: action, RoomID: &b.room}, &rep); err != nil {
+	rep, err := b.rooms.Act(ctx, &roompb.ActionRequest{Action: action, RoomID: &b.room})
+	if err != nil {
 		return 0, err
 	}
 	return rep.Seq, nil
@@ -448,9 +447,9 @@ func (b *bot) apply(ctx context.Context, p client.Push) error {
 // refresh replaces the view with the room's state.
 func (b *bot) refresh(ctx context.Context) error {
 	b.gets++
-	var st roompb.RoomState
-	if err := b.s.CallThrift(ctx, methodGet, &roompb.GetRequest{RoomID: &b.room}, &st); err != nil {
-		return fmt.Errorf("%s: %s: %w", b.name, methodGet, err)
+	st, err := b.rooms.Get(ctx, &roompb.GetRequest{RoomID: &b.room})
+	if err != nil {
+		return fmt.Errorf("%s: %s: %w", b.name, roomrpc.MethodGet, err)
 	}
 	b.seq, b.status, b.winner = st.Seq, st.Status, st.Winner
 	b.game = roompb.Race31State{}
