@@ -44,6 +44,7 @@ import (
 
 	"github.com/noonhq/noon/edge"
 	"github.com/noonhq/noon/idl/gen/platformpb"
+	"github.com/noonhq/noon/internal/daemon"
 	"github.com/noonhq/noon/internal/link"
 	"github.com/noonhq/noon/internal/metrics"
 	"github.com/noonhq/noon/services"
@@ -67,6 +68,8 @@ const exitDeregisterTimeout = 500 * time.Millisecond
 // started): a link on a LAN comes up in milliseconds; a second covers a
 // restarting instance without making a caller of a dead service wait long.
 const connectWait = time.Second
+
+var _ daemon.Daemon = (*Broker)(nil)
 
 // Broker is one edge broker. It implements edge.Handler.
 type Broker struct {

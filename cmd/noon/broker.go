@@ -104,6 +104,6 @@ func runBrokerList(ctx context.Context, args []string, stdout, stderr io.Writer)
 	return rt.run(ctx, proc{
 		name: "brokerlist",
 		main: s.Main,
-		stop: func(ctx context.Context) { _ = s.Shutdown(ctx); s.Exit() },
+		stop: func(ctx context.Context) { _ = s.Drain(ctx) },
 	})
 }

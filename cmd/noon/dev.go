@@ -78,7 +78,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	rt.health("brokerlist", bl.Health)
-	procs = append(procs, proc{name: "brokerlist", main: bl.Main, stop: func(ctx context.Context) { _ = bl.Shutdown(ctx); bl.Exit() }})
+	procs = append(procs, proc{name: "brokerlist", main: bl.Main, stop: func(ctx context.Context) { _ = bl.Drain(ctx) }})
 
 	bp, b, err := rt.brokerProc(cfg)
 	if err != nil {

@@ -52,8 +52,8 @@ func newLoginService(ctx context.Context, cfg *Config, d *deps, log *slog.Logger
 		impl.banner = append(impl.banner, "login API    "+api.URL()+"/api/login (POST /api/register, /api/validate_session, /api/logout)")
 		impl.procs = append(impl.procs, proc{
 			name: "login API",
-			main: api.Serve,
-			stop: func(ctx context.Context) { _ = api.Close(ctx) },
+			main: api.Main,
+			stop: func(ctx context.Context) { _ = api.Drain(ctx) },
 		})
 	}
 	return impl, nil

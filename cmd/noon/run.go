@@ -90,8 +90,8 @@ func (rt *runtime) run(ctx context.Context, procs ...proc) error {
 	if rt.admin != nil {
 		procs = append([]proc{{
 			name: "admin",
-			main: rt.admin.Serve,
-			stop: func(ctx context.Context) { _ = rt.admin.Close(ctx) },
+			main: rt.admin.Main,
+			stop: func(ctx context.Context) { _ = rt.admin.Drain(ctx) },
 		}}, procs...)
 	}
 	type result struct {
