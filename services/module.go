@@ -36,6 +36,8 @@ type Module interface {
 	Kind() string
 	// Summary is one line saying what the service does (`noon service -h`).
 	Summary() string
+	// Example is a call to try with noonctl, "<method> '<json>'", or "".
+	Example() string
 	// Needs says which stores and sockets the service uses.
 	Needs() Needs
 	// NewSection returns the service's config section with its defaults.
@@ -68,6 +70,10 @@ type Def[O config.Validator] struct {
 	Kind string
 	// Summary is one line saying what the service does.
 	Summary string
+	// Example, when set, is a call a newcomer can try with noonctl:
+	// "<method> '<request as JSON>'" (echo's is echo.Echo '"hello"');
+	// `noon dev` prints the first module's.
+	Example string
 	// Options returns the defaults of O; nil means O's zero value.
 	Options func() O
 	// Needs says which stores and sockets the service uses.
@@ -276,6 +282,7 @@ func yamlKeysUnique(v any) (err error) {
 func (m *module[O]) Name() string    { return m.def.Name }
 func (m *module[O]) Kind() string    { return m.def.Kind }
 func (m *module[O]) Summary() string { return m.def.Summary }
+func (m *module[O]) Example() string { return m.def.Example }
 func (m *module[O]) Needs() Needs    { return m.def.Needs }
 
 func (m *module[O]) NewSection() Section {

@@ -9,10 +9,6 @@ import (
 	"github.com/noonhq/noon/wire"
 )
 
-// ServiceName is the login service's name in yellow and the prefix of its
-// methods.
-const ServiceName = "login"
-
 // The login service's methods; requests and replies are the structs of
 // idl/login.thrift.
 const (
@@ -46,10 +42,10 @@ func (s *Service) Handlers() map[string]services.HandlerFunc {
 }
 
 // NewServer returns a services.Server serving s's handlers; an empty
-// opts.Name becomes ServiceName.
+// opts.Name becomes Name.
 func NewServer(opts services.Options, s *Service, log *slog.Logger) (*services.Server, error) {
 	if opts.Name == "" {
-		opts.Name = ServiceName
+		opts.Name = Name
 	}
 	return services.NewServer(opts, s.Handlers(), log)
 }
