@@ -2,6 +2,7 @@ package services
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -255,10 +256,10 @@ func (m *module[O]) check() error {
 		return fmt.Errorf("kind must be %q or %q, got %q", KindStateless, KindStateful, d.Kind)
 	}
 	if d.Build == nil {
-		return fmt.Errorf("no Build")
+		return errors.New("no Build")
 	}
 	if mg := d.Migrations; mg != nil && (mg.FS == nil || mg.Table == "" || d.Schema == nil) {
-		return fmt.Errorf("Migrations need FS, Table and Def.Schema")
+		return errors.New("migrations need FS, Table and Def.Schema")
 	}
 	if err := yamlKeysUnique(m.NewSection()); err != nil {
 		return fmt.Errorf("its options and the runtime's share a key: %v", err)
@@ -377,7 +378,7 @@ func (m *module[O]) Start(ctx context.Context, env Env, sec Section) (*Instance,
 
 	impl, err := d.Build(ctx, &env, c.Service)
 	if err == nil && impl == nil {
-		err = fmt.Errorf("Build returned no Impl")
+		err = errors.New("build returned no Impl")
 	}
 	if err != nil {
 		env.closeClient()

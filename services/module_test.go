@@ -179,7 +179,7 @@ func TestNewModuleRefusesMalformed(t *testing.T) {
 	mustPanic("no build", "no Build", func() {
 		services.NewModule(services.Def[services.NoOptions]{Name: "x", Kind: services.KindStateless})
 	})
-	mustPanic("no schema", "Schema", func() {
+	mustPanic("no schema", "Def.Schema", func() {
 		services.NewModule(services.Def[services.NoOptions]{Name: "x", Kind: services.KindStateless, Build: buildNothing[services.NoOptions],
 			Migrations: &services.Migrations{FS: fstest.MapFS{}, Dir: ".", Table: "x_schema_migrations"}})
 	})
