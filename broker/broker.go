@@ -44,6 +44,7 @@ import (
 
 	"github.com/noonhq/noon/edge"
 	"github.com/noonhq/noon/idl/gen/platformpb"
+	"github.com/noonhq/noon/internal/daemon"
 	"github.com/noonhq/noon/internal/link"
 	"github.com/noonhq/noon/internal/metrics"
 	"github.com/noonhq/noon/router"
@@ -61,6 +62,8 @@ var ErrClosed = errors.New("broker: closed")
 // yellow answers in a millisecond; one that does not answer within half a
 // second expires the record on its own.
 const exitDeregisterTimeout = 500 * time.Millisecond
+
+var _ daemon.Daemon = (*Broker)(nil)
 
 // Broker is one edge broker. It implements edge.Handler.
 type Broker struct {

@@ -136,7 +136,7 @@ func mustStartEcho(t testing.TB, y *testYellow) *testServer {
 		time.Sleep(50 * time.Millisecond) // answers after the deadline on purpose
 		return []byte("late"), nil
 	}
-	return mustStartService(t, echo.Service, h, y, nil)
+	return mustStartService(t, echo.Name, h, y, nil)
 }
 
 // stallTimeout is the route timeout of echo.Stall in testOptions.

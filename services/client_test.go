@@ -91,7 +91,7 @@ func TestConcurrentCallers(t *testing.T) {
 		ids[mustStartEcho(t, ys, nil, nil).InstanceID()] = true
 	}
 	c := newClient(t, y)
-	checkFor(t, 5*time.Second, "3 instances listed", func() bool { return len(c.Pool().Instances(echo.Service)) == 3 })
+	checkFor(t, 5*time.Second, "3 instances listed", func() bool { return len(c.Pool().Instances(echo.Name)) == 3 })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
@@ -205,7 +205,7 @@ func TestInstanceKilled(t *testing.T) {
 	mustStartEcho(t, ys, nil, nil)
 	mustStartEcho(t, ys, nil, nil)
 	c := newClient(t, y)
-	checkFor(t, 5*time.Second, "3 instances listed", func() bool { return len(c.Pool().Instances(echo.Service)) == 3 })
+	checkFor(t, 5*time.Second, "3 instances listed", func() bool { return len(c.Pool().Instances(echo.Name)) == 3 })
 
 	const deadline = 500 * time.Millisecond
 	var st callStats
@@ -215,9 +215,9 @@ func TestInstanceKilled(t *testing.T) {
 	before := st.ok.Load()
 	killed := time.Now()
 	victim.Kill()
-	checkFor(t, 3*time.Second, "yellow drops the killed instance", func() bool { return !y.has(echo.Service, victim.InstanceID()) })
+	checkFor(t, 3*time.Second, "yellow drops the killed instance", func() bool { return !y.has(echo.Name, victim.InstanceID()) })
 	dropped := time.Since(killed)
-	checkFor(t, 2*time.Second, "the client's view drops it", func() bool { return len(c.Pool().Instances(echo.Service)) == 2 })
+	checkFor(t, 2*time.Second, "the client's view drops it", func() bool { return len(c.Pool().Instances(echo.Name)) == 2 })
 	time.Sleep(300 * time.Millisecond)
 	close(stop)
 	wg.Wait()
@@ -385,7 +385,7 @@ func TestYellowRestart(t *testing.T) {
 	y2 := mustStartYellow(t, router, pub)
 	start := time.Now()
 	checkFor(t, 5*time.Second, "providers re-register", func() bool {
-		return y2.has(echo.Service, a.InstanceID()) && y2.has(echo.Service, b.InstanceID())
+		return y2.has(echo.Name, a.InstanceID()) && y2.has(echo.Name, b.InstanceID())
 	})
 	t.Logf("providers re-registered %v after yellow came back", time.Since(start).Round(time.Millisecond))
 
@@ -393,7 +393,7 @@ func TestYellowRestart(t *testing.T) {
 	// client.
 	fresh := mustStartEcho(t, []*testYellow{y2}, nil, nil)
 	checkFor(t, 5*time.Second, "the client sees the new instance", func() bool {
-		for _, inst := range c.Pool().Instances(echo.Service) {
+		for _, inst := range c.Pool().Instances(echo.Name) {
 			if inst.GetId() == fresh.InstanceID() {
 				return true
 			}
@@ -443,7 +443,7 @@ func TestDrain(t *testing.T) {
 	start := time.Now()
 	go func() { drained <- a.Drain(ctx) }()
 	checkFor(t, time.Second, "yellow shows a draining", func() bool {
-		for _, inst := range y.Registry().Query(echo.Service) {
+		for _, inst := range y.Registry().Query(echo.Name) {
 			if inst.GetId() == a.InstanceID() {
 				return inst.GetState() == platformpb.InstanceState_INSTANCE_STATE_DRAINING
 			}
@@ -470,7 +470,7 @@ func TestDrain(t *testing.T) {
 		t.Errorf("Drain: %v", err)
 	}
 	t.Logf("drained in %v", time.Since(start).Round(time.Millisecond))
-	if y.has(echo.Service, a.InstanceID()) {
+	if y.has(echo.Name, a.InstanceID()) {
 		t.Error("a is still in yellow after Drain")
 	}
 	select {
@@ -513,7 +513,7 @@ func TestDrainTimeout(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("Drain took %v with a 200ms drain_timeout", d)
 	}
-	checkFor(t, time.Second, "a left yellow", func() bool { return !y.has(echo.Service, a.InstanceID()) })
+	checkFor(t, time.Second, "a left yellow", func() bool { return !y.has(echo.Name, a.InstanceID()) })
 }
 
 // TestCallToInstance: a call that names an instance goes there and only
@@ -524,7 +524,7 @@ func TestCallToInstance(t *testing.T) {
 	a := mustStartEcho(t, ys, nil, nil)
 	mustStartEcho(t, ys, nil, nil)
 	c := newClient(t, y)
-	checkFor(t, 5*time.Second, "2 instances listed", func() bool { return len(c.Pool().Instances(echo.Service)) == 2 })
+	checkFor(t, 5*time.Second, "2 instances listed", func() bool { return len(c.Pool().Instances(echo.Name)) == 2 })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for i := range 10 {

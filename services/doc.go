@@ -21,6 +21,18 @@
 //	c := services.NewClient(services.ClientOptions{Yellows: yellows})
 //	err := c.Call(ctx, "echo.Sleep", &echo.SleepRequest{Ms: 10}, &reply)
 //
+// Writing a service: a service package exports its Name and one Module,
+// made by NewModule from a Def[O] (O is the service's own options type,
+// NoOptions when it has none): name, kind, summary, options with defaults
+// and validation, Needs (Postgres, Redis, a PUB socket), embedded
+// Migrations with the schema its options name, and Build, which gets an Env
+// (logger, metrics, the stores it asked for, a Client) and returns an Impl:
+// its handlers and lifecycle hooks (Attach, Drain, extra Daemons, Close,
+// Banner). Its config section, services.<name>, is a Config[O]: the
+// runtime's Options and O inlined into one mapping. cmd/noon lists the
+// modules and derives every command from the list; Module.Start returns an
+// Instance, the Server with the hooks as one daemon.Daemon.
+//
 // Errors on the wire are "<code>: <text>" with the code from a small stable
 // set (CodeNotFound, CodeUnavailable, ...); handlers return them as *Error,
 // and a Client returns every failure as one.

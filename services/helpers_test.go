@@ -148,7 +148,7 @@ func mustStartEcho(t testing.TB, yellows []*testYellow, mod func(*services.Optio
 	for m, f := range extra {
 		h[m] = f
 	}
-	return mustStart(t, echo.Service, h, yellows, mod)
+	return mustStart(t, echo.Name, h, yellows, mod)
 }
 
 // peerOpts are the link options of test clients: heartbeats as fast as the

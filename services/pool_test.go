@@ -30,25 +30,25 @@ func TestPoolPick(t *testing.T) {
 	c := newClient(t, y)
 	p := c.Pool()
 
-	if got := p.Instances(echo.Service); len(got) != 2 || got[0].GetId() > got[1].GetId() {
+	if got := p.Instances(echo.Name); len(got) != 2 || got[0].GetId() > got[1].GetId() {
 		t.Fatalf("Instances = %v", got)
 	}
 	if got := p.Instances("nope"); len(got) != 0 {
 		t.Fatalf("Instances(nope) = %v", got)
 	}
 	// Links are dialled on first use; wait for both.
-	_, _, _ = p.Pick(echo.Service)
+	_, _, _ = p.Pick(echo.Name)
 	checkFor(t, 3*time.Second, "both links up", func() bool {
 		pa, _, _ := p.Peer(a.InstanceID())
 		pb, _, _ := p.Peer(b.InstanceID())
 		return pa.Alive() && pb.Alive()
 	})
 
-	_, inst, err := p.Pick(echo.Service, a.InstanceID())
+	_, inst, err := p.Pick(echo.Name, a.InstanceID())
 	if err != nil || inst.GetId() != b.InstanceID() {
 		t.Fatalf("Pick excluding a = %v, %v", inst.GetId(), err)
 	}
-	if _, _, err := p.Pick(echo.Service, a.InstanceID(), b.InstanceID()); err == nil || err.Error() != "unavailable: no live instance of echo" {
+	if _, _, err := p.Pick(echo.Name, a.InstanceID(), b.InstanceID()); err == nil || err.Error() != "unavailable: no live instance of echo" {
 		t.Fatalf("Pick excluding both = %v", err)
 	}
 	if _, _, err := p.Pick("nope"); err == nil || err.Error() != "unavailable: no live instance of nope" {
@@ -73,7 +73,7 @@ func TestPoolPick(t *testing.T) {
 	}
 	checkFor(t, 2*time.Second, "calls in flight on a", func() bool { return peerA.InFlight() == 3 })
 	for range 50 {
-		if _, inst, err := p.Pick(echo.Service); err != nil || inst.GetId() != b.InstanceID() {
+		if _, inst, err := p.Pick(echo.Name); err != nil || inst.GetId() != b.InstanceID() {
 			t.Fatalf("Pick with a busy = %v, %v", inst.GetId(), err)
 		}
 	}
@@ -83,7 +83,7 @@ func TestPoolPick(t *testing.T) {
 	// Both idle: ties are broken at random, so both get picked.
 	seen := map[string]int{}
 	for range 200 {
-		_, inst, err := p.Pick(echo.Service)
+		_, inst, err := p.Pick(echo.Name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -96,7 +96,7 @@ func TestPoolPick(t *testing.T) {
 	// An instance marked draining is skipped until it leaves yellow.
 	p.MarkDraining(a.InstanceID())
 	for range 50 {
-		if _, inst, err := p.Pick(echo.Service); err != nil || inst.GetId() != b.InstanceID() {
+		if _, inst, err := p.Pick(echo.Name); err != nil || inst.GetId() != b.InstanceID() {
 			t.Fatalf("Pick with a draining = %v, %v", inst.GetId(), err)
 		}
 	}
@@ -120,7 +120,7 @@ func TestClientRetriesOverloaded(t *testing.T) {
 	full := mustStartEcho(t, ys, func(o *services.Options) { o.Concurrency = 1 }, block)
 	free := mustStartEcho(t, ys, nil, nil)
 	c := newClient(t, y)
-	_, _, _ = c.Pool().Pick(echo.Service)
+	_, _, _ = c.Pool().Pick(echo.Name)
 	checkFor(t, 3*time.Second, "both links up", func() bool {
 		pa, _, _ := c.Pool().Peer(full.InstanceID())
 		pb, _, _ := c.Pool().Peer(free.InstanceID())

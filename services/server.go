@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
+	"github.com/noonhq/noon/internal/daemon"
 	"github.com/noonhq/noon/internal/link"
 	"github.com/noonhq/noon/wire"
 	"github.com/noonhq/noon/yellow"
@@ -36,6 +37,8 @@ const exitDeregisterTimeout = 500 * time.Millisecond
 // accepts: they get an immediate overloaded reply from the server, which
 // names the instance, rather than the link's generic one.
 const linkInFlightMargin = 1024
+
+var _ daemon.Daemon = (*Server)(nil)
 
 // Server is one instance of a service: a ROUTER that runs the handlers, an
 // optional PUB socket for events, and a registration with every yellow.

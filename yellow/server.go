@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
+	"github.com/noonhq/noon/internal/daemon"
 	"github.com/noonhq/noon/wire"
 )
 
@@ -27,6 +28,8 @@ const publishQueueLen = DefaultMaxInstances
 // pubFailLimit is how many publishes in a row may fail before Health
 // reports the PUB socket as broken: one failure is a blip.
 const pubFailLimit = 3
+
+var _ daemon.Daemon = (*Yellow)(nil)
 
 // Yellow is the presence server: a ROUTER that answers register,
 // heartbeat, deregister, query and snapshot requests, and a PUB socket that
@@ -167,6 +170,14 @@ func (y *Yellow) Exit() {
 	close(y.quit)
 	y.wg.Wait()
 	y.log.Info("yellow: stopped")
+}
+
+// Drain is Exit: yellow holds no work to hand over (providers re-register
+// with the yellows left, or with this one when it comes back). It returns
+// nil.
+func (y *Yellow) Drain(context.Context) error {
+	y.Exit()
+	return nil
 }
 
 // Health returns nil while yellow serves and publishes, ErrClosed after

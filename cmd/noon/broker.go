@@ -6,6 +6,7 @@ import (
 
 	"github.com/noonhq/noon/broker"
 	"github.com/noonhq/noon/edge/brokerlist"
+	"github.com/noonhq/noon/internal/daemon"
 )
 
 func init() {
@@ -49,30 +50,22 @@ func runBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	p, _, err := rt.brokerProc(cfg)
+	b, err := rt.newBroker(cfg)
 	if err != nil {
 		return err
 	}
-	return rt.run(ctx, p)
+	return rt.run(ctx, daemon.Named{Name: "broker", Daemon: b})
 }
 
-// brokerProc builds a broker as a proc: it drains on stop.
-func (rt *runtime) brokerProc(cfg *Config) (proc, *broker.Broker, error) {
+// newBroker builds the configured broker, its metrics and health on the
+// admin endpoint.
+func (rt *runtime) newBroker(cfg *Config) (*broker.Broker, error) {
 	b, err := broker.New(cfg.brokerOptions(), rt.log.With("daemon", "broker"), rt.registry("broker"))
 	if err != nil {
-		return proc{}, nil, err
+		return nil, err
 	}
 	rt.health("broker", b.Health)
-	return proc{
-		name: "broker",
-		main: b.Main,
-		stop: func(ctx context.Context) {
-			if err := b.Drain(ctx); err != nil {
-				rt.log.Warn("broker drain", "err", err)
-			}
-			b.Exit()
-		},
-	}, b, nil
+	return b, nil
 }
 
 func runBrokerList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -101,9 +94,5 @@ func runBrokerList(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	rt.health("brokerlist", s.Health)
 	rt.log.Info("brokerlist listening", "url", "http://"+s.Addr().String()+brokerlist.Path)
-	return rt.run(ctx, proc{
-		name: "brokerlist",
-		main: s.Main,
-		stop: func(ctx context.Context) { _ = s.Shutdown(ctx); s.Exit() },
-	})
+	return rt.run(ctx, daemon.Named{Name: "brokerlist", Daemon: s})
 }

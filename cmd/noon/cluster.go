@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"sort"
 	"strconv"
 	"sync"
 	"syscall"
@@ -29,7 +28,7 @@ type clusterChild struct {
 }
 
 func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("cluster", "Runs migrations, then yellow, the BrokerList, N brokers and M instances of each service as separate `noon` processes against the Postgres and Redis of the config (configs/cluster.yaml), and stops them all on Ctrl-C. Broker i listens on TCP 1055+2i and WebSocket 1056+2i.", stderr)
+	fs := newFlagSet("cluster", "Runs migrations, then yellow, the BrokerList, N brokers and M instances of each service as separate `noon` processes against the Postgres and Redis of the config (configs/cluster.yaml), and stops them all on Ctrl-C. Broker i listens on TCP 1055+2i and WebSocket 1056+2i; instance n of a service runs with -instance n.\n\n"+moduleList(), stderr)
 	file := fs.String("config", "configs/cluster.yaml", "YAML config `file` every process reads")
 	brokers := fs.Int("brokers", 2, "number of brokers")
 	instances := fs.Int("instances", 2, "instances of each service")
@@ -41,7 +40,8 @@ func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	if cfg.Postgres.URL == "" || len(cfg.Redis.Addrs) == 0 {
+	// Processes share data only through the stores: in-memory ones will not do.
+	if needs := needsOf(modules...); needs.Postgres && cfg.Postgres.URL == "" || needs.Redis && len(cfg.Redis.Addrs) == 0 {
 		return fmt.Errorf("%s: a cluster needs postgres.url and redis.addrs", *file)
 	}
 	self, err := os.Executable()
@@ -58,15 +58,13 @@ func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		{"yellow", append([]string{"yellow"}, base...)},
 		{"brokerlist", append([]string{"brokerlist"}, base...)},
 	}
-	for _, name := range sortedServices() {
+	for _, m := range modules {
 		for i := 1; i <= *instances; i++ {
-			args := append([]string{"service", name}, base...)
-			if name == "login" && cfg.Login.HTTPAddr != "" {
-				// Each login instance serves the HTTP API on its own port:
-				// 8081, 8082, ... (put a load balancer in front).
-				args = append(args, "-set", "login.http_addr=:"+strconv.Itoa(8080+i))
-			}
-			children = append(children, clusterChild{fmt.Sprintf("%s-%d", name, i), args})
+			// -instance lets the service vary its options per instance
+			// (an HTTP API on a port of its own; put a load balancer in
+			// front).
+			args := []string{"service", m.Name(), "-config", *file, "-instance", strconv.Itoa(i)}
+			children = append(children, clusterChild{fmt.Sprintf("%s-%d", m.Name(), i), args})
 		}
 	}
 	for i := 0; i < *brokers; i++ {
@@ -132,14 +130,4 @@ func stopAll(procs []*exec.Cmd) {
 	for i := len(procs) - 1; i >= 0; i-- {
 		_ = procs[i].Process.Signal(syscall.SIGTERM)
 	}
-}
-
-// sortedServices lists the services `noon service` runs.
-func sortedServices() []string {
-	names := make([]string, 0, len(knownServices))
-	for n := range knownServices {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
 }

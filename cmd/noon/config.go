@@ -16,8 +16,6 @@ import (
 	"github.com/noonhq/noon/internal/logging"
 	"github.com/noonhq/noon/internal/stores"
 	"github.com/noonhq/noon/services"
-	"github.com/noonhq/noon/services/login"
-	"github.com/noonhq/noon/services/room"
 	"github.com/noonhq/noon/yellow"
 	"go.yaml.in/yaml/v3"
 )
@@ -49,13 +47,9 @@ type Config struct {
 	// Redis holds sessions, leases and throttles; no addrs = none (noon dev
 	// then runs an in-process Redis).
 	Redis stores.RedisOptions `yaml:"redis"`
-	// Login configures the login service (accounts, sessions, its HTTP API).
-	Login login.Options `yaml:"login"`
-	// Room configures the room service (the switch, durability, leases,
-	// the sample game).
-	Room room.Options `yaml:"room"`
-	// Services configures each service by name (`noon service <name>`);
-	// the name key is the service name.
+	// Services configures each service of the modules list by name
+	// (services.<name>): the runtime's options (bind, concurrency, ...) and
+	// the service's own, in one mapping.
 	Services ServiceMap `yaml:"services"`
 }
 
@@ -78,9 +72,7 @@ func defaultConfig() Config {
 		Yellow:     yellow.NewOptions(),
 		Broker:     broker.NewOptions(),
 		BrokerList: brokerlist.NewOptions(),
-		Login:      login.NewOptions(),
-		Room:       room.NewOptions(),
-		Services:   ServiceMap{},
+		Services:   newServiceMap(),
 	}
 }
 
@@ -105,12 +97,8 @@ func (c *Config) Validate() error {
 	if err := c.brokerListOptions().Validate(); err != nil {
 		errs.Add(config.Nested("brokerlist", err))
 	}
-	errs.Add(config.Nested("login", c.Login.Validate()))
-	errs.Add(config.Nested("room", c.Room.Validate()))
-	for name := range c.Services {
-		if _, err := c.service(name); err != nil {
-			errs.Add(fmt.Errorf("config: services.%s: %w", name, err))
-		}
+	for _, m := range modules {
+		errs.Add(config.Nested("services."+m.Name(), m.Validate(c.Services[m.Name()])))
 	}
 	return errs.Err()
 }
@@ -134,20 +122,6 @@ func (c *Config) brokerListOptions() brokerlist.Options {
 	return o
 }
 
-// service returns the effective options of the named service: defaults,
-// then the file's services.<name> section, with the shared yellows.
-func (c *Config) service(name string) (services.Options, error) {
-	o, ok := c.Services[name]
-	if !ok {
-		o = newServiceOptions(name)
-	}
-	o.Name = name
-	if len(o.Yellows) == 0 {
-		o.Yellows = append([]string(nil), c.Yellows...)
-	}
-	return o, o.Validate()
-}
-
 // yamlLine matches the "line N: " of a decoder message.
 var yamlLine = regexp.MustCompile(`^line (\d+): `)
 
@@ -167,19 +141,6 @@ func shiftLines(err error, offset int) error {
 		out.Errors = append(out.Errors, e)
 	}
 	return out
-}
-
-// serviceDefaults adjust services.NewOptions() for a service (the room
-// service is stateful).
-var serviceDefaults = map[string]func(*services.Options){}
-
-// newServiceOptions returns the default options of the named service.
-func newServiceOptions(name string) services.Options {
-	o := services.NewOptions()
-	if f := serviceDefaults[name]; f != nil {
-		f(&o)
-	}
-	return o
 }
 
 // configFlags are the flags every daemon command shares.
@@ -212,35 +173,65 @@ func (f *configFlags) loadWith(flags func(*Config)) (*Config, error) {
 	return &cfg, nil
 }
 
-// ServiceMap is the services section: options by service name. Each entry
-// starts from services.NewOptions(), so a section names only what it
-// changes, and unknown keys are errors as everywhere else.
-type ServiceMap map[string]services.Options
+// ServiceMap is the services section: the section of every module by its
+// name, holding the module's defaults until the file, NOON_SERVICES_* or
+// -set services.<name>.<field> change them. A section names only what it
+// changes; unknown services and keys are errors as everywhere else.
+type ServiceMap map[string]services.Section
 
-// UnmarshalYAML decodes each entry strictly over the defaults.
+// newServiceMap returns every module's section with its defaults.
+func newServiceMap() ServiceMap {
+	m := make(ServiceMap, len(modules))
+	for _, mod := range modules {
+		m[mod.Name()] = mod.NewSection()
+	}
+	return m
+}
+
+// ConfigSections implements config.Sections: -set and NOON_* address each
+// section's fields like a struct's.
+func (m ServiceMap) ConfigSections() map[string]any {
+	out := make(map[string]any, len(m))
+	for name, sec := range m {
+		out[name] = sec
+	}
+	return out
+}
+
+// UnmarshalYAML decodes each entry strictly over its module's defaults.
 func (m *ServiceMap) UnmarshalYAML(node *yaml.Node) error {
-	var raw map[string]yaml.Node
-	if err := node.Decode(&raw); err != nil {
-		return err
+	if node.Kind != yaml.MappingNode {
+		var raw map[string]yaml.Node
+		return node.Decode(&raw) // null is fine; anything else says why not
 	}
 	if *m == nil {
-		*m = ServiceMap{}
+		*m = newServiceMap()
 	}
-	for name, n := range raw {
-		o, ok := (*m)[name]
+	// Report every bad entry, as the decoder does for a struct.
+	bad := &yaml.TypeError{}
+	for i := 0; i+1 < len(node.Content); i += 2 {
+		key, n := node.Content[i], node.Content[i+1]
+		sec, ok := (*m)[key.Value]
 		if !ok {
-			o = newServiceOptions(name)
+			bad.Errors = append(bad.Errors, fmt.Sprintf("line %d: unknown service %q (known: %s)", key.Line, key.Value, moduleNames()))
+			continue
 		}
-		b, err := yaml.Marshal(&n)
+		b, err := yaml.Marshal(n)
 		if err != nil {
 			return err
 		}
 		dec := yaml.NewDecoder(bytes.NewReader(b))
 		dec.KnownFields(true)
-		if err := dec.Decode(&o); err != nil && !errors.Is(err, io.EOF) {
-			return shiftLines(err, n.Line-1)
+		if err := dec.Decode(sec); err != nil && !errors.Is(err, io.EOF) {
+			var te *yaml.TypeError
+			if !errors.As(shiftLines(err, n.Line-1), &te) {
+				return err
+			}
+			bad.Errors = append(bad.Errors, te.Errors...)
 		}
-		(*m)[name] = o
+	}
+	if len(bad.Errors) > 0 {
+		return bad
 	}
 	return nil
 }

@@ -5,6 +5,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/noonhq/noon/services"
+	"github.com/noonhq/noon/services/login"
+	"github.com/noonhq/noon/services/room"
 )
 
 // TestConfigFiles parses and validates every file in configs/.
@@ -31,6 +38,10 @@ func TestConfigRejectsUnknownAndBadFields(t *testing.T) {
 		{"bad value", "yellow:\n  expire_after: 0\n", "expire_after"},
 		{"bad service value", "services:\n  echo:\n    concurrency: -1\n", "services.echo"},
 		{"bad yellows", "yellows: [\"nope\"]\n", "yellows[0]"},
+		{"unknown service", "services:\n  nope: {}\n", `services.nope: unknown service "nope"`},
+		{"bad module option", "services:\n  login:\n    session_ttl: 1s\n", "services.login.session_ttl"},
+		{"unknown module key", "services:\n  room:\n    lease_tll: 1s\n", `unknown key "services.room.lease_tll"`},
+		{"wrong kind", "services:\n  room:\n    kind: stateless\n", "services.room.kind: the room service is stateful"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "c.yaml")
@@ -60,11 +71,66 @@ func TestConfigPrecedence(t *testing.T) {
 	if cfg.Yellow.Heartbeat.String() != "2s" || cfg.Yellow.ExpireAfter != 6 || cfg.Yellow.MaxInstances != 9 {
 		t.Fatalf("yellow = %+v; want heartbeat 2s (file), expire_after 6 (env), max_instances 9 (-set)", cfg.Yellow)
 	}
-	echo, err := cfg.service("echo")
+	echo := cfg.Services["echo"].Runtime()
+	if echo.Concurrency != 7 || echo.DefaultTimeout == 0 || echo.PubBind == "" {
+		t.Fatalf("echo = %+v; want concurrency 7 over the defaults", echo)
+	}
+}
+
+// TestModules checks the list: unique names, defaults that validate, and
+// sections whose keys (the runtime's and the service's own, inlined) do not
+// collide.
+func TestModules(t *testing.T) {
+	seen := map[string]bool{}
+	for _, m := range modules {
+		if seen[m.Name()] {
+			t.Errorf("%s listed twice", m.Name())
+		}
+		seen[m.Name()] = true
+		sec := m.NewSection()
+		if err := m.Validate(sec); err != nil {
+			t.Errorf("%s: defaults: %v", m.Name(), err)
+		}
+		out, err := yaml.Marshal(sec)
+		if err != nil {
+			t.Errorf("%s: section: %v", m.Name(), err)
+			continue
+		}
+		var keys map[string]any
+		if err := yaml.Unmarshal(out, &keys); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []string{"bind", "concurrency", "heartbeat"} {
+			if _, ok := keys[k]; !ok {
+				t.Errorf("%s: section has no runtime key %q: %s", m.Name(), k, out)
+			}
+		}
+	}
+}
+
+func TestConfigServicesPrecedence(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(p, []byte("services:\n  login:\n    session_ttl: 2h\n    concurrency: 5\n  room:\n    lease_ttl: 3s\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("NOON_SERVICES_LOGIN_SESSION_TTL", "3h")
+	t.Setenv("NOON_SERVICES_ROOM_CONCURRENCY", "9")
+	cf := configFlags{file: p, sets: []string{"services.login.http_addr=:9999", "services.room.lease_ttl=4s"}}
+	cfg, err := cf.load()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if echo.Concurrency != 7 || echo.DefaultTimeout == 0 || echo.PubBind == "" {
-		t.Fatalf("echo = %+v; want concurrency 7 over the defaults", echo)
+	lg := cfg.Services["login"].(*services.Config[login.Options])
+	if lg.Service.SessionTTL != 3*time.Hour || lg.Options.Concurrency != 5 || lg.Service.HTTPAddr != ":9999" {
+		t.Errorf("login = %+v; want session_ttl 3h (env), concurrency 5 (file), http_addr :9999 (-set)", lg)
+	}
+	rm := cfg.Services["room"].(*services.Config[room.Options])
+	if rm.Service.LeaseTTL != 4*time.Second || rm.Options.Concurrency != 9 || rm.Options.Kind != services.KindStateful {
+		t.Errorf("room = %+v; want lease_ttl 4s (-set), concurrency 9 (env), kind stateful", rm)
+	}
+	// -instance: login's HTTP API moves to port + n - 1.
+	login.Module.ForInstance(lg, 3)
+	if lg.Service.HTTPAddr != ":10001" {
+		t.Errorf("login instance 3: http_addr %q, want :10001", lg.Service.HTTPAddr)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/noonhq/noon/edge/brokerlist"
+	"github.com/noonhq/noon/internal/daemon"
 	"github.com/noonhq/noon/wire"
 	"github.com/noonhq/noon/yellow"
 )
@@ -21,7 +22,7 @@ func init() {
 }
 
 func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("dev", "Runs yellow, a broker, the BrokerList and every service in one process. Without postgres.url and redis.addrs it needs nothing else: in-memory stores and an in-process Redis.", stderr)
+	fs := newFlagSet("dev", "Runs yellow, a broker, the BrokerList and every service in one process. Without postgres.url and redis.addrs it needs nothing else: in-memory stores and an in-process Redis.\n\n"+moduleList(), stderr)
 	var cf configFlags
 	cf.register(fs, "")
 	pg := fs.String("postgres", "", "Postgres `URL` (overrides postgres.url; default: in-memory stores)")
@@ -44,11 +45,11 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	d, closeDeps, err := openDeps(ctx, cfg, true)
+	env, closeStores, err := openStores(ctx, cfg, needsOf(modules...), true)
 	if err != nil {
 		return err
 	}
-	defer closeDeps()
+	defer closeStores()
 
 	// Everything finds everything through this process's yellow.
 	y, err := yellow.New(cfg.Yellow, rt.log.With("daemon", "yellow"))
@@ -58,35 +59,39 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	y.RegisterMetrics(rt.registry("yellow"))
 	rt.health("yellow", y.Health)
 	cfg.Yellows = []string{y.RouterEndpoint()}
-	procs := []proc{{name: "yellow", main: y.Main, stop: func(context.Context) { y.Exit() }}}
+	daemons := []daemon.Named{{Name: "yellow", Daemon: y}}
+	exitAll := func() {
+		for i := len(daemons) - 1; i >= 0; i-- {
+			daemons[i].Exit()
+		}
+	}
 
-	names := sortedServices()
-	var banner []string
-	for _, name := range names {
-		ps, lines, err := rt.serviceProcs(ctx, cfg, d, name, knownServices[name])
+	var names, banner []string
+	for _, m := range modules {
+		d, lines, err := rt.startService(ctx, cfg, env, m)
 		if err != nil {
-			y.Exit()
+			exitAll()
 			return err
 		}
-		procs = append(procs, ps...)
+		daemons = append(daemons, d)
+		names = append(names, m.Name())
 		banner = append(banner, lines...)
 	}
 
 	bl, err := brokerlist.New(cfg.brokerListOptions(), rt.log.With("daemon", "brokerlist"))
 	if err != nil {
-		y.Exit()
+		exitAll()
 		return err
 	}
 	rt.health("brokerlist", bl.Health)
-	procs = append(procs, proc{name: "brokerlist", main: bl.Main, stop: func(ctx context.Context) { _ = bl.Shutdown(ctx); bl.Exit() }})
+	daemons = append(daemons, daemon.Named{Name: "brokerlist", Daemon: bl})
 
-	bp, b, err := rt.brokerProc(cfg)
+	b, err := rt.newBroker(cfg)
 	if err != nil {
-		y.Exit()
-		bl.Exit()
+		exitAll()
 		return err
 	}
-	procs = append(procs, bp)
+	daemons = append(daemons, daemon.Named{Name: "broker", Daemon: b})
 
 	rt.started = func() {
 		// Say "up" once the broker routes to every service and the
@@ -120,10 +125,12 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			fmt.Fprintf(stdout, "  metrics      http://%s/metrics (and /healthz)\n", rt.admin.Addr())
 		}
 		fmt.Fprintf(stdout, "  stores       %s\n", describeStores(cfg))
-		fmt.Fprintf(stdout, "First call:    bin/noonctl -brokerlist %s call echo.Echo '\"hello\"'\n", listURL)
+		if ex := firstExample(); ex != "" {
+			fmt.Fprintf(stdout, "First call:    bin/noonctl -brokerlist %s call %s\n", listURL, ex)
+		}
 		fmt.Fprintf(stdout, "Ctrl-C stops everything.\n")
 	}
-	return rt.run(ctx, procs...)
+	return rt.run(ctx, daemons...)
 }
 
 func describeStores(cfg *Config) string {

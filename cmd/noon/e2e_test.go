@@ -58,8 +58,8 @@ func noonBinary(t *testing.T) string {
 	return binPath
 }
 
-// daemon is a noon process started by a test.
-type daemon struct {
+// proc is a noon process started by a test.
+type proc struct {
 	name string
 	cmd  *exec.Cmd
 	out  *lineBuffer
@@ -106,10 +106,10 @@ func (b *lineBuffer) find(s string) string {
 
 // startDaemon runs bin/noon with args; stdout and stderr are collected and
 // logged when the test fails. The process is killed when the test ends.
-func startDaemon(t *testing.T, name string, args ...string) *daemon {
+func startDaemon(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(noonBinary(t), args...)
-	d := &daemon{name: name, cmd: cmd, out: newLineBuffer(), done: make(chan struct{})}
+	d := &proc{name: name, cmd: cmd, out: newLineBuffer(), done: make(chan struct{})}
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
 	if err := cmd.Start(); err != nil {
@@ -134,7 +134,7 @@ func startDaemon(t *testing.T, name string, args ...string) *daemon {
 }
 
 // waitLine waits until the daemon prints a line containing s.
-func (d *daemon) waitLine(t *testing.T, s string, timeout time.Duration) string {
+func (d *proc) waitLine(t *testing.T, s string, timeout time.Duration) string {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -154,7 +154,7 @@ func (d *daemon) waitLine(t *testing.T, s string, timeout time.Duration) string 
 }
 
 // stop sends SIGINT and waits for a clean exit.
-func (d *daemon) stop(t *testing.T, timeout time.Duration) {
+func (d *proc) stop(t *testing.T, timeout time.Duration) {
 	t.Helper()
 	_ = d.cmd.Process.Signal(os.Interrupt)
 	select {
@@ -207,8 +207,8 @@ func TestDevEndToEnd(t *testing.T) {
 		"-admin", "127.0.0.1:0",
 		"-set", "yellow.router_addr=tcp://127.0.0.1:0", "-set", "yellow.pub_addr=tcp://127.0.0.1:0",
 		"-set", "broker.edge.tcp_addr=127.0.0.1:0", "-set", "broker.edge.ws_addr=127.0.0.1:0",
-		"-set", "brokerlist.addr=127.0.0.1:0", "-set", "login.http_addr=127.0.0.1:0",
-		"-set", "login.argon2.memory_kib=1024", "-set", "login.argon2.time=1")
+		"-set", "brokerlist.addr=127.0.0.1:0", "-set", "services.login.http_addr=127.0.0.1:0",
+		"-set", "services.login.argon2.memory_kib=1024", "-set", "services.login.argon2.time=1")
 	dev.waitLine(t, "Ctrl-C stops everything", 30*time.Second)
 	listURL := field(dev.out.find("  BrokerList "), "BrokerList")
 	apiURL := strings.TrimSuffix(field(dev.out.find("  login API "), "login API"), "/api/login")
@@ -327,8 +327,8 @@ func TestClusterBrokerFailover(t *testing.T) {
 		"-set", "postgres.url=" + testenv.PostgresURL(),
 		"-set", "redis.addrs=" + redisAddr(t),
 		"-set", "yellows=" + yellowEP,
-		"-set", "login.argon2.memory_kib=1024", "-set", "login.argon2.time=1",
-		"-set", "login.postgres_schema=login_e2e",
+		"-set", "services.login.argon2.memory_kib=1024", "-set", "services.login.argon2.time=1",
+		"-set", "services.login.postgres_schema=login_e2e",
 		"-admin", "127.0.0.1:0"}
 	with := func(extra ...string) []string { return append(append([]string{}, common...), extra...) }
 
@@ -336,10 +336,10 @@ func TestClusterBrokerFailover(t *testing.T) {
 	y.waitLine(t, "listening", 20*time.Second)
 	blPort := freePort(t)
 	bl := startDaemon(t, "brokerlist", append([]string{"brokerlist"}, with("-addr", fmt.Sprintf("127.0.0.1:%d", blPort))...)...)
-	startDaemon(t, "login", append([]string{"service", "login"}, with("-set", "login.http_addr=")...)...)
+	startDaemon(t, "login", append([]string{"service", "login"}, with("-set", "services.login.http_addr=")...)...)
 	startDaemon(t, "echo", append([]string{"service", "echo"}, with()...)...)
-	var brokers []*daemon
-	addrs := map[string]*daemon{}
+	var brokers []*proc
+	addrs := map[string]*proc{}
 	for i := 0; i < 2; i++ {
 		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 		b := startDaemon(t, fmt.Sprintf("broker-%d", i+1), append([]string{"broker"}, with("-tcp", addr, "-set", "broker.edge.ws_addr=", "-set", "broker.drain_grace=100ms")...)...)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/noonhq/noon/internal/daemon"
 	"github.com/noonhq/noon/internal/logging"
 	"github.com/noonhq/noon/internal/metrics"
 )
@@ -16,22 +17,13 @@ import (
 // and for services to drain; a second signal skips it.
 const shutdownGrace = 30 * time.Second
 
-// proc is one daemon a command runs.
-type proc struct {
-	name string
-	// main runs until stop is called, returning the first fatal error.
-	main func() error
-	// stop shuts the daemon down gracefully within ctx.
-	stop func(ctx context.Context)
-}
-
 // runtime is what every daemon command sets up: a logger and the admin
 // endpoint.
 type runtime struct {
 	log   *slog.Logger
 	admin *metrics.Admin
-	// started, when set, runs in its own goroutine once every proc's main
-	// has been started (noon dev waits there for the platform to be ready
+	// started, when set, runs in its own goroutine once every daemon's
+	// Main has been started (noon dev waits there for the platform to be ready
 	// and prints its banner).
 	started func()
 }
@@ -84,29 +76,26 @@ func (rt *runtime) health(name string, check func() error) {
 	}
 }
 
-// run starts procs in order, waits for ctx to end or one of them to fail,
-// then stops them in reverse order within shutdownGrace.
-func (rt *runtime) run(ctx context.Context, procs ...proc) error {
+// run runs daemons (the admin endpoint first): it starts their Main in
+// order, waits for ctx to end or one of them to stop, then drains and exits
+// them in reverse order within shutdownGrace.
+func (rt *runtime) run(ctx context.Context, daemons ...daemon.Named) error {
 	if rt.admin != nil {
-		procs = append([]proc{{
-			name: "admin",
-			main: rt.admin.Serve,
-			stop: func(ctx context.Context) { _ = rt.admin.Close(ctx) },
-		}}, procs...)
+		daemons = append([]daemon.Named{{Name: "admin", Daemon: rt.admin}}, daemons...)
 	}
 	type result struct {
 		name string
 		err  error
 	}
-	done := make(chan result, len(procs))
-	for _, p := range procs {
-		go func() { done <- result{p.name, p.main()} }()
+	done := make(chan result, len(daemons))
+	for _, d := range daemons {
+		go func() { done <- result{d.Name, d.Main()} }()
 	}
 	if rt.started != nil {
 		go rt.started()
 	}
 	var first error
-	running := len(procs)
+	running := len(daemons)
 	select {
 	case <-ctx.Done():
 		rt.log.Info("shutting down", "grace", shutdownGrace)
@@ -121,8 +110,12 @@ func (rt *runtime) run(ctx context.Context, procs ...proc) error {
 	}
 	stopCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	for i := len(procs) - 1; i >= 0; i-- {
-		procs[i].stop(stopCtx)
+	for i := len(daemons) - 1; i >= 0; i-- {
+		d := daemons[i]
+		if err := d.Drain(stopCtx); err != nil {
+			rt.log.Warn("drain", "daemon", d.Name, "err", err)
+		}
+		d.Exit()
 	}
 	for ; running > 0; running-- {
 		select {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 
+	"github.com/noonhq/noon/internal/daemon"
 	"github.com/noonhq/noon/yellow"
 )
 
@@ -43,7 +44,7 @@ func runYellow(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	y.RegisterMetrics(rt.registry("yellow"))
 	rt.health("yellow", y.Health)
-	return rt.run(ctx, proc{name: "yellow", main: y.Main, stop: func(context.Context) { y.Exit() }})
+	return rt.run(ctx, daemon.Named{Name: "yellow", Daemon: y})
 }
 
 // setIf sets *dst to v when v is not empty (an explicit flag).

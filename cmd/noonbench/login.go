@@ -428,7 +428,7 @@ func startLogin(ctx context.Context, log *slog.Logger, noon *noonStack, st *logi
 	}
 	ls.loginAPIURL = ls.api.URL()
 	ls.apiDone = make(chan error, 1)
-	go func() { ls.apiDone <- ls.api.Serve() }()
+	go func() { ls.apiDone <- ls.api.Main() }()
 
 	// Accounts of the other setting are registered through a service with
 	// those parameters, on the same store; the service above verifies them
@@ -520,7 +520,7 @@ func (ls *loginStack) close() (string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 		defer cancel()
 		if ls.api != nil {
-			_ = ls.api.Close(ctx)
+			_ = ls.api.Drain(ctx)
 			waitDone(ls.apiDone)
 		}
 		if ls.srv != nil {

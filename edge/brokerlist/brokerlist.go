@@ -24,6 +24,7 @@ import (
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	"github.com/noonhq/noon/internal/config"
+	"github.com/noonhq/noon/internal/daemon"
 	"github.com/noonhq/noon/yellow"
 )
 
@@ -187,6 +188,8 @@ func allow(rw http.ResponseWriter, r *http.Request) bool {
 	return false
 }
 
+var _ daemon.Daemon = (*Server)(nil)
+
 // Server is `noon brokerlist`: the BrokerList over HTTP, read from yellow.
 type Server struct {
 	opts    Options
@@ -261,9 +264,9 @@ func (s *Server) Health() error {
 	return nil
 }
 
-// Shutdown stops accepting and lets requests being served finish, bounded
-// by ctx, then exits.
-func (s *Server) Shutdown(ctx context.Context) error {
+// Drain stops accepting and lets requests being served finish, bounded by
+// ctx, then exits.
+func (s *Server) Drain(ctx context.Context) error {
 	err := s.srv.Shutdown(ctx)
 	s.Exit()
 	return err

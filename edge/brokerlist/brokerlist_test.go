@@ -160,8 +160,8 @@ func TestBrokerList(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
-	if err := s.Shutdown(ctx); err != nil {
-		t.Fatalf("Shutdown: %v", err)
+	if err := s.Drain(ctx); err != nil {
+		t.Fatalf("Drain: %v", err)
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("Main: %v", err)

@@ -18,6 +18,11 @@
 // name, as go.yaml.in/yaml/v3 does; `yaml:"-"` hides a field from all of it,
 // and `yaml:",inline"` structs add no name of their own.
 //
+// A section whose keys are known only at run time (cmd/noon's services: one
+// key per service module, each its own options struct) implements
+// [Sections]; its entries are then addressed like struct fields:
+// "services.login.session_ttl", NOON_SERVICES_LOGIN_SESSION_TTL.
+//
 // Values given as text (environment, -set) are converted the same way for
 // every source: string; bool (strconv.ParseBool, plus yes/no/on/off); signed
 // and unsigned integers (decimal, or 0x / 0o / 0b prefixed) with range checks;

@@ -37,7 +37,7 @@ func ApplyEnv(prefix string, dst any, environ []string) error {
 		return err
 	}
 	vars := map[string][]string{} // variable -> dotted paths
-	collectEnv(root.Type(), envName(prefix), "", vars, map[reflect.Type]bool{})
+	collectEnv(root, envName(prefix), "", vars, map[reflect.Type]bool{})
 
 	env := make(map[string]string, len(environ))
 	for _, kv := range environ {
@@ -72,7 +72,7 @@ func EnvNames(prefix string, dst any) (map[string]string, error) {
 		return nil, err
 	}
 	vars := map[string][]string{}
-	collectEnv(root.Type(), envName(prefix), "", vars, map[reflect.Type]bool{})
+	collectEnv(root, envName(prefix), "", vars, map[reflect.Type]bool{})
 	out := make(map[string]string, len(vars))
 	for k, v := range vars {
 		out[k] = strings.Join(v, " ")
@@ -80,9 +80,13 @@ func EnvNames(prefix string, dst any) (map[string]string, error) {
 	return out, nil
 }
 
-// collectEnv adds the variables of the leaves under type t to vars; name and
-// path are those of t itself. onStack guards against recursive types.
-func collectEnv(t reflect.Type, name, path string, vars map[string][]string, onStack map[reflect.Type]bool) {
+// collectEnv adds the variables of the leaves under v to vars; name and
+// path are those of v itself. The walk follows v's type; v's value is only
+// read where the keys depend on it ([Sections]), and may be a zero Value
+// (under a nil pointer), which then has none. onStack guards against
+// recursive types.
+func collectEnv(v reflect.Value, name, path string, vars map[string][]string, onStack map[reflect.Type]bool) {
+	t := v.Type()
 	if isLeaf(t) {
 		if path != "" {
 			vars[name] = append(vars[name], path)
@@ -91,6 +95,19 @@ func collectEnv(t reflect.Type, name, path string, vars map[string][]string, onS
 	}
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
+		if v.IsValid() && !v.IsNil() {
+			v = v.Elem()
+		} else {
+			v = reflect.Zero(t)
+		}
+	}
+	if secs, ok := sectionsOf(v); ok {
+		for _, key := range slices.Sorted(maps.Keys(secs.ConfigSections())) {
+			if sec, ok := section(secs, key); ok {
+				collectEnv(sec, joinEnv(name, key), joinPath(path, key), vars, onStack)
+			}
+		}
+		return
 	}
 	if t.Kind() != reflect.Struct || onStack[t] {
 		return // slices of structs, maps, interfaces: not from the environment
@@ -98,21 +115,21 @@ func collectEnv(t reflect.Type, name, path string, vars map[string][]string, onS
 	onStack[t] = true
 	defer delete(onStack, t)
 	for _, f := range structFields(t) {
-		ft := t.Field(f.index).Type
+		fv := v.Field(f.index)
 		if f.inline {
-			collectEnv(ft, name, path, vars, onStack)
+			collectEnv(fv, name, path, vars, onStack)
 			continue
 		}
-		n := envName(f.name)
-		if name != "" {
-			n = name + "_" + n
-		}
-		p := f.name
-		if path != "" {
-			p = path + "." + f.name
-		}
-		collectEnv(ft, n, p, vars, onStack)
+		collectEnv(fv, joinEnv(name, f.name), joinPath(path, f.name), vars, onStack)
 	}
+}
+
+// joinEnv appends the variable part of yaml name key to name.
+func joinEnv(name, key string) string {
+	if name == "" {
+		return envName(key)
+	}
+	return name + "_" + envName(key)
 }
 
 // envName upper-cases s and turns dashes and dots into underscores.

@@ -17,6 +17,46 @@ var (
 	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
 )
 
+// Sections is implemented by a config section whose keys are known only at
+// run time, not by a Go struct: cmd/noon's services section has one key per
+// service module, each a struct of its own type. ConfigSections returns the
+// value of each key, a non-nil pointer to a struct. [Set], [ApplyEnv] and
+// [EnvNames] address its fields as they would those of a struct field of
+// that name: "services.login.session_ttl", NOON_SERVICES_LOGIN_SESSION_TTL.
+// Decoding YAML (yaml.Unmarshaler) and validating are the type's own.
+type Sections interface {
+	ConfigSections() map[string]any
+}
+
+// sectionsOf returns v as Sections when its type (or a pointer to it)
+// implements it.
+func sectionsOf(v reflect.Value) (Sections, bool) {
+	if v.CanAddr() && v.Addr().CanInterface() {
+		if s, ok := v.Addr().Interface().(Sections); ok {
+			return s, true
+		}
+	}
+	if v.CanInterface() {
+		if s, ok := v.Interface().(Sections); ok {
+			return s, true
+		}
+	}
+	return nil, false
+}
+
+// section returns the struct that key of secs points to.
+func section(secs Sections, key string) (reflect.Value, bool) {
+	p, ok := secs.ConfigSections()[key]
+	if !ok {
+		return reflect.Value{}, false
+	}
+	v := reflect.ValueOf(p)
+	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+		return reflect.Value{}, false
+	}
+	return v.Elem(), true
+}
+
 // errUnknownOption reports a path that names no field.
 var errUnknownOption = errors.New("unknown option")
 
@@ -235,6 +275,13 @@ func setPath(v reflect.Value, segs []string, value string) error {
 			return setLeaf(v, value)
 		}
 		return setYAML(v, value)
+	}
+	if secs, ok := sectionsOf(v); ok {
+		sec, ok := section(secs, segs[0])
+		if !ok {
+			return errUnknownOption
+		}
+		return setPath(sec, segs[1:], value)
 	}
 	switch {
 	case v.Kind() == reflect.Struct && !isLeaf(v.Type()):

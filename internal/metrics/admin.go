@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/noonhq/noon/internal/daemon"
 )
 
 // Timeouts and limits of the admin HTTP server. Its clients are Prometheus,
@@ -46,16 +47,19 @@ const (
 	AdminMaxScrapes = 4
 )
 
+var _ daemon.Daemon = (*Admin)(nil)
+
 // Admin is the admin HTTP server of a daemon (or of `noon dev`, for all the
 // daemons in the process): GET /metrics serves the Prometheus text format of
 // every added Registry plus the Go runtime and process metrics (once), and GET
 // /healthz answers 200 "ok" when every health check passes and 503 with the
 // failures otherwise.
 //
-// NewAdmin binds the listener; Serve serves until Close.
+// NewAdmin binds the listener; Main serves until Drain or Exit (the
+// daemon.Daemon of an http.Server).
 type Admin struct {
-	ln      net.Listener
-	srv     *http.Server
+	*daemon.HTTPServer
+	srv     *http.Server // what HTTPServer serves
 	log     *slog.Logger
 	runtime *prometheus.Registry
 
@@ -82,7 +86,7 @@ func NewAdmin(addr string, reg *Registry, health func() error, log *slog.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("admin: %w", err)
 	}
-	a := &Admin{ln: ln, log: log, runtime: newRuntimeRegistry()}
+	a := &Admin{log: log, runtime: newRuntimeRegistry()}
 	if reg != nil {
 		a.AddRegistry(reg)
 	}
@@ -102,12 +106,9 @@ func NewAdmin(addr string, reg *Registry, health func() error, log *slog.Logger)
 		MaxHeaderBytes:    AdminMaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	a.HTTPServer = daemon.NewHTTPServer("admin", ln, a.srv, log)
 	return a, nil
 }
-
-// Addr returns the address the server listens on, with the real port when
-// NewAdmin was given port 0 (e.g. "127.0.0.1:41234").
-func (a *Admin) Addr() string { return a.ln.Addr().String() }
 
 // AddRegistry adds a daemon's metrics to /metrics; adding the same Registry
 // twice has no effect. Registries of different daemons may hold metrics of
@@ -250,29 +251,6 @@ func (a *Admin) healthz(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	fmt.Fprintln(w, "ok")
-}
-
-// Serve serves requests until Close; it returns nil after Close and the
-// error otherwise. Call it once, usually in its own goroutine.
-func (a *Admin) Serve() error {
-	a.log.Info("admin listening", "addr", a.Addr())
-	if err := a.srv.Serve(a.ln); !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("admin: %w", err)
-	}
-	return nil
-}
-
-// Close stops the server: it closes the listener, waits for requests in
-// flight until ctx is done, then closes the connections left. It returns
-// ctx's error if it had to cut requests short. Close may be called before or
-// without Serve, and more than once.
-func (a *Admin) Close(ctx context.Context) error {
-	err := a.srv.Shutdown(ctx)
-	if err != nil {
-		_ = a.srv.Close()
-	}
-	_ = a.ln.Close() // when Serve never ran
-	return err
 }
 
 // promLogger passes promhttp's errors to slog.

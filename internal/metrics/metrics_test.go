@@ -147,15 +147,15 @@ func startAdmin(t *testing.T, reg *Registry, health func() error, log *slog.Logg
 		t.Fatal(err)
 	}
 	served := make(chan error, 1)
-	go func() { served <- a.Serve() }()
+	go func() { served <- a.Main() }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := a.Close(ctx); err != nil {
-			t.Errorf("Close: %v", err)
+		if err := a.Drain(ctx); err != nil {
+			t.Errorf("Drain: %v", err)
 		}
 		if err := <-served; err != nil {
-			t.Errorf("Serve: %v", err)
+			t.Errorf("Main: %v", err)
 		}
 	})
 	return a
@@ -310,31 +310,32 @@ func TestMerge(t *testing.T) {
 }
 
 func TestAdminLifecycle(t *testing.T) {
-	// Close before Serve: Serve returns nil at once and the port is free.
+	// Drain before Main: Main returns nil at once and the port is free.
 	a, err := NewAdmin("127.0.0.1:0", nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := a.Addr()
-	if err := a.Close(context.Background()); err != nil {
+	if err := a.Drain(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Close(context.Background()); err != nil {
-		t.Fatalf("second Close: %v", err)
+	if err := a.Drain(context.Background()); err != nil {
+		t.Fatalf("second Drain: %v", err)
 	}
-	if err := a.Serve(); err != nil {
-		t.Fatalf("Serve after Close: %v", err)
+	a.Exit()
+	if err := a.Main(); err != nil {
+		t.Fatalf("Main after Drain: %v", err)
 	}
 	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 		c.Close()
-		t.Fatal("listener still open after Close")
+		t.Fatal("listener still open after Drain")
 	}
 	// The port is taken: NewAdmin fails at once.
 	b, err := NewAdmin("127.0.0.1:0", nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close(context.Background())
+	defer b.Exit()
 	if _, err := NewAdmin(b.Addr(), nil, nil, nil); err == nil || !strings.HasPrefix(err.Error(), "admin: listen tcp "+b.Addr()) {
 		t.Errorf("second bind: %v", err)
 	}

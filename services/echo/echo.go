@@ -15,9 +15,20 @@ import (
 	"github.com/noonhq/noon/services"
 )
 
-// Service is the echo service's name in yellow and the prefix of its
-// methods.
-const Service = echorpc.Service
+// Name is the echo service's name in yellow and the prefix of its methods.
+const Name = echorpc.Service
+
+// Module is the echo service as a module: stateless, no options, no
+// stores; `noon service echo` and `noon dev` run it.
+var Module = services.NewModule(services.Def[services.NoOptions]{
+	Name:    Name,
+	Kind:    services.KindStateless,
+	Summary: "returns what it is sent (echo.Echo), sleeps (echo.Sleep), fails on request (echo.Fail)",
+	Example: `echo.Echo '"hello"'`,
+	Build: func(context.Context, *services.Env, services.NoOptions) (*services.Impl, error) {
+		return &services.Impl{Handlers: Handlers()}, nil
+	},
+})
 
 // The echo service's methods, from service Echo in idl/echo.thrift. They
 // are the generated constants, named here for the service runtime's tests.
@@ -43,10 +54,10 @@ func Handlers() map[string]services.HandlerFunc {
 type api struct{}
 
 // NewServer returns a services.Server serving the echo handlers; an empty
-// opts.Name becomes Service.
+// opts.Name becomes Name.
 func NewServer(opts services.Options, log *slog.Logger) (*services.Server, error) {
 	if opts.Name == "" {
-		opts.Name = Service
+		opts.Name = Name
 	}
 	return services.NewServer(opts, Handlers(), log)
 }

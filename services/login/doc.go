@@ -4,7 +4,7 @@
 // login.Logout; idl/login.thrift) and as pandaparty's HTTP/JSON API
 // (POST /api/register, /api/login, /api/validate_session, /api/logout).
 //
-// Wiring it up (what `noon service login` and `noon dev` do):
+// Module wires it up for `noon service login` and `noon dev`; by hand:
 //
 //	if err := login.Migrate(ctx, pool); err != nil { ... }      // `noon migrate`, and on start
 //	store, _ := login.NewPostgresStore(pool, opts.PostgresSchema) // or login.NewMemoryStore()
@@ -12,7 +12,7 @@
 //	srv, err := login.NewServer(serviceOpts, svc, log)            // the wire: a services.Server
 //	go srv.Main()
 //	api, err := login.NewHTTPServer(opts.HTTPAddr, svc, log)      // unless opts.HTTPAddr == ""
-//	go api.Serve()
+//	go api.Main()
 //
 // Accounts: a username is UsernameMin..UsernameMax characters of
 // [a-zA-Z0-9_.-], unique ignoring case; the user id is a UUIDv7; the

@@ -173,7 +173,7 @@ func startPlatformHB(t testing.TB, svc *login.Service, hb time.Duration) *platfo
 	})
 	t.Cleanup(c.Close)
 	checkFor(t, 5*time.Second, "login instance visible to the client", func() bool {
-		for _, inst := range c.Pool().Instances(login.ServiceName) {
+		for _, inst := range c.Pool().Instances(login.Name) {
 			if inst.GetId() == srv.InstanceID() {
 				return true
 			}

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/noonhq/noon/internal/daemon"
 	"github.com/noonhq/noon/wire"
 )
 
@@ -339,11 +340,12 @@ func fieldIndex(fields []jsonField, key string) int {
 	return -1
 }
 
-// HTTPServer serves the HTTP API.
+var _ daemon.Daemon = (*HTTPServer)(nil)
+
+// HTTPServer serves the HTTP API: a daemon.Daemon (Main serves until Drain
+// or Exit).
 type HTTPServer struct {
-	ln  net.Listener
-	srv *http.Server
-	log *slog.Logger
+	*daemon.HTTPServer
 }
 
 // NewHTTPServer binds addr ("host:port"; port 0 picks a free port, see
@@ -356,53 +358,16 @@ func NewHTTPServer(addr string, s *Service, log *slog.Logger) (*HTTPServer, erro
 	if err != nil {
 		return nil, fmt.Errorf("login: http: %w", err)
 	}
-	return &HTTPServer{
-		ln:  ln,
-		log: log,
-		srv: &http.Server{
-			Handler:           s.HTTPHandler(),
-			ReadHeaderTimeout: httpReadHeaderTimeout,
-			ReadTimeout:       httpReadTimeout,
-			WriteTimeout:      httpWriteTimeout,
-			IdleTimeout:       httpIdleTimeout,
-			MaxHeaderBytes:    httpMaxHeader,
-			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		},
-	}, nil
+	return &HTTPServer{daemon.NewHTTPServer("login: http api", ln, &http.Server{
+		Handler:           s.HTTPHandler(),
+		ReadHeaderTimeout: httpReadHeaderTimeout,
+		ReadTimeout:       httpReadTimeout,
+		WriteTimeout:      httpWriteTimeout,
+		IdleTimeout:       httpIdleTimeout,
+		MaxHeaderBytes:    httpMaxHeader,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}, log)}, nil
 }
-
-// Addr returns the address the server listens on, with the real port
-// (e.g. "127.0.0.1:41234").
-func (h *HTTPServer) Addr() string { return h.ln.Addr().String() }
 
 // URL returns http://Addr, with a wildcard host replaced by 127.0.0.1.
-func (h *HTTPServer) URL() string {
-	host, port, _ := net.SplitHostPort(h.Addr())
-	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
-		host = "127.0.0.1"
-	}
-	return "http://" + net.JoinHostPort(host, port)
-}
-
-// Serve serves requests until Close; it returns nil after Close and the
-// error otherwise. Call it once, usually in its own goroutine.
-func (h *HTTPServer) Serve() error {
-	h.log.Info("login: http api listening", "addr", h.Addr())
-	if err := h.srv.Serve(h.ln); !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("login: http: %w", err)
-	}
-	return nil
-}
-
-// Close stops the server: it closes the listener, waits for requests in
-// flight until ctx is done, then closes the connections left, returning
-// ctx's error if it had to. It may be called before or without Serve, and
-// more than once.
-func (h *HTTPServer) Close(ctx context.Context) error {
-	err := h.srv.Shutdown(ctx)
-	if err != nil {
-		_ = h.srv.Close()
-	}
-	_ = h.ln.Close() // when Serve never ran
-	return err
-}
+func (h *HTTPServer) URL() string { return "http://" + wire.DialAddr(h.Addr()) }

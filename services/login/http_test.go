@@ -20,15 +20,15 @@ func startHTTP(t testing.TB, svc *login.Service) string {
 		t.Fatalf("NewHTTPServer: %v", err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- h.Serve() }()
+	go func() { done <- h.Main() }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := h.Close(ctx); err != nil {
-			t.Errorf("Close: %v", err)
+		if err := h.Drain(ctx); err != nil {
+			t.Errorf("Drain: %v", err)
 		}
 		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
+			t.Errorf("Main: %v", err)
 		}
 	})
 	return h.URL()
@@ -217,12 +217,13 @@ func TestHTTPServerClose(t *testing.T) {
 		t.Fatalf("URL %q", h.URL())
 	}
 	for i := 0; i < 2; i++ {
-		if err := h.Close(context.Background()); err != nil {
-			t.Fatalf("Close #%d: %v", i+1, err)
+		if err := h.Drain(context.Background()); err != nil {
+			t.Fatalf("Drain #%d: %v", i+1, err)
 		}
 	}
-	if err := h.Serve(); err != nil {
-		t.Fatalf("Serve after Close = %v, want nil", err)
+	h.Exit()
+	if err := h.Main(); err != nil {
+		t.Fatalf("Main after Drain = %v, want nil", err)
 	}
 	if _, err := login.NewHTTPServer("127.0.0.1:bad", nil, nil); err == nil {
 		t.Fatal("NewHTTPServer(bad addr) succeeded")

@@ -9,10 +9,9 @@ import (
 	"github.com/noonhq/noon/services"
 )
 
-// ServiceName is the login service's name in yellow and the prefix of its
-// methods. The methods are service Login in idl/login.thrift: the constants
-// loginrpc.MethodRegister, MethodLogin, MethodValidate and MethodLogout.
-const ServiceName = loginrpc.Service
+// The login service's methods are service Login in idl/login.thrift: the
+// constants loginrpc.MethodRegister, MethodLogin, MethodValidate and
+// MethodLogout.
 
 // UserBinding is the session binding a successful login.Login sets to the
 // user id: the broker authenticates the connection by it.
@@ -28,10 +27,10 @@ func (s *Service) Handlers() map[string]services.HandlerFunc {
 type api struct{ s *Service }
 
 // NewServer returns a services.Server serving s's handlers; an empty
-// opts.Name becomes ServiceName.
+// opts.Name becomes Name.
 func NewServer(opts services.Options, s *Service, log *slog.Logger) (*services.Server, error) {
 	if opts.Name == "" {
-		opts.Name = ServiceName
+		opts.Name = Name
 	}
 	return services.NewServer(opts, s.Handlers(), log)
 }

@@ -57,7 +57,7 @@ func benchStores() []struct {
 		name string
 		new  func(testing.TB) Store
 	}{
-		{"mem", func(testing.TB) Store { return NewMemStore() }},
+		{"mem", func(testing.TB) Store { return NewMemoryStore() }},
 		{"pg", newPGStore},
 	}
 }

@@ -95,7 +95,7 @@ func (p *edgePlayer) must(t testing.TB, method string, req, resp thrift.TStruct)
 // the room's events as @room.Event pushes, in the same sequence.
 func TestThroughBroker(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, NewMemStore(), 0)
+	c := newCluster(t, NewMemoryStore(), 0)
 	c.start(nil, false)
 	c.start(nil, false)
 	startFakeLogin(t, c)

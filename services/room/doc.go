@@ -27,9 +27,10 @@
 // the room's epoch in the store to the loader's, and a write with a lower
 // epoch fails (ErrFenced), so an instance that lost its lease (paused,
 // partitioned) can never write for the room again; it drops the room and
-// answers "moved" to the new owner. NewPGStore is the Postgres store
-// (Migrate creates its tables in schema "room"); NewMemStore the in-memory
-// one of `noon dev`, with the same semantics (the same contract tests).
+// answers "moved" to the new owner. NewPostgresStore is the Postgres store
+// (Migrate creates its tables in schema "room", or the PostgresSchema
+// option's); NewMemoryStore the in-memory one of `noon dev`, with the same
+// semantics (the same contract tests).
 //
 // # Placement and failover
 //
@@ -50,7 +51,9 @@
 //
 // # Running it
 //
-//	store, _ := room.NewPGStore(pool, room.DefaultSchema) // or room.NewMemStore()
+// Module runs it for `noon service room` and `noon dev`; by hand:
+//
+//	store, _ := room.NewPostgresStore(pool, room.DefaultSchema) // or room.NewMemoryStore()
 //	svc, _ := room.New(room.NewOptions(), room.Deps{Store: store, Redis: rdb, Yellows: yellows, Logger: log})
 //	srv, _ := svc.NewServer(serviceOpts, log) // or services.NewServer(opts, svc.Handlers(), log) + svc.Attach(srv)
 //	go srv.Main()

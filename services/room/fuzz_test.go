@@ -60,7 +60,7 @@ func FuzzRoomRequests(f *testing.F) {
 	o := NewOptions()
 	o.MaxRooms = 64
 	o.IdleEvict = 50 * time.Millisecond
-	svc, err := New(o, Deps{Store: NewMemStore(), Redis: rdb, Watcher: w, Games: testGames(0)})
+	svc, err := New(o, Deps{Store: NewMemoryStore(), Redis: rdb, Watcher: w, Games: testGames(0)})
 	if err != nil {
 		f.Fatal(err)
 	}

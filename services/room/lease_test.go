@@ -17,7 +17,7 @@ import (
 // TTLs.
 func TestLeaseRenewed(t *testing.T) {
 	t.Parallel()
-	svc, _ := newUnit(t, NewMemStore(), func(o *Options) { o.LeaseTTL = 300 * time.Millisecond })
+	svc, _ := newUnit(t, NewMemoryStore(), func(o *Options) { o.LeaseTTL = 300 * time.Millisecond })
 	c, id := unitTally(t, svc, "u1")
 	a := svc.att.Load()
 	ctx := context.Background()
@@ -40,7 +40,7 @@ func TestLeaseRenewed(t *testing.T) {
 // lets go, the room comes back here with a new epoch and all its state.
 func TestLeaseLost(t *testing.T) {
 	t.Parallel()
-	svc, _ := newUnit(t, NewMemStore(), func(o *Options) { o.LeaseTTL = 300 * time.Millisecond })
+	svc, _ := newUnit(t, NewMemoryStore(), func(o *Options) { o.LeaseTTL = 300 * time.Millisecond })
 	c, id := unitTally(t, svc, "u1")
 	c.must(t, roomrpc.MethodAct, &roompb.ActionRequest{Action: []byte("a")}, nil)
 	ctx := context.Background()
@@ -87,7 +87,7 @@ func TestLeaseLost(t *testing.T) {
 // it, the game ends, and the log replays to the same room.
 func TestTurnTimeoutTicks(t *testing.T) {
 	t.Parallel()
-	store := NewMemStore()
+	store := NewMemoryStore()
 	svc, rec := newUnit(t, store, func(o *Options) { o.IdleEvict = 50 * time.Millisecond })
 	g, err := race31.New(race31.Options{Target: 4, MaxAdd: 3, TurnTimeout: 100 * time.Millisecond})
 	if err != nil {
@@ -135,7 +135,7 @@ func TestTurnTimeoutTicks(t *testing.T) {
 // overloaded.
 func TestMaxRooms(t *testing.T) {
 	t.Parallel()
-	svc, _ := newUnit(t, NewMemStore(), func(o *Options) { o.MaxRooms = 2 })
+	svc, _ := newUnit(t, NewMemoryStore(), func(o *Options) { o.MaxRooms = 2 })
 	for i, u := range []string{"m1", "m2", "m3"} {
 		err := newUnitClient(svc, u).call(context.Background(), roomrpc.MethodCreate, &roompb.CreateRequest{Name: "r", Game: tallyName}, nil)
 		if want := i < 2; (err == nil) != want {

@@ -7,6 +7,7 @@ import (
 	"github.com/noonhq/noon/internal/config"
 	"github.com/noonhq/noon/internal/placement"
 	"github.com/noonhq/noon/services/room/games/race31"
+	"github.com/noonhq/noon/wire"
 )
 
 // Defaults of Options.
@@ -103,21 +104,25 @@ type Options struct {
 	RedisPrefix string `yaml:"redis_prefix"`
 	// Race31 are the rules of the sample game.
 	Race31 race31.Options `yaml:"race31"`
+	// PostgresSchema is the schema of the Postgres store and its
+	// migrations: [a-z_][a-z0-9_]*, at most 63 bytes.
+	PostgresSchema string `yaml:"postgres_schema"`
 }
 
 // NewOptions returns the defaults.
 func NewOptions() Options {
 	return Options{
-		SnapshotEvery: DefaultSnapshotEvery,
-		LeaseTTL:      placement.DefaultLeaseTTL,
-		QueueSize:     DefaultQueueSize,
-		IdleEvict:     DefaultIdleEvict,
-		MaxRooms:      DefaultMaxRooms,
-		AppendBatch:   DefaultAppendBatch,
-		LoadTimeout:   DefaultLoadTimeout,
-		StoreTimeout:  DefaultStoreTimeout,
-		RedisPrefix:   DefaultRedisPrefix,
-		Race31:        race31.NewOptions(),
+		SnapshotEvery:  DefaultSnapshotEvery,
+		LeaseTTL:       placement.DefaultLeaseTTL,
+		QueueSize:      DefaultQueueSize,
+		IdleEvict:      DefaultIdleEvict,
+		MaxRooms:       DefaultMaxRooms,
+		AppendBatch:    DefaultAppendBatch,
+		LoadTimeout:    DefaultLoadTimeout,
+		StoreTimeout:   DefaultStoreTimeout,
+		RedisPrefix:    DefaultRedisPrefix,
+		Race31:         race31.NewOptions(),
+		PostgresSchema: DefaultSchema,
 	}
 }
 
@@ -144,6 +149,9 @@ func (o Options) Validate() error {
 	durIn("store_timeout", o.StoreTimeout, 10*time.Millisecond, 10*time.Minute)
 	if len(o.RedisPrefix) > 64 {
 		errs.Addf("redis_prefix", "at most 64 bytes, got %d", len(o.RedisPrefix))
+	}
+	if !schemaName.MatchString(o.PostgresSchema) {
+		errs.Addf("postgres_schema", "must match [a-z_][a-z0-9_]{0,62}, got %q", wire.Snippet(o.PostgresSchema))
 	}
 	if err := o.Race31.Validate(); err != nil {
 		errs.Addf("race31", "%v", strings.TrimPrefix(err.Error(), "race31: "))

@@ -202,12 +202,12 @@ func TestNewRejectsBadDeps(t *testing.T) {
 	if _, err := New(NewOptions(), Deps{}); err == nil {
 		t.Error("New without a store")
 	}
-	if _, err := New(NewOptions(), Deps{Store: NewMemStore()}); err == nil {
+	if _, err := New(NewOptions(), Deps{Store: NewMemoryStore()}); err == nil {
 		t.Error("New without Redis")
 	}
 	o := NewOptions()
 	o.QueueSize = 0
-	if _, err := New(o, Deps{Store: NewMemStore()}); err == nil {
+	if _, err := New(o, Deps{Store: NewMemoryStore()}); err == nil {
 		t.Error("New with bad options")
 	}
 	_ = context.Background()

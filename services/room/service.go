@@ -19,9 +19,6 @@ import (
 	"github.com/noonhq/noon/yellow"
 )
 
-// Name is the room service's name in yellow and the prefix of its methods.
-const Name = "room"
-
 // BindingKey is the session binding the room service sets (room = <id>)
 // and the broker routes room.* requests by.
 const BindingKey = "room"
@@ -35,7 +32,7 @@ func Topic(id string) string { return BindingKey + "/" + id }
 
 // Deps are what a Service runs on.
 type Deps struct {
-	// Store keeps the rooms (NewPGStore, or NewMemStore for `noon dev`).
+	// Store keeps the rooms (NewPostgresStore, or NewMemoryStore for `noon dev`).
 	Store Store
 	// Redis holds the rooms' leases.
 	Redis redis.UniversalClient

@@ -34,7 +34,7 @@ func race31Action(t testing.TB, add int32) []byte {
 // illegal action that changes nothing, the win, leave.
 func TestRoomLifecycle(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, NewMemStore(), 0)
+	c := newCluster(t, NewMemoryStore(), 0)
 	a, b := c.start(nil, false), c.start(nil, false)
 	r := newRouter(c)
 	alice, bob, carol := r.client("alice"), r.client("bob"), r.client("carol")

@@ -100,8 +100,9 @@ type ListQuery struct {
 // A write with an epoch at least the room's claims the room for it too.
 //
 // Implementations are safe for concurrent use. The Postgres store
-// (NewPGStore) is the production one; the memory store (NewMemStore) serves
-// `noon dev` and tests, and both pass the same contract suite.
+// (NewPostgresStore) is the production one; the memory store
+// (NewMemoryStore) serves `noon dev` and tests, and both pass the same
+// contract suite.
 type Store interface {
 	// Create stores a new room: its summary and first entry (seq 1), claimed
 	// for epoch. It fails with ErrExists when the id is taken.

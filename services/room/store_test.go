@@ -31,7 +31,7 @@ func newPGStore(t testing.TB) Store {
 		defer cancel()
 		_, _ = pool.Exec(ctx, `DROP SCHEMA `+pgx.Identifier{schema}.Sanitize()+` CASCADE`)
 	})
-	st, err := NewPGStore(pool, schema)
+	st, err := NewPostgresStore(pool, schema)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func newPGStore(t testing.TB) Store {
 
 func TestMemStoreContract(t *testing.T) {
 	t.Parallel()
-	storeContract(t, func(t *testing.T) Store { return NewMemStore() })
+	storeContract(t, func(t *testing.T) Store { return NewMemoryStore() })
 }
 
 func TestPGStoreContract(t *testing.T) {

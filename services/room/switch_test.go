@@ -256,7 +256,7 @@ func TestSlowLoad(t *testing.T) {
 // nothing, and the room carries on.
 func TestPanicAndIllegalChangeNothing(t *testing.T) {
 	t.Parallel()
-	svc, rec := newUnit(t, NewMemStore(), nil)
+	svc, rec := newUnit(t, NewMemoryStore(), nil)
 	c, id := unitTally(t, svc, "u1")
 	c.must(t, roomrpc.MethodAct, &roompb.ActionRequest{Action: []byte("a")}, nil)
 	var before roompb.RoomState
@@ -288,7 +288,7 @@ func TestPanicAndIllegalChangeNothing(t *testing.T) {
 // other rooms carry on.
 func TestGamePanicsOutsideAct(t *testing.T) {
 	t.Parallel()
-	svc, _ := newUnit(t, NewMemStore(), nil)
+	svc, _ := newUnit(t, NewMemoryStore(), nil)
 	bad, _ := unitTally(t, svc, "u1")
 	good, _ := unitTally(t, svc, "u2")
 	ctx := context.Background()
@@ -310,7 +310,7 @@ func TestGamePanicsOutsideAct(t *testing.T) {
 // slow does not hold up the others.
 func TestManyRoomsSideBySide(t *testing.T) {
 	t.Parallel()
-	store := &slowStore{Store: NewMemStore(), loading: make(chan struct{}, 1)}
+	store := &slowStore{Store: NewMemoryStore(), loading: make(chan struct{}, 1)}
 	svc, _ := newUnit(t, store, func(o *Options) { o.IdleEvict = 100 * time.Millisecond })
 	_, slow := unitTally(t, svc, "u1")
 	fast, _ := unitTally(t, svc, "u2")

@@ -122,9 +122,9 @@ func startDev(t *testing.T) string {
 		"-admin", "127.0.0.1:0",
 		"-set", "yellow.router_addr=tcp://127.0.0.1:0", "-set", "yellow.pub_addr=tcp://127.0.0.1:0",
 		"-set", "broker.edge.tcp_addr=127.0.0.1:0", "-set", "broker.edge.ws_addr=127.0.0.1:0",
-		"-set", "brokerlist.addr=127.0.0.1:0", "-set", "login.http_addr=127.0.0.1:0",
+		"-set", "brokerlist.addr=127.0.0.1:0", "-set", "services.login.http_addr=127.0.0.1:0",
 		// Cheap password hashes: the test registers a user per bot.
-		"-set", "login.argon2.memory_kib=1024", "-set", "login.argon2.time=1")
+		"-set", "services.login.argon2.memory_kib=1024", "-set", "services.login.argon2.time=1")
 	out := &lines{}
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw

@@ -26,8 +26,8 @@ type memRoom struct {
 
 var _ Store = (*memStore)(nil)
 
-// NewMemStore returns an empty in-memory Store.
-func NewMemStore() Store {
+// NewMemoryStore returns an empty in-memory Store.
+func NewMemoryStore() Store {
 	return &memStore{rooms: make(map[string]*memRoom)}
 }
 

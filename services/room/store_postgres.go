@@ -28,9 +28,9 @@ type pgQueries struct {
 
 var _ Store = (*pgStore)(nil)
 
-// NewPGStore returns the Store over pool, in schema (DefaultSchema when
+// NewPostgresStore returns the Store over pool, in schema (DefaultSchema when
 // ""), whose tables Migrate / MigrateSchema created.
-func NewPGStore(pool *pgxpool.Pool, schema string) (Store, error) {
+func NewPostgresStore(pool *pgxpool.Pool, schema string) (Store, error) {
 	if schema == "" {
 		schema = DefaultSchema
 	}

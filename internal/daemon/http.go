@@ -1,0 +1,63 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+)
+
+var _ Daemon = (*HTTPServer)(nil)
+
+// HTTPServer is an http.Server on a listener bound by its constructor, as
+// a Daemon: the admin endpoint and the login HTTP API are one.
+type HTTPServer struct {
+	name string
+	ln   net.Listener
+	srv  *http.Server
+	log  *slog.Logger
+}
+
+// NewHTTPServer returns srv serving on ln as a Daemon; name prefixes its
+// log line and errors ("admin", "login: http api"). A nil log discards.
+func NewHTTPServer(name string, ln net.Listener, srv *http.Server, log *slog.Logger) *HTTPServer {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &HTTPServer{name: name, ln: ln, srv: srv, log: log}
+}
+
+// Addr returns the address the server listens on, with the real port when
+// bound to port 0 (e.g. "127.0.0.1:41234").
+func (h *HTTPServer) Addr() string { return h.ln.Addr().String() }
+
+// Main serves requests until Drain or Exit; it returns nil then, and the
+// error otherwise.
+func (h *HTTPServer) Main() error {
+	h.log.Info(h.name+" listening", "addr", h.Addr())
+	if err := h.srv.Serve(h.ln); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("%s: %w", h.name, err)
+	}
+	return nil
+}
+
+// Drain closes the listener, waits for the requests in flight until ctx is
+// done, then closes the connections left, returning ctx's error if it had
+// to cut requests short. It may be called before or without Main, and more
+// than once.
+func (h *HTTPServer) Drain(ctx context.Context) error {
+	err := h.srv.Shutdown(ctx)
+	if err != nil {
+		_ = h.srv.Close()
+	}
+	_ = h.ln.Close() // when Main never ran
+	return err
+}
+
+// Exit closes the listener and every connection at once. It is idempotent.
+func (h *HTTPServer) Exit() {
+	_ = h.srv.Close()
+	_ = h.ln.Close()
+}
