@@ -8,9 +8,10 @@ import (
 	"time"
 
 	"github.com/noonhq/noon/edge/brokerlist"
-	"github.com/noonhq/noon/internal/daemon"
+	"github.com/noonhq/noon/internal/metrics"
+	"github.com/noonhq/noon/platform"
+	"github.com/noonhq/noon/services"
 	"github.com/noonhq/noon/wire"
-	"github.com/noonhq/noon/yellow"
 )
 
 func init() {
@@ -52,73 +53,46 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	defer closeStores()
 
 	// Everything finds everything through this process's yellow.
-	y, err := yellow.New(cfg.Yellow, rt.log.With("daemon", "yellow"))
-	if err != nil {
-		return err
-	}
-	y.RegisterMetrics(rt.registry("yellow"))
-	rt.health("yellow", y.Health)
-	cfg.Yellows = []string{y.RouterEndpoint()}
-	daemons := []daemon.Named{{Name: "yellow", Daemon: y}}
-	exitAll := func() {
-		for i := len(daemons) - 1; i >= 0; i-- {
-			daemons[i].Exit()
-		}
-	}
-
-	var names, banner []string
+	sections := make(map[string]services.Section, len(modules))
 	for _, m := range modules {
-		d, lines, err := rt.startService(ctx, cfg, env, m)
-		if err != nil {
-			exitAll()
-			return err
-		}
-		daemons = append(daemons, d)
-		names = append(names, m.Name())
-		banner = append(banner, lines...)
+		sections[m.Name()] = cfg.Services[m.Name()]
 	}
-
-	bl, err := brokerlist.New(cfg.brokerListOptions(), rt.log.With("daemon", "brokerlist"))
+	p, err := platform.New(ctx, platform.Options{
+		Yellow:     cfg.Yellow,
+		BrokerList: cfg.brokerListOptions(),
+		Broker:     cfg.brokerOptions(),
+		Modules:    modules,
+		Sections:   sections,
+		Env:        env,
+		Log:        rt.log,
+		Sink:       func(daemon string) metrics.Sink { return rt.registry(daemon) },
+		Health:     rt.health,
+	})
 	if err != nil {
-		exitAll()
 		return err
 	}
-	rt.health("brokerlist", bl.Health)
-	daemons = append(daemons, daemon.Named{Name: "brokerlist", Daemon: bl})
-
-	b, err := rt.newBroker(cfg)
-	if err != nil {
-		exitAll()
-		return err
-	}
-	daemons = append(daemons, daemon.Named{Name: "broker", Daemon: b})
+	b, bl := p.Broker, p.BrokerList
 
 	rt.started = func() {
 		// Say "up" once the broker routes to every service and the
 		// BrokerList lists it, so the first call a newcomer makes works.
-		deadline := time.Now().Add(devReadyTimeout)
-		for _, name := range names {
-			for !b.Routable(name) && time.Now().Before(deadline) && ctx.Err() == nil {
-				time.Sleep(20 * time.Millisecond)
-			}
-		}
-		for len(brokerlist.Brokers(bl.Watcher()).Brokers) == 0 && time.Now().Before(deadline) && ctx.Err() == nil {
-			time.Sleep(20 * time.Millisecond)
-		}
+		rctx, cancel := context.WithTimeout(ctx, devReadyTimeout)
+		err := p.Ready(rctx)
+		cancel()
 		if ctx.Err() != nil {
 			return
 		}
-		if time.Now().After(deadline) {
-			rt.log.Warn("noon dev: not every service is routable yet", "waited", devReadyTimeout)
+		if err != nil {
+			rt.log.Warn("noon dev: not every service is routable yet", "waited", devReadyTimeout, "err", err)
 		}
 		listURL := "http://" + hostPort(bl.Addr()) + brokerlist.Path
-		fmt.Fprintf(stdout, "noon dev is up: yellow, broker, brokerlist, services %v\n", names)
+		fmt.Fprintf(stdout, "noon dev is up: yellow, broker, brokerlist, services %v\n", p.Services)
 		fmt.Fprintf(stdout, "  BrokerList   %s\n", listURL)
 		fmt.Fprintf(stdout, "  broker TCP   %s (pandaparty frames)\n", hostPort(b.TCPAddr()))
 		if b.WSAddr() != nil {
 			fmt.Fprintf(stdout, "  broker WS    ws://%s%s\n", hostPort(b.WSAddr()), cfg.Broker.Edge.WSPath)
 		}
-		for _, l := range banner {
+		for _, l := range p.Banner {
 			fmt.Fprintf(stdout, "  %s\n", l)
 		}
 		if rt.admin != nil {
@@ -130,7 +104,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		fmt.Fprintf(stdout, "Ctrl-C stops everything.\n")
 	}
-	return rt.run(ctx, daemons...)
+	return rt.run(ctx, p.Daemons...)
 }
 
 func describeStores(cfg *Config) string {

@@ -1,0 +1,178 @@
+// Package platform assembles the whole noon platform in one process:
+// yellow, one instance of every service module, the BrokerList and a
+// broker, all finding each other through that yellow. It is the one
+// in-process platform: `noon dev` runs it on the configured ports,
+// noonbench measures it, and tests start it on port 0 through
+// platform/platformtest.
+//
+// New binds everything (so the real addresses are known at once) and
+// returns the daemons in start order; the caller runs their Main. Ready
+// waits, by event, until the broker routes every service and the
+// BrokerList lists the broker.
+package platform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/noonhq/noon/broker"
+	"github.com/noonhq/noon/edge/brokerlist"
+	"github.com/noonhq/noon/internal/daemon"
+	"github.com/noonhq/noon/internal/metrics"
+	"github.com/noonhq/noon/services"
+	"github.com/noonhq/noon/yellow"
+)
+
+// Options configures a Platform.
+type Options struct {
+	// Yellow, BrokerList and Broker configure the platform daemons; their
+	// yellows are set to the platform's own yellow.
+	Yellow     yellow.Options
+	BrokerList brokerlist.Options
+	Broker     broker.Options
+	// Modules are the services to run, one instance each, in this order.
+	Modules []services.Module
+	// Sections holds a module's config section by service name; a module
+	// without one runs on its defaults (NewSection).
+	Sections map[string]services.Section
+	// Env gives the modules their stores (Postgres nil: in-memory; Redis
+	// for the modules that need it). Log, Metrics and Yellows are set per
+	// module.
+	Env services.Env
+	// Log receives every daemon's logs; nil discards them.
+	Log *slog.Logger
+	// Sink returns the metrics sink of a daemon ("yellow", "broker",
+	// "service_<name>"); nil exports none.
+	Sink func(daemon string) metrics.Sink
+	// Health, when set, is given each daemon's health check.
+	Health func(name string, check func() error)
+}
+
+// Platform is a running (or ready to run) in-process platform.
+type Platform struct {
+	Yellow     *yellow.Yellow
+	Instances  []*services.Instance // one per module, in Options.Modules order
+	BrokerList *brokerlist.Server
+	Broker     *broker.Broker
+	// Daemons are every daemon in start order: yellow, the instances, the
+	// BrokerList, the broker. Stop them in reverse order.
+	Daemons []daemon.Named
+	// Services are the modules' names.
+	Services []string
+	// Banner are the lines the modules want `noon dev` to print.
+	Banner []string
+}
+
+// New binds yellow, starts one instance of each module (serving at once,
+// discoverable once its Main runs), and binds the BrokerList and the
+// broker. On error everything already made is closed.
+func New(ctx context.Context, opts Options) (p *Platform, err error) {
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	sink := func(name string) metrics.Sink {
+		if opts.Sink == nil {
+			return metrics.Nop()
+		}
+		return opts.Sink(name)
+	}
+	health := func(name string, check func() error) {
+		if opts.Health != nil {
+			opts.Health(name, check)
+		}
+	}
+	p = &Platform{}
+	defer func() {
+		if err != nil {
+			p.Exit()
+		}
+	}()
+
+	y, err := yellow.New(opts.Yellow, log.With("daemon", "yellow"))
+	if err != nil {
+		return nil, err
+	}
+	y.RegisterMetrics(sink("yellow"))
+	health("yellow", y.Health)
+	p.Yellow = y
+	p.Daemons = append(p.Daemons, daemon.Named{Name: "yellow", Daemon: y})
+	yellows := []string{y.RouterEndpoint()}
+
+	for _, m := range opts.Modules {
+		env := opts.Env
+		env.Log = log
+		env.Metrics = sink("service_" + m.Name())
+		env.Yellows = yellows
+		sec := opts.Sections[m.Name()]
+		if sec == nil {
+			sec = m.NewSection()
+		}
+		sec.Runtime().Yellows = yellows
+		inst, err := m.Start(ctx, env, sec)
+		if err != nil {
+			return nil, fmt.Errorf("service %s: %w", m.Name(), err)
+		}
+		p.Instances = append(p.Instances, inst)
+		p.Daemons = append(p.Daemons, daemon.Named{Name: "service " + m.Name(), Daemon: inst})
+		p.Services = append(p.Services, m.Name())
+		p.Banner = append(p.Banner, inst.Banner()...)
+	}
+
+	blo := opts.BrokerList
+	blo.Yellows = yellows
+	bl, err := brokerlist.New(blo, log.With("daemon", "brokerlist"))
+	if err != nil {
+		return nil, err
+	}
+	health("brokerlist", bl.Health)
+	p.BrokerList = bl
+	p.Daemons = append(p.Daemons, daemon.Named{Name: "brokerlist", Daemon: bl})
+
+	bo := opts.Broker
+	bo.Yellows = yellows
+	b, err := broker.New(bo, log.With("daemon", "broker"), sink("broker"))
+	if err != nil {
+		return nil, err
+	}
+	health("broker", b.Health)
+	p.Broker = b
+	p.Daemons = append(p.Daemons, daemon.Named{Name: "broker", Daemon: b})
+	return p, nil
+}
+
+// Ready waits until the broker has a live link to every service and the
+// BrokerList lists the broker, or ctx ends. It wakes on changes (the
+// router's pool, yellow's view); it does not poll. Call it once the
+// daemons' Main run.
+func (p *Platform) Ready(ctx context.Context) error {
+	if err := p.Broker.WaitRoutable(ctx, p.Services...); err != nil {
+		return err
+	}
+	w := p.BrokerList.Watcher()
+	if err := w.WaitFor(ctx, func() bool { return len(brokerlist.Brokers(w).Brokers) > 0 }); err != nil {
+		return fmt.Errorf("platform: the BrokerList does not list the broker: %w", err)
+	}
+	return nil
+}
+
+// Exit closes every daemon at once, in reverse start order.
+func (p *Platform) Exit() {
+	for i := len(p.Daemons) - 1; i >= 0; i-- {
+		p.Daemons[i].Exit()
+	}
+}
+
+// Drain drains every daemon in reverse start order (the broker first, so
+// clients move before the services go), within ctx.
+func (p *Platform) Drain(ctx context.Context) error {
+	var errs []error
+	for i := len(p.Daemons) - 1; i >= 0; i-- {
+		if err := p.Daemons[i].Drain(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", p.Daemons[i].Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
