@@ -10,7 +10,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
-	"github.com/noonhq/noon/internal/logging"
 	"github.com/noonhq/noon/wire"
 )
 
@@ -142,7 +141,7 @@ func (h *handler) serve(env *platformpb.Envelope) *platformpb.Envelope {
 		}
 		msg := rerr.err.Error()
 		h.log.Debug("yellow: request rejected", "method", wire.Snippet(env.GetMethod()), "code", rerr.code, "err", msg,
-			"payload", logging.Snippet(env.GetPayload(), 0))
+			"payload", fmt.Sprintf("%q", wire.Snippet(env.GetPayload())), "bytes", len(env.GetPayload()))
 		rep.Error = rerr.code + ": " + msg
 		out.ErrorCode = rerr.code
 		out.ErrorMessage = msg

@@ -93,22 +93,3 @@ func New(opts Options, w io.Writer) (*slog.Logger, error) {
 	}
 	return slog.New(slog.NewTextHandler(w, ho)), nil
 }
-
-// DefaultSnippet is the number of bytes Snippet keeps when asked for n <= 0:
-// enough to recognise a protocol (an HTTP request line, a TLS hello, a
-// frame header) without putting a payload in the logs.
-const DefaultSnippet = 32
-
-// Snippet returns a %q-quoted prefix of at most n bytes of b, for logging bad
-// input without logging the whole payload (STYLE.md: nats protoSnippet). When
-// b is longer, "..." and its full length follow: "\"GET / HTTP/1.1\\r\\n\"... (412 bytes)".
-// n <= 0 means DefaultSnippet.
-func Snippet(b []byte, n int) string {
-	if n <= 0 {
-		n = DefaultSnippet
-	}
-	if len(b) <= n {
-		return fmt.Sprintf("%q", b)
-	}
-	return fmt.Sprintf("%q... (%d bytes)", b[:n], len(b))
-}

@@ -70,23 +70,3 @@ func TestNewJSONAndLevelVar(t *testing.T) {
 		t.Errorf("got %v", rec)
 	}
 }
-
-func TestSnippet(t *testing.T) {
-	tests := []struct {
-		in   []byte
-		n    int
-		want string
-	}{
-		{nil, 8, `""`},
-		{[]byte("short"), 8, `"short"`},
-		{[]byte("exactly8"), 8, `"exactly8"`},
-		{[]byte("GET / HTTP/1.1\r\nHost: x\r\n"), 16, `"GET / HTTP/1.1\r\n"... (25 bytes)`},
-		{[]byte{0, 0, 0, 1, 0xff}, 3, `"\x00\x00\x00"... (5 bytes)`},
-		{bytes.Repeat([]byte("a"), 100), 0, `"` + strings.Repeat("a", DefaultSnippet) + `"... (100 bytes)`},
-	}
-	for _, tt := range tests {
-		if got := Snippet(tt.in, tt.n); got != tt.want {
-			t.Errorf("Snippet(%q, %d) = %s, want %s", tt.in, tt.n, got, tt.want)
-		}
-	}
-}
