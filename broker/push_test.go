@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +20,8 @@ import (
 	loginpb "github.com/noonhq/noon/idl/gen/login"
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	"github.com/noonhq/noon/internal/link"
+	"github.com/noonhq/noon/services"
+	"github.com/noonhq/noon/services/echo"
 	"github.com/noonhq/noon/wire"
 	"github.com/noonhq/noon/yellow"
 )
@@ -124,7 +127,24 @@ func TestDrain(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
 			y := mustStartYellow(t)
-			mustStartEcho(t, y)
+			// echo.Sleep is held once it started, until the drain is
+			// under way: the request is in flight by construction.
+			started := make(chan struct{}, 1)
+			held := make(chan struct{})
+			release := sync.OnceFunc(func() { close(held) })
+			t.Cleanup(release)
+			h := echo.Handlers()
+			sleep := h[echo.MethodSleep]
+			h[echo.MethodSleep] = func(ctx context.Context, s *services.Session, p []byte) ([]byte, error) {
+				started <- struct{}{}
+				select {
+				case <-held:
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+				return sleep(ctx, s, p)
+			}
+			mustStartService(t, echo.Name, h, y, nil)
 			other := mustStartBroker(t, y, nil)
 			b := mustStartBroker(t, y, nil)
 			waitRoutable(t, b, "echo.Echo", nil)
@@ -151,11 +171,15 @@ func TestDrain(t *testing.T) {
 			c.hello(true, "")
 			plain := dial(t, b, tr)
 			plain.callOK("echo.Echo", nil)
-			req, _ := encodeSleep(800)
+			req, _ := encodeSleep(10)
 			if err := c.write(req); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(50 * time.Millisecond) // the request is in flight
+			select {
+			case <-started: // the request is in flight
+			case <-time.After(waitLong):
+				t.Fatal("echo.Sleep did not start")
+			}
 
 			drained := make(chan error, 1)
 			go func() {
@@ -181,15 +205,21 @@ func TestDrain(t *testing.T) {
 			if inst := y.instance(broker.ServiceName, b.ID()); inst != nil && inst.GetState() != platformpb.InstanceState_INSTANCE_STATE_DRAINING {
 				t.Fatalf("yellow record state %v while draining", inst.GetState())
 			}
+			select {
+			case err := <-drained:
+				t.Fatalf("Drain returned (%v) with a request in flight", err)
+			default:
+			}
 
 			// The request in flight is answered, then the connection closes.
+			release()
 			r := c.recv()
 			var sr echopb.SleepReply
 			if r.first != "" {
 				t.Fatalf("in-flight request: %q", r.first)
 			}
 			decode(t, r.payload, &sr)
-			if sr.SleptMs != 800 {
+			if sr.SleptMs != 10 {
 				t.Fatalf("in-flight reply %+v", sr)
 			}
 			for name, cl := range map[string]*client{"push": c, "plain": plain} {

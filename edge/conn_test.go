@@ -338,7 +338,7 @@ func TestMaxConnections(t *testing.T) {
 func TestPush(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			s, _ := mustStart(t, nil)
+			s, h := mustStart(t, nil)
 			c := dial(t, s, tr)
 			c.mustCall("push", "3", "0")
 			c.mustCall("pushon", "", "")
@@ -348,9 +348,9 @@ func TestPush(t *testing.T) {
 			}
 			c.mustRecv("", "3")
 
-			// Pushes from outside a request, between pipelined replies.
-			c.sendReq("sleep", "100")
-			time.Sleep(20 * time.Millisecond)
+			// Pushes from outside a request, while a request is in flight.
+			c.sendReq("block", "held")
+			checkFor(t, 5*time.Second, func() bool { return h.running.Load() == 1 }, "the request is not running")
 			s.Range(func(cc *Conn) bool {
 				if !cc.Push("room.Event", []byte("outside")) {
 					t.Errorf("Push returned false")
@@ -358,7 +358,8 @@ func TestPush(t *testing.T) {
 				return true
 			})
 			c.mustRecv("@room.Event", "outside")
-			c.mustRecv("", "100")
+			close(h.release)
+			c.mustRecv("", "held")
 		})
 	}
 }

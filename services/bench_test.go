@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/noonhq/noon/internal/zmqbench"
+	"github.com/noonhq/noon/internal/testenv/zmqbench"
 	"github.com/noonhq/noon/router"
 	"github.com/noonhq/noon/services"
 	"github.com/noonhq/noon/services/echo"
@@ -15,7 +15,7 @@ import (
 
 // BenchmarkServiceCall measures Client.CallRaw round trips to an echo
 // instance found through yellow, at 1 and 16 concurrent callers, next to a
-// bare zmq4 DEALER<->ROUTER echo (internal/zmqbench) measured in the same
+// bare zmq4 DEALER<->ROUTER echo (internal/testenv/zmqbench) measured in the same
 // run. Each service sub-benchmark reports rps, p50-us, p99-us and its ratio
 // to the baseline (x-rps: the baseline's rps over ours; x-p50, x-p99: our
 // latency over the baseline's).

@@ -143,14 +143,18 @@ func (y *Yellow) Epoch() string { return y.reg.Epoch() }
 // Registry returns the registry, for in-process inspection.
 func (y *Yellow) Registry() *Registry { return y.reg }
 
-// Main publishes deltas and ticks and expires records until Exit; it
-// returns nil after Exit, or an error if called twice or after Exit.
+// Main publishes deltas and ticks and expires records until Exit, then
+// returns nil; it returns an error only if called twice. An Exit that
+// comes first (a signal at start-up, before the goroutine running Main was
+// scheduled) also makes Main return nil at once: a daemon stopped on
+// request did not fail, whichever of the two ran first.
 func (y *Yellow) Main() error {
 	if !y.started.CompareAndSwap(false, true) {
 		return errors.New("yellow: Main called twice")
 	}
-	if !y.startGoroutine(y.publishLoop) || !y.startGoroutine(y.timerLoop) {
-		return ErrClosed
+	// startGoroutine refuses once Exit has begun; Exit then closes quit.
+	if y.startGoroutine(y.publishLoop) {
+		y.startGoroutine(y.timerLoop)
 	}
 	<-y.quit
 	return nil

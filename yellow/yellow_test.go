@@ -401,7 +401,12 @@ func TestNewErrors(t *testing.T) {
 	}
 }
 
+// TestExitIdempotent: Exit may be called any number of times, before,
+// during or after Main; Main returns nil once Exit is called, whichever ran
+// first, and an error when called a second time.
 func TestExitIdempotent(t *testing.T) {
+	// Exit racing Main's start, as a signal at start-up does: either order
+	// must end Main with nil.
 	y, err := New(testOptions(), testenv.Logger(t))
 	if err != nil {
 		t.Fatal(err)
@@ -417,12 +422,31 @@ func TestExitIdempotent(t *testing.T) {
 		t.Fatalf("Health after Exit: %v", err)
 	}
 	if err := y.Main(); err == nil {
-		t.Fatal("Main after Exit returned nil")
+		t.Fatal("a second Main returned nil")
 	}
-	// Exit without Main.
+
+	// Exit while Main runs: Health turns nil once Main started.
+	y1, err := New(testOptions(), testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done1 := make(chan error, 1)
+	go func() { done1 <- y1.Main() }()
+	checkFor(t, 5*time.Second, "Main running", func() bool { return y1.Health() == nil })
+	y1.Exit()
+	y1.Exit()
+	if err := <-done1; err != nil {
+		t.Fatalf("Main stopped while running: %v", err)
+	}
+
+	// Exit before Main: Main returns nil at once.
 	y2, err := New(testOptions(), nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	y2.Exit()
+	if err := y2.Main(); err != nil {
+		t.Fatalf("Main after Exit: %v", err)
 	}
 	y2.Exit()
 }

@@ -49,10 +49,10 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/crypto/argon2"
 
+	"github.com/noonhq/noon/cmd/noonbench/internal/bench"
 	"github.com/noonhq/noon/edge/client"
 	loginpb "github.com/noonhq/noon/idl/gen/login"
 	"github.com/noonhq/noon/idl/gen/login/loginrpc"
-	"github.com/noonhq/noon/internal/bench"
 	"github.com/noonhq/noon/services"
 	"github.com/noonhq/noon/services/login"
 )

@@ -48,7 +48,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/noonhq/noon/internal/bench"
+	"github.com/noonhq/noon/cmd/noonbench/internal/bench"
 )
 
 // Scenarios, the values of -only.

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/noonhq/noon/broker"
-	"github.com/noonhq/noon/edge/client"
-	"github.com/noonhq/noon/idl/gen/echo/echorpc"
+	"github.com/noonhq/noon/edge/brokerlist"
+	"github.com/noonhq/noon/platform"
 	"github.com/noonhq/noon/services"
 	"github.com/noonhq/noon/services/echo"
 	"github.com/noonhq/noon/yellow"
@@ -32,20 +32,22 @@ const (
 // errBrokerUnavailable marks a failure to start the in-process platform.
 var errBrokerUnavailable = errors.New("broker unavailable")
 
-// noonStack is the platform in this process: one yellow, one echo
-// instance, one broker, each on loopback port 0.
+// noonStack is the platform in this process (package platform, as `noon
+// dev` runs it): one yellow, one echo instance, the BrokerList and one
+// broker, each on loopback port 0.
 type noonStack struct {
+	p     *platform.Platform
 	y     *yellow.Yellow
 	echo  *services.Server
 	b     *broker.Broker
 	mains []chan error
 }
 
-// startNoon starts yellow, an echo instance able to run concurrency
-// requests at once, and a broker with rate limiting and the auth timeout
-// off (the benchmark calls only the public echo route and holds idle
-// connections without logging in), and waits until the broker routes
-// echo.Echo.
+// startNoon starts the platform with an echo instance able to run
+// concurrency requests at once and a broker with rate limiting and the auth
+// timeout off (the benchmark calls only the public echo route and holds
+// idle connections without logging in), and waits until it is ready (by
+// event: the broker routes echo).
 func startNoon(ctx context.Context, log *slog.Logger, concurrency int) (_ *noonStack, err error) {
 	n := &noonStack{}
 	defer func() {
@@ -54,67 +56,40 @@ func startNoon(ctx context.Context, log *slog.Logger, concurrency int) (_ *noonS
 			err = fmt.Errorf("%w: %w", errBrokerUnavailable, err)
 		}
 	}()
-
 	yopts := yellow.NewOptions()
 	yopts.RouterAddr, yopts.PubAddr = "tcp://127.0.0.1:0", "tcp://127.0.0.1:0"
-	if n.y, err = yellow.New(yopts, log.With("daemon", "yellow")); err != nil {
-		return nil, err
-	}
-	n.run(n.y.Main)
-
-	eopts := services.NewOptions()
-	eopts.Yellows = []string{n.y.RouterEndpoint()}
-	eopts.Concurrency = max(services.DefaultConcurrency, concurrency)
-	if n.echo, err = echo.NewServer(eopts, log.With("daemon", "echo")); err != nil {
-		return nil, err
-	}
-	n.run(n.echo.Main)
-
 	bopts := broker.NewOptions()
 	bopts.Edge.TCPAddr = "127.0.0.1:0"
 	bopts.Edge.WSAddr = ""
 	bopts.Edge.Rate = 0
 	bopts.Edge.AuthTimeout = 0
 	bopts.Edge.IdleTimeout = benchIdleTimeout
-	bopts.Yellows = []string{n.y.RouterEndpoint()}
-	if n.b, err = broker.New(bopts, log.With("daemon", "broker"), nil); err != nil {
+	blopts := brokerlist.NewOptions()
+	blopts.Addr = "127.0.0.1:0"
+	sec := echo.Module.NewSection()
+	sec.Runtime().Concurrency = max(services.DefaultConcurrency, concurrency)
+	if n.p, err = platform.New(ctx, platform.Options{
+		Yellow:     yopts,
+		Broker:     bopts,
+		BrokerList: blopts,
+		Modules:    []services.Module{echo.Module},
+		Sections:   map[string]services.Section{echo.Name: sec},
+		Log:        log,
+	}); err != nil {
 		return nil, err
 	}
-	n.run(n.b.Main)
-
-	if err := n.waitRoutable(ctx); err != nil {
-		return nil, err
+	n.y, n.echo, n.b = n.p.Yellow, n.p.Instances[0].Server(), n.p.Broker
+	for _, d := range n.p.Daemons {
+		done := make(chan error, 1)
+		n.mains = append(n.mains, done)
+		go func() { done <- d.Main() }()
+	}
+	rctx, cancel := context.WithTimeout(ctx, routableTimeout)
+	defer cancel()
+	if err := n.p.Ready(rctx); err != nil {
+		return nil, fmt.Errorf("the platform is not ready after %v: %w", routableTimeout, err)
 	}
 	return n, nil
-}
-
-// run runs main in a goroutine, keeping its result for close.
-func (n *noonStack) run(main func() error) {
-	done := make(chan error, 1)
-	n.mains = append(n.mains, done)
-	go func() { done <- main() }()
-}
-
-// waitRoutable calls echo.Echo through the broker until it succeeds.
-func (n *noonStack) waitRoutable(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, routableTimeout)
-	defer cancel()
-	c, err := client.Dial(ctx, n.addr(), client.Options{DialTimeout: routableTimeout})
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	for {
-		_, err := c.Call(ctx, echorpc.MethodEcho, []byte("ping"))
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("the broker does not route %s after %v: %w", echorpc.MethodEcho, routableTimeout, err)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
 }
 
 // addr returns the broker's client TCP address.
@@ -123,17 +98,11 @@ func (n *noonStack) addr() string { return n.b.TCPAddr().String() }
 // held returns the number of client connections the broker holds.
 func (n *noonStack) held() int { return int(n.b.Edge().Stats().Conns) }
 
-// close stops the broker, the echo instance and yellow, in that order,
-// and waits (briefly) for their Mains.
+// close stops the platform's daemons in reverse order and waits (briefly)
+// for their Mains.
 func (n *noonStack) close() {
-	if n.b != nil {
-		n.b.Exit()
-	}
-	if n.echo != nil {
-		n.echo.Exit()
-	}
-	if n.y != nil {
-		n.y.Exit()
+	if n.p != nil {
+		n.p.Exit()
 	}
 	for _, done := range n.mains {
 		select {

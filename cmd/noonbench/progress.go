@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/noonhq/noon/internal/bench"
+	"github.com/noonhq/noon/cmd/noonbench/internal/bench"
 )
 
 // progressLineEvery is how often a progress line is printed when stderr is

@@ -12,7 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/noonhq/noon/internal/bench"
+	"github.com/noonhq/noon/cmd/noonbench/internal/bench"
 )
 
 // Aims of issue 4, checked in the report.

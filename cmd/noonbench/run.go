@@ -11,9 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/noonhq/noon/cmd/noonbench/internal/bench"
 	"github.com/noonhq/noon/edge/frame"
 	edgeapi "github.com/noonhq/noon/idl/gen/edge"
-	"github.com/noonhq/noon/internal/bench"
 	"github.com/noonhq/noon/internal/logging"
 	"github.com/noonhq/noon/internal/thriftx"
 	"github.com/noonhq/noon/wire"

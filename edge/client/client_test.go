@@ -337,7 +337,7 @@ func TestCloseAndServerExit(t *testing.T) {
 			waiting <- err
 		}()
 	}
-	time.Sleep(50 * time.Millisecond)
+	testenv.CheckFor(t, 5*time.Second, "both calls in flight", func() bool { return s.Stats().InFlight == 2 })
 	s.Exit()
 	for _, c := range clients {
 		select {

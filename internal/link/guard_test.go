@@ -150,7 +150,8 @@ func TestHostileConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer silent.Close()
-	time.Sleep(20 * time.Millisecond)
+	// Dial returned once the kernel completed the handshake, so the silent
+	// connection is ahead of the peer's in the listener's accept queue.
 	start := time.Now()
 	p := mustDial(t, s.Endpoint(), fastPeerOptions(t), true)
 	took := time.Since(start)

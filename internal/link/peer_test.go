@@ -84,10 +84,12 @@ func TestConcurrentCallers(t *testing.T) {
 
 func TestCallDeadlineWhenServerNeverReplies(t *testing.T) {
 	canceled := make(chan uint64, 1)
+	running := make(chan struct{}, 2) // a handler started
 	handlerDone := make(chan error, 1)
 	s := mustListen(t, "", ServerOptions{
 		OnCancel: func(_ string, id uint64) { canceled <- id },
 	}, func(ctx context.Context, _ *platformpb.Envelope, _ func(*platformpb.Envelope)) {
+		running <- struct{}{}
 		<-ctx.Done() // never replies
 		handlerDone <- ctx.Err()
 	})
@@ -119,9 +121,11 @@ func TestCallDeadlineWhenServerNeverReplies(t *testing.T) {
 	}
 	checkFor(t, time.Second, "server in-flight back to 0", func() bool { return s.InFlight() == 0 })
 
-	// A call canceled before its deadline sends CANCEL, which reaches OnCancel.
+	// A call canceled before its deadline, while the server runs it, sends
+	// CANCEL, which reaches OnCancel.
+	<-running // the first call's
 	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
-	go func() { time.Sleep(50 * time.Millisecond); cancel() }()
+	go func() { <-running; cancel() }()
 	if _, err := p.Call(ctx, &platformpb.Envelope{Method: "x.Hang"}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("canceled Call error %v, want context.Canceled", err)
 	}
@@ -194,7 +198,7 @@ func TestServerClosedMidLoad(t *testing.T) {
 			}
 		})
 	}
-	time.Sleep(150 * time.Millisecond)
+	checkFor(t, 5*time.Second, "calls flowing before the close", func() bool { return ok.Load() >= 100 })
 	closedAt.Store(time.Now().UnixNano())
 	s.Close()
 	start := time.Now()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -201,9 +202,13 @@ func TestSlowSubscriberDoesNotBlock(t *testing.T) {
 	pub := mustPublisher(t, "", PubOptions{HWM: 8, SendTimeout: 200 * time.Millisecond, sockBuf: 4096})
 	stuck := make(chan struct{})
 	var once sync.Once
+	var slowWarm atomic.Bool
 	slow := mustSubscriber(t, pub.Endpoint(), SubOptions{DeadAfter: -1, sockBuf: 4096},
 		func(topic string, ev *platformpb.Event) {
-			if ev.GetType() == "block" {
+			switch ev.GetType() {
+			case "warmup":
+				slowWarm.Store(true)
+			case "block":
 				once.Do(func() { <-stuck })
 			}
 		})
@@ -214,8 +219,8 @@ func TestSlowSubscriberDoesNotBlock(t *testing.T) {
 	checkFor(t, 2*time.Second, "two subscriptions", func() bool {
 		return len(pub.sock.(zmq4.Topics).Topics()) >= 1 && slow.Stats().Connects == 1
 	})
-	publishUntil(t, pub, "room/1", "warmup", func() bool { return fast.has("room/1 warmup") })
-	time.Sleep(50 * time.Millisecond)
+	// Both subscriptions reached the publisher once both got a warmup.
+	publishUntil(t, pub, "room/1", "warmup", func() bool { return fast.has("room/1 warmup") && slowWarm.Load() })
 
 	payload := make([]byte, 16<<10)
 	pub.Publish("room/1", &platformpb.Event{Type: "block"})

@@ -61,6 +61,20 @@ func (p *loadPlayer) run(stop <-chan struct{}, wg *sync.WaitGroup) {
 	}
 }
 
+// waitProgress waits until every player had an action acknowledged after
+// t: play is under way (or carries on) for all of them.
+func waitProgress(tb testing.TB, what string, ps []*loadPlayer, t time.Time) {
+	tb.Helper()
+	checkFor(tb, 20*time.Second, what, func() bool {
+		for _, p := range ps {
+			if firstAckAfter([]*loadPlayer{p}, t).IsZero() {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 // firstAckAfter returns the earliest acknowledgement after t.
 func firstAckAfter(ps []*loadPlayer, t time.Time) time.Time {
 	var first time.Time
@@ -122,7 +136,7 @@ func TestOwnerKilledUnderLoad(t *testing.T) {
 		wg.Add(1)
 		go ps[i].run(stop, &wg)
 	}
-	time.Sleep(500 * time.Millisecond)
+	waitProgress(t, "every player acknowledged before the kill", ps, time.Time{})
 	killed := time.Now()
 	owner.kill()
 	var recovered time.Time
@@ -130,7 +144,7 @@ func TestOwnerKilledUnderLoad(t *testing.T) {
 		recovered = firstAckAfter(ps, killed.Add(10*time.Millisecond))
 		return !recovered.IsZero()
 	})
-	time.Sleep(500 * time.Millisecond)
+	waitProgress(t, "every player acknowledged after the recovery", ps, recovered)
 	close(stop)
 	wg.Wait()
 
@@ -262,7 +276,7 @@ func TestDrainDuringPlay(t *testing.T) {
 		wg.Add(1)
 		go p.run(stop, &wg)
 	}
-	time.Sleep(300 * time.Millisecond)
+	waitProgress(t, "every player acknowledged before the drain", ps, time.Time{})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	drained := time.Now()
@@ -271,16 +285,13 @@ func TestDrainDuringPlay(t *testing.T) {
 	}
 	drainTook := time.Since(drained)
 	victim.srv.Exit()
-	time.Sleep(500 * time.Millisecond)
+	waitProgress(t, "every player acknowledged after the drain", ps, drained.Add(drainTook))
 	close(stop)
 	wg.Wait()
 
 	for _, p := range ps {
 		if len(p.errs) > 0 {
 			t.Errorf("%s got errors %v", p.c.sess.UserId, p.errs)
-		}
-		if firstAckAfter([]*loadPlayer{p}, drained.Add(drainTook)).IsZero() {
-			t.Errorf("%s made no progress after the drain", p.c.sess.UserId)
 		}
 	}
 	var total int

@@ -240,6 +240,7 @@ func storeContract(t *testing.T, newStore func(*testing.T) Store) {
 		var loaded atomic.Bool
 		var lateWrites atomic.Int64
 		done := make(chan struct{})
+		writing := make(chan struct{}) // closed once the old owner's first write landed
 		go func() {
 			defer close(done)
 			for seq := int64(2); ; seq++ {
@@ -252,12 +253,19 @@ func storeContract(t *testing.T, newStore func(*testing.T) Store) {
 					t.Errorf("old owner: %v", err)
 					return
 				}
+				if seq == 2 {
+					close(writing)
+				}
 				if after {
 					lateWrites.Add(1)
 				}
 			}
 		}()
-		time.Sleep(20 * time.Millisecond)
+		select { // the new owner loads while the old one is writing
+		case <-writing:
+		case <-done:
+			t.Fatal("the old owner stopped before writing")
+		}
 		_, got, err := s.Load(ctx, r, 2)
 		loaded.Store(true)
 		if err != nil {

@@ -2,6 +2,7 @@ package room
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strconv"
 	"sync"
@@ -129,24 +130,73 @@ func unitRoom(t testing.TB, svc *Service, user, game string) (*unitClient, strin
 	return c, st.ID
 }
 
-// slowStore delays Load while delay is set, and counts loads.
-type slowStore struct {
+// gatedStore holds the loads of one room until the test releases them, and
+// counts loads: a slow load whose end the test decides, not a timer.
+type gatedStore struct {
 	Store
-	delay   atomic.Int64 // ns
 	loads   atomic.Int64
-	loading chan struct{} // receives when a slow load starts
+	loading chan string // receives the room id when a held load starts (cap 1)
+
+	mu   sync.Mutex
+	room string        // the room whose loads are held; "" for none
+	gate chan struct{} // closed by the release func hold returned
 }
 
-func (s *slowStore) Load(ctx context.Context, id string, epoch int64) (*Snapshot, []Entry, error) {
+func newGatedStore(s Store) *gatedStore {
+	return &gatedStore{Store: s, loading: make(chan string, 1)}
+}
+
+// hold makes the loads of room wait until release is called (at the
+// latest when the test ends).
+func (s *gatedStore) hold(t testing.TB, room string) (release func()) {
+	gate := make(chan struct{})
+	s.mu.Lock()
+	s.room, s.gate = room, gate
+	s.mu.Unlock()
+	release = sync.OnceFunc(func() {
+		s.mu.Lock()
+		if s.gate == gate {
+			s.room, s.gate = "", nil
+		}
+		s.mu.Unlock()
+		close(gate)
+	})
+	t.Cleanup(release)
+	return release
+}
+
+func (s *gatedStore) Load(ctx context.Context, id string, epoch int64) (*Snapshot, []Entry, error) {
 	s.loads.Add(1)
-	if d := time.Duration(s.delay.Load()); d > 0 {
+	s.mu.Lock()
+	gate := s.gate
+	if s.room != id {
+		gate = nil
+	}
+	s.mu.Unlock()
+	if gate != nil {
 		select {
-		case s.loading <- struct{}{}:
+		case s.loading <- id:
 		default:
 		}
-		time.Sleep(d)
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		}
 	}
 	return s.Store.Load(ctx, id, epoch)
+}
+
+// queued returns how many events wait in the queue of room id's controller
+// (-1 if the room is not active). A controller that is loading takes
+// nothing from its queue, so this counts the arrivals.
+func queued(svc *Service, id string) int {
+	svc.mu.Lock()
+	defer svc.mu.Unlock()
+	if c := svc.rooms[id]; c != nil {
+		return len(c.q)
+	}
+	return -1
 }
 
 // TestSlowLoad: events that arrive while a room loads wait in its queue
@@ -154,7 +204,7 @@ func (s *slowStore) Load(ctx context.Context, id string, epoch int64) (*Snapshot
 // past its bound answers overloaded and loses nothing it accepted.
 func TestSlowLoad(t *testing.T) {
 	t.Parallel()
-	store := &slowStore{Store: newPGStore(t), loading: make(chan struct{}, 1)}
+	store := newGatedStore(newPGStore(t))
 	svc, rec := newUnit(t, store, func(o *Options) { o.IdleEvict = 100 * time.Millisecond; o.QueueSize = 32 })
 	c, id := unitTally(t, svc, "u1")
 	c.must(t, roomrpc.MethodAct, &roompb.ActionRequest{Action: []byte("before")}, nil)
@@ -163,29 +213,38 @@ func TestSlowLoad(t *testing.T) {
 		return st.Rooms == 0 && st.Snapshots == 1
 	})
 
-	const n, gap, load = 20, 15 * time.Millisecond, time.Second
-	store.delay.Store(int64(load))
+	// Action k arrives once action k-1 is queued, all of them while the
+	// load is held.
+	const n = 20
+	release := store.hold(t, id)
 	loadsBefore := store.loads.Load()
 	var wg sync.WaitGroup
-	var loadedAt atomic.Int64
+	var replied atomic.Int64
 	errs := make([]error, n)
-	start := time.Now()
 	for k := 0; k < n; k++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			time.Sleep(time.Duration(k) * gap) // arrival order = k
-			if k == 1 {
-				<-store.loading // the load is under way before the rest arrive
-			}
 			uc := newUnitClient(svc, "u1")
 			uc.sess.Bindings[BindingKey] = id
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			errs[k] = uc.call(ctx, roomrpc.MethodAct, &roompb.ActionRequest{Action: []byte(strconv.Itoa(k))}, nil)
-			loadedAt.CompareAndSwap(0, int64(time.Since(start)))
+			replied.Add(1)
 		}()
+		if k == 0 {
+			select { // the load is under way before the rest arrive
+			case <-store.loading:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the room's load did not start")
+			}
+		}
+		checkFor(t, 10*time.Second, fmt.Sprintf("action %d queued", k), func() bool { return queued(svc, id) == k+1 })
 	}
+	if r := replied.Load(); r != 0 {
+		t.Fatalf("%d actions answered while the room was loading", r)
+	}
+	release()
 	wg.Wait()
 	for k, err := range errs {
 		if err != nil {
@@ -194,9 +253,6 @@ func TestSlowLoad(t *testing.T) {
 	}
 	if got := store.loads.Load() - loadsBefore; got != 1 {
 		t.Fatalf("%d loads, want 1", got)
-	}
-	if first := time.Duration(loadedAt.Load()); first < load {
-		t.Fatalf("first reply after %v, before the %v load ended", first, load)
 	}
 	var st roompb.RoomState
 	c.must(t, roomrpc.MethodGet, &roompb.GetRequest{RoomID: &id}, &st)
@@ -223,9 +279,10 @@ func TestSlowLoad(t *testing.T) {
 	// once: the queue takes QueueSize, the rest are refused overloaded,
 	// and every accepted one is applied.
 	checkFor(t, 5*time.Second, "room evicted", func() bool { return svc.Stats().Rooms == 0 })
-	store.delay.Store(int64(300 * time.Millisecond))
+	const size = 32
+	release = store.hold(t, id)
 	var ok, overloaded atomic.Int64
-	for k := 0; k < 3*32; k++ {
+	for k := 0; k < 3*size; k++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -243,12 +300,15 @@ func TestSlowLoad(t *testing.T) {
 			}
 		}()
 	}
+	checkFor(t, 10*time.Second, "the queue full and the rest refused", func() bool {
+		return queued(svc, id) == size && overloaded.Load() == 2*size
+	})
+	release()
 	wg.Wait()
 	c.must(t, roomrpc.MethodGet, &roompb.GetRequest{RoomID: &id}, &st)
-	if got := len(tallyOf(t, &st).Items) - len(want); int64(got) != ok.Load() || overloaded.Load() == 0 {
-		t.Fatalf("%d accepted, %d overloaded, %d applied", ok.Load(), overloaded.Load(), got)
+	if got := len(tallyOf(t, &st).Items) - len(want); ok.Load() != size || int64(got) != ok.Load() {
+		t.Fatalf("%d accepted, %d overloaded, %d applied; want %d accepted and applied", ok.Load(), overloaded.Load(), got, size)
 	}
-	t.Logf("overflow: %d accepted, %d overloaded", ok.Load(), overloaded.Load())
 }
 
 // TestPanicAndIllegalChangeNothing: an action the rules refuse, or that
@@ -310,41 +370,34 @@ func TestGamePanicsOutsideAct(t *testing.T) {
 // slow does not hold up the others.
 func TestManyRoomsSideBySide(t *testing.T) {
 	t.Parallel()
-	store := &slowStore{Store: NewMemoryStore(), loading: make(chan struct{}, 1)}
+	store := newGatedStore(NewMemoryStore())
 	svc, _ := newUnit(t, store, func(o *Options) { o.IdleEvict = 100 * time.Millisecond })
 	_, slow := unitTally(t, svc, "u1")
 	fast, _ := unitTally(t, svc, "u2")
-	// Only the slow room gets evicted: the fast one keeps busy.
-	stop := make(chan struct{})
-	var busy sync.WaitGroup
-	busy.Add(1)
-	go func() {
-		defer busy.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(20 * time.Millisecond):
-				fast.must(t, roomrpc.MethodAct, &roompb.ActionRequest{Action: []byte("keepalive")}, nil)
-			}
-		}
-	}()
-	checkFor(t, 5*time.Second, "slow room evicted", func() bool { return svc.Stats().Rooms == 1 })
-	store.delay.Store(int64(1200 * time.Millisecond))
+	checkFor(t, 5*time.Second, "slow room evicted", func() bool { return queued(svc, slow) < 0 })
+	release := store.hold(t, slow)
 	done := make(chan error, 1)
 	go func() {
 		uc := newUnitClient(svc, "u1")
 		uc.sess.Bindings[BindingKey] = slow
-		done <- uc.call(context.Background(), roomrpc.MethodAct, &roompb.ActionRequest{Action: []byte("s")}, nil)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		done <- uc.call(ctx, roomrpc.MethodAct, &roompb.ActionRequest{Action: []byte("s")}, nil)
 	}()
-	<-store.loading
-	start := time.Now()
-	fast.must(t, roomrpc.MethodAct, &roompb.ActionRequest{Action: []byte("f")}, nil)
-	if d := time.Since(start); d > time.Second {
-		t.Fatalf("a room waited %v for another room's load", d)
+	select {
+	case <-store.loading:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the slow room's load did not start")
 	}
-	close(stop)
-	busy.Wait()
+	// The other room answers while the slow one's load is held (the fast
+	// room may have been evicted too: its load is not held).
+	fast.must(t, roomrpc.MethodAct, &roompb.ActionRequest{Action: []byte("f")}, nil)
+	select {
+	case err := <-done:
+		t.Fatalf("the slow room answered (%v) before its load was released", err)
+	default:
+	}
+	release()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}

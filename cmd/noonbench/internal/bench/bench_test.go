@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/noonhq/noon/edge/frame"
+	"github.com/noonhq/noon/internal/testenv"
 )
 
 func mustEcho(t *testing.T) *EchoServer {
@@ -89,13 +90,9 @@ func TestRunEchoAndRelay(t *testing.T) {
 	checkSane(t, relayed)
 
 	// The runner closes its connections; the servers see them go.
-	deadline := time.Now().Add(5 * time.Second)
-	for e.NumConns()+r.NumConns() > 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if n, m := e.NumConns(), r.NumConns(); n+m > 0 {
-		t.Errorf("after the runs: echo holds %d connections, relay %d; want 0", n, m)
-	}
+	testenv.CheckFor(t, 5*time.Second, "the servers hold no connection after the runs", func() bool {
+		return e.NumConns()+r.NumConns() == 0
+	})
 }
 
 // TestRunCountsErrors: a server that answers with an error gets counted,
