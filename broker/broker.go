@@ -263,15 +263,20 @@ func (b *Broker) Edge() *edge.Server { return b.edge }
 
 // Main registers the broker in yellow and serves clients until Exit (or
 // Drain, which ends with Exit); it returns nil then, the first fatal error
-// of a listener (after calling Exit), or ErrClosed if the broker was
-// already closed or Main was already called.
+// of a listener (after calling Exit), or ErrClosed if Main was already
+// called. Exit before Main makes Main return nil at once.
 func (b *Broker) Main() error {
 	b.mu.Lock()
-	if b.exiting.Load() || b.running {
+	if b.running {
 		b.mu.Unlock()
 		return ErrClosed
 	}
 	b.running = true
+	if b.exiting.Load() {
+		// Exit came first: stopped on request, like after Main started.
+		b.mu.Unlock()
+		return nil
+	}
 	b.reg = yellow.Register(yellow.ClientOptions{
 		Yellows:   b.opts.Yellows,
 		Heartbeat: b.opts.Heartbeat,

@@ -211,14 +211,15 @@ func TestInstanceKilled(t *testing.T) {
 	var st callStats
 	stop := make(chan struct{})
 	wg := load(c, 16, 5, deadline, stop, &st)
-	time.Sleep(300 * time.Millisecond)
+	checkFor(t, 5*time.Second, "the load is served", func() bool { return st.ok.Load() >= 50 })
 	before := st.ok.Load()
 	killed := time.Now()
 	victim.Kill()
 	checkFor(t, 3*time.Second, "yellow drops the killed instance", func() bool { return !y.has(echo.Name, victim.InstanceID()) })
 	dropped := time.Since(killed)
 	checkFor(t, 2*time.Second, "the client's view drops it", func() bool { return len(c.Pool().Instances(echo.Name)) == 2 })
-	time.Sleep(300 * time.Millisecond)
+	after := st.ok.Load()
+	checkFor(t, 5*time.Second, "the load goes on without it", func() bool { return st.ok.Load() >= after+50 })
 	close(stop)
 	wg.Wait()
 	t.Logf("yellow dropped the killed instance after %v (expiry window %v); calls: %v", dropped.Round(time.Millisecond), expiry, &st)
@@ -344,7 +345,11 @@ func TestNewInstanceGetsTraffic(t *testing.T) {
 		}()
 	}
 	defer func() { close(stop); wg.Wait() }()
-	time.Sleep(100 * time.Millisecond)
+	checkFor(t, 5*time.Second, "the callers are under way", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(first) > 0
+	})
 	fresh := mustStartEcho(t, ys, nil, nil) // returns once yellow holds it
 	registered := time.Now()
 	checkFor(t, time.Second, "the new instance gets traffic within 1s", func() bool {

@@ -220,16 +220,22 @@ func (s *Server) Instance() *platformpb.Instance {
 }
 
 // Main registers the instance with every yellow and serves until Exit or
-// Drain; it returns nil then, or ErrClosed if the server was already closed
-// or draining, or Main was already called. (Requests are served from
+// Drain; it returns nil then (also when Exit or Drain came first), or
+// ErrClosed if Main was already called. (Requests are served from
 // NewServer on; Main makes the instance discoverable.)
 func (s *Server) Main() error {
 	s.mu.Lock()
-	if s.closed || s.started || s.draining.Load() {
+	if s.started {
 		s.mu.Unlock()
 		return ErrClosed
 	}
 	s.started = true
+	if s.closed || s.draining.Load() {
+		// Exit or Drain came first: stopped on request, like after Main
+		// started.
+		s.mu.Unlock()
+		return nil
+	}
 	s.reg = yellow.Register(yellow.ClientOptions{
 		Yellows:   s.opts.Yellows,
 		Heartbeat: s.opts.Heartbeat,
