@@ -2,7 +2,6 @@ package services
 
 import (
 	"context"
-	"log/slog"
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
 )
@@ -15,5 +14,3 @@ func (s *Server) Handle(ctx context.Context, req *platformpb.Envelope, reply fun
 // Kill stops the server as if the process died: no drain, no
 // deregistration (yellow expires the record).
 func (s *Server) Kill() { s.exit(false) }
-
-func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
