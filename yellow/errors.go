@@ -12,6 +12,10 @@ var (
 	// ErrTooManyInstances is returned when a registration of a new instance
 	// would take yellow beyond its MaxInstances bound.
 	ErrTooManyInstances = errors.New("too many instances")
+	// ErrNotOwner is returned for a register, heartbeat or deregister of
+	// a record that another identity registered, and for a registration
+	// under a service name the caller's identity may not use.
+	ErrNotOwner = errors.New("not the record's owner")
 	// ErrClosed is returned by a Yellow, Registration or Watcher that has
 	// been closed.
 	ErrClosed = errors.New("yellow: closed")

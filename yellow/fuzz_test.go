@@ -32,7 +32,7 @@ func FuzzYellowRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, method string, payload []byte) {
 		// The whole payload, then its first half (a frame cut short).
 		for _, p := range [][]byte{payload, payload[:len(payload)/2]} {
-			env := h.serve(&platformpb.Envelope{Kind: platformpb.Kind_KIND_REQUEST, Method: method, Payload: p})
+			env := h.serve(&platformpb.Envelope{Kind: platformpb.Kind_KIND_REQUEST, Method: method, Payload: p}, "")
 			decodeReply(t, env)
 		}
 		if h.reg.Len() > 8 {

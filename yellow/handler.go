@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -55,8 +56,13 @@ type Stats struct {
 	// Registers, Heartbeats, UnknownHeartbeats, Deregisters, Queries and
 	// Snapshots count the requests of each kind that succeeded.
 	Registers, Heartbeats, UnknownHeartbeats, Deregisters, Queries, Snapshots uint64
-	// Rejected counts registrations refused because yellow was full.
+	// Rejected counts registrations refused because yellow was full (or
+	// the caller's identity held its quota).
 	Rejected uint64
+	// NotOwner counts requests refused because the record belongs to
+	// another identity, or the caller's identity may not register under
+	// that service name.
+	NotOwner uint64
 	// Expired counts records removed for missed heartbeats.
 	Expired uint64
 	// Published counts deltas (ticks included) handed to the PUB socket;
@@ -68,7 +74,7 @@ type Stats struct {
 type counters struct {
 	requests, badRequests                                                 atomic.Uint64
 	registers, heartbeats, unknownHeartbeats, deregisters, queries, snaps atomic.Uint64
-	rejected, expired, published, dropped                                 atomic.Uint64
+	rejected, expired, published, dropped, notOwner                       atomic.Uint64
 }
 
 // handler answers requests against a registry. It holds no socket, so the
@@ -114,14 +120,19 @@ func decodeRequest(env *platformpb.Envelope, maxReq int) (*platformpb.YellowRequ
 	return req, nil
 }
 
-// serve answers one request Envelope; it never panics on bad input.
-func (h *handler) serve(env *platformpb.Envelope) *platformpb.Envelope {
+// serve answers one request Envelope from the caller with identity owner
+// ("" on a plain link); it never panics on bad input.
+func (h *handler) serve(env *platformpb.Envelope, owner string) *platformpb.Envelope {
 	h.c.requests.Add(1)
 	req, rerr := decodeRequest(env, h.maxReq)
 	rep := &platformpb.YellowReply{}
 	if rerr == nil {
 		rep.RequestId = req.GetRequestId()
-		rerr = h.do(req, rep)
+		rerr = h.do(req, rep, owner)
+	}
+	if rerr != nil && errors.Is(rerr.err, ErrNotOwner) {
+		h.c.notOwner.Add(1)
+		h.log.Warn("yellow: refused a change to a record of another identity", "caller", owner, "method", wire.Snippet(env.GetMethod()), "err", rerr.err)
 	}
 	// Read after the operation, so that the reply's seq covers it.
 	rep.Epoch = h.reg.Epoch()
@@ -155,12 +166,18 @@ func (h *handler) serve(env *platformpb.Envelope) *platformpb.Envelope {
 	return out
 }
 
-// do runs one decoded request, filling rep.
-func (h *handler) do(req *platformpb.YellowRequest, rep *platformpb.YellowReply) *requestError {
+// do runs one decoded request of owner, filling rep.
+func (h *handler) do(req *platformpb.YellowRequest, rep *platformpb.YellowReply, owner string) *requestError {
 	now := h.now()
 	switch req.GetOp() {
 	case platformpb.YellowOp_YELLOW_OP_REGISTER:
-		_, err := h.reg.Register(req.GetInstance(), now)
+		if svc := req.GetInstance().GetService(); !mayRegister(owner, svc) {
+			return &requestError{wire.CodeUnauthenticated, fmt.Errorf("%w: %s may not register as service %q", ErrNotOwner, owner, wire.Snippet(svc))}
+		}
+		_, err := h.reg.RegisterAs(owner, req.GetInstance(), now)
+		if errors.Is(err, ErrNotOwner) {
+			return &requestError{wire.CodeUnauthenticated, err}
+		}
 		if errors.Is(err, ErrTooManyInstances) {
 			h.c.rejected.Add(1)
 			return &requestError{wire.CodeOverloaded, err}
@@ -170,7 +187,10 @@ func (h *handler) do(req *platformpb.YellowRequest, rep *platformpb.YellowReply)
 		}
 		h.c.registers.Add(1)
 	case platformpb.YellowOp_YELLOW_OP_HEARTBEAT:
-		_, unknown, err := h.reg.Heartbeat(req.GetInstance(), now)
+		_, unknown, err := h.reg.HeartbeatAs(owner, req.GetInstance(), now)
+		if errors.Is(err, ErrNotOwner) {
+			return &requestError{wire.CodeUnauthenticated, err}
+		}
 		if err != nil {
 			return &requestError{wire.CodeBadRequest, err}
 		}
@@ -185,7 +205,10 @@ func (h *handler) do(req *platformpb.YellowRequest, rep *platformpb.YellowReply)
 		if service == "" && id == "" {
 			service, id = req.GetInstance().GetService(), req.GetInstance().GetId()
 		}
-		_, unknown, err := h.reg.Deregister(service, id)
+		_, unknown, err := h.reg.DeregisterAs(owner, service, id)
+		if errors.Is(err, ErrNotOwner) {
+			return &requestError{wire.CodeUnauthenticated, err}
+		}
 		if err != nil {
 			return &requestError{wire.CodeBadRequest, err}
 		}
@@ -210,4 +233,22 @@ func (h *handler) do(req *platformpb.YellowRequest, rep *platformpb.YellowReply)
 		return &requestError{wire.CodeBadRequest, fmt.Errorf("%w: unknown op %d", ErrBadRequest, int32(req.GetOp()))}
 	}
 	return nil
+}
+
+// mayRegister reports whether the caller with identity owner may register
+// an instance of service: a service's identity ("service:<name>") only
+// under its own name, a broker's ("broker" or "broker:<label>") only as
+// the broker service; on a plain link (owner "") anyone may.
+func mayRegister(owner, service string) bool {
+	if owner == "" {
+		return true
+	}
+	role, name, _ := strings.Cut(owner, ":")
+	switch role {
+	case "service":
+		return name == service
+	case "broker":
+		return service == "broker"
+	}
+	return false
 }

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
+	"github.com/noonhq/noon/wire"
 )
 
 func newTestHandler(t testing.TB) *handler {
@@ -58,37 +59,37 @@ func decodeReply(t testing.TB, env *platformpb.Envelope) *platformpb.YellowReply
 func TestHandlerOps(t *testing.T) {
 	h := newTestHandler(t)
 	inst := testInstance("login", "l1")
-	env := h.serve(requestEnv(t, MethodRegister, &platformpb.YellowRequest{RequestId: 3, Instance: inst}))
+	env := h.serve(requestEnv(t, MethodRegister, &platformpb.YellowRequest{RequestId: 3, Instance: inst}), "")
 	rep := decodeReply(t, env)
 	if env.GetErrorCode() != "" || rep.GetSeq() != 1 || rep.GetRequestId() != 3 || env.GetRequestId() != 7 {
 		t.Fatalf("register: %v %v", env, rep)
 	}
 	env = h.serve(requestEnv(t, MethodHeartbeat, &platformpb.YellowRequest{
 		Op: platformpb.YellowOp_YELLOW_OP_HEARTBEAT, Instance: &platformpb.Instance{Service: "login", Id: "l1", Load: 0.9},
-	}))
+	}), "")
 	if rep := decodeReply(t, env); rep.GetUnknown() || rep.GetSeq() != 2 {
 		t.Fatalf("heartbeat: %v", rep)
 	}
 	env = h.serve(requestEnv(t, MethodHeartbeat, &platformpb.YellowRequest{
 		Instance: &platformpb.Instance{Service: "login", Id: "nope"},
-	}))
+	}), "")
 	if rep := decodeReply(t, env); !rep.GetUnknown() {
 		t.Fatalf("unknown heartbeat: %v", rep)
 	}
-	h.serve(requestEnv(t, MethodRegister, &platformpb.YellowRequest{Instance: testInstance("room", "r1")}))
-	env = h.serve(requestEnv(t, MethodQuery, &platformpb.YellowRequest{Service: "login"}))
+	h.serve(requestEnv(t, MethodRegister, &platformpb.YellowRequest{Instance: testInstance("room", "r1")}), "")
+	env = h.serve(requestEnv(t, MethodQuery, &platformpb.YellowRequest{Service: "login"}), "")
 	if rep := decodeReply(t, env); len(rep.GetInstances()) != 1 || rep.GetInstances()[0].GetLoad() != 0.9 {
 		t.Fatalf("query: %v", rep)
 	}
-	env = h.serve(requestEnv(t, MethodSnapshot, &platformpb.YellowRequest{}))
+	env = h.serve(requestEnv(t, MethodSnapshot, &platformpb.YellowRequest{}), "")
 	if rep := decodeReply(t, env); len(rep.GetInstances()) != 2 || rep.GetSeq() != 3 {
 		t.Fatalf("snapshot: %v", rep)
 	}
-	env = h.serve(requestEnv(t, MethodDeregister, &platformpb.YellowRequest{Service: "login", Id: "l1"}))
+	env = h.serve(requestEnv(t, MethodDeregister, &platformpb.YellowRequest{Service: "login", Id: "l1"}), "")
 	if rep := decodeReply(t, env); rep.GetUnknown() || rep.GetSeq() != 4 {
 		t.Fatalf("deregister: %v", rep)
 	}
-	env = h.serve(requestEnv(t, MethodDeregister, &platformpb.YellowRequest{Instance: &platformpb.Instance{Service: "login", Id: "l1"}}))
+	env = h.serve(requestEnv(t, MethodDeregister, &platformpb.YellowRequest{Instance: &platformpb.Instance{Service: "login", Id: "l1"}}), "")
 	if rep := decodeReply(t, env); !rep.GetUnknown() {
 		t.Fatalf("second deregister: %v", rep)
 	}
@@ -119,7 +120,7 @@ func TestHandlerRejects(t *testing.T) {
 		{"bad deregister", requestEnv(t, MethodDeregister, &platformpb.YellowRequest{Service: "login"}), "bad_request", "invalid record: id: required"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			env := h.serve(tc.env)
+			env := h.serve(tc.env, "")
 			rep := decodeReply(t, env)
 			if env.GetErrorCode() != tc.code || !strings.HasPrefix(env.GetErrorMessage(), tc.msg) {
 				t.Fatalf("got %s: %s\nwant %s: %s...", env.GetErrorCode(), env.GetErrorMessage(), tc.code, tc.msg)
@@ -134,10 +135,46 @@ func TestHandlerRejects(t *testing.T) {
 	}
 	// Full: overloaded.
 	for i := range 8 {
-		h.serve(requestEnv(t, MethodRegister, &platformpb.YellowRequest{Instance: testInstance("login", "x"+strings.Repeat("1", i+1))}))
+		h.serve(requestEnv(t, MethodRegister, &platformpb.YellowRequest{Instance: testInstance("login", "x"+strings.Repeat("1", i+1))}), "")
 	}
-	env := h.serve(requestEnv(t, MethodRegister, &platformpb.YellowRequest{Instance: testInstance("login", "one-too-many")}))
+	env := h.serve(requestEnv(t, MethodRegister, &platformpb.YellowRequest{Instance: testInstance("login", "one-too-many")}), "")
 	if env.GetErrorCode() != "overloaded" || env.GetErrorMessage() != "too many instances: yellow holds at most 8" {
 		t.Fatalf("full: %s: %s", env.GetErrorCode(), env.GetErrorMessage())
+	}
+}
+
+// TestHandlerIdentities: a caller registers only under its identity's
+// service name, and cannot touch another identity's record; each refusal
+// is answered unauthenticated and counted.
+func TestHandlerIdentities(t *testing.T) {
+	h := newTestHandler(t)
+	reg := func(owner string, inst *platformpb.Instance) *platformpb.Envelope {
+		return h.serve(requestEnv(t, MethodRegister, &platformpb.YellowRequest{Instance: inst}), owner)
+	}
+	if env := reg("service:login", testInstance("login", "l1")); env.GetErrorCode() != "" {
+		t.Fatalf("own name: %s: %s", env.GetErrorCode(), env.GetErrorMessage())
+	}
+	for _, tc := range []struct {
+		owner string
+		inst  *platformpb.Instance
+	}{
+		{"service:login", testInstance("room", "r1")},
+		{"service:login", testInstance("broker", "b1")},
+		{"admin", testInstance("login", "l2")},
+		{"service:evil", testInstance("login", "l1")},
+	} {
+		if env := reg(tc.owner, tc.inst); env.GetErrorCode() != wire.CodeUnauthenticated {
+			t.Errorf("%s registering %s: %s: %s", tc.owner, tc.inst.GetService(), env.GetErrorCode(), env.GetErrorMessage())
+		}
+	}
+	env := h.serve(requestEnv(t, MethodDeregister, &platformpb.YellowRequest{Service: "login", Id: "l1"}), "service:other")
+	if env.GetErrorCode() != wire.CodeUnauthenticated {
+		t.Errorf("deregister by another identity: %s: %s", env.GetErrorCode(), env.GetErrorMessage())
+	}
+	if got := len(h.reg.Query("login")); got != 1 {
+		t.Fatalf("%d login records, want the real one", got)
+	}
+	if got := h.c.notOwner.Load(); got != 5 {
+		t.Fatalf("notOwner = %d, want 5", got)
 	}
 }

@@ -23,6 +23,7 @@ func (y *Yellow) RegisterMetrics(s metrics.Sink) {
 	counter("yellow_deregisters_total", "Deregistrations.", func(st Stats) uint64 { return st.Deregisters })
 	counter("yellow_queries_total", "Queries answered.", func(st Stats) uint64 { return st.Queries })
 	counter("yellow_snapshots_total", "Snapshots answered.", func(st Stats) uint64 { return st.Snapshots })
+	counter("yellow_not_owner_total", "Requests refused because the record belongs to another identity, or the caller may not use that service name.", func(st Stats) uint64 { return st.NotOwner })
 	counter("yellow_rejected_total", "Registrations refused because yellow was full.", func(st Stats) uint64 { return st.Rejected })
 	counter("yellow_expired_total", "Records expired after missed heartbeats.", func(st Stats) uint64 { return st.Expired })
 	counter("yellow_deltas_published_total", "Deltas and ticks published.", func(st Stats) uint64 { return st.Published })

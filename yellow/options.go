@@ -23,6 +23,11 @@ const (
 	// runs a few hundred instances; 4096 leaves >10x headroom while a full
 	// table of DefaultMaxRecordBytes records stays at 16 MiB.
 	DefaultMaxInstances = 4096
+	// DefaultMaxPerIdentity bounds the records of one identity (all
+	// instances of one service share its certificate's identity): a pool
+	// of a thousand instances fits, and no one identity can take more
+	// than a quarter of DefaultMaxInstances.
+	DefaultMaxPerIdentity = 1024
 	// DefaultMaxRecordBytes bounds one encoded record: a typical record is
 	// ~200 bytes; 4 KiB leaves room for the meta labels.
 	DefaultMaxRecordBytes = 4 << 10
@@ -63,6 +68,9 @@ type Options struct {
 	ExpireAfter int `yaml:"expire_after"`
 	// MaxInstances bounds the number of records.
 	MaxInstances int `yaml:"max_instances"`
+	// MaxPerIdentity bounds the records one identity (one certificate's
+	// role and name) may hold, so that no one client fills max_instances.
+	MaxPerIdentity int `yaml:"max_per_identity"`
 	// MaxRecordBytes bounds the encoded size of one record.
 	MaxRecordBytes int `yaml:"max_record_bytes"`
 	// TickInterval is how often a TICK delta is published; 0 means
@@ -78,6 +86,7 @@ func NewOptions() Options {
 		Heartbeat:      DefaultHeartbeat,
 		ExpireAfter:    DefaultExpireAfter,
 		MaxInstances:   DefaultMaxInstances,
+		MaxPerIdentity: DefaultMaxPerIdentity,
 		MaxRecordBytes: DefaultMaxRecordBytes,
 		TickInterval:   DefaultHeartbeat,
 	}
@@ -97,6 +106,9 @@ func (o Options) Validate() error {
 	}
 	if o.ExpireAfter < 1 || o.ExpireAfter > maxExpireAfter {
 		return fmt.Errorf("yellow: expire_after: must be in [1, %d], got %d", maxExpireAfter, o.ExpireAfter)
+	}
+	if o.MaxPerIdentity < 1 || o.MaxPerIdentity > maxMaxInstances {
+		return fmt.Errorf("yellow: max_per_identity: must be in [1, %d], got %d", maxMaxInstances, o.MaxPerIdentity)
 	}
 	if o.MaxInstances < 1 || o.MaxInstances > maxMaxInstances {
 		return fmt.Errorf("yellow: max_instances: must be in [1, %d], got %d", maxMaxInstances, o.MaxInstances)

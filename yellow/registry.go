@@ -24,6 +24,11 @@ type RegistryConfig struct {
 	// MaxRecordBytes bounds one record's encoded size
 	// (0: DefaultMaxRecordBytes).
 	MaxRecordBytes int
+	// MaxPerOwner bounds the records one identity may hold, so that no
+	// one client fills MaxInstances (0: DefaultMaxPerIdentity). Records of
+	// no identity (a plain, insecure link) are bounded by MaxInstances
+	// only.
+	MaxPerOwner int
 }
 
 type instanceKey struct{ service, id string }
@@ -37,6 +42,9 @@ type entry struct {
 	// deltas and snapshots may share it.
 	inst    *platformpb.Instance
 	expires time.Time
+	// owner is the identity that registered the record ("" on a plain
+	// link): only it may heartbeat, replace or deregister the record.
+	owner string
 }
 
 // Registry is yellow's table of instance records, keyed by (service, id).
@@ -51,6 +59,7 @@ type Registry struct {
 	mu      sync.Mutex // guards everything below
 	seq     uint64
 	entries map[instanceKey]*entry
+	owned   map[string]int // records per owner (owners other than "")
 }
 
 // NewRegistry returns an empty registry. emit may be nil.
@@ -61,13 +70,16 @@ func NewRegistry(cfg RegistryConfig, emit func(*platformpb.Delta)) *Registry {
 	if cfg.MaxRecordBytes <= 0 {
 		cfg.MaxRecordBytes = DefaultMaxRecordBytes
 	}
+	if cfg.MaxPerOwner <= 0 {
+		cfg.MaxPerOwner = DefaultMaxPerIdentity
+	}
 	if cfg.TTL <= 0 {
 		cfg.TTL = DefaultHeartbeat * DefaultExpireAfter
 	}
 	if emit == nil {
 		emit = func(*platformpb.Delta) {}
 	}
-	return &Registry{cfg: cfg, emit: emit, entries: make(map[instanceKey]*entry)}
+	return &Registry{cfg: cfg, emit: emit, entries: make(map[instanceKey]*entry), owned: make(map[string]int)}
 }
 
 // Epoch returns the epoch the registry tags its deltas with.
@@ -95,11 +107,19 @@ func (r *Registry) change(op platformpb.DeltaOp, inst *platformpb.Instance) *pla
 	return d
 }
 
-// Register validates inst and inserts or replaces the record with its
-// (service, id), refreshing its expiry. A record from a different router
-// endpoint replaces the old one (the instance restarted). It returns the
-// UPSERT delta, or nil when the record did not change.
+// Register is RegisterAs with no owner (a plain link).
 func (r *Registry) Register(inst *platformpb.Instance, now time.Time) (*platformpb.Delta, error) {
+	return r.RegisterAs("", inst, now)
+}
+
+// RegisterAs validates inst and inserts or replaces the record with its
+// (service, id) on behalf of owner, refreshing its expiry. A record from a
+// different router endpoint replaces the old one (the instance restarted).
+// A record another owner holds is not touched: ErrNotOwner. A new record
+// beyond MaxInstances, or beyond MaxPerOwner of owner's, is
+// ErrTooManyInstances. It returns the UPSERT delta, or nil when the record
+// did not change.
+func (r *Registry) RegisterAs(owner string, inst *platformpb.Instance, now time.Time) (*platformpb.Delta, error) {
 	if err := ValidateInstance(inst, r.cfg.MaxRecordBytes); err != nil {
 		return nil, err
 	}
@@ -108,12 +128,19 @@ func (r *Registry) Register(inst *platformpb.Instance, now time.Time) (*platform
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e, ok := r.entries[k]
-	if !ok {
-		if len(r.entries) >= r.cfg.MaxInstances {
-			return nil, fmt.Errorf("%w: yellow holds at most %d", ErrTooManyInstances, r.cfg.MaxInstances)
-		}
-		e = &entry{}
+	switch {
+	case ok && e.owner != owner:
+		return nil, notOwner(k, e.owner)
+	case !ok && len(r.entries) >= r.cfg.MaxInstances:
+		return nil, fmt.Errorf("%w: yellow holds at most %d", ErrTooManyInstances, r.cfg.MaxInstances)
+	case !ok && owner != "" && r.owned[owner] >= r.cfg.MaxPerOwner:
+		return nil, fmt.Errorf("%w: %s holds %d records, at most %d per identity", ErrTooManyInstances, owner, r.owned[owner], r.cfg.MaxPerOwner)
+	case !ok:
+		e = &entry{owner: owner}
 		r.entries[k] = e
+		if owner != "" {
+			r.owned[owner]++
+		}
 	}
 	e.expires = now.Add(r.cfg.TTL)
 	if ok && proto.Equal(e.inst, rec) {
@@ -123,11 +150,17 @@ func (r *Registry) Register(inst *platformpb.Instance, now time.Time) (*platform
 	return r.change(platformpb.DeltaOp_DELTA_OP_UPSERT, rec), nil
 }
 
-// Heartbeat refreshes the expiry of the record (hb.service, hb.id) and
-// takes hb's load and, when set, its state. unknown is true when there is
-// no such record: the provider must register again. The delta is nil when
-// nothing but the expiry changed.
+// Heartbeat is HeartbeatAs with no owner (a plain link).
 func (r *Registry) Heartbeat(hb *platformpb.Instance, now time.Time) (d *platformpb.Delta, unknown bool, err error) {
+	return r.HeartbeatAs("", hb, now)
+}
+
+// HeartbeatAs refreshes the expiry of the record (hb.service, hb.id) and
+// takes hb's load and, when set, its state, on behalf of owner, who must
+// be the record's (else ErrNotOwner). unknown is true when there is no
+// such record: the provider must register again. The delta is nil when
+// nothing but the expiry changed.
+func (r *Registry) HeartbeatAs(owner string, hb *platformpb.Instance, now time.Time) (d *platformpb.Delta, unknown bool, err error) {
 	if err := validateHeartbeat(hb); err != nil {
 		return nil, false, err
 	}
@@ -136,6 +169,9 @@ func (r *Registry) Heartbeat(hb *platformpb.Instance, now time.Time) (d *platfor
 	e, ok := r.entries[keyOf(hb)]
 	if !ok {
 		return nil, true, nil
+	}
+	if e.owner != owner {
+		return nil, false, notOwner(keyOf(hb), e.owner)
 	}
 	e.expires = now.Add(r.cfg.TTL)
 	state := hb.GetState()
@@ -152,9 +188,16 @@ func (r *Registry) Heartbeat(hb *platformpb.Instance, now time.Time) (d *platfor
 	return r.change(platformpb.DeltaOp_DELTA_OP_UPSERT, rec), false, nil
 }
 
-// Deregister removes the record (service, id). unknown is true when there
-// was none (deregistering twice is not an error).
+// Deregister is DeregisterAs with no owner (a plain link, or yellow
+// itself).
 func (r *Registry) Deregister(service, id string) (d *platformpb.Delta, unknown bool, err error) {
+	return r.DeregisterAs("", service, id)
+}
+
+// DeregisterAs removes the record (service, id) on behalf of owner, who
+// must be the record's (else ErrNotOwner). unknown is true when there was
+// none (deregistering twice is not an error).
+func (r *Registry) DeregisterAs(owner, service, id string) (d *platformpb.Delta, unknown bool, err error) {
 	if err := ValidateServiceName(service); err != nil {
 		return nil, false, err
 	}
@@ -168,8 +211,29 @@ func (r *Registry) Deregister(service, id string) (d *platformpb.Delta, unknown 
 	if !ok {
 		return nil, true, nil
 	}
-	delete(r.entries, k)
+	if e.owner != owner {
+		return nil, false, notOwner(k, e.owner)
+	}
+	r.remove(k, e)
 	return r.change(platformpb.DeltaOp_DELTA_OP_REMOVE, e.inst), false, nil
+}
+
+// remove deletes the entry at k. Caller holds mu.
+func (r *Registry) remove(k instanceKey, e *entry) {
+	delete(r.entries, k)
+	if e.owner != "" {
+		if r.owned[e.owner]--; r.owned[e.owner] <= 0 {
+			delete(r.owned, e.owner)
+		}
+	}
+}
+
+// notOwner is the error for a change to a record another identity holds.
+func notOwner(k instanceKey, owner string) error {
+	if owner == "" {
+		owner = "a plain link"
+	}
+	return fmt.Errorf("%w: %s/%s belongs to %s", ErrNotOwner, k.service, k.id, owner)
 }
 
 // Expire removes every record whose expiry is not after now and returns
@@ -187,7 +251,7 @@ func (r *Registry) Expire(now time.Time) []*platformpb.Delta {
 	slices.SortFunc(expired, func(a, b *entry) int { return compareInstances(a.inst, b.inst) })
 	ds := make([]*platformpb.Delta, 0, len(expired))
 	for _, e := range expired {
-		delete(r.entries, keyOf(e.inst))
+		r.remove(keyOf(e.inst), e)
 		ds = append(ds, r.change(platformpb.DeltaOp_DELTA_OP_REMOVE, e.inst))
 	}
 	return ds

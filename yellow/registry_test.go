@@ -385,7 +385,7 @@ tick_interval: 250ms
 	if err := yaml.Unmarshal([]byte(doc), &o); err != nil {
 		t.Fatal(err)
 	}
-	want := Options{"tcp://0.0.0.0:1060", "tcp://0.0.0.0:1061", 500 * time.Millisecond, 4, 100, 2048, 250 * time.Millisecond}
+	want := Options{RouterAddr: "tcp://0.0.0.0:1060", PubAddr: "tcp://0.0.0.0:1061", Heartbeat: 500 * time.Millisecond, ExpireAfter: 4, MaxInstances: 100, MaxPerIdentity: DefaultMaxPerIdentity, MaxRecordBytes: 2048, TickInterval: 250 * time.Millisecond}
 	if o != want {
 		t.Fatalf("got %+v, want %+v", o, want)
 	}
@@ -395,5 +395,76 @@ tick_interval: 250ms
 	o.TickInterval = time.Second
 	if err := o.Validate(); err == nil || err.Error() != "yellow: tick_interval: must be at most heartbeat (500ms), got 1s" {
 		t.Fatalf("tick > heartbeat: %v", err)
+	}
+}
+
+// TestRegistryOwners: a record belongs to the identity that registered it;
+// another identity can neither replace, heartbeat nor deregister it, and
+// one identity's records are bounded.
+func TestRegistryOwners(t *testing.T) {
+	r := NewRegistry(RegistryConfig{MaxInstances: 10, MaxPerOwner: 2}, nil)
+	now := time.Now()
+	real := testInstance("login", "l1")
+	if _, err := r.RegisterAs("service:login", real, now); err != nil {
+		t.Fatal(err)
+	}
+	forged := testInstance("login", "l1")
+	forged.Router = "tcp://10.9.9.9:6666"
+	if _, err := r.RegisterAs("service:evil", forged, now); !errors.Is(err, ErrNotOwner) {
+		t.Fatalf("re-registration by another identity: %v", err)
+	}
+	if _, err := r.Register(forged, now); !errors.Is(err, ErrNotOwner) {
+		t.Fatalf("re-registration from a plain link: %v", err)
+	}
+	if _, _, err := r.HeartbeatAs("service:evil", &platformpb.Instance{Service: "login", Id: "l1", Load: 1}, now); !errors.Is(err, ErrNotOwner) {
+		t.Fatalf("heartbeat by another identity: %v", err)
+	}
+	if _, _, err := r.DeregisterAs("service:evil", "login", "l1"); !errors.Is(err, ErrNotOwner) {
+		t.Fatalf("deregister by another identity: %v", err)
+	}
+	if got := r.Query("login"); len(got) != 1 || got[0].GetRouter() != real.GetRouter() {
+		t.Fatalf("the real record changed: %v", got)
+	}
+	// The quota: a second record fits, a third does not; others still can.
+	if _, err := r.RegisterAs("service:login", testInstance("login", "l2"), now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.RegisterAs("service:login", testInstance("login", "l3"), now); !errors.Is(err, ErrTooManyInstances) {
+		t.Fatalf("beyond the quota: %v", err)
+	}
+	if _, err := r.RegisterAs("service:room", testInstance("room", "r1"), now); err != nil {
+		t.Fatalf("another identity: %v", err)
+	}
+	// The owner deregisters and frees its quota; expiry frees it too.
+	if _, unknown, err := r.DeregisterAs("service:login", "login", "l2"); err != nil || unknown {
+		t.Fatalf("owner's deregister: %v %v", unknown, err)
+	}
+	if _, err := r.RegisterAs("service:login", testInstance("login", "l3"), now); err != nil {
+		t.Fatalf("after a deregister: %v", err)
+	}
+	r.Expire(now.Add(time.Hour))
+	if _, err := r.RegisterAs("service:login", testInstance("login", "l4"), now); err != nil {
+		t.Fatalf("after expiry: %v", err)
+	}
+}
+
+func TestMayRegister(t *testing.T) {
+	for _, tt := range []struct {
+		owner, service string
+		want           bool
+	}{
+		{"", "login", true},
+		{"service:login", "login", true},
+		{"service:login", "room", false},
+		{"service:login", "broker", false},
+		{"broker", "broker", true},
+		{"broker:b1", "broker", true},
+		{"broker", "login", false},
+		{"admin", "login", false},
+		{"yellow", "broker", false},
+	} {
+		if got := mayRegister(tt.owner, tt.service); got != tt.want {
+			t.Errorf("mayRegister(%q, %q) = %v", tt.owner, tt.service, got)
+		}
 	}
 }

@@ -101,6 +101,7 @@ func newYellow(tr serverTransport, opts Options, log *slog.Logger) (*Yellow, err
 		Epoch:          epoch,
 		TTL:            opts.Heartbeat * time.Duration(opts.ExpireAfter),
 		MaxInstances:   opts.MaxInstances,
+		MaxPerOwner:    opts.MaxPerIdentity,
 		MaxRecordBytes: opts.MaxRecordBytes,
 	}, y.enqueue)
 
@@ -216,6 +217,7 @@ func (y *Yellow) Stats() Stats {
 		Queries:           y.c.queries.Load(),
 		Snapshots:         y.c.snaps.Load(),
 		Rejected:          y.c.rejected.Load(),
+		NotOwner:          y.c.notOwner.Load(),
 		Expired:           y.c.expired.Load(),
 		Published:         y.c.published.Load(),
 		Dropped:           y.c.dropped.Load(),
@@ -240,7 +242,7 @@ func (y *Yellow) startGoroutine(f func()) bool {
 
 // handle is the link Handler: one request in, one reply out. A panic
 // becomes an internal error reply, with the stack logged.
-func (y *Yellow) handle(_ context.Context, req *platformpb.Envelope, reply func(*platformpb.Envelope)) {
+func (y *Yellow) handle(ctx context.Context, req *platformpb.Envelope, reply func(*platformpb.Envelope)) {
 	defer func() {
 		if p := recover(); p != nil {
 			y.log.Error("yellow: panic serving request", "method", wire.Snippet(req.GetMethod()), "panic", p, "stack", string(debug.Stack()))
@@ -250,7 +252,13 @@ func (y *Yellow) handle(_ context.Context, req *platformpb.Envelope, reply func(
 			})
 		}
 	}()
-	reply(y.h.serve(req))
+	reply(y.h.serve(req, callerOf(ctx)))
+}
+
+// callerOf returns the identity of the connection a request came from, ""
+// on a plain link.
+func callerOf(ctx context.Context) string {
+	return ""
 }
 
 // enqueue is the registry's emit: it runs under the registry's lock, so
