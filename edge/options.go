@@ -116,8 +116,9 @@ type Options struct {
 	// right-most address not itself trusted). Rate limits, logs and the
 	// session's remote address (which login's per-address throttle sees)
 	// then use the client's address. From anyone else the headers are not
-	// read: a PROXY header is then the start of a frame too large for
-	// max_frame, answered bad_frame and closed. Empty trusts nobody.
+	// read: a PROXY header is then taken for a frame, whose length ("PROX",
+	// or v2's "\r\n\r\n": over 200 MiB) exceeds any sane max_frame, so it
+	// is answered bad_frame and the connection closed. Empty trusts nobody.
 	TrustedProxies []string `yaml:"trusted_proxies"`
 	// ProxyTimeout bounds how long a connection from a trusted proxy may
 	// take to send its PROXY header.
