@@ -99,6 +99,8 @@ func newBrokerMetrics(sink metrics.Sink, b *Broker) *brokerMetrics {
 		func() uint64 { return b.edge.Stats().AuthTimeouts })
 	edgeCounter("broker_idle_timeouts_total", "Connections closed for sending no complete frame in time.",
 		func() uint64 { return b.edge.Stats().IdleTimeouts })
+	edgeCounter("broker_bad_proxy_headers_total", "Connections from trusted proxies closed for a missing, malformed or late PROXY header.",
+		func() uint64 { return b.edge.Stats().BadProxyHeaders })
 	edgeCounter("broker_panics_total", "Panics recovered while serving connections; a bug.",
 		func() uint64 { return b.edge.Stats().Panics })
 	return m

@@ -103,7 +103,7 @@ aliases:
 	}
 	if o.ID != "broker-1" || o.Advertise != "play.example.com:1055" || len(o.Yellows) != 2 || o.Heartbeat != 2*time.Second ||
 		o.DefaultTimeout != 3*time.Second || o.MaxHops != 2 || o.DrainGrace != 20*time.Second ||
-		o.Edge.TCPAddr != ":2055" || o.Edge.MaxInFlight != 16 || o.Edge.WSAddr != ":1056" {
+		o.Edge.TCPAddr != ":2055" || o.Edge.MaxInFlight != 16 || o.Edge.WSAddr != "127.0.0.1:1056" { // the default
 		t.Fatalf("options %+v", o)
 	}
 	if len(o.Routes) != 3 || o.Routes[2].Key != "room" || o.Routes[2].Timeout != 2*time.Second {

@@ -311,6 +311,14 @@ func (c *Conn) run() {
 	defer c.exit()
 	defer c.t.dropReader()
 	defer c.recoverPanic("reader")
+	if err := c.t.handshake(); err != nil {
+		if !c.stopped() { // not closed under it by Exit or Drain
+			s.stats.badProxyHeaders.Add(1)
+			s.log.Warn("edge: closing connection: bad PROXY header", "conn", c.id, "err", err)
+		}
+		c.hardClose("handshake: " + err.Error())
+		return
+	}
 	if !c.open() {
 		c.hardClose("open failed")
 		return

@@ -630,6 +630,11 @@ func TestOptionsValidate(t *testing.T) {
 		{func(o *Options) { o.AuthTimeout = -1 }, "auth_timeout"},
 		{func(o *Options) { o.ReadBuffer = 1 }, "read_buffer"},
 		{func(o *Options) { o.TLS.CertFile = "x.pem" }, "tls.key_file"},
+		{func(o *Options) { o.WSOrigins = nil }, "ws_origins"},
+		{func(o *Options) { o.WSOrigins = []string{"ok.example", "[bad"} }, "ws_origins[1]"},
+		{func(o *Options) { o.WSOrigins = []string{"a.example", "*"} }, "ws_origins[1]"},
+		{func(o *Options) { o.TrustedProxies = []string{"10.0.0.0/8", "10.0.0.0/99"} }, "trusted_proxies[1]"},
+		{func(o *Options) { o.TrustedProxies, o.ProxyTimeout = []string{"10.0.0.1"}, 0 }, "proxy_timeout"},
 	} {
 		o := NewOptions()
 		tc.edit(&o)
@@ -643,5 +648,15 @@ func TestOptionsValidate(t *testing.T) {
 	o.Burst = 0
 	if err := o.Validate(); err != nil {
 		t.Errorf("rate 0 (off) with burst 0: %v", err)
+	}
+	o = NewOptions()
+	o.WSAddr, o.WSOrigins = "", nil
+	if err := o.Validate(); err != nil {
+		t.Errorf("no ws_origins without a WebSocket listener: %v", err)
+	}
+	o = NewOptions()
+	o.WSOrigins = nil
+	if err := o.Validate(); err == nil || !strings.HasPrefix(err.Error(), `config: ws_origins: must list the Origins whose pages may open a WebSocket`) {
+		t.Errorf("empty ws_origins: %v", err)
 	}
 }

@@ -36,6 +36,7 @@ import (
 //	push      payload "<n>": push n "test.Event" frames, reply with how many were queued
 //	block     wait until release is closed (or cancelled), tracking how many run at once
 //	big       reply with a payload of <payload> bytes
+//	remote    reply with the connection's RemoteAddr
 //	edge.Hello  Server.Hello, with broker id "b1"
 type testHandler struct {
 	srv *Server
@@ -125,6 +126,8 @@ func (h *testHandler) Request(ctx context.Context, c *Conn, method string, paylo
 	case "big":
 		n, _ := strconv.Atoi(string(payload))
 		return make([]byte, n), nil
+	case "remote":
+		return []byte(c.RemoteAddr().String()), nil
 	case wire.MethodHello:
 		_, reply, err := h.srv.Hello(c, payload)
 		if err != nil {

@@ -1,20 +1,35 @@
 package edge
 
 import (
+	"fmt"
+	"path"
 	"time"
 
 	"github.com/noonhq/noon/edge/frame"
 	"github.com/noonhq/noon/internal/config"
+	"github.com/noonhq/noon/internal/realip"
+	"github.com/noonhq/noon/wire"
 )
 
 // Defaults of Options. Each says why it is that size.
 const (
-	// DefaultTCPAddr is where clients speak pandaparty frames over TCP.
-	DefaultTCPAddr = ":1055"
-	// DefaultWSAddr is where browsers speak the same frames over WebSocket.
-	DefaultWSAddr = ":1056"
+	// DefaultTCPAddr is where clients speak pandaparty frames over TCP:
+	// loopback by default, so that only a config that says so (as
+	// configs/cluster.yaml does) exposes a broker to the network.
+	DefaultTCPAddr = "127.0.0.1:1055"
+	// DefaultWSAddr is where browsers speak the same frames over
+	// WebSocket, loopback by default like DefaultTCPAddr.
+	DefaultWSAddr = "127.0.0.1:1056"
 	// DefaultWSPath is the HTTP path of the WebSocket endpoint.
 	DefaultWSPath = "/ws"
+	// AnyOrigin, as the only WSOrigins entry, lets pages of any origin
+	// open a WebSocket.
+	AnyOrigin = "*"
+
+	// DefaultProxyTimeout bounds the wait for a PROXY header, 5 s: a load
+	// balancer writes it with its first packet, so anything slower is
+	// broken or not a load balancer.
+	DefaultProxyTimeout = 5 * time.Second
 
 	// DefaultMaxFrame is the largest request frame, 1 MiB (frame.DefaultMaxFrame):
 	// payloads are Thrift structs of a few hundred bytes.
@@ -69,27 +84,7 @@ const (
 )
 
 // TLSOptions turns on TLS for both listeners. Both files or neither.
-type TLSOptions struct {
-	// CertFile is the PEM certificate chain.
-	CertFile string `yaml:"cert_file"`
-	// KeyFile is the PEM private key.
-	KeyFile string `yaml:"key_file"`
-}
-
-// Enabled reports whether TLS is configured.
-func (o TLSOptions) Enabled() bool { return o.CertFile != "" || o.KeyFile != "" }
-
-// Validate checks that both files or neither are set.
-func (o TLSOptions) Validate() error {
-	var errs config.Errors
-	if o.CertFile == "" && o.KeyFile != "" {
-		errs.Addf("cert_file", "must be set when key_file is")
-	}
-	if o.KeyFile == "" && o.CertFile != "" {
-		errs.Addf("key_file", "must be set when cert_file is")
-	}
-	return errs.Err()
-}
+type TLSOptions = config.TLSFiles
 
 // Options configures the client edge of a broker: its listeners and the
 // limits every client connection lives under.
@@ -100,12 +95,34 @@ type Options struct {
 	WSAddr string `yaml:"ws_addr"`
 	// WSPath is the HTTP path WebSocket clients connect to.
 	WSPath string `yaml:"ws_path"`
-	// WSOrigins lists the Origin host patterns (path.Match syntax, e.g.
-	// "*.example.com") allowed to open a WebSocket. Empty allows any origin:
-	// game clients are not browsers visiting a site with cookies.
+	// WSOrigins lists the Origins whose pages may open a WebSocket: host
+	// patterns in path.Match syntax ("game.example.com", "*.example.com",
+	// "localhost:*"; with a scheme, "https://*.example.com", matched
+	// against scheme://host). A request without an Origin header (not a
+	// browser) and a page served by the broker's own host are always
+	// allowed; "*" alone allows any page. It is required when ws_addr is
+	// set: without it any web site could make its visitors' browsers
+	// register, log in and play through the broker (spending the
+	// per-address throttles from their addresses). The default allows
+	// localhost pages, for development.
 	WSOrigins []string `yaml:"ws_origins"`
 	// TLS, when set, serves both listeners over TLS.
 	TLS TLSOptions `yaml:"tls"`
+	// TrustedProxies lists the load balancers (CIDRs or addresses) whose
+	// word on the client's address is taken: a TCP connection from one
+	// must start with a PROXY protocol header (v1 or v2, within
+	// ProxyTimeout) naming the client, else it is closed and logged; a
+	// WebSocket upgrade from one names the client in X-Forwarded-For (the
+	// right-most address not itself trusted). Rate limits, logs and the
+	// session's remote address (which login's per-address throttle sees)
+	// then use the client's address. From anyone else the headers are not
+	// read: a PROXY header is then taken for a frame, whose length ("PROX",
+	// or v2's "\r\n\r\n": over 200 MiB) exceeds any sane max_frame, so it
+	// is answered bad_frame and the connection closed. Empty trusts nobody.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// ProxyTimeout bounds how long a connection from a trusted proxy may
+	// take to send its PROXY header.
+	ProxyTimeout time.Duration `yaml:"proxy_timeout"`
 
 	// MaxFrame is the largest accepted request frame (TotalLen) and the
 	// largest reply or push the edge sends.
@@ -152,6 +169,8 @@ func NewOptions() Options {
 		TCPAddr:        DefaultTCPAddr,
 		WSAddr:         DefaultWSAddr,
 		WSPath:         DefaultWSPath,
+		WSOrigins:      DefaultWSOrigins(),
+		ProxyTimeout:   DefaultProxyTimeout,
 		MaxFrame:       DefaultMaxFrame,
 		MaxMethod:      DefaultMaxMethod,
 		MaxConnections: DefaultMaxConnections,
@@ -181,6 +200,11 @@ func (o Options) Validate() error {
 		if len(o.WSPath) == 0 || o.WSPath[0] != '/' {
 			errs.Addf("ws_path", "must start with /, got %q", o.WSPath)
 		}
+		errs.Add(validateOrigins(o.WSOrigins))
+	}
+	errs.Add(realip.ValidateTrusted("trusted_proxies", o.TrustedProxies))
+	if len(o.TrustedProxies) > 0 {
+		errs.Add(config.Positive("proxy_timeout", o.ProxyTimeout))
 	}
 	errs.Add(config.Nested("tls", o.TLS.Validate()))
 	errs.Add(config.Range("max_frame", o.MaxFrame, frame.MinFrame+1, frame.MaxFrameLimit))
@@ -199,6 +223,30 @@ func (o Options) Validate() error {
 	errs.Add(config.Positive("write_timeout", o.WriteTimeout))
 	errs.Add(config.Range("read_buffer", o.ReadBuffer, 16, 16<<20))
 	errs.Add(config.Range("write_buffer", o.WriteBuffer, 16, 16<<20))
+	return errs.Err()
+}
+
+// DefaultWSOrigins returns the default WSOrigins: pages served from this
+// machine (localhost and 127.0.0.1, any port), for development.
+func DefaultWSOrigins() []string {
+	return []string{"localhost", "localhost:*", "127.0.0.1", "127.0.0.1:*"}
+}
+
+// validateOrigins checks ws_origins: required, each a valid pattern, "*"
+// only alone.
+func validateOrigins(origins []string) error {
+	var errs config.Errors
+	if len(origins) == 0 {
+		errs.Addf("ws_origins", "must list the Origins whose pages may open a WebSocket (e.g. [\"game.example.com\"]; [\"*\"] allows any page)")
+	}
+	for i, p := range origins {
+		field := fmt.Sprintf("ws_origins[%d]", i)
+		if _, err := path.Match(p, ""); err != nil || p == "" {
+			errs.Addf(field, "must be a host pattern (path.Match syntax), got %q", wire.Snippet(p))
+		} else if p == AnyOrigin && len(origins) > 1 {
+			errs.Addf(field, "%q allows any origin; list it alone", AnyOrigin)
+		}
+	}
 	return errs.Err()
 }
 

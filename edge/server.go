@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -19,6 +18,8 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/noonhq/noon/edge/frame"
+	"github.com/noonhq/noon/internal/realip"
+	"github.com/noonhq/noon/wire"
 )
 
 // Handler is the broker's side of the edge: it is told about connections
@@ -74,6 +75,9 @@ type Stats struct {
 	// IdleTimeouts counts connections closed for not completing a frame in
 	// time.
 	IdleTimeouts uint64
+	// BadProxyHeaders counts connections from trusted proxies closed for a
+	// missing, malformed or late PROXY header.
+	BadProxyHeaders uint64
 	// Requests counts request frames read.
 	Requests uint64
 	// Panics counts panics recovered in handlers and connections.
@@ -82,7 +86,7 @@ type Stats struct {
 
 type counters struct {
 	accepted, rejected, closed, slowConsumers, badFrames, rateLimited,
-	authTimeouts, idleTimeouts, requests, panics atomic.Uint64
+	authTimeouts, idleTimeouts, badProxyHeaders, requests, panics atomic.Uint64
 }
 
 // maxInterned bounds the method-name cache: real method names are a few
@@ -107,22 +111,27 @@ type Server struct {
 	httpSrv *http.Server
 	wsOpts  websocket.AcceptOptions
 
-	started   atomic.Bool
-	exiting   atomic.Bool
-	draining  atomic.Bool
-	quit      chan struct{}
-	fatal     chan error
-	closeLn   sync.Once
-	wg        sync.WaitGroup
-	nconns    atomic.Int64
-	inflight  atomic.Int64
-	pending   atomic.Int64 // reply slots queued and not yet taken by a writer
-	stats     counters
-	internMu  sync.RWMutex
-	methods   map[string]string
-	mu        sync.Mutex // guards conns; see Conn.mu for lock order
-	conns     map[*Conn]struct{}
+	started  atomic.Bool
+	exiting  atomic.Bool
+	draining atomic.Bool
+	quit     chan struct{}
+	fatal    chan error
+	closeLn  sync.Once
+	wg       sync.WaitGroup
+	nconns   atomic.Int64
+	inflight atomic.Int64
+	pending  atomic.Int64 // reply slots queued and not yet taken by a writer
+	stats    counters
+	internMu sync.RWMutex
+	methods  map[string]string
+	mu       sync.Mutex // guards conns; see Conn.mu for lock order
+	conns    map[*Conn]struct{}
+	// tlsConfig is the TLS of both listeners, nil without; the TCP
+	// listener's connections start it after their PROXY header.
 	tlsConfig *tls.Config
+	// trusted are the proxies whose PROXY headers and X-Forwarded-For are
+	// read.
+	trusted realip.Trusted
 }
 
 // New validates opts and binds the listeners (port 0 picks a free port; see
@@ -152,15 +161,17 @@ func New(opts Options, h Handler, log *slog.Logger) (*Server, error) {
 		conns:    make(map[*Conn]struct{}),
 	}
 	s.pools = newBufPools(s.lim, int(opts.ReadBuffer), int(opts.WriteBuffer))
-	if opts.TLS.Enabled() {
-		cert, err := tls.LoadX509KeyPair(opts.TLS.CertFile, opts.TLS.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("edge: tls: %w", err)
-		}
-		s.tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	tlsConfig, err := opts.TLS.ServerConfig()
+	if err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
+	}
+	s.tlsConfig = tlsConfig
+	if s.trusted, err = realip.ParseTrusted(opts.TrustedProxies); err != nil {
+		return nil, err // Validate said no already
 	}
 	if opts.TCPAddr != "" {
-		ln, err := s.listen(opts.TCPAddr)
+		// TLS starts per connection, after a PROXY header.
+		ln, err := net.Listen("tcp", opts.TCPAddr)
 		if err != nil {
 			return nil, fmt.Errorf("edge: listen tcp_addr %s: %w", opts.TCPAddr, err)
 		}
@@ -175,9 +186,10 @@ func New(opts Options, h Handler, log *slog.Logger) (*Server, error) {
 			return nil, fmt.Errorf("edge: listen ws_addr %s: %w", opts.WSAddr, err)
 		}
 		s.wsLn = ln
-		s.wsOpts = websocket.AcceptOptions{
-			InsecureSkipVerify: len(opts.WSOrigins) == 0,
-			OriginPatterns:     opts.WSOrigins,
+		s.wsOpts = websocket.AcceptOptions{OriginPatterns: opts.WSOrigins}
+		if len(opts.WSOrigins) == 1 && opts.WSOrigins[0] == AnyOrigin {
+			// The library's way to say so, rather than a "*" pattern.
+			s.wsOpts = websocket.AcceptOptions{InsecureSkipVerify: true}
 		}
 		mux := http.NewServeMux()
 		mux.HandleFunc(opts.WSPath, s.serveWS)
@@ -192,7 +204,7 @@ func New(opts Options, h Handler, log *slog.Logger) (*Server, error) {
 	return s, nil
 }
 
-// listen binds addr, with TLS if configured.
+// listen binds the WebSocket listener's addr, with TLS if configured.
 func (s *Server) listen(addr string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -295,7 +307,7 @@ func (s *Server) acceptLoop() {
 			_ = nc.Close()
 			continue
 		}
-		c := newConn(s, newTCPTransport(nc, s.pools))
+		c := newConn(s, newTCPTransport(nc, s))
 		if !s.register(c) {
 			s.nconns.Add(-1)
 			_ = nc.Close()
@@ -345,17 +357,15 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "overloaded: too many connections", http.StatusServiceUnavailable)
 		return
 	}
+	var addr net.Addr = stringAddr(r.RemoteAddr)
+	if ap := s.trusted.Request(r); ap.IsValid() {
+		addr = net.TCPAddrFromAddrPort(ap) // the client's, behind a trusted proxy
+	}
 	ws, err := websocket.Accept(w, r, &s.wsOpts)
 	if err != nil {
 		s.nconns.Add(-1)
-		s.log.Debug("edge: websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
+		s.log.Debug("edge: websocket upgrade failed", "remote", addr.String(), "origin", wire.Snippet(r.Header.Get("Origin")), "err", err)
 		return
-	}
-	var addr net.Addr
-	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-		addr = net.TCPAddrFromAddrPort(ap)
-	} else {
-		addr = stringAddr(r.RemoteAddr)
 	}
 	c := newConn(s, newWSTransport(ws, addr, s.lim))
 	if !s.register(c) {
@@ -437,18 +447,19 @@ func (s *Server) Range(f func(*Conn) bool) {
 // Stats returns the current counters.
 func (s *Server) Stats() Stats {
 	return Stats{
-		Conns:         s.nconns.Load(),
-		InFlight:      s.inflight.Load(),
-		Accepted:      s.stats.accepted.Load(),
-		Rejected:      s.stats.rejected.Load(),
-		Closed:        s.stats.closed.Load(),
-		SlowConsumers: s.stats.slowConsumers.Load(),
-		BadFrames:     s.stats.badFrames.Load(),
-		RateLimited:   s.stats.rateLimited.Load(),
-		AuthTimeouts:  s.stats.authTimeouts.Load(),
-		IdleTimeouts:  s.stats.idleTimeouts.Load(),
-		Requests:      s.stats.requests.Load(),
-		Panics:        s.stats.panics.Load(),
+		Conns:           s.nconns.Load(),
+		InFlight:        s.inflight.Load(),
+		Accepted:        s.stats.accepted.Load(),
+		Rejected:        s.stats.rejected.Load(),
+		Closed:          s.stats.closed.Load(),
+		SlowConsumers:   s.stats.slowConsumers.Load(),
+		BadFrames:       s.stats.badFrames.Load(),
+		RateLimited:     s.stats.rateLimited.Load(),
+		AuthTimeouts:    s.stats.authTimeouts.Load(),
+		IdleTimeouts:    s.stats.idleTimeouts.Load(),
+		BadProxyHeaders: s.stats.badProxyHeaders.Load(),
+		Requests:        s.stats.requests.Load(),
+		Panics:          s.stats.panics.Load(),
 	}
 }
 

@@ -2,8 +2,10 @@ package edge
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -14,6 +16,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/noonhq/noon/edge/frame"
+	"github.com/noonhq/noon/internal/realip"
 )
 
 // transport is what differs between a TCP and a WebSocket connection: how a
@@ -28,6 +31,10 @@ type transport interface {
 	name() string
 	// remoteAddr is the client's address.
 	remoteAddr() net.Addr
+	// handshake runs first in the reader goroutine, before Handler.Open:
+	// TCP reads a trusted proxy's PROXY header there. An error closes the
+	// connection.
+	handshake() error
 
 	// readRequest reads the next request frame, which must be complete by
 	// deadline. It returns io.EOF when the client closed cleanly between
@@ -80,10 +87,22 @@ func newBufPools(lim frame.Limits, readSize, writeSize int) *bufPools {
 	return p
 }
 
-// tcpTransport is a pandaparty connection over TCP (or TLS over TCP).
+// tcpTransport is a pandaparty connection over TCP (or TLS over TCP),
+// which a trusted proxy starts with a PROXY header.
 type tcpTransport struct {
-	nc    net.Conn
+	srv   *Server
 	pools *bufPools
+	// nc is what requests are read from and replies written to: the
+	// accepted connection, past its PROXY header, under TLS. handshake
+	// sets it before the writer starts.
+	nc net.Conn
+
+	// mu guards the fields below, which close and remoteAddr (called from
+	// any goroutine) read while handshake may change them.
+	mu     sync.Mutex
+	closer net.Conn // what close closes: nc once handshake set it
+	remote net.Addr
+	closed bool
 
 	// Reader state, touched only by the reader goroutine.
 	r *frame.Reader // nil while no bytes are buffered
@@ -103,12 +122,42 @@ type tcpTransport struct {
 	w *frame.Writer // nil between batches
 }
 
-func newTCPTransport(nc net.Conn, pools *bufPools) *tcpTransport {
-	return &tcpTransport{nc: nc, pools: pools}
+func newTCPTransport(nc net.Conn, s *Server) *tcpTransport {
+	return &tcpTransport{srv: s, pools: s.pools, nc: nc, closer: nc, remote: nc.RemoteAddr()}
 }
 
-func (t *tcpTransport) name() string         { return "tcp" }
-func (t *tcpTransport) remoteAddr() net.Addr { return t.nc.RemoteAddr() }
+func (t *tcpTransport) name() string { return "tcp" }
+
+func (t *tcpTransport) remoteAddr() net.Addr {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.remote
+}
+
+// handshake reads the PROXY header of a connection from a trusted proxy
+// (the client's address from then on), then starts TLS if configured (the
+// TLS handshake itself happens on the first read, under its deadline).
+func (t *tcpTransport) handshake() error {
+	s := t.srv
+	nc := t.nc
+	if s.trusted.ContainsAddr(nc.RemoteAddr()) {
+		pc, _, err := realip.Accept(nc, s.opts.ProxyTimeout)
+		if err != nil {
+			return fmt.Errorf("from trusted proxy %s: %w", nc.RemoteAddr(), err)
+		}
+		nc = pc
+	}
+	if s.tlsConfig != nil {
+		nc = tls.Server(nc, s.tlsConfig)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return net.ErrClosed
+	}
+	t.nc, t.closer, t.remote = nc, nc, nc.RemoteAddr()
+	return nil
+}
 
 // Read feeds r: first the byte that ended the idle wait, then the socket.
 func (t *tcpTransport) Read(p []byte) (int, error) {
@@ -204,7 +253,13 @@ func (t *tcpTransport) dropWriter() {
 	t.w = nil
 }
 
-func (t *tcpTransport) close() { _ = t.nc.Close() }
+func (t *tcpTransport) close() {
+	t.mu.Lock()
+	t.closed = true
+	c := t.closer
+	t.mu.Unlock()
+	_ = c.Close()
+}
 
 // wsTransport is a connection over WebSocket: one binary message carries one
 // whole frame, TotalLen included, each way.
@@ -230,6 +285,9 @@ func newWSTransport(ws *websocket.Conn, addr net.Addr, lim frame.Limits) *wsTran
 
 func (t *wsTransport) name() string         { return "ws" }
 func (t *wsTransport) remoteAddr() net.Addr { return t.addr }
+
+// handshake has nothing to do: the upgrade request was read already.
+func (t *wsTransport) handshake() error { return nil }
 
 // readRequest reads one message. TotalLen is read and checked first, so an
 // oversized frame is answered without buffering it; the rest must then be

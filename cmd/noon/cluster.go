@@ -11,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/noonhq/noon/wire"
 )
 
 func init() {
@@ -28,7 +30,7 @@ type clusterChild struct {
 }
 
 func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("cluster", "Runs migrations, then yellow, the BrokerList, N brokers and M instances of each service as separate `noon` processes against the Postgres and Redis of the config (configs/cluster.yaml), and stops them all on Ctrl-C. Broker i listens on TCP 1055+2i and WebSocket 1056+2i; instance n of a service runs with -instance n.\n\n"+moduleList(), stderr)
+	fs := newFlagSet("cluster", "Runs migrations, then yellow, the BrokerList, N brokers and M instances of each service as separate `noon` processes against the Postgres and Redis of the config (configs/cluster.yaml), and stops them all on Ctrl-C. Broker i listens on TCP 1055+2i and WebSocket 1056+2i of every interface (public, as behind a load balancer; its admin endpoint on 127.0.0.1:1070+i); instance n of a service runs with -instance n.\n\n"+moduleList(), stderr)
 	file := fs.String("config", "configs/cluster.yaml", "YAML config `file` every process reads")
 	brokers := fs.Int("brokers", 2, "number of brokers")
 	instances := fs.Int("instances", 2, "instances of each service")
@@ -68,6 +70,8 @@ func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 	}
 	for i := 0; i < *brokers; i++ {
+		// The client listeners are public (every interface), as in a
+		// deployment; admin stays on loopback.
 		children = append(children, clusterChild{fmt.Sprintf("broker-%d", i+1), append([]string{"broker"}, append(base,
 			"-tcp", ":"+strconv.Itoa(1055+2*i), "-ws", ":"+strconv.Itoa(1056+2*i),
 			"-admin", "127.0.0.1:"+strconv.Itoa(1070+i))...)})
@@ -113,7 +117,7 @@ func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			time.Sleep(200 * time.Millisecond) // let yellow bind before the rest register
 		}
 	}
-	fmt.Fprintf(stdout, "cluster up: BrokerList http://127.0.0.1%s/brokerlist; Ctrl-C stops it\n", cfg.BrokerList.Addr)
+	fmt.Fprintf(stdout, "cluster up: BrokerList http://%s/brokerlist; Ctrl-C stops it\n", wire.DialAddr(cfg.BrokerList.Addr))
 	select {
 	case <-ctx.Done():
 	case f := <-failed:

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -132,5 +134,105 @@ func TestConfigServicesPrecedence(t *testing.T) {
 	login.Module.ForInstance(lg, 3)
 	if lg.Service.HTTPAddr != ":10001" {
 		t.Errorf("login instance 3: http_addr %q, want :10001", lg.Service.HTTPAddr)
+	}
+}
+
+// listeners returns every listen address in cfg by its yaml path: the
+// options named addr, *_addr, bind, pub_bind and control, found by walking
+// the config as YAML, so that a listener added later is checked too.
+func listeners(t *testing.T, cfg *Config) map[string]string {
+	t.Helper()
+	b, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tree map[string]any
+	if err := yaml.Unmarshal(b, &tree); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	var walk func(path string, v any)
+	walk = func(path string, v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, c := range v {
+				p := k
+				if path != "" {
+					p = path + "." + k
+				}
+				walk(p, c)
+			}
+		case string:
+			key := path[strings.LastIndex(path, ".")+1:]
+			if key == "addr" || strings.HasSuffix(key, "_addr") || key == "bind" || key == "pub_bind" || key == "control" {
+				out[path] = v
+			}
+		}
+	}
+	walk("", tree)
+	return out
+}
+
+// TestDevListensOnLoopback: the built-in defaults (what `noon dev` runs
+// without a file) and configs/dev.yaml bind every listener to loopback.
+func TestDevListensOnLoopback(t *testing.T) {
+	fromFile, err := (&configFlags{file: "../../configs/dev.yaml"}).load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defaults := defaultConfig()
+	for name, cfg := range map[string]*Config{"built-in defaults": &defaults, "configs/dev.yaml": fromFile} {
+		t.Run(name, func(t *testing.T) {
+			found := listeners(t, cfg)
+			for _, want := range []string{"broker.edge.tcp_addr", "broker.edge.ws_addr", "brokerlist.addr", "services.login.http_addr",
+				"yellow.router_addr", "yellow.pub_addr", "broker.control", "services.echo.bind", "services.room.pub_bind", "admin.addr"} {
+				if _, ok := found[want]; !ok {
+					t.Errorf("no listener %s in %v", want, found)
+				}
+			}
+			for path, addr := range found {
+				if path == "admin.addr" && addr == "" {
+					addr = adminDev // the command's default
+				}
+				_, hostPort, ok := strings.Cut(addr, "://")
+				if !ok {
+					hostPort = addr
+				}
+				host, _, err := net.SplitHostPort(hostPort)
+				if ip := net.ParseIP(host); err != nil || host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+					t.Errorf("%s = %q: want a loopback address", path, addr)
+				}
+			}
+		})
+	}
+}
+
+// TestClusterConfigNeedsOrigins: configs/cluster.yaml lists WebSocket
+// origins and requires JSON on the login API; without origins it is an
+// error naming the field.
+func TestClusterConfigNeedsOrigins(t *testing.T) {
+	b, err := os.ReadFile("../../configs/cluster.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := (&configFlags{file: "../../configs/cluster.yaml"}).load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lg := cfg.Services["login"].(*services.Config[login.Options])
+	if len(cfg.Broker.Edge.WSOrigins) == 0 || !lg.Service.HTTPRequireJSON {
+		t.Fatalf("cluster.yaml: ws_origins %v, http_require_json %v", cfg.Broker.Edge.WSOrigins, lg.Service.HTTPRequireJSON)
+	}
+	re := regexp.MustCompile(`(?m)^    ws_origins: .*$`)
+	if !re.Match(b) {
+		t.Fatal("cluster.yaml has no broker.edge.ws_origins line")
+	}
+	p := filepath.Join(t.TempDir(), "cluster.yaml")
+	if err := os.WriteFile(p, re.ReplaceAll(b, []byte("    ws_origins: []")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = (&configFlags{file: p}).load()
+	if err == nil || !strings.Contains(err.Error(), "broker.edge.ws_origins: must list the Origins") {
+		t.Fatalf("cluster config without origins: %v", err)
 	}
 }

@@ -45,8 +45,10 @@ const BrokerService = "broker"
 
 // Defaults of Options.
 const (
-	// DefaultAddr is the BrokerList's HTTP address (DESIGN.md ports).
-	DefaultAddr = ":1050"
+	// DefaultAddr is the BrokerList's HTTP address (DESIGN.md ports), on
+	// loopback: only a config that says so (configs/cluster.yaml) exposes
+	// it to the network.
+	DefaultAddr = "127.0.0.1:1050"
 	// DefaultHeartbeat is yellow's default heartbeat, which the watcher
 	// expects ticks at.
 	DefaultHeartbeat = time.Second

@@ -7,17 +7,23 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+
+	"github.com/noonhq/noon/wire"
 )
 
 var _ Daemon = (*HTTPServer)(nil)
 
 // HTTPServer is an http.Server on a listener bound by its constructor, as
-// a Daemon: the admin endpoint and the login HTTP API are one.
+// a Daemon: the admin endpoint and the login HTTP API are one. With
+// srv.TLSConfig set (its certificates in it) it serves HTTPS only.
 type HTTPServer struct {
 	name string
 	ln   net.Listener
 	srv  *http.Server
 	log  *slog.Logger
+	// tls: srv.TLSConfig was set at construction (net/http sets one of
+	// its own on serving, so it is not read after).
+	tls bool
 }
 
 // NewHTTPServer returns srv serving on ln as a Daemon; name prefixes its
@@ -26,18 +32,32 @@ func NewHTTPServer(name string, ln net.Listener, srv *http.Server, log *slog.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &HTTPServer{name: name, ln: ln, srv: srv, log: log}
+	return &HTTPServer{name: name, ln: ln, srv: srv, log: log, tls: srv.TLSConfig != nil}
 }
 
 // Addr returns the address the server listens on, with the real port when
 // bound to port 0 (e.g. "127.0.0.1:41234").
 func (h *HTTPServer) Addr() string { return h.ln.Addr().String() }
 
+// URL returns http://Addr (https:// with TLS), a wildcard host replaced
+// by 127.0.0.1.
+func (h *HTTPServer) URL() string {
+	scheme := "http://"
+	if h.tls {
+		scheme = "https://"
+	}
+	return scheme + wire.DialAddr(h.Addr())
+}
+
 // Main serves requests until Drain or Exit; it returns nil then, and the
 // error otherwise.
 func (h *HTTPServer) Main() error {
 	h.log.Info(h.name+" listening", "addr", h.Addr())
-	if err := h.srv.Serve(h.ln); !errors.Is(err, http.ErrServerClosed) {
+	serve := h.srv.Serve
+	if h.tls {
+		serve = func(ln net.Listener) error { return h.srv.ServeTLS(ln, "", "") }
+	}
+	if err := serve(h.ln); !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("%s: %w", h.name, err)
 	}
 	return nil

@@ -5,6 +5,8 @@ package stores
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"time"
 
@@ -110,15 +112,27 @@ func OpenRedis(ctx context.Context, o RedisOptions) (redis.UniversalClient, erro
 // has passed).
 const embeddedTick = 50 * time.Millisecond
 
+// embeddedPasswordBytes is the entropy of the embedded Redis's password:
+// 128 bits, more than anyone guesses over a socket.
+const embeddedPasswordBytes = 16
+
 // EmbeddedRedis starts an in-process Redis (miniredis) and a client of it,
 // for noon dev, with a clock that follows real time so that TTLs (sessions,
-// throttles, leases) expire as on a real Redis. stop stops both.
-func EmbeddedRedis() (c redis.UniversalClient, addr string, stop func(), err error) {
+// throttles, leases) expire as on a real Redis. It listens on loopback with
+// a random password, which the client uses: another local user or a web
+// page cannot read the sessions it holds. opts are how another client
+// connects (stores.OpenRedis). stop stops both.
+func EmbeddedRedis() (c redis.UniversalClient, opts RedisOptions, stop func(), err error) {
+	var pw [embeddedPasswordBytes]byte
+	_, _ = rand.Read(pw[:]) // never fails (crypto/rand)
+	password := hex.EncodeToString(pw[:])
 	mr := miniredis.NewMiniRedis()
+	mr.RequireAuth(password)
 	if err := mr.Start(); err != nil {
-		return nil, "", nil, fmt.Errorf("embedded redis: %w", err)
+		return nil, RedisOptions{}, nil, fmt.Errorf("embedded redis: %w", err)
 	}
-	rc := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	opts = RedisOptions{Addrs: []string{mr.Addr()}, Password: password}
+	rc := redis.NewClient(&redis.Options{Addr: mr.Addr(), Password: password})
 	quit := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -137,5 +151,5 @@ func EmbeddedRedis() (c redis.UniversalClient, addr string, stop func(), err err
 			}
 		}
 	}()
-	return rc, mr.Addr(), func() { close(quit); <-done; rc.Close(); mr.Close() }, nil
+	return rc, opts, func() { close(quit); <-done; rc.Close(); mr.Close() }, nil
 }

@@ -92,6 +92,7 @@ func FuzzHTTPJSON(f *testing.F) {
 				rec := httptest.NewRecorder()
 				req := httptest.NewRequest(http.MethodPost, paths[i], bytes.NewReader(in))
 				req.RemoteAddr = "192.0.2.1:1"
+				req.Header.Set("Content-Type", "application/json")
 				h.ServeHTTP(rec, req)
 				if !statuses[rec.Code] {
 					t.Fatalf("POST %s %q: status %d %s", paths[i], in, rec.Code, rec.Body)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"sort"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/noonhq/noon/internal/daemon"
+	"github.com/noonhq/noon/internal/realip"
 	"github.com/noonhq/noon/wire"
 )
 
@@ -101,7 +103,10 @@ type (
 // /api/login, /api/validate_session and /api/logout. Status codes: 200
 // (201 for register), 400 bad input, 401 bad credentials, 404 unknown
 // path, 405 another method (with Allow), 409 a taken username, 413 a body
-// over MaxHTTPBody, 429 throttled (with Retry-After), 500, 503, 504.
+// over MaxHTTPBody, 415 a Content-Type other than application/json (with
+// http_require_json), 429 throttled (with Retry-After), 500, 503, 504.
+// Behind trusted_proxies, a request's address (what the per-address
+// throttle counts) is the client's from X-Forwarded-For.
 func (s *Service) HTTPHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(PathRegister, s.post(s.httpRegister))
@@ -111,7 +116,15 @@ func (s *Service) HTTPHandler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, ErrorResult{Error: wire.CodeNotFound + ": no such endpoint"})
 	})
-	return mux
+	trusted, _ := realip.ParseTrusted(s.opts.TrustedProxies) // New validated the list
+	if trusted.Empty() {
+		return mux
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r2 := *r // a shallow copy, as Request.WithContext makes: handlers do not modify r
+		r2.RemoteAddr = trusted.RemoteAddr(r)
+		mux.ServeHTTP(w, &r2)
+	})
 }
 
 // apiFunc serves one endpoint: it gets the body, read and bounded, and
@@ -128,6 +141,10 @@ func (s *Service) post(fn apiFunc) http.Handler {
 		if r.Method != http.MethodPost {
 			h.Set("Allow", http.MethodPost)
 			writeJSON(w, http.StatusMethodNotAllowed, ErrorResult{Error: wire.CodeBadRequest + ": method " + wire.Snippet(r.Method) + " not allowed; use POST"})
+			return
+		}
+		if ct := r.Header.Get("Content-Type"); s.opts.HTTPRequireJSON && !isJSON(ct) {
+			writeJSON(w, http.StatusUnsupportedMediaType, ErrorResult{Error: fmt.Sprintf("%s: Content-Type must be application/json, got %q", wire.CodeBadRequest, wire.Snippet(ct))})
 			return
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxHTTPBody))
@@ -149,6 +166,13 @@ func (s *Service) post(fn apiFunc) http.Handler {
 		}
 		writeJSON(w, status, reply)
 	})
+}
+
+// isJSON reports whether a Content-Type is application/json (any
+// parameters, such as charset, allowed).
+func isJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && mt == "application/json"
 }
 
 // writeError replies with err's status and wire form; an internal error
@@ -349,13 +373,19 @@ type HTTPServer struct {
 }
 
 // NewHTTPServer binds addr ("host:port"; port 0 picks a free port, see
-// Addr) for s's HTTP API and returns the server, not yet serving.
+// Addr) for s's HTTP API and returns the server, not yet serving: over
+// HTTPS when s's options set http_tls.
 func NewHTTPServer(addr string, s *Service, log *slog.Logger) (*HTTPServer, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
+		return nil, fmt.Errorf("login: http: %w", err)
+	}
+	tlsConfig, err := s.opts.HTTPTLS.ServerConfig()
+	if err != nil {
+		_ = ln.Close()
 		return nil, fmt.Errorf("login: http: %w", err)
 	}
 	return &HTTPServer{daemon.NewHTTPServer("login: http api", ln, &http.Server{
@@ -365,9 +395,7 @@ func NewHTTPServer(addr string, s *Service, log *slog.Logger) (*HTTPServer, erro
 		WriteTimeout:      httpWriteTimeout,
 		IdleTimeout:       httpIdleTimeout,
 		MaxHeaderBytes:    httpMaxHeader,
+		TLSConfig:         tlsConfig,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}, log)}, nil
 }
-
-// URL returns http://Addr, with a wildcard host replaced by 127.0.0.1.
-func (h *HTTPServer) URL() string { return "http://" + wire.DialAddr(h.Addr()) }

@@ -34,16 +34,22 @@ func startHTTP(t testing.TB, svc *login.Service) string {
 	return h.URL()
 }
 
-// post sends body to url+path with method and returns the status, the
-// response and the decoded JSON body.
+// post sends body to url+path with method as JSON and returns the status,
+// the response and the decoded JSON body.
 func post(t testing.TB, method, url, body string) (int, http.Header, map[string]any) {
+	t.Helper()
+	return send(t, http.DefaultClient, method, url, body, http.Header{"Content-Type": {"application/json"}})
+}
+
+// send is post with client and the request headers h.
+func send(t testing.TB, client *http.Client, method, url, body string, h http.Header) (int, http.Header, map[string]any) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	req.Header = h
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}

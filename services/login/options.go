@@ -8,6 +8,7 @@ import (
 
 	"github.com/noonhq/noon/internal/config"
 	"github.com/noonhq/noon/internal/metrics"
+	"github.com/noonhq/noon/internal/realip"
 	"github.com/noonhq/noon/internal/stores"
 	"github.com/noonhq/noon/wire"
 )
@@ -15,8 +16,18 @@ import (
 // Defaults of Options.
 const (
 	// DefaultHTTPAddr is the pandaparty HTTP/JSON API's address: the port
-	// pandaparty's loginserver documents.
-	DefaultHTTPAddr = ":8081"
+	// pandaparty's loginserver documents, on loopback, so that only a
+	// config that says so (configs/cluster.yaml) exposes it.
+	DefaultHTTPAddr = "127.0.0.1:8081"
+	// DefaultHTTPRequireJSON is on: a POST whose Content-Type is not
+	// application/json is refused (415). Every API client sends JSON
+	// anyway, and a form or text/plain POST is what a browser sends from
+	// any web page without asking the API first (no CORS preflight), so
+	// without the check any site could make its visitors register
+	// accounts, log into an account of the site's choosing, or spend the
+	// per-address throttles of their addresses. Turn it off only for an
+	// old client that sends no Content-Type.
+	DefaultHTTPRequireJSON = true
 	// DefaultSessionTTL is how long a session token lives after login:
 	// pandaparty's 24 hours, a day of play without logging in again.
 	DefaultSessionTTL = 24 * time.Hour
@@ -109,6 +120,18 @@ type Options struct {
 	// /api/register, /api/login, /api/validate_session, /api/logout);
 	// port 0 picks a free port; "" disables the API.
 	HTTPAddr string `yaml:"http_addr"`
+	// HTTPTLS, when both files are set, serves the API over HTTPS only
+	// (TLS 1.2 and later).
+	HTTPTLS config.TLSFiles `yaml:"http_tls"`
+	// HTTPRequireJSON refuses a POST whose Content-Type is not
+	// application/json with 415 (see DefaultHTTPRequireJSON).
+	HTTPRequireJSON bool `yaml:"http_require_json"`
+	// TrustedProxies lists the reverse proxies and load balancers (CIDRs
+	// or addresses) in front of the API: a request from one of them is
+	// taken to come from the right-most X-Forwarded-For address that is
+	// not itself trusted, and throttles count that address. Anyone else's
+	// X-Forwarded-For is ignored. Empty trusts nobody.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 	// SessionTTL is how long a session token is valid after login. A
 	// session is never extended: Validate refreshes nothing, and a client
 	// logs in again when its token expires.
@@ -189,8 +212,9 @@ type Limit struct {
 // NewOptions returns the default options.
 func NewOptions() Options {
 	return Options{
-		HTTPAddr:   DefaultHTTPAddr,
-		SessionTTL: DefaultSessionTTL,
+		HTTPAddr:        DefaultHTTPAddr,
+		HTTPRequireJSON: DefaultHTTPRequireJSON,
+		SessionTTL:      DefaultSessionTTL,
 		Argon2: Argon2Options{
 			Time:      DefaultArgon2Time,
 			MemoryKiB: DefaultArgon2MemoryKiB,
@@ -224,6 +248,8 @@ func (o Options) Validate() error {
 			errs.Addf("http_addr", "must be host:port (host may be empty), got %q", wire.Snippet(o.HTTPAddr))
 		}
 	}
+	errs.Add(config.Nested("http_tls", o.HTTPTLS.Validate()))
+	errs.Add(realip.ValidateTrusted("trusted_proxies", o.TrustedProxies))
 	if o.SessionTTL < MinSessionTTL || o.SessionTTL > MaxSessionTTL {
 		errs.Addf("session_ttl", "must be in [%v, %v], got %v", MinSessionTTL, MaxSessionTTL, o.SessionTTL)
 	}
