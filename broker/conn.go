@@ -156,9 +156,12 @@ func (b *Broker) apply(r *request, rep *platformpb.Envelope) {
 		case key == wire.KeyUser && r.route.Authenticates:
 			if bd.GetUnset() {
 				// The user logged out: the connection is logged out too,
-				// if it still is that user's.
+				// if it still is that user's, and logged in with the
+				// session that ended when the reply names one.
+				id := bd.GetSession()
 				b.logout(r.s, func(s *session) bool {
-					return s.gen == r.gen && (value == "" || value == s.user)
+					return s.gen == r.gen && (value == "" || value == s.user) &&
+						(id == "" || s.login == "" || s.login == id)
 				}, "")
 				continue
 			}

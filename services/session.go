@@ -83,6 +83,16 @@ func (s *Session) BindUser(userID, sessionID string, expires time.Time) {
 	s.mu.Unlock()
 }
 
+// UnbindUser clears "user" (wire.KeyUser; only an authenticating route's
+// reply may), logging the connection out, if the connection logged in with
+// the session sessionID (wire.SessionID of its token): a logout of one of
+// the user's other sessions leaves it logged in.
+func (s *Session) UnbindUser(sessionID string) {
+	s.mu.Lock()
+	s.bindings = append(s.bindings, &platformpb.Binding{Key: wire.KeyUser, Unset: true, Session: sessionID})
+	s.mu.Unlock()
+}
+
 // Unbind clears key on the client's session when the reply reaches the
 // broker.
 func (s *Session) Unbind(key string) {

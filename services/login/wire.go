@@ -84,14 +84,14 @@ func (a api) Validate(ctx context.Context, _ *services.Session, req *loginpb.Val
 }
 
 // Logout ends a session; the caller's own connection is logged out too
-// when the token is its user's.
+// when it logged in with that token (the broker knows which it did).
 func (a api) Logout(ctx context.Context, sess *services.Session, req *loginpb.LogoutRequest) (*loginpb.LogoutReply, error) {
 	uid, err := a.s.logout(ctx, req.GetSessionToken())
 	if err != nil {
 		return nil, err
 	}
 	if uid != "" && uid == sess.UserID() {
-		sess.Unbind(UserBinding)
+		sess.UnbindUser(wire.SessionID(req.GetSessionToken()))
 	}
 	return &loginpb.LogoutReply{}, nil
 }
