@@ -50,10 +50,10 @@ struct ValidateReply {
 }
 
 // LogoutRequest ends the session of session_token (idempotent). The token
-// is required (empty = bad_request): the service does not know which token
-// a connection logged in with. Every connection authenticated with the
-// token, on every broker, is logged out (a Revoked event); the caller's
-// own connection is logged out too when the token is its user's.
+// is required (empty = bad_request): the request names the session to end,
+// which need not be the caller's. Every connection authenticated with the
+// token, on every broker, is logged out (a Revoked event), the caller's
+// own at once by the reply when it logged in with that token.
 struct LogoutRequest {
   1: optional string session_token
 }
