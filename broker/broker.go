@@ -14,6 +14,9 @@
 //   - Replies may bind keys on the session and subscribe it to push topics;
 //     events published on the instances' PUB sockets are delivered to the
 //     connections that opted in as "@<type>" push frames.
+//   - A connection's login ends with its session token: when the login
+//     service revokes the token (logout, logout-all) and when it expires
+//     (auth.go).
 //
 // The route table (Route, RouteTable.Resolve) is the one place a method is
 // routed. The broker registers in yellow as service "broker" with the
@@ -26,7 +29,7 @@
 // the broker's own goroutines are the view follower (yellow -> push
 // subscribers, link warm-up) and the sync waiter, counted in Broker.wg.
 // Lock order: session.mu, then pushHub.mu (a link.Subscriber's lock under
-// it); Broker.viewMu, then pushHub.mu and the pool's and router's locks; the router's owner cache
+// it) or authIndex.mu; Broker.viewMu, then pushHub.mu and the pool's and router's locks; the router's owner cache
 // and Broker.mu are leaves. No lock is held while calling a link.Peer.
 package broker
 
@@ -79,6 +82,7 @@ type Broker struct {
 	pool      *router.Pool
 	router    *router.Router
 	hub       *pushHub
+	auth      *authIndex
 	m         *brokerMetrics
 	started   time.Time
 
@@ -199,11 +203,13 @@ func New(opts Options, log *slog.Logger, sink metrics.Sink) (*Broker, error) {
 		OnMoved: func() { b.m.moved.Inc() },
 		Logger:  log.With("component", "router"),
 	})
+	_, authRoute, _ := routes.Resolve(opts.AuthValidateMethod) // Validate checked it
+	b.auth = newAuthIndex()
 	b.hub = newPushHub(log.With("component", "push"), link.SubOptions{
 		IdentityPrefix: id + "-sub-",
 		DeadAfter:      link.DefaultDeadIntervals * opts.Heartbeat,
 		Logger:         log.With("component", "push"),
-	}, ServiceName)
+	}, ServiceName, authRoute.Service, b.revoked)
 	b.m = newBrokerMetrics(sink, b)
 
 	b.wg.Add(1)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/noonhq/noon/router"
@@ -27,10 +28,11 @@ func (b *Broker) Open(c *edge.Conn) error {
 	return nil
 }
 
-// Close implements edge.Handler: the session leaves the push hub.
+// Close implements edge.Handler: the session leaves the push hub and the
+// login index.
 func (b *Broker) Close(c *edge.Conn) {
 	if s, ok := c.Data().(*session); ok {
-		s.close(b.hub)
+		s.close(b.hub, b.auth)
 	}
 }
 
@@ -48,6 +50,9 @@ type request struct {
 	route   Route
 	payload []byte
 	timeout time.Duration
+	// gen is the session's gen when the request was sent (see
+	// session.gen): its reply changes the session only if it still is.
+	gen uint64
 }
 
 // Request implements edge.Handler: the one place a request is routed. The
@@ -116,15 +121,21 @@ func (b *Broker) local(ctx context.Context, r *request) ([]byte, error) {
 // route's service, or, for a stateful route, to the owner of the value of
 // the session's binding of the route's key.
 func (b *Broker) call(ctx context.Context, r *request) (*platformpb.Envelope, error) {
+	sess, gen := r.s.proto(b.id)
+	if !r.route.Public && sess.GetUserId() == "" {
+		// Logged out after the auth gate let the request in.
+		return nil, wire.Errorf(wire.CodeUnauthenticated, "%s requires login", r.method)
+	}
+	r.gen = gen
 	t := router.Target{Service: r.route.Service}
 	if r.route.Kind == KindStateful {
-		t.Stateful, t.Key, t.Value = true, r.route.Key, r.s.binding(r.route.Key)
+		t.Stateful, t.Key, t.Value = true, r.route.Key, sess.GetBindings()[r.route.Key]
 	}
 	return b.router.Call(ctx, router.Request{
 		Target: t,
 		Env: &platformpb.Envelope{
 			Method:  r.method,
-			Session: r.s.proto(b.id),
+			Session: sess,
 			Payload: r.payload,
 			Sender:  b.id,
 		},
@@ -134,37 +145,50 @@ func (b *Broker) call(ctx context.Context, r *request) (*platformpb.Envelope, er
 
 // apply makes a reply's session changes: bindings of the keys the route may
 // set (its stateful Key, its Binds, and wire.KeyUser on an Authenticates route,
-// which logs the connection in) and push subscriptions. Anything else is
-// ignored, counted and logged.
+// which logs the connection in or out) and push subscriptions. Anything else
+// is ignored, counted and logged. Changes other than a login are dropped
+// when the connection's user changed since the request was sent: the reply
+// was for the previous user.
 func (b *Broker) apply(r *request, rep *platformpb.Envelope) {
 	for _, bd := range rep.GetBindings() {
 		key, value := bd.GetKey(), bd.GetValue()
 		switch {
 		case key == wire.KeyUser && r.route.Authenticates:
 			if bd.GetUnset() {
-				// The user logged out: the connection is logged out too.
-				if value == "" || value == r.c.UserID() {
-					r.c.Deauthenticate()
-					r.s.setUser(b.hub, "")
-				}
+				// The user logged out: the connection is logged out too,
+				// if it still is that user's, and logged in with the
+				// session that ended when the reply names one.
+				id := bd.GetSession()
+				b.logout(r.s, func(s *session) bool {
+					return s.gen == r.gen && (value == "" || value == s.user) &&
+						(id == "" || s.login == "" || s.login == id)
+				}, "")
 				continue
 			}
 			if value == "" || len(value) > maxUserID {
 				b.ignoreBinding(r, key, "bad user id")
 				continue
 			}
-			r.c.Authenticate(value)
-			r.s.setUser(b.hub, value)
+			var expires time.Time
+			if u := bd.GetExpiresUnix(); u > 0 {
+				expires = time.Unix(u, 0)
+			}
+			id := bd.GetSession()
+			if len(id) > maxBindingValue {
+				b.ignoreBinding(r, key, "bad session id")
+				id = ""
+			}
+			r.gen = b.authenticate(r.s, value, id, expires)
 		case key != wire.KeyUser && (key == r.route.Key && key != "" || slices.Contains(r.route.Binds, key)):
 			if bd.GetUnset() {
-				r.s.unbind(b.hub, key)
+				r.s.unbind(b.hub, r.gen, key)
 				continue
 			}
 			if value == "" || len(value) > maxBindingValue || len(key)+1+len(value) > maxTopicLen {
 				b.ignoreBinding(r, key, "bad value")
 				continue
 			}
-			if !r.s.bind(b.hub, key, value) {
+			if !r.s.bind(b.hub, r.gen, key, value) {
 				b.ignoreBinding(r, key, "too many bindings")
 				continue
 			}
@@ -175,7 +199,7 @@ func (b *Broker) apply(r *request, rep *platformpb.Envelope) {
 	for _, sub := range rep.GetSubscriptions() {
 		topic := sub.GetTopic()
 		if sub.GetUnsubscribe() {
-			r.s.unsubscribe(b.hub, topic)
+			r.s.unsubscribe(b.hub, r.gen, topic)
 			continue
 		}
 		if !validTopic(topic) {
@@ -183,7 +207,7 @@ func (b *Broker) apply(r *request, rep *platformpb.Envelope) {
 			b.log.Warn("broker: ignored subscription: bad topic", "method", r.method, "sender", rep.GetSender(), "topic", wire.Snippet(topic))
 			continue
 		}
-		if !r.s.subscribe(b.hub, topic) {
+		if !r.s.subscribe(b.hub, r.gen, topic) {
 			b.m.ignoredSubs.Inc()
 			b.log.Warn("broker: ignored subscription: too many topics", "method", r.method, "conn", r.c.ID(), "topic", wire.Snippet(topic))
 		}
@@ -196,9 +220,11 @@ func (b *Broker) ignoreBinding(r *request, key, why string) {
 	b.log.Warn("broker: ignored binding", "why", why, "method", r.method, "key", wire.Snippet(key), "conn", r.c.ID())
 }
 
-// validTopic checks a topic as the link layer will: 1..1024 bytes, no NUL.
+// validTopic checks a topic as the link layer will (1..1024 bytes, no NUL)
+// and refuses the platform's own (wire.ReservedTopicPrefix: the revocation
+// feed).
 func validTopic(t string) bool {
-	if t == "" || len(t) > maxTopicLen {
+	if t == "" || len(t) > maxTopicLen || strings.HasPrefix(t, wire.ReservedTopicPrefix) {
 		return false
 	}
 	for i := 0; i < len(t); i++ {

@@ -19,8 +19,8 @@ import (
 	"github.com/noonhq/noon/wire"
 )
 
-// The test services: a fake login (login.Login binds the user; tokens are
-// "tok-<user>"), a "game" service that reports the session it sees and
+// The test services: a fake login (login.Login binds the user and its
+// session, wire.SessionID of the token; tokens are "tok-<user>"), a "game" service that reports the session it sees and
 // tries bindings and subscriptions, and "kv", a small stateful service whose
 // keys are owned through placement leases in (mini)Redis.
 
@@ -31,8 +31,15 @@ func loginHandlers() map[string]services.HandlerFunc {
 			if req.Password != "pw" {
 				return nil, wire.NewError(wire.CodeUnauthenticated, "wrong username or password")
 			}
-			s.Bind("user", req.Username)
+			s.BindUser(req.Username, wire.SessionID("tok-"+req.Username), time.Time{})
 			return &loginpb.LoginReply{UserID: req.Username, Nickname: req.Username, SessionToken: "tok-" + req.Username}, nil
+		}),
+		// login.Logout logs the caller out if the token is its own.
+		"login.Logout": wire.Typed(loginpb.NewLogoutRequest, func(_ context.Context, s *services.Session, req *loginpb.LogoutRequest) (*loginpb.LogoutReply, error) {
+			if user, _ := strings.CutPrefix(req.GetSessionToken(), "tok-"); user == s.UserID() {
+				s.UnbindUser(wire.SessionID(req.GetSessionToken()))
+			}
+			return &loginpb.LogoutReply{}, nil
 		}),
 		// login.Register is public but does not authenticate: its attempt
 		// to bind the user must be ignored.

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"time"
 
 	loginpb "github.com/noonhq/noon/idl/gen/login"
 	"github.com/noonhq/noon/internal/thriftx"
@@ -15,7 +16,9 @@ const maxResumeToken = 1 << 10
 
 // hello answers edge.Hello: it records the client's push opt-in, resumes
 // the session when a resume token is given and valid (through
-// Options.AuthValidateMethod), and returns the connection's parameters.
+// Options.AuthValidateMethod; the connection is then logged out when that
+// token is revoked or expires, see auth.go), and returns the connection's
+// parameters.
 // An invalid token is not an error: the reply simply carries no user id and
 // the client logs in again.
 func (b *Broker) hello(ctx context.Context, r *request) ([]byte, error) {
@@ -28,13 +31,12 @@ func (b *Broker) hello(ctx context.Context, r *request) ([]byte, error) {
 		if len(tok) > maxResumeToken {
 			return nil, wire.Errorf(wire.CodeBadRequest, "%s: resume_token longer than %d bytes", wire.MethodHello, maxResumeToken)
 		}
-		user, err := b.validate(ctx, r, tok)
+		user, expires, err := b.validate(ctx, r, tok)
 		if err != nil {
 			return nil, err
 		}
 		if user != "" {
-			r.c.Authenticate(user)
-			r.s.setUser(b.hub, user)
+			b.authenticate(r.s, user, wire.SessionID(tok), expires)
 		}
 	}
 	if uid := r.c.UserID(); uid != "" {
@@ -52,30 +54,35 @@ func (b *Broker) hello(ctx context.Context, r *request) ([]byte, error) {
 }
 
 // validate asks the login service whether token is a live session and
-// returns its user id, or "" when it is not.
-func (b *Broker) validate(ctx context.Context, hr *request, token string) (string, error) {
+// returns its user id and expiry (zero if the reply has none), or "" when
+// it is not.
+func (b *Broker) validate(ctx context.Context, hr *request, token string) (string, time.Time, error) {
 	method, rt, ok := b.routes.Resolve(b.opts.AuthValidateMethod)
 	if !ok || rt.Kind == KindLocal {
-		return "", wire.Errorf(wire.CodeInternal, "no route for %s", b.opts.AuthValidateMethod)
+		return "", time.Time{}, wire.Errorf(wire.CodeInternal, "no route for %s", b.opts.AuthValidateMethod)
 	}
 	payload, err := thriftx.Marshal(&loginpb.ValidateRequest{SessionToken: token})
 	if err != nil {
-		return "", wire.Errorf(wire.CodeInternal, "encoding %s: %v", method, err)
+		return "", time.Time{}, wire.Errorf(wire.CodeInternal, "encoding %s: %v", method, err)
 	}
 	r := &request{c: hr.c, s: hr.s, method: method, route: rt, payload: payload, timeout: hr.timeout}
 	rep, err := b.call(ctx, r)
 	if err != nil {
-		return "", err
+		return "", time.Time{}, err
 	}
 	if err := wire.FromEnvelope(rep); err != nil {
-		return "", err
+		return "", time.Time{}, err
 	}
 	var vr loginpb.ValidateReply
 	if err := thriftx.Unmarshal(rep.GetPayload(), &vr); err != nil {
-		return "", wire.Errorf(wire.CodeInternal, "decoding %s reply: %v", method, err)
+		return "", time.Time{}, wire.Errorf(wire.CodeInternal, "decoding %s reply: %v", method, err)
 	}
 	if !vr.GetValid() || vr.GetUserID() == "" || len(vr.GetUserID()) > maxUserID {
-		return "", nil
+		return "", time.Time{}, nil
 	}
-	return vr.GetUserID(), nil
+	var expires time.Time
+	if vr.IsSetExpiresUnix() && vr.GetExpiresUnix() > 0 {
+		expires = time.Unix(vr.GetExpiresUnix(), 0)
+	}
+	return vr.GetUserID(), expires, nil
 }

@@ -37,6 +37,13 @@ type Info struct {
 	Publishers int `json:"publishers"`
 	// Topics is the number of push topics subscribed.
 	Topics int `json:"topics"`
+	// RevocationFeeds is the number of the auth service's (login's) PUB
+	// sockets followed with a live link: where session revocations are
+	// heard from.
+	RevocationFeeds int `json:"revocation_feeds"`
+	// LoginSessions is the number of login sessions (tokens) with a
+	// connection on the broker.
+	LoginSessions int `json:"login_sessions"`
 	// Routes is the route table.
 	Routes []Route `json:"routes"`
 	// Aliases map bare method names onto full ones.
@@ -60,6 +67,8 @@ func (b *Broker) Info() Info {
 		InFlight:         st.InFlight,
 		Publishers:       b.hub.publishers(),
 		Topics:           b.hub.numTopics(),
+		RevocationFeeds:  b.hub.revocationFeeds(),
+		LoginSessions:    b.auth.loggedIn(),
 		Routes:           b.routes.Routes(),
 		Aliases:          b.routes.Aliases(),
 		DefaultTimeoutMs: b.opts.DefaultTimeout.Milliseconds(),

@@ -15,6 +15,7 @@ type brokerMetrics struct {
 	moved           metrics.Counter
 	ignoredBindings metrics.Counter
 	ignoredSubs     metrics.Counter
+	logouts         metrics.CounterVec // reason
 
 	routes map[string]*routeMetrics // by prefix; filled in New, read-only after
 }
@@ -60,6 +61,9 @@ func newBrokerMetrics(sink metrics.Sink, b *Broker) *brokerMetrics {
 	m.ignoredSubs = sink.Counter("broker_ignored_subscriptions_total",
 		"Push subscriptions in replies ignored (bad topic, too many topics).").With()
 
+	m.logouts = sink.Counter("broker_logouts_total",
+		"Connections the broker logged out on its own, by reason: logout or logout_all (their session was revoked), expired.", "reason")
+
 	sink.GaugeFunc("broker_connections", "Client connections open.",
 		func() float64 { return float64(b.edge.NumConns()) })
 	sink.GaugeFunc("broker_in_flight", "Client requests being served.",
@@ -75,6 +79,10 @@ func newBrokerMetrics(sink metrics.Sink, b *Broker) *brokerMetrics {
 		func() float64 { return float64(b.hub.publishers()) })
 	sink.GaugeFunc("broker_push_topics", "Push topics subscribed for this broker's connections.",
 		func() float64 { return float64(b.hub.numTopics()) })
+	sink.GaugeFunc("broker_revocation_feeds", "Login instances' PUB sockets followed with a live link for session revocations.",
+		func() float64 { return float64(b.hub.revocationFeeds()) })
+	sink.GaugeFunc("broker_login_sessions", "Login sessions with a connection on this broker.",
+		func() float64 { return float64(b.auth.loggedIn()) })
 	sink.GaugeFunc("broker_cached_owners", "Stateful keys whose owner is cached.",
 		func() float64 { return float64(b.router.CachedOwners()) })
 	sink.CounterFunc("broker_pushes_total", "Push frames queued to client connections.",

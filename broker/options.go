@@ -104,7 +104,9 @@ type Options struct {
 	// broker stops serving them (Drain).
 	DrainGrace time.Duration `yaml:"drain_grace"`
 	// AuthValidateMethod is the method edge.Hello calls with a resume
-	// token (Thrift login.ValidateRequest -> login.ValidateReply).
+	// token (Thrift login.ValidateRequest -> login.ValidateReply). Its
+	// service's instances are the ones whose revocations (login.Revoked on
+	// wire.TopicRevoked) the broker acts on.
 	AuthValidateMethod string `yaml:"auth_validate_method"`
 }
 

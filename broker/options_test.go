@@ -43,15 +43,15 @@ func TestOptionsValidate(t *testing.T) {
 		{"drain_grace", func(o *broker.Options) { o.DrainGrace = -time.Second }, "drain_grace: must be between"},
 		{"route kind", func(o *broker.Options) { o.Routes[1].Kind = "magic" }, `routes[1].kind: must be one of stateless|stateful|local, got "magic"`},
 		{"route prefix", func(o *broker.Options) { o.Routes[1].Prefix = "Echo" }, `routes[1].prefix: must be <service>. or <service>.<Method>, got "Echo"`},
-		{"route key", func(o *broker.Options) { o.Routes[7].Key = "" }, "routes[7].key: a stateful route needs a binding key"},
+		{"route key", func(o *broker.Options) { o.Routes[8].Key = "" }, "routes[8].key: a stateful route needs a binding key"},
 		{"stateless key", func(o *broker.Options) { o.Routes[1].Key = "room" }, `routes[1].key: only stateful routes have a key, got "room" on a stateless route`},
 		{"route timeout", func(o *broker.Options) { o.Routes[1].Timeout = time.Hour }, "routes[1].timeout: must be between 0s and 1m0s"},
 		{"duplicate", func(o *broker.Options) {
 			o.Routes = append(o.Routes, broker.Route{Prefix: "echo.", Service: "echo2", Kind: broker.KindStateless})
 		},
-			`routes[12].prefix: "echo." is already routed by routes[1]`},
+			`routes[13].prefix: "echo." is already routed by routes[1]`},
 		{"local", func(o *broker.Options) { o.Routes[0].Service = "login" }, "routes[0].service: local routes serve"},
-		{"binds user", func(o *broker.Options) { o.Routes[7].Binds = []string{"user"} }, "routes[7].binds[0]: must be a binding key"},
+		{"binds user", func(o *broker.Options) { o.Routes[8].Binds = []string{"user"} }, "routes[8].binds[0]: must be a binding key"},
 		{"alias target", func(o *broker.Options) { o.Aliases = map[string]string{"Fly": "plane.Fly"} }, `aliases.Fly: target "plane.Fly" has no route`},
 		{"alias name", func(o *broker.Options) { o.Aliases = map[string]string{"echo.X": "echo.Echo"} }, "aliases.echo.X: an alias is a bare name"},
 		{"auth method", func(o *broker.Options) { o.AuthValidateMethod = "edge.Hello" }, `auth_validate_method: "edge.Hello" has no route to a service`},
@@ -135,6 +135,7 @@ func TestRoutes(t *testing.T) {
 		{"login.Login", "login.Login", "login.Login", true, true},
 		{"login.Validate", "login.Validate", "login.Validate", true, false},
 		{"login.Logout", "login.Logout", "login.Logout", false, true},
+		{"login.LogoutAll", "login.LogoutAll", "login.LogoutAll", false, true},
 		{"login.LoginAgain", "login.LoginAgain", "login.", false, false}, // a full-method route matches exactly
 		{"room.Join", "room.Join", "room.", false, false},
 		{"Login", "login.Login", "login.Login", true, true},

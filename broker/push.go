@@ -7,6 +7,7 @@ import (
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	"github.com/noonhq/noon/internal/link"
+	"github.com/noonhq/noon/wire"
 )
 
 // pushHub fans events from the service instances' PUB sockets out to the
@@ -18,6 +19,11 @@ import (
 // (a room event from the room's owner, a "match found" to user/<id> from
 // whichever match instance made it).
 //
+// The instances of the auth service (the service of the broker's
+// AuthValidateMethod, login) are also followed on wire.TopicRevoked, for
+// every connection: their events on it go to revoked, never to a client,
+// and no other instance's are taken (see auth.go).
+//
 // Lock order: session.mu, then pushHub.mu; link.Subscriber's own lock is
 // taken under pushHub.mu (Subscribe and Unsubscribe never block), and
 // Subscriber.Close, which waits for the delivering goroutine, is never
@@ -26,6 +32,10 @@ type pushHub struct {
 	log     *slog.Logger
 	subOpts link.SubOptions
 	self    string // the broker's service name, whose instances have no pub
+	// auth is the auth service's name; revoked gets the payloads of its
+	// instances' events on wire.TopicRevoked.
+	auth    string
+	revoked func(payload []byte)
 
 	mu     sync.RWMutex                     // guards the fields below
 	topics map[string]map[*session]struct{} // sessions with pushes on, by topic
@@ -40,13 +50,16 @@ type pushHub struct {
 type hubSub struct {
 	sub      *link.Subscriber
 	endpoint string
+	auth     bool // an instance of the auth service: followed for revocations
 }
 
-func newPushHub(log *slog.Logger, subOpts link.SubOptions, self string) *pushHub {
+func newPushHub(log *slog.Logger, subOpts link.SubOptions, self, auth string, revoked func([]byte)) *pushHub {
 	return &pushHub{
 		log:     log,
 		subOpts: subOpts,
 		self:    self,
+		auth:    auth,
+		revoked: revoked,
 		topics:  make(map[string]map[*session]struct{}),
 		subs:    make(map[string]*hubSub),
 	}
@@ -96,9 +109,11 @@ func (h *pushHub) remove(s *session, topic string) {
 // instance with a pub endpoint.
 func (h *pushHub) sync(insts []*platformpb.Instance) {
 	want := make(map[string]string)
+	auth := make(map[string]bool)
 	for _, inst := range insts {
 		if inst.GetPub() != "" && inst.GetService() != h.self {
 			want[inst.GetId()] = inst.GetPub()
+			auth[inst.GetId()] = inst.GetService() == h.auth
 		}
 	}
 	var gone []*link.Subscriber
@@ -108,7 +123,7 @@ func (h *pushHub) sync(insts []*platformpb.Instance) {
 		return
 	}
 	for id, hs := range h.subs {
-		if ep, ok := want[id]; !ok || ep != hs.endpoint {
+		if ep, ok := want[id]; !ok || ep != hs.endpoint || auth[id] != hs.auth {
 			gone = append(gone, hs.sub)
 			delete(h.subs, id)
 		}
@@ -117,11 +132,18 @@ func (h *pushHub) sync(insts []*platformpb.Instance) {
 		if h.subs[id] != nil {
 			continue
 		}
-		sub := link.NewSubscriber(ep, h.subOpts, h.deliver)
+		deliver := h.deliver
+		if auth[id] {
+			deliver = h.deliverAuth
+		}
+		sub := link.NewSubscriber(ep, h.subOpts, deliver)
+		if auth[id] {
+			_ = sub.Subscribe(wire.TopicRevoked)
+		}
 		for topic := range h.topics {
 			_ = sub.Subscribe(topic)
 		}
-		h.subs[id] = &hubSub{sub: sub, endpoint: ep}
+		h.subs[id] = &hubSub{sub: sub, endpoint: ep, auth: auth[id]}
 		h.log.Debug("broker: following publisher", "instance", id, "pub", ep)
 	}
 	h.mu.Unlock()
@@ -156,6 +178,32 @@ func (h *pushHub) deliver(topic string, ev *platformpb.Event) {
 		h.dropped.Add(1)
 	}
 	h.delivered.Add(uint64(n))
+}
+
+// deliverAuth is the callback of the auth service's subscribers: its events
+// on wire.TopicRevoked go to revoked, the others are delivered as any.
+func (h *pushHub) deliverAuth(topic string, ev *platformpb.Event) {
+	if topic != wire.TopicRevoked {
+		h.deliver(topic, ev)
+		return
+	}
+	if ev.GetType() == wire.EventRevoked && h.revoked != nil {
+		h.revoked(ev.GetPayload())
+	}
+}
+
+// revocationFeeds returns the number of the auth service's PUB sockets
+// followed with a live link: where revocations are heard from.
+func (h *pushHub) revocationFeeds() int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	n := 0
+	for _, hs := range h.subs {
+		if hs.auth && hs.sub.Alive() {
+			n++
+		}
+	}
+	return n
 }
 
 // publishers returns the number of PUB sockets followed.

@@ -72,6 +72,7 @@ func DefaultRoutes() []Route {
 		{Prefix: "login.Login", Service: "login", Kind: KindStateless, Public: true, Authenticates: true},
 		{Prefix: "login.Validate", Service: "login", Kind: KindStateless, Public: true},
 		{Prefix: "login.Logout", Service: "login", Kind: KindStateless, Authenticates: true},
+		{Prefix: "login.LogoutAll", Service: "login", Kind: KindStateless, Authenticates: true},
 		{Prefix: "login.", Service: "login", Kind: KindStateless},
 		{Prefix: "room.", Service: "room", Kind: KindStateful, Key: "room"},
 		{Prefix: "match.", Service: "match", Kind: KindStateless, Binds: []string{"room"}},

@@ -31,11 +31,12 @@ const (
 	maxUserID = 128
 )
 
-// session is the broker's state of one client connection: its bindings
-// and push topics. It is the edge.Conn's data.
+// session is the broker's state of one client connection: its bindings,
+// push topics and login. It is the edge.Conn's data.
 //
-// Lock order: session.mu, then pushHub.mu. Nothing else is called under
-// session.mu except the hub.
+// Lock order: session.mu, then pushHub.mu or authIndex.mu. Nothing else is
+// called under session.mu except the hub, the index and the edge.Conn's
+// own state (Authenticate, Deauthenticate, SetPush: none calls back).
 type session struct {
 	c *edge.Conn
 
@@ -45,34 +46,39 @@ type session struct {
 	topics   map[string]bool   // topics the session wants pushed
 	pushOn   bool              // topics are registered with the hub
 	closed   bool
+	// login is the login session the connection authenticated with ("" if
+	// unknown): wire.SessionID of its token, the key of authIndex.
+	login string
+	// expiry logs the connection out when its login session expires.
+	expiry *expiryTimer
+	// gen counts the changes of the user (login as another, logout): a
+	// reply changes the bindings and topics only if the user is still the
+	// one its request was sent for.
+	gen uint64
 }
 
 func newSession(c *edge.Conn) *session {
 	return &session{c: c, bindings: make(map[string]string), topics: make(map[string]bool)}
 }
 
-// binding returns the value bound to key, or "".
-func (s *session) binding(key string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.bindings[key]
-}
-
-// proto returns the session as services see it.
-func (s *session) proto(brokerID string) *platformpb.Session {
+// proto returns the session as services see it, and its gen. The user
+// and the bindings are read together (the user changes under s.mu), so a
+// request never carries one user's id with another's bindings.
+func (s *session) proto(brokerID string) (*platformpb.Session, uint64) {
 	s.mu.Lock()
 	var b map[string]string
 	if len(s.bindings) > 0 {
 		b = maps.Clone(s.bindings)
 	}
+	user, gen := s.c.UserID(), s.gen
 	s.mu.Unlock()
 	return &platformpb.Session{
 		Id:         s.c.ID(),
-		UserId:     s.c.UserID(),
+		UserId:     user,
 		Bindings:   b,
 		RemoteAddr: s.c.RemoteAddr().String(),
 		Broker:     brokerID,
-	}
+	}, gen
 }
 
 // snapshot returns the bindings and topics, for tests and Info.
@@ -140,29 +146,23 @@ func (s *session) setPush(h *pushHub, on bool) {
 	}
 }
 
-// setUser subscribes the session to its user's topic (dropping a previous
-// user's); "" logs it out (no user topic).
-func (s *session) setUser(h *pushHub, id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed || s.user == id {
-		return
+// reset drops every binding and topic and counts a change of user; caller
+// holds s.mu.
+func (s *session) reset(h *pushHub) {
+	for t := range s.topics {
+		s.dropTopic(h, t)
 	}
-	if s.user != "" {
-		s.dropTopic(h, userTopic(s.user))
-	}
-	s.user = id
-	if id != "" {
-		s.addTopic(h, userTopic(id))
-	}
+	clear(s.bindings)
+	s.gen++
 }
 
-// bind sets key = value and follows the binding's topic; it reports false
-// when the session has too many bindings.
-func (s *session) bind(h *pushHub, key, value string) bool {
+// bind sets key = value and follows the binding's topic, unless the user
+// changed since gen; it reports false when the session has too many
+// bindings.
+func (s *session) bind(h *pushHub, gen uint64, key, value string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
+	if s.closed || s.gen != gen {
 		return true
 	}
 	old, had := s.bindings[key]
@@ -180,10 +180,13 @@ func (s *session) bind(h *pushHub, key, value string) bool {
 	return true
 }
 
-// unbind clears key and its topic.
-func (s *session) unbind(h *pushHub, key string) {
+// unbind clears key and its topic, unless the user changed since gen.
+func (s *session) unbind(h *pushHub, gen uint64, key string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.gen != gen {
+		return
+	}
 	old, had := s.bindings[key]
 	if !had {
 		return
@@ -192,31 +195,35 @@ func (s *session) unbind(h *pushHub, key string) {
 	s.dropTopic(h, bindingTopic(key, old))
 }
 
-// subscribe adds topic; false when the session has too many.
-func (s *session) subscribe(h *pushHub, topic string) bool {
+// subscribe adds topic, unless the user changed since gen; false when the
+// session has too many.
+func (s *session) subscribe(h *pushHub, gen uint64, topic string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
+	if s.closed || s.gen != gen {
 		return true
 	}
 	return s.addTopic(h, topic)
 }
 
-// unsubscribe drops topic.
-func (s *session) unsubscribe(h *pushHub, topic string) {
+// unsubscribe drops topic, unless the user changed since gen.
+func (s *session) unsubscribe(h *pushHub, gen uint64, topic string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.dropTopic(h, topic)
+	if s.gen == gen {
+		s.dropTopic(h, topic)
+	}
 }
 
-// close leaves the hub for good.
-func (s *session) close(h *pushHub) {
+// close leaves the hub and the login index for good.
+func (s *session) close(h *pushHub, x *authIndex) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return
 	}
 	s.closed = true
+	s.dropLogin(x)
 	if s.pushOn {
 		for t := range s.topics {
 			h.remove(s, t)

@@ -28,6 +28,24 @@ struct Draining {
   1: i32 grace_ms
 }
 
+// Why a connection was logged out (LoggedOut.reason).
+// LOGGED_OUT_LOGOUT: its session token was logged out (login.Logout).
+const string LOGGED_OUT_LOGOUT = "logout"
+// LOGGED_OUT_LOGOUT_ALL: every session of its user was ended
+// (login.LogoutAll).
+const string LOGGED_OUT_LOGOUT_ALL = "logout_all"
+// LOGGED_OUT_EXPIRED: its session token expired.
+const string LOGGED_OUT_EXPIRED = "expired"
+
+// LoggedOut is pushed as "@edge.LoggedOut" when the broker logs a
+// connection out because its session ended elsewhere or expired: the
+// connection stays open but unauthenticated (non-public calls answer
+// unauthenticated, its bindings and subscriptions are gone); log in again
+// within the auth timeout or it is closed.
+struct LoggedOut {
+  1: string reason
+}
+
 // Edge is the broker's own API: the broker answers it itself.
 service Edge {
   // Hello is the optional first request of a connection.

@@ -44,17 +44,47 @@ struct ValidateReply {
   1: bool valid
   2: string user_id
   3: string nickname
+  // expires_unix is when the session token expires (Unix seconds), when
+  // valid; the broker ends a resumed connection's login then.
+  4: optional i64 expires_unix
 }
 
 // LogoutRequest ends the session of session_token (idempotent). The token
-// is required (empty = bad_request): the service does not know which token
-// a connection logged in with. The connection itself stays authenticated
-// until it closes.
+// is required (empty = bad_request): the request names the session to end,
+// which need not be the caller's. Every connection authenticated with the
+// token, on every broker, is logged out (a Revoked event), the caller's
+// own at once by the reply when it logged in with that token.
 struct LogoutRequest {
   1: optional string session_token
 }
 
 struct LogoutReply {
+}
+
+// LogoutAllRequest ends every session of the caller's user ("log out
+// everywhere"): every token, and every connection authenticated with one,
+// the caller's included.
+struct LogoutAllRequest {
+}
+
+struct LogoutAllReply {
+  // sessions is the number of session tokens ended.
+  1: i32 sessions
+}
+
+// Revoked is the login service's internal event telling the brokers that
+// sessions ended before their expiry: published on its PUB socket on the
+// topic "_noon/revoked" (wire.TopicRevoked) with type "login.Revoked".
+// Brokers take it only from the login service's instances and never push
+// it to a client; they log out every connection authenticated with one of
+// the sessions.
+struct Revoked {
+  1: string user_id
+  // sessions are the ended sessions' ids: the SHA-256 of each token,
+  // unpadded base64url (wire.SessionID); never a token.
+  2: list<string> sessions
+  // reason is why: "logout" or "logout_all" (edge.thrift's LOGGED_OUT_*).
+  3: string reason
 }
 
 // Login is the login service's API.
@@ -69,4 +99,6 @@ service Login {
   ValidateReply Validate(1: ValidateRequest req)
   // Logout ends the session of a token.
   LogoutReply Logout(1: LogoutRequest req)
+  // LogoutAll ends every session of the caller's user.
+  LogoutAllReply LogoutAll(1: LogoutAllRequest req)
 }

@@ -68,7 +68,7 @@ type Platform struct {
 // New binds yellow, starts one instance of each module (serving at once,
 // discoverable once its Main runs), and binds the BrokerList and the
 // broker. On error everything already made is closed.
-func New(ctx context.Context, opts Options) (p *Platform, err error) {
+func New(ctx context.Context, opts Options) (_ *Platform, err error) {
 	log := opts.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -84,7 +84,7 @@ func New(ctx context.Context, opts Options) (p *Platform, err error) {
 			opts.Health(name, check)
 		}
 	}
-	p = &Platform{}
+	p := &Platform{} // not the result: "return nil, err" must not hide it from the cleanup
 	defer func() {
 		if err != nil {
 			p.Exit()

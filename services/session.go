@@ -3,8 +3,10 @@ package services
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
+	"github.com/noonhq/noon/wire"
 )
 
 // Session is what a handler knows of the client a request comes from, and
@@ -64,6 +66,30 @@ func (s *Session) Binding(key string) string {
 func (s *Session) Bind(key, value string) {
 	s.mu.Lock()
 	s.bindings = append(s.bindings, &platformpb.Binding{Key: key, Value: value})
+	s.mu.Unlock()
+}
+
+// BindUser binds "user" = userID (wire.KeyUser; only an authenticating
+// route's reply may) and names the session the user logged in with: its id
+// (wire.SessionID of the token) and expiry. The broker logs the connection
+// out when that session is revoked or expires.
+func (s *Session) BindUser(userID, sessionID string, expires time.Time) {
+	b := &platformpb.Binding{Key: wire.KeyUser, Value: userID, Session: sessionID}
+	if !expires.IsZero() {
+		b.ExpiresUnix = expires.Unix()
+	}
+	s.mu.Lock()
+	s.bindings = append(s.bindings, b)
+	s.mu.Unlock()
+}
+
+// UnbindUser clears "user" (wire.KeyUser; only an authenticating route's
+// reply may), logging the connection out, if the connection logged in with
+// the session sessionID (wire.SessionID of its token): a logout of one of
+// the user's other sessions leaves it logged in.
+func (s *Session) UnbindUser(sessionID string) {
+	s.mu.Lock()
+	s.bindings = append(s.bindings, &platformpb.Binding{Key: wire.KeyUser, Unset: true, Session: sessionID})
 	s.mu.Unlock()
 }
 

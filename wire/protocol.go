@@ -9,6 +9,22 @@ const (
 	// EventDraining is the push type ("@edge.Draining", an edge.Draining)
 	// sent to every connection when the broker drains.
 	EventDraining = "edge.Draining"
+	// EventLoggedOut is the push type ("@edge.LoggedOut", an
+	// edge.LoggedOut) sent to a connection the broker logs out because its
+	// session was revoked or expired.
+	EventLoggedOut = "edge.LoggedOut"
+	// EventRevoked is the type of the login service's internal event (a
+	// login.Revoked) on TopicRevoked: sessions that ended before their
+	// expiry. No client ever sees it.
+	EventRevoked = "login.Revoked"
+	// TopicRevoked is the topic EventRevoked is published on. Its leading
+	// "_" is outside the name grammar, so no binding topic ("<key>/<value>")
+	// can be it, and the broker refuses client subscriptions to topics
+	// starting with "_" (reserved for the platform).
+	TopicRevoked = "_noon/revoked"
+	// ReservedTopicPrefix starts the platform's own topics, which no
+	// session may subscribe to.
+	ReservedTopicPrefix = "_"
 	// ProtocolVersion is the version of the client protocol the edge
 	// speaks, sent in HelloReply. A HelloRequest may carry 0 (unset) or
 	// any version up to it.

@@ -398,6 +398,13 @@ func TestClusterBrokerFailover(t *testing.T) {
 	if victim == nil {
 		t.Fatalf("session on unknown broker %s", first)
 	}
+	var second string
+	for a := range addrs {
+		if a != first {
+			second = a
+		}
+	}
+	logoutAcrossBrokers(ctx, t, first, second, user)
 	_ = victim.cmd.Process.Signal(syscall.SIGKILL)
 	<-victim.done
 	start := time.Now()
@@ -431,6 +438,55 @@ func TestClusterBrokerFailover(t *testing.T) {
 	}
 	t.Logf("failover: resumed on %s %v after the broker on %s was killed", s.Broker(), time.Since(start).Round(time.Millisecond), first)
 	_ = brokers
+}
+
+// logoutAcrossBrokers logs user in on broker a, resumes the token on broker
+// b with pushes, logs the token out on a, and checks that b's connection is
+// told (@edge.LoggedOut) and logged out: the revocation crosses processes.
+// A broker learns revocations on a subscription that reaches login's PUB
+// socket a moment after it sees the instance, so a first event may be
+// missed; the round is repeated until one lands, and the rounds are logged.
+func logoutAcrossBrokers(ctx context.Context, t *testing.T, a, b, user string) {
+	t.Helper()
+	ca, err := client.Dial(ctx, a, client.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ca.Close()
+	for round := 1; ; round++ {
+		var lr login.LoginReply
+		if err := ca.CallThrift(ctx, "login.Login", &login.LoginRequest{Username: user, Password: "correct-horse"}, &lr); err != nil {
+			t.Fatalf("login on %s: %v", a, err)
+		}
+		o := client.DefaultOptions()
+		o.Push, o.ResumeToken = true, lr.SessionToken
+		cb, err := client.Dial(ctx, b, o)
+		if err != nil || cb.HelloReply().GetUserID() != lr.UserID {
+			t.Fatalf("resume on %s: %v", b, err)
+		}
+		if err := ca.CallThrift(ctx, "login.Logout", &login.LogoutRequest{SessionToken: &lr.SessionToken}, &login.LogoutReply{}); err != nil {
+			t.Fatalf("logout on %s: %v", a, err)
+		}
+		start := time.Now()
+		select {
+		case p := <-cb.Pushes():
+			if p.Type != "edge.LoggedOut" {
+				t.Fatalf("push @%s, want @edge.LoggedOut", p.Type)
+			}
+			err := cb.CallThrift(ctx, "login.LogoutAll", &login.LogoutAllRequest{}, &login.LogoutAllReply{})
+			if err == nil || !strings.HasPrefix(err.Error(), "unauthenticated: ") {
+				t.Fatalf("the logged-out connection on %s: login.LogoutAll %v, want unauthenticated", b, err)
+			}
+			t.Logf("logout on %s reached %s in %v (round %d)", a, b, time.Since(start).Round(time.Microsecond), round)
+			cb.Close()
+			return
+		case <-time.After(5 * time.Second):
+			cb.Close()
+			if ctx.Err() != nil || round == 5 {
+				t.Fatalf("no @edge.LoggedOut on %s after %d logouts on %s", b, round, a)
+			}
+		}
+	}
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -2,7 +2,8 @@
 // for a test: yellow, the given service modules, the BrokerList and a
 // broker, all on loopback port 0 with a short heartbeat, in-memory stores
 // and an in-process Redis unless the test gives its own; it waits until
-// the platform is ready (by event) and stops it in t.Cleanup.
+// the platform is ready (by event) and stops it in t.Cleanup. StartBroker
+// adds a second broker, for tests of what crosses brokers.
 package platformtest
 
 import (
@@ -60,6 +61,36 @@ func Options(t testing.TB, modules ...services.Module) platform.Options {
 		Sections:   sections,
 		Log:        testenv.Logger(t),
 	}
+}
+
+// StartBroker starts another broker for p, as a second broker of a
+// cluster: p's broker options with a new id, fresh port-0 listeners and a
+// control socket, against p's yellow. It waits until the broker routes every
+// service of p and exits it when the test ends.
+func StartBroker(t testing.TB, p *platform.Platform) *broker.Broker {
+	t.Helper()
+	bo := p.Broker.Options()
+	bo.ID, bo.Advertise = "", ""
+	bo.Edge.TCPAddr, bo.Edge.WSAddr = "127.0.0.1:0", "127.0.0.1:0"
+	bo.Control = broker.DefaultControl
+	b, err := broker.New(bo, testenv.Logger(t).With("daemon", "broker2"), nil)
+	if err != nil {
+		t.Fatalf("platformtest: broker: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- b.Main() }()
+	t.Cleanup(func() {
+		b.Exit()
+		if err := <-done; err != nil {
+			t.Errorf("platformtest: broker Main: %v", err)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+	defer cancel()
+	if err := b.WaitRoutable(ctx, p.Services...); err != nil {
+		t.Fatalf("platformtest: broker not ready after %v: %v", readyTimeout, err)
+	}
+	return b
 }
 
 // Start starts the platform of opts (see Options), waits until it is

@@ -7,6 +7,7 @@ import (
 
 	"github.com/noonhq/noon/edge/client"
 	"github.com/noonhq/noon/platform/platformtest"
+	"github.com/noonhq/noon/services"
 	"github.com/noonhq/noon/services/echo"
 	"github.com/noonhq/noon/services/login"
 	"github.com/noonhq/noon/services/room"
@@ -15,7 +16,10 @@ import (
 // TestPlatform: the harness starts every module of the platform on port 0
 // and returns once a client's first call through the broker is served.
 func TestPlatform(t *testing.T) {
-	p := platformtest.Start(t, platformtest.Options(t, echo.Module, login.Module, room.Module))
+	opts := platformtest.Options(t, echo.Module, login.Module, room.Module)
+	// login's HTTP API on a free port, not :8081 (another run may hold it).
+	opts.Sections[login.Name].(*services.Config[login.Options]).Service.HTTPAddr = "127.0.0.1:0"
+	p := platformtest.Start(t, opts)
 	if len(p.Instances) != 3 || len(p.Services) != 3 {
 		t.Fatalf("instances %d, services %v", len(p.Instances), p.Services)
 	}

@@ -1,15 +1,16 @@
 // Package login is noon's login service: accounts in Postgres (argon2id
 // password hashes), sessions in Redis, login throttling, served over the
 // platform's wire (login.Register, login.Login, login.Validate,
-// login.Logout; idl/login.thrift) and as pandaparty's HTTP/JSON API
-// (POST /api/register, /api/login, /api/validate_session, /api/logout).
+// login.Logout, login.LogoutAll; idl/login.thrift) and as pandaparty's
+// HTTP/JSON API (POST /api/register, /api/login, /api/validate_session,
+// /api/logout, /api/logout_all).
 //
 // Module wires it up for `noon service login` and `noon dev`; by hand:
 //
 //	if err := login.Migrate(ctx, pool); err != nil { ... }      // `noon migrate`, and on start
 //	store, _ := login.NewPostgresStore(pool, opts.PostgresSchema) // or login.NewMemoryStore()
 //	svc, err := login.New(opts, store, rdb, log)                  // rdb: redis.UniversalClient
-//	srv, err := login.NewServer(serviceOpts, svc, log)            // the wire: a services.Server
+//	srv, err := login.NewServer(serviceOpts, svc, log)            // the wire, and the PUB socket for revocations
 //	go srv.Main()
 //	api, err := login.NewHTTPServer(opts.HTTPAddr, svc, log)      // unless opts.HTTPAddr == ""
 //	go api.Main()
@@ -23,9 +24,15 @@
 // (services/login/storetest).
 //
 // Sessions: a token is 256 random bits, base64url (43 characters). Redis
-// keeps, under <prefix>login:session:<SHA-256 of the token>, a hash of the
-// user id, nickname and expiry, with the session's TTL. A session lives
-// SessionTTL from its login; Validate refreshes nothing; Logout deletes it.
+// keeps, under <prefix>login:session:<id>, where <id> is wire.SessionID of
+// the token (its SHA-256), a hash of the user id, nickname and expiry, with
+// the session's TTL, and per user an index of its session ids (see
+// sessions.go). A session lives SessionTTL from its login; Validate
+// refreshes nothing; Logout deletes it, LogoutAll deletes every session of
+// a user. Both publish a login.Revoked event on the instance's PUB socket
+// (topic wire.TopicRevoked), on which every broker logs out the
+// connections authenticated with those sessions; the brokers also log a
+// connection out at its session's expiry.
 //
 // Throttling: fixed-window counters in Redis, shared by every instance:
 // failed logins per username (Throttle.PerAccount), and login and register
@@ -35,6 +42,7 @@
 // account.
 //
 // A successful login.Login binds "user" = <user id> on the caller's
-// session, which authenticates the broker connection; the broker's
-// edge.Hello resume calls login.Validate.
+// session, naming the session and its expiry (services.Session.BindUser),
+// which authenticates the broker connection; the broker's edge.Hello resume
+// calls login.Validate, which returns the expiry too.
 package login

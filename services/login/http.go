@@ -48,6 +48,7 @@ const (
 	PathLogin           = "/api/login"
 	PathValidateSession = "/api/validate_session"
 	PathLogout          = "/api/logout"
+	PathLogoutAll       = "/api/logout_all"
 )
 
 // The HTTP API's request and reply bodies. Replies are snake_case; requests
@@ -93,6 +94,11 @@ type (
 	LogoutBody struct {
 		SessionToken string `json:"session_token"` // the token to end (sessionToken accepted)
 	}
+	// LogoutAllResult is POST /api/logout_all's reply; its request is a
+	// LogoutBody naming a live token of the user.
+	LogoutAllResult struct {
+		Sessions int `json:"sessions"` // the number of the user's sessions ended
+	}
 	// ErrorResult is the body of every error reply.
 	ErrorResult struct {
 		Error string `json:"error"` // "<code>: <text>", as on the wire
@@ -100,7 +106,7 @@ type (
 )
 
 // HTTPHandler returns the pandaparty HTTP/JSON API: POST /api/register,
-// /api/login, /api/validate_session and /api/logout. Status codes: 200
+// /api/login, /api/validate_session, /api/logout and /api/logout_all. Status codes: 200
 // (201 for register), 400 bad input, 401 bad credentials, 404 unknown
 // path, 405 another method (with Allow), 409 a taken username, 413 a body
 // over MaxHTTPBody, 415 a Content-Type other than application/json (with
@@ -113,6 +119,7 @@ func (s *Service) HTTPHandler() http.Handler {
 	mux.Handle(PathLogin, s.post(s.httpLogin))
 	mux.Handle(PathValidateSession, s.post(s.httpValidate))
 	mux.Handle(PathLogout, s.post(s.httpLogout))
+	mux.Handle(PathLogoutAll, s.post(s.httpLogoutAll))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, ErrorResult{Error: wire.CodeNotFound + ": no such endpoint"})
 	})
@@ -271,6 +278,27 @@ func (s *Service) httpLogout(ctx context.Context, _ *http.Request, body []byte) 
 		return 0, nil, err
 	}
 	return http.StatusOK, struct{}{}, nil
+}
+
+// httpLogoutAll ends every session of the user whose live token the body
+// names: the token is the credential (401 when it is not live).
+func (s *Service) httpLogoutAll(ctx context.Context, _ *http.Request, body []byte) (int, any, error) {
+	req, err := decodeLogout(body)
+	if err != nil {
+		return 0, nil, err
+	}
+	ls, ok, err := s.Validate(ctx, req.SessionToken)
+	if err != nil {
+		return 0, nil, err
+	}
+	if !ok {
+		return 0, nil, wire.Errorf(wire.CodeUnauthenticated, "session_token is not a live session")
+	}
+	n, err := s.LogoutAll(ctx, ls.UserID)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, LogoutAllResult{Sessions: n}, nil
 }
 
 // jsonField is one string field of a request body: its snake_case name,

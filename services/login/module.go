@@ -15,15 +15,16 @@ import (
 const Name = loginrpc.Service
 
 // Module is the login service as a module: accounts in Postgres (in memory
-// without one), sessions and throttles in Redis, and the HTTP/JSON API as
-// an extra daemon (unless http_addr is ""). Instance n of several on one
+// without one), sessions and throttles in Redis, revoked sessions published
+// on its PUB socket (for the brokers), and the HTTP/JSON API as an extra
+// daemon (unless http_addr is ""). Instance n of several on one
 // host serves the API on http_addr's port + n - 1 (8081, 8082, ...).
 var Module = services.NewModule(services.Def[Options]{
 	Name:    Name,
 	Kind:    services.KindStateless,
 	Summary: "accounts (argon2id) and sessions (Redis tokens); the pandaparty HTTP/JSON API on :8081",
 	Options: NewOptions,
-	Needs:   services.Needs{Postgres: true, Redis: true},
+	Needs:   services.Needs{Postgres: true, Redis: true, Pub: true},
 	Migrations: &services.Migrations{
 		FS:    migrationFS,
 		Dir:   "migrations",
@@ -61,7 +62,7 @@ func build(_ context.Context, env *services.Env, opts Options) (*services.Impl, 
 	if err != nil {
 		return nil, err
 	}
-	impl := &services.Impl{Handlers: svc.Handlers()}
+	impl := &services.Impl{Handlers: svc.Handlers(), Attach: svc.attach}
 	if opts.HTTPAddr != "" {
 		api, err := NewHTTPServer(opts.HTTPAddr, svc, env.Log)
 		if err != nil {
@@ -69,7 +70,7 @@ func build(_ context.Context, env *services.Env, opts Options) (*services.Impl, 
 		}
 		env.Log.Info("login API listening", "url", api.URL())
 		impl.Daemons = []daemon.Named{{Name: "login API", Daemon: api}}
-		impl.Banner = []string{"login API    " + api.URL() + "/api/login (POST /api/register, /api/validate_session, /api/logout)"}
+		impl.Banner = []string{"login API    " + api.URL() + "/api/login (POST /api/register, /api/validate_session, /api/logout, /api/logout_all)"}
 	}
 	return impl, nil
 }

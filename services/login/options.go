@@ -164,6 +164,10 @@ type Options struct {
 
 	// Metrics receives the service's metrics; nil means none.
 	Metrics metrics.Sink `yaml:"-"`
+	// Clock, when set, is the service's clock: a session expires
+	// SessionTTL after Clock() at its login. nil means time.Now; tests set
+	// a clock running behind to make sessions that expire within seconds.
+	Clock func() time.Time `yaml:"-"`
 }
 
 // Argon2Options are argon2id's parameters (RFC 9106).

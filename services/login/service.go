@@ -7,11 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	edgepb "github.com/noonhq/noon/idl/gen/edge"
+	loginpb "github.com/noonhq/noon/idl/gen/login"
 	"github.com/noonhq/noon/internal/metrics"
+	"github.com/noonhq/noon/internal/thriftx"
 	"github.com/noonhq/noon/wire"
 )
 
@@ -37,7 +41,13 @@ type Service struct {
 	dummyHash string
 	now       func() time.Time
 	m         serviceMetrics
+	// pub publishes the service's events (Revoked); nil until SetPublisher.
+	pub atomic.Pointer[Publisher]
 }
+
+// Publisher publishes an event of eventType with payload on topic: a
+// services.Server's Publish.
+type Publisher func(topic, eventType string, payload []byte) error
 
 // serviceMetrics are the service's metrics.
 type serviceMetrics struct {
@@ -77,6 +87,9 @@ func New(opts Options, store Store, rdb redis.UniversalClient, log *slog.Logger)
 				[]float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1}),
 		},
 	}
+	if opts.Clock != nil {
+		s.now = opts.Clock
+	}
 	hist := s.m.hashes.With()
 	s.hash.observe = func(d time.Duration) { hist.Observe(d.Seconds()) }
 	var pw [16]byte
@@ -91,6 +104,12 @@ func New(opts Options, store Store, rdb redis.UniversalClient, log *slog.Logger)
 
 // Options returns the service's options.
 func (s *Service) Options() Options { return s.opts }
+
+// SetPublisher sets where the service publishes its Revoked events (the
+// PUB socket of its services.Server; NewServer and the module set it).
+// Without one, logouts end sessions in Redis but live connections learn it
+// only at their session's expiry.
+func (s *Service) SetPublisher(p Publisher) { s.pub.Store(&p) }
 
 // count records the result of a call of method.
 func (s *Service) count(method string, err error) {
@@ -238,11 +257,63 @@ func (s *Service) Validate(ctx context.Context, token string) (sess Session, ok 
 
 // Logout ends the session of token. It is idempotent: logging out an
 // unknown, expired or already logged-out token succeeds. An empty token is
-// bad_request.
-func (s *Service) Logout(ctx context.Context, token string) (err error) {
+// bad_request. Every connection authenticated with the token, on every
+// broker, is logged out (a Revoked event).
+func (s *Service) Logout(ctx context.Context, token string) error {
+	_, err := s.logout(ctx, token)
+	return err
+}
+
+// logout is Logout, returning the user id of the session it ended ("" if
+// none).
+func (s *Service) logout(ctx context.Context, token string) (uid string, err error) {
 	defer func() { s.count("logout", err) }()
 	if token == "" {
-		return wire.Errorf(wire.CodeBadRequest, "session_token is required")
+		return "", wire.Errorf(wire.CodeBadRequest, "session_token is required")
 	}
-	return s.deleteSession(ctx, token)
+	uid, err = s.deleteSession(ctx, token)
+	if err != nil || uid == "" {
+		return "", err
+	}
+	s.revoke(uid, []string{wire.SessionID(token)}, edgepb.LOGGED_OUT_LOGOUT)
+	return uid, nil
+}
+
+// LogoutAll ends every session of userID ("log out everywhere") and
+// returns how many were live. Every connection authenticated with one of
+// them, on every broker, is logged out (Revoked events).
+func (s *Service) LogoutAll(ctx context.Context, userID string) (n int, err error) {
+	defer func() { s.count("logout_all", err) }()
+	if userID == "" {
+		return 0, wire.Errorf(wire.CodeBadRequest, "user id is required")
+	}
+	n, err = s.deleteUserSessions(ctx, userID, func(ids []string) {
+		s.revoke(userID, ids, edgepb.LOGGED_OUT_LOGOUT_ALL)
+	})
+	if n > 0 {
+		s.log.Info("login: logged out everywhere", "user_id", userID, "sessions", n)
+	}
+	return n, err
+}
+
+// revoke publishes that the sessions ids of userID ended, for the brokers
+// to log their connections out. The topic is wire.TopicRevoked, one every
+// broker subscribes to on every login instance, rather than user/<id>:
+// a broker subscribes to user/<id> only for connections that asked for
+// pushes, and only once they log in, while it follows TopicRevoked from
+// the moment it sees the instance, for every connection. Publishing is
+// best effort (a PUB socket drops what no one takes in time); a connection
+// whose broker missed it is logged out at its session's expiry.
+func (s *Service) revoke(userID string, ids []string, reason string) {
+	p := s.pub.Load()
+	if p == nil {
+		return
+	}
+	payload, err := thriftx.Marshal(&loginpb.Revoked{UserID: userID, Sessions: ids, Reason: reason})
+	if err == nil {
+		err = (*p)(wire.TopicRevoked, wire.EventRevoked, payload)
+	}
+	if err != nil {
+		s.log.Warn("login: publishing revoked sessions", "user_id", userID, "sessions", len(ids), "err", err)
+	}
 }

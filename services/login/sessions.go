@@ -3,13 +3,15 @@ package login
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/noonhq/noon/wire"
 )
 
 // Session tokens are 256 random bits (crypto/rand), sent as unpadded
@@ -59,12 +61,35 @@ func wellFormedToken(tok string) bool {
 	return true
 }
 
-// sessionKey is the Redis key of a token's session: the SHA-256 of the
-// token, so that whoever reads Redis (a dump, a replica, a MONITOR) learns
-// no usable token.
-func (s *Service) sessionKey(tok string) string {
-	sum := sha256.Sum256([]byte(tok))
-	return s.opts.RedisPrefix + "login:session:" + base64.RawURLEncoding.EncodeToString(sum[:])
+// ID returns the session's id: wire.SessionID of its token, the name the
+// session goes by in Redis and in revocations.
+func (sess Session) ID() string { return wire.SessionID(sess.Token) }
+
+// Sessions in Redis:
+//
+//   - <prefix>login:session:<id>, a hash (user_id, nickname, expires) that
+//     expires with the session; <id> is wire.SessionID of the token, so
+//     that whoever reads Redis (a dump, a replica, a MONITOR) learns no
+//     usable token;
+//   - <prefix>login:user_sessions:<user id>, the user's index: a sorted set
+//     of session ids scored by their expiry (Unix ms), which lives as long
+//     as its latest session. LogoutAll reads it.
+//
+// Invariant: a session hash exists only while its id is in its user's
+// index. createSession indexes the id (and extends the index's TTL) before
+// it writes the hash, and the deletes remove the hash before the id. Each
+// step is one atomic script on one key, so the invariant holds at every
+// instant and after a crash between steps, and the keys may live on
+// different Redis Cluster slots (a script over both could not).
+
+// sessionKey is the Redis key of the session with id.
+func (s *Service) sessionKey(id string) string {
+	return s.opts.RedisPrefix + "login:session:" + id
+}
+
+// userSessionsKey is the Redis key of a user's index.
+func (s *Service) userSessionsKey(userID string) string {
+	return s.opts.RedisPrefix + "login:user_sessions:" + userID
 }
 
 // Session hash fields.
@@ -74,6 +99,20 @@ const (
 	fieldExpires  = "expires"
 )
 
+// indexSessionScript adds a session id to a user's index (KEYS[1]) with
+// its expiry (ARGV[2], Unix ms), drops the ids that expired before now
+// (ARGV[1], Unix ms), and makes the index live at least as long as the
+// session (ARGV[3], ms from now): the index never outlives its last session
+// by more than it must, and never dies before one.
+var indexSessionScript = redis.NewScript(`
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+end
+return 1
+`)
+
 // createSessionScript writes a session hash and its expiry in one atomic
 // step: a session never exists without its TTL.
 var createSessionScript = redis.NewScript(`
@@ -82,18 +121,35 @@ redis.call('PEXPIREAT', KEYS[1], ARGV[4])
 return 1
 `)
 
+// deleteSessionScript deletes a session hash and returns its user id, or
+// false when there was none.
+var deleteSessionScript = redis.NewScript(`
+local uid = redis.call('HGET', KEYS[1], 'user_id')
+if not uid then return false end
+redis.call('DEL', KEYS[1])
+return uid
+`)
+
 // createSession stores a new session of a and returns it; in the same round
-// trip it deletes the keys in also (the account's failure counter).
+// trip as the session hash it deletes the keys in also (the account's
+// failure counter).
 func (s *Service) createSession(ctx context.Context, a Account, also ...string) (Session, error) {
 	tok, err := newToken()
 	if err != nil {
 		return Session{}, fmt.Errorf("login: token: %w", err)
 	}
-	exp := s.now().Add(s.opts.SessionTTL).Truncate(time.Second)
+	now := s.now()
+	exp := now.Add(s.opts.SessionTTL).Truncate(time.Second)
 	sess := Session{Token: tok, UserID: a.ID, Nickname: a.Nickname, Expires: exp}
+	id := sess.ID()
+	// The index first: see the invariant above.
+	if err := indexSessionScript.Run(ctx, s.rdb, []string{s.userSessionsKey(a.ID)},
+		now.UnixMilli(), exp.UnixMilli(), max(exp.Sub(now).Milliseconds(), 1), id).Err(); err != nil {
+		return Session{}, fmt.Errorf("login: index session: %w", err)
+	}
 	var create *redis.Cmd
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		create = createSessionScript.Eval(ctx, p, []string{s.sessionKey(tok)},
+		create = createSessionScript.Eval(ctx, p, []string{s.sessionKey(id)},
 			a.ID, a.Nickname, exp.Unix(), exp.UnixMilli())
 		if len(also) > 0 {
 			p.Del(ctx, also...)
@@ -114,7 +170,7 @@ func (s *Service) lookupSession(ctx context.Context, tok string) (_ Session, ok 
 	if !wellFormedToken(tok) {
 		return Session{}, false, nil
 	}
-	vals, err := s.rdb.HMGet(ctx, s.sessionKey(tok), fieldUserID, fieldNickname, fieldExpires).Result()
+	vals, err := s.rdb.HMGet(ctx, s.sessionKey(wire.SessionID(tok)), fieldUserID, fieldNickname, fieldExpires).Result()
 	if err != nil {
 		return Session{}, false, fmt.Errorf("login: read session: %w", err)
 	}
@@ -128,13 +184,78 @@ func (s *Service) lookupSession(ctx context.Context, tok string) (_ Session, ok 
 	return Session{Token: tok, UserID: uid, Nickname: nick, Expires: time.Unix(exp, 0)}, true, nil
 }
 
-// deleteSession deletes tok's session, if any.
-func (s *Service) deleteSession(ctx context.Context, tok string) error {
+// deleteSession deletes tok's session, if any, and returns its user id ("",
+// when there was none).
+func (s *Service) deleteSession(ctx context.Context, tok string) (string, error) {
 	if !wellFormedToken(tok) {
-		return nil
+		return "", nil
 	}
-	if err := s.rdb.Del(ctx, s.sessionKey(tok)).Err(); err != nil {
-		return fmt.Errorf("login: delete session: %w", err)
+	id := wire.SessionID(tok)
+	uid, err := deleteSessionScript.Run(ctx, s.rdb, []string{s.sessionKey(id)}).Text()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return "", nil
+	case err != nil:
+		return "", fmt.Errorf("login: delete session: %w", err)
 	}
-	return nil
+	if err := s.rdb.ZRem(ctx, s.userSessionsKey(uid), id).Err(); err != nil {
+		// The session is gone; a stale id in the index only costs
+		// LogoutAll a delete of nothing, and expires with the index.
+		s.log.Warn("login: unindex session", "user_id", uid, "err", err)
+	}
+	return uid, nil
+}
+
+// logoutAllBatch is how many sessions LogoutAll deletes per round trip and
+// names per Revoked event: 256 ids of 43 bytes make an event of about
+// 11 KiB, far below the link's message bound, and a round trip that stays
+// short.
+const logoutAllBatch = 256
+
+// deleteUserSessions deletes every session of userID and returns the ids of
+// those that were live, in batches of logoutAllBatch, calling revoked with
+// each batch as it is deleted.
+func (s *Service) deleteUserSessions(ctx context.Context, userID string, revoked func(ids []string)) (int, error) {
+	idx := s.userSessionsKey(userID)
+	// The ids indexed now; a session created while this runs was created
+	// after the logout and stays.
+	ids, err := s.rdb.ZRange(ctx, idx, 0, -1).Result()
+	if err != nil {
+		return 0, fmt.Errorf("login: read sessions of %s: %w", userID, err)
+	}
+	n := 0
+	for len(ids) > 0 {
+		batch := ids[:min(len(ids), logoutAllBatch)]
+		ids = ids[len(batch):]
+		dels := make([]*redis.IntCmd, len(batch))
+		// One DEL per key, pipelined: a DEL of several keys fails across
+		// Redis Cluster slots.
+		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, id := range batch {
+				dels[i] = p.Del(ctx, s.sessionKey(id))
+			}
+			return nil
+		})
+		if err != nil {
+			return n, fmt.Errorf("login: delete sessions of %s: %w", userID, err)
+		}
+		live := make([]string, 0, len(batch))
+		for i, d := range dels {
+			if d.Val() > 0 {
+				live = append(live, batch[i])
+			}
+		}
+		members := make([]any, len(batch))
+		for i, id := range batch {
+			members[i] = id
+		}
+		if err := s.rdb.ZRem(ctx, idx, members...).Err(); err != nil {
+			s.log.Warn("login: unindex sessions", "user_id", userID, "err", err)
+		}
+		n += len(live)
+		if len(live) > 0 {
+			revoked(live)
+		}
+	}
+	return n, nil
 }

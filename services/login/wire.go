@@ -3,15 +3,17 @@ package login
 import (
 	"context"
 	"log/slog"
+	"math"
 
 	loginpb "github.com/noonhq/noon/idl/gen/login"
 	"github.com/noonhq/noon/idl/gen/login/loginrpc"
 	"github.com/noonhq/noon/services"
+	"github.com/noonhq/noon/wire"
 )
 
 // The login service's methods are service Login in idl/login.thrift: the
-// constants loginrpc.MethodRegister, MethodLogin, MethodValidate and
-// MethodLogout.
+// constants loginrpc.MethodRegister, MethodLogin, MethodValidate,
+// MethodLogout and MethodLogoutAll.
 
 // UserBinding is the session binding a successful login.Login sets to the
 // user id: the broker authenticates the connection by it.
@@ -26,13 +28,26 @@ func (s *Service) Handlers() map[string]services.HandlerFunc {
 // Handlers decode each request, api's methods call s and shape the reply.
 type api struct{ s *Service }
 
-// NewServer returns a services.Server serving s's handlers; an empty
-// opts.Name becomes Name.
+// NewServer returns a services.Server serving s's handlers, and makes its
+// PUB socket (opts.PubBind) s's publisher; an empty opts.Name becomes
+// Name.
 func NewServer(opts services.Options, s *Service, log *slog.Logger) (*services.Server, error) {
 	if opts.Name == "" {
 		opts.Name = Name
 	}
-	return services.NewServer(opts, s.Handlers(), log)
+	srv, err := services.NewServer(opts, s.Handlers(), log)
+	if err != nil {
+		return nil, err
+	}
+	s.attach(srv)
+	return srv, nil
+}
+
+// attach makes srv's PUB socket, if it has one, s's publisher.
+func (s *Service) attach(srv *services.Server) {
+	if srv.Options().PubBind != "" {
+		s.SetPublisher(srv.Publish)
+	}
 }
 
 // Register creates an account; the caller's address counts toward the
@@ -51,7 +66,7 @@ func (a api) Login(ctx context.Context, sess *services.Session, req *loginpb.Log
 	if err != nil {
 		return nil, err
 	}
-	sess.Bind(UserBinding, ls.UserID)
+	sess.BindUser(ls.UserID, ls.ID(), ls.Expires)
 	return &loginpb.LoginReply{UserID: ls.UserID, Nickname: ls.Nickname, SessionToken: ls.Token, ExpiresUnix: ls.Expires.Unix()}, nil
 }
 
@@ -64,19 +79,34 @@ func (a api) Validate(ctx context.Context, _ *services.Session, req *loginpb.Val
 	if !ok {
 		return &loginpb.ValidateReply{}, nil
 	}
-	return &loginpb.ValidateReply{Valid: true, UserID: ls.UserID, Nickname: ls.Nickname}, nil
+	exp := ls.Expires.Unix()
+	return &loginpb.ValidateReply{Valid: true, UserID: ls.UserID, Nickname: ls.Nickname, ExpiresUnix: &exp}, nil
 }
 
-// Logout ends a session; the caller's own logs its connection out too.
+// Logout ends a session; the caller's own connection is logged out too
+// when it logged in with that token (the broker knows which it did).
 func (a api) Logout(ctx context.Context, sess *services.Session, req *loginpb.LogoutRequest) (*loginpb.LogoutReply, error) {
-	// Whose session is it? If the caller's, its connection is logged out
-	// too (the broker drops the user binding).
-	ls, ok, _ := a.s.Validate(ctx, req.GetSessionToken())
-	if err := a.s.Logout(ctx, req.GetSessionToken()); err != nil {
+	uid, err := a.s.logout(ctx, req.GetSessionToken())
+	if err != nil {
 		return nil, err
 	}
-	if ok && ls.UserID != "" && ls.UserID == sess.UserID() {
-		sess.Unbind(UserBinding)
+	if uid != "" && uid == sess.UserID() {
+		sess.UnbindUser(wire.SessionID(req.GetSessionToken()))
 	}
 	return &loginpb.LogoutReply{}, nil
+}
+
+// LogoutAll ends every session of the caller's user and logs the caller's
+// connection out.
+func (a api) LogoutAll(ctx context.Context, sess *services.Session, _ *loginpb.LogoutAllRequest) (*loginpb.LogoutAllReply, error) {
+	uid := sess.UserID()
+	if uid == "" {
+		return nil, wire.Errorf(wire.CodeUnauthenticated, "%s requires login", loginrpc.MethodLogoutAll)
+	}
+	n, err := a.s.LogoutAll(ctx, uid)
+	if err != nil {
+		return nil, err
+	}
+	sess.Unbind(UserBinding)
+	return &loginpb.LogoutAllReply{Sessions: int32(min(n, math.MaxInt32))}, nil
 }

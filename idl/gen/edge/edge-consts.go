@@ -19,5 +19,9 @@ var _ = context.Background
 var _ = time.Now
 var _ = bytes.Equal
 
+const LOGGED_OUT_LOGOUT = "logout"
+const LOGGED_OUT_LOGOUT_ALL = "logout_all"
+const LOGGED_OUT_EXPIRED = "expired"
+
 func init() {
 }

@@ -902,10 +902,12 @@ func (p *ValidateRequest) String() string {
 //   - Valid
 //   - UserID
 //   - Nickname
+//   - ExpiresUnix
 type ValidateReply struct {
-	Valid    bool   `thrift:"valid,1" db:"valid" json:"valid"`
-	UserID   string `thrift:"user_id,2" db:"user_id" json:"user_id"`
-	Nickname string `thrift:"nickname,3" db:"nickname" json:"nickname"`
+	Valid       bool   `thrift:"valid,1" db:"valid" json:"valid"`
+	UserID      string `thrift:"user_id,2" db:"user_id" json:"user_id"`
+	Nickname    string `thrift:"nickname,3" db:"nickname" json:"nickname"`
+	ExpiresUnix *int64 `thrift:"expires_unix,4" db:"expires_unix" json:"expires_unix,omitempty"`
 }
 
 func NewValidateReply() *ValidateReply {
@@ -923,6 +925,19 @@ func (p *ValidateReply) GetUserID() string {
 func (p *ValidateReply) GetNickname() string {
 	return p.Nickname
 }
+
+var ValidateReply_ExpiresUnix_DEFAULT int64
+
+func (p *ValidateReply) GetExpiresUnix() int64 {
+	if !p.IsSetExpiresUnix() {
+		return ValidateReply_ExpiresUnix_DEFAULT
+	}
+	return *p.ExpiresUnix
+}
+func (p *ValidateReply) IsSetExpiresUnix() bool {
+	return p.ExpiresUnix != nil
+}
+
 func (p *ValidateReply) Read(ctx context.Context, iprot thrift.TProtocol) error {
 	if _, err := iprot.ReadStructBegin(ctx); err != nil {
 		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
@@ -960,6 +975,16 @@ func (p *ValidateReply) Read(ctx context.Context, iprot thrift.TProtocol) error 
 		case 3:
 			if fieldTypeId == thrift.STRING {
 				if err := p.ReadField3(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 4:
+			if fieldTypeId == thrift.I64 {
+				if err := p.ReadField4(ctx, iprot); err != nil {
 					return err
 				}
 			} else {
@@ -1009,6 +1034,15 @@ func (p *ValidateReply) ReadField3(ctx context.Context, iprot thrift.TProtocol) 
 	return nil
 }
 
+func (p *ValidateReply) ReadField4(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadI64(ctx); err != nil {
+		return thrift.PrependError("error reading field 4: ", err)
+	} else {
+		p.ExpiresUnix = &v
+	}
+	return nil
+}
+
 func (p *ValidateReply) Write(ctx context.Context, oprot thrift.TProtocol) error {
 	if err := oprot.WriteStructBegin(ctx, "ValidateReply"); err != nil {
 		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
@@ -1021,6 +1055,9 @@ func (p *ValidateReply) Write(ctx context.Context, oprot thrift.TProtocol) error
 			return err
 		}
 		if err := p.writeField3(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField4(ctx, oprot); err != nil {
 			return err
 		}
 	}
@@ -1072,6 +1109,21 @@ func (p *ValidateReply) writeField3(ctx context.Context, oprot thrift.TProtocol)
 	return err
 }
 
+func (p *ValidateReply) writeField4(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetExpiresUnix() {
+		if err := oprot.WriteFieldBegin(ctx, "expires_unix", thrift.I64, 4); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 4:expires_unix: ", p), err)
+		}
+		if err := oprot.WriteI64(ctx, int64(*p.ExpiresUnix)); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T.expires_unix (4) field write error: ", p), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 4:expires_unix: ", p), err)
+		}
+	}
+	return err
+}
+
 func (p *ValidateReply) Equals(other *ValidateReply) bool {
 	if p == other {
 		return true
@@ -1086,6 +1138,14 @@ func (p *ValidateReply) Equals(other *ValidateReply) bool {
 	}
 	if p.Nickname != other.Nickname {
 		return false
+	}
+	if p.ExpiresUnix != other.ExpiresUnix {
+		if p.ExpiresUnix == nil || other.ExpiresUnix == nil {
+			return false
+		}
+		if (*p.ExpiresUnix) != (*other.ExpiresUnix) {
+			return false
+		}
 	}
 	return true
 }
@@ -1286,4 +1346,405 @@ func (p *LogoutReply) String() string {
 		return "<nil>"
 	}
 	return fmt.Sprintf("LogoutReply(%+v)", *p)
+}
+
+type LogoutAllRequest struct {
+}
+
+func NewLogoutAllRequest() *LogoutAllRequest {
+	return &LogoutAllRequest{}
+}
+
+func (p *LogoutAllRequest) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+			return err
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *LogoutAllRequest) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "LogoutAllRequest"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *LogoutAllRequest) Equals(other *LogoutAllRequest) bool {
+	if p == other {
+		return true
+	} else if p == nil || other == nil {
+		return false
+	}
+	return true
+}
+
+func (p *LogoutAllRequest) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogoutAllRequest(%+v)", *p)
+}
+
+// Attributes:
+//   - Sessions
+type LogoutAllReply struct {
+	Sessions int32 `thrift:"sessions,1" db:"sessions" json:"sessions"`
+}
+
+func NewLogoutAllReply() *LogoutAllReply {
+	return &LogoutAllReply{}
+}
+
+func (p *LogoutAllReply) GetSessions() int32 {
+	return p.Sessions
+}
+func (p *LogoutAllReply) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 1:
+			if fieldTypeId == thrift.I32 {
+				if err := p.ReadField1(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *LogoutAllReply) ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadI32(ctx); err != nil {
+		return thrift.PrependError("error reading field 1: ", err)
+	} else {
+		p.Sessions = v
+	}
+	return nil
+}
+
+func (p *LogoutAllReply) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "LogoutAllReply"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField1(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *LogoutAllReply) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "sessions", thrift.I32, 1); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:sessions: ", p), err)
+	}
+	if err := oprot.WriteI32(ctx, int32(p.Sessions)); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T.sessions (1) field write error: ", p), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 1:sessions: ", p), err)
+	}
+	return err
+}
+
+func (p *LogoutAllReply) Equals(other *LogoutAllReply) bool {
+	if p == other {
+		return true
+	} else if p == nil || other == nil {
+		return false
+	}
+	if p.Sessions != other.Sessions {
+		return false
+	}
+	return true
+}
+
+func (p *LogoutAllReply) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LogoutAllReply(%+v)", *p)
+}
+
+// Attributes:
+//   - UserID
+//   - Sessions
+//   - Reason
+type Revoked struct {
+	UserID   string   `thrift:"user_id,1" db:"user_id" json:"user_id"`
+	Sessions []string `thrift:"sessions,2" db:"sessions" json:"sessions"`
+	Reason   string   `thrift:"reason,3" db:"reason" json:"reason"`
+}
+
+func NewRevoked() *Revoked {
+	return &Revoked{}
+}
+
+func (p *Revoked) GetUserID() string {
+	return p.UserID
+}
+
+func (p *Revoked) GetSessions() []string {
+	return p.Sessions
+}
+
+func (p *Revoked) GetReason() string {
+	return p.Reason
+}
+func (p *Revoked) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 1:
+			if fieldTypeId == thrift.STRING {
+				if err := p.ReadField1(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 2:
+			if fieldTypeId == thrift.LIST {
+				if err := p.ReadField2(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 3:
+			if fieldTypeId == thrift.STRING {
+				if err := p.ReadField3(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *Revoked) ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadString(ctx); err != nil {
+		return thrift.PrependError("error reading field 1: ", err)
+	} else {
+		p.UserID = v
+	}
+	return nil
+}
+
+func (p *Revoked) ReadField2(ctx context.Context, iprot thrift.TProtocol) error {
+	_, size, err := iprot.ReadListBegin(ctx)
+	if err != nil {
+		return thrift.PrependError("error reading list begin: ", err)
+	}
+	tSlice := make([]string, 0, size)
+	p.Sessions = tSlice
+	for i := 0; i < size; i++ {
+		var _elem0 string
+		if v, err := iprot.ReadString(ctx); err != nil {
+			return thrift.PrependError("error reading field 0: ", err)
+		} else {
+			_elem0 = v
+		}
+		p.Sessions = append(p.Sessions, _elem0)
+	}
+	if err := iprot.ReadListEnd(ctx); err != nil {
+		return thrift.PrependError("error reading list end: ", err)
+	}
+	return nil
+}
+
+func (p *Revoked) ReadField3(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadString(ctx); err != nil {
+		return thrift.PrependError("error reading field 3: ", err)
+	} else {
+		p.Reason = v
+	}
+	return nil
+}
+
+func (p *Revoked) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "Revoked"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField1(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField2(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField3(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *Revoked) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "user_id", thrift.STRING, 1); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:user_id: ", p), err)
+	}
+	if err := oprot.WriteString(ctx, string(p.UserID)); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T.user_id (1) field write error: ", p), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 1:user_id: ", p), err)
+	}
+	return err
+}
+
+func (p *Revoked) writeField2(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "sessions", thrift.LIST, 2); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 2:sessions: ", p), err)
+	}
+	if err := oprot.WriteListBegin(ctx, thrift.STRING, len(p.Sessions)); err != nil {
+		return thrift.PrependError("error writing list begin: ", err)
+	}
+	for _, v := range p.Sessions {
+		if err := oprot.WriteString(ctx, string(v)); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T. (0) field write error: ", p), err)
+		}
+	}
+	if err := oprot.WriteListEnd(ctx); err != nil {
+		return thrift.PrependError("error writing list end: ", err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 2:sessions: ", p), err)
+	}
+	return err
+}
+
+func (p *Revoked) writeField3(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "reason", thrift.STRING, 3); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 3:reason: ", p), err)
+	}
+	if err := oprot.WriteString(ctx, string(p.Reason)); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T.reason (3) field write error: ", p), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 3:reason: ", p), err)
+	}
+	return err
+}
+
+func (p *Revoked) Equals(other *Revoked) bool {
+	if p == other {
+		return true
+	} else if p == nil || other == nil {
+		return false
+	}
+	if p.UserID != other.UserID {
+		return false
+	}
+	if len(p.Sessions) != len(other.Sessions) {
+		return false
+	}
+	for i, _tgt := range p.Sessions {
+		_src1 := other.Sessions[i]
+		if _tgt != _src1 {
+			return false
+		}
+	}
+	if p.Reason != other.Reason {
+		return false
+	}
+	return true
+}
+
+func (p *Revoked) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("Revoked(%+v)", *p)
 }

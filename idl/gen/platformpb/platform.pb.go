@@ -540,10 +540,18 @@ func (x *Session) GetBroker() string {
 
 // Binding sets (or, with unset, clears) one key on a session.
 type Binding struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
-	Value         string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
-	Unset         bool                   `protobuf:"varint,3,opt,name=unset,proto3" json:"unset,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Key   string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Value string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	Unset bool                   `protobuf:"varint,3,opt,name=unset,proto3" json:"unset,omitempty"`
+	// session, on a binding of "user" (a login), is the id of the session
+	// the user logged in with: the SHA-256 of its token, unpadded base64url
+	// (never the token). The broker logs the connection out when that
+	// session is revoked.
+	Session string `protobuf:"bytes,4,opt,name=session,proto3" json:"session,omitempty"`
+	// expires_unix, on a binding of "user", is when that session expires
+	// (Unix seconds; 0 = unknown): the broker logs the connection out then.
+	ExpiresUnix   int64 `protobuf:"varint,5,opt,name=expires_unix,json=expiresUnix,proto3" json:"expires_unix,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -597,6 +605,20 @@ func (x *Binding) GetUnset() bool {
 		return x.Unset
 	}
 	return false
+}
+
+func (x *Binding) GetSession() string {
+	if x != nil {
+		return x.Session
+	}
+	return ""
+}
+
+func (x *Binding) GetExpiresUnix() int64 {
+	if x != nil {
+		return x.ExpiresUnix
+	}
+	return 0
 }
 
 // Subscription adds (or, with unsubscribe, removes) a pushed topic,
@@ -1160,11 +1182,13 @@ const file_platform_proto_rawDesc = "" +
 	"\x06broker\x18\x05 \x01(\tR\x06broker\x1a;\n" +
 	"\rBindingsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"G\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x84\x01\n" +
 	"\aBinding\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\x12\x14\n" +
-	"\x05unset\x18\x03 \x01(\bR\x05unset\"F\n" +
+	"\x05unset\x18\x03 \x01(\bR\x05unset\x12\x18\n" +
+	"\asession\x18\x04 \x01(\tR\asession\x12!\n" +
+	"\fexpires_unix\x18\x05 \x01(\x03R\vexpiresUnix\"F\n" +
 	"\fSubscription\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12 \n" +
 	"\vunsubscribe\x18\x02 \x01(\bR\vunsubscribe\"\xa6\x03\n" +

@@ -27,6 +27,8 @@ const (
 	MethodValidate = "login.Validate"
 	// MethodLogout is login.Logout: LogoutRequest -> LogoutReply.
 	MethodLogout = "login.Logout"
+	// MethodLogoutAll is login.LogoutAll: LogoutAllRequest -> LogoutAllReply.
+	MethodLogoutAll = "login.LogoutAll"
 )
 
 // Methods is the table of service Login: each method's name, request
@@ -36,6 +38,7 @@ var Methods = []wire.Method{
 	{Name: MethodLogin, NewReq: func() thrift.TStruct { return loginpb.NewLoginRequest() }, NewReply: func() thrift.TStruct { return loginpb.NewLoginReply() }},
 	{Name: MethodValidate, NewReq: func() thrift.TStruct { return loginpb.NewValidateRequest() }, NewReply: func() thrift.TStruct { return loginpb.NewValidateReply() }},
 	{Name: MethodLogout, NewReq: func() thrift.TStruct { return loginpb.NewLogoutRequest() }, NewReply: func() thrift.TStruct { return loginpb.NewLogoutReply() }},
+	{Name: MethodLogoutAll, NewReq: func() thrift.TStruct { return loginpb.NewLogoutAllRequest() }, NewReply: func() thrift.TStruct { return loginpb.NewLogoutAllReply() }},
 }
 
 // Server serves service Login: one method per method of the service,
@@ -53,16 +56,19 @@ type Server[S any] interface {
 	Validate(ctx context.Context, s S, req *loginpb.ValidateRequest) (*loginpb.ValidateReply, error)
 	// Logout ends the session of a token.
 	Logout(ctx context.Context, s S, req *loginpb.LogoutRequest) (*loginpb.LogoutReply, error)
+	// LogoutAll ends every session of the caller's user.
+	LogoutAll(ctx context.Context, s S, req *loginpb.LogoutAllRequest) (*loginpb.LogoutAllReply, error)
 }
 
 // Handlers returns srv's methods as handlers keyed by method name: a request
 // that does not decode is answered bad_request without calling srv.
 func Handlers[S any](srv Server[S]) map[string]wire.Handler[S] {
 	return map[string]wire.Handler[S]{
-		MethodRegister: wire.Typed(loginpb.NewRegisterRequest, srv.Register),
-		MethodLogin:    wire.Typed(loginpb.NewLoginRequest, srv.Login),
-		MethodValidate: wire.Typed(loginpb.NewValidateRequest, srv.Validate),
-		MethodLogout:   wire.Typed(loginpb.NewLogoutRequest, srv.Logout),
+		MethodRegister:  wire.Typed(loginpb.NewRegisterRequest, srv.Register),
+		MethodLogin:     wire.Typed(loginpb.NewLoginRequest, srv.Login),
+		MethodValidate:  wire.Typed(loginpb.NewValidateRequest, srv.Validate),
+		MethodLogout:    wire.Typed(loginpb.NewLogoutRequest, srv.Logout),
+		MethodLogoutAll: wire.Typed(loginpb.NewLogoutAllRequest, srv.LogoutAll),
 	}
 }
 
@@ -91,4 +97,9 @@ func (c *Client) Validate(ctx context.Context, req *loginpb.ValidateRequest) (*l
 // Logout calls login.Logout.
 func (c *Client) Logout(ctx context.Context, req *loginpb.LogoutRequest) (*loginpb.LogoutReply, error) {
 	return wire.Call(ctx, c.call, MethodLogout, req, loginpb.NewLogoutReply)
+}
+
+// LogoutAll calls login.LogoutAll.
+func (c *Client) LogoutAll(ctx context.Context, req *loginpb.LogoutAllRequest) (*loginpb.LogoutAllReply, error) {
+	return wire.Call(ctx, c.call, MethodLogoutAll, req, loginpb.NewLogoutAllReply)
 }
