@@ -24,15 +24,15 @@ func TestParseIdentity(t *testing.T) {
 		{"yellow", Identity{RoleYellow, ""}, true},
 		{"admin:ops.host-1", Identity{RoleAdmin, "ops.host-1"}, true},
 		{"service:login", Identity{RoleService, "login"}, true},
-		{"service", Identity{}, false},          // a service needs its name
-		{"service:Login", Identity{}, false},    // names are lower case
-		{"service:1x", Identity{}, false},       // wire.NameRule
-		{"broker:", Identity{}, false},          // an empty name is written without ":"
-		{"broker:a:b", Identity{}, false},       // one colon
-		{"broker:-x", Identity{}, false},        // a label starts with a letter or digit
-		{"root", Identity{}, false},             // unknown role
-		{"", Identity{}, false},                 // no role
-		{"Broker", Identity{}, false},           // roles are lower case
+		{"service", Identity{}, false},       // a service needs its name
+		{"service:Login", Identity{}, false}, // names are lower case
+		{"service:1x", Identity{}, false},    // wire.NameRule
+		{"broker:", Identity{}, false},       // an empty name is written without ":"
+		{"broker:a:b", Identity{}, false},    // one colon
+		{"broker:-x", Identity{}, false},     // a label starts with a letter or digit
+		{"root", Identity{}, false},          // unknown role
+		{"", Identity{}, false},              // no role
+		{"Broker", Identity{}, false},        // roles are lower case
 		{"broker:" + strings.Repeat("a", 65), Identity{}, false},
 	} {
 		got, err := ParseIdentity(tc.in)
