@@ -385,7 +385,8 @@ tick_interval: 250ms
 	if err := yaml.Unmarshal([]byte(doc), &o); err != nil {
 		t.Fatal(err)
 	}
-	want := Options{"tcp://0.0.0.0:1060", "tcp://0.0.0.0:1061", 500 * time.Millisecond, 4, 100, 2048, 250 * time.Millisecond}
+	want := Options{RouterAddr: "tcp://0.0.0.0:1060", PubAddr: "tcp://0.0.0.0:1061", Heartbeat: 500 * time.Millisecond,
+		ExpireAfter: 4, MaxInstances: 100, MaxRecordBytes: 2048, TickInterval: 250 * time.Millisecond}
 	if o != want {
 		t.Fatalf("got %+v, want %+v", o, want)
 	}

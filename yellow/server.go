@@ -77,11 +77,14 @@ func New(opts Options, log *slog.Logger) (*Yellow, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return newYellow(linkTransport{log: log, heartbeat: opts.tick()}, opts, log)
+	return newYellow(linkTransport{log: log, heartbeat: opts.tick(), tls: opts.TLS}, opts, log)
 }
 
 func newYellow(tr serverTransport, opts Options, log *slog.Logger) (*Yellow, error) {
 	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if err := opts.checkTLS(); err != nil {
 		return nil, err
 	}
 	if log == nil {

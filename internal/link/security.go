@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 
-	"github.com/noonhq/noon/internal/config"
 	"github.com/noonhq/noon/internal/pki"
 	"github.com/noonhq/noon/wire"
 )
@@ -12,8 +11,8 @@ import (
 // CheckPlainBind enforces the platform's rule for plain links: a socket that
 // binds endpoint without TLS (creds nil) must bind a loopback address
 // (127.0.0.0/8, ::1, localhost), unless insecure says the network is
-// trusted (the config's tls.insecure). It returns a config.FieldError naming
-// field otherwise, and nil with TLS.
+// trusted (the config's tls.insecure). Otherwise it returns an error that
+// starts with field; with TLS, nil.
 func CheckPlainBind(field, endpoint string, creds *pki.Credentials, insecure bool) error {
 	if creds != nil || insecure {
 		return nil
@@ -22,9 +21,9 @@ func CheckPlainBind(field, endpoint string, creds *pki.Credentials, insecure boo
 	if err == nil && isLoopback(host) {
 		return nil
 	}
-	return config.FieldError{Field: field, Msg: fmt.Sprintf(
-		"%s is not a loopback address and internal links have no TLS: set tls.ca, tls.cert and tls.key (noon certs), or tls.insecure: true on a network you trust",
-		wire.Snippet(endpoint))}
+	return fmt.Errorf("%s: %s is not a loopback address and internal links have no TLS: "+
+		"set tls.ca, tls.cert and tls.key (noon certs), or tls.insecure: true on a network you trust",
+		field, wire.Snippet(endpoint))
 }
 
 func isLoopback(host string) bool {

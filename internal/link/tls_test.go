@@ -17,33 +17,30 @@ import (
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	"github.com/noonhq/noon/internal/pki"
+	"github.com/noonhq/noon/internal/testenv"
 )
 
-// The test binary's CAs: made once, they issue a certificate per identity.
+// Identities of the TLS tests.
 var (
-	pkiOnce         sync.Once
-	testCA, otherCA *pki.Ephemeral
-	errPKI          error
-	brokerID        = pki.Identity{Role: pki.RoleBroker, Name: "b1"}
-	loginID         = pki.Identity{Role: pki.RoleService, Name: "login"}
-	roomID          = pki.Identity{Role: pki.RoleService, Name: "room"}
+	brokerID = pki.Identity{Role: pki.RoleBroker, Name: "b1"}
+	loginID  = pki.Identity{Role: pki.RoleService, Name: "login"}
+	roomID   = pki.Identity{Role: pki.RoleService, Name: "room"}
 )
+
+// otherCA is a second CA, which the test binary's (testenv.PKI) does not
+// trust.
+var otherCA = sync.OnceValues(pki.NewEphemeral)
 
 // creds returns the credentials of id from the test CA (or, with other,
-// from a second CA that the first does not trust).
+// from otherCA).
 func creds(t testing.TB, id pki.Identity, other bool) *pki.Credentials {
 	t.Helper()
-	pkiOnce.Do(func() {
-		if testCA, errPKI = pki.NewEphemeral(); errPKI == nil {
-			otherCA, errPKI = pki.NewEphemeral()
-		}
-	})
-	if errPKI != nil {
-		t.Fatal(errPKI)
+	if !other {
+		return testenv.Credentials(t, id)
 	}
-	ca := testCA
-	if other {
-		ca = otherCA
+	ca, err := otherCA()
+	if err != nil {
+		t.Fatal(err)
 	}
 	c, err := ca.Credentials(id)
 	if err != nil {
@@ -128,7 +125,7 @@ func TestTLSRefusesWithoutCertificate(t *testing.T) {
 		t.Fatalf("plain connection not closed: %v (read %d bytes)", err, n)
 	}
 
-	pool := testCA.CA().Pool()
+	pool := testenv.PKI(t).CA().Pool()
 	tc := tls.Client(dialTCP(t, addr), &tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS13})
 	defer tc.Close()
 	tc.SetDeadline(time.Now().Add(5 * time.Second))
