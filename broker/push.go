@@ -7,6 +7,7 @@ import (
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	"github.com/noonhq/noon/internal/link"
+	"github.com/noonhq/noon/router"
 )
 
 // pushHub fans events from the service instances' PUB sockets out to the
@@ -95,10 +96,10 @@ func (h *pushHub) remove(s *session, topic string) {
 // sync brings the subscribers in line with yellow's records: one per
 // instance with a pub endpoint.
 func (h *pushHub) sync(insts []*platformpb.Instance) {
-	want := make(map[string]string)
+	want := make(map[string]*platformpb.Instance)
 	for _, inst := range insts {
 		if inst.GetPub() != "" && inst.GetService() != h.self {
-			want[inst.GetId()] = inst.GetPub()
+			want[inst.GetId()] = inst
 		}
 	}
 	var gone []*link.Subscriber
@@ -108,16 +109,19 @@ func (h *pushHub) sync(insts []*platformpb.Instance) {
 		return
 	}
 	for id, hs := range h.subs {
-		if ep, ok := want[id]; !ok || ep != hs.endpoint {
+		if inst, ok := want[id]; !ok || inst.GetPub() != hs.endpoint {
 			gone = append(gone, hs.sub)
 			delete(h.subs, id)
 		}
 	}
-	for id, ep := range want {
+	for id, inst := range want {
 		if h.subs[id] != nil {
 			continue
 		}
-		sub := link.NewSubscriber(ep, h.subOpts, h.deliver)
+		ep := inst.GetPub()
+		opts := h.subOpts
+		opts.ExpectIdentity = router.ExpectedIdentity(inst) // over TLS: the publisher is who its record says
+		sub := link.NewSubscriber(ep, opts, h.deliver)
 		for topic := range h.topics {
 			_ = sub.Subscribe(topic)
 		}

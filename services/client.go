@@ -29,7 +29,8 @@ type ClientOptions struct {
 	// service, or all instances restarting); default 1 s, never past the
 	// call's deadline.
 	ConnectWait time.Duration `yaml:"connect_wait"`
-	// Peer configures the links to instances.
+	// Peer configures the links to instances (and with Peer.TLS, to
+	// yellow too: see router.PoolOptions).
 	Peer link.PeerOptions `yaml:"-"`
 	// Logger receives the client's logs; nil discards them.
 	Logger *slog.Logger `yaml:"-"`

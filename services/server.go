@@ -109,6 +109,9 @@ func NewServer(opts Options, handlers map[string]HandlerFunc, log *slog.Logger) 
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
+	if err := opts.checkTLS(); err != nil {
+		return nil, err
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -142,6 +145,7 @@ func NewServer(opts Options, handlers map[string]HandlerFunc, log *slog.Logger) 
 		// once; the link's own bound only catches a burst beyond that.
 		MaxInFlight:    opts.Concurrency + linkInFlightMargin,
 		DefaultTimeout: opts.DefaultTimeout,
+		TLS:            opts.TLS,
 		Logger:         s.log,
 	}, s.handle)
 	if err != nil {
@@ -155,6 +159,7 @@ func NewServer(opts Options, handlers map[string]HandlerFunc, log *slog.Logger) 
 	if opts.PubBind != "" {
 		pub, err := link.NewPublisher(opts.PubBind, link.PubOptions{
 			HeartbeatInterval: opts.Heartbeat,
+			TLS:               opts.TLS, // brokers only subscribe
 			Logger:            s.log,
 		})
 		if err != nil {
@@ -239,6 +244,7 @@ func (s *Server) Main() error {
 	s.reg = yellow.Register(yellow.ClientOptions{
 		Yellows:   s.opts.Yellows,
 		Heartbeat: s.opts.Heartbeat,
+		TLS:       s.opts.TLS,
 		Logger:    s.baseLog,
 	}, s.Instance(), s.Load)
 	s.mu.Unlock()
