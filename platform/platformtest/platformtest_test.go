@@ -13,9 +13,19 @@ import (
 )
 
 // TestPlatform: the harness starts every module of the platform on port 0
-// and returns once a client's first call through the broker is served.
+// and returns once a client's first call through the broker is served,
+// with TLS on every internal link (the default) and without.
 func TestPlatform(t *testing.T) {
-	p := platformtest.Start(t, platformtest.Options(t, echo.Module, login.Module, room.Module))
+	t.Run("tls", func(t *testing.T) { testPlatform(t, true) })
+	t.Run("plain", func(t *testing.T) { testPlatform(t, false) })
+}
+
+func testPlatform(t *testing.T, tls bool) {
+	opts := platformtest.Options(t, echo.Module, login.Module, room.Module)
+	if !tls {
+		opts.TLS = nil
+	}
+	p := platformtest.Start(t, opts)
 	if len(p.Instances) != 3 || len(p.Services) != 3 {
 		t.Fatalf("instances %d, services %v", len(p.Instances), p.Services)
 	}
