@@ -3,10 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"flag"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/noonhq/noon/internal/pki"
 )
 
 // TestCertsAndDaemonChecks: noon certs makes a CA and certificates; a
@@ -47,5 +51,44 @@ func TestCertsAndDaemonChecks(t *testing.T) {
 	}
 	if err := run(runCerts, "issue", "-ca", filepath.Join(dir, "ca"), "-role", "root", "-out", dir); err == nil {
 		t.Fatal("issued a certificate for an unknown role")
+	}
+}
+
+// TestClusterTLS: noon cluster gives each child its own certificate, by
+// -set tls.* flags, that names the role the child runs as; tls.insecure
+// turns it off.
+func TestClusterTLS(t *testing.T) {
+	children := []clusterChild{
+		{"yellow", []string{"yellow"}, pki.Identity{Role: pki.RoleYellow}},
+		{"login-1", []string{"service", "login"}, pki.Identity{Role: pki.RoleService, Name: "login"}},
+		{"login-2", []string{"service", "login"}, pki.Identity{Role: pki.RoleService, Name: "login"}},
+		{"broker-1", []string{"broker"}, pki.Identity{Role: pki.RoleBroker, Name: "broker-1"}},
+	}
+	dir, err := clusterTLS(&Config{}, children)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	for _, ch := range children {
+		cf := configFlags{}
+		fs := flag.NewFlagSet(ch.name, flag.ContinueOnError)
+		cf.register(fs, "")
+		if err := fs.Parse(ch.args[len(ch.args)-6:]); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := cf.load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		creds, err := cfg.credentials()
+		if err != nil || creds == nil || creds.Identity() != ch.id {
+			t.Fatalf("%s: credentials %v, %v; want %s", ch.name, creds, err, ch.id)
+		}
+	}
+	if _, err := pki.LoadCredentials(filepath.Join(dir, pki.CACertFile), filepath.Join(dir, "admin.crt"), filepath.Join(dir, "admin.key")); err != nil {
+		t.Fatalf("noonctl's certificate: %v", err)
+	}
+	if dir, err := clusterTLS(&Config{TLS: pki.Config{Insecure: true}}, children[:1]); err != nil || dir != "" {
+		t.Fatalf("insecure: %q %v", dir, err)
 	}
 }
