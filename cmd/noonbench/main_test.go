@@ -269,7 +269,7 @@ func TestFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.duration.String() != "2s" || cfg.warmup != quickWarmup || cfg.idle != quickIdle || len(cfg.conns) != 3 || len(cfg.only) != 5 ||
+	if cfg.duration.String() != "2s" || cfg.warmup != quickWarmup || cfg.idle != quickIdle || len(cfg.conns) != 3 || len(cfg.only) != len(allScenarios) ||
 		cfg.onlyGiven || cfg.connsGiven || cfg.postgresURL != defaultPostgres || cfg.redisAddr != defaultRedis {
 		t.Errorf("-quick -duration 2s: %+v", cfg)
 	}
