@@ -51,16 +51,9 @@ func TestMalformedMessagesDropped(t *testing.T) {
 	if err := d.Send(zmq4.NewMsg(mustMarshal(t, &platformpb.Envelope{Kind: platformpb.Kind_KIND_PING, RequestId: 77}))); err != nil {
 		t.Fatal(err)
 	}
-	msg, err := d.Recv()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pong platformpb.Envelope
-	if err := proto.Unmarshal(msg.Frames[0], &pong); err != nil {
-		t.Fatal(err)
-	}
+	pong := recvEnvelope(t, d)
 	if pong.GetKind() != platformpb.Kind_KIND_PONG || pong.GetRequestId() != 77 || pong.GetLoad() != 0.25 || pong.GetSender() != "srv" {
-		t.Fatalf("PONG = %v", &pong)
+		t.Fatalf("PONG = %v", pong)
 	}
 	// And a Peer is served as usual.
 	p := mustDial(t, s.Endpoint(), fastPeerOptions(t), true)
@@ -71,6 +64,20 @@ func TestMalformedMessagesDropped(t *testing.T) {
 	if st := s.Stats(); st.BadMessages != uint64(len(garbage)) || st.Guard.Rejected != 0 {
 		t.Fatalf("stats %+v", st)
 	}
+}
+
+// recvEnvelope receives one message on a raw DEALER and decodes it.
+func recvEnvelope(t testing.TB, d zmq4.Socket) *platformpb.Envelope {
+	t.Helper()
+	msg, err := d.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env platformpb.Envelope
+	if err := proto.Unmarshal(msg.Frames[0], &env); err != nil {
+		t.Fatal(err)
+	}
+	return &env
 }
 
 func mustMarshal(t testing.TB, m proto.Message) []byte {

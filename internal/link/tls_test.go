@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/go-zeromq/zmq4"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	"github.com/noonhq/noon/internal/pki"
@@ -216,15 +215,7 @@ func roundTrip(t *testing.T, d zmq4.Socket, id uint64) *platformpb.Envelope {
 	if err := d.Send(zmq4.NewMsg(req)); err != nil {
 		t.Fatal(err)
 	}
-	msg, err := d.Recv()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep platformpb.Envelope
-	if err := proto.Unmarshal(msg.Frames[0], &rep); err != nil {
-		t.Fatal(err)
-	}
-	return &rep
+	return recvEnvelope(t, d)
 }
 
 // TestTLSDuplicateRoutingIdentity: a connection whose READY names a

@@ -55,23 +55,15 @@ func NewCA(name string, validity time.Duration) (*CA, error) {
 	if validity <= 0 {
 		validity = DefaultCAValidity
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, tmpl, err := newTemplate(name, validity)
 	if err != nil {
-		return nil, fmt.Errorf("pki: CA key: %w", err)
+		return nil, err
 	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: name, Organization: []string{"noon"}},
-		NotBefore:             now.Add(-clockSkew),
-		NotAfter:              now.Add(validity),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		// The CA signs only end-entity certificates.
-		MaxPathLen:     0,
-		MaxPathLenZero: true,
-	}
+	tmpl.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature
+	tmpl.BasicConstraintsValid = true
+	tmpl.IsCA = true
+	// The CA signs only end-entity certificates.
+	tmpl.MaxPathLen, tmpl.MaxPathLenZero = 0, true
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
 		return nil, fmt.Errorf("pki: CA certificate: %w", err)
@@ -81,6 +73,23 @@ func NewCA(name string, validity time.Duration) (*CA, error) {
 		return nil, err
 	}
 	return &CA{cert: cert, certPEM: encodePEM("CERTIFICATE", der), key: key}, nil
+}
+
+// newTemplate returns a fresh ECDSA P-256 key and the template of a
+// certificate for common name cn, valid for validity from now (backdated
+// by clockSkew), with a random serial number.
+func newTemplate(cn string, validity time.Duration) (*ecdsa.PrivateKey, *x509.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pki: key: %w", err)
+	}
+	now := time.Now()
+	return key, &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: cn, Organization: []string{"noon"}},
+		NotBefore:    now.Add(-clockSkew),
+		NotAfter:     now.Add(validity),
+	}, nil
 }
 
 // serial returns a random 128-bit serial number (RFC 5280 allows 20
@@ -139,20 +148,13 @@ func (ca *CA) Issue(id Identity, opts IssueOptions) (*Issued, error) {
 	if len(hosts) == 0 {
 		hosts = DefaultHosts
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, tmpl, err := newTemplate(id.String(), opts.Validity)
 	if err != nil {
-		return nil, fmt.Errorf("pki: key: %w", err)
+		return nil, err
 	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: id.String(), Organization: []string{"noon"}},
-		NotBefore:    now.Add(-clockSkew),
-		NotAfter:     now.Add(opts.Validity),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		URIs:         []*url.URL{id.URI()},
-	}
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+	tmpl.URIs = []*url.URL{id.URI()}
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {
 			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
