@@ -296,10 +296,11 @@ func newGuardConn(ctx context.Context, c net.Conn, cfg *guardConfig, server bool
 	}
 	if cfg.tls != nil {
 		g.isTLS = true
+		bc := bufferedConn{Conn: c, r: bufio.NewReaderSize(c, readBufferSize)}
 		if server {
-			g.Conn = tls.Server(c, cfg.tls)
+			g.Conn = tls.Server(bc, cfg.tls)
 		} else {
-			g.Conn = tls.Client(c, cfg.tls)
+			g.Conn = tls.Client(bc, cfg.tls)
 		}
 	}
 	if server && cfg.callers != nil {
@@ -331,6 +332,17 @@ func newGuardConn(ctx context.Context, c net.Conn, cfg *guardConfig, server bool
 	}
 	return g
 }
+
+// bufferedConn is the TCP connection under TLS, its reads buffered:
+// crypto/tls reads only what the next record needs, so without a buffer a
+// burst of small messages (one record each) costs a syscall every few
+// records instead of one per readBufferSize.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // Close closes the connection; it is safe to call more than once. It closes
 // the TCP connection itself, without a TLS close_notify (which could block

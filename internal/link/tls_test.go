@@ -373,3 +373,13 @@ func TestHostileConnectionsTLS(t *testing.T) {
 		t.Fatalf("Call: %v %v", rep, err)
 	}
 }
+
+// TestTLSIdleConnectionClosed: the idle timeout holds over TLS too.
+func TestTLSIdleConnectionClosed(t *testing.T) {
+	s := mustListen(t, "", ServerOptions{IdleTimeout: 400 * time.Millisecond, TLS: creds(t, loginID, false)}, echo)
+	tlsDealer(t, s.Endpoint(), creds(t, brokerID, false), "quiet") // sends nothing after the handshake
+	checkFor(t, 3*time.Second, "idle TLS connection closed", func() bool { return s.Stats().Guard.Idle == 1 })
+	if _, held := s.callers.lookup([]byte("quiet")); held {
+		t.Fatal("the closed connection's routing identity is still bound")
+	}
+}
