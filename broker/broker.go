@@ -113,6 +113,9 @@ func New(opts Options, log *slog.Logger, sink metrics.Sink) (*Broker, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
+	if err := opts.checkTLS(); err != nil {
+		return nil, err
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -158,6 +161,7 @@ func New(opts Options, log *slog.Logger, sink metrics.Sink) (*Broker, error) {
 	b.ctl, err = link.Listen(opts.Control, link.ServerOptions{
 		InstanceID: id,
 		Load:       b.Load,
+		TLS:        opts.TLS,
 		Logger:     log.With("component", "control"),
 	}, b.control)
 	if err != nil {
@@ -190,12 +194,14 @@ func New(opts Options, log *slog.Logger, sink metrics.Sink) (*Broker, error) {
 	w := yellow.Watch(yellow.ClientOptions{
 		Yellows:   opts.Yellows,
 		Heartbeat: opts.Heartbeat,
+		TLS:       opts.TLS,
 		Logger:    log.With("component", "watcher"),
 	})
 	b.pool = router.NewPoolWatcher(w, link.PeerOptions{
 		IdentityPrefix:    id + "-",
 		InstanceID:        id,
 		HeartbeatInterval: opts.Heartbeat,
+		TLS:               opts.TLS,
 		Logger:            log.With("component", "pool"),
 	}, log.With("component", "pool"))
 	b.router = router.New(b.pool, router.Options{
@@ -208,6 +214,7 @@ func New(opts Options, log *slog.Logger, sink metrics.Sink) (*Broker, error) {
 	b.hub = newPushHub(log.With("component", "push"), link.SubOptions{
 		IdentityPrefix: id + "-sub-",
 		DeadAfter:      link.DefaultDeadIntervals * opts.Heartbeat,
+		TLS:            opts.TLS,
 		Logger:         log.With("component", "push"),
 	}, ServiceName, authRoute.Service, b.revoked)
 	b.m = newBrokerMetrics(sink, b)
@@ -286,6 +293,7 @@ func (b *Broker) Main() error {
 	b.reg = yellow.Register(yellow.ClientOptions{
 		Yellows:   b.opts.Yellows,
 		Heartbeat: b.opts.Heartbeat,
+		TLS:       b.opts.TLS,
 		Logger:    b.log.With("component", "registration"),
 	}, b.record, b.Load)
 	if b.draining.Load() {

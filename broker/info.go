@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
+	"github.com/noonhq/noon/internal/link"
+	"github.com/noonhq/noon/internal/pki"
 	"github.com/noonhq/noon/wire"
 )
 
@@ -75,9 +77,16 @@ func (b *Broker) Info() Info {
 	}
 }
 
-// control serves the control socket (link.Handler).
-func (b *Broker) control(_ context.Context, req *platformpb.Envelope, reply func(*platformpb.Envelope)) {
+// control serves the control socket (link.Handler). Over TLS only admin
+// identities (noonctl) may call it: it describes the broker's clients and
+// routes.
+func (b *Broker) control(ctx context.Context, req *platformpb.Envelope, reply func(*platformpb.Envelope)) {
 	rep := &platformpb.Envelope{Method: req.GetMethod(), Sender: b.id}
+	if caller, ok := link.CallerFrom(ctx); ok && caller.Role != pki.RoleAdmin {
+		rep.ErrorCode, rep.ErrorMessage = wire.CodeUnauthenticated, fmt.Sprintf("%s is for admin identities, not %s", wire.Snippet(req.GetMethod()), caller)
+		reply(rep)
+		return
+	}
 	switch req.GetMethod() {
 	case MethodInfo:
 		out, err := json.Marshal(b.Info())

@@ -8,6 +8,8 @@ import (
 
 	"github.com/noonhq/noon/edge"
 	"github.com/noonhq/noon/internal/config"
+	"github.com/noonhq/noon/internal/link"
+	"github.com/noonhq/noon/internal/pki"
 	"github.com/noonhq/noon/wire"
 	"github.com/noonhq/noon/yellow"
 )
@@ -108,6 +110,14 @@ type Options struct {
 	// service's instances are the ones whose revocations (login.Revoked on
 	// wire.TopicRevoked) the broker acts on.
 	AuthValidateMethod string `yaml:"auth_validate_method"`
+	// TLS, when set, runs mutual TLS on every internal link of the broker
+	// (its control ROUTER, yellow, the links to instances and to their PUB
+	// sockets); its certificate must say broker. Set from the config's tls
+	// block. Nil: plain links.
+	TLS *pki.Credentials `yaml:"-"`
+	// Insecure allows plain links on a control address other than
+	// loopback (the config's tls.insecure).
+	Insecure bool `yaml:"-"`
 }
 
 // NewOptions returns the default options: the edge's defaults and the
@@ -166,6 +176,20 @@ func (o Options) Validate() error {
 		}
 	}
 	return errs.Err()
+}
+
+// checkTLS checks what New needs of the links: a broker certificate with
+// TLS, a loopback control address without (unless Insecure).
+func (o Options) checkTLS() error {
+	if o.TLS != nil {
+		if err := o.TLS.Require(pki.Identity{Role: pki.RoleBroker}); err != nil {
+			return fmt.Errorf("broker: tls: %w", err)
+		}
+	}
+	if err := link.CheckPlainBind("control", o.Control, o.TLS, o.Insecure); err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
+	return nil
 }
 
 // validateAdvertise checks Advertise: host:port that a client can dial.

@@ -189,6 +189,11 @@ func TestNewAdvertise(t *testing.T) {
 	o.Yellows = []string{"tcp://127.0.0.1:1"} // none there: New does not need one
 	o.Edge.TCPAddr, o.Edge.WSAddr = "0.0.0.0:0", "0.0.0.0:0"
 	o.Control = "tcp://0.0.0.0:0"
+	// A control socket on a wildcard address needs TLS, or insecure.
+	if _, err := broker.New(o, testLogger(t), nil); err == nil || !strings.Contains(err.Error(), "broker: control: tcp://0.0.0.0:0 is not a loopback address") {
+		t.Fatalf("plain control on a wildcard address: %v", err)
+	}
+	o.Insecure = true
 	b, err := broker.New(o, testLogger(t), nil)
 	if err != nil {
 		t.Fatal(err)

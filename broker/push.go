@@ -7,6 +7,7 @@ import (
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	"github.com/noonhq/noon/internal/link"
+	"github.com/noonhq/noon/router"
 	"github.com/noonhq/noon/wire"
 )
 
@@ -108,12 +109,10 @@ func (h *pushHub) remove(s *session, topic string) {
 // sync brings the subscribers in line with yellow's records: one per
 // instance with a pub endpoint.
 func (h *pushHub) sync(insts []*platformpb.Instance) {
-	want := make(map[string]string)
-	auth := make(map[string]bool)
+	want := make(map[string]*platformpb.Instance)
 	for _, inst := range insts {
 		if inst.GetPub() != "" && inst.GetService() != h.self {
-			want[inst.GetId()] = inst.GetPub()
-			auth[inst.GetId()] = inst.GetService() == h.auth
+			want[inst.GetId()] = inst
 		}
 	}
 	var gone []*link.Subscriber
@@ -123,27 +122,31 @@ func (h *pushHub) sync(insts []*platformpb.Instance) {
 		return
 	}
 	for id, hs := range h.subs {
-		if ep, ok := want[id]; !ok || ep != hs.endpoint || auth[id] != hs.auth {
+		if inst, ok := want[id]; !ok || inst.GetPub() != hs.endpoint || (inst.GetService() == h.auth) != hs.auth {
 			gone = append(gone, hs.sub)
 			delete(h.subs, id)
 		}
 	}
-	for id, ep := range want {
+	for id, inst := range want {
 		if h.subs[id] != nil {
 			continue
 		}
+		ep := inst.GetPub()
+		auth := inst.GetService() == h.auth
+		opts := h.subOpts
+		opts.ExpectIdentity = router.ExpectedIdentity(inst) // over TLS: the publisher is who its record says
 		deliver := h.deliver
-		if auth[id] {
+		if auth {
 			deliver = h.deliverAuth
 		}
-		sub := link.NewSubscriber(ep, h.subOpts, deliver)
-		if auth[id] {
+		sub := link.NewSubscriber(ep, opts, deliver)
+		if auth {
 			_ = sub.Subscribe(wire.TopicRevoked)
 		}
 		for topic := range h.topics {
 			_ = sub.Subscribe(topic)
 		}
-		h.subs[id] = &hubSub{sub: sub, endpoint: ep, auth: auth[id]}
+		h.subs[id] = &hubSub{sub: sub, endpoint: ep, auth: auth}
 		h.log.Debug("broker: following publisher", "instance", id, "pub", ep)
 	}
 	h.mu.Unlock()

@@ -1,6 +1,7 @@
 // Package platform assembles the whole noon platform in one process:
 // yellow, one instance of every service module, the BrokerList and a
-// broker, all finding each other through that yellow. It is the one
+// broker, all finding each other through that yellow, with mutual TLS on
+// every internal link when given an ephemeral CA (noon dev always is). It is the one
 // in-process platform: `noon dev` runs it on the configured ports,
 // noonbench measures it, and tests start it on port 0 through
 // platform/platformtest.
@@ -21,6 +22,7 @@ import (
 	"github.com/noonhq/noon/edge/brokerlist"
 	"github.com/noonhq/noon/internal/daemon"
 	"github.com/noonhq/noon/internal/metrics"
+	"github.com/noonhq/noon/internal/pki"
 	"github.com/noonhq/noon/services"
 	"github.com/noonhq/noon/yellow"
 )
@@ -48,6 +50,25 @@ type Options struct {
 	Sink func(daemon string) metrics.Sink
 	// Health, when set, is given each daemon's health check.
 	Health func(name string, check func() error)
+	// TLS, when set, turns on mutual TLS on every internal link: each
+	// daemon gets its own certificate from this CA (yellow, broker,
+	// broker:brokerlist, service:<name>). Nil: plain links, which the
+	// daemons allow on loopback addresses only, unless Insecure.
+	TLS *pki.Ephemeral
+	// Insecure allows plain links on addresses other than loopback.
+	Insecure bool
+}
+
+// BrokerListIdentity is the BrokerList's identity: part of the edge, it
+// holds a broker certificate.
+var BrokerListIdentity = pki.Identity{Role: pki.RoleBroker, Name: "brokerlist"}
+
+// credentials returns id's credentials from opts.TLS, or nil without TLS.
+func (opts *Options) credentials(id pki.Identity) (*pki.Credentials, error) {
+	if opts.TLS == nil {
+		return nil, nil
+	}
+	return opts.TLS.Credentials(id)
 }
 
 // Platform is a running (or ready to run) in-process platform.
@@ -91,7 +112,12 @@ func New(ctx context.Context, opts Options) (_ *Platform, err error) {
 		}
 	}()
 
-	y, err := yellow.New(opts.Yellow, log.With("daemon", "yellow"))
+	yo := opts.Yellow
+	yo.Insecure = opts.Insecure
+	if yo.TLS, err = opts.credentials(pki.Identity{Role: pki.RoleYellow}); err != nil {
+		return nil, err
+	}
+	y, err := yellow.New(yo, log.With("daemon", "yellow"))
 	if err != nil {
 		return nil, err
 	}
@@ -106,6 +132,10 @@ func New(ctx context.Context, opts Options) (_ *Platform, err error) {
 		env.Log = log
 		env.Metrics = sink("service_" + m.Name())
 		env.Yellows = yellows
+		env.Insecure = opts.Insecure
+		if env.TLS, err = opts.credentials(pki.Identity{Role: pki.RoleService, Name: m.Name()}); err != nil {
+			return nil, err
+		}
 		sec := opts.Sections[m.Name()]
 		if sec == nil {
 			sec = m.NewSection()
@@ -123,6 +153,9 @@ func New(ctx context.Context, opts Options) (_ *Platform, err error) {
 
 	blo := opts.BrokerList
 	blo.Yellows = yellows
+	if blo.TLS, err = opts.credentials(BrokerListIdentity); err != nil {
+		return nil, err
+	}
 	bl, err := brokerlist.New(blo, log.With("daemon", "brokerlist"))
 	if err != nil {
 		return nil, err
@@ -133,6 +166,10 @@ func New(ctx context.Context, opts Options) (_ *Platform, err error) {
 
 	bo := opts.Broker
 	bo.Yellows = yellows
+	bo.Insecure = opts.Insecure
+	if bo.TLS, err = opts.credentials(pki.Identity{Role: pki.RoleBroker}); err != nil {
+		return nil, err
+	}
 	b, err := broker.New(bo, log.With("daemon", "broker"), sink("broker"))
 	if err != nil {
 		return nil, err

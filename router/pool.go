@@ -12,6 +12,7 @@ import (
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	"github.com/noonhq/noon/internal/link"
+	"github.com/noonhq/noon/internal/pki"
 	"github.com/noonhq/noon/wire"
 	"github.com/noonhq/noon/yellow"
 )
@@ -22,7 +23,9 @@ type PoolOptions struct {
 	Yellows []string `yaml:"yellows"`
 	// Heartbeat is the yellow heartbeat the watcher expects (default 1 s).
 	Heartbeat time.Duration `yaml:"heartbeat"`
-	// Peer configures every link the pool dials.
+	// Peer configures every link the pool dials. With Peer.TLS, the links
+	// to yellow use it too, and each instance must present the certificate
+	// its record calls for (see ExpectedIdentity).
 	Peer link.PeerOptions `yaml:"-"`
 	// Logger receives the pool's logs; nil discards them.
 	Logger *slog.Logger `yaml:"-"`
@@ -75,6 +78,7 @@ func NewPool(opts PoolOptions) *Pool {
 	w := yellow.Watch(yellow.ClientOptions{
 		Yellows:   opts.Yellows,
 		Heartbeat: opts.Heartbeat,
+		TLS:       opts.Peer.TLS,
 		Logger:    opts.Logger,
 	})
 	p := NewPoolWatcher(w, opts.Peer, opts.Logger)
@@ -341,9 +345,23 @@ func (p *Pool) peerOf(inst *platformpb.Instance) *link.Peer {
 		}
 		pp.peer.CloseWhenIdle(retireGrace, p.quit) // moved; never blocks
 	}
-	peer := link.Dial(inst.GetRouter(), p.peerOpts)
+	opts := p.peerOpts
+	opts.ExpectIdentity = ExpectedIdentity(inst)
+	peer := link.Dial(inst.GetRouter(), opts)
 	p.peers[inst.GetId()] = &poolPeer{peer: peer, router: inst.GetRouter()}
 	return peer
+}
+
+// ExpectedIdentity is the certificate identity an instance's record calls
+// for: a broker's is a broker's, any other instance's is its service's
+// (service:<name>). Over TLS the pool's links refuse an instance whose
+// certificate says otherwise, so a record cannot send a service's calls to
+// a process certified for something else.
+func ExpectedIdentity(inst *platformpb.Instance) pki.Identity {
+	if inst.GetKind() == platformpb.ServiceKind_SERVICE_KIND_BROKER {
+		return pki.Identity{Role: pki.RoleBroker}
+	}
+	return pki.Identity{Role: pki.RoleService, Name: inst.GetService()}
 }
 
 // MarkDraining makes Pick skip the instance until it leaves yellow: it

@@ -29,7 +29,8 @@ type ClientOptions struct {
 	// service, or all instances restarting); default 1 s, never past the
 	// call's deadline.
 	ConnectWait time.Duration `yaml:"connect_wait"`
-	// Peer configures the links to instances.
+	// Peer configures the links to instances (and with Peer.TLS, to
+	// yellow too: see router.PoolOptions).
 	Peer link.PeerOptions `yaml:"-"`
 	// Logger receives the client's logs; nil discards them.
 	Logger *slog.Logger `yaml:"-"`
@@ -85,7 +86,8 @@ func (c *Client) Close() {
 // Call calls method ("<service>.<Method>") with req encoded as Thrift
 // compact and decodes the reply into resp (which may be nil to ignore it):
 // a wire.CallFunc, so generated client stubs call through it. Called from
-// a handler, it passes the handler's session on. Errors are *wire.Error:
+// a handler, it passes the handler's session on; over TLS the callee drops
+// it (a service calling a service is that service, never a user). Errors are *wire.Error:
 // the reply's error, or unavailable / timeout from the transport.
 func (c *Client) Call(ctx context.Context, method string, req, resp thrift.TStruct) error {
 	return c.CallTo(ctx, router.Target{Service: wire.ServiceOf(method)}, method, req, resp)

@@ -15,7 +15,9 @@ import (
 
 	"github.com/noonhq/noon/internal/config"
 	"github.com/noonhq/noon/internal/daemon"
+	"github.com/noonhq/noon/internal/link"
 	"github.com/noonhq/noon/internal/metrics"
+	"github.com/noonhq/noon/internal/pki"
 	"github.com/noonhq/noon/internal/stores"
 	"github.com/noonhq/noon/wire"
 )
@@ -143,6 +145,12 @@ type Env struct {
 	// Yellows are the platform's yellows (the top-level `yellows`), used
 	// when the service's section names none.
 	Yellows []string
+	// TLS are the instance's credentials (a service:<name> certificate)
+	// for mutual TLS on every link; nil: plain links. Insecure allows plain
+	// links on addresses other than loopback. Start copies both into
+	// Options.
+	TLS      *pki.Credentials
+	Insecure bool
 	// Options are the instance's runtime options (yellows, heartbeat, ...).
 	Options Options
 
@@ -166,7 +174,8 @@ func (e *Env) Client() *Client {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.c == nil {
-		l.c = NewClient(ClientOptions{Yellows: e.Options.Yellows, Heartbeat: e.Options.Heartbeat, Logger: e.Log})
+		l.c = NewClient(ClientOptions{Yellows: e.Options.Yellows, Heartbeat: e.Options.Heartbeat,
+			Peer: link.PeerOptions{TLS: e.Options.TLS}, Logger: e.Log})
 		if l.closed {
 			l.c.Close() // asked for after the instance stopped: calls fail
 		}
@@ -369,6 +378,7 @@ func (m *module[O]) Start(ctx context.Context, env Env, sec Section) (*Instance,
 		}
 	}
 	env.Options = c.Options
+	env.Options.TLS, env.Options.Insecure = env.TLS, env.Insecure
 	if len(env.Options.Yellows) == 0 {
 		env.Options.Yellows = slices.Clone(env.Yellows)
 	}

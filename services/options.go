@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/noonhq/noon/internal/config"
+	"github.com/noonhq/noon/internal/link"
+	"github.com/noonhq/noon/internal/pki"
 	"github.com/noonhq/noon/wire"
 )
 
@@ -84,6 +86,15 @@ type Options struct {
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
 	// Heartbeat is how often the instance beats to yellow.
 	Heartbeat time.Duration `yaml:"heartbeat"`
+	// TLS, when set, runs mutual TLS on every link of the instance: its
+	// ROUTER, its PUB socket (brokers only may subscribe), its yellow
+	// registration and the Client it calls other services with. Its
+	// certificate must say service:<name>. Set by the platform from the
+	// config's tls block (Env.TLS), not by the service's section.
+	TLS *pki.Credentials `yaml:"-"`
+	// Insecure allows plain links on addresses other than loopback (the
+	// config's tls.insecure).
+	Insecure bool `yaml:"-"`
 }
 
 // NewOptions returns the default options; Name and Yellows still need
@@ -138,4 +149,23 @@ func (o Options) Validate() error {
 	errs.Add(config.Positive("drain_timeout", o.DrainTimeout))
 	errs.Add(config.Range("heartbeat", o.Heartbeat, minHeartbeat, maxHeartbeat))
 	return errs.Err()
+}
+
+// checkTLS checks what NewServer needs of the links: a service:<name>
+// certificate with TLS, loopback binds without (unless Insecure).
+func (o Options) checkTLS() error {
+	if o.TLS != nil {
+		if err := o.TLS.Require(pki.Identity{Role: pki.RoleService, Name: o.Name}); err != nil {
+			return fmt.Errorf("services: tls: %w", err)
+		}
+	}
+	if err := link.CheckPlainBind("bind", o.Bind, o.TLS, o.Insecure); err != nil {
+		return fmt.Errorf("services: %w", err)
+	}
+	if o.PubBind != "" {
+		if err := link.CheckPlainBind("pub_bind", o.PubBind, o.TLS, o.Insecure); err != nil {
+			return fmt.Errorf("services: %w", err)
+		}
+	}
+	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	"github.com/noonhq/noon/internal/daemon"
 	"github.com/noonhq/noon/internal/link"
+	"github.com/noonhq/noon/internal/pki"
 	"github.com/noonhq/noon/wire"
 	"github.com/noonhq/noon/yellow"
 )
@@ -109,6 +110,9 @@ func NewServer(opts Options, handlers map[string]HandlerFunc, log *slog.Logger) 
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
+	if err := opts.checkTLS(); err != nil {
+		return nil, err
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -142,6 +146,7 @@ func NewServer(opts Options, handlers map[string]HandlerFunc, log *slog.Logger) 
 		// once; the link's own bound only catches a burst beyond that.
 		MaxInFlight:    opts.Concurrency + linkInFlightMargin,
 		DefaultTimeout: opts.DefaultTimeout,
+		TLS:            opts.TLS,
 		Logger:         s.log,
 	}, s.handle)
 	if err != nil {
@@ -155,6 +160,7 @@ func NewServer(opts Options, handlers map[string]HandlerFunc, log *slog.Logger) 
 	if opts.PubBind != "" {
 		pub, err := link.NewPublisher(opts.PubBind, link.PubOptions{
 			HeartbeatInterval: opts.Heartbeat,
+			TLS:               opts.TLS, // brokers only subscribe
 			Logger:            s.log,
 		})
 		if err != nil {
@@ -239,6 +245,7 @@ func (s *Server) Main() error {
 	s.reg = yellow.Register(yellow.ClientOptions{
 		Yellows:   s.opts.Yellows,
 		Heartbeat: s.opts.Heartbeat,
+		TLS:       s.opts.TLS,
 		Logger:    s.baseLog,
 	}, s.Instance(), s.Load)
 	s.mu.Unlock()
@@ -430,7 +437,7 @@ func (s *Server) deadline(req *platformpb.Envelope, now time.Time) time.Time {
 func (s *Server) run(linkCtx context.Context, req *platformpb.Envelope, h HandlerFunc, deadline time.Time, reply func(*platformpb.Envelope)) {
 	defer s.wg.Done()
 	ctx, cancel := context.WithDeadline(linkCtx, deadline)
-	sess := NewSession(req.GetSession())
+	sess := sessionOf(linkCtx, req.GetSession())
 	log := s.log.With("method", req.GetMethod(), "request_id", req.GetRequestId())
 	if sess.ID() != "" {
 		log = log.With("session", sess.ID())
@@ -510,4 +517,22 @@ func (s *Server) errorReply(req *platformpb.Envelope, code, msg string) *platfor
 		Load:         s.Load(),
 		Sender:       s.id,
 	}
+}
+
+// sessionOf returns the Session a request may act on. Over TLS a client
+// session (user id, bindings, remote address) is believed only from a
+// broker: a service calling a service is that service, never a user, so
+// the session it sends is dropped. On a plain link (an explicitly insecure
+// deployment, tests) the envelope's session is taken as it is.
+func sessionOf(ctx context.Context, pb *platformpb.Session) *Session {
+	caller, ok := link.CallerFrom(ctx)
+	if !ok {
+		return NewSession(pb)
+	}
+	if caller.Role != pki.RoleBroker {
+		pb = nil
+	}
+	s := NewSession(pb)
+	s.caller, s.tls = caller, true
+	return s
 }

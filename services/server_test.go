@@ -98,8 +98,14 @@ func TestServerEndpoints(t *testing.T) {
 		inst.GetState() != platformpb.InstanceState_INSTANCE_STATE_READY {
 		t.Errorf("Instance() = %v", inst)
 	}
+	wildOpts := services.NewOptions()
+	wildOpts.Name, wildOpts.Bind = "echo", "tcp://0.0.0.0:0"
+	if _, err := services.NewServer(wildOpts, nil, nil); err == nil || !strings.Contains(err.Error(), "services: bind: tcp://0.0.0.0:0 is not a loopback address") {
+		t.Errorf("plain ROUTER on a wildcard address: %v", err)
+	}
 	wild := mustStartEcho(t, nil, func(o *services.Options) {
 		o.Bind, o.PubBind, o.Advertise = "tcp://0.0.0.0:0", "", "127.0.0.1"
+		o.Insecure = true // a trusted network
 	}, nil)
 	if !strings.HasPrefix(wild.Endpoint(), "tcp://127.0.0.1:") || wild.PubEndpoint() != "" {
 		t.Errorf("advertised %q %q", wild.Endpoint(), wild.PubEndpoint())

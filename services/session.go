@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
+	"github.com/noonhq/noon/internal/pki"
 	"github.com/noonhq/noon/wire"
 )
 
@@ -17,7 +18,9 @@ import (
 // applies them. A Session is safe for concurrent use by a handler's
 // goroutines.
 type Session struct {
-	pb *platformpb.Session
+	pb     *platformpb.Session
+	caller pki.Identity // the verified identity of the calling process, over TLS
+	tls    bool
 
 	mu       sync.Mutex // guards the fields below
 	bindings []*platformpb.Binding
@@ -29,6 +32,11 @@ type Session struct {
 func NewSession(pb *platformpb.Session) *Session {
 	return &Session{pb: pb}
 }
+
+// Caller returns the verified identity of the process that sent the
+// request (a broker, or the service that called), and false on a plain
+// link.
+func (s *Session) Caller() (pki.Identity, bool) { return s.caller, s.tls }
 
 // ID returns the broker-assigned session id, or "" when the request comes
 // from no client.

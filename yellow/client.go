@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
+	"github.com/noonhq/noon/internal/pki"
 	"github.com/noonhq/noon/wire"
 )
 
@@ -30,6 +31,9 @@ type ClientOptions struct {
 	Heartbeat time.Duration `yaml:"heartbeat"`
 	// Timeout bounds each request to a yellow. Default DefaultCallTimeout.
 	Timeout time.Duration `yaml:"timeout"`
+	// TLS, when set, runs mutual TLS on the links to every yellow, which
+	// must present a yellow certificate. Nil: plain links.
+	TLS *pki.Credentials `yaml:"-"`
 	// Logger receives the client's logs; nil discards them.
 	Logger *slog.Logger `yaml:"-"`
 }

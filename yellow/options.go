@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/noonhq/noon/internal/link"
+	"github.com/noonhq/noon/internal/pki"
 	"github.com/noonhq/noon/wire"
 )
 
@@ -76,6 +78,13 @@ type Options struct {
 	// TickInterval is how often a TICK delta is published; 0 means
 	// Heartbeat, and it may not be longer than Heartbeat.
 	TickInterval time.Duration `yaml:"tick_interval"`
+	// TLS, when set, runs mutual TLS on the ROUTER and the PUB socket
+	// (anyone the CA certified may query and watch); its certificate must
+	// say yellow. Nil: plain links, which New allows on loopback addresses
+	// only, unless Insecure (the config's tls block).
+	TLS *pki.Credentials `yaml:"-"`
+	// Insecure allows plain links on addresses other than loopback.
+	Insecure bool `yaml:"-"`
 }
 
 // NewOptions returns the default options.
@@ -123,6 +132,22 @@ func (o Options) Validate() error {
 	// gone, so ticks must come at least once per heartbeat.
 	if o.TickInterval > o.Heartbeat {
 		return fmt.Errorf("yellow: tick_interval: must be at most heartbeat (%v), got %v", o.Heartbeat, o.TickInterval)
+	}
+	return nil
+}
+
+// checkTLS checks what New needs of the links: a yellow certificate with
+// TLS, loopback addresses without (unless Insecure).
+func (o Options) checkTLS() error {
+	if o.TLS != nil {
+		if err := o.TLS.Require(pki.Identity{Role: pki.RoleYellow}); err != nil {
+			return fmt.Errorf("yellow: tls: %w", err)
+		}
+	}
+	for _, f := range []struct{ name, ep string }{{"router_addr", o.RouterAddr}, {"pub_addr", o.PubAddr}} {
+		if err := link.CheckPlainBind(f.name, f.ep, o.TLS, o.Insecure); err != nil {
+			return fmt.Errorf("yellow: %w", err)
+		}
 	}
 	return nil
 }

@@ -47,7 +47,7 @@ type regLink struct {
 // (yellow rejects it, and the registration keeps retrying slowly).
 func Register(opts ClientOptions, inst *platformpb.Instance, load func() float64) *Registration {
 	opts = opts.withDefaults()
-	return register(linkTransport{log: opts.Logger, heartbeat: opts.Heartbeat}, opts, inst, load)
+	return register(linkTransport{log: opts.Logger, heartbeat: opts.Heartbeat, tls: opts.TLS}, opts, inst, load)
 }
 
 func register(tr transport, opts ClientOptions, inst *platformpb.Instance, load func() float64) *Registration {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	"github.com/noonhq/noon/internal/daemon"
+	"github.com/noonhq/noon/internal/link"
 	"github.com/noonhq/noon/wire"
 )
 
@@ -77,11 +78,14 @@ func New(opts Options, log *slog.Logger) (*Yellow, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return newYellow(linkTransport{log: log, heartbeat: opts.tick()}, opts, log)
+	return newYellow(linkTransport{log: log, heartbeat: opts.tick(), tls: opts.TLS}, opts, log)
 }
 
 func newYellow(tr serverTransport, opts Options, log *slog.Logger) (*Yellow, error) {
 	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if err := opts.checkTLS(); err != nil {
 		return nil, err
 	}
 	if log == nil {
@@ -258,6 +262,9 @@ func (y *Yellow) handle(ctx context.Context, req *platformpb.Envelope, reply fun
 // callerOf returns the identity of the connection a request came from, ""
 // on a plain link.
 func callerOf(ctx context.Context) string {
+	if id, ok := link.CallerFrom(ctx); ok {
+		return id.String()
+	}
 	return ""
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	"github.com/noonhq/noon/internal/link"
+	"github.com/noonhq/noon/internal/pki"
 )
 
 // snapshotMaxMessage bounds a reply a client accepts from a yellow: a
@@ -23,8 +24,12 @@ type serverTransport interface {
 // linkTransport is the transport over internal/link.
 type linkTransport struct {
 	log       *slog.Logger
-	heartbeat time.Duration // the platform heartbeat the links use
+	heartbeat time.Duration    // the platform heartbeat the links use
+	tls       *pki.Credentials // nil: plain links
 }
+
+// yellowIdentity is who a client expects at the other end of its links.
+var yellowIdentity = pki.Identity{Role: pki.RoleYellow}
 
 var (
 	_ transport       = linkTransport{}
@@ -49,6 +54,8 @@ func (t linkTransport) dial(endpoint string) peer {
 		BackoffMin:        min(link.DefaultBackoffMin, t.heartbeat/2),
 		BackoffMax:        max(2*t.heartbeat, link.DefaultBackoffMin),
 		MaxMessage:        snapshotMaxMessage,
+		TLS:               t.tls,
+		ExpectIdentity:    yellowIdentity,
 		Logger:            t.logger(),
 	})
 }
@@ -59,11 +66,13 @@ func (t linkTransport) subscribe(endpoint, topic string, deliver func(string, *p
 		// Yellow's ticks may come slower than our heartbeat: never call a
 		// connection dead before the link default. (The watcher's own
 		// silence check re-syncs sooner.)
-		DeadAfter:  max(silentTicks*t.heartbeat, silentTicks*link.DefaultPubHeartbeat),
-		BackoffMin: min(link.DefaultBackoffMin, t.heartbeat/2),
-		BackoffMax: max(2*t.heartbeat, link.DefaultBackoffMin),
-		MaxMessage: maxDeltaBytes + requestOverhead,
-		Logger:     t.logger(),
+		DeadAfter:      max(silentTicks*t.heartbeat, silentTicks*link.DefaultPubHeartbeat),
+		BackoffMin:     min(link.DefaultBackoffMin, t.heartbeat/2),
+		BackoffMax:     max(2*t.heartbeat, link.DefaultBackoffMin),
+		MaxMessage:     maxDeltaBytes + requestOverhead,
+		TLS:            t.tls,
+		ExpectIdentity: yellowIdentity,
+		Logger:         t.logger(),
 	}, deliver)
 	if err := s.Subscribe(topic); err != nil {
 		s.Close()
@@ -76,6 +85,7 @@ func (t linkTransport) listen(endpoint string, maxMessage int, h link.Handler) (
 	return link.Listen(endpoint, link.ServerOptions{
 		InstanceID: "yellow",
 		MaxMessage: max(maxMessage, link.DefaultMaxMessage),
+		TLS:        t.tls,
 		Logger:     t.logger(),
 	}, h)
 }
@@ -87,6 +97,9 @@ func (t linkTransport) publish(endpoint string) (publisher, error) {
 		QueueSize:         publishQueueLen,
 		HWM:               publishQueueLen,
 		HeartbeatInterval: t.heartbeat,
-		Logger:            t.logger(),
+		// Everyone the CA certified follows yellow.
+		TLS:             t.tls,
+		SubscriberRoles: pki.Roles,
+		Logger:          t.logger(),
 	})
 }

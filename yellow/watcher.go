@@ -105,7 +105,7 @@ type follower struct {
 // WaitSynced waits for the first view.
 func Watch(opts ClientOptions) *Watcher {
 	opts = opts.withDefaults()
-	return watch(linkTransport{log: opts.Logger, heartbeat: opts.Heartbeat}, opts)
+	return watch(linkTransport{log: opts.Logger, heartbeat: opts.Heartbeat, tls: opts.TLS}, opts)
 }
 
 func watch(tr transport, opts ClientOptions) *Watcher {

@@ -60,7 +60,13 @@ func runBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // newBroker builds the configured broker, its metrics and health on the
 // admin endpoint.
 func (rt *runtime) newBroker(cfg *Config) (*broker.Broker, error) {
-	b, err := broker.New(cfg.brokerOptions(), rt.log.With("daemon", "broker"), rt.registry("broker"))
+	o := cfg.brokerOptions()
+	var err error
+	if o.TLS, err = cfg.credentials(); err != nil {
+		return nil, err
+	}
+	o.Insecure = cfg.TLS.Insecure
+	b, err := broker.New(o, rt.log.With("daemon", "broker"), rt.registry("broker"))
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +94,11 @@ func runBrokerList(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	s, err := brokerlist.New(cfg.brokerListOptions(), rt.log.With("daemon", "brokerlist"))
+	o := cfg.brokerListOptions()
+	if o.TLS, err = cfg.credentials(); err != nil {
+		return err
+	}
+	s, err := brokerlist.New(o, rt.log.With("daemon", "brokerlist"))
 	if err != nil {
 		return err
 	}

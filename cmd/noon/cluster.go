@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/noonhq/noon/internal/pki"
+	"github.com/noonhq/noon/platform"
 	"github.com/noonhq/noon/wire"
 )
 
@@ -27,6 +29,7 @@ func init() {
 type clusterChild struct {
 	name string
 	args []string
+	id   pki.Identity // its certificate's identity
 }
 
 func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -57,8 +60,8 @@ func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	base := []string{"-config", *file}
 	children := []clusterChild{
-		{"yellow", append([]string{"yellow"}, base...)},
-		{"brokerlist", append([]string{"brokerlist"}, base...)},
+		{"yellow", append([]string{"yellow"}, base...), pki.Identity{Role: pki.RoleYellow}},
+		{"brokerlist", append([]string{"brokerlist"}, base...), platform.BrokerListIdentity},
 	}
 	for _, m := range modules {
 		for i := 1; i <= *instances; i++ {
@@ -66,15 +69,24 @@ func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			// (an HTTP API on a port of its own; put a load balancer in
 			// front).
 			args := []string{"service", m.Name(), "-config", *file, "-instance", strconv.Itoa(i)}
-			children = append(children, clusterChild{fmt.Sprintf("%s-%d", m.Name(), i), args})
+			children = append(children, clusterChild{fmt.Sprintf("%s-%d", m.Name(), i), args,
+				pki.Identity{Role: pki.RoleService, Name: m.Name()}})
 		}
 	}
 	for i := 0; i < *brokers; i++ {
 		// The client listeners are public (every interface), as in a
 		// deployment; admin stays on loopback.
-		children = append(children, clusterChild{fmt.Sprintf("broker-%d", i+1), append([]string{"broker"}, append(base,
+		name := fmt.Sprintf("broker-%d", i+1)
+		children = append(children, clusterChild{name, append([]string{"broker"}, append(base,
 			"-tcp", ":"+strconv.Itoa(1055+2*i), "-ws", ":"+strconv.Itoa(1056+2*i),
-			"-admin", "127.0.0.1:"+strconv.Itoa(1070+i))...)})
+			"-admin", "127.0.0.1:"+strconv.Itoa(1070+i))...), pki.Identity{Role: pki.RoleBroker, Name: name}})
+	}
+	tlsDir, err := clusterTLS(cfg, children)
+	if err != nil {
+		return err
+	}
+	if tlsDir != "" {
+		defer os.RemoveAll(tlsDir)
 	}
 
 	var wg sync.WaitGroup
@@ -118,6 +130,9 @@ func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 	}
 	fmt.Fprintf(stdout, "cluster up: BrokerList http://%s/brokerlist; Ctrl-C stops it\n", wire.DialAddr(cfg.BrokerList.Addr))
+	if tlsDir != "" {
+		fmt.Fprintf(stdout, "internal links: mutual TLS, ephemeral CA in %s; noonctl: bin/noonctl -tls %s instances\n", tlsDir, tlsDir)
+	}
 	select {
 	case <-ctx.Done():
 	case f := <-failed:
@@ -126,6 +141,40 @@ func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	stopAll(procs)
 	wg.Wait()
 	return nil
+}
+
+// clusterTLS turns TLS on for the cluster, unless the config says
+// tls.insecure: it makes an ephemeral CA, writes its certificate, one
+// certificate per identity of children and one for noonctl (admin) to a
+// temporary directory (0700), and adds each child's files to its
+// arguments as -set tls.*. It returns the directory ("" without TLS); the
+// caller removes it.
+func clusterTLS(cfg *Config, children []clusterChild) (string, error) {
+	if cfg.TLS.Insecure {
+		return "", nil
+	}
+	eph, err := pki.NewEphemeral()
+	if err != nil {
+		return "", err
+	}
+	dir, err := os.MkdirTemp("", "noon-cluster-tls-")
+	if err != nil {
+		return "", err
+	}
+	ids := []pki.Identity{adminIdentity}
+	for _, ch := range children {
+		ids = append(ids, ch.id)
+	}
+	files, err := ephemeralFiles(eph, dir, ids...)
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("tls: %w", err)
+	}
+	for i := range children {
+		f := files[children[i].id]
+		children[i].args = append(children[i].args, "-set", "tls.ca="+f.CA, "-set", "tls.cert="+f.Cert, "-set", "tls.key="+f.Key)
+	}
+	return dir, nil
 }
 
 // stopAll sends SIGTERM to every process, in reverse start order (brokers

@@ -14,6 +14,7 @@ import (
 	"github.com/noonhq/noon/edge/brokerlist"
 	"github.com/noonhq/noon/internal/config"
 	"github.com/noonhq/noon/internal/logging"
+	"github.com/noonhq/noon/internal/pki"
 	"github.com/noonhq/noon/internal/stores"
 	"github.com/noonhq/noon/services"
 	"github.com/noonhq/noon/yellow"
@@ -32,6 +33,10 @@ type Config struct {
 	Log logging.Options `yaml:"log"`
 	// Admin is the HTTP address of /metrics and /healthz.
 	Admin AdminOptions `yaml:"admin"`
+	// TLS is the process's certificate for mutual TLS on every internal
+	// link (ZeroMQ, yellow included). noon dev and noon cluster make their
+	// own and ignore the files.
+	TLS pki.Config `yaml:"tls"`
 	// Yellows are the ROUTER endpoints of every yellow, for providers and
 	// consumers alike.
 	Yellows []string `yaml:"yellows"`
@@ -80,6 +85,7 @@ func defaultConfig() Config {
 func (c *Config) Validate() error {
 	var errs config.Errors
 	errs.Add(config.Nested("log", c.Log.Validate()))
+	errs.Add(config.Nested("tls", c.TLS.Validate()))
 	if c.Admin.Addr != "" && c.Admin.Addr != "off" {
 		errs.Add(config.HostPort("admin.addr", c.Admin.Addr))
 	}
@@ -101,6 +107,17 @@ func (c *Config) Validate() error {
 		errs.Add(config.Nested("services."+m.Name(), m.Validate(c.Services[m.Name()])))
 	}
 	return errs.Err()
+}
+
+// credentials loads the tls block's certificate: nil without one (plain
+// links, which daemons allow on loopback only unless tls.insecure). The
+// daemon checks that its identity fits what it runs.
+func (c *Config) credentials() (*pki.Credentials, error) {
+	creds, err := c.TLS.Load()
+	if err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	return creds, nil
 }
 
 // brokerOptions returns the broker's options with the shared yellows.

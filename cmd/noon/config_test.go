@@ -44,6 +44,8 @@ func TestConfigRejectsUnknownAndBadFields(t *testing.T) {
 		{"bad module option", "services:\n  login:\n    session_ttl: 1s\n", "services.login.session_ttl"},
 		{"unknown module key", "services:\n  room:\n    lease_tll: 1s\n", `unknown key "services.room.lease_tll"`},
 		{"wrong kind", "services:\n  room:\n    kind: stateless\n", "services.room.kind: the room service is stateful"},
+		{"tls half configured", "tls:\n  ca: ca.crt\n", "tls.cert: must not be empty"},
+		{"tls files and insecure", "tls: {ca: a, cert: b, key: c, insecure: true}\n", "tls.insecure"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "c.yaml")

@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"os"
 	"time"
 
 	"github.com/noonhq/noon/edge/brokerlist"
 	"github.com/noonhq/noon/internal/metrics"
+	"github.com/noonhq/noon/internal/pki"
 	"github.com/noonhq/noon/platform"
 	"github.com/noonhq/noon/services"
 	"github.com/noonhq/noon/wire"
@@ -51,6 +54,13 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer closeStores()
+	eph, tlsDir, err := devTLS(cfg, rt.log)
+	if err != nil {
+		return err
+	}
+	if tlsDir != "" {
+		defer os.RemoveAll(tlsDir)
+	}
 
 	// Everything finds everything through this process's yellow.
 	sections := make(map[string]services.Section, len(modules))
@@ -67,6 +77,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		Log:        rt.log,
 		Sink:       func(daemon string) metrics.Sink { return rt.registry(daemon) },
 		Health:     rt.health,
+		TLS:        eph,
+		Insecure:   cfg.TLS.Insecure,
 	})
 	if err != nil {
 		return err
@@ -99,12 +111,43 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			fmt.Fprintf(stdout, "  metrics      http://%s/metrics (and /healthz)\n", rt.admin.Addr())
 		}
 		fmt.Fprintf(stdout, "  stores       %s\n", describeStores(cfg))
+		if tlsDir != "" {
+			fmt.Fprintf(stdout, "  links        mutual TLS, ephemeral CA; noonctl: bin/noonctl -tls %s instances\n", tlsDir)
+		} else {
+			fmt.Fprintf(stdout, "  links        plain (tls.insecure)\n")
+		}
 		if ex := firstExample(); ex != "" {
 			fmt.Fprintf(stdout, "First call:    bin/noonctl -brokerlist %s call %s\n", listURL, ex)
 		}
 		fmt.Fprintf(stdout, "Ctrl-C stops everything.\n")
 	}
 	return rt.run(ctx, p.Daemons...)
+}
+
+// devTLS returns noon dev's ephemeral CA, which gives every daemon of the
+// process its certificate, and a temporary directory (0700, removed at
+// exit) holding the CA certificate and an admin certificate for noonctl.
+// With tls.insecure the links are plain: nil and "".
+func devTLS(cfg *Config, log *slog.Logger) (*pki.Ephemeral, string, error) {
+	if cfg.TLS.Insecure {
+		return nil, "", nil
+	}
+	if cfg.TLS.Enabled() {
+		log.Info("noon dev makes its own certificates; the files of the tls block are not used")
+	}
+	eph, err := pki.NewEphemeral()
+	if err != nil {
+		return nil, "", err
+	}
+	dir, err := os.MkdirTemp("", "noon-dev-tls-")
+	if err != nil {
+		return nil, "", err
+	}
+	if _, err := ephemeralFiles(eph, dir, adminIdentity); err != nil {
+		os.RemoveAll(dir)
+		return nil, "", fmt.Errorf("tls: %w", err)
+	}
+	return eph, dir, nil
 }
 
 func describeStores(cfg *Config) string {

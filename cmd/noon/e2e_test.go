@@ -30,11 +30,11 @@ import (
 
 var (
 	buildOnce sync.Once
-	binPath   string
+	binDir    string
 	buildErr  error
 )
 
-// noonBinary builds cmd/noon once per test run.
+// noonBinary builds cmd/noon (and cmd/noonctl) once per test run.
 func noonBinary(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
@@ -46,8 +46,8 @@ func noonBinary(t *testing.T) string {
 			buildErr = err
 			return
 		}
-		binPath = filepath.Join(dir, "noon")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		binDir = dir
+		out, err := exec.Command("go", "build", "-o", dir+"/", ".", "../noonctl").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
@@ -55,7 +55,15 @@ func noonBinary(t *testing.T) string {
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
-	return binPath
+	return filepath.Join(binDir, "noon")
+}
+
+// noonctl runs bin/noonctl with args and returns its output.
+func noonctl(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	noonBinary(t)
+	out, err := exec.Command(filepath.Join(binDir, "noonctl"), args...).CombinedOutput()
+	return string(out), err
 }
 
 // proc is a noon process started by a test.
@@ -203,9 +211,10 @@ type loginReply struct {
 // TestDevEndToEnd starts `noon dev` as a process and does what a newcomer's
 // first client does.
 func TestDevEndToEnd(t *testing.T) {
+	yellowEP := fmt.Sprintf("tcp://127.0.0.1:%d", freePort(t))
 	dev := startDaemon(t, "noon dev", "dev", "-config", "../../configs/dev.yaml",
 		"-admin", "127.0.0.1:0",
-		"-set", "yellow.router_addr=tcp://127.0.0.1:0", "-set", "yellow.pub_addr=tcp://127.0.0.1:0",
+		"-set", "yellow.router_addr="+yellowEP, "-set", "yellow.pub_addr=tcp://127.0.0.1:0",
 		"-set", "broker.edge.tcp_addr=127.0.0.1:0", "-set", "broker.edge.ws_addr=127.0.0.1:0",
 		"-set", "brokerlist.addr=127.0.0.1:0", "-set", "services.login.http_addr=127.0.0.1:0",
 		"-set", "services.login.argon2.memory_kib=1024", "-set", "services.login.argon2.time=1")
@@ -214,6 +223,19 @@ func TestDevEndToEnd(t *testing.T) {
 	apiURL := strings.TrimSuffix(field(dev.out.find("  login API "), "login API"), "/api/login")
 	if dev.out.find("First call:") == "" || listURL == "" || apiURL == "" {
 		t.Fatalf("banner incomplete:\n%s", dev.out)
+	}
+	// The internal links are TLS; noonctl gets in with the admin
+	// certificate noon dev wrote, and not without.
+	links := dev.out.find("  links ")
+	tlsDir := field(links[strings.Index(links, "-tls"):], "-tls")
+	if !strings.Contains(links, "mutual TLS") || tlsDir == "" {
+		t.Fatalf("banner: %q", links)
+	}
+	if out, err := noonctl(t, "-yellows", yellowEP, "-tls", tlsDir, "instances", "echo"); err != nil || !strings.Contains(out, "echo-") {
+		t.Fatalf("noonctl instances with the admin certificate: %v\n%s", err, out)
+	}
+	if out, err := noonctl(t, "-yellows", yellowEP, "-timeout", "1s", "instances"); err == nil {
+		t.Fatalf("noonctl instances without a certificate succeeded:\n%s", out)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -314,8 +336,33 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// certs makes a CA with `noon certs ca` and returns a function that issues
+// a certificate with `noon certs issue` and returns the -set flags of its
+// tls block.
+func certs(t *testing.T) func(role, name string) []string {
+	t.Helper()
+	dir := t.TempDir()
+	if out, err := exec.Command(noonBinary(t), "certs", "ca", "-out", dir).CombinedOutput(); err != nil {
+		t.Fatalf("noon certs ca: %v\n%s", err, out)
+	}
+	return func(role, name string) []string {
+		args := []string{"certs", "issue", "-ca", dir, "-role", role}
+		base := role
+		if name != "" {
+			args = append(args, "-name", name)
+			base += "-" + name
+		}
+		if out, err := exec.Command(noonBinary(t), args...).CombinedOutput(); err != nil {
+			t.Fatalf("noon %v: %v\n%s", args, err, out)
+		}
+		return []string{"-set", "tls.ca=" + filepath.Join(dir, "ca.crt"),
+			"-set", "tls.cert=" + filepath.Join(dir, base+".crt"), "-set", "tls.key=" + filepath.Join(dir, base+".key")}
+	}
+}
+
 // TestClusterBrokerFailover runs yellow, two brokers, login and echo as
-// separate processes on the real Postgres and Redis, kills the broker a
+// separate processes on the real Postgres and Redis, each with its own
+// certificate (mutual TLS on every internal link), kills the broker a
 // client is connected to, and checks the client resumes on the other broker
 // with its token.
 func TestClusterBrokerFailover(t *testing.T) {
@@ -331,18 +378,24 @@ func TestClusterBrokerFailover(t *testing.T) {
 		"-set", "services.login.postgres_schema=login_e2e",
 		"-admin", "127.0.0.1:0"}
 	with := func(extra ...string) []string { return append(append([]string{}, common...), extra...) }
+	issue := certs(t)
 
-	y := startDaemon(t, "yellow", append([]string{"yellow"}, with("-router", yellowEP, "-pub", fmt.Sprintf("tcp://127.0.0.1:%d", freePort(t)))...)...)
+	y := startDaemon(t, "yellow", append([]string{"yellow"}, with(append(issue("yellow", ""),
+		"-router", yellowEP, "-pub", fmt.Sprintf("tcp://127.0.0.1:%d", freePort(t)))...)...)...)
 	y.waitLine(t, "listening", 20*time.Second)
 	blPort := freePort(t)
-	bl := startDaemon(t, "brokerlist", append([]string{"brokerlist"}, with("-addr", fmt.Sprintf("127.0.0.1:%d", blPort))...)...)
-	startDaemon(t, "login", append([]string{"service", "login"}, with("-set", "services.login.http_addr=")...)...)
-	startDaemon(t, "echo", append([]string{"service", "echo"}, with()...)...)
+	bl := startDaemon(t, "brokerlist", append([]string{"brokerlist"}, with(append(issue("broker", "brokerlist"),
+		"-addr", fmt.Sprintf("127.0.0.1:%d", blPort))...)...)...)
+	startDaemon(t, "login", append([]string{"service", "login"}, with(append(issue("service", "login"),
+		"-set", "services.login.http_addr=")...)...)...)
+	startDaemon(t, "echo", append([]string{"service", "echo"}, with(issue("service", "echo")...)...)...)
 	var brokers []*proc
 	addrs := map[string]*proc{}
 	for i := 0; i < 2; i++ {
 		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-		b := startDaemon(t, fmt.Sprintf("broker-%d", i+1), append([]string{"broker"}, with("-tcp", addr, "-set", "broker.edge.ws_addr=", "-set", "broker.drain_grace=100ms")...)...)
+		name := fmt.Sprintf("broker-%d", i+1)
+		b := startDaemon(t, name, append([]string{"broker"}, with(append(issue("broker", name),
+			"-tcp", addr, "-set", "broker.edge.ws_addr=", "-set", "broker.drain_grace=100ms")...)...)...)
 		brokers = append(brokers, b)
 		addrs[addr] = b
 	}

@@ -80,6 +80,11 @@ func (rt *runtime) startService(ctx context.Context, cfg *Config, env services.E
 	env.Log = rt.log
 	env.Metrics = rt.registry("service_" + m.Name())
 	env.Yellows = cfg.Yellows
+	creds, err := cfg.credentials()
+	if err != nil {
+		return daemon.Named{}, nil, err
+	}
+	env.TLS, env.Insecure = creds, cfg.TLS.Insecure
 	inst, err := m.Start(ctx, env, cfg.Services[m.Name()])
 	if err != nil {
 		return daemon.Named{}, nil, err

@@ -38,7 +38,12 @@ func runYellow(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	y, err := yellow.New(cfg.Yellow, rt.log.With("daemon", "yellow"))
+	yo := cfg.Yellow
+	if yo.TLS, err = cfg.credentials(); err != nil {
+		return err
+	}
+	yo.Insecure = cfg.TLS.Insecure
+	y, err := yellow.New(yo, rt.log.With("daemon", "yellow"))
 	if err != nil {
 		return err
 	}

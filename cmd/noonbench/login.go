@@ -53,6 +53,7 @@ import (
 	"github.com/noonhq/noon/edge/client"
 	loginpb "github.com/noonhq/noon/idl/gen/login"
 	"github.com/noonhq/noon/idl/gen/login/loginrpc"
+	"github.com/noonhq/noon/internal/pki"
 	"github.com/noonhq/noon/services"
 	"github.com/noonhq/noon/services/login"
 )
@@ -418,6 +419,9 @@ func startLogin(ctx context.Context, log *slog.Logger, noon *noonStack, st *logi
 
 	sopts := services.NewOptions()
 	sopts.Yellows = []string{noon.y.RouterEndpoint()}
+	if sopts.TLS, err = noon.credentials(pki.Identity{Role: pki.RoleService, Name: login.Name}); err != nil {
+		return nil, err
+	}
 	if ls.srv, err = login.NewServer(sopts, ls.svc, llog); err != nil {
 		return nil, err
 	}

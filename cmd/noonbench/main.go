@@ -7,7 +7,10 @@
 //     floor for any broker on this path;
 //  3. noon: client -> broker -> echo service (over ZeroMQ) -> broker ->
 //     client, with yellow, one broker and one echo instance started in this
-//     process on loopback port 0;
+//     process on loopback port 0, every internal link mutual TLS (as noon
+//     dev and noon cluster run them);
+//  4. noon-plain: the same platform with plain internal links, so that the
+//     cost of TLS is measured in the same run (noon / noon-plain);
 //
 // each closed-loop at every connection count of -conns, and prints one table
 // (requests per second, p50 / p99 / p99.9 latency, CPU and memory) and
@@ -29,7 +32,7 @@
 //
 //	noonbench [-duration 3s] [-warmup 1s] [-conns 1,16,256] [-pipeline 1]
 //	          [-payload 32] [-idle 9000] [-json noonbench-results.json]
-//	          [-only raw,relay,noon,idle,login] [-rounds 1] [-quick] [-log error]
+//	          [-only raw,relay,noon,noon-plain,idle,login] [-rounds 1] [-quick] [-log error]
 //	          [-postgres postgres://postgres@127.0.0.1:5432/test?sslmode=disable]
 //	          [-redis 127.0.0.1:6379]
 package main
@@ -56,13 +59,16 @@ const (
 	scenarioRaw   = "raw"
 	scenarioRelay = "relay"
 	scenarioNoon  = "noon"
-	scenarioIdle  = "idle"
-	scenarioLogin = "login"
+	// scenarioNoonPlain is noon with plain internal links: the baseline of
+	// TLS's cost.
+	scenarioNoonPlain = "noon-plain"
+	scenarioIdle      = "idle"
+	scenarioLogin     = "login"
 )
 
 // allScenarios are the scenarios run by default. login runs only when
 // Postgres and Redis answer; asked for by -only, it fails without them.
-var allScenarios = []string{scenarioRaw, scenarioRelay, scenarioNoon, scenarioIdle, scenarioLogin}
+var allScenarios = []string{scenarioRaw, scenarioRelay, scenarioNoon, scenarioNoonPlain, scenarioIdle, scenarioLogin}
 
 // Defaults of the flags.
 const (

@@ -35,26 +35,28 @@ func (s *syncBuffer) String() string {
 }
 
 // TestQuick runs every scenario but login (TestQuickLogin's) with -quick
-// and checks that the numbers are sane; how fast anything is depends on
-// the machine and is not checked.
+// and checks that the numbers are sane (noon with TLS links and without
+// among them); how fast anything is depends on the machine and is not
+// checked.
 func TestQuick(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs every scenario for a few seconds")
 	}
 	path := filepath.Join(t.TempDir(), "results.json")
 	var stdout, stderr syncBuffer
-	code := realMain(context.Background(), []string{"-quick", "-conns", "1,16", "-only", "raw,relay,noon,idle", "-json", path}, &stdout, &stderr)
+	code := realMain(context.Background(), []string{"-quick", "-conns", "1,16", "-only", "raw,relay,noon,noon-plain,idle", "-json", path}, &stdout, &stderr)
 	t.Logf("stdout:\n%s", stdout.String())
 	if code != 0 {
 		t.Fatalf("exit code %d; stderr:\n%s", code, stderr.String())
 	}
 	out := stdout.String()
-	for _, want := range []string{"scenario", "req/s", "p99.9", "noon / baseline", "idle test", "broker memory per idle connection", "extrapolated to 100,000"} {
+	for _, want := range []string{"scenario", "req/s", "p99.9", "noon / baseline", "noon-plain", "aim: TLS links cost under 15% of req/s at 16 connections",
+		"idle test", "broker memory per idle connection", "extrapolated to 100,000"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("stdout lacks %q", want)
 		}
 	}
-	if !strings.Contains(stderr.String(), "[6/6] noon  conns=16") {
+	if !strings.Contains(stderr.String(), "[8/8] noon-plain conns=16") {
 		t.Errorf("no progress for the last scenario on stderr:\n%s", stderr.String())
 	}
 
@@ -84,8 +86,8 @@ func TestQuick(t *testing.T) {
 			t.Errorf("%d results for %s, want 2 (1 and 16 connections)", seen[s], s)
 		}
 	}
-	if len(rep.Ratios) != 4 {
-		t.Errorf("%d ratios, want noon/raw and noon/relay at 2 connection counts", len(rep.Ratios))
+	if len(rep.Ratios) != 6 {
+		t.Errorf("%d ratios, want noon/raw, noon/relay and noon/noon-plain at 2 connection counts", len(rep.Ratios))
 	}
 	if rep.Idle == nil {
 		t.Fatal("no idle result")
@@ -267,7 +269,7 @@ func TestFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.duration.String() != "2s" || cfg.warmup != quickWarmup || cfg.idle != quickIdle || len(cfg.conns) != 3 || len(cfg.only) != 5 ||
+	if cfg.duration.String() != "2s" || cfg.warmup != quickWarmup || cfg.idle != quickIdle || len(cfg.conns) != 3 || len(cfg.only) != len(allScenarios) ||
 		cfg.onlyGiven || cfg.connsGiven || cfg.postgresURL != defaultPostgres || cfg.redisAddr != defaultRedis {
 		t.Errorf("-quick -duration 2s: %+v", cfg)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/noonhq/noon/broker"
 	"github.com/noonhq/noon/edge/brokerlist"
+	"github.com/noonhq/noon/internal/pki"
 	"github.com/noonhq/noon/platform"
 	"github.com/noonhq/noon/services"
 	"github.com/noonhq/noon/services/echo"
@@ -34,21 +35,24 @@ var errBrokerUnavailable = errors.New("broker unavailable")
 
 // noonStack is the platform in this process (package platform, as `noon
 // dev` runs it): one yellow, one echo instance, the BrokerList and one
-// broker, each on loopback port 0.
+// broker, each on loopback port 0, with mutual TLS on every internal link
+// (tls) or plain links.
 type noonStack struct {
 	p     *platform.Platform
 	y     *yellow.Yellow
 	echo  *services.Server
 	b     *broker.Broker
+	tls   *pki.Ephemeral // nil: plain links
 	mains []chan error
 }
 
 // startNoon starts the platform with an echo instance able to run
 // concurrency requests at once and a broker with rate limiting and the auth
 // timeout off (the benchmark calls only the public echo route and holds
-// idle connections without logging in), and waits until it is ready (by
-// event: the broker routes echo).
-func startNoon(ctx context.Context, log *slog.Logger, concurrency int) (_ *noonStack, err error) {
+// idle connections without logging in), with TLS on every internal link
+// (an ephemeral CA, as noon dev) when tls is set, and waits until it is
+// ready (by event: the broker routes echo).
+func startNoon(ctx context.Context, log *slog.Logger, concurrency int, tls bool) (_ *noonStack, err error) {
 	n := &noonStack{}
 	defer func() {
 		if err != nil {
@@ -68,6 +72,11 @@ func startNoon(ctx context.Context, log *slog.Logger, concurrency int) (_ *noonS
 	blopts.Addr = "127.0.0.1:0"
 	sec := echo.Module.NewSection()
 	sec.Runtime().Concurrency = max(services.DefaultConcurrency, concurrency)
+	if tls {
+		if n.tls, err = pki.NewEphemeral(); err != nil {
+			return nil, err
+		}
+	}
 	if n.p, err = platform.New(ctx, platform.Options{
 		Yellow:     yopts,
 		Broker:     bopts,
@@ -75,6 +84,7 @@ func startNoon(ctx context.Context, log *slog.Logger, concurrency int) (_ *noonS
 		Modules:    []services.Module{echo.Module},
 		Sections:   map[string]services.Section{echo.Name: sec},
 		Log:        log,
+		TLS:        n.tls,
 	}); err != nil {
 		return nil, err
 	}
@@ -90,6 +100,15 @@ func startNoon(ctx context.Context, log *slog.Logger, concurrency int) (_ *noonS
 		return nil, fmt.Errorf("the platform is not ready after %v: %w", routableTimeout, err)
 	}
 	return n, nil
+}
+
+// credentials returns the credentials of id from the stack's CA, or nil
+// with plain links: for more daemons joining it (the login scenario's).
+func (n *noonStack) credentials(id pki.Identity) (*pki.Credentials, error) {
+	if n.tls == nil {
+		return nil, nil
+	}
+	return n.tls.Credentials(id)
 }
 
 // addr returns the broker's client TCP address.

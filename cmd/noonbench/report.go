@@ -23,6 +23,9 @@ const (
 	aimConns      = 256
 	// aimIdleBytes: at most 16 KiB of broker memory per idle connection.
 	aimIdleBytes = 16 << 10
+	// aimTLSCost: TLS on every internal link costs under 15% of noon's
+	// req/s (issue 10): noon / noon-plain above 0.85.
+	aimTLSCost = 0.15
 	// contendedPercent is the others % above which a row is flagged: a
 	// few percent is the kernel and daemons; a fifth of a core is
 	// another workload.
@@ -222,7 +225,7 @@ func ratios(results []bench.Result) []ratio {
 		if r.Scenario != scenarioNoon {
 			continue
 		}
-		for _, base := range []string{scenarioRaw, scenarioRelay} {
+		for _, base := range []string{scenarioRaw, scenarioRelay, scenarioNoonPlain} {
 			b := find(base, r.Conns)
 			if b == nil {
 				continue
@@ -295,7 +298,8 @@ func printReport(w io.Writer, cfg config, r *report) {
 
 // printLoad prints the load scenarios' table and the ratios.
 func printLoad(w io.Writer, r *report) {
-	fmt.Fprintf(w, "raw = client -> Go TCP echo; relay = client -> Go TCP frame relay -> echo; noon = client -> broker -> echo service -> broker -> client\n")
+	fmt.Fprintf(w, "raw = client -> Go TCP echo; relay = client -> Go TCP frame relay -> echo; noon = client -> broker -> echo service -> broker -> client, "+
+		"internal links mutual TLS 1.3; noon-plain = the same with plain internal links\n")
 	fmt.Fprintf(w, "%s\n\n", cpuNote)
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -339,6 +343,13 @@ func printLoad(w io.Writer, r *report) {
 		for _, q := range r.Ratios {
 			if q.Baseline == scenarioRelay && q.Conns == aimConns {
 				fmt.Fprintf(w, "aim: noon >= %.1f × the relay's req/s at %d connections: %.2f, %s\n", aimRelayRatio, aimConns, q.RPS, metOr(q.RPS >= aimRelayRatio))
+			}
+		}
+		for _, q := range r.Ratios {
+			if q.Baseline == scenarioNoonPlain {
+				cost := 1 - q.RPS
+				fmt.Fprintf(w, "aim: TLS links cost under %.0f%% of req/s at %d connections: %.1f%% (noon / noon-plain %.2f), %s\n",
+					100*aimTLSCost, q.Conns, 100*cost, q.RPS, metOr(cost < aimTLSCost))
 			}
 		}
 	}

@@ -21,7 +21,7 @@ import (
 
 // loadScenarios are the closed-loop scenarios, in the order each
 // connection count runs them.
-var loadScenarios = []string{scenarioRaw, scenarioRelay, scenarioNoon}
+var loadScenarios = []string{scenarioRaw, scenarioRelay, scenarioNoon, scenarioNoonPlain}
 
 // run runs every selected scenario, prints the report on stdout and writes
 // it as JSON.
@@ -36,10 +36,14 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	var (
 		echoSrv *bench.EchoServer
 		relay   *bench.Relay
-		noon    *noonStack
+		noon    *noonStack   // TLS links
+		plain   *noonStack   // plain links
 		stores  *loginStores // owned by runLogin once it runs
 	)
 	defer func() {
+		if plain != nil {
+			plain.close()
+		}
 		if relay != nil {
 			relay.Close()
 		}
@@ -75,8 +79,8 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		}
 	}
 	if cfg.has(scenarioNoon) || cfg.has(scenarioIdle) || stores != nil {
-		prog.logf("starting yellow, an echo instance and a broker in this process")
-		noon, err = startNoon(ctx, log, slices.Max(cfg.conns)*cfg.pipeline)
+		prog.logf("starting yellow, an echo instance and a broker in this process (TLS links)")
+		noon, err = startNoon(ctx, log, slices.Max(cfg.conns)*cfg.pipeline, true)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -89,6 +93,16 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 			}
 		} else {
 			prog.logf("broker on %s, echo instance %s, yellow %s", noon.addr(), noon.echo.InstanceID(), noon.y.RouterEndpoint())
+		}
+	}
+	if cfg.has(scenarioNoonPlain) {
+		prog.logf("starting a second platform with plain links")
+		if plain, err = startNoon(ctx, log, slices.Max(cfg.conns)*cfg.pipeline, false); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			prog.logf("noon-plain: %v", err)
+			rep.unavailable(scenarioNoonPlain, err)
 		}
 	}
 
@@ -114,6 +128,11 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 						continue
 					}
 					addr = noon.addr()
+				case scenarioNoonPlain:
+					if plain == nil {
+						continue
+					}
+					addr = plain.addr()
 				}
 				res, err := bench.Run(ctx, bench.Config{
 					Scenario: s,
@@ -142,6 +161,10 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	rep.Results = medians(rep.AllResults)
 	rep.Ratios = ratios(rep.Results)
 
+	if plain != nil {
+		plain.close()
+		plain = nil
+	}
 	if relay != nil {
 		relay.Close()
 		relay = nil

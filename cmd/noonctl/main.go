@@ -3,8 +3,13 @@
 // instances yellow knows, print the route table.
 //
 //	noonctl [-brokerlist URL | -broker host:port] [-user U -password P] call METHOD [JSON]
-//	noonctl [-yellows tcp://...] instances [SERVICE]
+//	noonctl [-yellows tcp://...] [-tls DIR | -config FILE] instances [SERVICE]
 //	noonctl [-config FILE] routes
+//
+// instances talks to yellow over the internal links, which are mutual TLS:
+// noonctl presents an admin certificate, from -tls DIR (ca.crt, admin.crt,
+// admin.key: what noon certs, noon dev and noon cluster write) or from the
+// tls block of -config.
 package main
 
 import (
@@ -15,6 +20,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -25,6 +31,7 @@ import (
 	"github.com/noonhq/noon/idl/gen/login"
 	"github.com/noonhq/noon/idl/methods"
 	"github.com/noonhq/noon/internal/config"
+	"github.com/noonhq/noon/internal/pki"
 	"github.com/noonhq/noon/yellow"
 )
 
@@ -42,6 +49,7 @@ type opts struct {
 	token      string
 	yellows    string
 	config     string
+	tlsDir     string
 	timeout    time.Duration
 }
 
@@ -55,7 +63,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs.StringVar(&o.pass, "password", "", "`password` for -user (or NOON_PASSWORD)")
 	fs.StringVar(&o.token, "token", "", "resume an existing session `token` instead of logging in")
 	fs.StringVar(&o.yellows, "yellows", "tcp://127.0.0.1:1060", "comma-separated yellow `endpoints` (instances)")
-	fs.StringVar(&o.config, "config", "", "noon config `file` (routes; default: built-in routes)")
+	fs.StringVar(&o.config, "config", "", "noon config `file` (routes, and the tls block for instances; default: built-in routes, plain links)")
+	fs.StringVar(&o.tlsDir, "tls", "", "`directory` of ca.crt, admin.crt and admin.key for TLS to yellow (instances; noon dev and noon cluster print theirs)")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "overall `timeout`")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: noonctl [flags] <command>\n\nCommands:\n"+
@@ -175,8 +184,41 @@ func dialBroker(ctx context.Context, o opts) (*client.Client, error) {
 	return c, nil
 }
 
+// adminCredentials loads noonctl's admin certificate from -tls or the
+// config's tls block; nil when neither names one (plain links).
+func adminCredentials(o opts) (*pki.Credentials, error) {
+	var tc pki.Config
+	switch {
+	case o.tlsDir != "":
+		admin := pki.Identity{Role: pki.RoleAdmin}
+		tc.CA = filepath.Join(o.tlsDir, pki.CACertFile)
+		tc.Cert, tc.Key = pki.CertFiles(o.tlsDir, admin)
+	case o.config != "":
+		var file struct {
+			TLS  *pki.Config    `yaml:"tls"`
+			Rest map[string]any `yaml:",inline"`
+		}
+		file.TLS = &tc
+		if err := config.LoadFile(o.config, &file); err != nil {
+			return nil, err
+		}
+	}
+	creds, err := tc.Load()
+	if err != nil || creds == nil {
+		return nil, err
+	}
+	if err := creds.Require(pki.Identity{Role: pki.RoleAdmin}); err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	return creds, nil
+}
+
 func cmdInstances(ctx context.Context, o opts, args []string, stdout io.Writer) error {
-	w := yellow.Watch(yellow.ClientOptions{Yellows: strings.Split(o.yellows, ",")})
+	creds, err := adminCredentials(o)
+	if err != nil {
+		return err
+	}
+	w := yellow.Watch(yellow.ClientOptions{Yellows: strings.Split(o.yellows, ","), TLS: creds})
 	defer w.Close()
 	if err := w.WaitSynced(ctx); err != nil {
 		return fmt.Errorf("yellow %s: %w", o.yellows, err)

@@ -25,6 +25,7 @@ import (
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	"github.com/noonhq/noon/internal/config"
 	"github.com/noonhq/noon/internal/daemon"
+	"github.com/noonhq/noon/internal/pki"
 	"github.com/noonhq/noon/yellow"
 )
 
@@ -82,6 +83,10 @@ type Options struct {
 	Yellows []string `yaml:"yellows"`
 	// Heartbeat is the yellows' heartbeat.
 	Heartbeat time.Duration `yaml:"heartbeat"`
+	// TLS, when set, runs mutual TLS on the links to yellow; the
+	// BrokerList is part of the edge, so its certificate must say broker
+	// (e.g. broker:brokerlist). Nil: plain links.
+	TLS *pki.Credentials `yaml:"-"`
 }
 
 // NewOptions returns the default options; Yellows still needs setting.
@@ -210,6 +215,11 @@ func New(opts Options, log *slog.Logger) (*Server, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
+	if opts.TLS != nil {
+		if err := opts.TLS.Require(pki.Identity{Role: pki.RoleBroker}); err != nil {
+			return nil, fmt.Errorf("brokerlist: tls: %w", err)
+		}
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -218,7 +228,7 @@ func New(opts Options, log *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("brokerlist: listen %s: %w", opts.Addr, err)
 	}
 	s := &Server{opts: opts, log: log, ln: ln, done: make(chan struct{})}
-	s.w = yellow.Watch(yellow.ClientOptions{Yellows: opts.Yellows, Heartbeat: opts.Heartbeat, Logger: log})
+	s.w = yellow.Watch(yellow.ClientOptions{Yellows: opts.Yellows, Heartbeat: opts.Heartbeat, TLS: opts.TLS, Logger: log})
 	s.srv = &http.Server{
 		Handler:           Handler(s.w),
 		ReadHeaderTimeout: readHeaderTimeout,

@@ -51,6 +51,26 @@
 // small writes per frame) and buffers reads (zmq4 reads 2-byte headers with
 // separate syscalls).
 //
+// # Mutual TLS
+//
+// With the TLS option (*pki.Credentials) of ServerOptions, PeerOptions,
+// PubOptions or SubOptions, the guard runs TLS 1.3 on each connection before
+// ZMTP, within the same handshake deadline, and parses the plaintext: every
+// protection above holds over TLS. Both sides present a certificate of the
+// cluster CA; a failed handshake is counted as rejected, logged once, and
+// closes only that connection. A Peer or Subscriber may name the identity
+// it expects of the server (ExpectIdentity); a Publisher admits only the
+// roles of SubscriberRoles (brokers by default).
+//
+// A Server tells its Handler who called: CallerFrom(ctx) is the verified
+// identity of the request's connection. zmq4's ROUTER knows a connection
+// only by the routing identity the DEALER chose in its READY, so the guard,
+// which reads the READY first, binds that identity to the connection's
+// certificate (callerTable): a READY without one, or with one that a live
+// connection of another certificate holds, is refused, and a message whose
+// routing identity is bound to nothing is answered "unauthenticated" and
+// never reaches the Handler.
+//
 // # Goroutines and locks
 //
 // Each socket has one reading goroutine and one writing goroutine fed by a

@@ -1,6 +1,7 @@
 package link
 
 import (
+	"fmt"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -68,25 +69,32 @@ func FuzzFrameParser(f *testing.F) {
 	f.Add(append(zmtpGreeting(), flagCommand, 10, 5, 'R', 'E', 'A', 'D', 'Y', 3, 'a', 'b', 'c'), uint(66))
 	f.Add(append(append(zmtpGreeting(), readyCommand()...), flagLong, 0x10, 0, 0, 0, 0, 0, 0, 0), uint(3))
 	f.Add([]byte("GET / HTTP/1.1\r\n"), uint(0))
+	f.Add(append(zmtpGreeting(), readyCommand("Identity", "a", "identity", "b")...), uint(80))
+	f.Add(append(zmtpGreeting(), readyCommand("Socket-Type", "DEALER", "\xc4\xb1dentity", "b")...), uint(90))
 
 	f.Fuzz(func(t *testing.T, b []byte, cut uint) {
 		const limit = 256
-		whole := frameParser{greet: greetingLen, check: true, limit: limit}
+		// The READY's routing identity, as the ready hook of a TLS ROUTER's
+		// connection sees it, must not depend on the cut either.
+		var id1, id2 string
+		whole := frameParser{greet: greetingLen, check: true, limit: limit,
+			ready: func(id []byte, ok bool) error { id1 = fmt.Sprintf("%q %v", id, ok); return nil }}
 		n1, err1 := whole.feed(b)
 		if n1 > len(b) {
 			t.Fatalf("handed on %d of %d bytes", n1, len(b))
 		}
 
 		c := int(cut % uint(len(b)+1))
-		split := frameParser{greet: greetingLen, check: true, limit: limit}
+		split := frameParser{greet: greetingLen, check: true, limit: limit,
+			ready: func(id []byte, ok bool) error { id2 = fmt.Sprintf("%q %v", id, ok); return nil }}
 		n2, err2 := split.feed(b[:c])
 		if err2 == nil {
 			var m int
 			m, err2 = split.feed(b[c:])
 			n2 = c + m
 		}
-		if n1 != n2 || (err1 == nil) != (err2 == nil) {
-			t.Fatalf("whole: %d, %v; cut at %d: %d, %v", n1, err1, c, n2, err2)
+		if n1 != n2 || (err1 == nil) != (err2 == nil) || id1 != id2 {
+			t.Fatalf("whole: %d, %v, %s; cut at %d: %d, %v, %s", n1, err1, id1, c, n2, err2, id2)
 		}
 		if err1 == nil && n1 != len(b) {
 			t.Fatalf("no error but handed on %d of %d bytes", n1, len(b))

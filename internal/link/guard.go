@@ -3,6 +3,8 @@ package link
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -16,6 +18,9 @@ import (
 
 	"github.com/go-zeromq/zmq4"
 	"github.com/go-zeromq/zmq4/transport"
+
+	"github.com/noonhq/noon/internal/pki"
+	"github.com/noonhq/noon/wire"
 )
 
 // guardNetwork is the zmq4 transport name under which the guarded TCP
@@ -31,7 +36,7 @@ func init() {
 
 // zmtpEndpoint maps a public "tcp://host:port" endpoint to the guarded
 // transport's endpoint. Other transports are refused: the guard is what keeps
-// a hostile or broken peer from crashing the process.
+// a hostile or broken peer from crashing the process (and runs TLS).
 func zmtpEndpoint(ep string) (string, error) {
 	rest, ok := strings.CutPrefix(ep, "tcp://")
 	if !ok {
@@ -54,13 +59,19 @@ type guardConfig struct {
 	hwm          int           // > 0: writes go through a per-connection queue of hwm messages
 	hwmBytes     int64         // and of at most hwmBytes bytes
 	sockBuf      int           // > 0: SO_SNDBUF and SO_RCVBUF (tests)
-	stats        *guardStats
-	log          *slog.Logger
+	// tls, when set, runs TLS 1.3 on every connection before ZMTP: the
+	// listener's server configuration or the dialer's client one.
+	tls *tls.Config
+	// callers, set on a TLS ROUTER's listener, binds the routing identity
+	// of each connection's READY to its certificate (see callerTable).
+	callers *callerTable
+	stats   *guardStats
+	log     *slog.Logger
 }
 
 // guardStats counts what guarded connections did on their own.
 type guardStats struct {
-	rejected atomic.Uint64 // closed for a protocol violation or a handshake timeout
+	rejected atomic.Uint64 // closed for a protocol violation, a failed TLS handshake or a handshake timeout
 	idle     atomic.Uint64 // closed after the idle timeout
 	stuck    atomic.Uint64 // closed because a write passed writeTimeout
 	dropped  atomic.Uint64 // messages dropped because the connection's queue was full
@@ -96,7 +107,11 @@ func (guardTransport) Dial(ctx context.Context, d transport.Dialer, addr string)
 	if err != nil {
 		return nil, err
 	}
-	return newGuardConn(ctx, c, guardFrom(ctx)), nil
+	g := newGuardConn(ctx, c, guardFrom(ctx), false)
+	if err := g.handshakeTLS(false); err != nil {
+		return nil, err
+	}
+	return g, nil
 }
 
 // Listen binds addr; accepted connections are guarded.
@@ -134,13 +149,14 @@ func (guardTransport) Addr(ep string) (string, error) {
 	return net.JoinHostPort(host, port), nil
 }
 
-// guardListener hands zmq4 only connections that have sent the ZMTP
-// signature. zmq4 runs each handshake inline in its one accept loop, with no
-// deadline, so a connection that sends nothing (a port scanner, a load
-// balancer's TCP probe) would stop every other connection from being
-// accepted; here such connections wait in their own goroutine and are closed
-// at the handshake timeout. (A peer that sends the signature and then stalls
-// still holds zmq4's loop, for at most the handshake timeout.)
+// guardListener hands zmq4 only connections that have finished their TLS
+// handshake (with TLS on) and sent the ZMTP signature. zmq4 runs each
+// handshake inline in its one accept loop, with no deadline, so a
+// connection that sends nothing (a port scanner, a load balancer's TCP
+// probe) would stop every other connection from being accepted; here such
+// connections wait in their own goroutine and are closed at the handshake
+// timeout. (A peer that sends the signature and then stalls still holds
+// zmq4's loop, for at most what is left of the handshake timeout.)
 type guardListener struct {
 	net.Listener
 	ctx       context.Context
@@ -193,15 +209,19 @@ func (l *guardListener) acceptLoop() {
 			c.Close()
 			continue
 		}
-		go l.awaitSignature(newGuardConn(l.ctx, c, l.cfg))
+		go l.awaitSignature(newGuardConn(l.ctx, c, l.cfg, true))
 	}
 }
 
-// awaitSignature waits (up to the handshake timeout, which closes g) for the
-// first signatureLen bytes of the greeting, then hands g to zmq4. The bytes
-// stay in g's read buffer for zmq4 to read and the guard to check.
+// awaitSignature runs the TLS handshake, if any, and waits for the first
+// signatureLen bytes of the greeting (all within the handshake timeout,
+// which closes g), then hands g to zmq4. The bytes stay in g's read buffer
+// for zmq4 to read and the guard to check.
 func (l *guardListener) awaitSignature(g *guardConn) {
 	defer l.pending.Add(-1)
+	if g.handshakeTLS(true) != nil {
+		return
+	}
 	if _, err := g.br.Peek(signatureLen); err != nil {
 		g.Close()
 		return
@@ -223,13 +243,20 @@ func (e *guardError) Error() string { return "link: connection closed: " + e.rea
 func (e *guardError) Unwrap() error { return io.EOF }
 
 // guardConn is a TCP connection that zmq4 reads and writes through. See the
-// package documentation for what it enforces.
+// package documentation for what it enforces. With TLS, Conn is the
+// *tls.Conn over raw and the guard parses the TLS plaintext.
 //
 // Reading: one goroutine at a time (zmq4's handshake, then its listener), so
 // br, rp, rerr, hsDone and idleAt need no lock. Writing: wmu serialises.
+// peer and peerCert are set by the TLS handshake, before zmq4 sees g.
 type guardConn struct {
 	net.Conn
-	cfg *guardConfig
+	raw   net.Conn // the TCP connection: what Close closes
+	isTLS bool
+	cfg   *guardConfig
+
+	peer     pki.Identity // the verified identity of the remote (TLS, accepted side)
+	peerCert [sha256.Size]byte
 
 	br     *bufio.Reader
 	rp     frameParser
@@ -246,21 +273,38 @@ type guardConn struct {
 	q      chan []byte // async mode only
 	qbytes atomic.Int64
 
-	cmu     sync.Mutex // guards hsTimer and stopCtx, set after callbacks that may Close
+	cmu     sync.Mutex // guards hsTimer and stopCtx, set after callbacks that may Close, and rid, bound
 	hsTimer *time.Timer
 	stopCtx func() bool
+	rid     string // the routing identity bound in cfg.callers, while bound
+	bound   bool
 
 	closeOnce sync.Once
 	closed    chan struct{}
 }
 
-func newGuardConn(ctx context.Context, c net.Conn, cfg *guardConfig) *guardConn {
+// newGuardConn guards c, an accepted (server) or dialled TCP connection;
+// with cfg.tls it wraps it in TLS, whose handshake handshakeTLS runs.
+func newGuardConn(ctx context.Context, c net.Conn, cfg *guardConfig, server bool) *guardConn {
 	g := &guardConn{
 		Conn:   c,
+		raw:    c,
 		cfg:    cfg,
 		rp:     frameParser{greet: greetingLen, check: true, limit: cfg.maxMessage},
 		wp:     frameParser{greet: greetingLen},
 		closed: make(chan struct{}),
+	}
+	if cfg.tls != nil {
+		g.isTLS = true
+		bc := bufferedConn{Conn: c, r: bufio.NewReaderSize(c, readBufferSize)}
+		if server {
+			g.Conn = tls.Server(bc, cfg.tls)
+		} else {
+			g.Conn = tls.Client(bc, cfg.tls)
+		}
+	}
+	if server && cfg.callers != nil {
+		g.rp.ready = g.bindCaller
 	}
 	g.br = bufio.NewReaderSize(rawReader{g}, readBufferSize)
 	if tc, ok := c.(*net.TCPConn); ok && cfg.sockBuf > 0 {
@@ -275,7 +319,7 @@ func newGuardConn(ctx context.Context, c net.Conn, cfg *guardConfig) *guardConn 
 	if cfg.handshake > 0 {
 		hs = time.AfterFunc(cfg.handshake, func() {
 			cfg.stats.rejected.Add(1)
-			cfg.log.Debug("link: ZMTP handshake timed out", "remote", c.RemoteAddr().String())
+			cfg.log.Debug("link: handshake timed out", "remote", c.RemoteAddr().String(), "tls", g.isTLS)
 			g.Close()
 		})
 	}
@@ -289,12 +333,27 @@ func newGuardConn(ctx context.Context, c net.Conn, cfg *guardConfig) *guardConn 
 	return g
 }
 
-// Close closes the connection; it is safe to call more than once.
+// bufferedConn is the TCP connection under TLS, its reads buffered:
+// crypto/tls reads only what the next record needs, so without a buffer a
+// burst of small messages (one record each) costs a syscall every few
+// records instead of one per readBufferSize.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// Close closes the connection; it is safe to call more than once. It closes
+// the TCP connection itself, without a TLS close_notify (which could block
+// on a peer that stopped reading; ZMTP needs none).
 func (g *guardConn) Close() error {
 	g.closeOnce.Do(func() {
 		close(g.closed)
 		g.cmu.Lock()
 		hs, stop := g.hsTimer, g.stopCtx
+		rid, bound := g.rid, g.bound
+		g.bound = false
 		g.cmu.Unlock()
 		if hs != nil {
 			hs.Stop()
@@ -302,8 +361,71 @@ func (g *guardConn) Close() error {
 		if stop != nil {
 			stop()
 		}
+		if bound {
+			g.cfg.callers.release(rid)
+		}
 	})
-	return g.Conn.Close()
+	return g.raw.Close()
+}
+
+// handshakeTLS runs the TLS handshake of a TLS connection (nothing for a
+// plain one), under the handshake timer that also covers ZMTP's. On the
+// accepted side it records the client's verified identity. A failed
+// handshake closes the connection, is counted as rejected and logged once.
+func (g *guardConn) handshakeTLS(server bool) error {
+	tc, ok := g.Conn.(*tls.Conn)
+	if !ok {
+		return nil
+	}
+	err := tc.Handshake()
+	if err == nil && server {
+		g.peer, g.peerCert, err = peerOf(tc)
+	}
+	if err == nil {
+		return nil
+	}
+	select {
+	case <-g.closed: // the handshake timer closed it, and counted it
+	default:
+		g.cfg.stats.rejected.Add(1)
+		args := []any{"remote", g.raw.RemoteAddr().String(), "err", err}
+		var rhe tls.RecordHeaderError
+		if errors.As(err, &rhe) {
+			// Not TLS at all (a plain ZMTP peer, a probe): show what came.
+			args = append(args, "snippet", fmt.Sprintf("%q", rhe.RecordHeader[:]))
+		}
+		// The accepting side says why it refused a peer; a connection
+		// closed before saying anything, and the dialling side (whose
+		// caller reports and retries), only at debug.
+		if server && !errors.Is(err, io.EOF) {
+			g.cfg.log.Warn("link: TLS handshake failed", args...)
+		} else {
+			g.cfg.log.Debug("link: TLS handshake failed", args...)
+		}
+		g.Close()
+	}
+	return fmt.Errorf("link: TLS handshake with %s: %w", g.raw.RemoteAddr(), err)
+}
+
+// bindCaller is the read parser's ready hook on a TLS ROUTER's connection:
+// it binds the READY's routing identity to the connection's certificate
+// (see callerTable) or refuses the READY.
+func (g *guardConn) bindCaller(rid []byte, ok bool) error {
+	if !ok || len(rid) == 0 {
+		return fmt.Errorf("%s sent a READY without an Identity: a ROUTER over TLS needs one", g.peer)
+	}
+	g.cmu.Lock()
+	defer g.cmu.Unlock()
+	select {
+	case <-g.closed:
+		return errors.New("connection closed")
+	default:
+	}
+	if err := g.cfg.callers.bind(string(rid), g.peer, g.peerCert); err != nil {
+		return fmt.Errorf("%s sent routing identity %q: %w", g.peer, wire.Snippet(rid), err)
+	}
+	g.rid, g.bound = string(rid), true
+	return nil
 }
 
 // Read hands zmq4 the stream after checking it frame by frame. A frame that
@@ -394,7 +516,14 @@ func (g *guardConn) Write(p []byte) (int, error) {
 		g.enqueue(m)
 		return len(p), nil
 	}
-	err := g.writeNow(g.wbuf, p)
+	var err error
+	if g.isTLS && len(g.wbuf) > 0 && len(g.wbuf)+len(p) <= coalesceLimit {
+		// One TLS record rather than two: tls.Conn cannot writev.
+		g.wbuf = append(g.wbuf, p...)
+		err = g.writeNow(nil, g.wbuf)
+	} else {
+		err = g.writeNow(g.wbuf, p)
+	}
 	g.wbuf = g.wbuf[:0]
 	if err != nil {
 		g.werr = err
@@ -508,6 +637,10 @@ type frameParser struct {
 	inMsg   bool   // a frame with MORE was seen and the message is not over
 	frames  int    // frames completed since the greeting
 	hs      []byte // body of the first frame (the handshake command), check only
+	// ready, when set (check only), decides on the READY's Identity
+	// property (ok: present) once the command is valid; its error refuses
+	// the READY like a malformed one.
+	ready func(identity []byte, ok bool) error
 }
 
 // feed follows b. It returns how many bytes of b may be handed on and, when a
@@ -601,8 +734,14 @@ func (p *frameParser) feed(b []byte) (int, error) {
 // validates it, so that a bad one is never completed.
 func (p *frameParser) endFrame() error {
 	if p.check && p.frames == 0 {
-		if err := checkReady(p.hs); err != nil {
+		id, ok, err := checkReady(p.hs)
+		if err != nil {
 			return err
+		}
+		if p.ready != nil {
+			if err := p.ready(id, ok); err != nil {
+				return err
+			}
 		}
 		p.hs = nil
 	}
@@ -635,26 +774,51 @@ func checkGreetingByte(off int, c byte) error {
 
 // checkReady validates the peer's handshake command the way zmq4 will parse
 // it, but without zmq4's out-of-range slicing: a READY whose metadata lies
-// about its lengths makes zmq4 panic in Metadata.UnmarshalZMTP.
-func checkReady(b []byte) error {
+// about its lengths makes zmq4 panic in Metadata.UnmarshalZMTP. It returns
+// the value of the Identity property (ok: there is one), which zmq4's
+// ROUTER takes as the connection's routing identity.
+//
+// zmq4 title-cases property names (with Unicode rules: "ıdentity" becomes
+// "Identity" too) and keeps the last of equal names, so that the identity
+// read here is surely the one zmq4 uses, names must be printable ASCII, and
+// a READY with two Identity properties, or one spelt otherwise than
+// "Identity" or "identity", is refused.
+func checkReady(b []byte) (identity []byte, ok bool, err error) {
 	if len(b) == 0 || int(b[0])+1 > len(b) {
-		return errors.New("truncated handshake command")
+		return nil, false, errors.New("truncated handshake command")
 	}
 	if name := string(b[1 : 1+int(b[0])]); name != zmq4.CmdReady {
-		return fmt.Errorf("handshake command %q, want READY", name)
+		return nil, false, fmt.Errorf("handshake command %q, want READY", name)
 	}
 	props := b[1+int(b[0]):]
 	for len(props) > 0 {
 		klen := int(props[0])
 		if 1+klen+4 > len(props) {
-			return errors.New("truncated READY property")
+			return nil, false, errors.New("truncated READY property")
 		}
+		key := props[1 : 1+klen]
 		vlen := binary.BigEndian.Uint32(props[1+klen:])
 		props = props[1+klen+4:]
 		if uint64(vlen) > uint64(len(props)) {
-			return errors.New("READY property value overruns the command")
+			return nil, false, errors.New("READY property value overruns the command")
 		}
+		val := props[:vlen]
 		props = props[vlen:]
+		for _, c := range key {
+			if c <= ' ' || c > '~' {
+				return nil, false, fmt.Errorf("READY property name %q is not printable ASCII", wire.Snippet(key))
+			}
+		}
+		if !strings.EqualFold(string(key), zmtpIdentity) {
+			continue
+		}
+		if string(key[1:]) != zmtpIdentity[1:] || ok {
+			return nil, false, fmt.Errorf("ambiguous READY property %q", wire.Snippet(key))
+		}
+		identity, ok = val, true
 	}
-	return nil
+	return identity, ok, nil
 }
+
+// zmtpIdentity is the READY property that names a socket (zmq4's spelling).
+const zmtpIdentity = "Identity"

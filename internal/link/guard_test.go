@@ -51,16 +51,9 @@ func TestMalformedMessagesDropped(t *testing.T) {
 	if err := d.Send(zmq4.NewMsg(mustMarshal(t, &platformpb.Envelope{Kind: platformpb.Kind_KIND_PING, RequestId: 77}))); err != nil {
 		t.Fatal(err)
 	}
-	msg, err := d.Recv()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pong platformpb.Envelope
-	if err := proto.Unmarshal(msg.Frames[0], &pong); err != nil {
-		t.Fatal(err)
-	}
+	pong := recvEnvelope(t, d)
 	if pong.GetKind() != platformpb.Kind_KIND_PONG || pong.GetRequestId() != 77 || pong.GetLoad() != 0.25 || pong.GetSender() != "srv" {
-		t.Fatalf("PONG = %v", &pong)
+		t.Fatalf("PONG = %v", pong)
 	}
 	// And a Peer is served as usual.
 	p := mustDial(t, s.Endpoint(), fastPeerOptions(t), true)
@@ -71,6 +64,20 @@ func TestMalformedMessagesDropped(t *testing.T) {
 	if st := s.Stats(); st.BadMessages != uint64(len(garbage)) || st.Guard.Rejected != 0 {
 		t.Fatalf("stats %+v", st)
 	}
+}
+
+// recvEnvelope receives one message on a raw DEALER and decodes it.
+func recvEnvelope(t testing.TB, d zmq4.Socket) *platformpb.Envelope {
+	t.Helper()
+	msg, err := d.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env platformpb.Envelope
+	if err := proto.Unmarshal(msg.Frames[0], &env); err != nil {
+		t.Fatal(err)
+	}
+	return &env
 }
 
 func mustMarshal(t testing.TB, m proto.Message) []byte {
@@ -100,27 +107,36 @@ func readyCommand(props ...string) []byte {
 	return append([]byte{flagCommand, byte(len(body))}, body...)
 }
 
+// hostileInput is a stream that crashes or stalls a bare zmq4 v0.17.0.
+type hostileInput struct {
+	name string
+	send []byte
+}
+
+// hostileInputs are what the guard must refuse, plain or over TLS.
+func hostileInputs() []hostileInput {
+	return []hostileInput{
+		// zmq4: panic "slice bounds out of range" in Metadata.UnmarshalZMTP.
+		{"truncated READY property", append(zmtpGreeting(), flagCommand, 10, 5, 'R', 'E', 'A', 'D', 'Y', 3, 'a', 'b', 'c')},
+		// zmq4: panic "makeslice: len out of range" in Conn.read.
+		{"huge frame length", append(append(zmtpGreeting(), readyCommand("Socket-Type", "DEALER", "Identity", "h")...),
+			flagLong, 0x10, 0, 0, 0, 0, 0, 0, 0)},
+		// zmq4 would allocate and wait for 1 GiB.
+		{"frame over MaxMessage", append(append(zmtpGreeting(), readyCommand("Socket-Type", "DEALER", "Identity", "m")...),
+			flagLong, 0, 0, 0, 0, 0x40, 0, 0, 0)},
+		{"HTTP request", []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n" + strings.Repeat(" ", 64))},
+		{"data before READY", append(zmtpGreeting(), 0, 3, 'a', 'b', 'c')},
+		{"unknown command", append(zmtpGreeting(), flagCommand, 6, 5, 'H', 'E', 'L', 'L', 'O')},
+		{"non-ASCII READY property", append(zmtpGreeting(), readyCommand("Socket-Type", "DEALER", "\xc4\xb1dentity", "x")...)},
+	}
+}
+
 // TestHostileConnections sends what crashes or stalls a bare zmq4 v0.17.0
 // ROUTER; the guard must close each connection and keep serving.
 func TestHostileConnections(t *testing.T) {
 	s := mustListen(t, "", ServerOptions{HandshakeTimeout: time.Second}, echo)
 	addr := strings.TrimPrefix(s.Endpoint(), "tcp://")
-	cases := []struct {
-		name string
-		send []byte
-	}{
-		// zmq4: panic "slice bounds out of range" in Metadata.UnmarshalZMTP.
-		{"truncated READY property", append(zmtpGreeting(), flagCommand, 10, 5, 'R', 'E', 'A', 'D', 'Y', 3, 'a', 'b', 'c')},
-		// zmq4: panic "makeslice: len out of range" in Conn.read.
-		{"huge frame length", append(append(zmtpGreeting(), readyCommand("Socket-Type", "DEALER")...),
-			flagLong, 0x10, 0, 0, 0, 0, 0, 0, 0)},
-		// zmq4 would allocate and wait for 1 GiB.
-		{"frame over MaxMessage", append(append(zmtpGreeting(), readyCommand("Socket-Type", "DEALER")...),
-			flagLong, 0, 0, 0, 0, 0x40, 0, 0, 0)},
-		{"HTTP request", []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n" + strings.Repeat(" ", 64))},
-		{"data before READY", append(zmtpGreeting(), 0, 3, 'a', 'b', 'c')},
-		{"unknown command", append(zmtpGreeting(), flagCommand, 6, 5, 'H', 'E', 'L', 'L', 'O')},
-	}
+	cases := hostileInputs()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := net.Dial("tcp", addr)

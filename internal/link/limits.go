@@ -53,10 +53,12 @@ const (
 	// well under a millisecond, so a second means the host drops SYNs.
 	DefaultDialTimeout = time.Second
 
-	// DefaultHandshakeTimeout bounds the ZMTP greeting and READY exchange (2 s).
-	// It is two round trips of under 200 bytes; the bound matters because zmq4
-	// runs handshakes one at a time in its accept loop, so a silent client
-	// holds up every other connection until it passes.
+	// DefaultHandshakeTimeout bounds the TLS handshake (with TLS) and the ZMTP
+	// greeting and READY exchange (2 s). Together they are three or four
+	// round trips of a few KiB and two ECDSA signatures each way, a
+	// millisecond on a LAN; the bound matters because zmq4 runs handshakes
+	// one at a time in its accept loop, so a silent client holds up every
+	// other connection until it passes.
 	DefaultHandshakeTimeout = 2 * time.Second
 
 	// DefaultIdleTimeout closes a Server connection that sent nothing for 30 s.

@@ -13,6 +13,7 @@ import (
 	"github.com/go-zeromq/zmq4"
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
+	"github.com/noonhq/noon/internal/pki"
 	"github.com/noonhq/noon/wire"
 )
 
@@ -42,10 +43,19 @@ type PeerOptions struct {
 	BackoffMin, BackoffMax time.Duration
 	// DialTimeout bounds a TCP connect (default 1 s).
 	DialTimeout time.Duration
-	// HandshakeTimeout bounds the ZMTP handshake (default 2 s).
+	// HandshakeTimeout bounds the TLS and ZMTP handshake (default 2 s).
 	HandshakeTimeout time.Duration
 	// MaxMessage bounds a request or reply envelope (default 4 MiB).
 	MaxMessage int
+	// TLS, when set, runs mutual TLS 1.3: the Peer presents the
+	// credentials' certificate and accepts only a server whose certificate
+	// the same CA issued. Nil: plain ZMTP.
+	TLS *pki.Credentials
+	// ExpectIdentity, with TLS, is who the server must be: the handshake
+	// fails if its certificate says otherwise (e.g. service:login for an
+	// instance yellow lists under login). The zero Identity accepts any
+	// identity of the CA; a role without a name, any of that role.
+	ExpectIdentity pki.Identity
 	// Logger receives the Peer's logs (default slog.Default()).
 	Logger *slog.Logger
 	// OnUp, when set, is called (on the Peer's reader goroutine; it must
@@ -98,7 +108,7 @@ type PeerStats struct {
 
 // GuardStats counts what the connection guard did on its own.
 type GuardStats struct {
-	Rejected uint64 // connections closed for a protocol violation or handshake timeout
+	Rejected uint64 // connections closed for a protocol violation, a failed TLS handshake or a handshake timeout
 	Idle     uint64 // connections closed after the idle timeout
 	Stuck    uint64 // connections closed because a write passed the send timeout
 	Dropped  uint64 // messages dropped by a connection's full queue (PUB)
@@ -169,6 +179,9 @@ func Dial(endpoint string, opts PeerOptions) *Peer {
 		writeTimeout: opts.SendTimeout,
 		stats:        &p.gstats,
 		log:          p.log,
+	}
+	if opts.TLS != nil {
+		p.gcfg.tls = opts.TLS.ClientConfig(opts.ExpectIdentity)
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.wg.Add(1)

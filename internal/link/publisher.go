@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/go-zeromq/zmq4"
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
+	"github.com/noonhq/noon/internal/pki"
 )
 
 // PubOptions configures a Publisher. Zero values take the defaults in limits.go.
@@ -32,8 +34,17 @@ type PubOptions struct {
 	HeartbeatInterval time.Duration
 	// MaxMessage bounds an encoded Event (default 4 MiB).
 	MaxMessage int
-	// HandshakeTimeout bounds a new connection's ZMTP handshake (default 2 s).
+	// HandshakeTimeout bounds a new connection's TLS and ZMTP handshake
+	// (default 2 s).
 	HandshakeTimeout time.Duration
+	// TLS, when set, runs mutual TLS 1.3: a subscriber must present a
+	// certificate from the credentials' CA whose role is in
+	// SubscriberRoles, or it is refused at connect. Nil: plain ZMTP,
+	// anyone may subscribe.
+	TLS *pki.Credentials
+	// SubscriberRoles are the roles that may subscribe, with TLS (default:
+	// brokers only, who deliver service events to their connections).
+	SubscriberRoles []pki.Role
 	// Logger receives the Publisher's logs (default slog.Default()).
 	Logger *slog.Logger
 
@@ -51,10 +62,21 @@ func (o PubOptions) withDefaults() PubOptions {
 	}
 	o.MaxMessage = orDefault(o.MaxMessage, DefaultMaxMessage)
 	o.HandshakeTimeout = orDefault(o.HandshakeTimeout, DefaultHandshakeTimeout)
+	if len(o.SubscriberRoles) == 0 {
+		o.SubscriberRoles = []pki.Role{pki.RoleBroker}
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
 	return o
+}
+
+// admit is the Publisher's TLS check of a subscriber's identity.
+func (o PubOptions) admit(id pki.Identity) error {
+	if slices.Contains(o.SubscriberRoles, id.Role) {
+		return nil
+	}
+	return fmt.Errorf("link: %s may not subscribe here (roles allowed: %v)", id, o.SubscriberRoles)
 }
 
 // PubStats is a snapshot of a Publisher's counters.
@@ -111,6 +133,9 @@ func NewPublisher(endpoint string, opts PubOptions) (*Publisher, error) {
 		sockBuf:      opts.sockBuf,
 		stats:        &p.gstats,
 		log:          p.log,
+	}
+	if opts.TLS != nil {
+		gcfg.tls = opts.TLS.ServerConfig(opts.admit)
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.sock = zmq4.NewPub(withGuard(p.ctx, gcfg), zmq4.WithLogger(zmqLogger(p.log)))

@@ -13,12 +13,14 @@ import (
 	"github.com/go-zeromq/zmq4"
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
+	"github.com/noonhq/noon/internal/pki"
 	"github.com/noonhq/noon/wire"
 )
 
 // Handler runs one REQUEST. It runs in its own goroutine; ctx ends at the
 // request's deadline, when the caller sends CANCEL, when reply is called, or
-// when the Server closes. The handler answers by calling reply exactly once,
+// when the Server closes. On a Server with TLS, CallerFrom(ctx) is the
+// verified identity of the connection the request came from. The handler answers by calling reply exactly once,
 // from any goroutine, now or later (even after it returned); further calls
 // are counted and ignored. reply sets kind, request_id, load and (if empty)
 // sender itself, does not modify or keep the envelope, and never blocks for
@@ -54,12 +56,18 @@ type ServerOptions struct {
 	SendTimeout time.Duration
 	// DefaultTimeout is the deadline of requests that carry none (default 5 s).
 	DefaultTimeout time.Duration
-	// HandshakeTimeout bounds a new connection's ZMTP handshake (default 2 s).
+	// HandshakeTimeout bounds a new connection's TLS and ZMTP handshake (default 2 s).
 	HandshakeTimeout time.Duration
 	// IdleTimeout closes a connection that sent nothing for this long
 	// (default 30 s; negative: never). It must exceed the peers' heartbeat
 	// interval.
 	IdleTimeout time.Duration
+	// TLS, when set, runs mutual TLS 1.3 on every connection: a client
+	// must present a certificate from the credentials' CA, and every
+	// request is handed to the Handler with the verified identity of its
+	// connection (CallerFrom). Nil: plain ZMTP, nobody verified (tests, and
+	// deployments that set tls.insecure).
+	TLS *pki.Credentials
 	// Logger receives the Server's logs (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -100,12 +108,16 @@ type ServerStats struct {
 	Sent        uint64 // messages handed to the socket (zmq4 discards those for a peer that left)
 	SendErrors  uint64 // writes that failed
 	StuckSends  uint64 // writes that passed SendTimeout
-	Guard       GuardStats
+	// Unauthenticated counts messages (with TLS) whose routing identity
+	// had no verified connection: not handed to the Handler; a REQUEST is
+	// answered "unauthenticated".
+	Unauthenticated uint64
+	Guard           GuardStats
 }
 
 type serverCounters struct {
 	requests, replies, late, pings, cancels, expired, overloaded, duplicate atomic.Uint64
-	panics, dropped, bad, sent, sendErrors, stuck                           atomic.Uint64
+	panics, dropped, bad, sent, sendErrors, stuck, unauthenticated          atomic.Uint64
 }
 
 // Server is a service instance's ROUTER: it receives requests from any
@@ -117,6 +129,7 @@ type Server struct {
 	sock     zmq4.Socket
 	endpoint string
 	gstats   guardStats
+	callers  *callerTable // with TLS: routing identity -> verified identity
 
 	ctx    context.Context // ends at Close: parent of the socket and of handler contexts
 	cancel context.CancelFunc
@@ -167,6 +180,11 @@ func Listen(endpoint string, opts ServerOptions, h Handler) (*Server, error) {
 		stats:        &s.gstats,
 		log:          s.log,
 	}
+	if opts.TLS != nil {
+		s.callers = newCallerTable()
+		gcfg.tls = opts.TLS.ServerConfig(nil)
+		gcfg.callers = s.callers
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.sock = zmq4.NewRouter(withGuard(s.ctx, gcfg),
 		zmq4.WithTimeout(opts.SendTimeout),
@@ -203,7 +221,8 @@ func (s *Server) Stats() ServerStats {
 		Overloaded: c.overloaded.Load(), Duplicate: c.duplicate.Load(), Panics: c.panics.Load(),
 		Dropped: c.dropped.Load(), BadMessages: c.bad.Load(), Sent: c.sent.Load(),
 		SendErrors: c.sendErrors.Load(), StuckSends: c.stuck.Load(),
-		Guard: s.gstats.snapshot(),
+		Unauthenticated: c.unauthenticated.Load(),
+		Guard:           s.gstats.snapshot(),
 	}
 }
 
@@ -259,9 +278,18 @@ func (s *Server) readLoop() {
 				"snippet", fmt.Sprintf("%q", wire.Snippet(body)))
 			continue
 		}
+		var caller pki.Identity
+		if s.callers != nil {
+			id, ok := s.callers.lookup(peer)
+			if !ok {
+				s.unauthenticated(peer, env)
+				continue
+			}
+			caller = id
+		}
 		switch env.GetKind() {
 		case platformpb.Kind_KIND_REQUEST:
-			s.dispatch(peer, env)
+			s.dispatch(peer, env, caller)
 		case platformpb.Kind_KIND_PING:
 			s.stats.pings.Add(1)
 			load, ok := s.load()
@@ -290,7 +318,24 @@ type serverReq struct {
 	replied atomic.Bool
 }
 
-func (s *Server) dispatch(peer []byte, env *platformpb.Envelope) {
+// unauthenticated refuses a message whose routing identity has no verified
+// connection (with TLS): one that was queued as its connection closed, or
+// that zmq4 named itself. A REQUEST is answered, nothing else.
+func (s *Server) unauthenticated(peer []byte, env *platformpb.Envelope) {
+	s.stats.unauthenticated.Add(1)
+	s.log.Debug("link: message from an unverified connection", "peer", string(wire.Snippet(peer)), "kind", env.GetKind().String())
+	if env.GetKind() != platformpb.Kind_KIND_REQUEST {
+		return
+	}
+	b, _ := s.encodeReply(&platformpb.Envelope{
+		ErrorCode: wire.CodeUnauthenticated, ErrorMessage: "no verified certificate for this connection",
+	}, env.GetRequestId())
+	s.enqueue(peer, b, false)
+}
+
+// dispatch starts a request's Handler; caller is its connection's verified
+// identity (with TLS).
+func (s *Server) dispatch(peer []byte, env *platformpb.Envelope, caller pki.Identity) {
 	s.stats.requests.Add(1)
 	now := time.Now()
 	deadline := now.Add(s.opts.DefaultTimeout)
@@ -305,7 +350,7 @@ func (s *Server) dispatch(peer []byte, env *platformpb.Envelope) {
 		s.inflight.Add(-1)
 		s.stats.overloaded.Add(1)
 		b, _ := s.encodeReply(&platformpb.Envelope{
-			ErrorCode: "overloaded", ErrorMessage: "too many requests in flight",
+			ErrorCode: wire.CodeOverloaded, ErrorMessage: "too many requests in flight",
 		}, env.GetRequestId())
 		s.enqueue(peer, b, false)
 		return
@@ -318,7 +363,11 @@ func (s *Server) dispatch(peer []byte, env *platformpb.Envelope) {
 		s.stats.duplicate.Add(1)
 		return
 	}
-	r.ctx, r.cancel = context.WithDeadline(s.ctx, deadline)
+	parent := s.ctx
+	if s.callers != nil {
+		parent = withCaller(parent, caller)
+	}
+	r.ctx, r.cancel = context.WithDeadline(parent, deadline)
 	s.active[r.key] = r
 	s.mu.Unlock()
 	// Whatever ends the context (reply, deadline, CANCEL, Close) releases

@@ -13,6 +13,7 @@ import (
 	"github.com/go-zeromq/zmq4"
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
+	"github.com/noonhq/noon/internal/pki"
 )
 
 // SubOptions configures a Subscriber. Zero values take the defaults in limits.go.
@@ -27,12 +28,19 @@ type SubOptions struct {
 	BackoffMin, BackoffMax time.Duration
 	// DialTimeout bounds a TCP connect (default 1 s).
 	DialTimeout time.Duration
-	// HandshakeTimeout bounds the ZMTP handshake (default 2 s).
+	// HandshakeTimeout bounds the TLS and ZMTP handshake (default 2 s).
 	HandshakeTimeout time.Duration
 	// SendTimeout bounds the write of one subscription (default 1 s).
 	SendTimeout time.Duration
 	// MaxMessage bounds an Event (default 4 MiB).
 	MaxMessage int
+	// TLS, when set, runs mutual TLS 1.3 with the credentials' certificate
+	// (the publisher admits it by its role) and accepts only a publisher
+	// whose certificate the same CA issued. Nil: plain ZMTP.
+	TLS *pki.Credentials
+	// ExpectIdentity, with TLS, is who the publisher must be (see
+	// PeerOptions.ExpectIdentity).
+	ExpectIdentity pki.Identity
 	// Logger receives the Subscriber's logs (default slog.Default()).
 	Logger *slog.Logger
 
@@ -131,6 +139,9 @@ func NewSubscriber(endpoint string, opts SubOptions, deliver func(topic string, 
 		sockBuf:      opts.sockBuf,
 		stats:        &s.gstats,
 		log:          s.log,
+	}
+	if opts.TLS != nil {
+		s.gcfg.tls = opts.TLS.ClientConfig(opts.ExpectIdentity)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.wg.Add(1)

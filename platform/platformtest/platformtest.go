@@ -1,9 +1,10 @@
 // Package platformtest starts the in-process platform (package platform)
 // for a test: yellow, the given service modules, the BrokerList and a
-// broker, all on loopback port 0 with a short heartbeat, in-memory stores
-// and an in-process Redis unless the test gives its own; it waits until
-// the platform is ready (by event) and stops it in t.Cleanup. StartBroker
-// adds a second broker, for tests of what crosses brokers.
+// broker, all on loopback port 0 with a short heartbeat, mutual TLS on
+// every internal link (the test binary's one ephemeral CA), in-memory
+// stores and an in-process Redis unless the test gives its own; it waits
+// until the platform is ready (by event) and stops it in t.Cleanup.
+// StartBroker adds a second broker, for tests of what crosses brokers.
 package platformtest
 
 import (
@@ -31,7 +32,8 @@ const readyTimeout = 20 * time.Second
 
 // Options returns the harness's platform options for modules: every
 // listener on 127.0.0.1 port 0, the test heartbeat, no rate limit, the
-// test's logger. A test changes what it needs before Start.
+// test's logger, TLS on with testenv.PKI (set TLS to nil for plain
+// links). A test changes what it needs before Start.
 func Options(t testing.TB, modules ...services.Module) platform.Options {
 	t.Helper()
 	yo := yellow.NewOptions()
@@ -60,6 +62,7 @@ func Options(t testing.TB, modules ...services.Module) platform.Options {
 		Modules:    modules,
 		Sections:   sections,
 		Log:        testenv.Logger(t),
+		TLS:        testenv.PKI(t),
 	}
 }
 

@@ -14,9 +14,18 @@ import (
 )
 
 // TestPlatform: the harness starts every module of the platform on port 0
-// and returns once a client's first call through the broker is served.
+// and returns once a client's first call through the broker is served,
+// with TLS on every internal link (the default) and without.
 func TestPlatform(t *testing.T) {
+	t.Run("tls", func(t *testing.T) { testPlatform(t, true) })
+	t.Run("plain", func(t *testing.T) { testPlatform(t, false) })
+}
+
+func testPlatform(t *testing.T, tls bool) {
 	opts := platformtest.Options(t, echo.Module, login.Module, room.Module)
+	if !tls {
+		opts.TLS = nil
+	}
 	// login's HTTP API on a free port, not :8081 (another run may hold it).
 	opts.Sections[login.Name].(*services.Config[login.Options]).Service.HTTPAddr = "127.0.0.1:0"
 	p := platformtest.Start(t, opts)

@@ -45,6 +45,7 @@ func build(_ context.Context, env *services.Env, opts Options) (*services.Impl, 
 		Redis:     env.Redis,
 		Yellows:   env.Options.Yellows,
 		Heartbeat: env.Options.Heartbeat,
+		TLS:       env.Options.TLS,
 		Logger:    env.Log,
 	})
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/noonhq/noon/internal/metrics"
+	"github.com/noonhq/noon/internal/pki"
 	"github.com/noonhq/noon/internal/placement"
 	"github.com/noonhq/noon/services"
 	"github.com/noonhq/noon/services/room/game"
@@ -44,6 +45,9 @@ type Deps struct {
 	// Heartbeat is the yellow heartbeat of the watcher New makes (default
 	// 1 s).
 	Heartbeat time.Duration
+	// TLS are the credentials of the watcher New makes (the instance's);
+	// nil: plain links.
+	TLS *pki.Credentials
 	// Games are the games offered; nil offers race31 with Options.Race31.
 	Games *game.Registry
 	// Logger receives the service's logs; nil discards them.
@@ -158,7 +162,7 @@ func New(opts Options, deps Deps) (*Service, error) {
 		exiting: make(map[string]<-chan struct{}),
 	}
 	if s.watcher == nil {
-		s.watcher = yellow.Watch(yellow.ClientOptions{Yellows: deps.Yellows, Heartbeat: deps.Heartbeat, Logger: log})
+		s.watcher = yellow.Watch(yellow.ClientOptions{Yellows: deps.Yellows, Heartbeat: deps.Heartbeat, TLS: deps.TLS, Logger: log})
 		s.ownWatcher = true
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
