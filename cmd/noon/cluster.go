@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -33,14 +34,20 @@ type clusterChild struct {
 }
 
 func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("cluster", "Runs migrations, then yellow, the BrokerList, N brokers and M instances of each service as separate `noon` processes against the Postgres and Redis of the config (configs/cluster.yaml), and stops them all on Ctrl-C. Broker i listens on TCP 1055+2i and WebSocket 1056+2i of every interface (public, as behind a load balancer; its admin endpoint on 127.0.0.1:1070+i); instance n of a service runs with -instance n.\n\n"+moduleList(), stderr)
-	file := fs.String("config", "configs/cluster.yaml", "YAML config `file` every process reads")
+	fs := newFlagSet("cluster", "Runs migrations, then yellow, the BrokerList, N brokers and M instances of each service as separate `noon` processes against the Postgres and Redis of the config (configs/cluster.yaml), and stops them all on Ctrl-C. Broker i listens on TCP 1055+2i and WebSocket 1056+2i of every interface (public, as behind a load balancer; its admin endpoint on 127.0.0.1:1070+i), yellow's admin on 127.0.0.1:1062 and the BrokerList's on 127.0.0.1:1053, each plus -port-offset; instance n of a service runs with -instance n. Every -set reaches every process.\n\n"+moduleList(), stderr)
+	var cf configFlags
+	cf.register(fs, "configs/cluster.yaml")
 	brokers := fs.Int("brokers", 2, "number of brokers")
 	instances := fs.Int("instances", 2, "instances of each service")
+	offset := fs.Int("port-offset", 0, "add `n` to every port the cluster chooses (brokers' TCP, WebSocket and admin, yellow's and the BrokerList's admin), to run beside another cluster; the config's own ports (yellow, BrokerList, login API) are set with -set")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	cf := configFlags{file: *file}
+	if *offset < 0 || 1070+*offset+*brokers > 65535 {
+		fmt.Fprintf(stderr, "noon cluster: -port-offset %d puts ports out of range\n", *offset)
+		return errUsage
+	}
+	file := &cf.file
 	cfg, err := cf.load()
 	if err != nil {
 		return err
@@ -53,22 +60,28 @@ func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	// Every process reads the same config file and -set overrides.
+	base := []string{"-config", *file}
+	for _, set := range cf.sets {
+		base = append(base, "-set", set)
+	}
+	base = slices.Clip(base) // each child appends its own flags to a copy
 	if migrate, ok := commands["migrate"]; ok {
-		if err := migrate.run(ctx, []string{"-config", *file}, stdout, stderr); err != nil {
+		if err := migrate.run(ctx, base, stdout, stderr); err != nil {
 			return fmt.Errorf("migrate: %w", err)
 		}
 	}
-	base := []string{"-config", *file}
+	port := func(p int) string { return strconv.Itoa(p + *offset) }
 	children := []clusterChild{
-		{"yellow", append([]string{"yellow"}, base...), pki.Identity{Role: pki.RoleYellow}},
-		{"brokerlist", append([]string{"brokerlist"}, base...), platform.BrokerListIdentity},
+		{"yellow", append([]string{"yellow", "-admin", "127.0.0.1:" + port(1062)}, base...), pki.Identity{Role: pki.RoleYellow}},
+		{"brokerlist", append([]string{"brokerlist", "-admin", "127.0.0.1:" + port(1053)}, base...), platform.BrokerListIdentity},
 	}
 	for _, m := range modules {
 		for i := 1; i <= *instances; i++ {
 			// -instance lets the service vary its options per instance
 			// (an HTTP API on a port of its own; put a load balancer in
 			// front).
-			args := []string{"service", m.Name(), "-config", *file, "-instance", strconv.Itoa(i)}
+			args := append([]string{"service", m.Name(), "-instance", strconv.Itoa(i)}, base...)
 			children = append(children, clusterChild{fmt.Sprintf("%s-%d", m.Name(), i), args,
 				pki.Identity{Role: pki.RoleService, Name: m.Name()}})
 		}
@@ -78,8 +91,8 @@ func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		// deployment; admin stays on loopback.
 		name := fmt.Sprintf("broker-%d", i+1)
 		children = append(children, clusterChild{name, append([]string{"broker"}, append(base,
-			"-tcp", ":"+strconv.Itoa(1055+2*i), "-ws", ":"+strconv.Itoa(1056+2*i),
-			"-admin", "127.0.0.1:"+strconv.Itoa(1070+i))...), pki.Identity{Role: pki.RoleBroker, Name: name}})
+			"-tcp", ":"+port(1055+2*i), "-ws", ":"+port(1056+2*i),
+			"-admin", "127.0.0.1:"+port(1070+i))...), pki.Identity{Role: pki.RoleBroker, Name: name}})
 	}
 	tlsDir, err := clusterTLS(cfg, children)
 	if err != nil {

@@ -17,6 +17,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -400,10 +402,25 @@ func TestClusterBrokerFailover(t *testing.T) {
 		addrs[addr] = b
 	}
 	bl.waitLine(t, "listening", 20*time.Second)
+	kill := map[string]func(){}
+	var list []string
+	for addr, b := range addrs {
+		list = append(list, addr)
+		kill[addr] = func() { _ = b.cmd.Process.Signal(syscall.SIGKILL); <-b.done }
+	}
+	clusterChecks(t, fmt.Sprintf("http://127.0.0.1:%d/brokerlist", blPort), list, kill)
+	_ = brokers
+}
 
+// clusterChecks runs the end-to-end checks of a two-broker cluster: the
+// BrokerList lists both brokers, a client registers, logs in and calls
+// echo; a logout on one broker logs the token's connection out on the
+// other; then, when kill is set, the client's broker is killed
+// (kill[its address]) and the client resumes on the other with its token.
+func clusterChecks(t *testing.T, listURL string, brokers []string, kill map[string]func()) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	listURL := fmt.Sprintf("http://127.0.0.1:%d/brokerlist", blPort)
 	for {
 		list, err := client.FetchBrokerList(ctx, listURL)
 		if err == nil && len(list) == 2 {
@@ -447,19 +464,21 @@ func TestClusterBrokerFailover(t *testing.T) {
 	}
 
 	first := s.Broker()
-	victim := addrs[first]
-	if victim == nil {
-		t.Fatalf("session on unknown broker %s", first)
+	if !slices.Contains(brokers, first) {
+		t.Fatalf("session on unknown broker %s, not one of %v", first, brokers)
 	}
 	var second string
-	for a := range addrs {
+	for _, a := range brokers {
 		if a != first {
 			second = a
 		}
 	}
 	logoutAcrossBrokers(ctx, t, first, second, user)
-	_ = victim.cmd.Process.Signal(syscall.SIGKILL)
-	<-victim.done
+	if kill == nil {
+		return
+	}
+	victim := kill[first]
+	victim()
 	start := time.Now()
 
 	// The next calls reconnect to the other broker and resume the session:
@@ -490,7 +509,6 @@ func TestClusterBrokerFailover(t *testing.T) {
 		t.Fatalf("logout after failover: %v", err)
 	}
 	t.Logf("failover: resumed on %s %v after the broker on %s was killed", s.Broker(), time.Since(start).Round(time.Millisecond), first)
-	_ = brokers
 }
 
 // logoutAcrossBrokers logs user in on broker a, resumes the token on broker
@@ -555,4 +573,49 @@ func redisAddr(t *testing.T) string {
 		u = u[i+1:]
 	}
 	return u
+}
+
+// TestNoonCluster starts `noon cluster` (yellow, the BrokerList, two
+// brokers and one instance of every service as processes, mutual TLS on
+// every internal link from the cluster's ephemeral CA) on free ports and
+// the real Postgres and Redis, and runs the cluster checks on it (all but
+// the broker's death: the supervisor stops the cluster when a process
+// dies).
+func TestNoonCluster(t *testing.T) {
+	testenv.Postgres(t)
+	testenv.Redis(t)
+	// Broker i's ports are 1055+2i+offset...; yellow's admin 1062+offset.
+	offset := freePort(t)%20000 + 20000
+	blPort, yPort := freePort(t), freePort(t)
+	yellowEP := fmt.Sprintf("tcp://127.0.0.1:%d", yPort)
+	c := startDaemon(t, "cluster", "cluster", "-config", "../../configs/cluster.yaml",
+		"-brokers", "2", "-instances", "1", "-port-offset", strconv.Itoa(offset),
+		"-set", "postgres.url="+testenv.PostgresURL(),
+		"-set", "redis.addrs="+redisAddr(t),
+		"-set", "yellows="+yellowEP,
+		"-set", "yellow.router_addr="+yellowEP,
+		"-set", fmt.Sprintf("yellow.pub_addr=tcp://127.0.0.1:%d", freePort(t)),
+		"-set", fmt.Sprintf("brokerlist.addr=127.0.0.1:%d", blPort),
+		"-set", fmt.Sprintf("services.login.http_addr=127.0.0.1:%d", freePort(t)),
+		"-set", "services.login.argon2.memory_kib=1024", "-set", "services.login.argon2.time=1",
+		"-set", "services.login.postgres_schema=login_e2e",
+		"-set", "broker.drain_grace=100ms")
+	// Stop the supervisor with a signal, so it stops its children (they
+	// run in their own process groups) before startDaemon's kill.
+	t.Cleanup(func() {
+		_ = c.cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-c.done:
+		case <-time.After(60 * time.Second):
+		}
+	})
+	c.waitLine(t, "cluster up", 60*time.Second)
+	if l := c.out.find("internal links: mutual TLS"); l == "" {
+		t.Fatal("noon cluster did not turn TLS on")
+	}
+	// The supervisor stops the cluster when a process dies, so a broker's
+	// death is tested by TestClusterBrokerFailover.
+	list := []string{fmt.Sprintf("127.0.0.1:%d", 1055+offset), fmt.Sprintf("127.0.0.1:%d", 1057+offset)}
+	clusterChecks(t, fmt.Sprintf("http://127.0.0.1:%d/brokerlist", blPort), list, nil)
+	c.stop(t, 60*time.Second)
 }
