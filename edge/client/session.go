@@ -12,6 +12,7 @@ import (
 	"github.com/noonhq/noon/idl/gen/login"
 	"github.com/noonhq/noon/idl/gen/login/loginrpc"
 	"github.com/noonhq/noon/internal/thriftx"
+	"github.com/noonhq/noon/wire"
 )
 
 // SessionOptions configures a Session.
@@ -158,9 +159,17 @@ func (s *Session) client(ctx context.Context) (*Client, error) {
 	return nil, fmt.Errorf("client: no broker reachable: %w", errors.Join(errs...))
 }
 
-// forward copies a connection's pushes onto the session's channel.
+// forward copies a connection's pushes onto the session's channel. On
+// @edge.LoggedOut (a logout, on any broker, or the token's expiry) the
+// session forgets its token: the next connection is a fresh one, not a
+// resume bound to fail.
 func (s *Session) forward(c *Client) {
 	for p := range c.Pushes() {
+		if p.Type == wire.EventLoggedOut {
+			s.mu.Lock()
+			s.token, s.userID = "", ""
+			s.mu.Unlock()
+		}
 		select {
 		case s.pushes <- p:
 		default: // the game is not reading pushes: drop the newest

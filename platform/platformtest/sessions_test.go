@@ -324,3 +324,31 @@ func TestUserChangeClearsBindings(t *testing.T) {
 		t.Fatalf("erin after logout and login: room.Get %v, want %q", err, notInRoom)
 	}
 }
+
+// TestSessionForgetsRevokedToken: a client.Session whose token is logged
+// out on another broker forgets it on @edge.LoggedOut, so its next
+// connection is a fresh one rather than a resume bound to fail.
+func TestSessionForgetsRevokedToken(t *testing.T) {
+	p, b2 := startSessions(t, nil)
+	a := dial(t, p.Broker, false, "")
+	user := "forget" + testenv.UniqueID(t)[:8]
+	a.register(user)
+	a.login(user)
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	o := client.DefaultOptions()
+	o.Push = true
+	s, err := client.Connect(ctx, client.SessionOptions{Brokers: []string{b2.TCPAddr().String()}, Options: o})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Login(ctx, user, "password1"); err != nil {
+		t.Fatal(err)
+	}
+	tok := s.Token()
+	if err := a.call(loginrpc.MethodLogout, &loginpb.LogoutRequest{SessionToken: &tok}, nil); err != nil {
+		t.Fatal(err)
+	}
+	testenv.CheckFor(t, waitLong, "the session forgets its revoked token", func() bool { return s.Token() == "" && s.UserID() == "" })
+}
