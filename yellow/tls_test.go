@@ -71,6 +71,7 @@ func TestTLSRecordsBelongToIdentities(t *testing.T) {
 	reg.TLS = testenv.Credentials(t, pki.Identity{Role: pki.RoleService, Name: "login"})
 	real := testInstance("login", "login-1")
 	mustRegister(t, reg, real, nil)
+	checkFor(t, 5*time.Second, "yellow holds the real record", func() bool { return len(y.Registry().Query("login")) == 1 })
 
 	evil := linkTransport{log: testenv.Logger(t), heartbeat: testBeat, tls: testenv.Credentials(t, pki.Identity{Role: pki.RoleService, Name: "evil"})}
 	p := evil.dial(y.RouterEndpoint())
