@@ -437,20 +437,21 @@ func clusterChecks(t *testing.T, listURL string, brokers []string, kill map[stri
 		t.Fatal(err)
 	}
 	defer s.Close()
-	// The brokers are listed; wait until the session's broker also routes
-	// login and echo (those processes register on their own time: login
-	// migrates its schema first).
-	for {
-		var vr login.ValidateReply
-		errL := s.CallThrift(ctx, "login.Validate", &login.ValidateRequest{SessionToken: "none"}, &vr)
-		_, errE := s.Call(ctx, "echo.Echo", []byte("up?"))
-		if errL == nil && errE == nil {
-			break
+	// The brokers are listed; wait until every broker also routes login
+	// and echo (those processes register on their own time: login migrates
+	// its schema first), so that a resume on either broker is served.
+	for _, addr := range brokers {
+		c, err := client.Dial(ctx, addr, client.DefaultOptions())
+		if err != nil {
+			t.Fatalf("dial %s: %v", addr, err)
 		}
-		if ctx.Err() != nil {
-			t.Fatalf("login and echo never became routable: %v, %v", errL, errE)
-		}
-		time.Sleep(50 * time.Millisecond)
+		testenv.CheckFor(t, 30*time.Second, addr+" routes login and echo", func() bool {
+			var vr login.ValidateReply
+			errL := c.CallThrift(ctx, "login.Validate", &login.ValidateRequest{SessionToken: "none"}, &vr)
+			_, errE := c.Call(ctx, "echo.Echo", []byte("up?"))
+			return errL == nil && errE == nil
+		})
+		c.Close()
 	}
 	user := "fo" + strings.ReplaceAll(testenv.UniqueID(t), "t", "")[:12]
 	if err := s.CallThrift(ctx, "login.Register", &login.RegisterRequest{Username: user, Password: "correct-horse"}, &login.RegisterReply{}); err != nil {
