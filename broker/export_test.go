@@ -2,7 +2,6 @@ package broker
 
 import (
 	"github.com/noonhq/noon/edge"
-	"github.com/noonhq/noon/idl/gen/platformpb"
 )
 
 // Hooks for the external tests.
@@ -12,14 +11,7 @@ import (
 func ForgetOwners(b *Broker) { b.router.ForgetOwners() }
 
 // IsLive reports whether b's view lists id as a ready instance of service.
-func IsLive(b *Broker, service, id string) bool {
-	for _, inst := range b.pool.Instances(service) {
-		if inst.GetId() == id {
-			return inst.GetState() == platformpb.InstanceState_INSTANCE_STATE_READY
-		}
-	}
-	return false
-}
+func IsLive(b *Broker, service, id string) bool { return b.pool.Ready(service, id) }
 
 // SessionState returns the bindings and push topics of the session of the
 // connection with id connID, or false.

@@ -235,6 +235,14 @@ func (p *Pool) refresh() {
 // beat, still answers what it was sent): twice the default request timeout.
 const retireGrace = 2 * link.DefaultCallTimeout
 
+// Ready reports whether yellow lists id as a ready instance of service.
+func (p *Pool) Ready(service, id string) bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	inst := p.byID[id]
+	return inst != nil && inst.GetService() == service && inst.GetState() == platformpb.InstanceState_INSTANCE_STATE_READY
+}
+
 // HasCandidate reports whether service has a ready instance, not in
 // exclude nor marked draining, whatever the state of its link.
 func (p *Pool) HasCandidate(service string, exclude ...string) bool {

@@ -428,14 +428,7 @@ func (r *Router) ownerOf(service, value string, exclude []string) string {
 }
 
 // isLive reports whether yellow lists id as a ready instance of service.
-func (r *Router) isLive(service, id string) bool {
-	for _, inst := range r.pool.Instances(service) {
-		if inst.GetId() == id {
-			return inst.GetState() == platformpb.InstanceState_INSTANCE_STATE_READY
-		}
-	}
-	return false
-}
+func (r *Router) isLive(service, id string) bool { return r.pool.Ready(service, id) }
 
 // livePeer returns the link to instance id of service when it is listed
 // ready and its link is up, waiting up to ConnectWait (never past ctx) for

@@ -210,14 +210,7 @@ func newRouter(c *cluster) *router {
 
 // isLive reports whether the router's view lists id as a ready room
 // instance.
-func (r *router) isLive(id string) bool {
-	for _, inst := range r.c.Pool().Instances(Name) {
-		if inst.GetId() == id {
-			return inst.GetState() == platformpb.InstanceState_INSTANCE_STATE_READY
-		}
-	}
-	return false
-}
+func (r *router) isLive(id string) bool { return r.c.Pool().Ready(Name, id) }
 
 func (r *router) do(ctx context.Context, sess *platformpb.Session, method string, payload []byte) (*platformpb.Envelope, error) {
 	t := noonrouter.Target{Service: Name, Stateful: true, Key: BindingKey, Value: sess.GetBindings()[BindingKey]}
