@@ -93,6 +93,28 @@ struct GetRequest {
   1: optional string room_id
 }
 
+// CreateMatchedRequest creates a room whose members a matchmaker chose
+// (platform processes only: a client's call is refused). It is idempotent
+// by room_id: a second call with the same id and members answers the
+// room as it is, with created false.
+struct CreateMatchedRequest {
+  // room_id is the room's id, chosen by the caller (the matchmaker
+  // derives it from its session id): 1..64 bytes of [A-Za-z0-9_-].
+  1: string room_id
+  // members are the players' user ids, in seat order.
+  2: list<string> members
+  3: string game
+  4: string name
+  // max_players bounds the members; 0 is the game's maximum.
+  5: i32 max_players
+}
+
+struct CreateMatchedReply {
+  1: RoomState state
+  // created is false when the room already existed.
+  2: bool created
+}
+
 // RoomState is a room's whole state as of event seq.
 struct RoomState {
   1: string id
@@ -167,6 +189,8 @@ service Room {
   RoomState Get(1: GetRequest req)
   // Act plays a game action.
   ActionReply Act(1: ActionRequest req)
+  // CreateMatched creates a room with its members (matchmaker only).
+  CreateMatchedReply CreateMatched(1: CreateMatchedRequest req)
 }
 
 // --- race31, the sample game -------------------------------------------

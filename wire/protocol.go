@@ -22,6 +22,19 @@ const (
 	// can be it, and the broker refuses client subscriptions to topics
 	// starting with "_" (reserved for the platform).
 	TopicRevoked = "_noon/revoked"
+	// EventSession is the type of a service's internal event (a
+	// platformpb.SessionDirectives) on SessionTopic(broker): changes to
+	// named connections of that broker, made with no request from the
+	// client (the matchmaker binding room = <id> and pushing
+	// "@match.Matched"). A broker takes it only from the instances of a
+	// service whose routes may bind every key it sets.
+	EventSession = "_noon.Session"
+	// TopicPresence is the topic every broker publishes EventPresence on.
+	TopicPresence = "_noon/presence"
+	// EventPresence is the type of a broker's event (a platformpb.Presence)
+	// on TopicPresence: a connection logged in (or resumed) as a user, or
+	// left (closed or logged out).
+	EventPresence = "_noon.Presence"
 	// ReservedTopicPrefix starts the platform's own topics, which no
 	// session may subscribe to.
 	ReservedTopicPrefix = "_"
@@ -37,3 +50,11 @@ const (
 	// an error string never starts with it.
 	PushPrefix = '@'
 )
+
+// sessionTopicPrefix starts SessionTopic.
+const sessionTopicPrefix = "_noon/session/"
+
+// SessionTopic is the topic a broker follows, on the instances of the
+// services that may set bindings, for EventSession directives addressed
+// to its connections: "_noon/session/<broker id>".
+func SessionTopic(broker string) string { return sessionTopicPrefix + broker }

@@ -6,6 +6,7 @@ import (
 	echorpc "github.com/noonhq/noon/idl/gen/echo/echorpc"
 	edgerpc "github.com/noonhq/noon/idl/gen/edge/edgerpc"
 	loginrpc "github.com/noonhq/noon/idl/gen/login/loginrpc"
+	matchrpc "github.com/noonhq/noon/idl/gen/match/matchrpc"
 	roomrpc "github.com/noonhq/noon/idl/gen/room/roomrpc"
 )
 
@@ -14,5 +15,6 @@ var tables = [][]Method{
 	echorpc.Methods,
 	edgerpc.Methods,
 	loginrpc.Methods,
+	matchrpc.Methods,
 	roomrpc.Methods,
 }

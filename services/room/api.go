@@ -226,3 +226,8 @@ func (s api) List(ctx context.Context, _ *services.Session, req *roompb.ListRequ
 	}
 	return out, nil
 }
+
+// CreateMatched creates a room with the members a matchmaker chose.
+func (a api) CreateMatched(ctx context.Context, sess *services.Session, req *roompb.CreateMatchedRequest) (*roompb.CreateMatchedReply, error) {
+	return nil, wire.Errorf(wire.CodeUnavailable, "room.CreateMatched: not implemented yet")
+}

@@ -1152,6 +1152,228 @@ func (x *Event) GetTimeUnixNano() int64 {
 	return 0
 }
 
+// SessionDirective changes one client connection of a broker with no
+// request from the client: bindings set (or cleared) and then a push
+// queued, in that order, so a client that sees the push finds the
+// bindings in place. It is applied only if the connection's user is
+// still user_id.
+type SessionDirective struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// session is the broker-assigned connection session id (Session.id).
+	Session string `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	UserId  string `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// bindings are set or cleared as a reply's are; "user" never.
+	Bindings []*Binding `protobuf:"bytes,3,rep,name=bindings,proto3" json:"bindings,omitempty"`
+	// push_type is the push's event type ("match.Matched"); empty: none.
+	PushType      string `protobuf:"bytes,4,opt,name=push_type,json=pushType,proto3" json:"push_type,omitempty"`
+	PushPayload   []byte `protobuf:"bytes,5,opt,name=push_payload,json=pushPayload,proto3" json:"push_payload,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionDirective) Reset() {
+	*x = SessionDirective{}
+	mi := &file_platform_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionDirective) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionDirective) ProtoMessage() {}
+
+func (x *SessionDirective) ProtoReflect() protoreflect.Message {
+	mi := &file_platform_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionDirective.ProtoReflect.Descriptor instead.
+func (*SessionDirective) Descriptor() ([]byte, []int) {
+	return file_platform_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *SessionDirective) GetSession() string {
+	if x != nil {
+		return x.Session
+	}
+	return ""
+}
+
+func (x *SessionDirective) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *SessionDirective) GetBindings() []*Binding {
+	if x != nil {
+		return x.Bindings
+	}
+	return nil
+}
+
+func (x *SessionDirective) GetPushType() string {
+	if x != nil {
+		return x.PushType
+	}
+	return ""
+}
+
+func (x *SessionDirective) GetPushPayload() []byte {
+	if x != nil {
+		return x.PushPayload
+	}
+	return nil
+}
+
+// SessionDirectives is the payload of an EventSession event: directives
+// for connections of the broker the topic names.
+type SessionDirectives struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Directives    []*SessionDirective    `protobuf:"bytes,1,rep,name=directives,proto3" json:"directives,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionDirectives) Reset() {
+	*x = SessionDirectives{}
+	mi := &file_platform_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionDirectives) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionDirectives) ProtoMessage() {}
+
+func (x *SessionDirectives) ProtoReflect() protoreflect.Message {
+	mi := &file_platform_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionDirectives.ProtoReflect.Descriptor instead.
+func (*SessionDirectives) Descriptor() ([]byte, []int) {
+	return file_platform_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *SessionDirectives) GetDirectives() []*SessionDirective {
+	if x != nil {
+		return x.Directives
+	}
+	return nil
+}
+
+// Presence is the payload of a broker's EventPresence event.
+type Presence struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// session is the connection's broker-assigned session id.
+	Session string `protobuf:"bytes,2,opt,name=session,proto3" json:"session,omitempty"`
+	// broker is the broker's instance id.
+	Broker string `protobuf:"bytes,3,opt,name=broker,proto3" json:"broker,omitempty"`
+	// online: the connection logged in or resumed as user_id; false: it
+	// left (closed, or logged out).
+	Online bool `protobuf:"varint,4,opt,name=online,proto3" json:"online,omitempty"`
+	// grace_ms is, on a leave, how long the broker's resume grace is: a
+	// player whose connection left and who is not online again within it
+	// is gone (a matchmaker cancels their tickets).
+	GraceMs       int64 `protobuf:"varint,5,opt,name=grace_ms,json=graceMs,proto3" json:"grace_ms,omitempty"`
+	AtUnixMs      int64 `protobuf:"varint,6,opt,name=at_unix_ms,json=atUnixMs,proto3" json:"at_unix_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Presence) Reset() {
+	*x = Presence{}
+	mi := &file_platform_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Presence) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Presence) ProtoMessage() {}
+
+func (x *Presence) ProtoReflect() protoreflect.Message {
+	mi := &file_platform_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Presence.ProtoReflect.Descriptor instead.
+func (*Presence) Descriptor() ([]byte, []int) {
+	return file_platform_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Presence) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *Presence) GetSession() string {
+	if x != nil {
+		return x.Session
+	}
+	return ""
+}
+
+func (x *Presence) GetBroker() string {
+	if x != nil {
+		return x.Broker
+	}
+	return ""
+}
+
+func (x *Presence) GetOnline() bool {
+	if x != nil {
+		return x.Online
+	}
+	return false
+}
+
+func (x *Presence) GetGraceMs() int64 {
+	if x != nil {
+		return x.GraceMs
+	}
+	return 0
+}
+
+func (x *Presence) GetAtUnixMs() int64 {
+	if x != nil {
+		return x.AtUnixMs
+	}
+	return 0
+}
+
 var File_platform_proto protoreflect.FileDescriptor
 
 const file_platform_proto_rawDesc = "" +
@@ -1236,7 +1458,25 @@ const file_platform_proto_rawDesc = "" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x18\n" +
 	"\apayload\x18\x03 \x01(\fR\apayload\x12\x10\n" +
 	"\x03seq\x18\x04 \x01(\x04R\x03seq\x12$\n" +
-	"\x0etime_unix_nano\x18\x05 \x01(\x03R\ftimeUnixNano*m\n" +
+	"\x0etime_unix_nano\x18\x05 \x01(\x03R\ftimeUnixNano\"\xbc\x01\n" +
+	"\x10SessionDirective\x12\x18\n" +
+	"\asession\x18\x01 \x01(\tR\asession\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x125\n" +
+	"\bbindings\x18\x03 \x03(\v2\x19.noon.platform.v1.BindingR\bbindings\x12\x1b\n" +
+	"\tpush_type\x18\x04 \x01(\tR\bpushType\x12!\n" +
+	"\fpush_payload\x18\x05 \x01(\fR\vpushPayload\"W\n" +
+	"\x11SessionDirectives\x12B\n" +
+	"\n" +
+	"directives\x18\x01 \x03(\v2\".noon.platform.v1.SessionDirectiveR\n" +
+	"directives\"\xa6\x01\n" +
+	"\bPresence\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x18\n" +
+	"\asession\x18\x02 \x01(\tR\asession\x12\x16\n" +
+	"\x06broker\x18\x03 \x01(\tR\x06broker\x12\x16\n" +
+	"\x06online\x18\x04 \x01(\bR\x06online\x12\x19\n" +
+	"\bgrace_ms\x18\x05 \x01(\x03R\agraceMs\x12\x1c\n" +
+	"\n" +
+	"at_unix_ms\x18\x06 \x01(\x03R\batUnixMs*m\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fKIND_REQUEST\x10\x01\x12\x0e\n" +
@@ -1280,44 +1520,49 @@ func file_platform_proto_rawDescGZIP() []byte {
 }
 
 var file_platform_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_platform_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_platform_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_platform_proto_goTypes = []any{
-	(Kind)(0),             // 0: noon.platform.v1.Kind
-	(ServiceKind)(0),      // 1: noon.platform.v1.ServiceKind
-	(InstanceState)(0),    // 2: noon.platform.v1.InstanceState
-	(YellowOp)(0),         // 3: noon.platform.v1.YellowOp
-	(DeltaOp)(0),          // 4: noon.platform.v1.DeltaOp
-	(*Envelope)(nil),      // 5: noon.platform.v1.Envelope
-	(*Session)(nil),       // 6: noon.platform.v1.Session
-	(*Binding)(nil),       // 7: noon.platform.v1.Binding
-	(*Subscription)(nil),  // 8: noon.platform.v1.Subscription
-	(*Instance)(nil),      // 9: noon.platform.v1.Instance
-	(*YellowRequest)(nil), // 10: noon.platform.v1.YellowRequest
-	(*YellowReply)(nil),   // 11: noon.platform.v1.YellowReply
-	(*Delta)(nil),         // 12: noon.platform.v1.Delta
-	(*Event)(nil),         // 13: noon.platform.v1.Event
-	nil,                   // 14: noon.platform.v1.Session.BindingsEntry
-	nil,                   // 15: noon.platform.v1.Instance.MetaEntry
+	(Kind)(0),                 // 0: noon.platform.v1.Kind
+	(ServiceKind)(0),          // 1: noon.platform.v1.ServiceKind
+	(InstanceState)(0),        // 2: noon.platform.v1.InstanceState
+	(YellowOp)(0),             // 3: noon.platform.v1.YellowOp
+	(DeltaOp)(0),              // 4: noon.platform.v1.DeltaOp
+	(*Envelope)(nil),          // 5: noon.platform.v1.Envelope
+	(*Session)(nil),           // 6: noon.platform.v1.Session
+	(*Binding)(nil),           // 7: noon.platform.v1.Binding
+	(*Subscription)(nil),      // 8: noon.platform.v1.Subscription
+	(*Instance)(nil),          // 9: noon.platform.v1.Instance
+	(*YellowRequest)(nil),     // 10: noon.platform.v1.YellowRequest
+	(*YellowReply)(nil),       // 11: noon.platform.v1.YellowReply
+	(*Delta)(nil),             // 12: noon.platform.v1.Delta
+	(*Event)(nil),             // 13: noon.platform.v1.Event
+	(*SessionDirective)(nil),  // 14: noon.platform.v1.SessionDirective
+	(*SessionDirectives)(nil), // 15: noon.platform.v1.SessionDirectives
+	(*Presence)(nil),          // 16: noon.platform.v1.Presence
+	nil,                       // 17: noon.platform.v1.Session.BindingsEntry
+	nil,                       // 18: noon.platform.v1.Instance.MetaEntry
 }
 var file_platform_proto_depIdxs = []int32{
 	0,  // 0: noon.platform.v1.Envelope.kind:type_name -> noon.platform.v1.Kind
 	6,  // 1: noon.platform.v1.Envelope.session:type_name -> noon.platform.v1.Session
 	7,  // 2: noon.platform.v1.Envelope.bindings:type_name -> noon.platform.v1.Binding
 	8,  // 3: noon.platform.v1.Envelope.subscriptions:type_name -> noon.platform.v1.Subscription
-	14, // 4: noon.platform.v1.Session.bindings:type_name -> noon.platform.v1.Session.BindingsEntry
+	17, // 4: noon.platform.v1.Session.bindings:type_name -> noon.platform.v1.Session.BindingsEntry
 	1,  // 5: noon.platform.v1.Instance.kind:type_name -> noon.platform.v1.ServiceKind
 	2,  // 6: noon.platform.v1.Instance.state:type_name -> noon.platform.v1.InstanceState
-	15, // 7: noon.platform.v1.Instance.meta:type_name -> noon.platform.v1.Instance.MetaEntry
+	18, // 7: noon.platform.v1.Instance.meta:type_name -> noon.platform.v1.Instance.MetaEntry
 	3,  // 8: noon.platform.v1.YellowRequest.op:type_name -> noon.platform.v1.YellowOp
 	9,  // 9: noon.platform.v1.YellowRequest.instance:type_name -> noon.platform.v1.Instance
 	9,  // 10: noon.platform.v1.YellowReply.instances:type_name -> noon.platform.v1.Instance
 	4,  // 11: noon.platform.v1.Delta.op:type_name -> noon.platform.v1.DeltaOp
 	9,  // 12: noon.platform.v1.Delta.instance:type_name -> noon.platform.v1.Instance
-	13, // [13:13] is the sub-list for method output_type
-	13, // [13:13] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	7,  // 13: noon.platform.v1.SessionDirective.bindings:type_name -> noon.platform.v1.Binding
+	14, // 14: noon.platform.v1.SessionDirectives.directives:type_name -> noon.platform.v1.SessionDirective
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_platform_proto_init() }
@@ -1331,7 +1576,7 @@ func file_platform_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_platform_proto_rawDesc), len(file_platform_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   11,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1816,6 +1816,483 @@ func (p *GetRequest) String() string {
 }
 
 // Attributes:
+//   - RoomID
+//   - Members
+//   - Game
+//   - Name
+//   - MaxPlayers
+type CreateMatchedRequest struct {
+	RoomID     string   `thrift:"room_id,1" db:"room_id" json:"room_id"`
+	Members    []string `thrift:"members,2" db:"members" json:"members"`
+	Game       string   `thrift:"game,3" db:"game" json:"game"`
+	Name       string   `thrift:"name,4" db:"name" json:"name"`
+	MaxPlayers int32    `thrift:"max_players,5" db:"max_players" json:"max_players"`
+}
+
+func NewCreateMatchedRequest() *CreateMatchedRequest {
+	return &CreateMatchedRequest{}
+}
+
+func (p *CreateMatchedRequest) GetRoomID() string {
+	return p.RoomID
+}
+
+func (p *CreateMatchedRequest) GetMembers() []string {
+	return p.Members
+}
+
+func (p *CreateMatchedRequest) GetGame() string {
+	return p.Game
+}
+
+func (p *CreateMatchedRequest) GetName() string {
+	return p.Name
+}
+
+func (p *CreateMatchedRequest) GetMaxPlayers() int32 {
+	return p.MaxPlayers
+}
+func (p *CreateMatchedRequest) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 1:
+			if fieldTypeId == thrift.STRING {
+				if err := p.ReadField1(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 2:
+			if fieldTypeId == thrift.LIST {
+				if err := p.ReadField2(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 3:
+			if fieldTypeId == thrift.STRING {
+				if err := p.ReadField3(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 4:
+			if fieldTypeId == thrift.STRING {
+				if err := p.ReadField4(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 5:
+			if fieldTypeId == thrift.I32 {
+				if err := p.ReadField5(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *CreateMatchedRequest) ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadString(ctx); err != nil {
+		return thrift.PrependError("error reading field 1: ", err)
+	} else {
+		p.RoomID = v
+	}
+	return nil
+}
+
+func (p *CreateMatchedRequest) ReadField2(ctx context.Context, iprot thrift.TProtocol) error {
+	_, size, err := iprot.ReadListBegin(ctx)
+	if err != nil {
+		return thrift.PrependError("error reading list begin: ", err)
+	}
+	tSlice := make([]string, 0, size)
+	p.Members = tSlice
+	for i := 0; i < size; i++ {
+		var _elem2 string
+		if v, err := iprot.ReadString(ctx); err != nil {
+			return thrift.PrependError("error reading field 0: ", err)
+		} else {
+			_elem2 = v
+		}
+		p.Members = append(p.Members, _elem2)
+	}
+	if err := iprot.ReadListEnd(ctx); err != nil {
+		return thrift.PrependError("error reading list end: ", err)
+	}
+	return nil
+}
+
+func (p *CreateMatchedRequest) ReadField3(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadString(ctx); err != nil {
+		return thrift.PrependError("error reading field 3: ", err)
+	} else {
+		p.Game = v
+	}
+	return nil
+}
+
+func (p *CreateMatchedRequest) ReadField4(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadString(ctx); err != nil {
+		return thrift.PrependError("error reading field 4: ", err)
+	} else {
+		p.Name = v
+	}
+	return nil
+}
+
+func (p *CreateMatchedRequest) ReadField5(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadI32(ctx); err != nil {
+		return thrift.PrependError("error reading field 5: ", err)
+	} else {
+		p.MaxPlayers = v
+	}
+	return nil
+}
+
+func (p *CreateMatchedRequest) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "CreateMatchedRequest"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField1(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField2(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField3(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField4(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField5(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *CreateMatchedRequest) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "room_id", thrift.STRING, 1); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:room_id: ", p), err)
+	}
+	if err := oprot.WriteString(ctx, string(p.RoomID)); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T.room_id (1) field write error: ", p), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 1:room_id: ", p), err)
+	}
+	return err
+}
+
+func (p *CreateMatchedRequest) writeField2(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "members", thrift.LIST, 2); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 2:members: ", p), err)
+	}
+	if err := oprot.WriteListBegin(ctx, thrift.STRING, len(p.Members)); err != nil {
+		return thrift.PrependError("error writing list begin: ", err)
+	}
+	for _, v := range p.Members {
+		if err := oprot.WriteString(ctx, string(v)); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T. (0) field write error: ", p), err)
+		}
+	}
+	if err := oprot.WriteListEnd(ctx); err != nil {
+		return thrift.PrependError("error writing list end: ", err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 2:members: ", p), err)
+	}
+	return err
+}
+
+func (p *CreateMatchedRequest) writeField3(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "game", thrift.STRING, 3); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 3:game: ", p), err)
+	}
+	if err := oprot.WriteString(ctx, string(p.Game)); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T.game (3) field write error: ", p), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 3:game: ", p), err)
+	}
+	return err
+}
+
+func (p *CreateMatchedRequest) writeField4(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "name", thrift.STRING, 4); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 4:name: ", p), err)
+	}
+	if err := oprot.WriteString(ctx, string(p.Name)); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T.name (4) field write error: ", p), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 4:name: ", p), err)
+	}
+	return err
+}
+
+func (p *CreateMatchedRequest) writeField5(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "max_players", thrift.I32, 5); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 5:max_players: ", p), err)
+	}
+	if err := oprot.WriteI32(ctx, int32(p.MaxPlayers)); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T.max_players (5) field write error: ", p), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 5:max_players: ", p), err)
+	}
+	return err
+}
+
+func (p *CreateMatchedRequest) Equals(other *CreateMatchedRequest) bool {
+	if p == other {
+		return true
+	} else if p == nil || other == nil {
+		return false
+	}
+	if p.RoomID != other.RoomID {
+		return false
+	}
+	if len(p.Members) != len(other.Members) {
+		return false
+	}
+	for i, _tgt := range p.Members {
+		_src3 := other.Members[i]
+		if _tgt != _src3 {
+			return false
+		}
+	}
+	if p.Game != other.Game {
+		return false
+	}
+	if p.Name != other.Name {
+		return false
+	}
+	if p.MaxPlayers != other.MaxPlayers {
+		return false
+	}
+	return true
+}
+
+func (p *CreateMatchedRequest) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("CreateMatchedRequest(%+v)", *p)
+}
+
+// Attributes:
+//   - State
+//   - Created
+type CreateMatchedReply struct {
+	State   *RoomState `thrift:"state,1" db:"state" json:"state"`
+	Created bool       `thrift:"created,2" db:"created" json:"created"`
+}
+
+func NewCreateMatchedReply() *CreateMatchedReply {
+	return &CreateMatchedReply{}
+}
+
+var CreateMatchedReply_State_DEFAULT *RoomState
+
+func (p *CreateMatchedReply) GetState() *RoomState {
+	if !p.IsSetState() {
+		return CreateMatchedReply_State_DEFAULT
+	}
+	return p.State
+}
+
+func (p *CreateMatchedReply) GetCreated() bool {
+	return p.Created
+}
+func (p *CreateMatchedReply) IsSetState() bool {
+	return p.State != nil
+}
+
+func (p *CreateMatchedReply) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 1:
+			if fieldTypeId == thrift.STRUCT {
+				if err := p.ReadField1(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 2:
+			if fieldTypeId == thrift.BOOL {
+				if err := p.ReadField2(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *CreateMatchedReply) ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+	p.State = &RoomState{}
+	if err := p.State.Read(ctx, iprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.State), err)
+	}
+	return nil
+}
+
+func (p *CreateMatchedReply) ReadField2(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadBool(ctx); err != nil {
+		return thrift.PrependError("error reading field 2: ", err)
+	} else {
+		p.Created = v
+	}
+	return nil
+}
+
+func (p *CreateMatchedReply) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "CreateMatchedReply"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField1(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField2(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *CreateMatchedReply) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "state", thrift.STRUCT, 1); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:state: ", p), err)
+	}
+	if err := p.State.Write(ctx, oprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.State), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 1:state: ", p), err)
+	}
+	return err
+}
+
+func (p *CreateMatchedReply) writeField2(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "created", thrift.BOOL, 2); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 2:created: ", p), err)
+	}
+	if err := oprot.WriteBool(ctx, bool(p.Created)); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T.created (2) field write error: ", p), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 2:created: ", p), err)
+	}
+	return err
+}
+
+func (p *CreateMatchedReply) Equals(other *CreateMatchedReply) bool {
+	if p == other {
+		return true
+	} else if p == nil || other == nil {
+		return false
+	}
+	if !p.State.Equals(other.State) {
+		return false
+	}
+	if p.Created != other.Created {
+		return false
+	}
+	return true
+}
+
+func (p *CreateMatchedReply) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("CreateMatchedReply(%+v)", *p)
+}
+
+// Attributes:
 //   - ID
 //   - Name
 //   - Game
@@ -2071,11 +2548,11 @@ func (p *RoomState) ReadField5(ctx context.Context, iprot thrift.TProtocol) erro
 	tSlice := make([]*Player, 0, size)
 	p.Players = tSlice
 	for i := 0; i < size; i++ {
-		_elem2 := &Player{}
-		if err := _elem2.Read(ctx, iprot); err != nil {
-			return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem2), err)
+		_elem4 := &Player{}
+		if err := _elem4.Read(ctx, iprot); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem4), err)
 		}
-		p.Players = append(p.Players, _elem2)
+		p.Players = append(p.Players, _elem4)
 	}
 	if err := iprot.ReadListEnd(ctx); err != nil {
 		return thrift.PrependError("error reading list end: ", err)
@@ -2358,8 +2835,8 @@ func (p *RoomState) Equals(other *RoomState) bool {
 		return false
 	}
 	for i, _tgt := range p.Players {
-		_src3 := other.Players[i]
-		if !_tgt.Equals(_src3) {
+		_src5 := other.Players[i]
+		if !_tgt.Equals(_src5) {
 			return false
 		}
 	}
@@ -3219,13 +3696,13 @@ func (p *Race31State) ReadField4(ctx context.Context, iprot thrift.TProtocol) er
 	tSlice := make([]string, 0, size)
 	p.Order = tSlice
 	for i := 0; i < size; i++ {
-		var _elem4 string
+		var _elem6 string
 		if v, err := iprot.ReadString(ctx); err != nil {
 			return thrift.PrependError("error reading field 0: ", err)
 		} else {
-			_elem4 = v
+			_elem6 = v
 		}
-		p.Order = append(p.Order, _elem4)
+		p.Order = append(p.Order, _elem6)
 	}
 	if err := iprot.ReadListEnd(ctx); err != nil {
 		return thrift.PrependError("error reading list end: ", err)
@@ -3464,8 +3941,8 @@ func (p *Race31State) Equals(other *Race31State) bool {
 		return false
 	}
 	for i, _tgt := range p.Order {
-		_src5 := other.Order[i]
-		if _tgt != _src5 {
+		_src7 := other.Order[i]
+		if _tgt != _src7 {
 			return false
 		}
 	}

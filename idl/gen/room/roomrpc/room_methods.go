@@ -35,6 +35,8 @@ const (
 	MethodGet = "room.Get"
 	// MethodAct is room.Act: ActionRequest -> ActionReply.
 	MethodAct = "room.Act"
+	// MethodCreateMatched is room.CreateMatched: CreateMatchedRequest -> CreateMatchedReply.
+	MethodCreateMatched = "room.CreateMatched"
 )
 
 // Methods is the table of service Room: each method's name, request
@@ -48,6 +50,7 @@ var Methods = []wire.Method{
 	{Name: MethodList, NewReq: func() thrift.TStruct { return roompb.NewListRequest() }, NewReply: func() thrift.TStruct { return roompb.NewListReply() }},
 	{Name: MethodGet, NewReq: func() thrift.TStruct { return roompb.NewGetRequest() }, NewReply: func() thrift.TStruct { return roompb.NewRoomState() }},
 	{Name: MethodAct, NewReq: func() thrift.TStruct { return roompb.NewActionRequest() }, NewReply: func() thrift.TStruct { return roompb.NewActionReply() }},
+	{Name: MethodCreateMatched, NewReq: func() thrift.TStruct { return roompb.NewCreateMatchedRequest() }, NewReply: func() thrift.TStruct { return roompb.NewCreateMatchedReply() }},
 }
 
 // Server serves service Room: one method per method of the service,
@@ -71,20 +74,23 @@ type Server[S any] interface {
 	Get(ctx context.Context, s S, req *roompb.GetRequest) (*roompb.RoomState, error)
 	// Act plays a game action.
 	Act(ctx context.Context, s S, req *roompb.ActionRequest) (*roompb.ActionReply, error)
+	// CreateMatched creates a room with its members (matchmaker only).
+	CreateMatched(ctx context.Context, s S, req *roompb.CreateMatchedRequest) (*roompb.CreateMatchedReply, error)
 }
 
 // Handlers returns srv's methods as handlers keyed by method name: a request
 // that does not decode is answered bad_request without calling srv.
 func Handlers[S any](srv Server[S]) map[string]wire.Handler[S] {
 	return map[string]wire.Handler[S]{
-		MethodCreate: wire.Typed(roompb.NewCreateRequest, srv.Create),
-		MethodJoin:   wire.Typed(roompb.NewJoinRequest, srv.Join),
-		MethodLeave:  wire.Typed(roompb.NewLeaveRequest, srv.Leave),
-		MethodReady:  wire.Typed(roompb.NewReadyRequest, srv.Ready),
-		MethodStart:  wire.Typed(roompb.NewStartRequest, srv.Start),
-		MethodList:   wire.Typed(roompb.NewListRequest, srv.List),
-		MethodGet:    wire.Typed(roompb.NewGetRequest, srv.Get),
-		MethodAct:    wire.Typed(roompb.NewActionRequest, srv.Act),
+		MethodCreate:        wire.Typed(roompb.NewCreateRequest, srv.Create),
+		MethodJoin:          wire.Typed(roompb.NewJoinRequest, srv.Join),
+		MethodLeave:         wire.Typed(roompb.NewLeaveRequest, srv.Leave),
+		MethodReady:         wire.Typed(roompb.NewReadyRequest, srv.Ready),
+		MethodStart:         wire.Typed(roompb.NewStartRequest, srv.Start),
+		MethodList:          wire.Typed(roompb.NewListRequest, srv.List),
+		MethodGet:           wire.Typed(roompb.NewGetRequest, srv.Get),
+		MethodAct:           wire.Typed(roompb.NewActionRequest, srv.Act),
+		MethodCreateMatched: wire.Typed(roompb.NewCreateMatchedRequest, srv.CreateMatched),
 	}
 }
 
@@ -133,4 +139,9 @@ func (c *Client) Get(ctx context.Context, req *roompb.GetRequest) (*roompb.RoomS
 // Act calls room.Act.
 func (c *Client) Act(ctx context.Context, req *roompb.ActionRequest) (*roompb.ActionReply, error) {
 	return wire.Call(ctx, c.call, MethodAct, req, roompb.NewActionReply)
+}
+
+// CreateMatched calls room.CreateMatched.
+func (c *Client) CreateMatched(ctx context.Context, req *roompb.CreateMatchedRequest) (*roompb.CreateMatchedReply, error) {
+	return wire.Call(ctx, c.call, MethodCreateMatched, req, roompb.NewCreateMatchedReply)
 }
