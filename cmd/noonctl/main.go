@@ -5,6 +5,7 @@
 //	noonctl [-brokerlist URL | -broker host:port] [-user U -password P] call METHOD [JSON]
 //	noonctl [-yellows tcp://...] [-tls DIR | -config FILE] instances [SERVICE]
 //	noonctl [-config FILE] routes
+//	noonctl [-yellows tcp://...] [-tls DIR | -config FILE] match [queues | tickets QUEUE | cancel TICKET]
 //
 // instances talks to yellow over the internal links, which are mutual TLS:
 // noonctl presents an admin certificate, from -tls DIR (ca.crt, admin.crt,
@@ -71,7 +72,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			"  call METHOD [JSON]   call METHOD with a JSON body (read from stdin when JSON is -); prints the reply as JSON\n"+
 			"  methods              list the methods call knows\n"+
 			"  instances [SERVICE]  list the instances yellow knows, with state and load\n"+
-			"  routes               print the broker's route table\n\nFlags:\n")
+			"  routes               print the broker's route table\n"+
+			"  match [queues]       the matchmaker's queues and the scale-out signal (admin)\n"+
+			"  match tickets QUEUE  a queue's searching tickets, oldest first (admin)\n"+
+			"  match cancel TICKET  cancel a ticket (admin)\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -102,6 +106,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = cmdInstances(ctx, o, rest[1:], stdout)
 	case "routes":
 		err = cmdRoutes(o, stdout)
+	case "match":
+		err = cmdMatch(ctx, o, rest[1:], stdout)
 	default:
 		fmt.Fprintf(stderr, "noonctl: unknown command %q\n", rest[0])
 		fs.Usage()

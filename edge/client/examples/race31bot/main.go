@@ -24,6 +24,14 @@
 //     bot prints the winner and exits 0. It never hangs: -timeout bounds
 //     the whole run and -max-turns the game.
 //
+// With -match the game starts from the matchmaker instead of step 2: every
+// bot queues (match.Start in -queue, default "race31"), and when the
+// matchmaker has placed them it pushes "@match.Matched" with the room and
+// its players and binds each bot's connection to the room; no bot creates
+// or joins anything. A bot that saw no push for a while asks match.Status,
+// the polling fallback. The bots of one run share a "party" property,
+// which the dev config's queues bucket by, so they are matched together.
+//
 // Each bot registers and logs in, which login throttles per address
 // (login.throttle.per_address: 30 a minute by default); a run of 4 bots
 // uses 8, so many runs in a row get rate_limited for a minute.
@@ -53,6 +61,8 @@ import (
 	"github.com/noonhq/noon/edge/client"
 	loginpb "github.com/noonhq/noon/idl/gen/login"
 	"github.com/noonhq/noon/idl/gen/login/loginrpc"
+	matchpb "github.com/noonhq/noon/idl/gen/match"
+	"github.com/noonhq/noon/idl/gen/match/matchrpc"
 	roompb "github.com/noonhq/noon/idl/gen/room"
 	"github.com/noonhq/noon/idl/gen/room/roomrpc"
 )
@@ -62,6 +72,7 @@ import (
 // (idl/room.thrift), and the error codes it acts on.
 const (
 	pushRoomEvent = "room.Event" // arrives as an "@room.Event" frame
+	pushMatched   = "match.Matched"
 
 	eventStarted  = "room.started"  // body: Race31State
 	eventFinished = "room.finished" // player: the winner
@@ -91,6 +102,11 @@ type options struct {
 	// NoPushes plays without asking for pushes, by polling room.Get alone
 	// (for tests of the fallback).
 	NoPushes bool
+	// Match starts the game from the matchmaker's Queue instead of
+	// room.Create and room.Join.
+	Match bool
+	// Queue is the matchmaker's queue with Match.
+	Queue string
 }
 
 // result is how a game ended.
@@ -115,6 +131,8 @@ func run() int {
 	flag.IntVar(&o.Players, "players", 2, "number of bots in the room, 2 to 4")
 	flag.StringVar(&o.Name, "name", "bot", "username `prefix` of the bots (a number and a random suffix are added)")
 	flag.IntVar(&o.MaxTurns, "max-turns", 200, "give up when the game has not ended after this many moves")
+	flag.BoolVar(&o.Match, "match", false, "start the game from the matchmaker (match.Start) instead of room.Create")
+	flag.StringVar(&o.Queue, "queue", "race31", "the matchmaker's `queue` with -match")
 	timeout := flag.Duration("timeout", 60*time.Second, "give up after this long")
 	flag.Parse()
 
@@ -167,29 +185,21 @@ func play(ctx context.Context, o options) (result, error) {
 		out.printf("%s registered and logged in (user %s) on broker %s", b.name, b.id, b.s.Broker())
 	}
 
-	// 2. Bot 1 creates the room, the others join it.
-	host := bots[0]
-	var st *roompb.RoomState
-	err := retry(ctx, func() error {
-		var err error
-		st, err = host.rooms.Create(ctx, &roompb.CreateRequest{
-			Name: o.Name + "'s table", Game: gameName, MaxPlayers: int32(o.Players),
-		})
-		return err
-	})
+	// 2. Bot 1 creates the room and the others join it, or the matchmaker
+	// puts them in one.
+	var (
+		host *bot
+		err  error
+	)
+	if o.Match {
+		host, err = matchmake(ctx, o, bots, suffix, out)
+	} else {
+		host, err = createAndJoin(ctx, o, bots, out)
+	}
 	if err != nil {
-		return result{}, fmt.Errorf("%s: %s: %w", host.name, roomrpc.MethodCreate, err)
+		return result{}, err
 	}
-	out.printf("%s created room %s (%s, up to %d players)", host.name, st.ID, st.Game, st.MaxPlayers)
-	for _, b := range bots {
-		b.room = st.ID
-	}
-	for _, b := range bots[1:] {
-		if _, err := b.rooms.Join(ctx, &roompb.JoinRequest{RoomID: st.ID}); err != nil {
-			return result{}, fmt.Errorf("%s: %s: %w", b.name, roomrpc.MethodJoin, err)
-		}
-		out.printf("%s joined room %s", b.name, st.ID)
-	}
+	var st *roompb.RoomState
 
 	// 3. Everyone ready, then the host starts.
 	for _, b := range bots {
@@ -244,6 +254,125 @@ func play(ctx context.Context, o options) (result, error) {
 	return res, nil
 }
 
+// createAndJoin has the first bot create a race31 room and the others join
+// it by the id in the reply; it returns the host.
+func createAndJoin(ctx context.Context, o options, bots []*bot, out *printer) (*bot, error) {
+	host := bots[0]
+	var st *roompb.RoomState
+	err := retry(ctx, func() error {
+		var err error
+		st, err = host.rooms.Create(ctx, &roompb.CreateRequest{
+			Name: o.Name + "'s table", Game: gameName, MaxPlayers: int32(o.Players),
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s: %w", host.name, roomrpc.MethodCreate, err)
+	}
+	out.printf("%s created room %s (%s, up to %d players)", host.name, st.ID, st.Game, st.MaxPlayers)
+	for _, b := range bots {
+		b.room = st.ID
+	}
+	for _, b := range bots[1:] {
+		if _, err := b.rooms.Join(ctx, &roompb.JoinRequest{RoomID: st.ID}); err != nil {
+			return nil, fmt.Errorf("%s: %s: %w", b.name, roomrpc.MethodJoin, err)
+		}
+		out.printf("%s joined room %s", b.name, st.ID)
+	}
+	return host, nil
+}
+
+// matchmake queues every bot in o.Queue and waits until the matchmaker has
+// placed them all in one room; it returns the host (the player the match
+// lists first: the oldest ticket).
+func matchmake(ctx context.Context, o options, bots []*bot, party string, out *printer) (*bot, error) {
+	var (
+		wg   sync.WaitGroup
+		errs = make([]error, len(bots))
+		got  = make([]*matchpb.Match, len(bots))
+	)
+	for i, b := range bots {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i], errs[i] = b.matchmake(ctx, o, party)
+		}()
+	}
+	wg.Wait()
+	if err := firstError(errs); err != nil {
+		return nil, err
+	}
+	m := got[0]
+	for i, b := range bots {
+		if got[i].GetRoomID() != m.GetRoomID() {
+			return nil, fmt.Errorf("%s was matched into room %s, %s into %s: the queue mixed this run with other players (use another -queue)",
+				bots[0].name, m.GetRoomID(), b.name, got[i].GetRoomID())
+		}
+		b.room = m.GetRoomID()
+	}
+	if len(m.GetPlayers()) != len(bots) {
+		return nil, fmt.Errorf("room %s has %d players, this run %d: the queue mixed this run with other players", m.GetRoomID(), len(m.GetPlayers()), len(bots))
+	}
+	host := bots[0]
+	for _, b := range bots {
+		if b.id == m.GetPlayers()[0] {
+			host = b
+		}
+	}
+	out.printf("the matchmaker placed %d bots in room %s (session %s); %s hosts", len(bots), m.GetRoomID(), m.GetSession(), host.name)
+	return host, nil
+}
+
+// matchmake queues the bot and waits for its match: the "@match.Matched"
+// push, or match.Status when no push came for a while.
+func (b *bot) matchmake(ctx context.Context, o options, party string) (*matchpb.Match, error) {
+	mc := matchrpc.NewClient(b.s.CallThrift)
+	var start *matchpb.StartReply
+	err := retry(ctx, func() error {
+		var err error
+		start, err = mc.Start(ctx, &matchpb.StartRequest{Queue: o.Queue, Strings: map[string]string{"party": party}})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s: %w", b.name, matchrpc.MethodStart, err)
+	}
+	ticket := start.GetTicket().GetID()
+	b.out.printf("%s queued in %s (ticket %s)", b.name, o.Queue, ticket)
+	for {
+		var t *matchpb.Ticket
+		select {
+		case p := <-b.s.Pushes():
+			if p.Type != pushMatched {
+				b.early = append(b.early, p) // a room event before the match: kept for play
+				continue
+			}
+			var m matchpb.Matched
+			if err := decode(p.Payload, &m); err != nil {
+				return nil, fmt.Errorf("%s: @%s: %w", b.name, p.Type, err)
+			}
+			t = m.GetTicket()
+		case <-time.After(b.poll):
+			rep, err := mc.Status(ctx, &matchpb.StatusRequest{Ticket: ticket})
+			if err != nil {
+				return nil, fmt.Errorf("%s: %s: %w", b.name, matchrpc.MethodStatus, err)
+			}
+			t = rep.GetTicket()
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%s: waiting for a match: %w", b.name, ctx.Err())
+		}
+		if t.GetID() != ticket {
+			continue
+		}
+		switch t.GetState() {
+		case matchpb.STATE_MATCHED:
+			return t.GetMatch(), nil
+		case matchpb.STATE_SEARCHING:
+		default:
+			return nil, fmt.Errorf("%s: ticket %s ended %s (%s)", b.name, ticket, t.GetState(), t.GetReason())
+		}
+	}
+}
+
 // bot is one player: its session and its view of the room.
 type bot struct {
 	name     string // username
@@ -264,6 +393,8 @@ type bot struct {
 	tries  int   // moves sent, legal or not
 	pushes int   // events the view took from pushes
 	gets   int   // room.Get calls (the first, gaps, no push for a while)
+	// early are pushes that came while the bot waited for its match.
+	early []client.Push
 }
 
 // newBot connects a session through the BrokerList (with pushes), registers
@@ -304,6 +435,12 @@ func (b *bot) play(ctx context.Context, demo *sync.Once) error {
 	if err := b.refresh(ctx); err != nil {
 		return err
 	}
+	for _, p := range b.early {
+		if err := b.apply(ctx, p); err != nil {
+			return err
+		}
+	}
+	b.early = nil
 	for {
 		switch {
 		case b.status == roompb.STATUS_FINISHED || b.status == roompb.STATUS_CLOSED:

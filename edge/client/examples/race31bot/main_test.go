@@ -28,7 +28,8 @@ const (
 )
 
 // TestBotPlaysToTheEnd plays race31 on `noon dev` with 2 and 3 bots driven
-// by pushes, and with 2 bots polling room.Get alone: each game has a
+// by pushes, and with 2 bots polling room.Get alone, in a room one of them
+// created or one the matchmaker placed them in: each game has a
 // winner, one of the bots, and every bot saw the same final total, the
 // target.
 func TestBotPlaysToTheEnd(t *testing.T) {
@@ -37,10 +38,13 @@ func TestBotPlaysToTheEnd(t *testing.T) {
 		name     string
 		players  int
 		noPushes bool
+		match    bool
 	}{
-		{"2 players", 2, false},
-		{"3 players", 3, false},
-		{"2 players polling only", 2, true},
+		{"2 players", 2, false, false},
+		{"3 players", 3, false, false},
+		{"2 players polling only", 2, true, false},
+		{"2 players from the matchmaker", 2, false, true},
+		{"3 players from the matchmaker polling only", 3, true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), gameTimeout)
@@ -53,6 +57,8 @@ func TestBotPlaysToTheEnd(t *testing.T) {
 				Poll:       100 * time.Millisecond,
 				Out:        logWriter{t},
 				NoPushes:   tc.noPushes,
+				Match:      tc.match,
+				Queue:      "race31",
 			})
 			if err != nil {
 				t.Fatalf("play: %v", err)
