@@ -237,13 +237,13 @@ func cmdInstances(ctx context.Context, o opts, args []string, stdout io.Writer) 
 		return all[i].GetId() < all[j].GetId()
 	})
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVICE\tID\tSTATE\tLOAD\tCAPACITY\tROUTER\tCLIENT")
+	fmt.Fprintln(tw, "SERVICE\tID\tSTATE\tLOAD\tCAPACITY\tROUTER\tCLIENT\tMETA")
 	for _, in := range all {
 		if len(args) > 0 && in.GetService() != args[0] {
 			continue
 		}
 		state := strings.TrimPrefix(in.GetState().String(), "INSTANCE_STATE_")
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.3f\t%d\t%s\t%s\n", in.GetService(), in.GetId(), strings.ToLower(state), in.GetLoad(), in.GetCapacity(), in.GetRouter(), in.GetClientAddr())
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.3f\t%d\t%s\t%s\t%s\n", in.GetService(), in.GetId(), strings.ToLower(state), in.GetLoad(), in.GetCapacity(), in.GetRouter(), in.GetClientAddr(), formatMeta(in.GetMeta()))
 	}
 	return tw.Flush()
 }
@@ -269,4 +269,26 @@ func cmdRoutes(o opts, stdout io.Writer) error {
 		aliases = broker.DefaultAliases()
 	}
 	return broker.FormatRoutes(stdout, cfg.Broker.Routes, aliases, cfg.Broker.DefaultTimeout)
+}
+
+// formatMeta writes an instance's labels as "k=v,k=v" in key order (a room
+// instance's rooms_free, a match instance's scale-out signal), "-" for
+// none.
+func formatMeta(m map[string]string) string {
+	if len(m) == 0 {
+		return "-"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(k + "=" + m[k])
+	}
+	return b.String()
 }
