@@ -44,7 +44,8 @@ var _ daemon.Daemon = (*Server)(nil)
 // Server is one instance of a service: a ROUTER that runs the handlers, an
 // optional PUB socket for events, and a registration with every yellow.
 //
-// Lock order: mu is a leaf.
+// Lock order: mu is a leaf but for the SetMeta function, which Main calls
+// (registering) with mu held: that function must not call the Server.
 type Server struct {
 	opts     Options
 	log      *slog.Logger // with service and instance
