@@ -94,22 +94,39 @@ struct GetRequest {
 }
 
 // CreateMatchedRequest creates a room whose members a matchmaker chose
-// (platform processes only: a client's call is refused). It is idempotent
-// by room_id: a second call with the same id and members answers the
-// room as it is, with created false.
+// (platform processes only: a client's call is refused unauthenticated;
+// over TLS the caller must hold a service certificate of one of the room
+// service's `matchmakers`, default match, or an admin one). It is
+// idempotent by room_id: a second call with the same id and members (in
+// any order) answers the room as it is, with created false; with other
+// members, or for a room room.Create made, conflict.
+//
+// Route it by room_id (the stateful key "room") like any room request:
+// the room's owner (the lease holder, else the rendezvous owner among the
+// ready room instances) creates it under the room's lease, logged before
+// the reply; another instance answers moved. The members are seated in
+// order, none ready, the first the host; the room publishes room.created
+// (the first member) and room.joined (each other) as for Create and Join.
+// Nothing is bound on any session: the caller binds room = <id> on the
+// members' connections. An instance with max_rooms rooms active answers
+// overloaded (it publishes rooms_free in yellow: pick another).
 struct CreateMatchedRequest {
   // room_id is the room's id, chosen by the caller (the matchmaker
   // derives it from its session id): 1..64 bytes of [A-Za-z0-9_-].
   1: string room_id
-  // members are the players' user ids, in seat order.
+  // members are the players' user ids, in seat order: 1..max_players
+  // distinct ids, each 1..128 bytes of UTF-8 without control characters.
   2: list<string> members
+  // game is the game played; "" is the default game.
   3: string game
+  // name is the room's name (1..64 bytes); "" is "match".
   4: string name
   // max_players bounds the members; 0 is the game's maximum.
   5: i32 max_players
 }
 
 struct CreateMatchedReply {
+  // state is the room as of the call (after the create, or as it is now).
   1: RoomState state
   // created is false when the room already existed.
   2: bool created

@@ -217,6 +217,15 @@ type Impl struct {
 	// Banner are the lines `noon dev` prints about the service (where its
 	// HTTP API listens).
 	Banner []string
+	// Meta, when set, returns labels published in the instance's yellow
+	// record at registration and on every heartbeat that changes them:
+	// what consumers choose an instance by (room publishes rooms_free, its
+	// free capacity). It is called once a beat per yellow, from several
+	// goroutines: quick, and safe for concurrent use. Bounds (yellow's):
+	// at most 16 labels, keys of 1..64 bytes, values of at most 256 bytes,
+	// the whole record within yellow's max_record_bytes (4 KiB by
+	// default); labels that break them are logged and not sent.
+	Meta func() map[string]string
 }
 
 // Section is a service's section of the config file, services.<name>: a
@@ -401,6 +410,9 @@ func (m *module[O]) Start(ctx context.Context, env Env, sec Section) (*Instance,
 		return nil, err
 	}
 	inst.srv = srv
+	if impl.Meta != nil {
+		srv.SetMeta(impl.Meta)
+	}
 	if impl.Attach != nil {
 		impl.Attach(srv)
 	}

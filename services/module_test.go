@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -238,6 +240,48 @@ func TestModuleStart(t *testing.T) {
 		t.Fatalf("lifecycle %q, want %q", got, want)
 	}
 	checkFor(t, 5*time.Second, "deregistered", func() bool { return !y.has("greet", inst.Server().InstanceID()) })
+}
+
+// TestModuleMeta: Impl.Meta's labels are in the instance's yellow record
+// from its registration on, and follow their changes with the heartbeats.
+func TestModuleMeta(t *testing.T) {
+	y := mustStartYellow(t, "", "")
+	var free atomic.Int64
+	free.Store(5)
+	def := greetDef(&recorder{})
+	build := def.Build
+	def.Build = func(ctx context.Context, env *services.Env, o greetOptions) (*services.Impl, error) {
+		impl, err := build(ctx, env, o)
+		if impl != nil {
+			impl.Meta = func() map[string]string { return map[string]string{"free": strconv.FormatInt(free.Load(), 10)} }
+		}
+		return impl, err
+	}
+	m := services.NewModule(def)
+	sec := m.NewSection()
+	sec.Runtime().Heartbeat = hb
+	inst, err := m.Start(context.Background(), services.Env{Log: testLogger(t), Yellows: []string{y.RouterEndpoint()}}, sec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(inst.Exit)
+	if got := inst.Server().Instance().GetMeta()["free"]; got != "5" {
+		t.Fatalf("Instance().meta[free] = %q, want 5", got)
+	}
+	go func() { _ = inst.Main() }()
+	metaIs := func(want string) func() bool {
+		return func() bool {
+			for _, rec := range y.Registry().Query("greet") {
+				if rec.GetId() == inst.Server().InstanceID() {
+					return rec.GetMeta()["free"] == want
+				}
+			}
+			return false
+		}
+	}
+	checkFor(t, 5*time.Second, "registered with meta free=5", metaIs("5"))
+	free.Store(4)
+	checkFor(t, 5*time.Second, "meta free=4 after a beat", metaIs("4"))
 }
 
 func TestModuleStartNeedsRedis(t *testing.T) {

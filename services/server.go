@@ -44,7 +44,8 @@ var _ daemon.Daemon = (*Server)(nil)
 // Server is one instance of a service: a ROUTER that runs the handlers, an
 // optional PUB socket for events, and a registration with every yellow.
 //
-// Lock order: mu is a leaf.
+// Lock order: mu is a leaf but for the SetMeta function, which Main calls
+// (registering) with mu held: that function must not call the Server.
 type Server struct {
 	opts     Options
 	log      *slog.Logger // with service and instance
@@ -63,6 +64,7 @@ type Server struct {
 	stats    serverCounters
 	draining atomic.Bool
 	pubSeq   atomic.Uint64
+	meta     atomic.Pointer[func() map[string]string] // SetMeta
 
 	mu      sync.Mutex // guards closed, reg, started and wg.Add
 	closed  bool
@@ -222,6 +224,7 @@ func (s *Server) Instance() *platformpb.Instance {
 		Capacity: uint32(s.opts.Concurrency),
 		Load:     s.Load(),
 		State:    state,
+		Meta:     s.currentMeta(),
 	}
 }
 
@@ -247,7 +250,7 @@ func (s *Server) Main() error {
 		Heartbeat: s.opts.Heartbeat,
 		TLS:       s.opts.TLS,
 		Logger:    s.baseLog,
-	}, s.Instance(), s.Load)
+	}, s.Instance(), s.Load, yellow.WithMeta(s.currentMeta))
 	s.mu.Unlock()
 	<-s.quit
 	return nil
@@ -535,4 +538,29 @@ func sessionOf(ctx context.Context, pb *platformpb.Session) *Session {
 	s := NewSession(pb)
 	s.caller, s.tls = caller, true
 	return s
+}
+
+// SetMeta makes meta the source of the labels the instance publishes in
+// its yellow record (Instance.meta): it is called at registration and
+// before every heartbeat, from several goroutines (one per yellow), so it
+// must be quick and safe for concurrent use; a change reaches yellow, and
+// its watchers, with the next beat. The labels keep yellow's bounds
+// (yellow.WithMeta): at most yellow.MaxMetaEntries (16), keys of 1..64
+// bytes, values of at most 256, the record within yellow's
+// max_record_bytes (4 KiB by default); labels past those are logged and
+// not sent. Call it before Main (Module.Start does, with Impl.Meta).
+func (s *Server) SetMeta(meta func() map[string]string) {
+	if meta == nil {
+		s.meta.Store(nil)
+		return
+	}
+	s.meta.Store(&meta)
+}
+
+// currentMeta returns the labels of SetMeta's function now, nil without one.
+func (s *Server) currentMeta() map[string]string {
+	if f := s.meta.Load(); f != nil {
+		return (*f)()
+	}
+	return nil
 }

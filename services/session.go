@@ -2,6 +2,8 @@ package services
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -135,6 +137,55 @@ func (s *Session) Changes() ([]*platformpb.Binding, []*platformpb.Subscription) 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]*platformpb.Binding(nil), s.bindings...), append([]*platformpb.Subscription(nil), s.subs...)
+}
+
+// Internal methods are those the platform's own processes call, never a
+// game client (room.CreateMatched, which a matchmaker calls): the broker
+// routes every method of a service's prefix, so the handler itself refuses
+// a client. RequireService and RequireAdmin are that refusal, decided on
+// what the request cannot forge: the verified identity of the calling
+// process (over TLS) and whether a broker passed a client session.
+
+// RequireService refuses a request that did not come from one of the
+// services names (or an admin): it returns nil to go on, else a
+// *wire.Error to return as is (unauthenticated, the code for a caller who
+// may not do this). A request carrying a client session (ID() != "": a
+// client's call through a broker) is refused. Over TLS the calling
+// process must hold a service certificate of one of names
+// (service:match), or an admin one (noonctl). On a plain link (loopback
+// development: the caller is not known) a request with no client session
+// is accepted.
+func (s *Session) RequireService(names ...string) error {
+	if err := s.notFromClient(); err != nil {
+		return err
+	}
+	id, ok := s.Caller()
+	if !ok || id.Role == pki.RoleAdmin || id.Role == pki.RoleService && slices.Contains(names, id.Name) {
+		return nil
+	}
+	return wire.Errorf(wire.CodeUnauthenticated, "an internal method: %s may not call it (services %s and admins may)", id, strings.Join(names, ", "))
+}
+
+// RequireAdmin refuses a request that did not come from an admin (noonctl
+// with an admin certificate), as RequireService does: a client session is
+// refused; over TLS the caller must hold an admin certificate; on a plain
+// link a request with no client session is accepted.
+func (s *Session) RequireAdmin() error {
+	if err := s.notFromClient(); err != nil {
+		return err
+	}
+	if id, ok := s.Caller(); ok && id.Role != pki.RoleAdmin {
+		return wire.Errorf(wire.CodeUnauthenticated, "an admin method: %s may not call it", id)
+	}
+	return nil
+}
+
+// notFromClient refuses a request that carries a client session.
+func (s *Session) notFromClient() error {
+	if s.ID() != "" {
+		return wire.Errorf(wire.CodeUnauthenticated, "an internal method: clients may not call it")
+	}
+	return nil
 }
 
 type sessionKey struct{}

@@ -50,6 +50,10 @@ func TestTLS(t *testing.T) {
 		o.TLS = testenv.Credentials(t, pki.Identity{Role: pki.RoleService, Name: "echo"})
 	}, map[string]services.HandlerFunc{"echo.Who": who, "echo.User": func(_ context.Context, s *services.Session, _ []byte) ([]byte, error) {
 		return []byte(s.UserID()), nil
+	}, "echo.Internal": func(_ context.Context, s *services.Session, _ []byte) ([]byte, error) {
+		return nil, s.RequireService("match")
+	}, "echo.Admin": func(_ context.Context, s *services.Session, _ []byte) ([]byte, error) {
+		return nil, s.RequireAdmin()
 	}})
 
 	opts := services.ClientOptions{Heartbeat: hb, Peer: peerOpts(t)}
@@ -73,5 +77,39 @@ func TestTLS(t *testing.T) {
 	bc := newClientOpts(t, bopts, ty)
 	if rep, err := bc.CallRaw(ctx, router.Target{}, "echo.User", alice, nil); err != nil || string(rep.GetPayload()) != "alice" {
 		t.Fatalf("a broker's session: user %q, %v", rep.GetPayload(), err)
+	}
+
+	// Internal and admin methods, by the caller's certificate.
+	client := func(id pki.Identity) *services.Client {
+		o := services.ClientOptions{Heartbeat: hb, Peer: peerOpts(t)}
+		o.Peer.TLS = testenv.Credentials(t, id)
+		return newClientOpts(t, o, ty)
+	}
+	match := client(pki.Identity{Role: pki.RoleService, Name: "match"})
+	admin := client(pki.Identity{Role: pki.RoleAdmin})
+	for _, tc := range []struct {
+		who    string
+		c      *services.Client
+		sess   *platformpb.Session
+		method string
+		err    string
+	}{
+		{"service:match", match, nil, "echo.Internal", ""},
+		{"service:match", match, nil, "echo.Admin", "unauthenticated: an admin method: service:match may not call it"},
+		{"admin", admin, nil, "echo.Internal", ""},
+		{"admin", admin, nil, "echo.Admin", ""},
+		{"service:login", c, nil, "echo.Internal", "unauthenticated: an internal method: service:login may not call it (services match and admins may)"},
+		{"a broker for a client", bc, alice, "echo.Internal", "unauthenticated: an internal method: clients may not call it"},
+		{"a broker for a client", bc, alice, "echo.Admin", "unauthenticated: an internal method: clients may not call it"},
+		{"a broker for nobody", bc, nil, "echo.Internal", "unauthenticated: an internal method: broker may not call it (services match and admins may)"},
+	} {
+		_, err := tc.c.CallRaw(ctx, router.Target{}, tc.method, tc.sess, nil)
+		got := ""
+		if err != nil {
+			got = err.Error()
+		}
+		if got != tc.err {
+			t.Errorf("%s as %s: %q, want %q", tc.method, tc.who, got, tc.err)
+		}
 	}
 }

@@ -1,8 +1,10 @@
 // Package yellow is noon's presence and discovery service.
 //
 // Every service instance (and every broker) registers a record with every
-// configured yellow and heartbeats it with its load; yellow expires a record
-// after ExpireAfter missed beats. Consumers take a snapshot of the records
+// configured yellow and heartbeats it with its load (and, with WithMeta, its
+// meta labels whenever they changed: a heartbeat's meta replaces the
+// record's and emits a delta); yellow expires a record after ExpireAfter
+// missed beats. Consumers take a snapshot of the records
 // and follow numbered changes (deltas) that yellow publishes on its PUB
 // socket under the topic "delta"; a TICK delta every TickInterval lets them
 // notice lost deltas and yellow restarts (a new epoch) and re-sync. Several
@@ -32,5 +34,6 @@
 // Watcher.mu guards the merged view and each follower's view state; a
 // follower's other state belongs to its goroutine, which takes Watcher.mu
 // only to change its view. No lock is held while calling the link layer.
-// Registration has no lock beyond atomics.
+// Registration has no lock beyond atomics, and metaMu, a leaf guarding
+// the last meta error logged.
 package yellow

@@ -23,6 +23,8 @@ func FuzzYellowRequest(f *testing.F) {
 	seed(MethodRegister, &platformpb.YellowRequest{Op: platformpb.YellowOp_YELLOW_OP_REGISTER, RequestId: 1, Instance: testInstance("login", "login-1")})
 	seed(MethodHeartbeat, &platformpb.YellowRequest{Op: platformpb.YellowOp_YELLOW_OP_HEARTBEAT, RequestId: 2,
 		Instance: &platformpb.Instance{Service: "login", Id: "login-1", Load: 0.5, State: platformpb.InstanceState_INSTANCE_STATE_DRAINING}})
+	seed(MethodHeartbeat, &platformpb.YellowRequest{Op: platformpb.YellowOp_YELLOW_OP_HEARTBEAT, RequestId: 3,
+		Instance: &platformpb.Instance{Service: "login", Id: "login-1", Load: 0.25, Meta: map[string]string{"rooms_free": "12", "zone": "b"}}})
 	seed(MethodQuery, &platformpb.YellowRequest{Op: platformpb.YellowOp_YELLOW_OP_QUERY, Service: "login"})
 	seed(MethodSnapshot, &platformpb.YellowRequest{Op: platformpb.YellowOp_YELLOW_OP_SNAPSHOT})
 	seed(MethodDeregister, &platformpb.YellowRequest{Op: platformpb.YellowOp_YELLOW_OP_DEREGISTER, Service: "login", Id: "login-1"})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -22,7 +23,11 @@ type Registration struct {
 	log   *slog.Logger
 	inst  *platformpb.Instance // never modified
 	load  func() float64
-	state atomic.Int32 // platformpb.InstanceState
+	meta  func() map[string]string // nil: inst.Meta only
+	state atomic.Int32             // platformpb.InstanceState
+
+	metaMu  sync.Mutex // guards metaErr
+	metaErr string     // the last invalid meta logged, not repeated
 
 	links []*regLink
 
@@ -40,17 +45,37 @@ type regLink struct {
 	registered atomic.Bool
 }
 
+// RegisterOption adds to what a Registration sends (WithMeta).
+type RegisterOption func(*Registration)
+
+// WithMeta makes meta the source of the record's meta labels: it is called
+// before every registration and every beat (from one goroutine per yellow
+// at once: it must be safe for concurrent use, and quick), and its labels,
+// over inst.Meta's (its own win), are the record's. A beat carries them
+// only when they changed since that yellow last took them, and yellow
+// emits a delta for the change as for a new load, so consumers see them
+// within a beat. The labels keep yellow's bounds on meta: at most
+// MaxMetaEntries, keys of 1..MaxMetaKeyLen bytes, values of at most
+// MaxMetaValueLen, the whole record within yellow's max_record_bytes
+// (DefaultMaxRecordBytes, 4 KiB, by default); labels past the first
+// three are logged and not sent (the last valid ones stay), and a record
+// past the fourth is refused by yellow.
+func WithMeta(meta func() map[string]string) RegisterOption {
+	return func(r *Registration) { r.meta = meta }
+}
+
 // Register starts keeping inst registered with every yellow in
 // opts.Yellows and returns at once. load, when not nil, is called before
 // every beat for the current load (it should be quick); otherwise inst.Load
-// is sent. The record is validated here too, and an invalid one is logged
-// (yellow rejects it, and the registration keeps retrying slowly).
-func Register(opts ClientOptions, inst *platformpb.Instance, load func() float64) *Registration {
+// is sent. More options add to the record (WithMeta). The record is
+// validated here too, and an invalid one is logged (yellow rejects it, and
+// the registration keeps retrying slowly).
+func Register(opts ClientOptions, inst *platformpb.Instance, load func() float64, more ...RegisterOption) *Registration {
 	opts = opts.withDefaults()
-	return register(linkTransport{log: opts.Logger, heartbeat: opts.Heartbeat, tls: opts.TLS}, opts, inst, load)
+	return register(linkTransport{log: opts.Logger, heartbeat: opts.Heartbeat, tls: opts.TLS}, opts, inst, load, more...)
 }
 
-func register(tr transport, opts ClientOptions, inst *platformpb.Instance, load func() float64) *Registration {
+func register(tr transport, opts ClientOptions, inst *platformpb.Instance, load func() float64, more ...RegisterOption) *Registration {
 	opts = opts.withDefaults()
 	rec := proto.Clone(inst).(*platformpb.Instance)
 	if rec.GetState() == platformpb.InstanceState_INSTANCE_STATE_UNSPECIFIED {
@@ -62,9 +87,12 @@ func register(tr transport, opts ClientOptions, inst *platformpb.Instance, load 
 		inst: rec,
 		load: load,
 	}
+	for _, o := range more {
+		o(r)
+	}
 	r.state.Store(int32(rec.GetState()))
 	r.ctx, r.cancel = context.WithCancel(context.Background())
-	if err := ValidateInstance(rec, maxMaxRecordBytes); err != nil {
+	if err := ValidateInstance(r.record(), maxMaxRecordBytes); err != nil {
 		r.log.Error("yellow: registering an invalid record", "err", err)
 	}
 	if len(opts.Yellows) == 0 {
@@ -162,13 +190,45 @@ func (r *Registration) stop() bool {
 	return true
 }
 
-// record returns the record to register now: inst with the current load
-// and state.
+// record returns the record to register now: inst with the current load,
+// state and meta.
 func (r *Registration) record() *platformpb.Instance {
 	rec := proto.Clone(r.inst).(*platformpb.Instance)
 	rec.Load = r.currentLoad()
 	rec.State = r.State()
+	if m, ok := r.currentMeta(); ok {
+		rec.Meta = m
+	}
 	return rec
+}
+
+// currentMeta returns the labels to send now: inst's meta under what the
+// meta option returns. ok is false without the option, or when the
+// labels break yellow's rules (logged once per distinct error): the
+// caller then keeps what it sent last.
+func (r *Registration) currentMeta() (m map[string]string, ok bool) {
+	if r.meta == nil {
+		return nil, false
+	}
+	dyn := r.meta()
+	if len(r.inst.GetMeta()) == 0 {
+		m = maps.Clone(dyn)
+	} else {
+		m = maps.Clone(r.inst.GetMeta())
+		maps.Copy(m, dyn)
+	}
+	err := validateMeta(m)
+	r.metaMu.Lock()
+	defer r.metaMu.Unlock()
+	if err != nil {
+		if err.Error() != r.metaErr {
+			r.log.Error("yellow: meta labels not sent", "err", err)
+			r.metaErr = err.Error()
+		}
+		return nil, false
+	}
+	r.metaErr = ""
+	return m, true
 }
 
 // currentLoad calls load and clamps it into what yellow accepts; NaN reads
@@ -202,8 +262,9 @@ func (r *Registration) run(l *regLink) {
 	minBackoff, maxBackoff := interval/2, 4*interval
 	backoff := minBackoff
 	var epoch string
-	down := false       // logged as down; log again only when it comes back
-	var rejected string // last rejection logged, not repeated
+	down := false                  // logged as down; log again only when it comes back
+	var rejected string            // last rejection logged, not repeated
+	var sentMeta map[string]string // the meta this yellow took last
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	fail := func(err error) {
@@ -230,7 +291,8 @@ func (r *Registration) run(l *regLink) {
 		}
 		if !l.registered.Load() {
 			waitAlive(r.ctx, l.peer, r.opts.Timeout)
-			req := &platformpb.YellowRequest{Op: platformpb.YellowOp_YELLOW_OP_REGISTER, Instance: r.record()}
+			rec := r.record()
+			req := &platformpb.YellowRequest{Op: platformpb.YellowOp_YELLOW_OP_REGISTER, Instance: rec}
 			rep, err := call(r.ctx, l.peer, r.opts.Timeout, MethodRegister, req)
 			if r.ctx.Err() != nil {
 				return
@@ -245,6 +307,7 @@ func (r *Registration) run(l *regLink) {
 				log.Debug("yellow: registered", "epoch", rep.GetEpoch())
 			}
 			down, backoff, epoch, rejected = false, minBackoff, rep.GetEpoch(), ""
+			sentMeta = rec.GetMeta()
 			interval = replyInterval(r.opts.Heartbeat, rep)
 			minBackoff, maxBackoff = interval/2, 4*interval
 			l.registered.Store(true)
@@ -253,6 +316,16 @@ func (r *Registration) run(l *regLink) {
 		}
 		hb := &platformpb.Instance{
 			Service: r.inst.GetService(), Id: r.inst.GetId(), Load: r.currentLoad(), State: r.State(),
+		}
+		if m, ok := r.currentMeta(); ok && !maps.Equal(m, sentMeta) {
+			if len(m) == 0 {
+				// A beat without meta keeps the record's: dropping every
+				// label takes a registration.
+				l.registered.Store(false)
+				timer.Reset(0)
+				continue
+			}
+			hb.Meta = m
 		}
 		req := &platformpb.YellowRequest{Op: platformpb.YellowOp_YELLOW_OP_HEARTBEAT, Instance: hb}
 		rep, err := call(r.ctx, l.peer, r.opts.Timeout, MethodHeartbeat, req)
@@ -268,6 +341,9 @@ func (r *Registration) run(l *regLink) {
 			l.registered.Store(false)
 			timer.Reset(0)
 		default:
+			if hb.Meta != nil {
+				sentMeta = hb.Meta
+			}
 			timer.Reset(interval)
 		}
 	}

@@ -3,6 +3,7 @@ package yellow
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -156,10 +157,14 @@ func (r *Registry) Heartbeat(hb *platformpb.Instance, now time.Time) (d *platfor
 }
 
 // HeartbeatAs refreshes the expiry of the record (hb.service, hb.id) and
-// takes hb's load and, when set, its state, on behalf of owner, who must
-// be the record's (else ErrNotOwner). unknown is true when there is no
-// such record: the provider must register again. The delta is nil when
-// nothing but the expiry changed.
+// takes hb's load and, when set, its state and its meta, on behalf of
+// owner, who must be the record's (else ErrNotOwner). Meta, when hb
+// carries any, replaces the record's whole meta (validated as at
+// registration, the record's encoded size with it included); a heartbeat
+// without meta keeps the record's (proto3 maps have no presence, so a
+// heartbeat cannot empty it: register again to drop every label).
+// unknown is true when there is no such record: the provider must
+// register again. The delta is nil when nothing but the expiry changed.
 func (r *Registry) HeartbeatAs(owner string, hb *platformpb.Instance, now time.Time) (d *platformpb.Delta, unknown bool, err error) {
 	if err := validateHeartbeat(hb); err != nil {
 		return nil, false, err
@@ -173,17 +178,27 @@ func (r *Registry) HeartbeatAs(owner string, hb *platformpb.Instance, now time.T
 	if e.owner != owner {
 		return nil, false, notOwner(keyOf(hb), e.owner)
 	}
-	e.expires = now.Add(r.cfg.TTL)
 	state := hb.GetState()
 	if state == platformpb.InstanceState_INSTANCE_STATE_UNSPECIFIED {
 		state = e.inst.GetState()
 	}
-	if e.inst.GetLoad() == hb.GetLoad() && e.inst.GetState() == state {
+	newMeta := len(hb.GetMeta()) > 0 && !maps.Equal(e.inst.GetMeta(), hb.GetMeta())
+	if e.inst.GetLoad() == hb.GetLoad() && e.inst.GetState() == state && !newMeta {
+		e.expires = now.Add(r.cfg.TTL)
 		return nil, false, nil
 	}
 	rec := proto.Clone(e.inst).(*platformpb.Instance)
 	rec.Load = hb.GetLoad()
 	rec.State = state
+	if newMeta {
+		rec.Meta = maps.Clone(hb.GetMeta())
+		if n := proto.Size(rec); n > r.cfg.MaxRecordBytes {
+			// Refused whole, expiry included, as an oversized
+			// registration is: the provider hears of it.
+			return nil, false, fieldErr("instance", "encoded size %d bytes with the heartbeat's meta, at most %d", n, r.cfg.MaxRecordBytes)
+		}
+	}
+	e.expires = now.Add(r.cfg.TTL)
 	e.inst = rec
 	return r.change(platformpb.DeltaOp_DELTA_OP_UPSERT, rec), false, nil
 }

@@ -157,6 +157,9 @@ func TestValidateHeartbeat(t *testing.T) {
 		{&platformpb.Instance{Service: "login"}, "invalid record: id: required"},
 		{&platformpb.Instance{Service: "login", Id: "l1", Load: -1}, "invalid record: load: must be a finite number in [0, 1000000], got -1"},
 		{&platformpb.Instance{Service: "login", Id: "l1", State: 3}, "invalid record: state: must be READY or DRAINING, got 3"},
+		{&platformpb.Instance{Service: "login", Id: "l1", Meta: map[string]string{"": "x"}}, `invalid record: meta: key "" must be 1..64 bytes`},
+		{&platformpb.Instance{Service: "login", Id: "l1", Meta: map[string]string{"k": strings.Repeat("v", MaxMetaValueLen+1)}}, `invalid record: meta: value of "k" is 257 bytes, at most 256`},
+		{&platformpb.Instance{Service: "login", Id: "l1", Meta: manyLabels(MaxMetaEntries + 1)}, "invalid record: meta: at most 16 entries, got 17"},
 	} {
 		if err := validateHeartbeat(tc.hb); err == nil || err.Error() != tc.err {
 			t.Errorf("%v: got %v, want %s", tc.hb, err, tc.err)
@@ -466,5 +469,73 @@ func TestMayRegister(t *testing.T) {
 		if got := mayRegister(tt.owner, tt.service); got != tt.want {
 			t.Errorf("mayRegister(%q, %q) = %v", tt.owner, tt.service, got)
 		}
+	}
+}
+
+// manyLabels returns n meta labels l0=v, l1=v, ...
+func manyLabels(n int) map[string]string {
+	m := make(map[string]string, n)
+	for i := range n {
+		m["l"+strconv.Itoa(i)] = "v"
+	}
+	return m
+}
+
+// TestRegistryHeartbeatMeta: a heartbeat's meta replaces the record's and
+// emits a delta; a heartbeat without meta keeps it; the same meta again
+// changes nothing; meta that breaks the rules (or makes the record too
+// big) is refused and changes nothing.
+func TestRegistryHeartbeatMeta(t *testing.T) {
+	r, emitted := newTestRegistry(3*time.Second, 0)
+	now := time.Unix(1000, 0)
+	if _, err := r.Register(testInstance("room", "a"), now); err != nil { // meta zone=a, load 0.25
+		t.Fatal(err)
+	}
+	meta := func() map[string]string { return r.Query("room")[0].GetMeta() }
+	hb := func(m map[string]string) (*platformpb.Delta, error) {
+		d, unknown, err := r.Heartbeat(&platformpb.Instance{Service: "room", Id: "a", Load: 0.25, Meta: m}, now)
+		if unknown {
+			t.Fatal("unknown")
+		}
+		return d, err
+	}
+	if d, err := hb(nil); d != nil || err != nil {
+		t.Fatalf("a beat without meta: %v %v", d, err)
+	}
+	if got := meta(); got["zone"] != "a" || len(got) != 1 {
+		t.Fatalf("meta after a beat without meta: %v", got)
+	}
+	d, err := hb(map[string]string{"rooms_free": "7"})
+	if err != nil || d == nil || d.GetOp() != platformpb.DeltaOp_DELTA_OP_UPSERT {
+		t.Fatalf("a beat with new meta: %v %v", d, err)
+	}
+	if got := d.GetInstance().GetMeta(); len(got) != 1 || got["rooms_free"] != "7" {
+		t.Fatalf("delta's meta %v, want it replaced whole", got)
+	}
+	if got := meta(); len(got) != 1 || got["rooms_free"] != "7" {
+		t.Fatalf("record's meta %v", got)
+	}
+	if d, err := hb(map[string]string{"rooms_free": "7"}); d != nil || err != nil {
+		t.Fatalf("the same meta again: %v %v", d, err)
+	}
+	n := len(*emitted)
+	if _, err := hb(manyLabels(MaxMetaEntries + 1)); !errors.Is(err, ErrInvalidRecord) {
+		t.Fatalf("too many labels: %v", err)
+	}
+	// A record that the meta would take past the size bound.
+	small := NewRegistry(RegistryConfig{MaxRecordBytes: minMaxRecordBytes}, nil)
+	if _, err := small.Register(testInstance("room", "a"), now); err != nil {
+		t.Fatal(err)
+	}
+	big := map[string]string{"a": strings.Repeat("x", 250), "b": strings.Repeat("y", 250)}
+	_, _, err = small.Heartbeat(&platformpb.Instance{Service: "room", Id: "a", Load: 0.25, Meta: big}, now)
+	if err == nil || !strings.Contains(err.Error(), "invalid record: instance: encoded size") {
+		t.Fatalf("a beat whose meta makes the record too big: %v", err)
+	}
+	if got := small.Query("room")[0].GetMeta(); len(got) != 1 || got["zone"] != "a" {
+		t.Fatalf("meta after a refused beat: %v", got)
+	}
+	if len(*emitted) != n || meta()["rooms_free"] != "7" {
+		t.Fatalf("refused beats changed something: %d deltas, meta %v", len(*emitted)-n, meta())
 	}
 }

@@ -181,7 +181,10 @@ func validateMeta(m map[string]string) error {
 }
 
 // validateHeartbeat checks what a HEARTBEAT must carry: service, id, a
-// valid load and a state that is unset (keep) or READY / DRAINING.
+// valid load, a state that is unset (keep) or READY / DRAINING, and meta
+// that is empty (keep) or within the bounds of a registration's (the
+// record's encoded size with it is checked against the registry's bound
+// when it is applied).
 func validateHeartbeat(inst *platformpb.Instance) error {
 	if inst == nil {
 		return fieldErr("instance", "required")
@@ -196,7 +199,9 @@ func validateHeartbeat(inst *platformpb.Instance) error {
 		return err
 	}
 	if s := inst.GetState(); s != platformpb.InstanceState_INSTANCE_STATE_UNSPECIFIED {
-		return validateState(s)
+		if err := validateState(s); err != nil {
+			return err
+		}
 	}
-	return nil
+	return validateMeta(inst.GetMeta())
 }

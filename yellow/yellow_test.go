@@ -507,3 +507,45 @@ func TestWatcherRecoversLostDelta(t *testing.T) {
 		t.Fatalf("no re-sync: %+v", st)
 	}
 }
+
+// TestHeartbeatMeta: with WithMeta a provider's labels follow its heartbeats
+// (no new registration), watchers see each change; labels that break the
+// rules are not sent (the last good ones stay); dropping every label
+// re-registers.
+func TestHeartbeatMeta(t *testing.T) {
+	y := mustStart(t, testOptions())
+	co := clientOptions(t, y)
+	w := mustWatch(t, co)
+	var labels atomic.Pointer[map[string]string]
+	set := func(m map[string]string) { labels.Store(&m) }
+	set(map[string]string{"rooms_free": "10"})
+	inst := testInstance("room", "room-1")
+	inst.Meta = nil
+	r := Register(co, inst, nil, WithMeta(func() map[string]string { return *labels.Load() }))
+	t.Cleanup(r.Abandon)
+	metaIs := func(want map[string]string) func() bool {
+		return func() bool {
+			got := find(w, "room", "room-1").GetMeta()
+			return len(got) == len(want) && (len(want) == 0 || fmt.Sprint(got) == fmt.Sprint(want))
+		}
+	}
+	checkFor(t, time.Second, "registered with its labels", metaIs(map[string]string{"rooms_free": "10"}))
+	set(map[string]string{"rooms_free": "9", "zone": "b"})
+	checkFor(t, time.Second, "labels follow the beats", metaIs(map[string]string{"rooms_free": "9", "zone": "b"}))
+	if n := y.Stats().Registers; n != 1 {
+		t.Fatalf("%d registrations, want the labels carried by beats", n)
+	}
+	// Labels yellow would refuse are not sent: the record keeps the last.
+	set(manyLabels(MaxMetaEntries + 1))
+	beats := y.Stats().Heartbeats
+	checkFor(t, time.Second, "beats go on", func() bool { return y.Stats().Heartbeats >= beats+3 })
+	if !metaIs(map[string]string{"rooms_free": "9", "zone": "b"})() || r.Registered() != 1 {
+		t.Fatalf("after bad labels: meta %v, registered %d", find(w, "room", "room-1").GetMeta(), r.Registered())
+	}
+	// No labels at all: a beat cannot say so, a registration does.
+	set(nil)
+	checkFor(t, time.Second, "labels dropped", metaIs(nil))
+	if n := y.Stats().Registers; n != 2 {
+		t.Fatalf("%d registrations, want 2", n)
+	}
+}

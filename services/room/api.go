@@ -10,6 +10,7 @@ import (
 	"github.com/noonhq/noon/idl/gen/room/roomrpc"
 	"github.com/noonhq/noon/internal/thriftx"
 	"github.com/noonhq/noon/services"
+	"github.com/noonhq/noon/services/room/game"
 )
 
 // maxActionLen bounds a game action: actions are moves (a few bytes), and
@@ -227,7 +228,49 @@ func (s api) List(ctx context.Context, _ *services.Session, req *roompb.ListRequ
 	return out, nil
 }
 
-// CreateMatched creates a room with the members a matchmaker chose.
-func (a api) CreateMatched(ctx context.Context, sess *services.Session, req *roompb.CreateMatchedRequest) (*roompb.CreateMatchedReply, error) {
-	return nil, wire.Errorf(wire.CodeUnavailable, "room.CreateMatched: not implemented yet")
+// CreateMatched creates a room with the members a matchmaker chose, seated
+// and not ready, if room_id names none; the room's owner (where the caller
+// routed it by room_id: rendezvous over the ready instances, or the
+// lease) handles it like any room event, under the lease, logged before
+// the reply; another instance answers moved. A second call with the same
+// members answers the room as it is with created false (a retry); with
+// other members, conflict. Only the Matchmakers services (and admins) may
+// call it: a client's call is refused, and nothing is bound on any
+// session (the caller binds its players).
+func (s api) CreateMatched(ctx context.Context, sess *services.Session, req *roompb.CreateMatchedRequest) (*roompb.CreateMatchedReply, error) {
+	if err := sess.RequireService(s.opts.Matchmakers...); err != nil {
+		return nil, err
+	}
+	norm, err := normalizeMatched(req, s.games)
+	if err != nil {
+		return nil, err
+	}
+	body, err := thriftx.Marshal(norm)
+	if err != nil {
+		return nil, wire.Errorf(wire.CodeBadRequest, "%v", err)
+	}
+	r, err := s.submit(ctx, norm.RoomID, &op{kind: KindMatched, body: body, wantState: true}, false)
+	if err != nil {
+		return nil, err
+	}
+	return &roompb.CreateMatchedReply{State: r.state, Created: r.changed}, nil
+}
+
+// normalizeMatched returns req with the defaults filled in (the default
+// game, the name "match", the game's maximum for max_players 0), checked
+// (checkMatched): what a matched entry's body holds.
+func normalizeMatched(req *roompb.CreateMatchedRequest, games *game.Registry) (*roompb.CreateMatchedRequest, error) {
+	out := &roompb.CreateMatchedRequest{RoomID: req.RoomID, Members: req.Members, Game: req.Game, Name: req.Name, MaxPlayers: req.MaxPlayers}
+	if out.Game == "" {
+		out.Game = games.Default()
+	}
+	if out.Name == "" {
+		out.Name = defaultMatchName
+	}
+	_, max, err := checkMatched(out, games)
+	if err != nil {
+		return nil, err
+	}
+	out.MaxPlayers = int32(max)
+	return out, nil
 }

@@ -43,6 +43,7 @@ type controller struct {
 	a     *attachment
 	id    string
 	fresh bool            // a room being created: nothing to load
+	orNew bool            // opened for a KindMatched: a room not found is created by it
 	prev  <-chan struct{} // the previous controller of the room, winding down
 	q     chan *op        // the room's queue, in arrival order
 	stopc chan stopMode   // cap 1
@@ -96,6 +97,13 @@ func (c *controller) run() {
 		select {
 		case o := <-c.q:
 			if !c.process(o) {
+				return
+			}
+			// A room that does not exist (a create that failed, or expired
+			// in the queue) leaves at once: it holds a lease and a slot of
+			// MaxRooms for nothing.
+			if c.room == nil && c.s.tryEvict(c) {
+				c.shutdown(stopEvict)
 				return
 			}
 			idle.Reset(c.s.opts.IdleEvict)
@@ -171,11 +179,18 @@ func (c *controller) abort(err error, release bool) {
 	}
 }
 
-// failQueue answers everything queued with err. Caller detached c.
+// failQueue answers everything queued with err. Caller detached c. A
+// room.CreateMatched told the room is not found is told to retry instead:
+// its own controller creates the room.
 func (c *controller) failQueue(err error) {
+	notFound := errors.Is(err, &wire.Error{Code: wire.CodeNotFound})
 	for {
 		select {
 		case o := <-c.q:
+			if notFound && o.kind == KindMatched {
+				o.reply(opResult{err: errRetry})
+				continue
+			}
 			o.reply(opResult{err: err})
 		default:
 			return
@@ -197,6 +212,9 @@ func (c *controller) open() error {
 	defer cancel()
 	c.s.st.loads.Add(1)
 	snap, entries, err := c.s.store.Load(ctx, c.id, epoch)
+	if err != nil && c.orNew && errors.Is(err, ErrNotFound) {
+		return nil // the KindMatched op that opened it creates it
+	}
 	if err != nil {
 		c.s.st.loadErrors.Add(1)
 		switch {
@@ -348,7 +366,7 @@ func (c *controller) process(first *op) bool {
 		switch {
 		case work != nil:
 			next = work.clone()
-		case o.kind != KindCreate:
+		case !createsRoom(o.kind):
 			results[i].err = wire.Errorf(wire.CodeNotFound, "no room %s", c.id)
 			continue
 		}
@@ -365,6 +383,7 @@ func (c *controller) process(first *op) bool {
 		default:
 			work = next
 			views[i] = work
+			results[i].changed = true
 			entries = append(entries, e)
 			events = append(events, evs...)
 		}
@@ -415,7 +434,8 @@ func (c *controller) persist(work *roomState, entries []Entry) error {
 	epoch := c.lease.Load()
 	var err error
 	var snap *Snapshot
-	if entries[0].Kind == KindCreate {
+	first := entries[0].Kind
+	if createsRoom(first) {
 		// A new room: its first entry creates it (the rest of a batch, if
 		// any, follows in a second write).
 		err = c.s.store.Create(ctx, epoch, work.summary(), entries[0])
@@ -446,6 +466,13 @@ func (c *controller) persist(work *roomState, entries []Entry) error {
 	case errors.Is(err, ErrFenced):
 		c.s.st.fenced.Add(1)
 		c.s.log.Warn("room: fenced: a newer owner claimed the room", "room", c.id, "epoch", epoch)
+		return errRetry
+	case errors.Is(err, ErrExists) && first == KindMatched:
+		// The room was not found under our lease, yet it exists: another
+		// owner took the lease meanwhile and created it. Ask again: the
+		// owner answers the retry (idempotent when the members agree).
+		c.s.st.fenced.Add(1)
+		c.s.log.Warn("room: created meanwhile by a newer owner", "room", c.id, "epoch", epoch)
 		return errRetry
 	case errors.Is(err, ErrExists):
 		return wire.Errorf(wire.CodeConflict, "room %s exists", c.id)

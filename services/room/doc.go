@@ -43,6 +43,18 @@
 // LeaseTTL/3. Drain hands rooms over for a rolling deploy: queued events
 // handled, final snapshot, lease released.
 //
+// # Matched rooms
+//
+// room.CreateMatched is a matchmaker's (an internal method: the services
+// of the Matchmakers option and admins only, services.Session's
+// RequireService). The caller chooses the room id and routes by it, so the
+// room's owner creates it like any room event, under its lease: a matched
+// entry (KindMatched) seats the members, and a retry with the same members
+// is a no-op answered created false. A controller opened for it treats a
+// room not found as one to create. Each instance publishes its free
+// capacity in its yellow record (Meta, MetaRoomsFree; RoomsFree reads it)
+// so that a matchmaker places rooms where they fit.
+//
 // # Games
 //
 // Rules plug in behind package game (Game, State); games/race31 is the
@@ -55,7 +67,7 @@
 //
 //	store, _ := room.NewPostgresStore(pool, room.DefaultSchema) // or room.NewMemoryStore()
 //	svc, _ := room.New(room.NewOptions(), room.Deps{Store: store, Redis: rdb, Yellows: yellows, Logger: log})
-//	srv, _ := svc.NewServer(serviceOpts, log) // or services.NewServer(opts, svc.Handlers(), log) + svc.Attach(srv)
+//	srv, _ := svc.NewServer(serviceOpts, log) // or services.NewServer(opts, svc.Handlers(), log) + srv.SetMeta(svc.Meta) + svc.Attach(srv)
 //	go srv.Main()
 //	...
 //	svc.Drain(ctx) // drains the server too

@@ -38,6 +38,9 @@ func FuzzRoomRequests(f *testing.F) {
 		&roompb.GetRequest{RoomID: &rid},
 		&roompb.ActionRequest{Action: []byte{0x15, 0x02, 0x00}}, // Race31Action{add: 1}
 		&roompb.ActionRequest{Action: []byte("bad")},
+		&roompb.CreateMatchedRequest{RoomID: "mfuzz", Members: []string{"fz3", "fz4"}, Game: "race31", MaxPlayers: 2},
+		&roompb.CreateMatchedRequest{RoomID: "mfuzz", Members: []string{"fz3", "fz5"}},
+		&roompb.CreateMatchedRequest{RoomID: "m/x", Members: []string{"a", "a", "\x00"}, MaxPlayers: -1},
 	} {
 		b, err := thriftx.Marshal(s)
 		if err != nil {
@@ -86,6 +89,10 @@ func FuzzRoomRequests(f *testing.F) {
 		roomrpc.MethodList:   func() thrift.TStruct { return roompb.NewListReply() },
 		roomrpc.MethodGet:    func() thrift.TStruct { return roompb.NewRoomState() },
 		roomrpc.MethodAct:    func() thrift.TStruct { return roompb.NewActionReply() },
+		// The matchmaker's: called with no client session (a plain link's
+		// service call, which the guard lets through) so that its checks
+		// run; a client's call is refused at the guard.
+		roomrpc.MethodCreateMatched: func() thrift.TStruct { return roompb.NewCreateMatchedReply() },
 	}
 	handlers := svc.Handlers()
 	if len(handlers) != len(replies) {
@@ -99,6 +106,9 @@ func FuzzRoomRequests(f *testing.F) {
 			for _, in := range [][]byte{b, b[:len(b)/2]} {
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 				sess := services.NewSession(&platformpb.Session{Id: "s-fz", UserId: "fz", Bindings: map[string]string{BindingKey: room}})
+				if m == roomrpc.MethodCreateMatched {
+					sess = services.NewSession(nil)
+				}
 				out, err := h(ctx, sess, in)
 				cancel()
 				if err != nil {

@@ -147,7 +147,7 @@ func (c *cluster) start(mod func(*Options), killable bool) *instance {
 	}
 	in := &instance{svc: svc, srv: srv, id: srv.InstanceID()}
 	if killable {
-		in.reg = yellow.Register(yellow.ClientOptions{Yellows: c.yellows, Heartbeat: hb, Logger: c.log}, srv.Instance(), srv.Load)
+		in.reg = yellow.Register(yellow.ClientOptions{Yellows: c.yellows, Heartbeat: hb, Logger: c.log}, srv.Instance(), srv.Load, yellow.WithMeta(svc.Meta))
 	} else {
 		go func() { _ = srv.Main() }()
 	}

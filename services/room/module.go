@@ -57,5 +57,6 @@ func build(_ context.Context, env *services.Env, opts Options) (*services.Impl, 
 		Attach:   svc.Attach,
 		Drain:    svc.Drain,
 		Close:    svc.Close,
+		Meta:     svc.Meta,
 	}, nil
 }

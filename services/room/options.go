@@ -1,6 +1,7 @@
 package room
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -65,6 +66,15 @@ const (
 	// maxRoomIDLen bounds a room id a client may send: ours are 17 bytes;
 	// 64 leaves room for ids made elsewhere (a matchmaker's).
 	maxRoomIDLen = 64
+	// maxUserIDLen bounds a member's user id in room.CreateMatched: the
+	// broker's bound on the user a login binds (user ids are UUIDs or
+	// numbers, far below).
+	maxUserIDLen = 128
+	// maxMatchmakers bounds the matchmakers option: a handful of services.
+	maxMatchmakers = 16
+	// defaultMatchName is the name of a matched room whose request names
+	// none.
+	defaultMatchName = "match"
 	// defaultListLimit and maxListLimit bound room.List's reply: a lobby
 	// screen shows a few dozen rooms.
 	defaultListLimit = 50
@@ -107,6 +117,10 @@ type Options struct {
 	// PostgresSchema is the schema of the Postgres store and its
 	// migrations: [a-z_][a-z0-9_]*, at most 63 bytes.
 	PostgresSchema string `yaml:"postgres_schema"`
+	// Matchmakers are the services that may call room.CreateMatched (over
+	// TLS: the holders of a service:<name> certificate of one of them;
+	// admins may too). Default ["match"]; empty: admins only.
+	Matchmakers []string `yaml:"matchmakers"`
 }
 
 // NewOptions returns the defaults.
@@ -123,6 +137,7 @@ func NewOptions() Options {
 		RedisPrefix:    DefaultRedisPrefix,
 		Race31:         race31.NewOptions(),
 		PostgresSchema: DefaultSchema,
+		Matchmakers:    []string{"match"},
 	}
 }
 
@@ -152,6 +167,14 @@ func (o Options) Validate() error {
 	}
 	if !schemaName.MatchString(o.PostgresSchema) {
 		errs.Addf("postgres_schema", "must match [a-z_][a-z0-9_]{0,62}, got %q", wire.Snippet(o.PostgresSchema))
+	}
+	if len(o.Matchmakers) > maxMatchmakers {
+		errs.Addf("matchmakers", "at most %d services, got %d", maxMatchmakers, len(o.Matchmakers))
+	}
+	for i, m := range o.Matchmakers {
+		if err := wire.ValidateName(m); err != nil {
+			errs.Addf(fmt.Sprintf("matchmakers[%d]", i), "%v", err)
+		}
 	}
 	if err := o.Race31.Validate(); err != nil {
 		errs.Addf("race31", "%v", strings.TrimPrefix(err.Error(), "race31: "))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	roompb "github.com/noonhq/noon/idl/gen/room"
 	"github.com/noonhq/noon/internal/thriftx"
@@ -68,6 +69,7 @@ type roomState struct {
 	seq        int64 // last entry applied
 	eventSeq   int64 // last event emitted
 	winner     string
+	matched    []string // the members a matchmaker created it with, nil for room.Create's
 
 	g  game.Game
 	st game.State // nil until the game starts
@@ -90,6 +92,7 @@ func newRoomState(id string) *roomState { return &roomState{id: id} }
 func (r *roomState) clone() *roomState {
 	c := *r
 	c.players = slices.Clone(r.players)
+	c.matched = slices.Clone(r.matched)
 	if r.st != nil {
 		c.st = r.st.Clone()
 	}
@@ -165,12 +168,14 @@ func (r *roomState) apply(e Entry, games *game.Registry) (events []*roompb.Event
 	}
 	em := &emitter{r: r, at: e.At}
 	now := time.UnixMilli(e.At)
-	if r.status == "" && e.Kind != KindCreate {
+	if r.status == "" && !createsRoom(e.Kind) {
 		return nil, false, ruleError(wire.CodeNotFound, "no room %s", r.id)
 	}
 	switch e.Kind {
 	case KindCreate:
 		err = r.applyCreate(e, games, em)
+	case KindMatched:
+		noop, err = r.applyMatched(e, games, em)
 	case KindJoin:
 		noop, err = r.applyJoin(e, em)
 	case KindLeave:
@@ -230,6 +235,99 @@ func checkCreate(req *roompb.CreateRequest, games *game.Registry) (game.Game, in
 		return nil, 0, ruleError(wire.CodeBadRequest, "max_players: %s takes %d to %d players, got %d", g.Name(), g.MinPlayers(), g.MaxPlayers(), req.MaxPlayers)
 	}
 	return g, max, nil
+}
+
+// createsRoom reports whether an entry of kind creates its room (and so
+// is a room's first).
+func createsRoom(kind string) bool { return kind == KindCreate || kind == KindMatched }
+
+// applyMatched creates the room with the matched members seated, in order
+// (the first is the host), none ready; the events are those of a create
+// and of each member's join. On a room that exists it is a no-op when the
+// room was matched with the same members (a retry: idempotent), else a
+// conflict.
+func (r *roomState) applyMatched(e Entry, games *game.Registry, em *emitter) (bool, error) {
+	var req roompb.CreateMatchedRequest
+	if err := thriftx.Unmarshal(e.Body, &req); err != nil {
+		return false, ruleError(wire.CodeBadRequest, "create matched: %v", err)
+	}
+	if r.status != "" {
+		if r.matched != nil && sameMembers(r.matched, req.Members) {
+			return true, nil
+		}
+		return false, ruleError(wire.CodeConflict, "room %s exists with other members", r.id)
+	}
+	g, max, err := checkMatched(&req, games)
+	if err != nil {
+		return false, err
+	}
+	r.name, r.gameName, r.g, r.maxPlayers = req.Name, g.Name(), g, max
+	r.status, r.host, r.createdMs = StatusOpen, req.Members[0], e.At
+	r.players = make([]player, len(req.Members))
+	for i, m := range req.Members {
+		r.players[i] = player{ID: m}
+	}
+	r.matched = slices.Clone(req.Members)
+	em.emit(EventCreated, req.Members[0], nil)
+	for _, m := range req.Members[1:] {
+		em.emit(EventJoined, m, nil)
+	}
+	return false, nil
+}
+
+// sameMembers reports whether a and b hold the same user ids, in any
+// order (each list is free of duplicates).
+func sameMembers(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, m := range b {
+		if !slices.Contains(a, m) {
+			return false
+		}
+	}
+	return true
+}
+
+// checkMatched validates a CreateMatchedRequest whose game and name are
+// filled in (normalizeMatched) and returns its game and maximum players:
+// a valid room id and name, a known game, max_players as for a create,
+// and 1..max_players distinct, valid member ids.
+func checkMatched(req *roompb.CreateMatchedRequest, games *game.Registry) (game.Game, int, error) {
+	if !validRoomID(req.RoomID) {
+		return nil, 0, ruleError(wire.CodeBadRequest, "room_id must be 1 to %d bytes of [A-Za-z0-9_-], got %q", maxRoomIDLen, wire.Snippet(req.RoomID))
+	}
+	g, max, err := checkCreate(&roompb.CreateRequest{Name: req.Name, Game: req.Game, MaxPlayers: req.MaxPlayers}, games)
+	if err != nil {
+		return nil, 0, err
+	}
+	if n := len(req.Members); n < 1 || n > max {
+		return nil, 0, ruleError(wire.CodeBadRequest, "members: 1 to %d (max_players), got %d", max, n)
+	}
+	for i, m := range req.Members {
+		if !validUserID(m) {
+			return nil, 0, ruleError(wire.CodeBadRequest, "members[%d]: a user id is 1 to %d bytes of UTF-8 with no control characters, got %q", i, maxUserIDLen, wire.Snippet(m))
+		}
+		if slices.Contains(req.Members[:i], m) {
+			return nil, 0, ruleError(wire.CodeBadRequest, "members[%d]: %q is listed twice", i, wire.Snippet(m))
+		}
+	}
+	return g, max, nil
+}
+
+// validUserID reports whether id may be a member's user id: what the
+// broker accepts as a login's user (1..maxUserIDLen bytes), in valid UTF-8
+// with no control characters, since it shows in room state and logs.
+func validUserID(id string) bool {
+	if id == "" || len(id) > maxUserIDLen || !utf8.ValidString(id) {
+		return false
+	}
+	for _, c := range id {
+		if c < 0x20 || c == 0x7f || c >= 0x80 && c < 0xa0 {
+			return false
+		}
+	}
+	return true
 }
 
 func (r *roomState) applyJoin(e Entry, em *emitter) (bool, error) {
@@ -392,13 +490,14 @@ type roomSnap struct {
 	EventSeq   int64    `json:"event_seq"`
 	Winner     string   `json:"winner,omitempty"`
 	GameState  []byte   `json:"game_state,omitempty"`
+	Matched    []string `json:"matched,omitempty"`
 }
 
 func (r *roomState) snapshot() (Snapshot, error) {
 	s := roomSnap{
 		V: snapshotVersion, ID: r.id, Name: r.name, Game: r.gameName, MaxPlayers: r.maxPlayers,
 		Status: r.status, Host: r.host, Players: r.players, CreatedMs: r.createdMs,
-		Seq: r.seq, EventSeq: r.eventSeq, Winner: r.winner,
+		Seq: r.seq, EventSeq: r.eventSeq, Winner: r.winner, Matched: r.matched,
 	}
 	if r.st != nil {
 		b, err := r.st.Encode()
@@ -430,7 +529,7 @@ func restore(id string, snap *Snapshot, games *game.Registry) (*roomState, error
 	r := &roomState{
 		id: id, name: s.Name, gameName: s.Game, maxPlayers: s.MaxPlayers, status: s.Status,
 		host: s.Host, players: s.Players, createdMs: s.CreatedMs, seq: s.Seq, eventSeq: s.EventSeq,
-		winner: s.Winner, g: g,
+		winner: s.Winner, g: g, matched: s.Matched,
 	}
 	if len(s.GameState) > 0 {
 		st, err := g.Decode(s.GameState)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -165,6 +166,8 @@ func TestOptionsValidate(t *testing.T) {
 		"store_timeout":  func(o *Options) { o.StoreTimeout = 0 },
 		"redis_prefix":   func(o *Options) { o.RedisPrefix = strings.Repeat("x", 65) },
 		"race31":         func(o *Options) { o.Race31.Target = 0 },
+		"matchmakers[1]": func(o *Options) { o.Matchmakers = []string{"match", "Not A Name"} },
+		"matchmakers":    func(o *Options) { o.Matchmakers = make([]string, maxMatchmakers+1) },
 	} {
 		o := NewOptions()
 		mod(&o)
@@ -211,4 +214,144 @@ func TestNewRejectsBadDeps(t *testing.T) {
 		t.Error("New with bad options")
 	}
 	_ = context.Background()
+}
+
+// matchedBody encodes a CreateMatchedRequest as a matched entry's body,
+// normalized as the handler stores it.
+func matchedBody(t *testing.T, games *game.Registry, req *roompb.CreateMatchedRequest) []byte {
+	t.Helper()
+	norm, err := normalizeMatched(req, games)
+	if err != nil {
+		t.Fatalf("normalizeMatched: %v", err)
+	}
+	b, err := thriftx.Marshal(norm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestMatchedEntry: a matched entry creates the room with its members
+// seated in order, none ready, the first the host, with the events of a
+// create and of each join; the same members again is a no-op (in any
+// order), others a conflict, also after a replay or from a snapshot; the
+// room then plays as any other.
+func TestMatchedEntry(t *testing.T) {
+	games := testGames(0)
+	body := matchedBody(t, games, &roompb.CreateMatchedRequest{RoomID: "rm1", Members: []string{"a", "b"}, Game: race31.Name, MaxPlayers: 3})
+	l := &liveRoom{t: t, games: games, r: newRoomState("rm1"), at: 1_700_000_000_000}
+	next := l.r.clone()
+	evs, noop, err := next.apply(Entry{Seq: 1, Kind: KindMatched, Body: body, At: 1}, games)
+	if err != nil || noop {
+		t.Fatalf("matched: %v %v", noop, err)
+	}
+	var got []string
+	for _, e := range evs {
+		got = append(got, fmt.Sprintf("%d %s %s", e.Seq, e.Type, e.Player))
+	}
+	if want := []string{"1 room.created a", "2 room.joined b"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("events %q, want %q", got, want)
+	}
+	l.must(KindMatched, "", body)
+	st := protoOf(t, l.r)
+	if st.Host != "a" || st.Status != StatusOpen || st.MaxPlayers != 3 || st.Game != race31.Name || st.Name != "match" ||
+		len(st.Players) != 2 || st.Players[0].ID != "a" || st.Players[1].ID != "b" || st.Players[0].Ready || st.Players[1].Ready {
+		t.Fatalf("matched room %+v", st)
+	}
+	again := func(l *liveRoom, members ...string) error {
+		seq := l.r.seq
+		err := l.do(KindMatched, "", matchedBody(t, games, &roompb.CreateMatchedRequest{RoomID: "rm1", Members: members}))
+		if err == nil && l.r.seq != seq {
+			t.Fatalf("matched again with %v was logged", members)
+		}
+		return err
+	}
+	if err := again(l, "b", "a"); err != nil {
+		t.Fatalf("the same members again: %v", err)
+	}
+	if err := again(l, "a", "c"); !errors.Is(err, &wire.Error{Code: wire.CodeConflict}) {
+		t.Fatalf("other members: %v, want conflict", err)
+	}
+	l.must(KindJoin, "c", nil)
+	for _, p := range []string{"a", "b", "c"} {
+		l.must(KindReady, p, nil)
+	}
+	l.must(KindStart, "b", nil)
+	want := protoOf(t, l.r)
+	// Replayed, and from a snapshot: the same room, the same members.
+	r, err := rebuild("rm1", nil, l.log, games)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := protoOf(t, r); !reflect.DeepEqual(p, want) {
+		t.Fatalf("rebuilt:\n%+v\nwant\n%+v", p, want)
+	}
+	snap, err := r.snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored, err := rebuild("rm1", &snap, nil, games)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := protoOf(t, restored); !reflect.DeepEqual(p, want) {
+		t.Fatalf("from the snapshot:\n%+v\nwant\n%+v", p, want)
+	}
+	fromSnap := &liveRoom{t: t, games: games, r: restored, at: l.at}
+	if err := again(fromSnap, "a", "b"); err != nil {
+		t.Fatalf("the same members, after a snapshot: %v", err)
+	}
+	if err := again(fromSnap, "a"); !errors.Is(err, &wire.Error{Code: wire.CodeConflict}) {
+		t.Fatalf("other members after a snapshot: %v, want conflict", err)
+	}
+	// A room made by room.Create is no matched room.
+	create, _ := thriftx.Marshal(&roompb.CreateRequest{Name: "x"})
+	c := &liveRoom{t: t, games: games, r: newRoomState("rm1"), at: 1}
+	c.must(KindCreate, "a", create)
+	if err := again(c, "a"); !errors.Is(err, &wire.Error{Code: wire.CodeConflict}) {
+		t.Fatalf("matched over a created room: %v, want conflict", err)
+	}
+}
+
+// TestCheckMatched: what a CreateMatchedRequest may hold.
+func TestCheckMatched(t *testing.T) {
+	games := testGames(0)
+	ok := func() *roompb.CreateMatchedRequest {
+		return &roompb.CreateMatchedRequest{RoomID: "m-1_x", Members: []string{"a", "b"}, Game: race31.Name}
+	}
+	norm, err := normalizeMatched(ok(), games)
+	if err != nil || norm.Name != "match" || norm.MaxPlayers != 4 || norm.Game != race31.Name {
+		t.Fatalf("normalized %+v, %v", norm, err)
+	}
+	if norm, err := normalizeMatched(&roompb.CreateMatchedRequest{RoomID: "m", Members: []string{"a"}}, games); err != nil || norm.Game != games.Default() {
+		t.Fatalf("default game: %+v, %v", norm, err)
+	}
+	for _, tc := range []struct {
+		mod  func(*roompb.CreateMatchedRequest)
+		want string
+	}{
+		{func(r *roompb.CreateMatchedRequest) { r.RoomID = "" }, `bad_request: room_id must be 1 to 64 bytes of [A-Za-z0-9_-], got ""`},
+		{func(r *roompb.CreateMatchedRequest) { r.RoomID = "r/1" }, `bad_request: room_id must be 1 to 64 bytes of [A-Za-z0-9_-], got "r/1"`},
+		{func(r *roompb.CreateMatchedRequest) { r.Members = nil }, "bad_request: members: 1 to 4 (max_players), got 0"},
+		{func(r *roompb.CreateMatchedRequest) { r.Members = []string{"a", "b", "c"}; r.MaxPlayers = 2 }, "bad_request: members: 1 to 2 (max_players), got 3"},
+		{func(r *roompb.CreateMatchedRequest) { r.Members = []string{"a", "b", "c", "d", "e"} }, "bad_request: members: 1 to 4 (max_players), got 5"},
+		{func(r *roompb.CreateMatchedRequest) { r.Members = []string{"a", "b", "a"} }, `bad_request: members[2]: "a" is listed twice`},
+		{func(r *roompb.CreateMatchedRequest) { r.Members = []string{"a", ""} }, `bad_request: members[1]: a user id is 1 to 128 bytes of UTF-8 with no control characters, got ""`},
+		{func(r *roompb.CreateMatchedRequest) { r.Members = []string{"a\nb"} }, `bad_request: members[0]: a user id is 1 to 128 bytes of UTF-8 with no control characters, got "a\nb"`},
+		{func(r *roompb.CreateMatchedRequest) { r.Members = []string{"\xff"} }, `bad_request: members[0]: a user id is 1 to 128 bytes of UTF-8 with no control characters, got "\xff"`},
+		{func(r *roompb.CreateMatchedRequest) { r.Members = []string{strings.Repeat("u", 129)} }, "bad_request: members[0]: a user id is 1 to 128 bytes of UTF-8 with no control characters, got \"" + strings.Repeat("u", 64) + "...\""},
+		{func(r *roompb.CreateMatchedRequest) { r.Game = "chess" }, `bad_request: no game "chess" (games: [race31 counter tally])`},
+		{func(r *roompb.CreateMatchedRequest) { r.MaxPlayers = 9 }, "bad_request: max_players: race31 takes 2 to 4 players, got 9"},
+		{func(r *roompb.CreateMatchedRequest) { r.Name = strings.Repeat("n", 65) }, "bad_request: name must be 1 to 64 bytes, got 65"},
+	} {
+		req := ok()
+		tc.mod(req)
+		_, err := normalizeMatched(req, games)
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("%+v: %v, want %s", req, err, tc.want)
+		}
+	}
+	if !validUserID(strings.Repeat("u", maxUserIDLen)) || !validUserID("Zoë-42") || validUserID("a\u0085") {
+		t.Error("validUserID")
+	}
 }

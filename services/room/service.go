@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/noonhq/noon/idl/gen/platformpb"
 	"github.com/noonhq/noon/internal/metrics"
 	"github.com/noonhq/noon/internal/pki"
 	"github.com/noonhq/noon/internal/placement"
@@ -30,6 +32,27 @@ const EventType = "room.Event"
 
 // Topic returns the push topic of room id: "room/<id>".
 func Topic(id string) string { return BindingKey + "/" + id }
+
+// MetaRoomsFree is the meta label in which a room instance publishes its
+// free capacity in its yellow record: MaxRooms minus the rooms active on
+// it, as a decimal number, refreshed with every heartbeat that changes it.
+// A matchmaker places a match on an instance with rooms free (RoomsFree).
+const MetaRoomsFree = "rooms_free"
+
+// RoomsFree returns the free capacity a room instance publishes in its
+// yellow record (MetaRoomsFree); ok is false when the record carries none
+// or not a number >= 0.
+func RoomsFree(inst *platformpb.Instance) (n int, ok bool) {
+	v, found := inst.GetMeta()[MetaRoomsFree]
+	if !found {
+		return 0, false
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, false
+	}
+	return n, true
+}
 
 // Deps are what a Service runs on.
 type Deps struct {
@@ -206,8 +229,8 @@ func (s *Service) attach(self, service string, publish func(string, string, []by
 }
 
 // NewServer builds the services.Server of the room service (stateful,
-// named "room" unless opts names it, with a PUB socket) serving Handlers,
-// and attaches the service to it. The caller runs its Main, and stops it
+// named "room" unless opts names it, with a PUB socket) serving Handlers
+// and publishing Meta, and attaches the service to it. The caller runs its Main, and stops it
 // with Service.Drain (which drains the server too) or Exit.
 func (s *Service) NewServer(opts services.Options, log *slog.Logger) (*services.Server, error) {
 	if opts.Name == "" {
@@ -221,8 +244,18 @@ func (s *Service) NewServer(opts services.Options, log *slog.Logger) (*services.
 	if err != nil {
 		return nil, err
 	}
+	srv.SetMeta(s.Meta)
 	s.Attach(srv)
 	return srv, nil
+}
+
+// Meta returns the labels the instance publishes in its yellow record
+// (services.Impl.Meta): MetaRoomsFree, MaxRooms minus the rooms active.
+func (s *Service) Meta() map[string]string {
+	s.mu.Lock()
+	n := len(s.rooms)
+	s.mu.Unlock()
+	return map[string]string{MetaRoomsFree: strconv.Itoa(max(s.opts.MaxRooms-n, 0))}
 }
 
 // Stats returns the service's counters.

@@ -27,6 +27,10 @@ var (
 const (
 	// KindCreate creates the room; Body is the CreateRequest; always seq 1.
 	KindCreate = "create"
+	// KindMatched creates the room with its members seated (a
+	// matchmaker's room.CreateMatched); Body is the CreateMatchedRequest
+	// as checked (game and name filled in); always seq 1; Player is "".
+	KindMatched = "matched"
 	// KindJoin: Player joins.
 	KindJoin = "join"
 	// KindLeave: Player leaves.
@@ -54,9 +58,9 @@ type Entry struct {
 	Kind string
 	// Player is the member who acted ("" for a tick).
 	Player string
-	// Body is the input's payload: the CreateRequest of a create, the seed
-	// of a start (8 bytes, big-endian), the game action of an act; empty
-	// otherwise.
+	// Body is the input's payload: the CreateRequest of a create, the
+	// CreateMatchedRequest of a matched, the seed of a start (8 bytes,
+	// big-endian), the game action of an act; empty otherwise.
 	Body []byte
 	// At is when the entry was handled, in Unix milliseconds: the clock the
 	// rules see, on replay too.

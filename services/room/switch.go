@@ -38,9 +38,10 @@ type op struct {
 }
 
 type opResult struct {
-	state *roompb.RoomState // when wantState
-	seq   int64             // the room's last event seq after the op
-	err   error
+	state   *roompb.RoomState // when wantState
+	seq     int64             // the room's last event seq after the op
+	changed bool              // the op was logged (not a no-op)
+	err     error
 }
 
 // reply answers o; only the first answer counts (a controller that
@@ -118,6 +119,7 @@ func (s *Service) enqueue(ctx context.Context, a *attachment, id string, o *op, 
 		return wire.Errorf(wire.CodeOverloaded, "%s has %d rooms active (max_rooms)", a.self, len(s.rooms))
 	}
 	c := newController(s, a, id, fresh, s.exiting[id])
+	c.orNew = o.kind == KindMatched
 	s.rooms[id] = c
 	_ = s.push(c, o) // an empty queue has room
 	s.wg.Add(1)
