@@ -50,8 +50,7 @@ type Subscribers struct {
 	topics map[string]struct{} // subscribed on every socket
 	closed bool
 
-	changeMu sync.Mutex    // a leaf: guards changed
-	changed  chan struct{} // closed and replaced at every change
+	changes changes // notified at every change
 }
 
 // feedSub is the subscription to one instance's PUB socket.
@@ -67,11 +66,10 @@ type feedSub struct {
 // the record) and OnUp (the set's own).
 func NewSubscribers(opts link.SubOptions, spec func(*platformpb.Instance) (Feed, bool)) *Subscribers {
 	s := &Subscribers{
-		spec:    spec,
-		log:     opts.Logger,
-		subs:    make(map[string]*feedSub),
-		topics:  make(map[string]struct{}),
-		changed: make(chan struct{}),
+		spec:   spec,
+		log:    opts.Logger,
+		subs:   make(map[string]*feedSub),
+		topics: make(map[string]struct{}),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -205,20 +203,11 @@ func (s *Subscribers) Live(match func(*platformpb.Instance) bool) int {
 // Changed returns a channel closed at the next change of the set: an
 // instance followed or dropped, a link that came up. Take it before
 // looking at the set (Live), then wait on it.
-func (s *Subscribers) Changed() <-chan struct{} {
-	s.changeMu.Lock()
-	defer s.changeMu.Unlock()
-	return s.changed
-}
+func (s *Subscribers) Changed() <-chan struct{} { return s.changes.wait() }
 
 // notify wakes everyone waiting on Changed; it is also every subscriber's
 // OnUp, so it must not block.
-func (s *Subscribers) notify() {
-	s.changeMu.Lock()
-	close(s.changed)
-	s.changed = make(chan struct{})
-	s.changeMu.Unlock()
-}
+func (s *Subscribers) notify() { s.changes.notify() }
 
 // Close closes every subscriber and waits for their deliveries to end;
 // later calls of Sync and Subscribe do nothing. It is idempotent.
