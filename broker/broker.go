@@ -17,6 +17,12 @@
 //   - A connection's login ends with its session token: when the login
 //     service revokes the token (logout, logout-all) and when it expires
 //     (auth.go).
+//   - Services may change connections with no request from them: a
+//     service whose routes may bind keys publishes session directives
+//     (bindings, then a push) for named connections (directives.go).
+//   - The broker publishes its connections' presence (a user online, or
+//     gone) on a PUB socket of its own, for services such as the
+//     matchmaker (presence.go).
 //
 // The route table (Route, RouteTable.Resolve) is the one place a method is
 // routed. The broker registers in yellow as service "broker" with the
@@ -28,9 +34,12 @@
 // The edge runs each request in its own goroutine and calls Handler.Request;
 // the broker's own goroutines are the view follower (yellow -> push
 // subscribers, link warm-up) and the sync waiter, counted in Broker.wg.
-// Lock order: session.mu, then pushHub.mu (a link.Subscriber's lock under
-// it) or authIndex.mu; Broker.viewMu, then pushHub.mu and the pool's and router's locks; the router's owner cache
-// and Broker.mu are leaves. No lock is held while calling a link.Peer.
+// Lock order: session.mu, then pushHub.mu (the router.Subscribers' lock,
+// then a link.Subscriber's, under it) or authIndex.mu; Broker.viewMu, then
+// the Subscribers' lock and the pool's and router's locks; the router's
+// owner cache, connIndex.mu and Broker.mu are leaves. The presence
+// publisher's queue is written under session.mu (it never blocks). No
+// lock is held while calling a link.Peer.
 package broker
 
 import (

@@ -36,6 +36,10 @@ import (
 // queues, and drops (counted) what its queue cannot take; a subscriber too
 // slow to read is dropped by the publisher alone. Over TLS only services
 // may subscribe; brokers do not follow each other (pushHub skips them).
+// A broker that drains publishes the leaves of the connections that go
+// during its grace; at Exit (or a crash) the last ones may be lost, so a
+// follower takes a broker that left yellow for the leave of all its
+// connections (services.FollowOptions.OnLeave).
 type presence struct {
 	pub    *link.Publisher // nil: nothing is published
 	broker string

@@ -44,6 +44,13 @@ type FollowOptions struct {
 	// Topics are the topics followed on every instance's PUB socket
 	// (wire.TopicPresence); 1 to 64 of them.
 	Topics []string
+	// OnLeave, when set, is called with the record of an instance that was
+	// followed and left yellow (deregistered, or expired after it died),
+	// on the follower's own goroutine: it publishes nothing more. A broker
+	// that left has no connections any more, and may not have published
+	// every leave (it crashed), so a presence follower takes its players'
+	// connections for gone from then on.
+	OnLeave func(inst *platformpb.Instance)
 }
 
 // validate checks the options, naming each bad field.
@@ -161,10 +168,26 @@ func followWatcher(w *yellow.Watcher, ownsW bool, opts FollowOptions, fn func(*p
 // (the Client of an Env, closed with its instance).
 func (f *Follower) run(ctx context.Context) {
 	defer close(f.done)
+	followed := make(map[string]*platformpb.Instance) // by id, with a pub: for OnLeave
 	// WaitFor re-checks at every change of the view; the check is the
 	// sync, and it never says ready.
 	_ = f.w.WaitFor(ctx, func() bool {
-		f.subs.Sync(f.w.Instances(f.opts.Service))
+		insts := f.w.Instances(f.opts.Service)
+		f.subs.Sync(insts)
+		if f.opts.OnLeave != nil {
+			now := make(map[string]*platformpb.Instance, len(insts))
+			for _, inst := range insts {
+				if inst.GetPub() != "" {
+					now[inst.GetId()] = inst
+				}
+			}
+			for id, inst := range followed {
+				if now[id] == nil {
+					f.opts.OnLeave(inst)
+				}
+			}
+			followed = now
+		}
 		return false
 	})
 	f.subs.Close()

@@ -345,11 +345,12 @@ func TestPresence(t *testing.T) {
 }
 
 // TestFollower: a Follower of the brokers follows a broker that appears
-// and drops one that leaves; brokers do not follow each other's presence;
+// and drops one that leaves (and says so: OnLeave); brokers do not follow each other's presence;
 // a follower made by Env.Follow stops with its instance.
 func TestFollower(t *testing.T) {
 	p, m := startMM(t)
 	var events atomic.Int64
+	left := make(chan string, 16)
 	f, err := services.NewFollower(services.FollowOptions{
 		Yellows:   []string{p.Yellow.RouterEndpoint()},
 		Heartbeat: platformtest.Heartbeat,
@@ -357,6 +358,7 @@ func TestFollower(t *testing.T) {
 		Log:       testLogger(t),
 		Service:   broker.ServiceName,
 		Topics:    []string{wire.TopicPresence},
+		OnLeave:   func(inst *platformpb.Instance) { left <- inst.GetId() },
 	}, func(*platformpb.Instance, string, *platformpb.Event) { events.Add(1) })
 	if err != nil {
 		t.Fatal(err)
@@ -393,6 +395,14 @@ func TestFollower(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatalf("the broker that left is still followed (%d instances, %d live)", services.FollowedInstances(f), f.Feeds())
 		}
+	}
+	select {
+	case id := <-left:
+		if id != b2.ID() {
+			t.Fatalf("OnLeave(%s), want %s", id, b2.ID())
+		}
+	case <-ctx.Done():
+		t.Fatal("OnLeave was not called for the broker that left")
 	}
 
 	if err := f.Close(); err != nil {
