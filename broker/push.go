@@ -27,8 +27,8 @@ import (
 //   - the instances of the auth service (the service of the broker's
 //     AuthValidateMethod, login) are also followed on wire.TopicRevoked, for
 //     every connection: their events on it go to revoked (see auth.go);
-//   - the instances of a service whose routes may bind keys (RouteTable's
-//     bindKeys: a stateful route's Key, a route's Binds) are also followed on
+//   - the instances of a service whose routes may bind keys
+//     (RouteTable.BindKeys: a stateful route's Key, a route's Binds) are also followed on
 //     wire.SessionTopic(<this broker's id>): their events on it go to
 //     directives (see directives.go).
 //
