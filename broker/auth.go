@@ -153,8 +153,10 @@ func (b *Broker) authenticate(s *session, user, id string, expires time.Time) ui
 	}
 	if s.user != user {
 		s.reset(b.hub)
+		b.presence.publish(s.c.ID(), s.user, false) // the previous user's leave; none if there was none
 		s.user = user
 		s.addTopic(b.hub, userTopic(user))
+		b.presence.publish(s.c.ID(), user, true)
 	}
 	s.dropLogin(b.auth)
 	revoked := ""
@@ -180,7 +182,8 @@ func (b *Broker) authenticate(s *session, user, id string, expires time.Time) ui
 
 // logout logs the connection of s out if it is logged in and match (called
 // under s.mu) agrees: it is unauthenticated again, its login is forgotten,
-// its bindings and topics are dropped. A non-empty reason is why the broker
+// its bindings and topics are dropped, its leave is published
+// (presence.go). A non-empty reason is why the broker
 // did it on its own (a revocation, an expiry): it is counted, and pushed as
 // "@edge.LoggedOut" to a connection that asked for pushes. It reports
 // whether the connection was logged out.
@@ -195,6 +198,7 @@ func (b *Broker) logout(s *session, match func(*session) bool, reason string) bo
 	s.reset(b.hub)
 	s.user = ""
 	s.dropLogin(b.auth)
+	b.presence.publish(s.c.ID(), user, false)
 	s.mu.Unlock()
 	if reason == "" {
 		return true

@@ -17,6 +17,12 @@
 //   - A connection's login ends with its session token: when the login
 //     service revokes the token (logout, logout-all) and when it expires
 //     (auth.go).
+//   - Services may change connections with no request from them: a
+//     service whose routes may bind keys publishes session directives
+//     (bindings, then a push) for named connections (directives.go).
+//   - The broker publishes its connections' presence (a user online, or
+//     gone) on a PUB socket of its own, for services such as the
+//     matchmaker (presence.go).
 //
 // The route table (Route, RouteTable.Resolve) is the one place a method is
 // routed. The broker registers in yellow as service "broker" with the
@@ -28,9 +34,12 @@
 // The edge runs each request in its own goroutine and calls Handler.Request;
 // the broker's own goroutines are the view follower (yellow -> push
 // subscribers, link warm-up) and the sync waiter, counted in Broker.wg.
-// Lock order: session.mu, then pushHub.mu (a link.Subscriber's lock under
-// it) or authIndex.mu; Broker.viewMu, then pushHub.mu and the pool's and router's locks; the router's owner cache
-// and Broker.mu are leaves. No lock is held while calling a link.Peer.
+// Lock order: session.mu, then pushHub.mu (the router.Subscribers' lock,
+// then a link.Subscriber's, under it) or authIndex.mu; Broker.viewMu, then
+// the Subscribers' lock and the pool's and router's locks; the router's
+// owner cache, connIndex.mu and Broker.mu are leaves. The presence
+// publisher's queue is written under session.mu (it never blocks). No
+// lock is held while calling a link.Peer.
 package broker
 
 import (
@@ -50,6 +59,7 @@ import (
 	"github.com/noonhq/noon/internal/daemon"
 	"github.com/noonhq/noon/internal/link"
 	"github.com/noonhq/noon/internal/metrics"
+	"github.com/noonhq/noon/internal/pki"
 	"github.com/noonhq/noon/router"
 	"github.com/noonhq/noon/wire"
 	"github.com/noonhq/noon/yellow"
@@ -76,13 +86,17 @@ type Broker struct {
 	routes    *RouteTable
 	edge      *edge.Server
 	ctl       *link.Server
-	ctlEP     string // advertised control endpoint (the yellow record's router)
-	advertise string // host:port clients dial
+	ctlEP     string          // advertised control endpoint (the yellow record's router)
+	pub       *link.Publisher // nil without Options.PubBind
+	pubEP     string          // advertised PUB endpoint (the yellow record's pub)
+	advertise string          // host:port clients dial
 	record    *platformpb.Instance
 	pool      *router.Pool
 	router    *router.Router
 	hub       *pushHub
 	auth      *authIndex
+	conns     *connIndex
+	presence  *presence
 	m         *brokerMetrics
 	started   time.Time
 
@@ -170,11 +184,31 @@ func New(opts Options, log *slog.Logger, sink metrics.Sink) (*Broker, error) {
 		return nil, fmt.Errorf("broker: control %s: %w", opts.Control, err)
 	}
 	b.ctlEP = advertiseEndpoint(b.ctl.Endpoint(), advHost)
+	if opts.PubBind != "" {
+		b.pub, err = link.NewPublisher(opts.PubBind, link.PubOptions{
+			HeartbeatInterval: opts.Heartbeat,
+			TLS:               opts.TLS,
+			// Services follow the brokers' presence (the matchmaker);
+			// brokers do not follow each other.
+			SubscriberRoles: []pki.Role{pki.RoleService},
+			Logger:          log.With("component", "pub"),
+		})
+		if err != nil {
+			b.cancel()
+			b.ctl.Close()
+			b.edge.Exit()
+			return nil, fmt.Errorf("broker: pub_bind %s: %w", opts.PubBind, err)
+		}
+		b.pubEP = advertiseEndpoint(b.pub.Endpoint(), advHost)
+	}
+	b.presence = &presence{pub: b.pub, broker: id, grace: opts.ResumeGrace, log: log.With("component", "presence")}
+	b.conns = newConnIndex()
 
 	b.record = &platformpb.Instance{
 		Service:    ServiceName,
 		Id:         id,
 		Router:     b.ctlEP,
+		Pub:        b.pubEP,
 		Kind:       platformpb.ServiceKind_SERVICE_KIND_BROKER,
 		Capacity:   uint32(min(opts.Edge.MaxConnections, yellow.MaxCapacity)),
 		State:      platformpb.InstanceState_INSTANCE_STATE_READY,
@@ -186,6 +220,7 @@ func New(opts Options, log *slog.Logger, sink metrics.Sink) (*Broker, error) {
 	}
 	if err := yellow.ValidateInstance(b.record, 0); err != nil {
 		b.cancel()
+		b.closePub()
 		b.ctl.Close()
 		b.edge.Exit()
 		return nil, fmt.Errorf("broker: yellow record: %w (set advertise)", err)
@@ -216,7 +251,13 @@ func New(opts Options, log *slog.Logger, sink metrics.Sink) (*Broker, error) {
 		DeadAfter:      link.DefaultDeadIntervals * opts.Heartbeat,
 		TLS:            opts.TLS,
 		Logger:         log.With("component", "push"),
-	}, ServiceName, authRoute.Service, b.revoked)
+	}, ServiceName, hubFeeds{
+		auth:         authRoute.Service,
+		revoked:      b.revoked,
+		sessionTopic: wire.SessionTopic(id),
+		mayBind:      routes.hasBinds,
+		directives:   b.sessionEvent,
+	})
 	b.m = newBrokerMetrics(sink, b)
 
 	b.wg.Add(1)
@@ -375,12 +416,30 @@ func (b *Broker) Exit() {
 	close(b.quit)
 	b.wg.Wait()
 	b.hub.close()
+	b.closePub()
 	b.ctl.Close()
 	w := b.pool.Watcher()
 	b.pool.Close()
 	w.Close()
 	b.log.Info("broker: stopped")
 }
+
+// closePub closes the PUB socket, if there is one.
+func (b *Broker) closePub() {
+	if b.pub != nil {
+		_ = b.pub.Close()
+	}
+}
+
+// PubEndpoint returns the endpoint of the broker's PUB socket (presence),
+// as registered in yellow, or "" without one.
+func (b *Broker) PubEndpoint() string { return b.pubEP }
+
+// SessionFeeds returns the number of service's instances whose PUB
+// sockets the broker follows on its session topic with a live link: where
+// it takes that service's session directives from (0 when the service's
+// routes may bind no key). Tests wait on it.
+func (b *Broker) SessionFeeds(service string) int { return b.hub.sessionFeeds(service) }
 
 // Health returns nil while the broker serves and sees yellow, ErrClosed
 // after Exit, and an error while draining or while no yellow answers (it

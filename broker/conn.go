@@ -24,15 +24,19 @@ func (b *Broker) Open(c *edge.Conn) error {
 	if b.draining.Load() || b.exiting.Load() {
 		return errDraining
 	}
-	c.SetData(newSession(c))
+	s := newSession(c)
+	c.SetData(s)
+	b.conns.add(s)
 	return nil
 }
 
-// Close implements edge.Handler: the session leaves the push hub and the
-// login index.
+// Close implements edge.Handler: the session leaves the push hub, the
+// login index and the connection index, and a logged-in connection's leave
+// is published.
 func (b *Broker) Close(c *edge.Conn) {
 	if s, ok := c.Data().(*session); ok {
-		s.close(b.hub, b.auth)
+		b.conns.remove(s)
+		s.close(b.hub, b.auth, b.presence)
 	}
 }
 
@@ -180,17 +184,8 @@ func (b *Broker) apply(r *request, rep *platformpb.Envelope) {
 			}
 			r.gen = b.authenticate(r.s, value, id, expires)
 		case key != wire.KeyUser && (key == r.route.Key && key != "" || slices.Contains(r.route.Binds, key)):
-			if bd.GetUnset() {
-				r.s.unbind(b.hub, r.gen, key)
-				continue
-			}
-			if value == "" || len(value) > maxBindingValue || len(key)+1+len(value) > maxTopicLen {
-				b.ignoreBinding(r, key, "bad value")
-				continue
-			}
-			if !r.s.bind(b.hub, r.gen, key, value) {
-				b.ignoreBinding(r, key, "too many bindings")
-				continue
+			if why := b.setBinding(r.s, r.gen, bd); why != "" {
+				b.ignoreBinding(r, key, why)
 			}
 		default:
 			b.ignoreBinding(r, key, "the route may not bind it")
@@ -212,6 +207,36 @@ func (b *Broker) apply(r *request, rep *platformpb.Envelope) {
 			b.log.Warn("broker: ignored subscription: too many topics", "method", r.method, "conn", r.c.ID(), "topic", wire.Snippet(topic))
 		}
 	}
+}
+
+// setBinding makes one binding of a key other than wire.KeyUser that the
+// sender may set (the caller checked) on s, unless s's user changed since
+// gen: an unset clears the key, a value is checked (checkBindingValue)
+// and bound. It returns why the binding was refused, or "". A reply's
+// bindings and a session directive's are made here.
+func (b *Broker) setBinding(s *session, gen uint64, bd *platformpb.Binding) string {
+	key, value := bd.GetKey(), bd.GetValue()
+	if bd.GetUnset() {
+		s.unbind(b.hub, gen, key)
+		return ""
+	}
+	if why := checkBindingValue(key, value); why != "" {
+		return why
+	}
+	if !s.bind(b.hub, gen, key, value) {
+		return "too many bindings"
+	}
+	return ""
+}
+
+// checkBindingValue returns why value may not be bound to key ("" if it
+// may): it must be 1..maxBindingValue bytes, and its topic
+// ("<key>/<value>") one the link layer takes.
+func checkBindingValue(key, value string) string {
+	if value == "" || len(value) > maxBindingValue || len(key)+1+len(value) > maxTopicLen {
+		return "bad value"
+	}
+	return ""
 }
 
 // ignoreBinding counts and logs a binding a reply may not make.

@@ -25,6 +25,8 @@ type Info struct {
 	ClientAddr string `json:"client_addr"`
 	// Control is the control endpoint.
 	Control string `json:"control"`
+	// Pub is the PUB endpoint presence is published on ("" without one).
+	Pub string `json:"pub,omitempty"`
 	// Draining is set once Drain was called.
 	Draining bool `json:"draining"`
 	// Load is the load reported to yellow.
@@ -43,6 +45,9 @@ type Info struct {
 	// sockets followed with a live link: where session revocations are
 	// heard from.
 	RevocationFeeds int `json:"revocation_feeds"`
+	// SessionFeeds is the number of PUB sockets of services whose routes
+	// may bind keys followed with a live link for session directives.
+	SessionFeeds int `json:"session_feeds"`
 	// LoginSessions is the number of login sessions (tokens) with a
 	// connection on the broker.
 	LoginSessions int `json:"login_sessions"`
@@ -62,6 +67,7 @@ func (b *Broker) Info() Info {
 		ID:               b.id,
 		ClientAddr:       b.advertise,
 		Control:          b.ctlEP,
+		Pub:              b.pubEP,
 		Draining:         b.draining.Load(),
 		Load:             b.Load(),
 		UptimeSeconds:    time.Since(b.started).Seconds(),
@@ -70,6 +76,7 @@ func (b *Broker) Info() Info {
 		Publishers:       b.hub.publishers(),
 		Topics:           b.hub.numTopics(),
 		RevocationFeeds:  b.hub.revocationFeeds(),
+		SessionFeeds:     b.hub.allSessionFeeds(),
 		LoginSessions:    b.auth.loggedIn(),
 		Routes:           b.routes.Routes(),
 		Aliases:          b.routes.Aliases(),

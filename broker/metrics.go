@@ -16,6 +16,7 @@ type brokerMetrics struct {
 	ignoredBindings metrics.Counter
 	ignoredSubs     metrics.Counter
 	logouts         metrics.CounterVec // reason
+	directives      metrics.CounterVec // result
 
 	routes map[string]*routeMetrics // by prefix; filled in New, read-only after
 }
@@ -63,6 +64,18 @@ func newBrokerMetrics(sink metrics.Sink, b *Broker) *brokerMetrics {
 
 	m.logouts = sink.Counter("broker_logouts_total",
 		"Connections the broker logged out on its own, by reason: logout or logout_all (their session was revoked), expired.", "reason")
+
+	m.directives = sink.Counter("broker_session_directives_total",
+		"Session directives from services, by result: applied, no_connection, user_mismatch, refused; malformed counts events that did not decode or were over the limits.", "result")
+	for _, r := range []string{directiveApplied, directiveNoConnection, directiveUserMismatch, directiveRefused, directiveMalformed} {
+		m.directives.With(r) // listed at 0 from the start
+	}
+	sink.CounterFunc("broker_presence_events_total", "Presence events (a user's connection online or offline) queued on the broker's PUB socket.",
+		func() float64 { return float64(b.presence.published.Load()) })
+	sink.CounterFunc("broker_presence_dropped_total", "Presence events not published: the PUB socket's queue was full or closed.",
+		func() float64 { return float64(b.presence.dropped.Load()) })
+	sink.GaugeFunc("broker_session_feeds", "Service PUB sockets followed with a live link for session directives.",
+		func() float64 { return float64(b.hub.allSessionFeeds()) })
 
 	sink.GaugeFunc("broker_connections", "Client connections open.",
 		func() float64 { return float64(b.edge.NumConns()) })

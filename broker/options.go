@@ -44,6 +44,15 @@ const (
 	// DefaultAuthValidateMethod is the method edge.Hello calls to turn a
 	// resume token into a user id.
 	DefaultAuthValidateMethod = "login.Validate"
+	// DefaultPubBind is the PUB endpoint the broker publishes presence on:
+	// loopback and a free port, as a service's (services.DefaultPubBind).
+	DefaultPubBind = "tcp://127.0.0.1:0"
+	// DefaultResumeGrace is how long a player whose connection left may
+	// come back (resume on any broker) before services treat them as gone:
+	// a phone switching networks or a client moving off a draining broker
+	// reconnects within seconds; thirty leaves room for a slow one without
+	// keeping a matchmaker's ticket of someone who quit for long.
+	DefaultResumeGrace = 30 * time.Second
 )
 
 // Bounds checked by Validate.
@@ -61,6 +70,9 @@ const (
 	// maxDrainGrace bounds DrainGrace: a deploy that waits longer than ten
 	// minutes per broker is stuck, not graceful.
 	maxDrainGrace = 10 * time.Minute
+	// maxResumeGrace bounds ResumeGrace: a player away for ten minutes has
+	// left, and a matchmaker's ticket time limit is about that long.
+	maxResumeGrace = 10 * time.Minute
 )
 
 // Options configures a broker. The zero value is not usable; start from
@@ -82,6 +94,18 @@ type Options struct {
 	// broker.Info (noonctl); it is the broker's "router" in yellow. A
 	// wildcard host is advertised as Advertise's host.
 	Control string `yaml:"control"`
+	// PubBind is the PUB endpoint the broker publishes its presence events
+	// on (wire.TopicPresence: a user's connection logged in, resumed, left),
+	// the "pub" of its yellow record; services (the matchmaker) follow it,
+	// brokers do not. A wildcard host is advertised as Advertise's host.
+	// Empty: no presence is published, and services that follow it never
+	// learn that this broker's players left.
+	PubBind string `yaml:"pub_bind"`
+	// ResumeGrace is how long a player whose connection left may reconnect
+	// (resume their session, on any broker) before services such as the
+	// matchmaker treat them as gone; it travels in the presence events
+	// (grace_ms).
+	ResumeGrace time.Duration `yaml:"resume_grace"`
 	// Yellows are the ROUTER endpoints of every yellow: the broker
 	// registers with each and discovers service instances from all.
 	Yellows []string `yaml:"yellows"`
@@ -111,11 +135,12 @@ type Options struct {
 	// wire.TopicRevoked) the broker acts on.
 	AuthValidateMethod string `yaml:"auth_validate_method"`
 	// TLS, when set, runs mutual TLS on every internal link of the broker
-	// (its control ROUTER, yellow, the links to instances and to their PUB
+	// (its control ROUTER, its PUB socket, which only services may
+	// subscribe to, yellow, the links to instances and to their PUB
 	// sockets); its certificate must say broker. Set from the config's tls
 	// block. Nil: plain links.
 	TLS *pki.Credentials `yaml:"-"`
-	// Insecure allows plain links on a control address other than
+	// Insecure allows plain links on control and pub addresses other than
 	// loopback (the config's tls.insecure).
 	Insecure bool `yaml:"-"`
 }
@@ -127,6 +152,8 @@ func NewOptions() Options {
 	return Options{
 		Edge:               edge.NewOptions(),
 		Control:            DefaultControl,
+		PubBind:            DefaultPubBind,
+		ResumeGrace:        DefaultResumeGrace,
 		Heartbeat:          DefaultHeartbeat,
 		Routes:             DefaultRoutes(),
 		DefaultTimeout:     DefaultTimeout,
@@ -156,6 +183,12 @@ func (o Options) Validate() error {
 	} else {
 		errs.Add(config.Endpoint("control", o.Control))
 	}
+	if o.PubBind != "" {
+		if err := wire.ValidateListenEndpoint(o.PubBind); err != nil {
+			errs.Addf("pub_bind", "%v", err)
+		}
+	}
+	errs.Add(config.Range("resume_grace", o.ResumeGrace, 0, maxResumeGrace))
 	if len(o.Yellows) == 0 {
 		errs.Addf("yellows", "at least one yellow endpoint is required: the broker finds services there")
 	}
@@ -179,7 +212,7 @@ func (o Options) Validate() error {
 }
 
 // checkTLS checks what New needs of the links: a broker certificate with
-// TLS, a loopback control address without (unless Insecure).
+// TLS, loopback control and pub addresses without (unless Insecure).
 func (o Options) checkTLS() error {
 	if o.TLS != nil {
 		if err := o.TLS.Require(pki.Identity{Role: pki.RoleBroker}); err != nil {
@@ -188,6 +221,11 @@ func (o Options) checkTLS() error {
 	}
 	if err := link.CheckPlainBind("control", o.Control, o.TLS, o.Insecure); err != nil {
 		return fmt.Errorf("broker: %w", err)
+	}
+	if o.PubBind != "" {
+		if err := link.CheckPlainBind("pub_bind", o.PubBind, o.TLS, o.Insecure); err != nil {
+			return fmt.Errorf("broker: %w", err)
+		}
 	}
 	return nil
 }

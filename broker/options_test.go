@@ -41,6 +41,8 @@ func TestOptionsValidate(t *testing.T) {
 		{"default_timeout", func(o *broker.Options) { o.DefaultTimeout = 0 }, "default_timeout: must be between"},
 		{"max_hops", func(o *broker.Options) { o.MaxHops = 11 }, "max_hops: must be between 0 and 10, got 11"},
 		{"drain_grace", func(o *broker.Options) { o.DrainGrace = -time.Second }, "drain_grace: must be between"},
+		{"pub_bind", func(o *broker.Options) { o.PubBind = "udp://127.0.0.1:0" }, "pub_bind: "},
+		{"resume_grace", func(o *broker.Options) { o.ResumeGrace = time.Hour }, "resume_grace: must be between 0s and 10m0s, got 1h0m0s"},
 		{"route kind", func(o *broker.Options) { o.Routes[1].Kind = "magic" }, `routes[1].kind: must be one of stateless|stateful|local, got "magic"`},
 		{"route prefix", func(o *broker.Options) { o.Routes[1].Prefix = "Echo" }, `routes[1].prefix: must be <service>. or <service>.<Method>, got "Echo"`},
 		{"route key", func(o *broker.Options) { o.Routes[8].Key = "" }, "routes[8].key: a stateful route needs a binding key"},
@@ -80,6 +82,8 @@ heartbeat: 2s
 default_timeout: 3s
 max_hops: 2
 drain_grace: 20s
+pub_bind: tcp://0.0.0.0:1059
+resume_grace: 45s
 auth_validate_method: login.Validate
 edge:
   tcp_addr: ":2055"
@@ -103,6 +107,7 @@ aliases:
 	}
 	if o.ID != "broker-1" || o.Advertise != "play.example.com:1055" || len(o.Yellows) != 2 || o.Heartbeat != 2*time.Second ||
 		o.DefaultTimeout != 3*time.Second || o.MaxHops != 2 || o.DrainGrace != 20*time.Second ||
+		o.PubBind != "tcp://0.0.0.0:1059" || o.ResumeGrace != 45*time.Second ||
 		o.Edge.TCPAddr != ":2055" || o.Edge.MaxInFlight != 16 || o.Edge.WSAddr != "127.0.0.1:1056" { // the default
 		t.Fatalf("options %+v", o)
 	}
@@ -193,6 +198,12 @@ func TestNewAdvertise(t *testing.T) {
 	if _, err := broker.New(o, testLogger(t), nil); err == nil || !strings.Contains(err.Error(), "broker: control: tcp://0.0.0.0:0 is not a loopback address") {
 		t.Fatalf("plain control on a wildcard address: %v", err)
 	}
+	o.Control = "tcp://127.0.0.1:0"
+	o.PubBind = "tcp://0.0.0.0:0"
+	if _, err := broker.New(o, testLogger(t), nil); err == nil || !strings.Contains(err.Error(), "broker: pub_bind: tcp://0.0.0.0:0 is not a loopback address") {
+		t.Fatalf("plain pub on a wildcard address: %v", err)
+	}
+	o.Control = "tcp://0.0.0.0:0"
 	o.Insecure = true
 	b, err := broker.New(o, testLogger(t), nil)
 	if err != nil {
@@ -205,6 +216,9 @@ func TestNewAdvertise(t *testing.T) {
 	}
 	if !strings.HasPrefix(b.ControlEndpoint(), "tcp://127.0.0.1:") || strings.HasSuffix(b.ControlEndpoint(), ":0") {
 		t.Errorf("control endpoint %q", b.ControlEndpoint())
+	}
+	if !strings.HasPrefix(b.PubEndpoint(), "tcp://127.0.0.1:") || strings.HasSuffix(b.PubEndpoint(), ":0") {
+		t.Errorf("pub endpoint %q", b.PubEndpoint())
 	}
 	if !strings.HasPrefix(b.ID(), "broker-") {
 		t.Errorf("generated id %q", b.ID())

@@ -100,6 +100,7 @@ type RouteTable struct {
 	byLen   []Route // longest prefix first
 	exact   map[string]int
 	aliases map[string]string
+	binds   map[string][]string // by service: the keys its routes may bind
 }
 
 // NewRouteTable checks routes and aliases and returns the table. Errors
@@ -127,6 +128,18 @@ func NewRouteTable(routes []Route, aliases map[string]string) (*RouteTable, erro
 		seen[r.Prefix] = i
 		r.Binds = slices.Clone(r.Binds)
 		t.routes = append(t.routes, r)
+	}
+	t.binds = make(map[string][]string)
+	for _, r := range t.routes {
+		keys := r.Binds
+		if r.Kind == KindStateful {
+			keys = append([]string{r.Key}, keys...)
+		}
+		for _, k := range keys {
+			if k != wire.KeyUser && !slices.Contains(t.binds[r.Service], k) {
+				t.binds[r.Service] = append(t.binds[r.Service], k)
+			}
+		}
 	}
 	t.byLen = slices.Clone(t.routes)
 	sort.SliceStable(t.byLen, func(i, j int) bool { return len(t.byLen[i].Prefix) > len(t.byLen[j].Prefix) })
@@ -244,6 +257,19 @@ func (t *RouteTable) Lookup(method string) (Route, bool) {
 	_, r, ok := t.Resolve(method)
 	return r, ok
 }
+
+// BindKeys returns the session keys the routes of service may bind: each
+// stateful route's Key and each route's Binds (never wire.KeyUser, which
+// only an Authenticates route's reply sets). They are what the service's
+// replies may bind through any of those routes, and what its session
+// directives (wire.EventSession) may bind on any connection.
+func (t *RouteTable) BindKeys(service string) []string { return slices.Clone(t.binds[service]) }
+
+// hasBinds reports whether the routes of service may bind any key.
+func (t *RouteTable) hasBinds(service string) bool { return len(t.binds[service]) > 0 }
+
+// mayBind reports whether the routes of service may bind key.
+func (t *RouteTable) mayBind(service, key string) bool { return slices.Contains(t.binds[service], key) }
 
 // Routes returns the routes in their configured order.
 func (t *RouteTable) Routes() []Route {

@@ -35,8 +35,9 @@ const (
 // push topics and login. It is the edge.Conn's data.
 //
 // Lock order: session.mu, then pushHub.mu or authIndex.mu. Nothing else is
-// called under session.mu except the hub, the index and the edge.Conn's
-// own state (Authenticate, Deauthenticate, SetPush: none calls back).
+// called under session.mu except the hub, the index, the presence
+// publisher's queue (which never blocks) and the edge.Conn's own state
+// (Authenticate, Deauthenticate, SetPush, Push: none calls back).
 type session struct {
 	c *edge.Conn
 
@@ -195,6 +196,31 @@ func (s *session) unbind(h *pushHub, gen uint64, key string) {
 	s.dropTopic(h, bindingTopic(key, old))
 }
 
+// current returns the session's user ("" when logged out), its gen, and
+// whether the connection closed.
+func (s *session) current() (user string, gen uint64, closed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.user, s.gen, s.closed
+}
+
+// pushIf queues the push "@<typ>" (none when typ is "") if the user is
+// still the one of gen and the connection open, so a push for one user
+// never reaches the next user of the connection; it reports false, queuing
+// nothing, when not. A push queued (the client takes pushes) counts in
+// h's delivered pushes.
+func (s *session) pushIf(h *pushHub, gen uint64, typ string, payload []byte) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.gen != gen {
+		return false
+	}
+	if typ != "" && s.c.Push(typ, payload) {
+		h.delivered.Add(1)
+	}
+	return true
+}
+
 // subscribe adds topic, unless the user changed since gen; false when the
 // session has too many.
 func (s *session) subscribe(h *pushHub, gen uint64, topic string) bool {
@@ -215,8 +241,9 @@ func (s *session) unsubscribe(h *pushHub, gen uint64, topic string) {
 	}
 }
 
-// close leaves the hub and the login index for good.
-func (s *session) close(h *pushHub, x *authIndex) {
+// close leaves the hub and the login index for good, and publishes the
+// leave of a logged-in connection.
+func (s *session) close(h *pushHub, x *authIndex, p *presence) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -224,6 +251,7 @@ func (s *session) close(h *pushHub, x *authIndex) {
 	}
 	s.closed = true
 	s.dropLogin(x)
+	p.publish(s.c.ID(), s.user, false)
 	if s.pushOn {
 		for t := range s.topics {
 			h.remove(s, t)

@@ -59,8 +59,7 @@ type Pool struct {
 
 	isSynced atomic.Bool // the watcher installed a first view
 
-	changeMu sync.Mutex    // guards changed
-	changed  chan struct{} // closed and replaced at every change
+	changes changes // notified at every change
 
 	quit chan struct{}
 	wg   sync.WaitGroup
@@ -96,7 +95,6 @@ func NewPoolWatcher(w *yellow.Watcher, peer link.PeerOptions, log *slog.Logger) 
 		peer.Logger = log
 	}
 	p := &Pool{
-		changed:  make(chan struct{}),
 		w:        w,
 		peerOpts: peer,
 		log:      log,
@@ -137,19 +135,10 @@ func (p *Pool) awaitSync() {
 // Changed returns a channel closed at the next change of the pool: a new
 // view from yellow, a first view, a link that came up. Take it before
 // looking at the pool, then wait on it.
-func (p *Pool) Changed() <-chan struct{} {
-	p.changeMu.Lock()
-	defer p.changeMu.Unlock()
-	return p.changed
-}
+func (p *Pool) Changed() <-chan struct{} { return p.changes.wait() }
 
 // notify wakes everyone waiting on Changed.
-func (p *Pool) notify() {
-	p.changeMu.Lock()
-	close(p.changed)
-	p.changed = make(chan struct{})
-	p.changeMu.Unlock()
-}
+func (p *Pool) notify() { p.changes.notify() }
 
 // Synced reports whether the pool has had a first view from some yellow.
 func (p *Pool) Synced() bool { return p.isSynced.Load() }

@@ -14,3 +14,7 @@ func (s *Server) Handle(ctx context.Context, req *platformpb.Envelope, reply fun
 // Kill stops the server as if the process died: no drain, no
 // deregistration (yellow expires the record).
 func (s *Server) Kill() { s.exit(false) }
+
+// FollowedInstances returns the number of instances f follows, with a
+// live link or not.
+func FollowedInstances(f *Follower) int { return f.subs.Len() }

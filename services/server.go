@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	"github.com/noonhq/noon/internal/daemon"
 	"github.com/noonhq/noon/internal/link"
@@ -277,6 +279,31 @@ func (s *Server) Publish(topic, eventType string, payload []byte) error {
 		return fmt.Errorf("services: publish %q: %w", wire.Snippet(topic), err)
 	}
 	return nil
+}
+
+// PublishSession publishes directives for connections of the broker with
+// instance id broker (the Session.Broker a handler sees, or the broker of
+// a presence event): one wire.EventSession event, a
+// platformpb.SessionDirectives, on wire.SessionTopic(broker). The broker
+// applies each directive to the connection whose session id it names if
+// that connection is still logged in as its user_id: its bindings first,
+// then its push. It takes only bindings of keys the service's routes may
+// bind (a stateful route's key, a route's binds), at most 4096 directives
+// and 1 MiB an event; a directive it refuses changes nothing. Publishing
+// is best effort, like Publish: the caller learns of a lost event only by
+// what does not happen (the matchmaker's players poll as a fallback).
+func (s *Server) PublishSession(broker string, ds ...*platformpb.SessionDirective) error {
+	if s.pub == nil {
+		return ErrNoPublisher
+	}
+	if broker == "" {
+		return errors.New("services: publish session directives: no broker")
+	}
+	payload, err := proto.Marshal(&platformpb.SessionDirectives{Directives: ds})
+	if err != nil {
+		return fmt.Errorf("services: encoding session directives: %w", err)
+	}
+	return s.Publish(wire.SessionTopic(broker), wire.EventSession, payload)
 }
 
 // Drain shuts the instance down without failing requests: it marks it

@@ -113,6 +113,9 @@ func TestServerEndpoints(t *testing.T) {
 	if err := wild.Publish("room/r1", "room.Event", nil); !errors.Is(err, services.ErrNoPublisher) {
 		t.Errorf("Publish without pub_bind: %v", err)
 	}
+	if err := wild.PublishSession("broker-1", &platformpb.SessionDirective{}); !errors.Is(err, services.ErrNoPublisher) {
+		t.Errorf("PublishSession without pub_bind: %v", err)
+	}
 	// It serves on the advertised endpoint.
 	p := dial(t, wild.Server)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

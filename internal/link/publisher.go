@@ -177,7 +177,7 @@ func (p *Publisher) Publish(topic string, ev *platformpb.Event) error {
 	if p.closed.Load() {
 		return ErrClosed
 	}
-	if err := checkTopic(topic); err != nil {
+	if err := CheckTopic(topic); err != nil {
 		return err
 	}
 	b, err := encodeEvent(ev, topic)

@@ -43,6 +43,11 @@ type SubOptions struct {
 	ExpectIdentity pki.Identity
 	// Logger receives the Subscriber's logs (default slog.Default()).
 	Logger *slog.Logger
+	// OnUp, when set, is called (on the Subscriber's goroutine; it must not
+	// block) each time a socket is connected with its subscriptions sent:
+	// Alive turned true. A follower of many publishers uses it to wake
+	// those waiting for a feed, instead of polling Alive.
+	OnUp func()
 
 	sockBuf int // tests: small socket buffers
 }
@@ -174,7 +179,7 @@ func (s *Subscriber) Stats() SubStats {
 // Subscribe adds a reference to topic; events of exactly that topic are
 // delivered while it has any. The socket is updated in the background.
 func (s *Subscriber) Subscribe(topic string) error {
-	if err := checkTopic(topic); err != nil {
+	if err := CheckTopic(topic); err != nil {
 		return err
 	}
 	if s.closed.Load() {
@@ -194,7 +199,7 @@ func (s *Subscriber) Subscribe(topic string) error {
 // being delivered at once (the publisher stops sending them shortly after).
 // Unsubscribing a topic with no reference does nothing.
 func (s *Subscriber) Unsubscribe(topic string) error {
-	if err := checkTopic(topic); err != nil {
+	if err := CheckTopic(topic); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -333,6 +338,9 @@ func (s *Subscriber) serve(sock zmq4.Socket) (heard bool, cause error) {
 		return false, err
 	}
 	s.alive.Store(true)
+	if s.opts.OnUp != nil {
+		s.opts.OnUp()
+	}
 
 	var silence <-chan time.Time
 	if s.opts.DeadAfter > 0 {

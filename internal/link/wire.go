@@ -151,8 +151,9 @@ func decodeEvent(b []byte, max int) (*platformpb.Event, error) {
 	return ev, nil
 }
 
-// checkTopic enforces what topic framing relies on.
-func checkTopic(topic string) error {
+// CheckTopic reports whether topic can be published and subscribed: 1 to
+// 1024 bytes with no NUL (what topic framing relies on); ErrBadTopic if not.
+func CheckTopic(topic string) error {
 	if topic == "" || len(topic) > maxTopicLen || strings.IndexByte(topic, 0) >= 0 {
 		return fmt.Errorf("%w: %q", ErrBadTopic, wire.Snippet([]byte(topic)))
 	}
