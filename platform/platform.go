@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 
 	"github.com/noonhq/noon/broker"
 	"github.com/noonhq/noon/edge/brokerlist"
@@ -39,6 +40,11 @@ type Options struct {
 	// Sections holds a module's config section by service name; a module
 	// without one runs on its defaults (NewSection).
 	Sections map[string]services.Section
+	// Instances runs more than one instance of a service (by name; absent
+	// or below 1: one), each on a copy of its section adjusted by the
+	// module's ForInstance, all in this process: two matchmakers placing
+	// on two room instances, in a test or a benchmark.
+	Instances map[string]int
 	// Env gives the modules their stores (Postgres nil: in-memory; Redis
 	// for the modules that need it). Log, Metrics and Yellows are set per
 	// module.
@@ -141,14 +147,26 @@ func New(ctx context.Context, opts Options) (_ *Platform, err error) {
 			sec = m.NewSection()
 		}
 		sec.Runtime().Yellows = yellows
-		inst, err := m.Start(ctx, env, sec)
-		if err != nil {
-			return nil, fmt.Errorf("service %s: %w", m.Name(), err)
+		count := max(1, opts.Instances[m.Name()])
+		for n := 1; n <= count; n++ {
+			isec := sec
+			name := "service " + m.Name()
+			if count > 1 {
+				if isec, err = copySection(m, sec); err != nil {
+					return nil, fmt.Errorf("service %s: %w", m.Name(), err)
+				}
+				m.ForInstance(isec, n)
+				name = fmt.Sprintf("service %s %d", m.Name(), n)
+			}
+			inst, err := m.Start(ctx, env, isec)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", name, err)
+			}
+			p.Instances = append(p.Instances, inst)
+			p.Daemons = append(p.Daemons, daemon.Named{Name: name, Daemon: inst})
+			p.Banner = append(p.Banner, inst.Banner()...)
 		}
-		p.Instances = append(p.Instances, inst)
-		p.Daemons = append(p.Daemons, daemon.Named{Name: "service " + m.Name(), Daemon: inst})
 		p.Services = append(p.Services, m.Name())
-		p.Banner = append(p.Banner, inst.Banner()...)
 	}
 
 	blo := opts.BrokerList
@@ -212,4 +230,17 @@ func (p *Platform) Drain(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// copySection returns a shallow copy of sec, a section of m (a pointer to
+// its Config): what ForInstance changes (ports, addresses) is its own,
+// and Go-only hooks (a clock, a metrics sink) carry over.
+func copySection(m services.Module, sec services.Section) (services.Section, error) {
+	v := reflect.ValueOf(sec)
+	if v.Kind() != reflect.Pointer || v.IsNil() || v.Type() != reflect.TypeOf(m.NewSection()) {
+		return nil, fmt.Errorf("section of %T is not the module's", sec)
+	}
+	cp := reflect.New(v.Type().Elem())
+	cp.Elem().Set(v.Elem())
+	return cp.Interface().(services.Section), nil
 }
