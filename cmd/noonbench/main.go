@@ -23,6 +23,9 @@
 // afterwards), logins per second through the broker and through the HTTP
 // API with the default argon2id parameters and with cheap ones, and
 // login.Validate per second, at 1 and 16 connections (see login.go).
+// When Redis answers, the match scenario: tickets per second from
+// match.Start to "@match.Matched" through the broker with two match and two
+// room instances, and the time to match (see match.go).
 // Progress goes to stderr; the results also go to a JSON file.
 //
 // Everything but Postgres and Redis runs on loopback (127.0.0.0/8), and
@@ -32,7 +35,8 @@
 //
 //	noonbench [-duration 3s] [-warmup 1s] [-conns 1,16,256] [-pipeline 1]
 //	          [-payload 32] [-idle 9000] [-json noonbench-results.json]
-//	          [-only raw,relay,noon,noon-plain,idle,login] [-rounds 1] [-quick] [-log error]
+//	          [-only raw,relay,noon,noon-plain,idle,login,match] [-rounds 1] [-quick] [-log error]
+//	          [-match-players 1000,10000] [-match-rate 5000]
 //	          [-postgres postgres://postgres@127.0.0.1:5432/test?sslmode=disable]
 //	          [-redis 127.0.0.1:6379]
 package main
@@ -64,11 +68,13 @@ const (
 	scenarioNoonPlain = "noon-plain"
 	scenarioIdle      = "idle"
 	scenarioLogin     = "login"
+	// scenarioMatch is the matchmaker: tickets per second to the push.
+	scenarioMatch = "match"
 )
 
 // allScenarios are the scenarios run by default. login runs only when
 // Postgres and Redis answer; asked for by -only, it fails without them.
-var allScenarios = []string{scenarioRaw, scenarioRelay, scenarioNoon, scenarioNoonPlain, scenarioIdle, scenarioLogin}
+var allScenarios = []string{scenarioRaw, scenarioRelay, scenarioNoon, scenarioNoonPlain, scenarioIdle, scenarioLogin, scenarioMatch}
 
 // Defaults of the flags.
 const (
@@ -111,8 +117,14 @@ type config struct {
 	// onlyGiven is set when -only named the scenarios; connsGiven when
 	// -conns was given (the login scenario has its own default counts).
 	onlyGiven, connsGiven bool
-	// postgresURL and redisAddr are the login scenario's servers.
+	// postgresURL and redisAddr are the login scenario's servers (and
+	// redisAddr the match scenario's).
 	postgresURL, redisAddr string
+	// matchPlayers are the match scenario's waiting players
+	// (comma-separated counts); matchRate its open loop's tickets per
+	// second.
+	matchPlayers string
+	matchRate    int
 }
 
 func (c config) has(scenario string) bool { return slices.Contains(c.only, scenario) }
@@ -167,6 +179,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.logLevel, "log", "error", "log level of the in-process yellow, echo instance, broker and login service (debug|info|warn|error)")
 	fs.StringVar(&cfg.postgresURL, "postgres", defaultPostgres, "Postgres `URL` of the login scenario (it creates a schema of its own and drops it)")
 	fs.StringVar(&cfg.redisAddr, "redis", defaultRedis, "Redis `host:port` (or redis:// URL) of the login scenario (it writes under a key prefix of its own and deletes it)")
+	fs.StringVar(&cfg.matchPlayers, "match-players", defaultMatchPlayers, "comma-separated waiting players of the match scenario (connections hold a ticket in each of several queues past 2,500)")
+	fs.IntVar(&cfg.matchRate, "match-rate", defaultMatchRate, "tickets per second of the match scenario's open loop (its latency)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: noonbench [flags]\n\nnoonbench measures noon (client -> broker -> echo service) against a raw TCP echo\n"+
 			"and a two-hop TCP relay, all in this process on loopback, then the broker's memory per\nidle connection, "+
@@ -225,6 +239,14 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if cfg.has(scenarioLogin) {
 		if err := checkLoginFlags(cfg); err != nil {
 			return cfg, err
+		}
+	}
+	if cfg.has(scenarioMatch) {
+		if _, err := matchPlayerCounts(cfg.matchPlayers); err != nil {
+			return cfg, err
+		}
+		if cfg.matchRate < 1 || cfg.matchRate > 1_000_000 {
+			return cfg, fmt.Errorf("-match-rate %d: want 1..1000000", cfg.matchRate)
 		}
 	}
 	if err := checkFDs(cfg, fdLimit()); err != nil {

@@ -69,6 +69,8 @@ type report struct {
 	Idle *idleReport `json:"idle,omitempty"`
 	// Login is the login scenario.
 	Login *loginReport `json:"login,omitempty"`
+	// Match is the match scenario.
+	Match *matchReport `json:"match,omitempty"`
 	// Unavailable maps a scenario that could not run to why.
 	Unavailable map[string]string `json:"unavailable,omitempty"`
 	// Notes are failures and remarks.
@@ -291,6 +293,7 @@ func printReport(w io.Writer, cfg config, r *report) {
 		printIdle(w, r.Idle)
 	}
 	printLogin(w, cfg, r)
+	printMatch(w, r.Match)
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
 	}

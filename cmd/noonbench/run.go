@@ -199,6 +199,19 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 			rep.unavailable(scenarioLogin, err)
 		}
 	}
+	if cfg.has(scenarioMatch) {
+		mr, err := runMatch(ctx, cfg, log, prog)
+		rep.Match = mr
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil:
+			prog.logf("match: %v", err)
+			rep.unavailable(scenarioMatch, err)
+		case mr.Skipped != "":
+			prog.logf("%s", mr.Skipped)
+		}
+	}
 	rep.Finished = time.Now()
 
 	printReport(stdout, cfg, rep)
@@ -215,6 +228,14 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		}
 		if rep.Login == nil || rep.Login.Skipped != "" {
 			return errors.New("login did not run: no Postgres/Redis (see -postgres, -redis)")
+		}
+	}
+	if cfg.onlyGiven && cfg.has(scenarioMatch) {
+		if why, ok := rep.Unavailable[scenarioMatch]; ok {
+			return fmt.Errorf("match: %s", why)
+		}
+		if rep.Match == nil || rep.Match.Skipped != "" {
+			return errors.New("match did not run: no Redis (see -redis)")
 		}
 	}
 	return nil
