@@ -169,6 +169,12 @@ func (r *fakeRooms) runAfter(ctx context.Context, req *roompb.CreateMatchedReque
 	return nil
 }
 
+func (r *fakeRooms) callCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.calls
+}
+
 func (r *fakeRooms) creations() []created {
 	r.mu.Lock()
 	defer r.mu.Unlock()

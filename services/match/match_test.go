@@ -2,6 +2,7 @@ package match
 
 import (
 	"context"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"testing"
@@ -94,13 +95,14 @@ func TestThousandPlayers(t *testing.T) {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 32)
 	for i, u := range names {
-		region[u] = regions[i%len(regions)]
+		r := regions[i%len(regions)]
+		region[u] = r
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			p := newPlayer(u, []string{"b1", "b2", "b3"}[i%3])
-			tk := p.start(t, insts[i%2], "quad", map[string]string{"region": region[u], "extra": "x"}, map[string]float64{"level": float64(i)})
+			tk := p.start(t, insts[i%2], "quad", map[string]string{"region": r, "extra": "x"}, map[string]float64{"level": float64(i)})
 			mu.Lock()
 			tickets[u] = tk.ID
 			mu.Unlock()
@@ -201,6 +203,9 @@ func TestCancelRacingMatch(t *testing.T) {
 		go func() { defer wg.Done(); b.start(t, s, "race", round, nil) }()
 		go func() {
 			defer wg.Done()
+			// A player who cancels a moment later or sooner: the race
+			// lands before, during and after placement.
+			time.Sleep(time.Duration(rand.IntN(600)) * time.Microsecond)
 			cancelErr = a.call(s, matchrpc.MethodCancel, &matchpb.CancelRequest{Ticket: ta.ID}, &matchpb.CancelReply{})
 		}()
 		wg.Wait()

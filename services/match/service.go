@@ -54,6 +54,10 @@ const (
 	// with free capacity: with a quarter of the instances free, 64 tries
 	// all miss with probability 1e-8.
 	maxRoomTries = 64
+	// fullFor is how long a room instance that refused a room
+	// (overloaded) is skipped: its rooms_free in yellow catches up within
+	// a heartbeat or two.
+	fullFor = 5 * time.Second
 	// maxGraceMs bounds a presence event's resume grace.
 	maxGraceMs = int64(time.Hour / time.Millisecond)
 )
@@ -103,8 +107,9 @@ type Service struct {
 	jobs    chan placeJob
 	wg      sync.WaitGroup
 
-	mu      sync.Mutex // guards pending, figs and noCap
+	mu      sync.Mutex // guards pending, figs, noCap and full
 	pending map[string]bool
+	full    map[string]time.Time // room instance -> skipped until
 	figs    map[string]figuresAt
 	noCap   map[string]bool
 }
@@ -145,6 +150,7 @@ func New(opts Options, deps Deps) (*Service, error) {
 		pending: map[string]bool{},
 		figs:    map[string]figuresAt{},
 		noCap:   map[string]bool{},
+		full:    map[string]time.Time{},
 	}
 	for _, qo := range opts.Queues {
 		q := newQueue(opts.RedisPrefix, qo)
@@ -370,7 +376,7 @@ func (s *Service) canPlace(q *queue) bool {
 	if q.serverMode() {
 		return true
 	}
-	for _, ri := range s.cluster.RoomInstances() {
+	for _, ri := range s.roomInstances() {
 		if ri.hasRoom() {
 			return true
 		}
@@ -457,6 +463,40 @@ func (s *Service) end(sid string) {
 	s.mu.Unlock()
 }
 
+// roomInstances returns the ready room instances, those that refused a
+// room lately counted as full.
+func (s *Service) roomInstances() []RoomInstance {
+	insts := s.cluster.RoomInstances()
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, until := range s.full {
+		if now.After(until) {
+			delete(s.full, id)
+		}
+	}
+	for i := range insts {
+		if _, ok := s.full[insts[i].ID]; ok {
+			insts[i].Free, insts[i].Known = 0, true
+		}
+	}
+	return insts
+}
+
+// markFull skips the owner of room among the ready room instances for a
+// while: it refused the room.
+func (s *Service) markFull(room string) {
+	var ids []string
+	for _, ri := range s.cluster.RoomInstances() {
+		ids = append(ids, ri.ID)
+	}
+	if owner := placement.Owner(room, ids); owner != "" {
+		s.mu.Lock()
+		s.full[owner] = s.now().Add(fullFor)
+		s.mu.Unlock()
+	}
+}
+
 // pickRoomID returns a room id for session sid whose owner among the
 // ready room instances (rendezvous hashing, as the router computes it)
 // has free capacity; "" when none has.
@@ -493,7 +533,7 @@ func (s *Service) place(ctx context.Context, q *queue, sid string) bool {
 	log := s.log.With("queue", q.Name, "session", sid)
 	proposed := ""
 	if !q.serverMode() {
-		if proposed = pickRoomID(sid, s.cluster.RoomInstances()); proposed == "" {
+		if proposed = pickRoomID(sid, s.roomInstances()); proposed == "" {
 			s.setNoCapacity(q, true)
 			return false
 		}
@@ -528,6 +568,9 @@ func (s *Service) place(ctx context.Context, q *queue, sid string) bool {
 			// with other members): the next claim picks another room id.
 			// Timeouts and unavailable keep it: the room may exist.
 			reset := code == wire.CodeOverloaded || code == wire.CodeConflict || code == wire.CodeBadRequest
+			if code == wire.CodeOverloaded {
+				s.markFull(c.room)
+			}
 			log.Warn("match: room.CreateMatched", "room", c.room, "err", err)
 			uctx, cancel := context.WithTimeout(s.ctx, storeTimeout)
 			if err := s.st.unclaim(uctx, q, s.now(), sid, token, reset); err != nil {
