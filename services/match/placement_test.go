@@ -313,3 +313,35 @@ func TestBrokerFlap(t *testing.T) {
 		t.Fatalf("unsynced view: %+v", st)
 	}
 }
+
+// TestReopenAndMerge: a ready session that loses a player (cancel) before
+// placement opens again and, being the oldest, absorbs the younger open
+// session of its bucket once due for a merge check.
+func TestReopenAndMerge(t *testing.T) {
+	e := newEnv(t, quad)
+	e.cluster.rooms = []RoomInstance{{ID: "room-1", Free: 0, Known: true}} // nothing is placed yet
+	s := e.service("m1")
+	eu := map[string]string{"region": "eu"}
+	ps := []*player{newPlayer("u1", "b1"), newPlayer("u2", "b1"), newPlayer("u3", "b1"), newPlayer("u4", "b1"), newPlayer("u5", "b1")}
+	var ids []string
+	for _, p := range ps {
+		ids = append(ids, p.start(t, s, "quad", eu, nil).ID)
+		e.clock.Advance(time.Millisecond)
+	}
+	if e.zcard("quad", keySessionsReady) != 1 || e.zcard("quad", keySessionsCreated) != 1 {
+		t.Fatal("want u1..u4 ready and u5 open")
+	}
+	if err := ps[3].call(s, matchrpc.MethodCancel, &matchpb.CancelRequest{Ticket: ids[3]}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if e.zcard("quad", keySessionsReady) != 0 || e.zcard("quad", keySessionsCreated) != 2 {
+		t.Fatal("want two open sessions after the cancel")
+	}
+	e.cluster.set(func(c *fakeCluster) { c.rooms[0].Free = 10 })
+	e.clock.Advance(mergeEvery)
+	tick(t, s)
+	made := e.rooms.creations()
+	if len(made) != 1 || !slices.Equal(made[0].members, []string{"u1", "u2", "u3", "u5"}) {
+		t.Fatalf("rooms %+v", made)
+	}
+}

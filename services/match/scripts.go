@@ -30,6 +30,8 @@ local A = 15
 local SCAN = 64
 
 local function fmt(x) return string.format('%.17g', x) end
+-- nz returns a hash value, or nil for a missing or empty one.
+local function nz(x) if x and x ~= '' then return x end return nil end
 local function skey(sid) return B .. 'Session:' .. sid end
 local function spkey(sid) return B .. 'SessionPlayers:' .. sid end
 local function pkey(user) return B .. 'Player:' .. user end
@@ -40,12 +42,15 @@ local function width(created)
   return math.min(WMAX, W0 + WIDEN * (NOW - created) / 1000)
 end
 
--- index_open adds an open session to the indexes of open sessions.
-local function index_open(sid, created, bucket, center)
+-- index_open adds an open session to the indexes of open sessions. A
+-- session checks for merges (SessionsMergeAt) in a queue with a range, or
+-- when it reopened: without a range, a bucket has a second open session
+-- only after one reopened (Start fills the oldest first).
+local function index_open(sid, created, bucket, center, reopened)
   redis.call('ZADD', B .. 'SessionsPerMatchmaking:' .. bucket, created, sid)
   redis.call('ZADD', B .. 'SessionsCreationTime', created, sid)
   if RANGE then redis.call('ZADD', B .. 'SessionsByRange:' .. bucket, center, sid) end
-  redis.call('ZADD', B .. 'SessionsMergeAt', NOW + MERGE_EVERY, sid)
+  if RANGE or reopened then redis.call('ZADD', B .. 'SessionsMergeAt', NOW + MERGE_EVERY, sid) end
 end
 
 -- unindex_open removes a session from the indexes of open sessions.
@@ -53,7 +58,9 @@ local function unindex_open(sid, bucket)
   redis.call('ZREM', B .. 'SessionsPerMatchmaking:' .. bucket, sid)
   redis.call('ZREM', B .. 'SessionsCreationTime', sid)
   if RANGE then redis.call('ZREM', B .. 'SessionsByRange:' .. bucket, sid) end
-  redis.call('ZREM', B .. 'SessionsAtMin', sid)
+  -- With min_players = max_players a session is ready before it could
+  -- be "at min".
+  if MIN < MAX then redis.call('ZREM', B .. 'SessionsAtMin', sid) end
   redis.call('ZREM', B .. 'SessionsMergeAt', sid)
 end
 
@@ -66,16 +73,17 @@ end
 
 -- settle puts an open session of count players where it belongs: ready
 -- when full or when it has min_players and is accept_min_after old, in
--- SessionsAtMin when it has min_players, else neither. It reports whether
--- the session became ready.
-local function settle(sid, created, bucket, count)
+-- SessionsAtMin when it has min_players, else neither (grew: it only
+-- gained players, so it cannot have been there). It reports whether the
+-- session became ready.
+local function settle(sid, created, bucket, count, grew)
   if count >= MAX or (count >= MIN and NOW - created >= ACCEPT) then
     make_ready(sid, bucket)
     return true
   end
   if count >= MIN then
     redis.call('ZADD', B .. 'SessionsAtMin', created, sid)
-  else
+  elseif not grew then
     redis.call('ZREM', B .. 'SessionsAtMin', sid)
   end
   return false
@@ -84,7 +92,7 @@ end
 -- release_server gives a server a (stale) claim took back to
 -- ServersAvailable.
 local function release_server(sid)
-  local srv = redis.call('HGET', skey(sid), 'server')
+  local srv = nz(redis.call('HGET', skey(sid), 'server'))
   if srv then
     redis.call('HDEL', skey(sid), 'server', 'addr')
     if redis.call('HEXISTS', B .. 'Servers', srv) == 1 then
@@ -131,9 +139,9 @@ local function leave(user, sid)
     redis.call('ZREM', B .. 'SessionsReady', sid)
     redis.call('HDEL', sk, 'ready_at')
     release_server(sid)
-    index_open(sid, created, bucket, s[3])
+    index_open(sid, created, bucket, s[3], true)
   end
-  settle(sid, created, bucket, count)
+  settle(sid, created, bucket, count, false)
 end
 
 -- finish ends ticket tid of user (already out of its session).
@@ -195,21 +203,14 @@ if RANGE then
     end
   end
 else
-  sid = redis.call('ZRANGE', KEYS[4], 0, 0)[1]
-  if sid then
-    created = tonumber(redis.call('HGET', skey(sid), 'created'))
-    if not created then
-      -- An index entry without its session (never, unless the keys were
-      -- edited by hand): drop it.
-      redis.call('ZREM', KEYS[4], sid)
-      sid = nil
-    end
-  end
+  -- The oldest open session of the bucket (scored by creation).
+  local c = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
+  if c[1] then sid, created = c[1], tonumber(c[2]) end
 end
 if not sid then
   sid, created = newsid, NOW
   redis.call('HSET', KEYS[8], 'created', NOW, 'bucket', bucket, 'center', vs, 'lo', vs, 'hi', vs, 'count', 0)
-  index_open(sid, NOW, bucket, vs)
+  index_open(sid, NOW, bucket, vs, false)
 end
 local sk = skey(sid)
 redis.call('ZADD', spkey(sid), NOW, user)
@@ -228,7 +229,7 @@ if broker ~= '' then
   redis.call('SADD', KEYS[6], broker)
   redis.call('SADD', KEYS[7], user)
 end
-local ready = settle(sid, created, bucket, count)
+local ready = settle(sid, created, bucket, count, true)
 return {'ok', sid, ready and '1' or '0'}
 `)
 
@@ -392,7 +393,7 @@ for _, d in ipairs(due) do
       redis.call('HSET', sk, 'count', count)
       if RANGE then span(sid) end
     end
-    if not settle(sid, created, bucket, count) then
+    if not settle(sid, created, bucket, count, true) then
       redis.call('ZADD', KEYS[7], NOW + MERGE_EVERY, sid)
     end
   end
@@ -417,18 +418,18 @@ return {timedOut, cancelled, ready, stats}
 // server, addr, {players oldest first}} or {"gone"|"busy"|"open"|"nocap"}.
 var claimScript = redis.NewScript(libHead + `
 local sid, me, token, proposed, serverMode = ARGV[A], ARGV[A+1], ARGV[A+2], ARGV[A+3], ARGV[A+4] == '1'
-if redis.call('EXISTS', KEYS[1]) == 0 then return {'gone'} end
+local h = redis.call('HMGET', KEYS[1], 'created', 'placing_by', 'room', 'server', 'addr')
+if not h[1] then return {'gone'} end
 local ps = redis.call('ZSCORE', KEYS[3], sid)
 if ps then
-  if redis.call('HGET', KEYS[1], 'placing_by') ~= me and NOW - tonumber(ps) < CLAIM_TTL then return {'busy'} end
+  if h[2] ~= me and NOW - tonumber(ps) < CLAIM_TTL then return {'busy'} end
 elseif not redis.call('ZSCORE', KEYS[2], sid) then
   return {'open'}
 end
 local room, srv, addr = '', '', ''
 if serverMode then
-  local s = redis.call('HMGET', KEYS[1], 'server', 'addr')
-  if s[1] then
-    srv, addr = s[1], s[2]
+  if nz(h[4]) then
+    srv, addr = h[4], h[5]
   else
     while true do
       srv = redis.call('SPOP', KEYS[5])
@@ -436,16 +437,11 @@ if serverMode then
       addr = redis.call('HGET', KEYS[6], srv)
       if addr then break end
     end
-    redis.call('HSET', KEYS[1], 'server', srv, 'addr', addr)
   end
 else
-  room = redis.call('HGET', KEYS[1], 'room')
-  if not room then
-    room = proposed
-    redis.call('HSET', KEYS[1], 'room', room)
-  end
+  room = nz(h[3]) or proposed
 end
-redis.call('HSET', KEYS[1], 'placing_by', me, 'claim', token, 'placing_at', NOW)
+redis.call('HSET', KEYS[1], 'room', room, 'server', srv, 'addr', addr, 'placing_by', me, 'claim', token, 'placing_at', NOW)
 redis.call('ZREM', KEYS[2], sid)
 redis.call('ZADD', KEYS[3], NOW, sid)
 return {'ok', room, srv, addr, redis.call('ZRANGE', KEYS[4], 0, -1)}
@@ -484,7 +480,7 @@ local players = redis.call('ZRANGE', KEYS[3], 0, -1)
 local pj = cjson.encode(players)
 local out = {'ok', pj}
 for _, u in ipairs(players) do
-  local p = redis.call('HMGET', pkey(u), 'ticket', 'conn', 'broker', 'started')
+  local p = redis.call('HMGET', pkey(u), 'ticket', 'conn', 'broker', 'started', 'gone_at')
   if p[1] then
     local tk = B .. 'Ticket:' .. p[1]
     redis.call('HSET', tk, 'state', 'matched', 'ended', NOW, 'session', sid,
@@ -492,7 +488,7 @@ for _, u in ipairs(players) do
     redis.call('PEXPIRE', tk, RETAIN)
     redis.call('DEL', pkey(u))
     redis.call('ZREM', KEYS[4], u)
-    redis.call('ZREM', KEYS[5], u)
+    if p[5] then redis.call('ZREM', KEYS[5], u) end
     if p[3] and p[3] ~= '' then redis.call('SREM', B .. 'BrokerPlayers:' .. p[3], u) end
     for _, x in ipairs({p[1], u, p[2] or '', p[3] or '', p[4] or ''}) do table.insert(out, x) end
   end
