@@ -10,6 +10,7 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
+	"google.golang.org/protobuf/proto"
 
 	matchpb "github.com/noonhq/noon/idl/gen/match"
 	"github.com/noonhq/noon/idl/gen/match/matchrpc"
@@ -292,5 +293,28 @@ func TestKeysShareSlot(t *testing.T) {
 	}
 	if b1, _ := q.bucket(map[string]string{"region": "a"}); b1 == bucket {
 		t.Error("different values, same bucket")
+	}
+}
+
+// TestDecodePresence: the brokers' presence events decode; others are
+// ignored.
+func TestDecodePresence(t *testing.T) {
+	p := &platformpb.Presence{UserId: "u1", Session: "c1", Broker: "b1", Online: true, GraceMs: 5000, AtUnixMs: 42}
+	b, err := proto.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := decodePresence(&platformpb.Event{Type: wire.EventPresence, Payload: b})
+	if got == nil || !proto.Equal(got, p) {
+		t.Fatalf("got %v", got)
+	}
+	for _, ev := range []*platformpb.Event{
+		{Type: "room.Event", Payload: b},
+		{Type: wire.EventPresence, Payload: []byte{0xff}},
+		{Type: wire.EventPresence},
+	} {
+		if got := decodePresence(ev); got != nil {
+			t.Errorf("%v decoded to %v", ev, got)
+		}
 	}
 }

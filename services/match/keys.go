@@ -101,7 +101,7 @@ func newQueue(prefix string, o QueueOptions) *queue {
 func (q *queue) key(name string) string { return q.base + name }
 
 // ticketKey, playerKey and sessionKey name per-item keys.
-func (q *queue) ticketKey(id string) string  { return q.base + keyTicket + id }
+func (q *queue) ticketKey(id string) string   { return q.base + keyTicket + id }
 func (q *queue) playerKey(user string) string { return q.base + keyPlayer + user }
 func (q *queue) sessionKey(sid string) string { return q.base + "Session:" + sid }
 

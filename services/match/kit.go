@@ -70,7 +70,9 @@ const metaRoomsFree = "rooms_free"
 const brokerService = "broker"
 
 // serverPusher publishes directives on the instance's PUB socket.
-type serverPusher struct{ srv atomic.Pointer[services.Server] }
+type serverPusher struct {
+	srv atomic.Pointer[services.Server]
+}
 
 // PublishSession publishes ds as one EventSession on broker's session
 // topic.

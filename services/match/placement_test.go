@@ -211,7 +211,13 @@ func TestPlacementErrors(t *testing.T) {
 	a.start(t, s, "duel", nil, nil)
 	b.start(t, s, "duel", nil, nil)
 	testenv.CheckFor(t, 5*time.Second, "first try", func() bool { return e.zcard("duel", keySessionsReady) == 1 && len(triedNow()) >= 1 })
+	e.clock.Advance(retryMin)
 	tick(t, s) // second try: timeout
+	tick(t, s) // backing off: no try
+	if n := len(triedNow()); n != 2 {
+		t.Fatalf("%d tries: want no third before the backoff", n)
+	}
+	e.clock.Advance(2 * retryMin)
 	tick(t, s) // third: placed
 	tried = triedNow()
 	if len(tried) != 3 || tried[1] == tried[0] || tried[2] != tried[1] {

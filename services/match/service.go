@@ -58,6 +58,12 @@ const (
 	// (overloaded) is skipped: its rooms_free in yellow catches up within
 	// a heartbeat or two.
 	fullFor = 5 * time.Second
+	// retryMin and retryMax bound the wait before this instance tries
+	// again a session whose placement failed (doubling per failure): a
+	// room service that is down is not asked five times a second per
+	// session.
+	retryMin = 250 * time.Millisecond
+	retryMax = 10 * time.Second
 	// maxGraceMs bounds a presence event's resume grace.
 	maxGraceMs = int64(time.Hour / time.Millisecond)
 )
@@ -107,9 +113,10 @@ type Service struct {
 	jobs    chan placeJob
 	wg      sync.WaitGroup
 
-	mu      sync.Mutex // guards pending, figs, noCap and full
+	mu      sync.Mutex // guards pending, figs, noCap, full and retry
 	pending map[string]bool
 	full    map[string]time.Time // room instance -> skipped until
+	retry   map[string]*backoff  // session -> when this instance tries again
 	figs    map[string]figuresAt
 	noCap   map[string]bool
 }
@@ -151,6 +158,7 @@ func New(opts Options, deps Deps) (*Service, error) {
 		figs:    map[string]figuresAt{},
 		noCap:   map[string]bool{},
 		full:    map[string]time.Time{},
+		retry:   map[string]*backoff{},
 	}
 	for _, qo := range opts.Queues {
 		q := newQueue(opts.RedisPrefix, qo)
@@ -445,16 +453,66 @@ func (s *Service) worker() {
 	}
 }
 
+// backoff is a session's failed placements on this instance.
+type backoff struct {
+	failures int
+	wait     time.Duration
+	next     time.Time
+}
+
 // begin marks sid as being placed by this instance; false if it already
-// is.
+// is, or if its last placement failed too recently.
 func (s *Service) begin(sid string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.pending[sid] {
 		return false
 	}
+	if b := s.retry[sid]; b != nil && s.now().Before(b.next) {
+		return false
+	}
 	s.pending[sid] = true
 	return true
+}
+
+// failed records a failed placement of sid and returns how many failed in
+// a row.
+func (s *Service) failed(sid string) int {
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.retry[sid]
+	if b == nil {
+		if len(s.retry) >= jobQueue { // forget sessions long placed or gone
+			for id, x := range s.retry {
+				if now.Sub(x.next) > time.Minute {
+					delete(s.retry, id)
+				}
+			}
+		}
+		b = &backoff{}
+		s.retry[sid] = b
+	}
+	b.failures++
+	b.wait = min(max(2*b.wait, retryMin), retryMax)
+	b.next = now.Add(b.wait)
+	return b.failures
+}
+
+// settled forgets sid's failures: placed, or no longer this instance's to
+// place.
+func (s *Service) settled(sid string) {
+	s.mu.Lock()
+	delete(s.retry, sid)
+	s.mu.Unlock()
+}
+
+// logFailure logs a placement failure the 1st, 2nd, 4th, 8th... time in a
+// row (the metric counts them all).
+func logFailure(log *slog.Logger, n int, msg string, args ...any) {
+	if n&(n-1) == 0 {
+		log.Warn(msg, append(args, "failures", n)...)
+	}
 }
 
 func (s *Service) end(sid string) {
@@ -544,7 +602,7 @@ func (s *Service) place(ctx context.Context, q *queue, sid string) bool {
 	cancel()
 	if err != nil {
 		s.m.placementErrors.With(q.Name).Inc()
-		log.Warn("match: claim", "err", err)
+		logFailure(log, s.failed(sid), "match: claim", "err", err)
 		return false
 	}
 	switch c.status {
@@ -553,6 +611,7 @@ func (s *Service) place(ctx context.Context, q *queue, sid string) bool {
 		s.setNoCapacity(q, true)
 		return false
 	default: // placed, claimed by another instance, or no longer ready
+		s.settled(sid)
 		return false
 	}
 	if !q.serverMode() {
@@ -571,7 +630,7 @@ func (s *Service) place(ctx context.Context, q *queue, sid string) bool {
 			if code == wire.CodeOverloaded {
 				s.markFull(c.room)
 			}
-			log.Warn("match: room.CreateMatched", "room", c.room, "err", err)
+			logFailure(log, s.failed(sid), "match: room.CreateMatched", "room", c.room, "err", err)
 			uctx, cancel := context.WithTimeout(s.ctx, storeTimeout)
 			if err := s.st.unclaim(uctx, q, s.now(), sid, token, reset); err != nil {
 				log.Warn("match: unclaim", "err", err)
@@ -586,9 +645,10 @@ func (s *Service) place(ctx context.Context, q *queue, sid string) bool {
 	cancel()
 	if err != nil {
 		s.m.placementErrors.With(q.Name).Inc()
-		log.Warn("match: placed", "err", err)
+		logFailure(log, s.failed(sid), "match: placed", "err", err)
 		return false
 	}
+	s.settled(sid)
 	if r.lost {
 		log.Debug("match: claim lost before placed: another instance places it")
 		return false
