@@ -287,6 +287,13 @@ func (s *Service) waitingForCapacity() bool {
 	return false
 }
 
+// noCapacity reports whether q's last placement found no capacity.
+func (s *Service) noCapacity(q *queue) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.noCap[q.Name]
+}
+
 // setNoCapacity records whether q's last placement found capacity.
 func (s *Service) setNoCapacity(q *queue, v bool) {
 	s.mu.Lock()
@@ -316,6 +323,11 @@ func (s *Service) Tick(ctx context.Context) error {
 		s.m.cancels.With(q.Name, ReasonDisconnected).Add(float64(len(r.cancelled)))
 		s.setFigures(q, r.figures, now)
 		if len(r.ready) > 0 && s.canPlace(q) {
+			if q.serverMode() && s.noCapacity(q) {
+				// No server at the last claim: one claim finds out whether
+				// one is back (ServerAvailable also wakes the tick).
+				r.ready = r.ready[:1]
+			}
 			for _, sid := range r.ready {
 				jobs = append(jobs, placeJob{q: q, sid: sid})
 			}
