@@ -11,6 +11,7 @@ import (
 	matchpb "github.com/noonhq/noon/idl/gen/match"
 	"github.com/noonhq/noon/idl/gen/match/matchrpc"
 	roompb "github.com/noonhq/noon/idl/gen/room"
+	"github.com/noonhq/noon/internal/placement"
 	"github.com/noonhq/noon/internal/testenv"
 	"github.com/noonhq/noon/wire"
 )
@@ -149,7 +150,9 @@ func TestThousandPlayers(t *testing.T) {
 		t.Fatalf("%d rooms, want 250", len(rooms))
 	}
 	inRoom := map[string]string{}
+	perInstance := map[string]int{}
 	for _, r := range rooms {
+		perInstance[placement.Owner(r.id, []string{"room-1", "room-2"})]++
 		if len(r.members) != 4 {
 			t.Fatalf("room %s has %d members", r.id, len(r.members))
 		}
@@ -165,6 +168,9 @@ func TestThousandPlayers(t *testing.T) {
 				t.Fatalf("%s: pushed match %+v, room %s %v", u, m, r.id, r.members)
 			}
 		}
+	}
+	if perInstance["room-1"] == 0 || perInstance["room-2"] == 0 {
+		t.Errorf("rooms per room instance %v: want both used", perInstance)
 	}
 	for _, name := range []string{keyPlayersStarted, keySessionsReady, keySessionsPlacing, keySessionsCreated, keySessionsAtMin, keySessionsMergeAt} {
 		if n := e.zcard("quad", name); n != 0 {
