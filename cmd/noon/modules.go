@@ -7,6 +7,7 @@ import (
 	"github.com/noonhq/noon/services"
 	"github.com/noonhq/noon/services/echo"
 	"github.com/noonhq/noon/services/login"
+	"github.com/noonhq/noon/services/match"
 	"github.com/noonhq/noon/services/room"
 )
 
@@ -18,6 +19,7 @@ var modules = []services.Module{
 	echo.Module,
 	login.Module,
 	room.Module,
+	match.Module,
 }
 
 // findModule returns the module named name.
