@@ -47,6 +47,12 @@ type Client struct {
 	timeout  time.Duration
 }
 
+// Target is where a call goes (router.Target): a service's least-loaded
+// instance, the owner of a stateful key (Stateful, Key, Value: the room
+// service's owner of room = <id>), or one instance. Services name it here,
+// as they do not import router.
+type Target = router.Target
+
 // NewClient starts discovering services from opts.Yellows and returns at
 // once; calls made before the first view arrives wait for it (at most
 // ConnectWait, never past their deadline).

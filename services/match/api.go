@@ -233,7 +233,7 @@ func validServerID(id string) bool {
 
 // checkServer checks a server request's caller, queue and id.
 func (s *Service) checkServer(sess *services.Session, queueName, id string) (*queue, error) {
-	if err := requireService(sess, s.opts.ServerIdentities...); err != nil {
+	if err := sess.RequireService(s.opts.ServerIdentities...); err != nil {
 		return nil, err
 	}
 	q, err := s.serverQueue(queueName)
@@ -306,7 +306,7 @@ func (s api) LeaveServer(ctx context.Context, sess *services.Session, req *match
 
 // Queues lists the queues with their figures, read from Redis now.
 func (s api) Queues(ctx context.Context, sess *services.Session, _ *matchpb.QueuesRequest) (*matchpb.QueuesReply, error) {
-	if err := requireAdmin(sess); err != nil {
+	if err := sess.RequireAdmin(); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
@@ -339,7 +339,7 @@ func (s api) Queues(ctx context.Context, sess *services.Session, _ *matchpb.Queu
 
 // Tickets lists a queue's searching tickets, oldest first.
 func (s api) Tickets(ctx context.Context, sess *services.Session, req *matchpb.TicketsRequest) (*matchpb.TicketsReply, error) {
-	if err := requireAdmin(sess); err != nil {
+	if err := sess.RequireAdmin(); err != nil {
 		return nil, err
 	}
 	q, err := s.queueOf(req.Queue)
@@ -372,7 +372,7 @@ func (s api) Tickets(ctx context.Context, sess *services.Session, req *matchpb.T
 
 // AdminCancel cancels any ticket (reason "operator").
 func (s api) AdminCancel(ctx context.Context, sess *services.Session, req *matchpb.AdminCancelRequest) (*matchpb.AdminCancelReply, error) {
-	if err := requireAdmin(sess); err != nil {
+	if err := sess.RequireAdmin(); err != nil {
 		return nil, err
 	}
 	t, err := s.cancelTicket(ctx, req.Ticket, "", ReasonOperator)

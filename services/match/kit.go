@@ -1,24 +1,22 @@
 package match
 
 // The seams: what the matchmaker needs from the platform, as small
-// interfaces the Service is written against (tests fake them), and their
-// adapters to the runtime. Several runtime APIs the adapters stand in for
-// are being added beside this service; each adapter says what it becomes.
+// interfaces the Service is written against (unit tests fake them), and
+// their adapters to the runtime: directives through the instance's
+// Server, room.CreateMatched through its Client, the yellow view of its
+// Client's pool, and the brokers' presence through Env.Follow.
 
 import (
 	"context"
 	"errors"
-	"slices"
 	"strconv"
 	"sync/atomic"
 
-	"github.com/apache/thrift/lib/go/thrift"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	roompb "github.com/noonhq/noon/idl/gen/room"
 	"github.com/noonhq/noon/idl/gen/room/roomrpc"
-	"github.com/noonhq/noon/internal/pki"
 	"github.com/noonhq/noon/services"
 	"github.com/noonhq/noon/wire"
 )
@@ -69,62 +67,33 @@ const metaRoomsFree = "rooms_free"
 // brokerService is the brokers' service name in yellow.
 const brokerService = "broker"
 
-// serverPusher publishes directives on the instance's PUB socket.
+// serverPusher publishes directives on the instance's PUB socket, once
+// attached to its Server.
 type serverPusher struct {
 	srv atomic.Pointer[services.Server]
 }
 
 // PublishSession publishes ds as one EventSession on broker's session
 // topic.
-//
-// Rewire: (*services.Server).PublishSession(broker, ds...).
 func (p *serverPusher) PublishSession(broker string, ds ...*platformpb.SessionDirective) error {
 	srv := p.srv.Load()
 	if srv == nil {
 		return errors.New("match: not attached to a server yet")
 	}
-	b, err := proto.Marshal(&platformpb.SessionDirectives{Directives: ds})
-	if err != nil {
-		return err
-	}
-	return srv.Publish(wire.SessionTopic(broker), wire.EventSession, b)
+	return srv.PublishSession(broker, ds...)
 }
 
 // clientRooms calls room.CreateMatched through the instance's Client.
 type clientRooms struct{ c *services.Client }
 
-// CreateMatched calls the room id's owner (a stateful call keyed by room).
+// CreateMatched calls the room id's owner (a stateful call keyed by room,
+// as a broker routes the players' room.* calls). ctx carries no client
+// session: placements run on the service's own goroutines.
 func (r clientRooms) CreateMatched(ctx context.Context, req *roompb.CreateMatchedRequest) (*roompb.CreateMatchedReply, error) {
 	reply := roompb.NewCreateMatchedReply()
-	err := callKeyed(ctx, r.c.CallTo, roomrpc.Service, "room", req.RoomID, roomrpc.MethodCreateMatched, req, reply)
+	err := r.c.CallTo(ctx, services.Target{Service: roomrpc.Service, Stateful: true, Key: BindingRoom, Value: req.RoomID},
+		roomrpc.MethodCreateMatched, req, reply)
 	return reply, err
-}
-
-// target has the fields of router.Target, which a service may not import
-// (internal/archtest): callKeyed converts it to the CallTo's own target
-// type, so a change to router.Target breaks the build here rather than
-// the calls.
-//
-// Rewire: a stateful call the runtime offers services (or the import rule
-// relaxed for router), replacing target and callKeyed.
-type target = struct {
-	Service  string
-	Stateful bool
-	Key      string
-	Value    string
-	Instance string
-}
-
-// callKeyed calls method on the owner of key = value of service, through
-// callTo ((*services.Client).CallTo).
-func callKeyed[T ~struct {
-	Service  string
-	Stateful bool
-	Key      string
-	Value    string
-	Instance string
-}](ctx context.Context, callTo func(context.Context, T, string, thrift.TStruct, thrift.TStruct) error, service, key, value, method string, req, resp thrift.TStruct) error {
-	return callTo(ctx, T(target{Service: service, Stateful: true, Key: key, Value: value}), method, req, resp)
 }
 
 // poolCluster reads the Client's yellow view.
@@ -163,15 +132,16 @@ func (p poolCluster) Changed() <-chan struct{} { return p.c.Pool().Changed() }
 
 // followPresence follows the brokers' presence events and hands each to
 // fn; stop ends it.
-//
-// Rewire: env.Follow(brokerService, []string{wire.TopicPresence},
-// func(_ *platformpb.Instance, _ string, ev *platformpb.Event) {...})
-// decoding ev.Payload with decodePresence, stop = Follower.Close. Until
-// then tickets of a closed connection end by the broker check (a broker
-// that left yellow) or the time limit.
 func followPresence(env *services.Env, fn func(*platformpb.Presence)) (stop func(), err error) {
-	_, _ = env, fn
-	return func() {}, nil
+	f, err := env.Follow(brokerService, []string{wire.TopicPresence}, func(_ *platformpb.Instance, _ string, ev *platformpb.Event) {
+		if p := decodePresence(ev); p != nil {
+			fn(p)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return func() { _ = f.Close() }, nil
 }
 
 // decodePresence decodes a presence event's payload; nil for an event of
@@ -185,39 +155,4 @@ func decodePresence(ev *platformpb.Event) *platformpb.Presence {
 		return nil
 	}
 	return &p
-}
-
-// requireService refuses a call that does not come from one of the named
-// services (dedicated game servers).
-//
-// Rewire: sess.RequireService(names...).
-func requireService(sess *services.Session, names ...string) error {
-	if sess.ID() != "" || sess.UserID() != "" {
-		return wire.Errorf(wire.CodeUnauthenticated, "platform processes only: clients may not call this")
-	}
-	if id, tls := sess.Caller(); tls && (id.Role != pki.RoleService || !slices.Contains(names, id.Name)) {
-		return wire.Errorf(wire.CodeUnauthenticated, "caller %s may not call this (services: %v)", id, names)
-	}
-	return nil
-}
-
-// requireAdmin refuses a call that does not come from an operator's tool.
-//
-// Rewire: sess.RequireAdmin().
-func requireAdmin(sess *services.Session) error {
-	if sess.ID() != "" || sess.UserID() != "" {
-		return wire.Errorf(wire.CodeUnauthenticated, "operators only: clients may not call this")
-	}
-	if id, tls := sess.Caller(); tls && id.Role != pki.RoleAdmin {
-		return wire.Errorf(wire.CodeUnauthenticated, "caller %s is not an operator", id)
-	}
-	return nil
-}
-
-// setMeta makes the instance publish meta() in its yellow record on each
-// heartbeat (the scale-out signal).
-//
-// Rewire: impl.Meta = meta.
-func setMeta(impl *services.Impl, meta func() map[string]string) {
-	_, _ = impl, meta
 }

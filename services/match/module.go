@@ -63,6 +63,6 @@ func build(_ context.Context, env *services.Env, opts Options) (*services.Impl, 
 			svc.Close()
 		},
 	}
-	setMeta(impl, svc.Meta)
+	impl.Meta = svc.Meta
 	return impl, nil
 }
