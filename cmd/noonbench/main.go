@@ -125,6 +125,8 @@ type config struct {
 	// second.
 	matchPlayers string
 	matchRate    int
+	// cpuProfile is the file a CPU profile of the whole run goes to.
+	cpuProfile string
 }
 
 func (c config) has(scenario string) bool { return slices.Contains(c.only, scenario) }
@@ -181,6 +183,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.redisAddr, "redis", defaultRedis, "Redis `host:port` (or redis:// URL) of the login scenario (it writes under a key prefix of its own and deletes it)")
 	fs.StringVar(&cfg.matchPlayers, "match-players", defaultMatchPlayers, "comma-separated waiting players of the match scenario (connections hold a ticket in each of several queues past 2,500)")
 	fs.IntVar(&cfg.matchRate, "match-rate", defaultMatchRate, "tickets per second of the match scenario's open loop (its latency)")
+	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to `file` (go tool pprof)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: noonbench [flags]\n\nnoonbench measures noon (client -> broker -> echo service) against a raw TCP echo\n"+
 			"and a two-hop TCP relay, all in this process on loopback, then the broker's memory per\nidle connection, "+

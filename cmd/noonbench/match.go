@@ -462,9 +462,11 @@ func redisCounters(ctx context.Context, rdb *redis.Client) (cmds, evals uint64) 
 	return cmds, evals
 }
 
-// runMatchCase runs one case on players (queues tickets each) and returns
-// its result; rate 0 is the closed loop.
-func runMatchCase(ctx context.Context, cfg config, rdb *redis.Client, players []*matchPlayer, queues int, rate float64) matchResult {
+// runMatchCase runs one case on players (queues tickets each, in queues
+// bench<first>..) and returns its result; rate 0 is the closed loop. Each
+// case has queues of its own: the tickets a case leaves searching when it
+// stops do not meet the next case's.
+func runMatchCase(ctx context.Context, cfg config, rdb *redis.Client, players []*matchPlayer, first, queues int, rate float64) matchResult {
 	res := matchResult{Mode: "closed", Players: len(players) * queues, Conns: len(players), Queues: queues, RateAsked: rate}
 	r := &matchRun{starts: map[string]time.Time{}, last: map[string]time.Time{}}
 	ctx, cancel := context.WithCancel(ctx)
@@ -499,7 +501,7 @@ func runMatchCase(ctx context.Context, cfg config, rdb *redis.Client, players []
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				r.slot(ctx, p, q, pace)
+				r.slot(ctx, p, first+q, pace)
 			}()
 		}
 	}
@@ -586,7 +588,7 @@ func runMatch(ctx context.Context, cfg config, log *slog.Logger, prog *progress)
 		maxQueues = max(maxQueues, (n+maxMatchConns-1)/maxMatchConns)
 	}
 	prog.logf("match: starting yellow, a broker, login, 2 room and 2 match instances on %s (TLS links)", mr.Redis)
-	st, err := startMatchStack(ctx, log, rdb, maxQueues)
+	st, err := startMatchStack(ctx, log, rdb, 2*maxQueues)
 	if err != nil {
 		return mr, fmt.Errorf("starting the platform: %w", err)
 	}
@@ -600,12 +602,12 @@ func runMatch(ctx context.Context, cfg config, log *slog.Logger, prog *progress)
 		queues := (n + maxMatchConns - 1) / maxMatchConns
 		conns := n / queues
 		prog.logf("match: %d players: %d connections with a ticket in each of %d queues; logging them in", conns*queues, conns, queues)
-		players, err := connectPlayers(ctx, addr, conns, queues, prog)
+		players, err := connectPlayers(ctx, addr, conns, 2*maxQueues, prog)
 		if err != nil {
 			return mr, err
 		}
-		for _, rate := range []float64{0, float64(cfg.matchRate)} {
-			res := runMatchCase(ctx, cfg, rdb, players, queues, rate)
+		for i, rate := range []float64{0, float64(cfg.matchRate)} {
+			res := runMatchCase(ctx, cfg, rdb, players, i*maxQueues, queues, rate)
 			mr.Results = append(mr.Results, res)
 			prog.logf("match: %-6s %6d players: %8.0f tickets/s  p50 %.1f ms  p99 %.1f ms  Redis %.1f cmds/ticket (%.2f scripts)  errors %d %s",
 				res.Mode, res.Players, res.TicketsPerSec, res.P50Ms, res.P99Ms, res.RedisCmdsPerTicket, res.EvalsPerTicket, res.Errors, res.FirstError)

@@ -107,8 +107,13 @@ type Subscriber struct {
 	gstats   guardStats
 	deliver  func(topic string, ev *platformpb.Event)
 
-	mu     sync.RWMutex   // guards topics
+	mu     sync.RWMutex   // guards topics and dirty
 	topics map[string]int // subscription refcounts
+	// dirty are the topics whose first reference was added or last one
+	// dropped since the socket last applied them: a change costs the
+	// socket's goroutine O(1), not a pass over every topic (a broker
+	// follows a topic per bound connection).
+	dirty map[string]struct{}
 
 	notify    chan struct{} // subscriptions changed
 	reconnect chan struct{}
@@ -133,6 +138,7 @@ func NewSubscriber(endpoint string, opts SubOptions, deliver func(topic string, 
 		log:       opts.Logger.With("sub", endpoint),
 		deliver:   deliver,
 		topics:    make(map[string]int),
+		dirty:     make(map[string]struct{}),
 		notify:    make(chan struct{}, 1),
 		reconnect: make(chan struct{}, 1),
 	}
@@ -188,6 +194,9 @@ func (s *Subscriber) Subscribe(topic string) error {
 	s.mu.Lock()
 	s.topics[topic]++
 	first := s.topics[topic] == 1
+	if first {
+		s.dirty[topic] = struct{}{}
+	}
 	s.mu.Unlock()
 	if first {
 		s.kick(s.notify)
@@ -208,6 +217,7 @@ func (s *Subscriber) Unsubscribe(topic string) error {
 	case !ok:
 	case n <= 1:
 		delete(s.topics, topic)
+		s.dirty[topic] = struct{}{}
 	default:
 		s.topics[topic] = n - 1
 	}
@@ -334,7 +344,7 @@ func (s *Subscriber) serve(sock zmq4.Socket) (heard bool, cause error) {
 			return false, err
 		}
 	}
-	if err := s.apply(sock, applied); err != nil {
+	if err := s.apply(sock, applied, true); err != nil {
 		return false, err
 	}
 	s.alive.Store(true)
@@ -353,7 +363,7 @@ func (s *Subscriber) serve(sock zmq4.Socket) (heard bool, cause error) {
 		case <-s.ctx.Done():
 			return false, ErrClosed
 		case <-s.notify:
-			if err := s.apply(sock, applied); err != nil {
+			if err := s.apply(sock, applied, false); err != nil {
 				return false, err
 			}
 		case <-s.reconnect:
@@ -371,22 +381,35 @@ func (s *Subscriber) serve(sock zmq4.Socket) (heard bool, cause error) {
 // errReaderDone marks a serve that ended because its reader did.
 var errReaderDone = errors.New("receive failed")
 
-// apply brings the socket's subscriptions in line with s.topics. Only the
-// owning goroutine calls it.
-func (s *Subscriber) apply(sock zmq4.Socket, applied map[string]bool) error {
-	s.mu.RLock()
+// apply brings the socket's subscriptions in line with s.topics: all of
+// them on a new socket (full), else the dirty ones. Only the owning
+// goroutine calls it.
+func (s *Subscriber) apply(sock zmq4.Socket, applied map[string]bool, full bool) error {
 	var add, del []string
-	for t := range s.topics {
-		if !applied[t] {
-			add = append(add, t)
+	s.mu.Lock()
+	if full {
+		for t := range s.topics {
+			if !applied[t] {
+				add = append(add, t)
+			}
+		}
+		for t := range applied {
+			if s.topics[t] == 0 {
+				del = append(del, t)
+			}
+		}
+	} else {
+		for t := range s.dirty {
+			switch want := s.topics[t] > 0; {
+			case want && !applied[t]:
+				add = append(add, t)
+			case !want && applied[t]:
+				del = append(del, t)
+			}
 		}
 	}
-	for t := range applied {
-		if s.topics[t] == 0 {
-			del = append(del, t)
-		}
-	}
-	s.mu.RUnlock()
+	clear(s.dirty)
+	s.mu.Unlock()
 	for _, t := range add {
 		if err := sock.SetOption(zmq4.OptionSubscribe, string(topicFrame(t))); err != nil {
 			return fmt.Errorf("subscribe %q: %w", t, err)

@@ -131,17 +131,14 @@ func (p poolCluster) LiveBrokers() ([]string, bool) {
 func (p poolCluster) Changed() <-chan struct{} { return p.c.Pool().Changed() }
 
 // followPresence follows the brokers' presence events and hands each to
-// fn; stop ends it.
-func followPresence(env *services.Env, fn func(*platformpb.Presence)) (stop func(), err error) {
+// fn until the Follower is closed.
+func followPresence(env *services.Env, fn func(*platformpb.Presence)) (*services.Follower, error) {
 	f, err := env.Follow(brokerService, []string{wire.TopicPresence}, func(_ *platformpb.Instance, _ string, ev *platformpb.Event) {
 		if p := decodePresence(ev); p != nil {
 			fn(p)
 		}
 	})
-	if err != nil {
-		return nil, err
-	}
-	return func() { _ = f.Close() }, nil
+	return f, err
 }
 
 // decodePresence decodes a presence event's payload; nil for an event of

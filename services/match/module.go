@@ -2,6 +2,7 @@ package match
 
 import (
 	"context"
+	"strconv"
 	"sync"
 
 	"github.com/noonhq/noon/idl/gen/match/matchrpc"
@@ -25,6 +26,12 @@ var Module = services.NewModule(services.Def[Options]{
 	Build:   build,
 })
 
+// MetaPresenceFeeds is the yellow meta key under which a match instance
+// says how many brokers it hears presence from: a player whose broker it
+// does not hear is cancelled only by the broker leaving yellow or the
+// ticket's time limit.
+const MetaPresenceFeeds = "presence_feeds"
+
 // build makes the match service over env's Redis, placing rooms through
 // env's Client.
 func build(_ context.Context, env *services.Env, opts Options) (*services.Impl, error) {
@@ -41,13 +48,13 @@ func build(_ context.Context, env *services.Env, opts Options) (*services.Impl, 
 	if err != nil {
 		return nil, err
 	}
-	unfollow, err := followPresence(env, svc.HandlePresence)
+	presence, err := followPresence(env, svc.HandlePresence)
 	if err != nil {
 		svc.Close()
 		return nil, err
 	}
 	var once sync.Once
-	stop := func() { once.Do(unfollow) }
+	stop := func() { once.Do(func() { _ = presence.Close() }) }
 	impl := &services.Impl{
 		Handlers: svc.Handlers(),
 		Attach: func(srv *services.Server) {
@@ -63,6 +70,10 @@ func build(_ context.Context, env *services.Env, opts Options) (*services.Impl, 
 			svc.Close()
 		},
 	}
-	impl.Meta = svc.Meta
+	impl.Meta = func() map[string]string {
+		m := svc.Meta()
+		m[MetaPresenceFeeds] = strconv.Itoa(presence.Feeds())
+		return m
+	}
 	return impl, nil
 }

@@ -749,6 +749,7 @@ func (s *Service) HandlePresence(p *platformpb.Presence) {
 		at = ms(now)
 	}
 	grace := min(max(p.GetGraceMs(), 0), maxGraceMs)
+	s.log.Debug("match: presence", "user", p.GetUserId(), "session", p.GetSession(), "broker", p.GetBroker(), "online", p.GetOnline(), "grace_ms", grace)
 	live, liveOK := s.cluster.LiveBrokers()
 	ctx, cancel := context.WithTimeout(s.ctx, storeTimeout)
 	defer cancel()
