@@ -27,6 +27,8 @@ import (
 
 	"github.com/noonhq/noon/edge/client"
 	"github.com/noonhq/noon/idl/gen/login"
+	matchpb "github.com/noonhq/noon/idl/gen/match"
+	"github.com/noonhq/noon/idl/gen/match/matchrpc"
 	"github.com/noonhq/noon/internal/testenv"
 )
 
@@ -290,6 +292,30 @@ func TestDevEndToEnd(t *testing.T) {
 	}
 	if _, err := c.Call(ctx, "nope.Nothing", nil); err == nil || !strings.HasPrefix(err.Error(), "unknown_method: ") {
 		t.Fatalf("unknown method: %v", err)
+	}
+
+	// The matchmaker runs on the embedded Redis; an operator sees the
+	// queue and the ticket with noonctl match, and cancels it.
+	var sr matchpb.StartReply
+	if err := c.CallThrift(ctx, matchrpc.MethodStart, &matchpb.StartRequest{Queue: "race31"}, &sr); err != nil || sr.GetTicket().GetState() != matchpb.STATE_SEARCHING {
+		t.Fatalf("match.Start = %+v, %v", sr.GetTicket(), err)
+	}
+	ticket := sr.GetTicket().GetID()
+	if out, err := noonctl(t, "-yellows", yellowEP, "-tls", tlsDir, "match"); err != nil || !strings.Contains(out, "race31") || !strings.Contains(out, "scale-out signal: no") {
+		t.Fatalf("noonctl match: %v\n%s", err, out)
+	}
+	if out, err := noonctl(t, "-yellows", yellowEP, "-tls", tlsDir, "match", "tickets", "race31"); err != nil || !strings.Contains(out, ticket) || !strings.Contains(out, lr.UserID) {
+		t.Fatalf("noonctl match tickets race31 (want %s): %v\n%s", ticket, err, out)
+	}
+	if out, err := noonctl(t, "-yellows", yellowEP, "-timeout", "1s", "match"); err == nil {
+		t.Fatalf("noonctl match without a certificate succeeded:\n%s", out)
+	}
+	if out, err := noonctl(t, "-yellows", yellowEP, "-tls", tlsDir, "match", "cancel", ticket); err != nil || !strings.Contains(out, ticket+" cancelled operator") {
+		t.Fatalf("noonctl match cancel: %v\n%s", err, out)
+	}
+	var st matchpb.StatusReply
+	if err := c.CallThrift(ctx, matchrpc.MethodStatus, &matchpb.StatusRequest{Ticket: ticket}, &st); err != nil || st.GetTicket().GetState() != matchpb.STATE_CANCELLED {
+		t.Fatalf("match.Status after the operator's cancel = %+v, %v", st.GetTicket(), err)
 	}
 
 	// Log out: the token is refused afterwards, on the wire and over HTTP.
