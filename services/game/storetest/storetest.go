@@ -59,7 +59,9 @@ func user(t *testing.T) string {
 // at is a fixed time with sub-microsecond digits (stores keep microseconds).
 var at = time.Date(2026, 3, 4, 5, 6, 7, 891011121, time.FixedZone("X", 3600))
 
-func coins(n int64) []game.Delta { return []game.Delta{{Name: "coins", Delta: n, Max: game.MaxBalance}} }
+func coins(n int64) []game.Delta {
+	return []game.Delta{{Name: "coins", Delta: n, Max: game.MaxBalance}}
+}
 
 func grant(key string, n int64) game.Change {
 	return game.Change{Kind: game.KindGrant, Key: key, Reason: "test", Reference: "ref-" + key, Currencies: coins(n), Create: true, At: at}
