@@ -525,10 +525,10 @@ func (s api) Ban(ctx context.Context, sess *services.Session, req *gamepb.BanReq
 	if err := checkUserID(req.UserID); err != nil {
 		return nil, err
 	}
-	d := time.Duration(req.DurationSeconds) * time.Second
-	if req.DurationSeconds <= 0 || d > maxBanDuration {
+	if req.DurationSeconds <= 0 || req.DurationSeconds > int64(maxBanDuration/time.Second) {
 		return nil, wire.Errorf(wire.CodeBadRequest, "duration_seconds must be in [1, %d], got %d", int64(maxBanDuration/time.Second), req.DurationSeconds)
 	}
+	d := time.Duration(req.DurationSeconds) * time.Second
 	a, err := s.audit(sess, "ban", req.UserID, req.Reason, req)
 	if err != nil {
 		return nil, err
