@@ -41,6 +41,14 @@
 // 429 with Retry-After). A failed login never creates or changes an
 // account.
 //
+// Bans: with the ban_check option set (the configs say "game"), a login
+// with the right password asks that service's BanStatus (game.BanStatus,
+// an internal method) whether the player is banned, and a banned player
+// is refused with "unauthenticated: banned until <time>: <reason>". If
+// the service does not answer within two seconds the login goes ahead
+// and a warning is logged (fail open; login_ban_checks_total counts
+// results).
+//
 // A successful login.Login binds "user" = <user id> on the caller's
 // session, naming the session and its expiry (services.Session.BindUser),
 // which authenticates the broker connection; the broker's edge.Hello resume

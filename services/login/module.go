@@ -62,6 +62,9 @@ func build(_ context.Context, env *services.Env, opts Options) (*services.Impl, 
 	if err != nil {
 		return nil, err
 	}
+	if opts.BanCheck != "" {
+		svc.SetBanChecker(NewClientBanChecker(env.Client(), opts.BanCheck))
+	}
 	impl := &services.Impl{Handlers: svc.Handlers(), Attach: svc.attach}
 	if opts.HTTPAddr != "" {
 		api, err := NewHTTPServer(opts.HTTPAddr, svc, env.Log)

@@ -161,6 +161,14 @@ type Options struct {
 	// PostgresSchema is the schema of the Postgres store and its
 	// migrations: [a-z_][a-z0-9_]*, at most 63 bytes.
 	PostgresSchema string `yaml:"postgres_schema"`
+	// BanCheck names the service login asks, after a right password,
+	// whether the player is banned (<ban_check>.BanStatus, the game
+	// service's game.BanStatus): a banned player's login is refused with
+	// "unauthenticated: banned until <time>: <reason>". "" (the default in
+	// code; the configs say "game") checks nothing. When the service does
+	// not answer, the login goes ahead and a warning is logged (fail
+	// open: a game service down must not lock every player out).
+	BanCheck string `yaml:"ban_check"`
 
 	// Metrics receives the service's metrics; nil means none.
 	Metrics metrics.Sink `yaml:"-"`
@@ -277,6 +285,11 @@ func (o Options) Validate() error {
 	}
 	if len(o.RedisPrefix) > maxRedisPrefix || strings.ContainsAny(o.RedisPrefix, " \t\r\n") {
 		errs.Addf("redis_prefix", "at most %d bytes with no spaces, got %q", maxRedisPrefix, wire.Snippet(o.RedisPrefix))
+	}
+	if o.BanCheck != "" {
+		if err := wire.ValidateName(o.BanCheck); err != nil {
+			errs.Addf("ban_check", "a service name or \"\": %v", err)
+		}
 	}
 	if !schemaName.MatchString(o.PostgresSchema) {
 		errs.Addf("postgres_schema", "must match [a-z_][a-z0-9_]{0,62}, got %q", wire.Snippet(o.PostgresSchema))

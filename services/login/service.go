@@ -43,6 +43,9 @@ type Service struct {
 	m         serviceMetrics
 	// pub publishes the service's events (Revoked); nil until SetPublisher.
 	pub atomic.Pointer[Publisher]
+	// bans says whether a player is banned; nil checks nothing (set
+	// before serving, see SetBanChecker).
+	bans BanChecker
 }
 
 // Publisher publishes an event of eventType with payload on topic: a
@@ -53,6 +56,8 @@ type Publisher func(topic, eventType string, payload []byte) error
 type serviceMetrics struct {
 	requests metrics.CounterVec   // by method and result (ok or wire code)
 	hashes   metrics.HistogramVec // argon2id durations
+	// banChecks counts ban checks by result (ok, banned, error).
+	banChecks metrics.CounterVec
 }
 
 // New returns the login service over store and rdb (a single Redis,
@@ -85,6 +90,7 @@ func New(opts Options, store Store, rdb redis.UniversalClient, log *slog.Logger)
 			requests: sink.Counter("login_requests_total", "Login service calls (wire and HTTP), by method and result (ok or the wire error code).", "method", "result"),
 			hashes: sink.Histogram("login_hash_seconds", "Time to compute one argon2id hash.",
 				[]float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1}),
+			banChecks: sink.Counter("login_ban_checks_total", "Ban checks of logins with the right password, by result (ok, banned, error: let through).", "result"),
 		},
 	}
 	if opts.Clock != nil {
@@ -222,6 +228,9 @@ func (s *Service) Login(ctx context.Context, username, password, addr string) (s
 		return Session{}, hashErr(verr)
 	case !ok || err != nil: // err: ErrNotFound
 		return Session{}, ErrBadCredentials
+	}
+	if err := s.checkBan(ctx, a.ID); err != nil {
+		return Session{}, err
 	}
 	var reset []string
 	if s.opts.Throttle.PerAccount.Max > 0 {
