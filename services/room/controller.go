@@ -404,6 +404,9 @@ func (c *controller) process(first *op) bool {
 	}
 	for _, ev := range events {
 		c.publish(ev)
+		if ev.Type == EventFinished && ev.Player != "" {
+			c.s.rewardWin(c.id, ev.Player)
+		}
 	}
 	for i, o := range batch {
 		if results[i].err == nil && views[i] != nil {

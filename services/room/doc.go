@@ -55,6 +55,14 @@
 // capacity in its yellow record (Meta, MetaRoomsFree; RoomsFree reads it)
 // so that a matchmaker places rooms where they fit.
 //
+// # Rewards
+//
+// With Options.Rewards.OnWin set, a game that ends with a winner makes
+// the room grant the winner a currency amount and a stat through the game
+// service (game.Grant, idempotency key "room:<id>:win", so a failover or a
+// retry never grants twice), on a goroutine of its own with a few retries:
+// the room never waits for it (rewards.go).
+//
 // # Games
 //
 // Rules plug in behind package game (Game, State); games/race31 is the

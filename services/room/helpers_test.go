@@ -52,6 +52,7 @@ type cluster struct {
 	store   Store
 	games   *game.Registry
 	log     *slog.Logger
+	rewards Rewarder // the instances' Deps.Rewards
 }
 
 // newCluster starts a yellow; instances use store, real Redis under a
@@ -132,7 +133,7 @@ func (c *cluster) start(mod func(*Options), killable bool) *instance {
 	t := c.t
 	t.Helper()
 	svc, err := New(c.options(mod), Deps{
-		Store: c.store, Redis: c.rdb, Yellows: c.yellows, Heartbeat: hb, Games: c.games, Logger: c.log,
+		Store: c.store, Redis: c.rdb, Yellows: c.yellows, Heartbeat: hb, Games: c.games, Logger: c.log, Rewards: c.rewards,
 	})
 	if err != nil {
 		t.Fatalf("New: %v", err)

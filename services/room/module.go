@@ -40,6 +40,10 @@ func build(_ context.Context, env *services.Env, opts Options) (*services.Impl, 
 		}
 		store = pg
 	}
+	var rewards Rewarder
+	if opts.Rewards.OnWin != nil {
+		rewards = NewClientRewarder(env.Client(), opts.Rewards.service())
+	}
 	svc, err := New(opts, Deps{
 		Store:     store,
 		Redis:     env.Redis,
@@ -47,6 +51,7 @@ func build(_ context.Context, env *services.Env, opts Options) (*services.Impl, 
 		Heartbeat: env.Options.Heartbeat,
 		TLS:       env.Options.TLS,
 		Logger:    env.Log,
+		Rewards:   rewards,
 	})
 	if err != nil {
 		return nil, err

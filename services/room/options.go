@@ -121,6 +121,9 @@ type Options struct {
 	// TLS: the holders of a service:<name> certificate of one of them;
 	// admins may too). Default ["match"]; empty: admins only.
 	Matchmakers []string `yaml:"matchmakers"`
+	// Rewards are what a game's winner gets from the game service
+	// (game.Grant); none by default.
+	Rewards RewardsOptions `yaml:"rewards"`
 }
 
 // NewOptions returns the defaults.
@@ -176,6 +179,7 @@ func (o Options) Validate() error {
 			errs.Addf(fmt.Sprintf("matchmakers[%d]", i), "%v", err)
 		}
 	}
+	errs.Add(config.Nested("rewards", o.Rewards.Validate()))
 	if err := o.Race31.Validate(); err != nil {
 		errs.Addf("race31", "%v", strings.TrimPrefix(err.Error(), "race31: "))
 	}

@@ -75,6 +75,9 @@ type Deps struct {
 	Games *game.Registry
 	// Logger receives the service's logs; nil discards them.
 	Logger *slog.Logger
+	// Rewards grants the rewards of Options.Rewards (the game service's
+	// game.Grant); nil grants none.
+	Rewards Rewarder
 }
 
 // Service is the room service of one instance: the switch that hands each
@@ -90,6 +93,7 @@ type Service struct {
 	watcher    *yellow.Watcher
 	ownWatcher bool
 	games      *game.Registry
+	rewards    Rewarder
 	log        *slog.Logger
 
 	att atomic.Pointer[attachment]
@@ -119,7 +123,7 @@ type attachment struct {
 
 type counters struct {
 	loads, loadErrors, appends, entries, appendErrors, fenced, moved, overloaded,
-	evicted, snapshots, published, publishErrors, leaseLost atomic.Uint64
+	evicted, snapshots, published, publishErrors, leaseLost, rewards, rewardErrors atomic.Uint64
 }
 
 // Stats are a service's counters since New.
@@ -143,6 +147,9 @@ type Stats struct {
 	Published, PublishErrors uint64
 	// LeaseLost counts rooms dropped because their lease was lost.
 	LeaseLost uint64
+	// Rewards counts winners rewarded (Options.Rewards); RewardErrors
+	// rewards that failed after their retries.
+	Rewards, RewardErrors uint64
 }
 
 // New returns a room service with opts over deps; Attach (or NewServer)
@@ -180,6 +187,7 @@ func New(opts Options, deps Deps) (*Service, error) {
 		rdb:     deps.Redis,
 		watcher: deps.Watcher,
 		games:   games,
+		rewards: deps.Rewards,
 		log:     log.With("service", Name),
 		rooms:   make(map[string]*controller),
 		exiting: make(map[string]<-chan struct{}),
@@ -270,6 +278,7 @@ func (s *Service) Stats() Stats {
 		Fenced: c.fenced.Load(), Moved: c.moved.Load(), Overloaded: c.overloaded.Load(),
 		Evicted: c.evicted.Load(), Snapshots: c.snapshots.Load(),
 		Published: c.published.Load(), PublishErrors: c.publishErrors.Load(), LeaseLost: c.leaseLost.Load(),
+		Rewards: c.rewards.Load(), RewardErrors: c.rewardErrors.Load(),
 	}
 }
 
@@ -293,6 +302,8 @@ func (s *Service) RegisterMetrics(m metrics.Sink) {
 	counter("room_published_total", "Room events published.", func(st Stats) uint64 { return st.Published })
 	counter("room_publish_errors_total", "Room events the PUB socket refused.", func(st Stats) uint64 { return st.PublishErrors })
 	counter("room_lease_lost_total", "Rooms dropped because their lease was lost.", func(st Stats) uint64 { return st.LeaseLost })
+	counter("room_rewards_total", "Winners rewarded through the game service.", func(st Stats) uint64 { return st.Rewards })
+	counter("room_reward_errors_total", "Rewards that failed after their retries.", func(st Stats) uint64 { return st.RewardErrors })
 }
 
 // Close stops the service at once: queued events are answered
