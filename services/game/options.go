@@ -138,9 +138,9 @@ type BoardOptions struct {
 	ClientSubmit bool `yaml:"client_submit"`
 }
 
-// NewOptions returns the defaults: the currency "coins", no items, and
-// the board "wins" (most wins first, never reset), which the room
-// service's rewards feed in the sample configs.
+// NewOptions returns the defaults: the currency "coins" (what the sample
+// configs' room rewards grant), no items, and the board "wins" (scores
+// added up, the most first, never reset).
 func NewOptions() Options {
 	return Options{
 		PostgresSchema:   DefaultSchema,
