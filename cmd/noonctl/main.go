@@ -6,6 +6,7 @@
 //	noonctl [-yellows tcp://...] [-tls DIR | -config FILE] instances [SERVICE]
 //	noonctl [-config FILE] routes
 //	noonctl [-yellows tcp://...] [-tls DIR | -config FILE] match [queues | tickets QUEUE | cancel TICKET]
+//	noonctl [-yellows tcp://...] [-tls DIR | -config FILE] game get USER | grant | take | set-stat | ban | unban | audit
 //
 // instances talks to yellow over the internal links, which are mutual TLS:
 // noonctl presents an admin certificate, from -tls DIR (ca.crt, admin.crt,
@@ -75,7 +76,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			"  routes               print the broker's route table\n"+
 			"  match [queues]       the matchmaker's queues and the scale-out signal (admin)\n"+
 			"  match tickets QUEUE  a queue's searching tickets, oldest first (admin)\n"+
-			"  match cancel TICKET  cancel a ticket (admin)\n\nFlags:\n")
+			"  match cancel TICKET  cancel a ticket (admin)\n"+
+			"  game get USER        a player's profile, ban, wallet, inventory and stats (admin)\n"+
+			"  game grant|take|set-stat|ban|unban ... -reason WHY   GM actions, audited (admin; noonctl game for usage)\n"+
+			"  game audit [USER]    the GM audit log, newest first (admin)\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -108,6 +112,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = cmdRoutes(o, stdout)
 	case "match":
 		err = cmdMatch(ctx, o, rest[1:], stdout)
+	case "game":
+		err = cmdGame(ctx, o, rest[1:], stdout)
 	default:
 		fmt.Fprintf(stderr, "noonctl: unknown command %q\n", rest[0])
 		fs.Usage()

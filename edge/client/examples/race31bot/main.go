@@ -23,6 +23,11 @@
 //  5. When someone reaches the target the room pushes room.finished: the
 //     bot prints the winner and exits 0. It never hangs: -timeout bounds
 //     the whole run and -max-turns the game.
+//  6. The winner asks the game service for its wallet (game.GetWallet),
+//     once the room's reward (services.room.rewards: coins and a "wins"
+//     stat, granted by the room through game.Grant with the key
+//     room:<id>:win) is in its ledger (game.ListLedger), and prints it.
+//     Without a game service, or rewards, it says so and still exits 0.
 //
 // With -match the game starts from the matchmaker instead of step 2: every
 // bot queues (match.Start in -queue, default "race31"), and when the
@@ -50,15 +55,19 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/apache/thrift/lib/go/thrift"
 
 	"github.com/noonhq/noon/edge/client"
+	gamepb "github.com/noonhq/noon/idl/gen/game"
+	"github.com/noonhq/noon/idl/gen/game/gamerpc"
 	loginpb "github.com/noonhq/noon/idl/gen/login"
 	"github.com/noonhq/noon/idl/gen/login/loginrpc"
 	matchpb "github.com/noonhq/noon/idl/gen/match"
@@ -119,6 +128,11 @@ type result struct {
 	Moves int
 	// Totals are the final total as each bot saw it (all the same).
 	Totals []int
+	// Wallet is the winner's wallet after the game (nil when the game
+	// service did not answer); Rewarded says whether the room's reward was
+	// in the winner's ledger.
+	Wallet   map[string]int64
+	Rewarded bool
 }
 
 func main() {
@@ -146,6 +160,9 @@ func run() int {
 		return 1
 	}
 	fmt.Fprintf(os.Stdout, "winner: %s after %d moves (room %s)\n", res.Winner, res.Moves, res.Room)
+	if res.Wallet != nil {
+		fmt.Fprintf(os.Stdout, "winner's coins: %d\n", res.Wallet["coins"])
+	}
 	return 0
 }
 
@@ -251,7 +268,60 @@ func play(ctx context.Context, o options) (result, error) {
 		out.printf("%s saw the total end at %d (%d events from pushes, %d room.Get)", b.name, b.game.Total, b.pushes, b.gets)
 	}
 	out.printf("%s won: the total reached %d in %d moves", res.Winner, host.game.Total, res.Moves)
+
+	// 6. The winner's reward, from the game service.
+	for _, b := range bots {
+		if b.id == host.winner {
+			res.Wallet, res.Rewarded = b.reward(ctx, st.ID)
+		}
+	}
 	return res, nil
+}
+
+// rewardWait bounds the wait for the room's reward: the room grants it
+// asynchronously, within milliseconds.
+const rewardWait = 3 * time.Second
+
+// reward waits (up to rewardWait) for the room's reward for room in the
+// bot's ledger, then prints and returns its wallet; nil when the game
+// service does not answer.
+func (b *bot) reward(ctx context.Context, room string) (map[string]int64, bool) {
+	gc := gamerpc.NewClient(b.s.CallThrift)
+	key := "room:" + room + ":win" // the room's idempotency key for the win
+	rewarded := false
+	deadline := time.Now().Add(rewardWait)
+	for !rewarded && time.Now().Before(deadline) {
+		led, err := gc.ListLedger(ctx, &gamepb.ListLedgerRequest{Limit: 10})
+		if err != nil {
+			b.out.printf("%s: no wallet: the game service answered %v", b.name, err)
+			return nil, false
+		}
+		for _, e := range led.Entries {
+			rewarded = rewarded || e.IdempotencyKey == key
+		}
+		if !rewarded {
+			select {
+			case <-ctx.Done():
+				return nil, false
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+	w, err := gc.GetWallet(ctx, &gamepb.GetWalletRequest{})
+	if err != nil {
+		b.out.printf("%s: no wallet: the game service answered %v", b.name, err)
+		return nil, false
+	}
+	var parts []string
+	for _, c := range slices.Sorted(maps.Keys(w.Balances)) {
+		parts = append(parts, fmt.Sprintf("%s %d", c, w.Balances[c]))
+	}
+	note := "the room's reward is in the ledger"
+	if !rewarded {
+		note = "no reward from the room (services.room.rewards unset?)"
+	}
+	b.out.printf("%s's wallet: %s (%s)", b.name, strings.Join(parts, ", "), note)
+	return w.Balances, rewarded
 }
 
 // createAndJoin has the first bot create a race31 room and the others join

@@ -31,7 +31,7 @@ const (
 // by pushes, and with 2 bots polling room.Get alone, in a room one of them
 // created or one the matchmaker placed them in: each game has a
 // winner, one of the bots, and every bot saw the same final total, the
-// target.
+// target; the winner got the room's reward from the game service.
 func TestBotPlaysToTheEnd(t *testing.T) {
 	listURL := startDev(t)
 	for _, tc := range []struct {
@@ -73,6 +73,10 @@ func TestBotPlaysToTheEnd(t *testing.T) {
 				if total != 31 {
 					t.Fatalf("bot %d saw the final total %d, want 31 (every bot: %v)", i+1, total, res.Totals)
 				}
+			}
+			// configs/dev.yaml rewards the winner with 10 coins (one game each).
+			if !res.Rewarded || res.Wallet["coins"] != 10 {
+				t.Fatalf("the winner's wallet %v (rewarded %v), want the room's reward of 10 coins", res.Wallet, res.Rewarded)
 			}
 		})
 	}
