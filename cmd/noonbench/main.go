@@ -25,7 +25,10 @@
 // login.Validate per second, at 1 and 16 connections (see login.go).
 // When Redis answers, the match scenario: tickets per second from
 // match.Start to "@match.Matched" through the broker with two match and two
-// room instances, and the time to match (see match.go).
+// room instances, and the time to match (see match.go). When Redis
+// answers, the game scenario: wallet changes per second for one hot player
+// and across 10,000 players, leaderboard submits and AroundMe reads per
+// second, p50/p99, on Postgres when it answers (see game.go).
 // Progress goes to stderr; the results also go to a JSON file.
 //
 // Everything but Postgres and Redis runs on loopback (127.0.0.0/8), and
@@ -35,7 +38,7 @@
 //
 //	noonbench [-duration 3s] [-warmup 1s] [-conns 1,16,256] [-pipeline 1]
 //	          [-payload 32] [-idle 9000] [-json noonbench-results.json]
-//	          [-only raw,relay,noon,noon-plain,idle,login,match] [-rounds 1] [-quick] [-log error]
+//	          [-only raw,relay,noon,noon-plain,idle,login,match,game] [-rounds 1] [-quick] [-log error]
 //	          [-match-players 1000,10000] [-match-rate 5000]
 //	          [-postgres postgres://postgres@127.0.0.1:5432/test?sslmode=disable]
 //	          [-redis 127.0.0.1:6379]
@@ -70,11 +73,14 @@ const (
 	scenarioLogin     = "login"
 	// scenarioMatch is the matchmaker: tickets per second to the push.
 	scenarioMatch = "match"
+	// scenarioGame is player data: wallet changes, leaderboard submits and
+	// reads per second.
+	scenarioGame = "game"
 )
 
 // allScenarios are the scenarios run by default. login runs only when
 // Postgres and Redis answer; asked for by -only, it fails without them.
-var allScenarios = []string{scenarioRaw, scenarioRelay, scenarioNoon, scenarioNoonPlain, scenarioIdle, scenarioLogin, scenarioMatch}
+var allScenarios = []string{scenarioRaw, scenarioRelay, scenarioNoon, scenarioNoonPlain, scenarioIdle, scenarioLogin, scenarioMatch, scenarioGame}
 
 // Defaults of the flags.
 const (

@@ -224,6 +224,19 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 			prog.logf("%s", mr.Skipped)
 		}
 	}
+	if cfg.has(scenarioGame) {
+		gr, err := runGame(ctx, cfg, log, prog)
+		rep.Game = gr
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil:
+			prog.logf("game: %v", err)
+			rep.unavailable(scenarioGame, err)
+		case gr.Skipped != "":
+			prog.logf("%s", gr.Skipped)
+		}
+	}
 	rep.Finished = time.Now()
 
 	printReport(stdout, cfg, rep)
@@ -248,6 +261,14 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		}
 		if rep.Match == nil || rep.Match.Skipped != "" {
 			return errors.New("match did not run: no Redis (see -redis)")
+		}
+	}
+	if cfg.onlyGiven && cfg.has(scenarioGame) {
+		if why, ok := rep.Unavailable[scenarioGame]; ok {
+			return fmt.Errorf("game: %s", why)
+		}
+		if rep.Game == nil || rep.Game.Skipped != "" {
+			return errors.New("game did not run: no Redis (see -redis)")
 		}
 	}
 	return nil
