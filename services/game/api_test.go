@@ -538,9 +538,9 @@ func testLeaderboard(t *testing.T, store game.Store, rdb redis.UniversalClient, 
 			id   string
 			want []*gamepb.Score
 		}{{"hi", expected(best, false)}, {"sum", expected(sums, false)}} {
-			top, err := srv.Top(bg, &gamepb.TopRequest{}) // not logged in
+			_, err := srv.Top(bg, &gamepb.TopRequest{}) // not logged in
 			code(t, "Top not logged in", err, wire.CodeUnauthenticated, "log in")
-			top, err = as(s, player(users[0])).Top(bg, &gamepb.TopRequest{Board: bd.id, N: 100})
+			top, err := as(s, player(users[0])).Top(bg, &gamepb.TopRequest{Board: bd.id, N: 100})
 			if err != nil {
 				t.Fatal(err)
 			}
