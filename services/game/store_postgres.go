@@ -34,8 +34,9 @@ const (
 // the one writer per player: a second change of the same player waits at
 // the lock and then reads what the first committed, so no update is lost
 // and no balance goes negative, while changes of other players run in
-// parallel. Reads are sent as one pipelined batch and writes as another,
-// so a change costs four round trips (BEGIN, reads, writes, COMMIT).
+// parallel. BEGIN and the reads are sent as one pipelined batch, the
+// writes and COMMIT as another: a change costs two round trips, and holds
+// the player's lock for one round trip and the commit.
 type PostgresStore struct {
 	pool *pgxpool.Pool
 	q    pgQueries
@@ -135,19 +136,24 @@ func (s *PostgresStore) Apply(ctx context.Context, user string, c Change) (r Res
 	}
 	hash := c.Hash()
 	at := utcMicro(c.At)
-	tx, err := s.pool.Begin(ctx)
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return Result{}, fmt.Errorf("game: begin: %w", err)
+		return Result{}, fmt.Errorf("game: apply: %w", err)
 	}
+	// A connection left in a transaction (an error before COMMIT) is
+	// closed by Release, never reused.
+	defer conn.Release()
+	done := false
 	defer func() {
-		if err != nil {
-			_ = tx.Rollback(context.WithoutCancel(ctx))
+		if !done && conn.Conn().PgConn().TxStatus() != 'I' && !conn.Conn().IsClosed() {
+			_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
 		}
 	}()
 
-	// The reads, pipelined: the row lock first, so what follows sees every
-	// change of the player committed before ours.
+	// BEGIN and the reads, pipelined: the row lock first, so what follows
+	// sees every change of the player committed before ours.
 	var b pgx.Batch
+	b.Queue("BEGIN")
 	if c.Create {
 		b.Queue(s.q.createPlayer, user, at)
 	}
@@ -189,7 +195,7 @@ func (s *PostgresStore) Apply(ctx context.Context, user string, c Change) (r Res
 		readInto(s.q.statValues, append(append([]Delta(nil), c.Stats...), c.SetStats...), cur.stats)
 		b.Queue(s.q.statCount, user).QueryRow(func(row pgx.Row) error { return row.Scan(&cur.statCount) })
 	}
-	if err := tx.SendBatch(ctx, &b).Close(); err != nil {
+	if err := conn.SendBatch(ctx, &b).Close(); err != nil {
 		return Result{}, fmt.Errorf("game: apply: reading: %w", err)
 	}
 	switch {
@@ -198,7 +204,6 @@ func (s *PostgresStore) Apply(ctx context.Context, user string, c Change) (r Res
 	case replay && prior.Hash != hash:
 		return Result{}, fmt.Errorf("%w: key %q was a %s (seq %d)", ErrKeyReused, c.Key, prior.Kind, prior.Seq)
 	case replay:
-		_ = tx.Rollback(ctx)
 		if err := json.Unmarshal([]byte(prior.Result), &r); err != nil {
 			return Result{}, fmt.Errorf("game: stored result of seq %d: %w", prior.Seq, err)
 		}
@@ -210,7 +215,8 @@ func (s *PostgresStore) Apply(ctx context.Context, user string, c Change) (r Res
 	}
 	r.Seq = seq + 1
 
-	// The writes, pipelined.
+	// The writes and COMMIT, pipelined: a failed statement skips the rest
+	// (COMMIT included), and the deferred ROLLBACK ends the transaction.
 	b = pgx.Batch{}
 	upsert := func(query string, vals map[string]int64) {
 		if len(vals) == 0 {
@@ -243,12 +249,11 @@ func (s *PostgresStore) Apply(ctx context.Context, user string, c Change) (r Res
 	if a := c.Audit; a != nil {
 		b.Queue(s.q.appendAudit, utcMicro(a.At), a.Admin, a.Action, a.UserID, a.Reason, a.Detail)
 	}
-	if err := tx.SendBatch(ctx, &b).Close(); err != nil {
+	b.Queue("COMMIT")
+	if err := conn.SendBatch(ctx, &b).Close(); err != nil {
 		return Result{}, fmt.Errorf("game: apply: writing: %w", err)
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return Result{}, fmt.Errorf("game: apply: commit: %w", err)
-	}
+	done = true
 	return r, nil
 }
 
