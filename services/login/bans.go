@@ -16,6 +16,12 @@ import (
 // down.
 const banCheckTimeout = 2 * time.Second
 
+// banInstanceWait bounds the wait for the ban service's first instance in
+// the yellow view when the view has none: an instance that just
+// registered reaches the view within milliseconds (a yellow delta), while
+// a service that is down should not hold every login for long.
+const banInstanceWait = 500 * time.Millisecond
+
 // Ban is what a BanChecker says of a user.
 type Ban struct {
 	// Banned is true while the ban is in force.
@@ -70,21 +76,23 @@ func (s *Service) checkBan(ctx context.Context, userID string) error {
 // clientBans asks <service>.BanStatus (game.BanStatus) through a
 // services.Client.
 type clientBans struct {
-	c      *services.Client
-	method string
+	c       *services.Client
+	service string
+	method  string
 }
 
 // NewClientBanChecker returns a BanChecker that calls service's
 // BanStatus method (idl/game.thrift's BanStatusRequest and reply) through
 // c.
 func NewClientBanChecker(c *services.Client, service string) BanChecker {
-	return clientBans{c: c, method: service + ".BanStatus"}
+	return clientBans{c: c, service: service, method: service + ".BanStatus"}
 }
 
 // BanStatus implements BanChecker. The call carries no client session:
 // BanStatus is an internal method, which refuses one.
 func (b clientBans) BanStatus(ctx context.Context, userID string) (Ban, error) {
 	ctx = services.ContextWithSession(ctx, nil)
+	b.waitForInstance(ctx)
 	var rep gamepb.BanStatusReply
 	if err := b.c.Call(ctx, b.method, &gamepb.BanStatusRequest{UserID: userID}, &rep); err != nil {
 		return Ban{}, fmt.Errorf("%s: %w", b.method, err)
@@ -93,4 +101,27 @@ func (b clientBans) BanStatus(ctx context.Context, userID string) (Ban, error) {
 		return Ban{}, nil
 	}
 	return Ban{Banned: true, Until: time.UnixMilli(rep.UntilUnixMs), Reason: rep.Reason}, nil
+}
+
+// waitForInstance waits, at most banInstanceWait, until the client's
+// yellow view lists an instance of the ban service: at start (login's view
+// a delta behind the service's registration) the call would otherwise
+// fail at once.
+func (b clientBans) waitForInstance(ctx context.Context) {
+	pool := b.c.Pool()
+	t := time.NewTimer(banInstanceWait)
+	defer t.Stop()
+	for {
+		changed := pool.Changed()
+		if len(pool.Instances(b.service)) > 0 {
+			return
+		}
+		select {
+		case <-changed:
+		case <-t.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }
