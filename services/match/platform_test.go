@@ -49,6 +49,9 @@ func platformOptions(t *testing.T, modules []services.Module, qs ...match.QueueO
 	rdb := testenv.Redis(t)
 	opts := platformtest.Options(t, modules...)
 	opts.Env.Redis = rdb
+	// Players wait for others without a request; on a busy machine (-race,
+	// 1,000 logins first) that can outlast the default idle timeout.
+	opts.Broker.Edge.IdleTimeout = 10 * time.Minute
 	prefix := "test:" + testenv.UniqueID(t) + ":"
 	if sec, ok := opts.Sections[login.Name]; ok {
 		lo := &sec.(*services.Config[login.Options]).Service
