@@ -207,6 +207,15 @@ func TestMatchEndsAsARoute(t *testing.T) {
 	for _, name := range []string{match.Name, room.Name} {
 		opts.Sections[name].Runtime().Concurrency = 2 * players // every player's Start at once
 	}
+	// 1,000 players at once under -race on two busy cores: the harness's
+	// 100 ms heartbeat (a link is dead after 3 silent beats) would call
+	// live instances dead.
+	const beat = time.Second
+	opts.Yellow.Heartbeat, opts.Yellow.TickInterval = beat, beat
+	opts.Broker.Heartbeat, opts.BrokerList.Heartbeat = beat, beat
+	for _, sec := range opts.Sections {
+		sec.Runtime().Heartbeat = beat
+	}
 	p := platformtest.Start(t, opts)
 	waitFeeds(t, p, 2)
 
