@@ -99,7 +99,7 @@ func TestStateMachine(t *testing.T) {
 		{"request and accept", []step{
 			{who: a, op: "request", whom: b, ab: sent, ba: received, pushes: []string{"friends.Request to b"}},
 			{who: b, op: "accept", whom: a, ab: friend, ba: friend, pushes: []string{"friends.Accepted to a"}},
-			{who: b, op: "accept", whom: a, ab: friend, ba: friend}, // again: nothing new
+			{who: b, op: "accept", whom: a, ab: friend, ba: friend},  // again: nothing new
 			{who: a, op: "request", whom: b, ab: friend, ba: friend}, // already friends
 		}},
 		{"request by username", []step{
@@ -129,7 +129,7 @@ func TestStateMachine(t *testing.T) {
 			{who: a, op: "request", whom: b, ab: sent, ba: received, pushes: []string{"friends.Request to b"}},
 			{who: b, op: "accept", whom: a, ab: friend, ba: friend, pushes: []string{"friends.Accepted to a"}},
 			{who: a, op: "block", whom: b, ab: blocked, ba: none},
-			{who: a, op: "block", whom: b, ab: blocked, ba: none}, // again: the same
+			{who: a, op: "block", whom: b, ab: blocked, ba: none},   // again: the same
 			{who: b, op: "request", whom: a, ab: blocked, ba: none}, // answered as sent; nothing stored or pushed
 			{who: b, op: "accept", whom: a, err: "not_found: no friend request from a", ab: blocked, ba: none},
 			{who: a, op: "request", whom: b, err: "conflict: you blocked b: unblock them first", ab: blocked, ba: none},
