@@ -377,7 +377,7 @@ func (s *Service) loop() {
 		ctx, cancel := context.WithTimeout(s.ctx, tickTimeout)
 		err := s.tick(ctx, force)
 		cancel()
-		if err != nil && time.Since(lastErr) > 10*time.Second { // at most one line per 10 s
+		if err != nil && s.ctx.Err() == nil && time.Since(lastErr) > 10*time.Second { // at most one line per 10 s
 			lastErr = time.Now()
 			s.log.Warn("friends: tick", "err", err)
 		}
@@ -412,6 +412,9 @@ func (s *Service) tick(ctx context.Context, force bool) error {
 		users, err := s.pres.sweep(ctx, n, now)
 		if err != nil {
 			errs = append(errs, err)
+			if ctx.Err() != nil {
+				return errors.Join(errs...)
+			}
 			continue
 		}
 		for _, u := range users {
@@ -472,10 +475,18 @@ func (s *Service) checkBrokers(ctx context.Context, now time.Time) error {
 	s.mu.Unlock()
 	var errs []error
 	for _, b := range gone {
+		failed := false
 		for n := range presenceShards {
 			if err := s.pres.brokerGone(ctx, n, b, now, s.opts.BrokerGrace); err != nil {
 				errs = append(errs, err)
+				failed = true
+				if ctx.Err() != nil {
+					return errors.Join(errs...)
+				}
 			}
+		}
+		if failed {
+			continue // the next check tries again: the broker is still in Redis
 		}
 		s.mu.Lock()
 		delete(s.seen, b)
