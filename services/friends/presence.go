@@ -15,6 +15,9 @@ package friends
 //	                            online; one field per connection,
 //	                            "<broker>|<session>" =
 //	                            "<at_ms>:<seq>:<live>:<seen_ms>"
+//	<prefix>{p<n>}:online       set: the shard's users declared online (the
+//	                            users whose hash has "!on"): List reads a
+//	                            page's presence with one SMISMEMBER a shard
 //	<prefix>{p<n>}:gone         zset: users whose last connection ended,
 //	                            scored by the end of their grace
 //	<prefix>{p<n>}:brokers      set: brokers that have (had) connections of
@@ -77,7 +80,8 @@ const (
 
 // connScript applies one presence event to a connection.
 //
-// KEYS: user hash, shard's gone, shard's brokers, shard's broker users.
+// KEYS: user hash, shard's gone, shard's brokers, shard's broker users,
+// shard's online.
 // ARGV: user, field (broker|session), broker, at_ms, seq, live (1/0),
 // now_ms, deadline_ms (now + grace), keep_ms.
 var connScript = redis.NewScript(`
@@ -109,7 +113,10 @@ if ARGV[6] == '1' then
   redis.call('SADD', KEYS[4], ARGV[1])
   redis.call('ZREM', KEYS[2], ARGV[1])
   redis.call('PERSIST', KEYS[1])
-  if redis.call('HSETNX', KEYS[1], '!on', '1') == 1 then return 1 end
+  if redis.call('HSETNX', KEYS[1], '!on', '1') == 1 then
+    redis.call('SADD', KEYS[5], ARGV[1])
+    return 1
+  end
   return 0
 end
 if onBroker == 0 then redis.call('SREM', KEYS[4], ARGV[1]) end
@@ -126,7 +133,7 @@ return 0
 // sweepScript declares offline the users of a shard whose grace ended
 // with no live connection, and returns them: the caller pushes Offline.
 //
-// KEYS: shard's gone. ARGV: now_ms, limit, user key prefix
+// KEYS: shard's gone, shard's online. ARGV: now_ms, limit, user key prefix
 // (<prefix>{p<n>}:u:), keep_ms.
 var sweepScript = redis.NewScript(`
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
@@ -143,6 +150,7 @@ for _, u in ipairs(due) do
     end
   end
   if not live and redis.call('HDEL', k, '!on') == 1 then
+    redis.call('SREM', KEYS[2], u)
     out[#out + 1] = u
     redis.call('PEXPIRE', k, tonumber(ARGV[4]))
   end
@@ -252,7 +260,7 @@ func (p *presenceStore) conn(ctx context.Context, ev connEvent, now time.Time) (
 	}
 	grace := min(max(ev.grace, 0), maxGrace)
 	v, err := p.run(ctx, connScript, "conn",
-		[]string{tag + "u:" + ev.user, tag + "gone", tag + "brokers", tag + "b:" + ev.broker},
+		[]string{tag + "u:" + ev.user, tag + "gone", tag + "brokers", tag + "b:" + ev.broker, tag + "online"},
 		ev.user, ev.broker+"|"+ev.session, ev.broker, ev.at, ev.seq, live,
 		ms(now), ms(now.Add(grace)), tombstoneKeep.Milliseconds())
 	if err != nil {
@@ -266,7 +274,7 @@ func (p *presenceStore) conn(ctx context.Context, ev connEvent, now time.Time) (
 // with no live connection, and returns them.
 func (p *presenceStore) sweep(ctx context.Context, n int, now time.Time) ([]string, error) {
 	tag := p.tag(n)
-	v, err := p.run(ctx, sweepScript, "sweep", []string{tag + "gone"},
+	v, err := p.run(ctx, sweepScript, "sweep", []string{tag + "gone", tag + "online"},
 		ms(now), sweepBatch, tag+"u:", tombstoneKeep.Milliseconds())
 	if err != nil {
 		return nil, err
@@ -313,24 +321,42 @@ func (p *presenceStore) brokers(ctx context.Context) (map[string]bool, error) {
 	return out, nil
 }
 
-// online reports, for each of users, whether it is declared online.
+// online reports, for each of users, whether it is declared online: one
+// SMISMEMBER per shard the users fall in, pipelined.
 func (p *presenceStore) online(ctx context.Context, users []string) ([]bool, error) {
 	out := make([]bool, len(users))
 	if len(users) == 0 {
 		return out, nil
 	}
-	cmds := make([]*redis.BoolCmd, len(users))
+	var byShard [presenceShards][]int // indexes into users
+	for i, u := range users {
+		n := shardOf(u)
+		byShard[n] = append(byShard[n], i)
+	}
+	var cmds [presenceShards]*redis.BoolSliceCmd
 	_, err := p.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-		for i, u := range users {
-			cmds[i] = pipe.HExists(ctx, p.userKey(u), "!on")
+		for n, idx := range byShard {
+			if len(idx) == 0 {
+				continue
+			}
+			members := make([]any, len(idx))
+			for j, i := range idx {
+				members[j] = users[i]
+			}
+			cmds[n] = pipe.SMIsMember(ctx, p.tag(n)+"online", members...)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("friends: presence: %w", err)
 	}
-	for i, c := range cmds {
-		out[i] = c.Val()
+	for n, idx := range byShard {
+		if cmds[n] == nil {
+			continue
+		}
+		for j, on := range cmds[n].Val() {
+			out[idx[j]] = on
+		}
 	}
 	return out, nil
 }

@@ -14,7 +14,7 @@ import (
 )
 
 // befriend makes a and b friends in the store.
-func befriend(t *testing.T, st Store, a, b string) {
+func befriend(t testing.TB, st Store, a, b string) {
 	t.Helper()
 	err := st.Update(context.Background(), a, b, func(tx Tx) error {
 		if err := tx.Put(context.Background(), Edge{User: a, Other: b, State: StateFriend, Updated: time.Now()}); err != nil {
