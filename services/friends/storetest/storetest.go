@@ -158,16 +158,16 @@ func testOnlyThePair(t *testing.T, s friends.Store) {
 	u := users(3)
 	err := s.Update(ctx(t), u[0], u[1], func(tx friends.Tx) error {
 		if _, _, err := tx.Get(ctx(t), u[0], u[2]); !errors.Is(err, friends.ErrNotInPair) {
-			return fmt.Errorf("Get outside the pair: %v", err)
+			return fmt.Errorf("tx.Get outside the pair: %v", err)
 		}
 		if err := tx.Put(ctx(t), friends.Edge{User: u[2], Other: u[0], State: friends.StateFriend, Updated: t0}); !errors.Is(err, friends.ErrNotInPair) {
-			return fmt.Errorf("Put outside the pair: %v", err)
+			return fmt.Errorf("tx.Put outside the pair: %v", err)
 		}
 		if err := tx.Delete(ctx(t), u[1], u[2]); !errors.Is(err, friends.ErrNotInPair) {
-			return fmt.Errorf("Delete outside the pair: %v", err)
+			return fmt.Errorf("tx.Delete outside the pair: %v", err)
 		}
 		if _, err := tx.Count(ctx(t), u[2], time.Time{}); !errors.Is(err, friends.ErrNotInPair) {
-			return fmt.Errorf("Count outside the pair: %v", err)
+			return fmt.Errorf("tx.Count outside the pair: %v", err)
 		}
 		return nil
 	})
@@ -212,7 +212,7 @@ func testCount(t *testing.T, s friends.Store) {
 	err := s.Update(ctx(t), me, u[1], func(tx friends.Tx) error {
 		c, err := tx.Count(ctx(t), me, since)
 		if err != nil || c != want {
-			return fmt.Errorf("Count = %+v, %v; want %+v", c, err, want)
+			return fmt.Errorf("tx.Count = %+v, %v; want %+v", c, err, want)
 		}
 		// Counts see the transaction's own writes.
 		if err := tx.Delete(ctx(t), me, u[1]); err != nil {
@@ -220,14 +220,14 @@ func testCount(t *testing.T, s friends.Store) {
 		}
 		c, err = tx.Count(ctx(t), me, since)
 		if want.Friends = 0; err != nil || c != want {
-			return fmt.Errorf("Count after a delete = %+v, %v; want %+v", c, err, want)
+			return fmt.Errorf("tx.Count after a delete = %+v, %v; want %+v", c, err, want)
 		}
 		if err := tx.Put(ctx(t), friends.Edge{User: me, Other: u[1], State: friends.StateInviteSent, Updated: recent}); err != nil {
 			return err
 		}
 		c, err = tx.Count(ctx(t), me, since)
 		if want.Sent = 2; err != nil || c != want {
-			return fmt.Errorf("Count after a put = %+v, %v; want %+v", c, err, want)
+			return fmt.Errorf("tx.Count after a put = %+v, %v; want %+v", c, err, want)
 		}
 		return nil
 	})
