@@ -28,8 +28,8 @@ const (
 	DefaultRequestTTL = 7 * 24 * time.Hour
 	// DefaultTickInterval: each instance looks for users whose offline
 	// grace ended (and for brokers that left) this often; a quarter second
-	// is well under what a player notices and a handful of O(1) Redis
-	// calls when nothing is due.
+	// is well under what a player notices, and a tick with nothing due is
+	// one O(log n) script run per presence shard (sixteen).
 	DefaultTickInterval = 250 * time.Millisecond
 	// DefaultBrokerGrace is how long the players of a broker that left
 	// yellow (it died, or exited before telling) stay online for their

@@ -43,7 +43,7 @@ const waitLong = 30 * time.Second
 // grace in these tests: short, so that an offline is declared within the
 // test, and long enough for a client to resume on another broker (a dial
 // and a hello on loopback: milliseconds).
-const testGrace = 2 * time.Second
+const testGrace = 3 * time.Second
 
 // stack is the platform of these tests.
 type stack struct {

@@ -353,8 +353,10 @@ func (s *Service) publish(user, eventType string, payload []byte) {
 	s.m.pushes.With(eventType).Inc()
 }
 
-// loop runs the tick until the service stops: every TickInterval, and at
-// once when the brokers in yellow change.
+// loop runs the tick until the service stops, every TickInterval; a
+// change of the brokers in yellow makes the next tick check them at once
+// (the view changes at every instance's coming and going, so it only
+// marks the check due).
 func (s *Service) loop() {
 	defer s.wg.Done()
 	t := time.NewTicker(s.opts.TickInterval)
@@ -364,19 +366,21 @@ func (s *Service) loop() {
 		changed = s.brokers.Changed()
 	}
 	var lastErr time.Time
+	dirty := false
 	for {
-		force := false
 		select {
 		case <-s.stop:
 			return
-		case <-t.C:
 		case <-changed:
 			changed = s.brokers.Changed()
-			force = true
+			dirty = true
+			continue
+		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(s.ctx, tickTimeout)
-		err := s.tick(ctx, force)
+		err := s.tick(ctx, dirty, false)
 		cancel()
+		dirty = false
 		if err != nil && s.ctx.Err() == nil && time.Since(lastErr) > 10*time.Second { // at most one line per 10 s
 			lastErr = time.Now()
 			s.log.Warn("friends: tick", "err", err)
@@ -388,19 +392,19 @@ func (s *Service) loop() {
 // users whose offline grace ended (pushing Offline to their online
 // friends), expired requests. The loop calls it; tests call it directly
 // with a fake clock.
-func (s *Service) Tick(ctx context.Context) error { return s.tick(ctx, true) }
+func (s *Service) Tick(ctx context.Context) error { return s.tick(ctx, true, true) }
 
-// tick is Tick; the broker check and the purge run only when due (or
-// force, for the broker check).
-func (s *Service) tick(ctx context.Context, force bool) error {
+// tick is Tick; the broker check and the purge run only when due, or
+// when forced (the broker check when yellow's view changed).
+func (s *Service) tick(ctx context.Context, forceBrokers, forcePurge bool) error {
 	now := s.now()
 	var errs []error
 	s.mu.Lock()
-	checkBrokers := s.brokers != nil && (force || now.Sub(s.lastCheck) >= brokerCheckEvery)
+	checkBrokers := s.brokers != nil && (forceBrokers || now.Sub(s.lastCheck) >= brokerCheckEvery)
 	if checkBrokers {
 		s.lastCheck = now
 	}
-	purge := now.Sub(s.lastPurge) >= purgeEvery || force
+	purge := forcePurge || now.Sub(s.lastPurge) >= purgeEvery
 	if purge {
 		s.lastPurge = now
 	}
