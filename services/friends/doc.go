@@ -27,8 +27,9 @@
 // grace ran out with no live connection, clears it, runs on exactly one
 // instance, and that instance pushes @friends.Online or @friends.Offline
 // to the user's online friends. A connection that resumes on another
-// broker within the grace changes nothing for the friends. A broker that
-// leaves yellow counts as all its connections leaving, with BrokerGrace.
+// broker within the grace changes nothing for the friends. A broker absent
+// from yellow for BrokerGrace counts as all its connections leaving (one
+// back within it loses nothing).
 // List reads the flags of the friends it returns.
 //
 // # Invites

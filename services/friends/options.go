@@ -33,7 +33,8 @@ const (
 	DefaultTickInterval = 250 * time.Millisecond
 	// DefaultBrokerGrace is how long the players of a broker that left
 	// yellow (it died, or exited before telling) stay online for their
-	// friends, waiting to resume elsewhere: a broker's own resume grace.
+	// friends, waiting to resume elsewhere or for the broker to come back
+	// (a blip in yellow ends nothing): a broker's own resume grace.
 	DefaultBrokerGrace = 30 * time.Second
 	// DefaultPresenceWorkers run the brokers' presence events on an
 	// instance (each user's on one worker, in order).
@@ -69,8 +70,9 @@ type Options struct {
 	// TickInterval is how often an instance declares offline the users
 	// whose grace ended, and checks for brokers that left.
 	TickInterval time.Duration `yaml:"tick_interval"`
-	// BrokerGrace is how long the players of a broker that left yellow
-	// stay online for their friends, waiting to resume elsewhere.
+	// BrokerGrace is how long a broker must be absent from yellow before
+	// its connections are ended (its players offline, unless they resumed
+	// elsewhere).
 	BrokerGrace time.Duration `yaml:"broker_grace"`
 	// PresenceWorkers are the goroutines that apply presence events.
 	PresenceWorkers int `yaml:"presence_workers"`

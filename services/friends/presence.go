@@ -161,7 +161,7 @@ return out
 // brokerGoneScript ends the connections a broker that left yellow held for
 // up to a batch of a shard's users: each becomes a tombstone ordered after
 // anything the broker published, and a user left with no live connection
-// goes offline at the deadline (now + broker grace) unless it comes back.
+// is due offline at once (its grace was the wait for the broker).
 // It returns how many of the broker's users are left in the shard.
 //
 // KEYS: shard's brokers, shard's broker users, shard's gone.
@@ -283,14 +283,14 @@ func (p *presenceStore) sweep(ctx context.Context, n int, now time.Time) ([]stri
 }
 
 // brokerGone ends, in shard n, the connections broker held: the users left
-// with none go offline at now + grace unless they come back. It runs the
-// script until the broker has no users left in the shard.
-func (p *presenceStore) brokerGone(ctx context.Context, n int, broker string, now time.Time, grace time.Duration) error {
+// with none are due offline at now (the next sweep declares them). It runs
+// the script until the broker has no users left in the shard.
+func (p *presenceStore) brokerGone(ctx context.Context, n int, broker string, now time.Time) error {
 	tag := p.tag(n)
 	for {
 		v, err := p.run(ctx, brokerGoneScript, "broker_gone",
 			[]string{tag + "brokers", tag + "b:" + broker, tag + "gone"},
-			broker, ms(now), ms(now.Add(grace)), tag+"u:", brokerGoneBatch, goneOrder, tombstoneKeep.Milliseconds())
+			broker, ms(now), ms(now), tag+"u:", brokerGoneBatch, goneOrder, tombstoneKeep.Milliseconds())
 		if err != nil {
 			return err
 		}

@@ -184,15 +184,29 @@ func TestPresenceLateEvents(t *testing.T) {
 }
 
 // TestPresenceBrokerGone: a broker that leaves yellow ends its
-// connections: its users go offline after the broker grace unless they
-// resume elsewhere; a user with a connection on another broker stays.
-// A broker never seen in yellow is ended after unknownBrokerAfter.
+// connections after the broker grace, unless it comes back within it (a
+// blip): its users with no other connection go offline then; a user with a
+// connection on another broker stays. A broker never seen in yellow is
+// ended after unknownBrokerAfter (at least). A late event of an ended
+// broker changes nothing.
 func TestPresenceBrokerGone(t *testing.T) {
 	t.Run("redis", func(t *testing.T) { testPresenceBrokerGone(t, newPresenceEnv(t)) })
 	t.Run("miniredis", func(t *testing.T) { testPresenceBrokerGone(t, newMiniPresenceEnv(t)) })
 }
 
 func testPresenceBrokerGone(t *testing.T, p *presenceEnv) {
+	grace := 2 * time.Second // < unknownBrokerAfter
+	for _, s := range []*Service{p.s1, p.s2} {
+		s.opts.BrokerGrace = grace
+	}
+	known := func(b string) bool {
+		t.Helper()
+		k, err := p.s1.pres.brokers(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k[b]
+	}
 	p.brokers.set("b1", "b2", "b3")
 	p.tick() // both instances see b3 in yellow
 	p.both("b3", p.b, "s1", true, 0)
@@ -200,43 +214,49 @@ func testPresenceBrokerGone(t *testing.T, p *presenceEnv) {
 	p.both("b1", p.c, "s3", true, 0)
 	p.want("b and c online", "friends.Online to a", "friends.Online to b")
 
-	p.brokers.set("b1", "b2") // b3 died without a word
+	// A blip: b3 leaves yellow and is back within the grace.
+	p.brokers.set("b1", "b2")
 	p.tick()
-	p.clock.Advance(p.opts.BrokerGrace - time.Millisecond)
+	p.clock.Advance(grace - time.Millisecond)
+	p.tick()
+	p.brokers.set("b1", "b2", "b3")
+	p.tick()
+	p.clock.Advance(2 * grace)
+	p.tick()
+	p.want("a blip of b3 in yellow")
+	if !known("b3") {
+		t.Fatal("b3's connections ended by a blip")
+	}
+
+	// b3 dies without a word.
+	p.brokers.set("b1", "b2")
+	p.tick()
+	p.clock.Advance(grace - time.Millisecond)
 	p.tick()
 	p.want("within the broker grace")
 	p.clock.Advance(time.Millisecond)
 	p.tick()
 	p.want("the broker grace over", "friends.Offline to a", "friends.Offline to c") // c: still on b1
+	if known("b3") {
+		t.Fatal("b3 still has connections")
+	}
 
 	// A broker this instance never saw: its connections end only after
 	// unknownBrokerAfter (it may be too new for the view).
 	p.both("b9", p.b, "s4", true, 0)
 	p.want("b on b9", "friends.Online to a", "friends.Online to c")
-	known := func() bool {
-		t.Helper()
-		b, err := p.s1.pres.brokers(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b["b9"]
-	}
 	p.tick()
 	p.clock.Advance(unknownBrokerAfter - time.Millisecond)
 	p.tick()
-	if !known() {
+	if !known("b9") {
 		t.Fatal("b9 judged gone before unknownBrokerAfter")
 	}
+	p.want("b9 not judged yet")
 	p.clock.Advance(time.Millisecond)
 	p.tick()
-	if known() {
+	if known("b9") {
 		t.Fatal("b9 not judged gone after unknownBrokerAfter")
 	}
-	p.clock.Advance(p.opts.BrokerGrace - time.Millisecond)
-	p.tick()
-	p.want("b9 gone, within the broker grace")
-	p.clock.Advance(time.Millisecond)
-	p.tick()
 	p.want("b9 judged gone", "friends.Offline to a", "friends.Offline to c")
 
 	// A late event of a gone broker changes nothing.

@@ -42,9 +42,9 @@ const (
 	// brokerCheckEvery is how often the brokers in Redis are compared
 	// with yellow's view when the view did not change.
 	brokerCheckEvery = 5 * time.Second
-	// unknownBrokerAfter is how long a broker this instance never saw in
-	// yellow must stay absent before its connections are ended: it may
-	// just have registered and not reached this instance's view yet.
+	// unknownBrokerAfter is the least time a broker this instance never
+	// saw in yellow must stay absent before its connections are ended: it
+	// may just have registered and not reached this instance's view yet.
 	unknownBrokerAfter = 10 * time.Second
 	// purgeEvery is how often expired requests are deleted (they are
 	// ignored from the moment they expire; this only frees the rows).
@@ -105,7 +105,8 @@ type Service struct {
 
 	mu        sync.Mutex           // guards the fields below (the tick's)
 	seen      map[string]bool      // brokers seen in yellow
-	missing   map[string]time.Time // brokers in Redis never seen live, since
+	missing   map[string]time.Time // brokers in Redis absent from yellow, since
+	brokerDue time.Time            // when the first missing broker is due (zero: none)
 	lastCheck time.Time
 	lastPurge time.Time
 }
@@ -400,7 +401,8 @@ func (s *Service) tick(ctx context.Context, forceBrokers, forcePurge bool) error
 	now := s.now()
 	var errs []error
 	s.mu.Lock()
-	checkBrokers := s.brokers != nil && (forceBrokers || now.Sub(s.lastCheck) >= brokerCheckEvery)
+	due := !s.brokerDue.IsZero() && !now.Before(s.brokerDue)
+	checkBrokers := s.brokers != nil && (forceBrokers || due || now.Sub(s.lastCheck) >= brokerCheckEvery)
 	if checkBrokers {
 		s.lastCheck = now
 	}
@@ -435,10 +437,12 @@ func (s *Service) tick(ctx context.Context, forceBrokers, forcePurge bool) error
 }
 
 // checkBrokers ends the connections of the brokers that have connections
-// in Redis and are not in yellow: at once for one this instance saw in
-// yellow before (it left), after unknownBrokerAfter for one it never saw
-// (it may be too new for this instance's view). Their users go offline
-// after BrokerGrace unless they resume elsewhere.
+// in Redis and have been absent from yellow for a while: BrokerGrace for
+// one this instance saw in yellow (it left, and its players had that long
+// to resume elsewhere; one back within it, after a blip, keeps its
+// connections), the longer of BrokerGrace and unknownBrokerAfter for one it
+// never saw (it may be too new for this instance's view). Their users with
+// no other connection are offline at once.
 func (s *Service) checkBrokers(ctx context.Context, now time.Time) error {
 	live, ok := s.brokers.LiveBrokers()
 	if !ok {
@@ -450,6 +454,7 @@ func (s *Service) checkBrokers(ctx context.Context, now time.Time) error {
 	}
 	liveSet := make(map[string]bool, len(live))
 	var gone []string
+	var next time.Time // when the next missing broker is due
 	s.mu.Lock()
 	for _, id := range live {
 		liveSet[id] = true
@@ -460,18 +465,28 @@ func (s *Service) checkBrokers(ctx context.Context, now time.Time) error {
 		if liveSet[id] {
 			continue
 		}
-		if s.seen[id] {
-			gone = append(gone, id)
-			continue
-		}
 		since, ok := s.missing[id]
 		if !ok {
+			since = now
 			s.missing[id] = now
-		} else if now.Sub(since) >= unknownBrokerAfter {
+		}
+		wait := s.opts.BrokerGrace
+		if !s.seen[id] {
+			wait = max(wait, unknownBrokerAfter)
+		}
+		if now.Sub(since) >= wait {
 			gone = append(gone, id)
+		} else if at := since.Add(wait); next.IsZero() || at.Before(next) {
+			next = at
 		}
 	}
-	for id := range s.seen { // forget the brokers gone from both
+	s.brokerDue = next
+	for id := range s.missing { // forget the brokers gone from Redis too
+		if !known[id] {
+			delete(s.missing, id)
+		}
+	}
+	for id := range s.seen {
 		if !liveSet[id] && !known[id] {
 			delete(s.seen, id)
 		}
@@ -481,7 +496,7 @@ func (s *Service) checkBrokers(ctx context.Context, now time.Time) error {
 	for _, b := range gone {
 		failed := false
 		for n := range presenceShards {
-			if err := s.pres.brokerGone(ctx, n, b, now, s.opts.BrokerGrace); err != nil {
+			if err := s.pres.brokerGone(ctx, n, b, now); err != nil {
 				errs = append(errs, err)
 				failed = true
 				if ctx.Err() != nil {
@@ -497,7 +512,7 @@ func (s *Service) checkBrokers(ctx context.Context, now time.Time) error {
 		delete(s.missing, b)
 		s.mu.Unlock()
 		s.m.brokersGone.Inc()
-		s.log.Info("friends: a broker left yellow: its connections ended", "broker", b, "grace", s.opts.BrokerGrace)
+		s.log.Info("friends: a broker left yellow: its connections ended", "broker", b)
 	}
 	return errors.Join(errs...)
 }
