@@ -95,10 +95,11 @@ func (s *Service) lookup(ctx context.Context, caller, id, username string) (stri
 	}
 	found, ok, err := s.users.Lookup(services.ContextWithSession(ctx, nil), username, id)
 	if err != nil {
-		if e := wire.AsError(err); e != nil && e.Code != wire.CodeBadRequest {
-			return "", e // unavailable, timeout: the directory's own words
+		switch wire.CodeOf(err) {
+		case wire.CodeUnavailable, wire.CodeTimeout, wire.CodeOverloaded:
+			return "", wire.AsError(err) // the directory's own words: try again
 		}
-		s.log.Warn("friends: user lookup", "err", err)
+		s.log.Warn("friends: user lookup", "err", err) // refused, a bug: the player cannot fix it
 		return "", wire.Errorf(wire.CodeUnavailable, "friends: the user directory failed: try again")
 	}
 	if !ok {

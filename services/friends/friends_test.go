@@ -12,6 +12,7 @@ import (
 	friendspb "github.com/noonhq/noon/idl/gen/friends"
 	"github.com/noonhq/noon/idl/gen/friends/friendsrpc"
 	"github.com/noonhq/noon/services"
+	"github.com/noonhq/noon/wire"
 )
 
 // step is one call of a scenario: who calls op on whom, the error it must
@@ -315,6 +316,23 @@ func TestAPIErrors(t *testing.T) {
 	} {
 		if err := call(t, s, tc.sess, tc.m, tc.req, nil); err == nil || err.Error() != tc.want {
 			t.Errorf("%s: %v, want %q", tc.what, err, tc.want)
+		}
+	}
+	// The directory failing: its own unavailable passes through; anything
+	// else (a refusal: a misconfigured certificate) is unavailable too.
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{wire.Errorf(wire.CodeUnavailable, "no login instance"), "unavailable: no login instance"},
+		{wire.Errorf(wire.CodeUnauthenticated, "an internal method: refused"), "unavailable: friends: the user directory failed: try again"},
+	} {
+		e.dir.mu.Lock()
+		e.dir.err = tc.err
+		e.dir.mu.Unlock()
+		err := call(t, s, sessionOf(u[0]), friendsrpc.MethodRequest, &friendspb.RequestRequest{UserID: &u[1]}, nil)
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("directory failing with %v: %v, want %q", tc.err, err, tc.want)
 		}
 	}
 }

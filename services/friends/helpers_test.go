@@ -49,6 +49,7 @@ type fakeDir struct {
 	mu    sync.Mutex
 	names map[string]string // lowercase username -> id
 	ids   map[string]bool
+	err   error // when set, every Lookup fails with it
 }
 
 func newDir() *fakeDir { return &fakeDir{names: map[string]string{}, ids: map[string]bool{}} }
@@ -63,6 +64,9 @@ func (d *fakeDir) add(id, name string) {
 func (d *fakeDir) Lookup(_ context.Context, username, userID string) (string, bool, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.err != nil {
+		return "", false, d.err
+	}
 	if username != "" {
 		id, ok := d.names[strings.ToLower(username)]
 		return id, ok, nil
