@@ -72,8 +72,9 @@ struct DeclineRequest {
 
 struct DeclineReply {}
 
-// RemoveRequest ends a friendship with user_id, or withdraws the request
-// the caller sent them (both sides lose the relation).
+// RemoveRequest ends a friendship with user_id, or a request between the
+// two (one the caller sent, withdrawn, or received, declined): both sides
+// lose the relation.
 struct RemoveRequest {
   1: string user_id
 }
