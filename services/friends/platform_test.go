@@ -107,6 +107,25 @@ func (s *stack) waitPresenceFeeds(t *testing.T, n int) {
 	})
 }
 
+// waitHeard waits until the friends instance applies presence events of
+// each broker at addrs: a probe user (no friends) logs in on it and shows
+// online in Redis. A follower's link being up (waitPresenceFeeds) does not
+// mean its subscription reached the broker yet: an event published before
+// that is lost.
+func (s *stack) waitHeard(t *testing.T, addrs ...string) {
+	t.Helper()
+	pres := &presenceStore{rdb: testenv.Redis(t), prefix: s.prefix}
+	for i, addr := range addrs {
+		name := fmt.Sprintf("probe%d_%s", i, testenv.UniqueID(t)[10:])
+		s.register(t, name)
+		probe := loginAs(t, addr, name)
+		testenv.CheckFor(t, waitLong, "the presence of a probe on "+addr, func() bool {
+			on, err := pres.online(context.Background(), []string{probe.id})
+			return err == nil && on[0]
+		})
+	}
+}
+
 // player is a game client logged in through a broker, with pushes.
 type player struct {
 	t     *testing.T
@@ -168,7 +187,18 @@ func (pl *player) call(method string, req, rep thrift.TStruct) error {
 // events), described as "<type> <user>" ("friends.Online <id>").
 func (pl *player) nextFriendsPush() (string, []byte) {
 	pl.t.Helper()
-	timeout := time.After(waitLong)
+	got, payload, ok := pl.pushWithin(waitLong)
+	if !ok {
+		pl.t.Fatalf("%s got no friends push in %v", pl.name, waitLong)
+	}
+	return got, payload
+}
+
+// pushWithin is nextFriendsPush waiting at most d; ok is false when none
+// came.
+func (pl *player) pushWithin(d time.Duration) (string, []byte, bool) {
+	pl.t.Helper()
+	timeout := time.After(d)
 	for {
 		select {
 		case p := <-pl.c.Pushes():
@@ -190,13 +220,42 @@ func (pl *player) nextFriendsPush() (string, []byte) {
 				}
 				who = m.FromUserID
 			}
-			return p.Type + " " + who, p.Payload
+			return p.Type + " " + who, p.Payload, true
 		case <-pl.c.Done():
 			pl.t.Fatalf("%s's connection ended: %v", pl.name, pl.c.Err())
 		case <-timeout:
-			pl.t.Fatalf("%s got no friends push in %v", pl.name, waitLong)
+			return "", nil, false
 		}
 	}
+}
+
+// reachable makes sure pushes to pl's topic reach it: its broker
+// subscribes the topic at login, and a push published before the
+// subscription reaches the friends instance is lost. A probe user on the
+// broker at addr asks pl to be friends, until pl gets the request, and
+// then withdraws it.
+func (s *stack) reachable(t *testing.T, pl *player, addr string) {
+	t.Helper()
+	name := "reach_" + testenv.UniqueID(t)[10:]
+	s.register(t, name)
+	probe := loginAs(t, addr, name)
+	defer probe.c.Close()
+	for range 10 {
+		if err := probe.call(friendsrpc.MethodRequest, &friendspb.RequestRequest{UserID: &pl.id}, &friendspb.RequestReply{}); err != nil {
+			t.Fatal(err)
+		}
+		got, _, ok := pl.pushWithin(2 * time.Second)
+		if ok && got != PushRequest+" "+probe.id {
+			t.Fatalf("%s's first friends push is %q, want a probe's request", pl.name, got)
+		}
+		if err := probe.call(friendsrpc.MethodRemove, &friendspb.RemoveRequest{UserID: pl.id}, &friendspb.RemoveReply{}); err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			return
+		}
+	}
+	t.Fatalf("no push reaches %s", pl.name)
 }
 
 // wantPush checks that the player's next friends push is typ about who.
@@ -240,6 +299,7 @@ func TestPresenceAcrossBrokers(t *testing.T) {
 	b1 := s.p.Broker
 	b2 := platformtest.StartBroker(t, s.p)
 	s.waitPresenceFeeds(t, 2)
+	s.waitHeard(t, b1.TCPAddr().String(), b2.TCPAddr().String())
 
 	sfx := testenv.UniqueID(t)[10:]
 	names := map[string]string{}
@@ -251,8 +311,7 @@ func TestPresenceAcrossBrokers(t *testing.T) {
 	befriend(t, s.store, aID, bID)
 
 	a := loginAs(t, b1.TCPAddr().String(), names["a"])
-	// A probe: c asks a, and a gets it: a's push topic is live at the
-	// friends instance before anything is tested.
+	s.reachable(t, a, b1.TCPAddr().String())
 	c := loginAs(t, b1.TCPAddr().String(), names["c"])
 	if err := c.call(friendsrpc.MethodRequest, &friendspb.RequestRequest{UserID: &aID}, &friendspb.RequestReply{}); err != nil {
 		t.Fatal(err)
@@ -322,6 +381,7 @@ func TestInviteIntoRoom(t *testing.T) {
 	s := startStack(t)
 	b2 := platformtest.StartBroker(t, s.p)
 	s.waitPresenceFeeds(t, 2)
+	s.waitHeard(t, s.p.Broker.TCPAddr().String(), b2.TCPAddr().String())
 	sfx := testenv.UniqueID(t)[10:]
 	for _, who := range []string{"a", "b", "c"} {
 		s.register(t, who+"_"+sfx)
@@ -329,6 +389,8 @@ func TestInviteIntoRoom(t *testing.T) {
 	a := loginAs(t, s.p.Broker.TCPAddr().String(), "a_"+sfx)
 	b := loginAs(t, b2.TCPAddr().String(), "b_"+sfx)
 	c := loginAs(t, s.p.Broker.TCPAddr().String(), "c_"+sfx)
+	s.reachable(t, a, s.p.Broker.TCPAddr().String())
+	s.reachable(t, b, s.p.Broker.TCPAddr().String())
 
 	// Friends through the API, by username: B's and A's pushes arrive.
 	var rr friendspb.RequestReply
