@@ -6,6 +6,7 @@ import (
 
 	"github.com/noonhq/noon/services"
 	"github.com/noonhq/noon/services/echo"
+	"github.com/noonhq/noon/services/friends"
 	"github.com/noonhq/noon/services/login"
 	"github.com/noonhq/noon/services/match"
 	"github.com/noonhq/noon/services/room"
@@ -20,6 +21,7 @@ var modules = []services.Module{
 	login.Module,
 	room.Module,
 	match.Module,
+	friends.Module,
 }
 
 // findModule returns the module named name.

@@ -71,6 +71,8 @@ type report struct {
 	Login *loginReport `json:"login,omitempty"`
 	// Match is the match scenario.
 	Match *matchReport `json:"match,omitempty"`
+	// Friends is the friends scenario.
+	Friends *friendsReport `json:"friends,omitempty"`
 	// Unavailable maps a scenario that could not run to why.
 	Unavailable map[string]string `json:"unavailable,omitempty"`
 	// Notes are failures and remarks.
@@ -294,6 +296,7 @@ func printReport(w io.Writer, cfg config, r *report) {
 	}
 	printLogin(w, cfg, r)
 	printMatch(w, r.Match)
+	printFriends(w, r.Friends)
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
 	}

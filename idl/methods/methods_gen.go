@@ -5,6 +5,7 @@ package methods
 import (
 	echorpc "github.com/noonhq/noon/idl/gen/echo/echorpc"
 	edgerpc "github.com/noonhq/noon/idl/gen/edge/edgerpc"
+	friendsrpc "github.com/noonhq/noon/idl/gen/friends/friendsrpc"
 	loginrpc "github.com/noonhq/noon/idl/gen/login/loginrpc"
 	matchrpc "github.com/noonhq/noon/idl/gen/match/matchrpc"
 	roomrpc "github.com/noonhq/noon/idl/gen/room/roomrpc"
@@ -14,6 +15,7 @@ import (
 var tables = [][]Method{
 	echorpc.Methods,
 	edgerpc.Methods,
+	friendsrpc.Methods,
 	loginrpc.Methods,
 	matchrpc.Methods,
 	roomrpc.Methods,
