@@ -90,6 +90,7 @@ func DefaultAliases() map[string]string {
 		"ValidateSession": "login.Validate",
 		"CreateRoom":      "room.Create",
 		"JoinRoom":        "room.Join",
+		"GetFriendsList":  "friends.List",
 	}
 }
 

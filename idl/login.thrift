@@ -87,6 +87,22 @@ struct Revoked {
   3: string reason
 }
 
+// LookupUserRequest names one account, by username (ignoring case) or by
+// user id; exactly one of the two. An internal method: only the services
+// that need a user directory (friends) and admins may call it.
+struct LookupUserRequest {
+  1: optional string username
+  2: optional string user_id
+}
+
+struct LookupUserReply {
+  // found is false when no account matches (the other fields are empty).
+  1: bool found
+  2: string user_id
+  3: string username
+  4: string nickname
+}
+
 // Login is the login service's API.
 service Login {
   // Register creates an account.
@@ -101,4 +117,6 @@ service Login {
   LogoutReply Logout(1: LogoutRequest req)
   // LogoutAll ends every session of the caller's user.
   LogoutAllReply LogoutAll(1: LogoutAllRequest req)
+  // LookupUser finds an account by username or id (internal: friends).
+  LookupUserReply LookupUser(1: LookupUserRequest req)
 }

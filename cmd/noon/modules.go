@@ -6,6 +6,7 @@ import (
 
 	"github.com/noonhq/noon/services"
 	"github.com/noonhq/noon/services/echo"
+	"github.com/noonhq/noon/services/friends"
 	"github.com/noonhq/noon/services/game"
 	"github.com/noonhq/noon/services/login"
 	"github.com/noonhq/noon/services/match"
@@ -22,6 +23,7 @@ var modules = []services.Module{
 	room.Module,
 	match.Module,
 	game.Module,
+	friends.Module,
 }
 
 // findModule returns the module named name.

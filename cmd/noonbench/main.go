@@ -25,9 +25,12 @@
 // login.Validate per second, at 1 and 16 connections (see login.go).
 // When Redis answers, the match scenario: tickets per second from
 // match.Start to "@match.Matched" through the broker with two match and two
-// room instances, and the time to match (see match.go). When Redis
-// answers, the game scenario: wallet changes per second for one hot player
-// and across 10,000 players, leaderboard submits and AroundMe reads per
+// room instances, and the time to match (see match.go).
+// When Postgres and Redis answer, the friends scenario: friends.List with
+// presence of a player with 200 friends through the broker, and a friend's
+// login to the @friends.Online push (see friends.go). When Redis answers,
+// the game scenario: wallet changes per second for one hot player and
+// across 10,000 players, leaderboard submits and AroundMe reads per
 // second, p50/p99, on Postgres when it answers (see game.go).
 // Progress goes to stderr; the results also go to a JSON file.
 //
@@ -38,7 +41,7 @@
 //
 //	noonbench [-duration 3s] [-warmup 1s] [-conns 1,16,256] [-pipeline 1]
 //	          [-payload 32] [-idle 9000] [-json noonbench-results.json]
-//	          [-only raw,relay,noon,noon-plain,idle,login,match,game] [-rounds 1] [-quick] [-log error]
+//	          [-only raw,relay,noon,noon-plain,idle,login,match,friends,game] [-rounds 1] [-quick] [-log error]
 //	          [-match-players 1000,10000] [-match-rate 5000]
 //	          [-postgres postgres://postgres@127.0.0.1:5432/test?sslmode=disable]
 //	          [-redis 127.0.0.1:6379]
@@ -73,6 +76,8 @@ const (
 	scenarioLogin     = "login"
 	// scenarioMatch is the matchmaker: tickets per second to the push.
 	scenarioMatch = "match"
+	// scenarioFriends is friends.List with presence, and presence pushes.
+	scenarioFriends = "friends"
 	// scenarioGame is player data: wallet changes, leaderboard submits and
 	// reads per second.
 	scenarioGame = "game"
@@ -80,7 +85,7 @@ const (
 
 // allScenarios are the scenarios run by default. login runs only when
 // Postgres and Redis answer; asked for by -only, it fails without them.
-var allScenarios = []string{scenarioRaw, scenarioRelay, scenarioNoon, scenarioNoonPlain, scenarioIdle, scenarioLogin, scenarioMatch, scenarioGame}
+var allScenarios = []string{scenarioRaw, scenarioRelay, scenarioNoon, scenarioNoonPlain, scenarioIdle, scenarioLogin, scenarioMatch, scenarioFriends, scenarioGame}
 
 // Defaults of the flags.
 const (
@@ -245,7 +250,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if cfg.has(scenarioIdle) && (cfg.idle < 1 || cfg.idle > bench.MaxIdle) {
 		return cfg, fmt.Errorf("-idle %d: want 1..%d (or leave idle out of -only)", cfg.idle, bench.MaxIdle)
 	}
-	if cfg.has(scenarioLogin) {
+	if cfg.has(scenarioLogin) || cfg.has(scenarioFriends) {
 		if err := checkLoginFlags(cfg); err != nil {
 			return cfg, err
 		}

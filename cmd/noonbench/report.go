@@ -73,6 +73,8 @@ type report struct {
 	Match *matchReport `json:"match,omitempty"`
 	// Game is the game scenario.
 	Game *gameReport `json:"game,omitempty"`
+	// Friends is the friends scenario.
+	Friends *friendsReport `json:"friends,omitempty"`
 	// Unavailable maps a scenario that could not run to why.
 	Unavailable map[string]string `json:"unavailable,omitempty"`
 	// Notes are failures and remarks.
@@ -297,6 +299,7 @@ func printReport(w io.Writer, cfg config, r *report) {
 	printLogin(w, cfg, r)
 	printMatch(w, r.Match)
 	printGame(w, r.Game)
+	printFriends(w, r.Friends)
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
 	}

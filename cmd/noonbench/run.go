@@ -224,6 +224,27 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 			prog.logf("%s", mr.Skipped)
 		}
 	}
+	if cfg.has(scenarioFriends) {
+		st, err := openLoginStores(ctx, cfg)
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil:
+			line := "friends: skipped" + strings.TrimPrefix(skippedLine(cfg, err), "login: skipped")
+			prog.logf("%s", line)
+			rep.Friends = &friendsReport{Postgres: postgresName(cfg.postgresURL), Redis: redisName(cfg.redisAddr), Skipped: line}
+		default:
+			fr, err := runFriends(ctx, cfg, log, st, prog)
+			rep.Friends = fr
+			switch {
+			case ctx.Err() != nil:
+				return ctx.Err()
+			case err != nil:
+				prog.logf("friends: %v", err)
+				rep.unavailable(scenarioFriends, err)
+			}
+		}
+	}
 	if cfg.has(scenarioGame) {
 		gr, err := runGame(ctx, cfg, log, prog)
 		rep.Game = gr
@@ -253,6 +274,14 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		}
 		if rep.Login == nil || rep.Login.Skipped != "" {
 			return errors.New("login did not run: no Postgres/Redis (see -postgres, -redis)")
+		}
+	}
+	if cfg.onlyGiven && cfg.has(scenarioFriends) {
+		if why, ok := rep.Unavailable[scenarioFriends]; ok {
+			return fmt.Errorf("friends: %s", why)
+		}
+		if rep.Friends == nil || rep.Friends.Skipped != "" {
+			return errors.New("friends did not run: no Postgres/Redis (see -postgres, -redis)")
 		}
 	}
 	if cfg.onlyGiven && cfg.has(scenarioMatch) {

@@ -5,6 +5,7 @@ package methods
 import (
 	echorpc "github.com/noonhq/noon/idl/gen/echo/echorpc"
 	edgerpc "github.com/noonhq/noon/idl/gen/edge/edgerpc"
+	friendsrpc "github.com/noonhq/noon/idl/gen/friends/friendsrpc"
 	gamerpc "github.com/noonhq/noon/idl/gen/game/gamerpc"
 	loginrpc "github.com/noonhq/noon/idl/gen/login/loginrpc"
 	matchrpc "github.com/noonhq/noon/idl/gen/match/matchrpc"
@@ -15,6 +16,7 @@ import (
 var tables = [][]Method{
 	echorpc.Methods,
 	edgerpc.Methods,
+	friendsrpc.Methods,
 	gamerpc.Methods,
 	loginrpc.Methods,
 	matchrpc.Methods,

@@ -120,6 +120,9 @@ func FuzzThriftRequests(f *testing.F) {
 		&loginpb.ValidateRequest{SessionToken: tok},
 		&loginpb.LogoutRequest{SessionToken: &tok},
 		&loginpb.LogoutRequest{},
+		&loginpb.LookupUserRequest{Username: thrift.StringPtr("FUZZER")},
+		&loginpb.LookupUserRequest{UserID: thrift.StringPtr("01890a5d-ac96-774b-bcce-b302099a8057")},
+		&loginpb.LookupUserRequest{Username: thrift.StringPtr("a"), UserID: thrift.StringPtr("b")},
 	} {
 		b, err := thriftx.Marshal(seed)
 		if err != nil {
@@ -137,7 +140,22 @@ func FuzzThriftRequests(f *testing.F) {
 		loginrpc.MethodValidate: func() thrift.TStruct { return loginpb.NewValidateReply() },
 		loginrpc.MethodLogout:   func() thrift.TStruct { return loginpb.NewLogoutReply() },
 	}
+	lookup := handlers[loginrpc.MethodLookupUser]
 	f.Fuzz(func(t *testing.T, b []byte) {
+		// LookupUser refuses a client session (below); as a service's call
+		// (no session) it must answer a reply that decodes, or bad_request.
+		for _, in := range [][]byte{b, b[:len(b)/2]} {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			out, err := lookup(ctx, services.NewSession(nil), in)
+			cancel()
+			if err != nil {
+				if wire.CodeOf(err) != wire.CodeBadRequest {
+					t.Fatalf("LookupUser(%x) as a service = %v", in, err)
+				}
+			} else if err := thriftx.Unmarshal(out, loginpb.NewLookupUserReply()); err != nil {
+				t.Fatalf("LookupUser(%x) reply does not decode: %v", in, err)
+			}
+		}
 		for _, in := range [][]byte{b, b[:len(b)/2]} {
 			for m, h := range handlers {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

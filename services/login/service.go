@@ -185,6 +185,28 @@ func (s *Service) Register(ctx context.Context, username, password, nickname, ad
 	return a, nil
 }
 
+// LookupUser returns the account named by username (ignoring case) or by
+// userID; exactly one must be set (else bad_request). ok is false when no
+// account matches; err is for the store failing.
+func (s *Service) LookupUser(ctx context.Context, username, userID string) (a Account, ok bool, err error) {
+	defer func() { s.count("lookup_user", err) }()
+	switch {
+	case (username == "") == (userID == ""):
+		return Account{}, false, wire.Errorf(wire.CodeBadRequest, "name the user by username or by user_id, not both or neither")
+	case username != "":
+		a, err = s.store.ByUsername(ctx, username)
+	default:
+		a, err = s.store.ByID(ctx, userID)
+	}
+	if errors.Is(err, ErrNotFound) {
+		return Account{}, false, nil
+	}
+	if err != nil {
+		return Account{}, false, err
+	}
+	return a, true, nil
+}
+
 // Login checks username (ignoring case) and password and creates a
 // session. A wrong password and an unknown username both fail with
 // ErrBadCredentials; a failed login changes nothing but the throttle

@@ -13,7 +13,12 @@ import (
 
 // The login service's methods are service Login in idl/login.thrift: the
 // constants loginrpc.MethodRegister, MethodLogin, MethodValidate,
-// MethodLogout and MethodLogoutAll.
+// MethodLogout, MethodLogoutAll and MethodLookupUser.
+
+// LookupServices are the services that may call login.LookupUser (an
+// internal method; admins may too): the friends service finds the users
+// its players name.
+var LookupServices = []string{"friends"}
 
 // UserBinding is the session binding a successful login.Login sets to the
 // user id: the broker authenticates the connection by it.
@@ -109,4 +114,17 @@ func (a api) LogoutAll(ctx context.Context, sess *services.Session, _ *loginpb.L
 	}
 	sess.Unbind(UserBinding)
 	return &loginpb.LogoutAllReply{Sessions: int32(min(n, math.MaxInt32))}, nil
+}
+
+// LookupUser finds an account by username (ignoring case) or user id, for
+// the services of LookupServices: found is false when none matches.
+func (a api) LookupUser(ctx context.Context, sess *services.Session, req *loginpb.LookupUserRequest) (*loginpb.LookupUserReply, error) {
+	if err := sess.RequireService(LookupServices...); err != nil {
+		return nil, err
+	}
+	acct, ok, err := a.s.LookupUser(ctx, req.GetUsername(), req.GetUserID())
+	if err != nil || !ok {
+		return &loginpb.LookupUserReply{}, err
+	}
+	return &loginpb.LookupUserReply{Found: true, UserID: acct.ID, Username: acct.Username, Nickname: acct.Nickname}, nil
 }

@@ -205,6 +205,37 @@ func testWire(t *testing.T, p *platform, store login.Store) {
 		t.Fatal("second session invalid")
 	}
 
+	// LookupUser, an internal method: by username ignoring case, by id;
+	// nothing for an unknown user; refused to a client session.
+	lookup := func(addr string, req *loginpb.LookupUserRequest) (*loginpb.LookupUserReply, error) {
+		var lr loginpb.LookupUserReply
+		_, err := p.call(t, loginrpc.MethodLookupUser, addr, req, &lr)
+		return &lr, err
+	}
+	for _, req := range []*loginpb.LookupUserRequest{
+		{Username: thrift.StringPtr(strings.ToUpper(user))},
+		{UserID: thrift.StringPtr(reg.UserID)},
+	} {
+		if lr, err := lookup("", req); err != nil || !lr.Found || lr.UserID != reg.UserID || lr.Username != user || lr.Nickname != user {
+			t.Fatalf("LookupUser(%v) = %+v, %v", req, lr, err)
+		}
+	}
+	for _, req := range []*loginpb.LookupUserRequest{
+		{Username: thrift.StringPtr(ghost)},
+		{UserID: thrift.StringPtr(login.NewAccountID())},
+		{UserID: thrift.StringPtr("not-a-uuid")},
+	} {
+		if lr, err := lookup("", req); err != nil || lr.Found || lr.UserID != "" {
+			t.Fatalf("LookupUser(%v) = %+v, %v; want not found", req, lr, err)
+		}
+	}
+	_, err = lookup("", &loginpb.LookupUserRequest{Username: thrift.StringPtr(user), UserID: thrift.StringPtr(reg.UserID)})
+	wantErr(t, "LookupUser(both)", err, "bad_request: name the user by username or by user_id, not both or neither")
+	_, err = lookup("", &loginpb.LookupUserRequest{})
+	wantErr(t, "LookupUser(neither)", err, "bad_request: name the user by username or by user_id, not both or neither")
+	_, err = lookup(addr, &loginpb.LookupUserRequest{Username: thrift.StringPtr(user)})
+	wantErr(t, "LookupUser(from a client)", err, "unauthenticated: an internal method: clients may not call it")
+
 	// Garbage payloads.
 	for _, m := range []string{loginrpc.MethodRegister, loginrpc.MethodLogin, loginrpc.MethodValidate, loginrpc.MethodLogout} {
 		_, err := p.client.CallRaw(context.Background(), router.Target{}, m, nil, []byte{0x15, 0xff, 0xff})

@@ -49,6 +49,9 @@ func platformOptions(t *testing.T, modules []services.Module, qs ...match.QueueO
 	rdb := testenv.Redis(t)
 	opts := platformtest.Options(t, modules...)
 	opts.Env.Redis = rdb
+	// Players wait for others without a request; on a busy machine (-race,
+	// 1,000 logins first) that can outlast the default idle timeout.
+	opts.Broker.Edge.IdleTimeout = 10 * time.Minute
 	prefix := "test:" + testenv.UniqueID(t) + ":"
 	if sec, ok := opts.Sections[login.Name]; ok {
 		lo := &sec.(*services.Config[login.Options]).Service
@@ -203,6 +206,15 @@ func TestMatchEndsAsARoute(t *testing.T) {
 	opts.Instances = map[string]int{match.Name: 2, room.Name: 2}
 	for _, name := range []string{match.Name, room.Name} {
 		opts.Sections[name].Runtime().Concurrency = 2 * players // every player's Start at once
+	}
+	// 1,000 players at once under -race on two busy cores: the harness's
+	// 100 ms heartbeat (a link is dead after 3 silent beats) would call
+	// live instances dead.
+	const beat = time.Second
+	opts.Yellow.Heartbeat, opts.Yellow.TickInterval = beat, beat
+	opts.Broker.Heartbeat, opts.BrokerList.Heartbeat = beat, beat
+	for _, sec := range opts.Sections {
+		sec.Runtime().Heartbeat = beat
 	}
 	p := platformtest.Start(t, opts)
 	waitFeeds(t, p, 2)

@@ -1748,3 +1748,433 @@ func (p *Revoked) String() string {
 	}
 	return fmt.Sprintf("Revoked(%+v)", *p)
 }
+
+// Attributes:
+//   - Username
+//   - UserID
+type LookupUserRequest struct {
+	Username *string `thrift:"username,1" db:"username" json:"username,omitempty"`
+	UserID   *string `thrift:"user_id,2" db:"user_id" json:"user_id,omitempty"`
+}
+
+func NewLookupUserRequest() *LookupUserRequest {
+	return &LookupUserRequest{}
+}
+
+var LookupUserRequest_Username_DEFAULT string
+
+func (p *LookupUserRequest) GetUsername() string {
+	if !p.IsSetUsername() {
+		return LookupUserRequest_Username_DEFAULT
+	}
+	return *p.Username
+}
+
+var LookupUserRequest_UserID_DEFAULT string
+
+func (p *LookupUserRequest) GetUserID() string {
+	if !p.IsSetUserID() {
+		return LookupUserRequest_UserID_DEFAULT
+	}
+	return *p.UserID
+}
+func (p *LookupUserRequest) IsSetUsername() bool {
+	return p.Username != nil
+}
+
+func (p *LookupUserRequest) IsSetUserID() bool {
+	return p.UserID != nil
+}
+
+func (p *LookupUserRequest) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 1:
+			if fieldTypeId == thrift.STRING {
+				if err := p.ReadField1(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 2:
+			if fieldTypeId == thrift.STRING {
+				if err := p.ReadField2(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *LookupUserRequest) ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadString(ctx); err != nil {
+		return thrift.PrependError("error reading field 1: ", err)
+	} else {
+		p.Username = &v
+	}
+	return nil
+}
+
+func (p *LookupUserRequest) ReadField2(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadString(ctx); err != nil {
+		return thrift.PrependError("error reading field 2: ", err)
+	} else {
+		p.UserID = &v
+	}
+	return nil
+}
+
+func (p *LookupUserRequest) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "LookupUserRequest"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField1(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField2(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *LookupUserRequest) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetUsername() {
+		if err := oprot.WriteFieldBegin(ctx, "username", thrift.STRING, 1); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:username: ", p), err)
+		}
+		if err := oprot.WriteString(ctx, string(*p.Username)); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T.username (1) field write error: ", p), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 1:username: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *LookupUserRequest) writeField2(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetUserID() {
+		if err := oprot.WriteFieldBegin(ctx, "user_id", thrift.STRING, 2); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 2:user_id: ", p), err)
+		}
+		if err := oprot.WriteString(ctx, string(*p.UserID)); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T.user_id (2) field write error: ", p), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 2:user_id: ", p), err)
+		}
+	}
+	return err
+}
+
+func (p *LookupUserRequest) Equals(other *LookupUserRequest) bool {
+	if p == other {
+		return true
+	} else if p == nil || other == nil {
+		return false
+	}
+	if p.Username != other.Username {
+		if p.Username == nil || other.Username == nil {
+			return false
+		}
+		if (*p.Username) != (*other.Username) {
+			return false
+		}
+	}
+	if p.UserID != other.UserID {
+		if p.UserID == nil || other.UserID == nil {
+			return false
+		}
+		if (*p.UserID) != (*other.UserID) {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *LookupUserRequest) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LookupUserRequest(%+v)", *p)
+}
+
+// Attributes:
+//   - Found
+//   - UserID
+//   - Username
+//   - Nickname
+type LookupUserReply struct {
+	Found    bool   `thrift:"found,1" db:"found" json:"found"`
+	UserID   string `thrift:"user_id,2" db:"user_id" json:"user_id"`
+	Username string `thrift:"username,3" db:"username" json:"username"`
+	Nickname string `thrift:"nickname,4" db:"nickname" json:"nickname"`
+}
+
+func NewLookupUserReply() *LookupUserReply {
+	return &LookupUserReply{}
+}
+
+func (p *LookupUserReply) GetFound() bool {
+	return p.Found
+}
+
+func (p *LookupUserReply) GetUserID() string {
+	return p.UserID
+}
+
+func (p *LookupUserReply) GetUsername() string {
+	return p.Username
+}
+
+func (p *LookupUserReply) GetNickname() string {
+	return p.Nickname
+}
+func (p *LookupUserReply) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 1:
+			if fieldTypeId == thrift.BOOL {
+				if err := p.ReadField1(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 2:
+			if fieldTypeId == thrift.STRING {
+				if err := p.ReadField2(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 3:
+			if fieldTypeId == thrift.STRING {
+				if err := p.ReadField3(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 4:
+			if fieldTypeId == thrift.STRING {
+				if err := p.ReadField4(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *LookupUserReply) ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadBool(ctx); err != nil {
+		return thrift.PrependError("error reading field 1: ", err)
+	} else {
+		p.Found = v
+	}
+	return nil
+}
+
+func (p *LookupUserReply) ReadField2(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadString(ctx); err != nil {
+		return thrift.PrependError("error reading field 2: ", err)
+	} else {
+		p.UserID = v
+	}
+	return nil
+}
+
+func (p *LookupUserReply) ReadField3(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadString(ctx); err != nil {
+		return thrift.PrependError("error reading field 3: ", err)
+	} else {
+		p.Username = v
+	}
+	return nil
+}
+
+func (p *LookupUserReply) ReadField4(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadString(ctx); err != nil {
+		return thrift.PrependError("error reading field 4: ", err)
+	} else {
+		p.Nickname = v
+	}
+	return nil
+}
+
+func (p *LookupUserReply) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "LookupUserReply"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField1(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField2(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField3(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField4(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *LookupUserReply) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "found", thrift.BOOL, 1); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:found: ", p), err)
+	}
+	if err := oprot.WriteBool(ctx, bool(p.Found)); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T.found (1) field write error: ", p), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 1:found: ", p), err)
+	}
+	return err
+}
+
+func (p *LookupUserReply) writeField2(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "user_id", thrift.STRING, 2); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 2:user_id: ", p), err)
+	}
+	if err := oprot.WriteString(ctx, string(p.UserID)); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T.user_id (2) field write error: ", p), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 2:user_id: ", p), err)
+	}
+	return err
+}
+
+func (p *LookupUserReply) writeField3(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "username", thrift.STRING, 3); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 3:username: ", p), err)
+	}
+	if err := oprot.WriteString(ctx, string(p.Username)); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T.username (3) field write error: ", p), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 3:username: ", p), err)
+	}
+	return err
+}
+
+func (p *LookupUserReply) writeField4(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "nickname", thrift.STRING, 4); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 4:nickname: ", p), err)
+	}
+	if err := oprot.WriteString(ctx, string(p.Nickname)); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T.nickname (4) field write error: ", p), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 4:nickname: ", p), err)
+	}
+	return err
+}
+
+func (p *LookupUserReply) Equals(other *LookupUserReply) bool {
+	if p == other {
+		return true
+	} else if p == nil || other == nil {
+		return false
+	}
+	if p.Found != other.Found {
+		return false
+	}
+	if p.UserID != other.UserID {
+		return false
+	}
+	if p.Username != other.Username {
+		return false
+	}
+	if p.Nickname != other.Nickname {
+		return false
+	}
+	return true
+}
+
+func (p *LookupUserReply) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LookupUserReply(%+v)", *p)
+}

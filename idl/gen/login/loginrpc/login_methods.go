@@ -29,6 +29,8 @@ const (
 	MethodLogout = "login.Logout"
 	// MethodLogoutAll is login.LogoutAll: LogoutAllRequest -> LogoutAllReply.
 	MethodLogoutAll = "login.LogoutAll"
+	// MethodLookupUser is login.LookupUser: LookupUserRequest -> LookupUserReply.
+	MethodLookupUser = "login.LookupUser"
 )
 
 // Methods is the table of service Login: each method's name, request
@@ -39,6 +41,7 @@ var Methods = []wire.Method{
 	{Name: MethodValidate, NewReq: func() thrift.TStruct { return loginpb.NewValidateRequest() }, NewReply: func() thrift.TStruct { return loginpb.NewValidateReply() }},
 	{Name: MethodLogout, NewReq: func() thrift.TStruct { return loginpb.NewLogoutRequest() }, NewReply: func() thrift.TStruct { return loginpb.NewLogoutReply() }},
 	{Name: MethodLogoutAll, NewReq: func() thrift.TStruct { return loginpb.NewLogoutAllRequest() }, NewReply: func() thrift.TStruct { return loginpb.NewLogoutAllReply() }},
+	{Name: MethodLookupUser, NewReq: func() thrift.TStruct { return loginpb.NewLookupUserRequest() }, NewReply: func() thrift.TStruct { return loginpb.NewLookupUserReply() }},
 }
 
 // Server serves service Login: one method per method of the service,
@@ -58,17 +61,20 @@ type Server[S any] interface {
 	Logout(ctx context.Context, s S, req *loginpb.LogoutRequest) (*loginpb.LogoutReply, error)
 	// LogoutAll ends every session of the caller's user.
 	LogoutAll(ctx context.Context, s S, req *loginpb.LogoutAllRequest) (*loginpb.LogoutAllReply, error)
+	// LookupUser finds an account by username or id (internal: friends).
+	LookupUser(ctx context.Context, s S, req *loginpb.LookupUserRequest) (*loginpb.LookupUserReply, error)
 }
 
 // Handlers returns srv's methods as handlers keyed by method name: a request
 // that does not decode is answered bad_request without calling srv.
 func Handlers[S any](srv Server[S]) map[string]wire.Handler[S] {
 	return map[string]wire.Handler[S]{
-		MethodRegister:  wire.Typed(loginpb.NewRegisterRequest, srv.Register),
-		MethodLogin:     wire.Typed(loginpb.NewLoginRequest, srv.Login),
-		MethodValidate:  wire.Typed(loginpb.NewValidateRequest, srv.Validate),
-		MethodLogout:    wire.Typed(loginpb.NewLogoutRequest, srv.Logout),
-		MethodLogoutAll: wire.Typed(loginpb.NewLogoutAllRequest, srv.LogoutAll),
+		MethodRegister:   wire.Typed(loginpb.NewRegisterRequest, srv.Register),
+		MethodLogin:      wire.Typed(loginpb.NewLoginRequest, srv.Login),
+		MethodValidate:   wire.Typed(loginpb.NewValidateRequest, srv.Validate),
+		MethodLogout:     wire.Typed(loginpb.NewLogoutRequest, srv.Logout),
+		MethodLogoutAll:  wire.Typed(loginpb.NewLogoutAllRequest, srv.LogoutAll),
+		MethodLookupUser: wire.Typed(loginpb.NewLookupUserRequest, srv.LookupUser),
 	}
 }
 
@@ -102,4 +108,9 @@ func (c *Client) Logout(ctx context.Context, req *loginpb.LogoutRequest) (*login
 // LogoutAll calls login.LogoutAll.
 func (c *Client) LogoutAll(ctx context.Context, req *loginpb.LogoutAllRequest) (*loginpb.LogoutAllReply, error) {
 	return wire.Call(ctx, c.call, MethodLogoutAll, req, loginpb.NewLogoutAllReply)
+}
+
+// LookupUser calls login.LookupUser.
+func (c *Client) LookupUser(ctx context.Context, req *loginpb.LookupUserRequest) (*loginpb.LookupUserReply, error) {
+	return wire.Call(ctx, c.call, MethodLookupUser, req, loginpb.NewLookupUserReply)
 }
