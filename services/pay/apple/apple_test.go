@@ -107,6 +107,10 @@ func TestValidatePurchaseRefused(t *testing.T) {
 			provider.ErrBadSignature, "ES256 signature does not verify"},
 		{"expired leaf", p, ca.ExpiredLeaf(t).SignTransaction(t, tx("1")),
 			provider.ErrExpired, "x5c chain"},
+		{"expired intermediate", p, ca.ExpiredIntermediate(t).SignTransaction(t, tx("1")),
+			provider.ErrExpired, "certificate has expired or is not yet valid"},
+		{"intermediate without Apple's extension", p, ca.PlainIntermediate(t).SignTransaction(t, tx("1")),
+			provider.ErrBadSignature, "intermediate lacks Apple's extension"},
 		{"now after leaf", newProvider(t, ca, func(o *apple.Options) {
 			o.Now = func() time.Time { return time.Now().Add(2 * 365 * 24 * time.Hour) }
 		}), valid, provider.ErrExpired, "x5c chain"},
@@ -157,6 +161,31 @@ func TestValidatePurchaseRefused(t *testing.T) {
 				t.Fatalf("err = %q, want it to say %q", err, c.msg)
 			}
 		})
+	}
+}
+
+// TestConcurrent validates from many goroutines (run with -race).
+func TestConcurrent(t *testing.T) {
+	ca := appletest.NewCA(t)
+	p := newProvider(t, ca, nil)
+	valid := ca.SignTransaction(t, tx("1"))
+	body := ca.SignNotification(t, appletest.Notification{Type: "REFUND", UUID: "u", BundleID: bundle, SignedTransactionInfo: valid})
+	errs := make(chan error, 16)
+	for i := range 16 {
+		go func() {
+			var err error
+			if i%2 == 0 {
+				_, err = p.ValidatePurchase(context.Background(), valid)
+			} else {
+				_, err = p.ParseNotification(context.Background(), nil, body)
+			}
+			errs <- err
+		}()
+	}
+	for range 16 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

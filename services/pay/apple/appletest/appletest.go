@@ -65,16 +65,45 @@ func NewCA(tb testing.TB) *CA {
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 	}, nil, ca.RootKey, nil)
-	ca.Intermediate = newCert(tb, &x509.Certificate{
+	return ca.WithIntermediate(tb, now.Add(-time.Hour), now.Add(20*365*24*time.Hour))
+}
+
+// WithIntermediate returns a copy of ca, same root, with a new
+// intermediate valid from notBefore to notAfter and a new leaf it signed,
+// valid from an hour ago for a year.
+func (ca *CA) WithIntermediate(tb testing.TB, notBefore, notAfter time.Time) *CA {
+	tb.Helper()
+	return ca.withIntermediate(tb, notBefore, notAfter, true)
+}
+
+// PlainIntermediate returns a copy of ca, same root, whose intermediate
+// lacks Apple's WWDR marker extension (as another CA under Apple's root
+// would), with a new leaf it signed.
+func (ca *CA) PlainIntermediate(tb testing.TB) *CA {
+	tb.Helper()
+	now := time.Now()
+	return ca.withIntermediate(tb, now.Add(-time.Hour), now.Add(365*24*time.Hour), false)
+}
+
+func (ca *CA) withIntermediate(tb testing.TB, notBefore, notAfter time.Time, marker bool) *CA {
+	tb.Helper()
+	var ext []pkix.Extension
+	if marker {
+		ext = []pkix.Extension{{Id: oidIntermediateMarker, Value: asn1Null}}
+	}
+	c := *ca
+	c.IntermediateKey = newKey(tb)
+	c.Intermediate = newCert(tb, &x509.Certificate{
 		Subject:               pkix.Name{CommonName: "noon test Apple WWDR CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(20 * 365 * 24 * time.Hour),
+		NotBefore:             notBefore,
+		NotAfter:              notAfter,
 		IsCA:                  true,
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		ExtraExtensions:       []pkix.Extension{{Id: oidIntermediateMarker, Value: asn1Null}},
-	}, ca.Root, ca.IntermediateKey, ca.RootKey)
-	return ca.WithLeaf(tb, now.Add(-time.Hour), now.Add(365*24*time.Hour))
+		ExtraExtensions:       ext,
+	}, ca.Root, c.IntermediateKey, ca.RootKey)
+	now := time.Now()
+	return c.WithLeaf(tb, now.Add(-time.Hour), now.Add(365*24*time.Hour))
 }
 
 // WithLeaf returns a copy of ca, same root and intermediate, with a new
@@ -98,6 +127,14 @@ func (ca *CA) ExpiredLeaf(tb testing.TB) *CA {
 	tb.Helper()
 	now := time.Now()
 	return ca.WithLeaf(tb, now.Add(-48*time.Hour), now.Add(-time.Hour))
+}
+
+// ExpiredIntermediate returns a copy of ca, same root, whose intermediate
+// expired an hour ago (its leaf is valid).
+func (ca *CA) ExpiredIntermediate(tb testing.TB) *CA {
+	tb.Helper()
+	now := time.Now()
+	return ca.WithIntermediate(tb, now.Add(-48*time.Hour), now.Add(-time.Hour))
 }
 
 // Roots returns the root, for apple.Options.RootCerts.
