@@ -3,7 +3,8 @@
 // authority (root, intermediate, leaf, ECDSA P-256, with Apple's marker
 // extensions), StoreKit 2 signed transactions and App Store Server
 // Notifications v2 signed as ES256 JWS with an x5c chain, and ways to break
-// them (tampered payload, expired leaf, another root, another alg).
+// them (tampered payload, expired leaf or intermediate, an intermediate
+// without Apple's marker, another root, another key, another alg).
 //
 // A test makes a CA, configures its Roots in apple.Options.RootCerts (or
 // writes RootPEM to a file for a config), and signs:
@@ -168,7 +169,8 @@ type SignOptions struct {
 	// Alg is the header's alg; "" means ES256. The signature is ES256
 	// whatever it says.
 	Alg string
-	// Chain is the x5c chain; nil means ca.Chain().
+	// Chain is the x5c chain; nil means ca.Chain(), an empty non-nil
+	// slice sends an empty x5c.
 	Chain []*x509.Certificate
 	// Key signs instead of the leaf's key.
 	Key *ecdsa.PrivateKey
