@@ -40,9 +40,9 @@
 // refuses a transaction that carries a revocationDate (ErrRevoked).
 //
 // Tests sign transactions and notifications with a test CA from package
-// appletest, and configure its root in Options.RootCerts; production
-// configures Apple Root CA - G3 (https://www.apple.com/certificateauthority/)
-// with LoadRoots.
+// appletest, and configure its root in Options.RootCerts; production loads
+// Apple's root, AppleRootCA-G3.cer from
+// https://www.apple.com/certificateauthority/, with LoadRoots.
 //
 // # A third provider
 //
@@ -54,9 +54,9 @@
 // which gives it a webhook endpoint of its own. Stores that sign webhooks
 // with a shared secret instead of a certificate chain use the HMAC scheme
 // the pay service's "test" provider implements: a header
-// "t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">", compared in
-// constant time, with a 300 s tolerance on t (provider.ErrExpired outside
-// it); Stripe's Stripe-Signature is exactly that scheme.
+// "t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">" (compare it in
+// constant time), with a 300 s tolerance on t (provider.ErrExpired outside
+// it); Stripe's Stripe-Signature header is that scheme.
 package apple
 
 import (
@@ -114,18 +114,6 @@ var (
 	// oidIntermediateMarker marks the Apple WWDR intermediate.
 	oidIntermediateMarker = asn1.ObjectIdentifier{1, 2, 840, 113635, 100, 6, 2, 1}
 )
-
-// OIDLeafMarker and OIDIntermediateMarker return Apple's marker extension
-// ids the provider requires on the leaf and the intermediate (package
-// appletest puts them on its test certificates).
-func OIDLeafMarker() asn1.ObjectIdentifier {
-	return append(asn1.ObjectIdentifier(nil), oidLeafMarker...)
-}
-
-// OIDIntermediateMarker: see OIDLeafMarker.
-func OIDIntermediateMarker() asn1.ObjectIdentifier {
-	return append(asn1.ObjectIdentifier(nil), oidIntermediateMarker...)
-}
 
 // Errors specific to Apple, each wrapping a provider error so that the pay
 // service classifies them.
