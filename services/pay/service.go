@@ -41,6 +41,11 @@ const (
 	// keyWait is how often a request whose key is in flight in another
 	// request looks for its reply.
 	keyWait = 20 * time.Millisecond
+	// keyLease is how long a key's first request may run: a key reserved
+	// longer ago without a reply belongs to a request that died with its
+	// process, and the next request with it runs (the work is idempotent:
+	// the record is unique, the grant keyed).
+	keyLease = 30 * time.Second
 )
 
 // Game is what pay needs of the game service: its server paths Grant and
@@ -355,11 +360,11 @@ func (s *Service) validate(ctx context.Context, user string, req *paypb.Validate
 		if err != nil {
 			return nil, s.storeError(err)
 		}
-		if created {
-			break
-		}
-		if !bytes.Equal(e.Hash, hash) {
+		if !created && !bytes.Equal(e.Hash, hash) {
 			return nil, s.reject("key_reused", wire.Errorf(wire.CodeConflict, "idempotency_key was used with another request"))
+		}
+		if created || e.Reply == nil && s.now().Sub(e.At) > keyLease {
+			break
 		}
 		if e.Reply != nil {
 			var rep paypb.ValidateReply

@@ -63,6 +63,8 @@ type OutboxRow struct {
 type KeyEntry struct {
 	Hash  []byte
 	Reply []byte
+	// At is when the key was reserved.
+	At time.Time
 }
 
 // Store keeps purchases, the outbox, idempotency keys and notifications.

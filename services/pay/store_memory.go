@@ -188,10 +188,10 @@ func (m *MemoryStore) ReserveKey(_ context.Context, userID, key string, hash []b
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if k, ok := m.keys[[2]string{userID, key}]; ok {
-		return KeyEntry{Hash: slices.Clone(k.Hash), Reply: slices.Clone(k.Reply)}, false, nil
+		return KeyEntry{Hash: slices.Clone(k.Hash), Reply: slices.Clone(k.Reply), At: k.at}, false, nil
 	}
 	m.keys[[2]string{userID, key}] = &memKey{KeyEntry: KeyEntry{Hash: slices.Clone(hash)}, at: at}
-	return KeyEntry{Hash: slices.Clone(hash)}, true, nil
+	return KeyEntry{Hash: slices.Clone(hash), At: at}, true, nil
 }
 
 // AnswerKey implements Store.

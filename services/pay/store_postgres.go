@@ -244,10 +244,10 @@ func (s *PostgresStore) ReserveKey(ctx context.Context, userID, key string, hash
 		return KeyEntry{}, false, err
 	}
 	if tag.RowsAffected() == 1 {
-		return KeyEntry{Hash: hash}, true, nil
+		return KeyEntry{Hash: hash, At: at}, true, nil
 	}
 	var e KeyEntry
-	err = s.pool.QueryRow(ctx, s.q(`SELECT request_hash, reply FROM $S.idempotency_keys WHERE user_id = $1 AND key = $2`), userID, key).Scan(&e.Hash, &e.Reply)
+	err = s.pool.QueryRow(ctx, s.q(`SELECT request_hash, reply, created_at FROM $S.idempotency_keys WHERE user_id = $1 AND key = $2`), userID, key).Scan(&e.Hash, &e.Reply, &e.At)
 	if errors.Is(err, pgx.ErrNoRows) { // released meanwhile: try again
 		return s.ReserveKey(ctx, userID, key, hash, at)
 	}
