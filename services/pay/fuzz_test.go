@@ -1,6 +1,7 @@
 package pay_test
 
 import (
+	"net/http"
 	"testing"
 	"time"
 
@@ -42,5 +43,21 @@ func FuzzRequests(f *testing.F) {
 			return
 		}
 		_, _ = h(t.Context(), session("u1"), b)
+	})
+}
+
+// FuzzWebhookSignature feeds the test provider's webhook verification an
+// arbitrary Noon-Signature header and body: it refuses or parses a
+// notification whose signature is good, never panics.
+func FuzzWebhookSignature(f *testing.F) {
+	tp := testprovider.New(secret, 0, nil)
+	body, sig := tp.SignWebhook(testprovider.Notification{ID: "n1", Type: "refund", Purchase: testprovider.Purchase{TransactionID: "t", ProductID: "p"}}, time.Now())
+	f.Add(sig, body)
+	f.Add("t=1,v1=00", []byte(`{}`))
+	f.Add("t=,v1=", []byte(nil))
+	f.Fuzz(func(t *testing.T, header string, b []byte) {
+		h := http.Header{}
+		h.Set(testprovider.SignatureHeader, header)
+		_, _ = tp.ParseNotification(t.Context(), h, b)
 	})
 }

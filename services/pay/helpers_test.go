@@ -144,11 +144,6 @@ func (g *fakeGame) snapshot() (ledger, grants, takes int, bal map[string]map[str
 	return g.ledger, g.grants, g.takes, bal
 }
 
-// clock is a settable clock.
-type clock struct{ t atomic.Int64 }
-
-func (c *clock) now() time.Time { return time.Unix(0, c.t.Load()) }
-
 // fixture is a Service over a store and a fake game.
 type fixture struct {
 	svc  *pay.Service
