@@ -85,12 +85,13 @@ func DefaultRoutes() []Route {
 // DefaultAliases returns pandaparty's bare method names mapped onto noon's.
 func DefaultAliases() map[string]string {
 	return map[string]string{
-		"Register":        "login.Register",
-		"Login":           "login.Login",
-		"ValidateSession": "login.Validate",
-		"CreateRoom":      "room.Create",
-		"JoinRoom":        "room.Join",
-		"GetFriendsList":  "friends.List",
+		"Register":         "login.Register",
+		"Login":            "login.Login",
+		"ValidateSession":  "login.Validate",
+		"CreateRoom":       "room.Create",
+		"JoinRoom":         "room.Join",
+		"GetFriendsList":   "friends.List",
+		"GetPaymentStatus": "pay.Status",
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/noonhq/noon/services/game"
 	"github.com/noonhq/noon/services/login"
 	"github.com/noonhq/noon/services/match"
+	"github.com/noonhq/noon/services/pay"
 	"github.com/noonhq/noon/services/room"
 )
 
@@ -24,6 +25,7 @@ var modules = []services.Module{
 	match.Module,
 	game.Module,
 	friends.Module,
+	pay.Module,
 }
 
 // findModule returns the module named name.

@@ -9,6 +9,7 @@ import (
 	gamerpc "github.com/noonhq/noon/idl/gen/game/gamerpc"
 	loginrpc "github.com/noonhq/noon/idl/gen/login/loginrpc"
 	matchrpc "github.com/noonhq/noon/idl/gen/match/matchrpc"
+	payrpc "github.com/noonhq/noon/idl/gen/pay/payrpc"
 	roomrpc "github.com/noonhq/noon/idl/gen/room/roomrpc"
 )
 
@@ -20,5 +21,6 @@ var tables = [][]Method{
 	gamerpc.Methods,
 	loginrpc.Methods,
 	matchrpc.Methods,
+	payrpc.Methods,
 	roomrpc.Methods,
 }

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/noonhq/noon/internal/daemon"
@@ -73,6 +74,7 @@ type (
 	}
 	// LoginResult is POST /api/login's reply.
 	LoginResult struct {
+		Success      bool   `json:"success"`       // always true (pandaparty's loginserver)
 		UserID       string `json:"user_id"`       // the account's id
 		Nickname     string `json:"nickname"`      // its nickname
 		SessionToken string `json:"session_token"` // the new session's token
@@ -83,10 +85,12 @@ type (
 		SessionToken string `json:"session_token"`     // the token to check (sessionToken accepted)
 		UserID       string `json:"user_id,omitempty"` // optional: the session must be this user's (userId accepted)
 	}
-	// ValidateResult is POST /api/validate_session's reply: always 200,
-	// with valid false for an unknown, expired or logged-out token.
+	// ValidateResult is POST /api/validate_session's reply: 200 for a
+	// live token, 401 with valid and is_valid false for an unknown,
+	// expired or logged-out token (or another user's, with user_id).
 	ValidateResult struct {
 		Valid    bool   `json:"valid"`              // whether the token is live
+		IsValid  bool   `json:"is_valid"`           // the same, pandaparty's name
 		UserID   string `json:"user_id,omitempty"`  // its user's id, when valid
 		Nickname string `json:"nickname,omitempty"` // its user's nickname at login, when valid
 	}
@@ -99,9 +103,12 @@ type (
 	LogoutAllResult struct {
 		Sessions int `json:"sessions"` // the number of the user's sessions ended
 	}
-	// ErrorResult is the body of every error reply.
+	// ErrorResult is the body of every error reply; success and
+	// error_message are pandaparty's loginserver's fields.
 	ErrorResult struct {
-		Error string `json:"error"` // "<code>: <text>", as on the wire
+		Error        string `json:"error"`         // "<code>: <text>", as on the wire
+		Success      bool   `json:"success"`       // always false
+		ErrorMessage string `json:"error_message"` // the text, without the code
 	}
 )
 
@@ -121,7 +128,7 @@ func (s *Service) HTTPHandler() http.Handler {
 	mux.Handle(PathLogout, s.post(s.httpLogout))
 	mux.Handle(PathLogoutAll, s.post(s.httpLogoutAll))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, ErrorResult{Error: wire.CodeNotFound + ": no such endpoint"})
+		writeJSON(w, http.StatusNotFound, errorResult(wire.CodeNotFound+": no such endpoint"))
 	})
 	trusted, _ := realip.ParseTrusted(s.opts.TrustedProxies) // New validated the list
 	if trusted.Empty() {
@@ -147,21 +154,21 @@ func (s *Service) post(fn apiFunc) http.Handler {
 		h.Set("X-Content-Type-Options", "nosniff")
 		if r.Method != http.MethodPost {
 			h.Set("Allow", http.MethodPost)
-			writeJSON(w, http.StatusMethodNotAllowed, ErrorResult{Error: wire.CodeBadRequest + ": method " + wire.Snippet(r.Method) + " not allowed; use POST"})
+			writeJSON(w, http.StatusMethodNotAllowed, errorResult(wire.CodeBadRequest+": method "+wire.Snippet(r.Method)+" not allowed; use POST"))
 			return
 		}
 		if ct := r.Header.Get("Content-Type"); s.opts.HTTPRequireJSON && !isJSON(ct) {
-			writeJSON(w, http.StatusUnsupportedMediaType, ErrorResult{Error: fmt.Sprintf("%s: Content-Type must be application/json, got %q", wire.CodeBadRequest, wire.Snippet(ct))})
+			writeJSON(w, http.StatusUnsupportedMediaType, errorResult(fmt.Sprintf("%s: Content-Type must be application/json, got %q", wire.CodeBadRequest, wire.Snippet(ct))))
 			return
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxHTTPBody))
 		if err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
-				writeJSON(w, http.StatusRequestEntityTooLarge, ErrorResult{Error: fmt.Sprintf("%s: body over %d bytes", wire.CodeBadRequest, MaxHTTPBody)})
+				writeJSON(w, http.StatusRequestEntityTooLarge, errorResult(fmt.Sprintf("%s: body over %d bytes", wire.CodeBadRequest, MaxHTTPBody)))
 				return
 			}
-			writeJSON(w, http.StatusBadRequest, ErrorResult{Error: wire.CodeBadRequest + ": reading body: " + err.Error()})
+			writeJSON(w, http.StatusBadRequest, errorResult(wire.CodeBadRequest+": reading body: "+err.Error()))
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), HTTPRequestTimeout)
@@ -188,7 +195,7 @@ func (s *Service) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	var rl *rateLimited
 	if errors.As(err, &rl) {
 		w.Header().Set("Retry-After", strconv.Itoa(int(rl.retryAfter()/time.Second)))
-		writeJSON(w, http.StatusTooManyRequests, ErrorResult{Error: rl.wire().Error()})
+		writeJSON(w, http.StatusTooManyRequests, errorResult(rl.wire().Error()))
 		return
 	}
 	var se *wire.Error
@@ -196,7 +203,7 @@ func (s *Service) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		s.log.Error("login: http request failed", "path", r.URL.Path, "err", err)
 		se = wire.NewError(wire.CodeInternal, "internal error")
 	}
-	writeJSON(w, httpStatus(wire.CodeOf(se)), ErrorResult{Error: se.Error()})
+	writeJSON(w, httpStatus(wire.CodeOf(se)), errorResult(se.Error()))
 }
 
 // httpStatus maps a wire code to an HTTP status.
@@ -218,6 +225,15 @@ func httpStatus(code string) int {
 		return http.StatusGatewayTimeout
 	}
 	return http.StatusInternalServerError
+}
+
+// errorResult is the error reply of text ("<code>: <message>").
+func errorResult(text string) ErrorResult {
+	msg := text
+	if _, m, ok := strings.Cut(text, ": "); ok {
+		msg = m
+	}
+	return ErrorResult{Error: text, ErrorMessage: msg}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -251,7 +267,7 @@ func (s *Service) httpLogin(ctx context.Context, r *http.Request, body []byte) (
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, LoginResult{UserID: ls.UserID, Nickname: ls.Nickname, SessionToken: ls.Token, ExpiresUnix: ls.Expires.Unix()}, nil
+	return http.StatusOK, LoginResult{Success: true, UserID: ls.UserID, Nickname: ls.Nickname, SessionToken: ls.Token, ExpiresUnix: ls.Expires.Unix()}, nil
 }
 
 func (s *Service) httpValidate(ctx context.Context, _ *http.Request, body []byte) (int, any, error) {
@@ -264,9 +280,9 @@ func (s *Service) httpValidate(ctx context.Context, _ *http.Request, body []byte
 		return 0, nil, err
 	}
 	if !ok || req.UserID != "" && req.UserID != ls.UserID {
-		return http.StatusOK, ValidateResult{}, nil
+		return http.StatusUnauthorized, ValidateResult{}, nil
 	}
-	return http.StatusOK, ValidateResult{Valid: true, UserID: ls.UserID, Nickname: ls.Nickname}, nil
+	return http.StatusOK, ValidateResult{Valid: true, IsValid: true, UserID: ls.UserID, Nickname: ls.Nickname}, nil
 }
 
 func (s *Service) httpLogout(ctx context.Context, _ *http.Request, body []byte) (int, any, error) {

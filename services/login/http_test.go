@@ -3,6 +3,7 @@ package login_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -78,6 +79,10 @@ func wantStatus(t testing.TB, what string, status int, body map[string]any, want
 	if wantError != "" && body["error"] != wantError {
 		t.Fatalf("%s: error %q, want %q", what, body["error"], wantError)
 	}
+	// pandaparty's loginserver fields on every error reply.
+	if wantError != "" && (body["success"] != false || !strings.HasSuffix(wantError, ": "+fmt.Sprint(body["error_message"]))) {
+		t.Fatalf("%s: success %v, error_message %q; want false and the error's text", what, body["success"], body["error_message"])
+	}
 }
 
 // TestHTTP runs the pandaparty API over real HTTP on a free port.
@@ -117,7 +122,7 @@ func testHTTP(t *testing.T, url string, store *login.MemoryStore) {
 	wantStatus(t, "login", status, body, http.StatusOK, "")
 	tok, _ := body["session_token"].(string)
 	exp, _ := body["expires_unix"].(float64)
-	if body["user_id"] != uid || body["nickname"] != "Hunter" || len(tok) != login.TokenLen || int64(exp) < time.Now().Add(23*time.Hour).Unix() {
+	if body["success"] != true || body["user_id"] != uid || body["nickname"] != "Hunter" || len(tok) != login.TokenLen || int64(exp) < time.Now().Add(23*time.Hour).Unix() {
 		t.Fatalf("login reply %v", body)
 	}
 	if h.Get("Cache-Control") != "no-store" {
@@ -142,7 +147,7 @@ func testHTTP(t *testing.T, url string, store *login.MemoryStore) {
 	} {
 		status, _, body = post(t, P, url+login.PathValidateSession, in)
 		wantStatus(t, "validate "+in, status, body, http.StatusOK, "")
-		if body["valid"] != true || body["user_id"] != uid || body["nickname"] != "Hunter" {
+		if body["valid"] != true || body["is_valid"] != true || body["user_id"] != uid || body["nickname"] != "Hunter" {
 			t.Fatalf("validate %s = %v", in, body)
 		}
 	}
@@ -151,9 +156,9 @@ func testHTTP(t *testing.T, url string, store *login.MemoryStore) {
 		`{"sessionToken":"` + tok + `","userId":"someone-else"}`,
 	} {
 		status, _, body = post(t, P, url+login.PathValidateSession, in)
-		wantStatus(t, "validate "+in, status, body, http.StatusOK, "")
-		if body["valid"] != false || len(body) != 1 {
-			t.Fatalf("validate %s = %v, want just valid false", in, body)
+		wantStatus(t, "validate "+in, status, body, http.StatusUnauthorized, "")
+		if body["valid"] != false || body["is_valid"] != false || len(body) != 2 {
+			t.Fatalf("validate %s = %v, want just valid and is_valid false", in, body)
 		}
 	}
 
@@ -195,7 +200,7 @@ func testHTTP(t *testing.T, url string, store *login.MemoryStore) {
 	status, _, body = post(t, P, url+login.PathLogout, `{"sessionToken":"`+tok+`"}`)
 	wantStatus(t, "logout", status, body, http.StatusOK, "")
 	status, _, body = post(t, P, url+login.PathValidateSession, `{"session_token":"`+tok+`"}`)
-	if status != http.StatusOK || body["valid"] != false {
+	if status != http.StatusUnauthorized || body["valid"] != false || body["is_valid"] != false {
 		t.Fatalf("validate after logout: %d %v", status, body)
 	}
 

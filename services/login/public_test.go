@@ -94,7 +94,8 @@ func TestHTTPContentType(t *testing.T) {
 					`bad_request: Content-Type must be application/json, got "`+tc.contentType+`"`)
 				continue
 			}
-			wantStatus(t, tc.contentType, status, body, http.StatusOK, "")
+			// Accepted: an unknown token is a 401 with valid false.
+			wantStatus(t, tc.contentType, status, body, http.StatusUnauthorized, "")
 		}
 	}
 }

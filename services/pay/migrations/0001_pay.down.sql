@@ -1,0 +1,4 @@
+DROP TABLE notifications;
+DROP TABLE idempotency_keys;
+DROP TABLE outbox;
+DROP TABLE purchases;
