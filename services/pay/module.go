@@ -3,6 +3,7 @@ package pay
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 
 	"github.com/apache/thrift/lib/go/thrift"
@@ -12,6 +13,7 @@ import (
 	"github.com/noonhq/noon/idl/gen/pay/payrpc"
 	"github.com/noonhq/noon/internal/daemon"
 	"github.com/noonhq/noon/services"
+	"github.com/noonhq/noon/services/pay/apple"
 	"github.com/noonhq/noon/services/pay/provider"
 	"github.com/noonhq/noon/services/pay/testprovider"
 	"github.com/noonhq/noon/wire"
@@ -53,6 +55,17 @@ func build(_ context.Context, env *services.Env, opts Options) (*services.Impl, 
 	var providers []provider.Provider
 	if opts.TestProvider.Enabled {
 		providers = append(providers, testprovider.New(opts.TestProvider.Secret, opts.WebhookTolerance, nil))
+	}
+	if a := opts.Apple; len(a.Roots) > 0 {
+		roots, err := apple.LoadRoots(a.Roots...)
+		if err != nil {
+			return nil, fmt.Errorf("apple.roots: %w", err)
+		}
+		ap, err := apple.New(apple.Options{RootCerts: roots, BundleID: a.BundleID, Environment: a.Environment, MaxPayload: opts.MaxPayload})
+		if err != nil {
+			return nil, err
+		}
+		providers = append(providers, ap)
 	}
 	pub := &serverPublisher{}
 	svc, err := New(opts, Deps{

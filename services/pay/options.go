@@ -58,6 +58,20 @@ type TestProviderOptions struct {
 	Secret string `yaml:"secret"`
 }
 
+// AppleOptions configure the App Store (StoreKit 2) provider
+// (services/pay/apple); it is registered when Roots is set.
+type AppleOptions struct {
+	// Roots are PEM or DER files of the root certificates a signed
+	// transaction's x5c chain must end in: Apple Root CA - G3 in
+	// production.
+	Roots []string `yaml:"roots"`
+	// BundleID is the app's bundle id; a transaction of another app is
+	// refused.
+	BundleID string `yaml:"bundle_id"`
+	// Environment is "Production", "Sandbox" or "" (either).
+	Environment string `yaml:"environment"`
+}
+
 // Options are the pay service's own options (services.pay).
 type Options struct {
 	// PostgresSchema is the schema of the Postgres store.
@@ -69,6 +83,8 @@ type Options struct {
 	Products []Product `yaml:"products"`
 	// TestProvider is the deterministic "test" provider.
 	TestProvider TestProviderOptions `yaml:"test_provider"`
+	// Apple is the App Store provider, off unless its roots are set.
+	Apple AppleOptions `yaml:"apple"`
 	// KeyTTL is how long client idempotency keys are kept (at least 24 h).
 	KeyTTL time.Duration `yaml:"key_ttl"`
 	// MaxPayload bounds a signed purchase and a webhook body, in bytes.
@@ -131,6 +147,9 @@ func (o Options) Validate() error {
 				errs.Addf(f+".items", "%q: a name and a count > 0", wire.Snippet(k))
 			}
 		}
+	}
+	if len(o.Apple.Roots) > 0 && o.Apple.BundleID == "" {
+		errs.Addf("apple.bundle_id", "must be set with apple.roots")
 	}
 	if o.TestProvider.Enabled && len(o.TestProvider.Secret) < 16 {
 		errs.Addf("test_provider.secret", "must be at least 16 bytes when the test provider is enabled")
