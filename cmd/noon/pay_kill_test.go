@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -37,9 +38,9 @@ const payKillSecret = "kill-test-secret-0123456789"
 // TestPayKilledBeforeGrant: with game down, a validation records the
 // purchase and its outbox row but cannot grant; pay is SIGKILLed, game
 // comes back, and a new pay process on the same database grants the
-// purchase: one ledger entry for its key. Then game is SIGKILLed while 20
-// purchases are being granted and started again: each purchase has
-// exactly one ledger entry.
+// purchase: one ledger entry for its key. Then game is SIGKILLed while
+// clients validate new purchases back to back and started again: each
+// purchase has exactly one ledger entry.
 func TestPayKilledBeforeGrant(t *testing.T) {
 	pool := testenv.Postgres(t)
 	testenv.Redis(t)
@@ -181,36 +182,60 @@ func TestPayKilledBeforeGrant(t *testing.T) {
 		t.Fatalf("ledger keys = %v; want one entry for pay:test:%s", keys, tx)
 	}
 
-	// game dies while 20 purchases are being granted.
-	const n = 20
-	var wg sync.WaitGroup
-	for i := range n {
+	// game dies while grants are in flight: 8 clients validate new
+	// purchases back to back, game is SIGKILLed once some are granted,
+	// and the clients stop only after the kill.
+	var (
+		mu        sync.Mutex
+		attempted []string
+		wg        sync.WaitGroup
+		next      atomic.Int64
+	)
+	stop := make(chan struct{})
+	for range 8 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			signed := tp.Sign(testprovider.Purchase{TransactionID: fmt.Sprintf("%s-%d", tx, i), ProductID: "gems_100"})
-			// The reply may be an error when game dies under the call;
-			// the record, if made, is granted by the outbox.
-			_, _ = pc.Validate(ctx, &paypb.ValidateRequest{Provider: testprovider.Name, Signed: signed, IdempotencyKey: fmt.Sprintf("g%d", i)})
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id := fmt.Sprintf("%s-%d", tx, next.Add(1))
+				mu.Lock()
+				attempted = append(attempted, id)
+				mu.Unlock()
+				// The reply may be an error when game dies under the
+				// call; the record, if made, is granted by the outbox.
+				_, _ = pc.Validate(ctx, &paypb.ValidateRequest{Provider: testprovider.Name, Signed: tp.Sign(testprovider.Purchase{TransactionID: id, ProductID: "gems_100"}), IdempotencyKey: "g" + id})
+			}
 		}()
 	}
-	testenv.CheckFor(t, 30*time.Second, "a grant in flight", func() bool { return len(ledger()) > 1 })
+	var before int
+	testenv.CheckFor(t, 30*time.Second, "grants in flight", func() bool { before = len(ledger()) - 1; return before >= 5 })
 	kill(g2)
+	close(stop)
 	wg.Wait()
+	t.Logf("game SIGKILLed with %d purchases granted; %d attempted in all", before, len(attempted))
 	startGame("game-3")
 	routable("game")
 	// Validate again what may have failed: replays grant nothing new.
-	for i := range n {
-		signed := tp.Sign(testprovider.Purchase{TransactionID: fmt.Sprintf("%s-%d", tx, i), ProductID: "gems_100"})
+	for _, id := range attempted {
 		testenv.CheckFor(t, 30*time.Second, "a validation", func() bool {
-			_, err := pc.Validate(ctx, &paypb.ValidateRequest{Provider: testprovider.Name, Signed: signed, IdempotencyKey: fmt.Sprintf("g%d", i)})
+			_, err := pc.Validate(ctx, &paypb.ValidateRequest{Provider: testprovider.Name, Signed: tp.Sign(testprovider.Purchase{TransactionID: id, ProductID: "gems_100"}), IdempotencyKey: "g" + id})
 			return err == nil
 		})
 	}
 	testenv.CheckFor(t, 30*time.Second, "the outbox drained", func() bool { return pending() == 0 })
 	keys := ledger()
-	if len(keys) != n+1 {
-		t.Fatalf("ledger has %d keys; want %d: %v", len(keys), n+1, keys)
+	if len(keys) != len(attempted)+1 {
+		t.Fatalf("ledger has %d keys; want %d: %v", len(keys), len(attempted)+1, keys)
+	}
+	for _, id := range attempted {
+		if keys["pay:test:"+id] != 1 {
+			t.Errorf("purchase %s has %d ledger entries; want 1", id, keys["pay:test:"+id])
+		}
 	}
 	for k, c := range keys {
 		if c != 1 {
