@@ -31,7 +31,11 @@
 // login to the @friends.Online push (see friends.go). When Redis answers,
 // the game scenario: wallet changes per second for one hot player and
 // across 10,000 players, leaderboard submits and AroundMe reads per
-// second, p50/p99, on Postgres when it answers (see game.go).
+// second, p50/p99, on Postgres when it answers (see game.go). When Redis
+// answers, the pay scenario: pay.Validate with its grant per second
+// through the broker (distinct purchases, 1 and 16 connections) and
+// webhook intakes per second, p50/p99, on Postgres when it answers (see
+// pay.go).
 // Progress goes to stderr; the results also go to a JSON file.
 //
 // Everything but Postgres and Redis runs on loopback (127.0.0.0/8), and
@@ -41,7 +45,7 @@
 //
 //	noonbench [-duration 3s] [-warmup 1s] [-conns 1,16,256] [-pipeline 1]
 //	          [-payload 32] [-idle 9000] [-json noonbench-results.json]
-//	          [-only raw,relay,noon,noon-plain,idle,login,match,friends,game] [-rounds 1] [-quick] [-log error]
+//	          [-only raw,relay,noon,noon-plain,idle,login,match,friends,game,pay] [-rounds 1] [-quick] [-log error]
 //	          [-match-players 1000,10000] [-match-rate 5000]
 //	          [-postgres postgres://postgres@127.0.0.1:5432/test?sslmode=disable]
 //	          [-redis 127.0.0.1:6379]
@@ -81,11 +85,14 @@ const (
 	// scenarioGame is player data: wallet changes, leaderboard submits and
 	// reads per second.
 	scenarioGame = "game"
+	// scenarioPay is payments: validations with grant and webhook intakes
+	// per second.
+	scenarioPay = "pay"
 )
 
 // allScenarios are the scenarios run by default. login runs only when
 // Postgres and Redis answer; asked for by -only, it fails without them.
-var allScenarios = []string{scenarioRaw, scenarioRelay, scenarioNoon, scenarioNoonPlain, scenarioIdle, scenarioLogin, scenarioMatch, scenarioFriends, scenarioGame}
+var allScenarios = []string{scenarioRaw, scenarioRelay, scenarioNoon, scenarioNoonPlain, scenarioIdle, scenarioLogin, scenarioMatch, scenarioFriends, scenarioGame, scenarioPay}
 
 // Defaults of the flags.
 const (

@@ -75,6 +75,8 @@ type report struct {
 	Game *gameReport `json:"game,omitempty"`
 	// Friends is the friends scenario.
 	Friends *friendsReport `json:"friends,omitempty"`
+	// Pay is the pay scenario.
+	Pay *payReport `json:"pay,omitempty"`
 	// Unavailable maps a scenario that could not run to why.
 	Unavailable map[string]string `json:"unavailable,omitempty"`
 	// Notes are failures and remarks.
@@ -300,6 +302,7 @@ func printReport(w io.Writer, cfg config, r *report) {
 	printMatch(w, r.Match)
 	printGame(w, r.Game)
 	printFriends(w, r.Friends)
+	printPay(w, r.Pay)
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
 	}

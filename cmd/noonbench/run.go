@@ -258,6 +258,19 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 			prog.logf("%s", gr.Skipped)
 		}
 	}
+	if cfg.has(scenarioPay) {
+		pr, err := runPay(ctx, cfg, log, prog)
+		rep.Pay = pr
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil:
+			prog.logf("pay: %v", err)
+			rep.unavailable(scenarioPay, err)
+		case pr.Skipped != "":
+			prog.logf("%s", pr.Skipped)
+		}
+	}
 	rep.Finished = time.Now()
 
 	printReport(stdout, cfg, rep)
@@ -298,6 +311,14 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		}
 		if rep.Game == nil || rep.Game.Skipped != "" {
 			return errors.New("game did not run: no Redis (see -redis)")
+		}
+	}
+	if cfg.onlyGiven && cfg.has(scenarioPay) {
+		if why, ok := rep.Unavailable[scenarioPay]; ok {
+			return fmt.Errorf("pay: %s", why)
+		}
+		if rep.Pay == nil || rep.Pay.Skipped != "" {
+			return errors.New("pay did not run: no Redis (see -redis)")
 		}
 	}
 	return nil
