@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	"github.com/noonhq/noon/internal/config"
 	"github.com/noonhq/noon/internal/link"
@@ -253,4 +255,35 @@ func (e *Env) Follow(service string, topics []string, fn func(from *platformpb.I
 		return nil, errors.New("services: follow: no function to call")
 	}
 	return followWatcher(e.Client().Pool().Watcher(), false, opts, fn), nil
+}
+
+// BrokerService is the brokers' service name in yellow, whose PUB sockets
+// carry the platform's presence events.
+const BrokerService = "broker"
+
+// FollowPresence follows every broker's presence events (wire.TopicPresence)
+// and hands each to fn with the event's sequence number. The presence's
+// Broker is set to the id of the broker that published it, from its yellow
+// record (which, over TLS, its certificate vouches for): a broker cannot
+// speak for another's connections. The Follower stops with the instance.
+func (e *Env) FollowPresence(fn func(seq uint64, p *platformpb.Presence)) (*Follower, error) {
+	return e.Follow(BrokerService, []string{wire.TopicPresence}, func(from *platformpb.Instance, _ string, ev *platformpb.Event) {
+		if p := DecodePresence(ev); p != nil {
+			p.Broker = from.GetId()
+			fn(ev.GetSeq(), p)
+		}
+	})
+}
+
+// DecodePresence decodes a presence event's payload; nil for an event of
+// another type, one that does not decode, or one without a user.
+func DecodePresence(ev *platformpb.Event) *platformpb.Presence {
+	if ev.GetType() != wire.EventPresence {
+		return nil
+	}
+	var p platformpb.Presence
+	if proto.Unmarshal(ev.GetPayload(), &p) != nil || p.GetUserId() == "" {
+		return nil
+	}
+	return &p
 }

@@ -126,7 +126,7 @@ func FuzzPresenceEvent(f *testing.F) {
 	s := e.service()
 	f.Fuzz(func(t *testing.T, b []byte, seq uint64) {
 		for _, in := range [][]byte{b, b[:len(b)/2]} {
-			p := decodePresence(&platformpb.Event{Type: wire.EventPresence, Payload: in})
+			p := services.DecodePresence(&platformpb.Event{Type: wire.EventPresence, Payload: in})
 			if p == nil {
 				continue
 			}

@@ -12,13 +12,10 @@ import (
 	"sync/atomic"
 
 	"github.com/apache/thrift/lib/go/thrift"
-	"google.golang.org/protobuf/proto"
 
 	loginpb "github.com/noonhq/noon/idl/gen/login"
 	"github.com/noonhq/noon/idl/gen/login/loginrpc"
-	"github.com/noonhq/noon/idl/gen/platformpb"
 	"github.com/noonhq/noon/services"
-	"github.com/noonhq/noon/wire"
 )
 
 // Directory finds users: the login service owns the accounts.
@@ -102,28 +99,3 @@ func (p poolBrokers) LiveBrokers() ([]string, bool) {
 
 // Changed implements Brokers.
 func (p poolBrokers) Changed() <-chan struct{} { return p.c.Pool().Changed() }
-
-// followPresence follows the brokers' presence events and hands each to
-// fn with the id of the broker that published it (from its yellow record,
-// which its certificate vouches for: a broker cannot speak for another's
-// connections) and its sequence number, until the Follower is closed.
-func followPresence(env *services.Env, fn func(broker string, seq uint64, p *platformpb.Presence)) (*services.Follower, error) {
-	return env.Follow(brokerService, []string{wire.TopicPresence}, func(from *platformpb.Instance, _ string, ev *platformpb.Event) {
-		if p := decodePresence(ev); p != nil {
-			fn(from.GetId(), ev.GetSeq(), p)
-		}
-	})
-}
-
-// decodePresence decodes a presence event's payload; nil for an event of
-// another type or one that does not decode.
-func decodePresence(ev *platformpb.Event) *platformpb.Presence {
-	if ev.GetType() != wire.EventPresence {
-		return nil
-	}
-	var p platformpb.Presence
-	if proto.Unmarshal(ev.GetPayload(), &p) != nil || p.GetUserId() == "" {
-		return nil
-	}
-	return &p
-}

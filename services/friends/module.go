@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/noonhq/noon/idl/gen/friends/friendsrpc"
+	"github.com/noonhq/noon/idl/gen/platformpb"
 	"github.com/noonhq/noon/services"
 )
 
@@ -70,7 +71,7 @@ func build(_ context.Context, env *services.Env, opts Options) (*services.Impl, 
 	if err != nil {
 		return nil, err
 	}
-	presence, err := followPresence(env, svc.HandlePresence)
+	presence, err := env.FollowPresence(func(seq uint64, p *platformpb.Presence) { svc.HandlePresence(p.GetBroker(), seq, p) })
 	if err != nil {
 		svc.Close()
 		return nil, err

@@ -16,6 +16,7 @@ import (
 	"github.com/noonhq/noon/idl/gen/match/matchrpc"
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	"github.com/noonhq/noon/internal/testenv"
+	"github.com/noonhq/noon/services"
 	"github.com/noonhq/noon/wire"
 )
 
@@ -304,7 +305,7 @@ func TestDecodePresence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := decodePresence(&platformpb.Event{Type: wire.EventPresence, Payload: b})
+	got := services.DecodePresence(&platformpb.Event{Type: wire.EventPresence, Payload: b})
 	if got == nil || !proto.Equal(got, p) {
 		t.Fatalf("got %v", got)
 	}
@@ -313,7 +314,7 @@ func TestDecodePresence(t *testing.T) {
 		{Type: wire.EventPresence, Payload: []byte{0xff}},
 		{Type: wire.EventPresence},
 	} {
-		if got := decodePresence(ev); got != nil {
+		if got := services.DecodePresence(ev); got != nil {
 			t.Errorf("%v decoded to %v", ev, got)
 		}
 	}

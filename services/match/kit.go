@@ -12,13 +12,10 @@ import (
 	"strconv"
 	"sync/atomic"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	roompb "github.com/noonhq/noon/idl/gen/room"
 	"github.com/noonhq/noon/idl/gen/room/roomrpc"
 	"github.com/noonhq/noon/services"
-	"github.com/noonhq/noon/wire"
 )
 
 // Pusher changes client connections with no request from them: it sends
@@ -129,27 +126,3 @@ func (p poolCluster) LiveBrokers() ([]string, bool) {
 }
 
 func (p poolCluster) Changed() <-chan struct{} { return p.c.Pool().Changed() }
-
-// followPresence follows the brokers' presence events and hands each to
-// fn until the Follower is closed.
-func followPresence(env *services.Env, fn func(*platformpb.Presence)) (*services.Follower, error) {
-	f, err := env.Follow(brokerService, []string{wire.TopicPresence}, func(_ *platformpb.Instance, _ string, ev *platformpb.Event) {
-		if p := decodePresence(ev); p != nil {
-			fn(p)
-		}
-	})
-	return f, err
-}
-
-// decodePresence decodes a presence event's payload; nil for an event of
-// another type or one that does not decode.
-func decodePresence(ev *platformpb.Event) *platformpb.Presence {
-	if ev.GetType() != wire.EventPresence {
-		return nil
-	}
-	var p platformpb.Presence
-	if proto.Unmarshal(ev.GetPayload(), &p) != nil || p.GetUserId() == "" {
-		return nil
-	}
-	return &p
-}

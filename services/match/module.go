@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/noonhq/noon/idl/gen/match/matchrpc"
+	"github.com/noonhq/noon/idl/gen/platformpb"
 	"github.com/noonhq/noon/services"
 )
 
@@ -48,7 +49,7 @@ func build(_ context.Context, env *services.Env, opts Options) (*services.Impl, 
 	if err != nil {
 		return nil, err
 	}
-	presence, err := followPresence(env, svc.HandlePresence)
+	presence, err := env.FollowPresence(func(_ uint64, p *platformpb.Presence) { svc.HandlePresence(p) })
 	if err != nil {
 		svc.Close()
 		return nil, err
