@@ -76,6 +76,7 @@ func OpenPostgres(ctx context.Context, o PostgresOptions) (*pgxpool.Pool, error)
 	if o.MaxConns > 0 {
 		cfg.MaxConns = o.MaxConns
 	}
+	tunePostgres(cfg)
 	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
@@ -91,13 +92,7 @@ func OpenPostgres(ctx context.Context, o PostgresOptions) (*pgxpool.Pool, error)
 
 // OpenRedis connects the universal client and checks it answers.
 func OpenRedis(ctx context.Context, o RedisOptions) (redis.UniversalClient, error) {
-	c := redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs:      o.Addrs,
-		MasterName: o.MasterName,
-		DB:         o.DB,
-		Username:   o.Username,
-		Password:   o.Password,
-	})
+	c := redis.NewUniversalClient(RedisClientOptions(o))
 	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
 	if err := c.Ping(ctx).Err(); err != nil {
@@ -105,6 +100,36 @@ func OpenRedis(ctx context.Context, o RedisOptions) (redis.UniversalClient, erro
 		return nil, fmt.Errorf("redis %v: %w", o.Addrs, err)
 	}
 	return c, nil
+}
+
+// RedisClientOptions are the go-redis options of o, with the dialing that
+// reconnects promptly after an outage (see redisDialer): each dial fails
+// at once (DialerRetries 1: go-redis's command retries, MaxRetries with
+// MinRetryBackoff, already retry a failed dial), and a failed dial never
+// trips go-redis's one-second dial breaker.
+func RedisClientOptions(o RedisOptions) *redis.UniversalOptions {
+	return &redis.UniversalOptions{
+		Addrs:              o.Addrs,
+		MasterName:         o.MasterName,
+		DB:                 o.DB,
+		Username:           o.Username,
+		Password:           o.Password,
+		Dialer:             newRedisDialer().Dial,
+		DialTimeout:        redisDialTimeout,
+		DialerRetries:      1,
+		DialerRetryTimeout: 10 * time.Millisecond,
+		MinRetryBackoff:    redisMinRetryBackoff,
+		MaxRetryBackoff:    redisMaxRetryBackoff,
+	}
+}
+
+// tunePostgres sets the pool's connect timeout (unless the URL sets
+// connect_timeout) and health check period for prompt recovery.
+func tunePostgres(cfg *pgxpool.Config) {
+	if cfg.ConnConfig.ConnectTimeout <= 0 {
+		cfg.ConnConfig.ConnectTimeout = postgresConnectTimeout
+	}
+	cfg.HealthCheckPeriod = postgresHealthCheckPeriod
 }
 
 // embeddedTick is how often the embedded Redis's clock advances: keys

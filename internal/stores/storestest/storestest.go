@@ -1,0 +1,281 @@
+// Package storestest runs store outages for tests: a redis-server of the
+// test's own, on a free port, that it can stop and start again, and a TCP
+// proxy in front of the shared Postgres that it can cut and restore
+// (stopping the shared Postgres would break every other test).
+package storestest
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/noonhq/noon/internal/testenv"
+)
+
+// Redis is a redis-server the test owns, on 127.0.0.1 at a fixed port for
+// its whole life (a restart comes back on the same port).
+type Redis struct {
+	t    testing.TB
+	Addr string // host:port
+	dir  string
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// StartRedis starts a redis-server (from PATH; skipped, or failed under
+// NOON_REQUIRE_SERVICES=1, when there is none) with no persistence on a
+// free port, and stops it when the test ends.
+func StartRedis(t testing.TB) *Redis {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		if testenv.Required() {
+			t.Fatalf("redis-server not in PATH (NOON_REQUIRE_SERVICES=1)")
+		}
+		t.Skip("redis-server not in PATH; skipping")
+	}
+	r := &Redis{t: t, Addr: freeAddr(t), dir: t.TempDir()}
+	r.Start()
+	t.Cleanup(r.Stop)
+	return r
+}
+
+// freeAddr returns a loopback address with a port free at the moment.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// Start starts the server (if stopped) and waits until it answers PING.
+func (r *Redis) Start() {
+	r.t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd != nil {
+		return
+	}
+	_, port, _ := net.SplitHostPort(r.Addr)
+	cmd := exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", r.dir, "--daemonize", "no", "--loglevel", "warning")
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	if err := cmd.Start(); err != nil {
+		r.t.Fatalf("redis-server: %v", err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	r.cmd, r.done = cmd, done
+	testenv.CheckFor(r.t, 10*time.Second, "redis-server on "+r.Addr+" to answer PING", func() bool {
+		return ping(r.Addr) == nil
+	})
+}
+
+// Stop kills the server (SIGKILL: an outage, not a shutdown) and waits
+// for it to exit; the port is then closed.
+func (r *Redis) Stop() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd == nil {
+		return
+	}
+	_ = r.cmd.Process.Kill()
+	<-r.done
+	r.cmd, r.done = nil, nil
+}
+
+// Restart stops and starts the server: an empty Redis on the same port.
+func (r *Redis) Restart() {
+	r.t.Helper()
+	r.Stop()
+	r.Start()
+}
+
+// ping sends an inline PING and wants +PONG.
+func ping(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(line, "+PONG") {
+		return fmt.Errorf("PING answered %q", line)
+	}
+	return nil
+}
+
+// Proxy is a TCP proxy on 127.0.0.1 in front of a server (the shared
+// Postgres) that a test can cut: Cut closes every proxied connection and
+// refuses new ones until Restore.
+type Proxy struct {
+	Addr   string // the proxy's host:port
+	target string
+	ln     net.Listener
+	mu     sync.Mutex
+	cut    bool
+	conns  map[net.Conn]struct{}
+	wg     sync.WaitGroup
+}
+
+// StartProxy starts a proxy to target (host:port), closed when the test
+// ends.
+func StartProxy(t testing.TB, target string) *Proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Proxy{Addr: ln.Addr().String(), target: target, ln: ln, conns: map[net.Conn]struct{}{}}
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(p.Close)
+	return p
+}
+
+func (p *Proxy) accept() {
+	defer p.wg.Done()
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		if p.cut {
+			p.mu.Unlock()
+			c.Close() // refused, as by a host that is down
+			continue
+		}
+		p.conns[c] = struct{}{}
+		p.mu.Unlock()
+		p.wg.Add(1)
+		go p.serve(c)
+	}
+}
+
+// serve pipes c to a new connection to the target until either side ends
+// or the proxy is cut.
+func (p *Proxy) serve(c net.Conn) {
+	defer p.wg.Done()
+	defer p.drop(c)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	up, err := (&net.Dialer{}).DialContext(ctx, "tcp", p.target)
+	cancel()
+	if err != nil {
+		return
+	}
+	p.mu.Lock()
+	if p.cut {
+		p.mu.Unlock()
+		up.Close()
+		return
+	}
+	p.conns[up] = struct{}{}
+	p.mu.Unlock()
+	defer p.drop(up)
+	done := make(chan struct{}, 2)
+	go func() { _, _ = io.Copy(up, c); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
+	<-done
+}
+
+func (p *Proxy) drop(c net.Conn) {
+	c.Close()
+	p.mu.Lock()
+	delete(p.conns, c)
+	p.mu.Unlock()
+}
+
+// Cut closes every connection through the proxy and refuses new ones.
+func (p *Proxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = true
+	for c := range p.conns {
+		c.Close()
+	}
+}
+
+// Restore lets connections through again.
+func (p *Proxy) Restore() {
+	p.mu.Lock()
+	p.cut = false
+	p.mu.Unlock()
+}
+
+// Close stops the proxy and closes its connections.
+func (p *Proxy) Close() {
+	p.ln.Close()
+	p.Cut()
+	p.wg.Wait()
+}
+
+// PostgresURL returns url (a postgres:// URL) with its host and port
+// replaced by the proxy's.
+func (p *Proxy) PostgresURL(url string) string {
+	host, port, _ := net.SplitHostPort(p.Addr)
+	return replaceHostPort(url, host, port)
+}
+
+// PostgresProxy starts a proxy in front of the test Postgres
+// (testenv.PostgresURL, skipping without one) and returns it and the URL
+// that connects through it.
+func PostgresProxy(t testing.TB) (*Proxy, string) {
+	t.Helper()
+	testenv.Postgres(t)
+	u := testenv.PostgresURL()
+	target, err := hostPort(u)
+	if err != nil {
+		t.Fatalf("postgres url %q: %v", u, err)
+	}
+	p := StartProxy(t, target)
+	return p, p.PostgresURL(u)
+}
+
+// hostPort is the host:port of a postgres:// URL (5432 by default).
+func hostPort(url string) (string, error) {
+	rest, ok := strings.CutPrefix(url, "postgres://")
+	if !ok {
+		rest, ok = strings.CutPrefix(url, "postgresql://")
+	}
+	if !ok {
+		return "", fmt.Errorf("not a postgres:// URL")
+	}
+	if i := strings.LastIndex(rest[:strings.IndexAny(rest+"/", "/?")], "@"); i >= 0 {
+		rest = rest[i+1:]
+	}
+	hp := rest[:strings.IndexAny(rest+"/", "/?")]
+	if _, _, err := net.SplitHostPort(hp); err != nil {
+		hp = net.JoinHostPort(hp, "5432")
+	}
+	return hp, nil
+}
+
+// replaceHostPort replaces the host:port of a postgres:// URL.
+func replaceHostPort(url, host, port string) string {
+	scheme, rest, _ := strings.Cut(url, "://")
+	end := strings.IndexAny(rest+"/", "/?")
+	auth := ""
+	if i := strings.LastIndex(rest[:end], "@"); i >= 0 {
+		auth = rest[:i+1]
+	}
+	return scheme + "://" + auth + net.JoinHostPort(host, port) + rest[end:]
+}
