@@ -19,6 +19,7 @@ import (
 	"github.com/noonhq/noon/internal/daemon"
 	"github.com/noonhq/noon/internal/link"
 	"github.com/noonhq/noon/internal/pki"
+	"github.com/noonhq/noon/internal/stores"
 	"github.com/noonhq/noon/wire"
 	"github.com/noonhq/noon/yellow"
 )
@@ -529,6 +530,12 @@ func replyError(err error, log *slog.Logger) (code, msg string) {
 		return wire.CodeOf(e), e.Message
 	}
 	code = wire.CodeOf(err)
+	if code == wire.CodeInternal && stores.IsOutage(err) {
+		// A handler that did not map a store's outage (StoreError):
+		// unavailable all the same, never internal.
+		log.Warn("services: handler failed: store outage", "err", err)
+		return wire.CodeUnavailable, "store unavailable"
+	}
 	if code == wire.CodeInternal {
 		log.Error("services: handler failed", "err", err)
 		return code, "internal error"

@@ -3,12 +3,14 @@ package friends
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
 
 	friendspb "github.com/noonhq/noon/idl/gen/friends"
 	"github.com/noonhq/noon/idl/gen/friends/friendsrpc"
+	"github.com/noonhq/noon/internal/stores"
 	"github.com/noonhq/noon/services"
 	"github.com/noonhq/noon/wire"
 )
@@ -59,10 +61,14 @@ func (s *Service) count(method string, err error) {
 // wireError turns a store or Redis failure into unavailable; a wire error
 // stays as it is.
 func (s *Service) wireError(what string, err error) error {
-	if err == nil || wire.AsError(err) != nil {
+	var we *wire.Error
+	if err == nil || errors.As(err, &we) {
 		return err
 	}
 	s.log.Warn("friends: "+what, "err", err)
+	if stores.IsOutage(err) {
+		return services.StoreError(nil, Name, err)
+	}
 	return wire.Errorf(wire.CodeUnavailable, "friends: %s failed: try again", what)
 }
 

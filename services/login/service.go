@@ -16,6 +16,7 @@ import (
 	loginpb "github.com/noonhq/noon/idl/gen/login"
 	"github.com/noonhq/noon/internal/metrics"
 	"github.com/noonhq/noon/internal/thriftx"
+	"github.com/noonhq/noon/services"
 	"github.com/noonhq/noon/wire"
 )
 
@@ -126,6 +127,13 @@ func (s *Service) count(method string, err error) {
 	s.m.requests.With(method, result).Inc()
 }
 
+// storeError maps a failure of Redis or the store to what a client is
+// answered: unavailable for an outage (services.StoreError), never
+// internal.
+func (s *Service) storeError(ctx context.Context, err error) error {
+	return services.StoreError(ctx, Name, err)
+}
+
 // hashErr converts a hasher's failure: ctx ended while waiting for a slot
 // or hashing.
 func hashErr(err error) error {
@@ -144,7 +152,7 @@ func hashErr(err error) error {
 // ("" = the username) the nickname rules. addr is the caller's address
 // ("" for none), throttled with logins by Options.Throttle.PerAddress.
 func (s *Service) Register(ctx context.Context, username, password, nickname, addr string) (a Account, err error) {
-	defer func() { s.count("register", err) }()
+	defer func() { err = s.storeError(ctx, err); s.count("register", err) }()
 	if key := s.addressKey(addr); key != "" {
 		if err := s.hit(ctx, key, s.opts.Throttle.PerAddress, "too many attempts from your address"); err != nil {
 			return Account{}, err
@@ -189,7 +197,7 @@ func (s *Service) Register(ctx context.Context, username, password, nickname, ad
 // userID; exactly one must be set (else bad_request). ok is false when no
 // account matches; err is for the store failing.
 func (s *Service) LookupUser(ctx context.Context, username, userID string) (a Account, ok bool, err error) {
-	defer func() { s.count("lookup_user", err) }()
+	defer func() { err = s.storeError(ctx, err); s.count("lookup_user", err) }()
 	switch {
 	case (username == "") == (userID == ""):
 		return Account{}, false, wire.Errorf(wire.CodeBadRequest, "name the user by username or by user_id, not both or neither")
@@ -213,7 +221,7 @@ func (s *Service) LookupUser(ctx context.Context, username, userID string) (a Ac
 // counters. Throttling (rate_limited) comes first: per source address addr
 // ("" = none) counting every attempt, then per account counting failures.
 func (s *Service) Login(ctx context.Context, username, password, addr string) (sess Session, err error) {
-	defer func() { s.count("login", err) }()
+	defer func() { err = s.storeError(ctx, err); s.count("login", err) }()
 	if username == "" || password == "" {
 		return Session{}, wire.Errorf(wire.CodeBadRequest, "username and password are required")
 	}
@@ -271,6 +279,7 @@ func (s *Service) Login(ctx context.Context, username, password, addr string) (s
 // expired, logged-out or malformed token is simply not valid.
 func (s *Service) Validate(ctx context.Context, token string) (sess Session, ok bool, err error) {
 	defer func() {
+		err = s.storeError(ctx, err)
 		switch {
 		case err != nil:
 			s.count("validate", err)
@@ -298,7 +307,7 @@ func (s *Service) Logout(ctx context.Context, token string) error {
 // logout is Logout, returning the user id of the session it ended ("" if
 // none).
 func (s *Service) logout(ctx context.Context, token string) (uid string, err error) {
-	defer func() { s.count("logout", err) }()
+	defer func() { err = s.storeError(ctx, err); s.count("logout", err) }()
 	if token == "" {
 		return "", wire.Errorf(wire.CodeBadRequest, "session_token is required")
 	}
@@ -314,7 +323,7 @@ func (s *Service) logout(ctx context.Context, token string) (uid string, err err
 // returns how many were live. Every connection authenticated with one of
 // them, on every broker, is logged out (Revoked events).
 func (s *Service) LogoutAll(ctx context.Context, userID string) (n int, err error) {
-	defer func() { s.count("logout_all", err) }()
+	defer func() { err = s.storeError(ctx, err); s.count("logout_all", err) }()
 	if userID == "" {
 		return 0, wire.Errorf(wire.CodeBadRequest, "user id is required")
 	}

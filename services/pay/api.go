@@ -147,7 +147,10 @@ func (s api) Replay(ctx context.Context, sess *services.Session, req *paypb.Repl
 	for _, o := range rows {
 		ok, err := s.deliver(ctx, o)
 		if err != nil {
-			return nil, wire.Errorf(wire.CodeUnavailable, "delivery failed: %v", err)
+			// The cause (a service's or the store's error) is logged,
+			// not answered: it is no business of the client's.
+			s.log.Warn("pay: replay: delivery failed", "purchase", r.ID, "outbox", o.ID, "err", err)
+			return nil, wire.Errorf(wire.CodeUnavailable, "delivering the grant failed; the worker retries it; replay later")
 		}
 		delivered = delivered && ok
 	}

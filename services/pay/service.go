@@ -18,6 +18,7 @@ import (
 	gamepb "github.com/noonhq/noon/idl/gen/game"
 	paypb "github.com/noonhq/noon/idl/gen/pay"
 	"github.com/noonhq/noon/internal/metrics"
+	"github.com/noonhq/noon/internal/stores"
 	"github.com/noonhq/noon/internal/thriftx"
 	"github.com/noonhq/noon/services/pay/provider"
 	"github.com/noonhq/noon/wire"
@@ -427,7 +428,7 @@ func (s *Service) validateOnce(ctx context.Context, user string, p provider.Prov
 	s.m.purchases.With(p.Name()).Inc()
 	if s.afterRecord != nil {
 		if err := s.afterRecord(); err != nil {
-			return nil, wire.Errorf(wire.CodeUnavailable, "%v", err)
+			return nil, s.storeError(err)
 		}
 	}
 	// Deliver now (the worker retries what fails).
@@ -480,6 +481,9 @@ func (s *Service) storeError(err error) error {
 	}
 	s.m.storeErrors.Inc()
 	s.log.Warn("pay: store", "err", err)
+	if stores.IsOutage(err) {
+		return wire.Errorf(wire.CodeUnavailable, "%s store unavailable; retry with the same idempotency_key", Name)
+	}
 	return wire.Errorf(wire.CodeUnavailable, "the store failed; retry with the same idempotency_key")
 }
 
