@@ -68,21 +68,51 @@ const (
 	DefaultNicknameMax = 32
 )
 
-// Defaults of ThrottleOptions.
+// Defaults of ThrottleOptions. A throttle allows Max failures, then makes
+// each further attempt wait: Backoff after the Max-th failure, doubling
+// with each failure after, up to MaxBackoff. Nothing is ever a wall: the
+// answer is rate_limited with the time to retry.
 const (
-	// DefaultAccountFailures failed logins per DefaultAccountWindow lock
-	// an account: a person mistyping does not get there, a password
-	// guesser gets 120 guesses an hour.
-	DefaultAccountFailures = 10
-	// DefaultAccountWindow is the per-account window.
-	DefaultAccountWindow = 5 * time.Minute
-	// DefaultAddressAttempts login and register attempts per
+	// DefaultPairFailures failed logins of one account from one address
+	// (IPv4 /32, IPv6 /64) per DefaultPairWindow pass unhindered: a person
+	// mistyping does not get there; a guesser from one address then waits
+	// 1 s, 2 s, 4 s, ... up to DefaultPairMaxBackoff per guess.
+	DefaultPairFailures   = 5
+	DefaultPairWindow     = 15 * time.Minute
+	DefaultPairBackoff    = time.Second
+	DefaultPairMaxBackoff = 15 * time.Minute
+	// DefaultAccountFailures failed logins of one account from addresses
+	// it never logged in from, per DefaultAccountWindow, pass: past that,
+	// logins from unknown addresses wait (1 s doubling, at most
+	// DefaultAccountMaxBackoff), which slows a guesser spread over many
+	// addresses; logins from a known address prefix (see Known) are never
+	// slowed by them.
+	DefaultAccountFailures   = 10
+	DefaultAccountWindow     = 5 * time.Minute
+	DefaultAccountBackoff    = time.Second
+	DefaultAccountMaxBackoff = 30 * time.Second
+	// DefaultAddressAttempts failed logins and registrations per
 	// DefaultAddressWindow are allowed from one source address (an IPv6
-	// /64): a household behind one NAT logging in together stays far
-	// below, a credential-stuffing script does not.
-	DefaultAddressAttempts = 30
-	// DefaultAddressWindow is the per-address window.
-	DefaultAddressWindow = time.Minute
+	// /64): a household behind one NAT stays far below (successful logins
+	// do not count), a credential-stuffing script does not.
+	DefaultAddressAttempts   = 30
+	DefaultAddressWindow     = time.Minute
+	DefaultAddressBackoff    = time.Second
+	DefaultAddressMaxBackoff = 5 * time.Minute
+	// DefaultKnownPrefixes is how many address prefixes (IPv4 /24, IPv6
+	// /64) an account's successful logins are remembered from (the most
+	// recent), and DefaultKnownTTL for how long after the last login from
+	// one.
+	DefaultKnownPrefixes = 16
+	DefaultKnownTTL      = 30 * 24 * time.Hour
+	// DefaultShedQueue: when this many password checks wait for a hash
+	// slot, logins from unknown addresses and registrations are answered
+	// overloaded at once, while logins from known prefixes still queue
+	// (first): at 25-40 ms a hash on GOMAXPROCS slots, 32 waiting is a
+	// fraction of a second of work.
+	DefaultShedQueue = 32
+	// DefaultMaxQueue bounds the waiting checks for everyone.
+	DefaultMaxQueue = 1024
 )
 
 // Hard limits Options.Validate enforces.
@@ -107,8 +137,13 @@ const (
 	// a session.
 	MinSessionTTL = time.Minute
 	MaxSessionTTL = 365 * 24 * time.Hour
-	// MaxThrottleWindow bounds a throttle window: a day.
+	// MaxThrottleWindow bounds a throttle window and back-off: a day.
 	MaxThrottleWindow = 24 * time.Hour
+	// MaxKnownPrefixes and MaxKnownTTL bound Throttle.Known.
+	MaxKnownPrefixes = 1024
+	MaxKnownTTL      = 365 * 24 * time.Hour
+	// MaxShedQueue bounds Throttle.ShedQueue and MaxQueue.
+	MaxShedQueue = 1 << 20
 	// maxRedisPrefix bounds RedisPrefix.
 	maxRedisPrefix = 64
 )
@@ -198,27 +233,61 @@ type Argon2Options struct {
 	Concurrency int `yaml:"concurrency"`
 }
 
-// ThrottleOptions limit login attempts. The counters are fixed windows in
-// Redis that expire with the window, shared by every login instance.
+// ThrottleOptions limit login attempts, with back-off rather than a wall
+// (see the Default* constants). The counters live in Redis, shared by
+// every login instance.
 type ThrottleOptions struct {
+	// PerAccountAddress limits failed logins per (username, source
+	// address): the guesses of one address at one account. An attempt
+	// counts as a failure from its start (parallel guesses cannot all pass
+	// the check before one is counted); a success clears the count.
+	PerAccountAddress Limit `yaml:"per_account_address"`
 	// PerAccount limits failed logins per username (counted whether or not
-	// the account exists, so the limit reveals nothing). An attempt in
-	// progress counts until it succeeds; a success resets the count. Over
-	// the limit, even the right password is refused until the window
-	// ends.
+	// the account exists, so the limit reveals nothing) from addresses
+	// whose prefix the account never logged in from; past it, only those
+	// addresses wait. A login from a known prefix is neither counted nor
+	// slowed.
 	PerAccount Limit `yaml:"per_account"`
-	// PerAddress limits login and register attempts, successful or not,
-	// per source address (IPv4 address, or IPv6 /64). Calls that carry no
-	// address (from another service) are not limited.
+	// PerAddress limits failed logins and registrations per source address
+	// (IPv4 address, or IPv6 /64). Calls that carry no address (from
+	// another service) are not limited.
 	PerAddress Limit `yaml:"per_address"`
+	// Known is how the address prefixes an account logged in from are
+	// remembered.
+	Known KnownOptions `yaml:"known"`
+	// ShedQueue: when this many password checks wait for a hash slot,
+	// logins from unknown prefixes and registrations are refused
+	// (overloaded, HTTP 503) at once; logins from known prefixes queue,
+	// ahead of the others. 0 never sheds.
+	ShedQueue int `yaml:"shed_queue"`
+	// MaxQueue bounds the checks waiting for a hash slot, for everyone
+	// (overloaded past it).
+	MaxQueue int `yaml:"max_queue"`
 }
 
-// Limit is at most Max events per Window; Max 0 disables the limit.
+// KnownOptions configure the remembered address prefixes of accounts.
+type KnownOptions struct {
+	// Prefixes is how many prefixes (IPv4 /24, IPv6 /64) are remembered
+	// per account, the most recent; 0 remembers none (every address is
+	// unknown).
+	Prefixes int `yaml:"prefixes"`
+	// TTL is how long a prefix is remembered after its last login.
+	TTL time.Duration `yaml:"ttl"`
+}
+
+// Limit allows Max failures per Window, then back-off: the attempt after
+// the Max-th failure waits Backoff, and each failure after that doubles
+// the wait, up to MaxBackoff. Max 0 disables the limit.
 type Limit struct {
-	// Max is the number of events allowed per window; 0 disables.
+	// Max is the number of failures allowed per window; 0 disables.
 	Max int `yaml:"max"`
-	// Window is the length of the fixed window, from the first event.
+	// Window is how long failures are counted, from the first (extended
+	// by a back-off in progress).
 	Window time.Duration `yaml:"window"`
+	// Backoff is the first wait past Max.
+	Backoff time.Duration `yaml:"backoff"`
+	// MaxBackoff caps the doubling wait.
+	MaxBackoff time.Duration `yaml:"max_backoff"`
 }
 
 // NewOptions returns the default options.
@@ -235,8 +304,12 @@ func NewOptions() Options {
 			SaltLen:   DefaultArgon2SaltLen,
 		},
 		Throttle: ThrottleOptions{
-			PerAccount: Limit{Max: DefaultAccountFailures, Window: DefaultAccountWindow},
-			PerAddress: Limit{Max: DefaultAddressAttempts, Window: DefaultAddressWindow},
+			PerAccountAddress: Limit{Max: DefaultPairFailures, Window: DefaultPairWindow, Backoff: DefaultPairBackoff, MaxBackoff: DefaultPairMaxBackoff},
+			PerAccount:        Limit{Max: DefaultAccountFailures, Window: DefaultAccountWindow, Backoff: DefaultAccountBackoff, MaxBackoff: DefaultAccountMaxBackoff},
+			PerAddress:        Limit{Max: DefaultAddressAttempts, Window: DefaultAddressWindow, Backoff: DefaultAddressBackoff, MaxBackoff: DefaultAddressMaxBackoff},
+			Known:             KnownOptions{Prefixes: DefaultKnownPrefixes, TTL: DefaultKnownTTL},
+			ShedQueue:         DefaultShedQueue,
+			MaxQueue:          DefaultMaxQueue,
 		},
 		UsernameMin:    DefaultUsernameMin,
 		UsernameMax:    DefaultUsernameMax,
@@ -266,8 +339,7 @@ func (o Options) Validate() error {
 		errs.Addf("session_ttl", "must be in [%v, %v], got %v", MinSessionTTL, MaxSessionTTL, o.SessionTTL)
 	}
 	errs.Add(config.Nested("argon2", o.Argon2.Validate()))
-	errs.Add(config.Nested("throttle.per_account", o.Throttle.PerAccount.Validate()))
-	errs.Add(config.Nested("throttle.per_address", o.Throttle.PerAddress.Validate()))
+	errs.Add(config.Nested("throttle", o.Throttle.Validate()))
 	if o.UsernameMin < 1 || o.UsernameMin > o.UsernameMax {
 		errs.Addf("username_min", "must be in [1, username_max (%d)], got %d", o.UsernameMax, o.UsernameMin)
 	}
@@ -329,14 +401,43 @@ func (a Argon2Options) belowOWASP() bool {
 	return a.MemoryKiB < 7168 || uint64(a.MemoryKiB)*uint64(a.Time) < 35840
 }
 
+// Validate checks the throttles; fields are named by yaml key.
+func (t ThrottleOptions) Validate() error {
+	var errs config.Errors
+	errs.Add(config.Nested("per_account_address", t.PerAccountAddress.Validate()))
+	errs.Add(config.Nested("per_account", t.PerAccount.Validate()))
+	errs.Add(config.Nested("per_address", t.PerAddress.Validate()))
+	if t.Known.Prefixes < 0 || t.Known.Prefixes > MaxKnownPrefixes {
+		errs.Addf("known.prefixes", "must be in [0, %d], got %d", MaxKnownPrefixes, t.Known.Prefixes)
+	}
+	if t.Known.Prefixes > 0 && (t.Known.TTL < time.Minute || t.Known.TTL > MaxKnownTTL) {
+		errs.Addf("known.ttl", "must be in [1m, %v], got %v", MaxKnownTTL, t.Known.TTL)
+	}
+	if t.MaxQueue < 1 || t.MaxQueue > MaxShedQueue {
+		errs.Addf("max_queue", "must be in [1, %d], got %d", MaxShedQueue, t.MaxQueue)
+	}
+	if t.ShedQueue < 0 || t.ShedQueue > max(t.MaxQueue, 0) {
+		errs.Addf("shed_queue", "must be in [0 (never shed), max_queue (%d)], got %d", t.MaxQueue, t.ShedQueue)
+	}
+	return errs.Err()
+}
+
 // Validate checks a limit; fields are named by yaml key.
 func (l Limit) Validate() error {
 	var errs config.Errors
 	if l.Max < 0 {
 		errs.Addf("max", "must be >= 0 (0 disables), got %d", l.Max)
 	}
-	if l.Max > 0 && (l.Window < time.Second || l.Window > MaxThrottleWindow) {
-		errs.Addf("window", "must be in [1s, %v], got %v", MaxThrottleWindow, l.Window)
+	if l.Max > 0 {
+		if l.Window < time.Second || l.Window > MaxThrottleWindow {
+			errs.Addf("window", "must be in [1s, %v], got %v", MaxThrottleWindow, l.Window)
+		}
+		if l.Backoff < 10*time.Millisecond || l.Backoff > MaxThrottleWindow {
+			errs.Addf("backoff", "must be in [10ms, %v], got %v", MaxThrottleWindow, l.Backoff)
+		}
+		if l.MaxBackoff < l.Backoff || l.MaxBackoff > MaxThrottleWindow {
+			errs.Addf("max_backoff", "must be in [backoff (%v), %v], got %v", l.Backoff, MaxThrottleWindow, l.MaxBackoff)
+		}
 	}
 	return errs.Err()
 }
@@ -347,7 +448,7 @@ func (o Options) warnings(log *slog.Logger) {
 		log.Warn("login: argon2 parameters are below OWASP's minimum (m=19 MiB, t=2): fine for tests, weak for real passwords",
 			"memory_kib", o.Argon2.MemoryKiB, "time", o.Argon2.Time)
 	}
-	if o.Throttle.PerAccount.Max == 0 {
+	if o.Throttle.PerAccount.Max == 0 || o.Throttle.PerAccountAddress.Max == 0 {
 		log.Warn("login: per-account throttling is off: passwords can be guessed as fast as the service hashes")
 	}
 }

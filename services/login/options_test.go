@@ -81,14 +81,14 @@ postgres_schema: login_game1
 		t.Fatal(err)
 	}
 	if o.HTTPAddr != "127.0.0.1:9000" || o.SessionTTL != time.Hour || o.Argon2.MemoryKiB != 65536 || o.Argon2.Threads != 2 ||
-		o.Argon2.Concurrency != 4 || o.Throttle.PerAccount != (Limit{5, 10 * time.Minute}) || o.Throttle.PerAddress.Max != 0 ||
+		o.Argon2.Concurrency != 4 || o.Throttle.PerAccount.Max != 5 || o.Throttle.PerAccount.Window != 10*time.Minute || o.Throttle.PerAddress.Max != 0 ||
 		o.UsernameMax != 20 || o.UsernameMin != DefaultUsernameMin || o.RedisPrefix != "game1:" || o.PostgresSchema != "login_game1" {
 		t.Fatalf("decoded %+v", o)
 	}
 }
 
 func TestPHC(t *testing.T) {
-	h := newHasher(Argon2Options{Time: 1, MemoryKiB: 64, Threads: 2, KeyLen: 16, SaltLen: 8})
+	h := newHasher(Argon2Options{Time: 1, MemoryKiB: 64, Threads: 2, KeyLen: 16, SaltLen: 8}, 0, 1<<20)
 	ctx := context.Background()
 	enc, err := h.Hash(ctx, "pässword")
 	if err != nil {
@@ -102,13 +102,13 @@ func TestPHC(t *testing.T) {
 		t.Fatal("two hashes of one password are equal: no salt?")
 	}
 	for pw, want := range map[string]bool{"pässword": true, "password": false, "": false, "pässword ": false} {
-		if ok, err := h.Verify(ctx, pw, enc); err != nil || ok != want {
+		if ok, err := h.Verify(ctx, prioLow, pw, enc); err != nil || ok != want {
 			t.Errorf("Verify(%q) = %v, %v; want %v", pw, ok, err, want)
 		}
 	}
 	// Another hasher (other parameters) verifies it from the string.
-	other := newHasher(Argon2Options{Time: 2, MemoryKiB: 128, Threads: 1, KeyLen: 32, SaltLen: 16})
-	if ok, err := other.Verify(ctx, "pässword", enc); !ok || err != nil {
+	other := newHasher(Argon2Options{Time: 2, MemoryKiB: 128, Threads: 1, KeyLen: 32, SaltLen: 16}, 0, 1<<20)
+	if ok, err := other.Verify(ctx, prioLow, "pässword", enc); !ok || err != nil {
 		t.Fatalf("Verify with other parameters = %v, %v", ok, err)
 	}
 	// A known answer: x/crypto's argon2id test vector (m=64 KiB, t=1,
@@ -117,10 +117,10 @@ func TestPHC(t *testing.T) {
 	if d, err := parsePHC(ref); err != nil || string(d.salt) != "somesalt" || d.m != 64 || d.t != 1 || d.p != 1 {
 		t.Fatalf("parsePHC(reference) = %+v, %v", d, err)
 	}
-	if ok, err := h.Verify(ctx, "password", ref); !ok || err != nil {
+	if ok, err := h.Verify(ctx, prioLow, "password", ref); !ok || err != nil {
 		t.Fatalf("Verify(known answer) = %v, %v", ok, err)
 	}
-	if ok, err := h.Verify(ctx, "passwore", ref); ok || err != nil {
+	if ok, err := h.Verify(ctx, prioLow, "passwore", ref); ok || err != nil {
 		t.Fatalf("Verify(known answer, wrong password) = %v, %v", ok, err)
 	}
 	for _, bad := range []string{
@@ -140,7 +140,7 @@ func TestPHC(t *testing.T) {
 		"$argon2id$v=19$m=64,t=1,p=1$c29tZXNhbHQ$Gqq5Vd54TCKDnyvD1JmCVA$",
 		"$argon2id$v=19$m=64,t=1,p=1$c29tZXNhbHQ$" + strings.Repeat("A", 600),
 	} {
-		if _, err := h.Verify(ctx, "password", bad); !errors.Is(err, errBadHash) {
+		if _, err := h.Verify(ctx, prioLow, "password", bad); !errors.Is(err, errBadHash) {
 			t.Errorf("Verify(%q) = %v, want errBadHash", bad, err)
 		}
 	}
@@ -149,8 +149,8 @@ func TestPHC(t *testing.T) {
 // TestHasherBounded: at most Concurrency hashes run at once; a waiter
 // gives up when its context ends.
 func TestHasherBounded(t *testing.T) {
-	h := newHasher(Argon2Options{Time: 1, MemoryKiB: 64, Threads: 1, KeyLen: 16, SaltLen: 8, Concurrency: 1})
-	if err := h.acquire(context.Background()); err != nil { // hold the only slot
+	h := newHasher(Argon2Options{Time: 1, MemoryKiB: 64, Threads: 1, KeyLen: 16, SaltLen: 8, Concurrency: 1}, 0, 1<<20)
+	if err := h.acquire(context.Background(), prioLow); err != nil { // hold the only slot
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
@@ -161,6 +161,58 @@ func TestHasherBounded(t *testing.T) {
 	h.release()
 	if _, err := h.Hash(context.Background(), "password"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestHasherPriority: with the slot taken, high-priority waiters are
+// served before low ones, and low ones are shed once shedAt wait, while
+// high ones still queue up to maxQueue.
+func TestHasherPriority(t *testing.T) {
+	h := newHasher(Argon2Options{Concurrency: 1}, 2, 4)
+	ctx := context.Background()
+	if err := h.acquire(ctx, prioLow); err != nil {
+		t.Fatal(err)
+	}
+	order := make(chan string, 4)
+	wait := func(name string, p priority) {
+		go func() {
+			if err := h.acquire(ctx, p); err != nil {
+				order <- name + ": " + err.Error()
+				return
+			}
+			order <- name
+		}()
+	}
+	wait("low1", prioLow)
+	testenvCheck(t, func() bool { return h.queueLen() == 1 })
+	wait("low2", prioLow)
+	testenvCheck(t, func() bool { return h.queueLen() == 2 })
+	if err := h.acquire(ctx, prioLow); !errors.Is(err, errShed) {
+		t.Fatalf("low-priority acquire with 2 waiting = %v, want errShed", err)
+	}
+	wait("high", prioHigh)
+	testenvCheck(t, func() bool { return h.queueLen() == 3 })
+	for _, want := range []string{"high", "low1", "low2"} {
+		h.release()
+		if got := <-order; got != want {
+			t.Fatalf("served %q, want %q", got, want)
+		}
+	}
+	h.release()
+	if h.queueLen() != 0 || h.free != 1 {
+		t.Fatalf("after all released: queue %d, free %d", h.queueLen(), h.free)
+	}
+}
+
+// testenvCheck waits up to 5 s for cond.
+func testenvCheck(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 5s")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -59,6 +59,11 @@ type serviceMetrics struct {
 	hashes   metrics.HistogramVec // argon2id durations
 	// banChecks counts ban checks by result (ok, banned, error).
 	banChecks metrics.CounterVec
+	// throttled counts attempts refused rate_limited, by reason;
+	// shed those refused overloaded; queue is the hash queue's length.
+	throttled metrics.CounterVec
+	shed      metrics.Counter
+	queue     metrics.Gauge
 }
 
 // New returns the login service over store and rdb (a single Redis,
@@ -85,13 +90,16 @@ func New(opts Options, store Store, rdb redis.UniversalClient, log *slog.Logger)
 		store: store,
 		rdb:   rdb,
 		log:   log,
-		hash:  newHasher(opts.Argon2),
+		hash:  newHasher(opts.Argon2, opts.Throttle.ShedQueue, opts.Throttle.MaxQueue),
 		now:   time.Now,
 		m: serviceMetrics{
 			requests: sink.Counter("login_requests_total", "Login service calls (wire and HTTP), by method and result (ok or the wire error code).", "method", "result"),
 			hashes: sink.Histogram("login_hash_seconds", "Time to compute one argon2id hash.",
 				[]float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1}),
 			banChecks: sink.Counter("login_ban_checks_total", "Ban checks of logins with the right password, by result (ok, banned, error: let through).", "result"),
+			throttled: sink.Counter("login_throttled_total", "Logins and registrations refused rate_limited, by throttle (account_address, account, address).", "reason"),
+			shed:      sink.Counter("login_shed_total", "Logins and registrations refused overloaded because the password-hash queue was long.").With(),
+			queue:     sink.Gauge("login_hash_queue", "Password checks waiting for a hash slot.").With(),
 		},
 	}
 	if opts.Clock != nil {
@@ -99,6 +107,7 @@ func New(opts Options, store Store, rdb redis.UniversalClient, log *slog.Logger)
 	}
 	hist := s.m.hashes.With()
 	s.hash.observe = func(d time.Duration) { hist.Observe(d.Seconds()) }
+	s.hash.queued = func(n int) { s.m.queue.Set(float64(n)) }
 	var pw [16]byte
 	_, _ = rand.Read(pw[:])
 	var err error
@@ -134,10 +143,13 @@ func (s *Service) storeError(ctx context.Context, err error) error {
 	return services.StoreError(ctx, Name, err)
 }
 
-// hashErr converts a hasher's failure: ctx ended while waiting for a slot
-// or hashing.
-func hashErr(err error) error {
+// hashErr converts a hasher's failure: the queue too long, or ctx ended
+// while waiting for a slot or hashing.
+func (s *Service) hashErr(err error) error {
 	switch {
+	case errors.Is(err, errShed):
+		s.m.shed.Inc()
+		return wire.Errorf(wire.CodeOverloaded, "too many logins in progress; retry in a few seconds")
 	case errors.Is(err, context.DeadlineExceeded):
 		return wire.Errorf(wire.CodeTimeout, "deadline passed waiting to check the password")
 	case errors.Is(err, context.Canceled):
@@ -153,10 +165,8 @@ func hashErr(err error) error {
 // ("" for none), throttled with logins by Options.Throttle.PerAddress.
 func (s *Service) Register(ctx context.Context, username, password, nickname, addr string) (a Account, err error) {
 	defer func() { err = s.storeError(ctx, err); s.count("register", err) }()
-	if key := s.addressKey(addr); key != "" {
-		if err := s.hit(ctx, key, s.opts.Throttle.PerAddress, "too many attempts from your address"); err != nil {
-			return Account{}, err
-		}
+	if err := s.throttle(ctx, s.addressKey(addr), s.opts.Throttle.PerAddress, modeCount, reasonAddress); err != nil {
+		return Account{}, err
 	}
 	if err := s.opts.checkUsername(username); err != nil {
 		return Account{}, err
@@ -180,7 +190,7 @@ func (s *Service) Register(ctx context.Context, username, password, nickname, ad
 	}
 	h, err := s.hash.Hash(ctx, password)
 	if err != nil {
-		return Account{}, hashErr(err)
+		return Account{}, s.hashErr(err)
 	}
 	a = Account{ID: NewAccountID(), Username: username, Nickname: nickname, PasswordHash: h, CreatedAt: s.now()}
 	switch err := s.store.Create(ctx, a); {
@@ -218,8 +228,12 @@ func (s *Service) LookupUser(ctx context.Context, username, userID string) (a Ac
 // Login checks username (ignoring case) and password and creates a
 // session. A wrong password and an unknown username both fail with
 // ErrBadCredentials; a failed login changes nothing but the throttle
-// counters. Throttling (rate_limited) comes first: per source address addr
-// ("" = none) counting every attempt, then per account counting failures.
+// counters. Throttling (rate_limited, with the time to retry; see
+// ThrottleOptions) comes first: the source address addr ("" = none, a
+// call from another service) and the (account, address) pair, and, unless
+// the account logged in from addr's prefix before, the account. Then the
+// password check queues for a hash slot, a known prefix ahead of the
+// others, which are shed (overloaded) when the queue is long.
 func (s *Service) Login(ctx context.Context, username, password, addr string) (sess Session, err error) {
 	defer func() { err = s.storeError(ctx, err); s.count("login", err) }()
 	if username == "" || password == "" {
@@ -231,15 +245,25 @@ func (s *Service) Login(ctx context.Context, username, password, addr string) (s
 	if len(password) > s.opts.PasswordMax {
 		return Session{}, wire.Errorf(wire.CodeBadRequest, "password is longer than %d bytes", s.opts.PasswordMax)
 	}
-	if key := s.addressKey(addr); key != "" {
-		if err := s.hit(ctx, key, s.opts.Throttle.PerAddress, "too many attempts from your address"); err != nil {
+	t := s.opts.Throttle
+	prefix := knownPrefix(addr)
+	known, err := s.known(ctx, username, prefix)
+	if err != nil {
+		return Session{}, err
+	}
+	addrKey, acctKey, pairKey := s.addressKey(addr), s.accountKey(username), s.pairKey(username, addr)
+	if err := s.throttle(ctx, addrKey, t.PerAddress, modeCheck, reasonAddress); err != nil {
+		return Session{}, err
+	}
+	if !known {
+		if err := s.throttle(ctx, acctKey, t.PerAccount, modeCheck, reasonAccount); err != nil {
 			return Session{}, err
 		}
 	}
-	// The attempt counts as a failure until it succeeds: parallel guesses
-	// cannot all pass the check before any of them is counted.
-	acctKey := s.accountKey(username)
-	if err := s.hit(ctx, acctKey, s.opts.Throttle.PerAccount, "too many failed logins for this account"); err != nil {
+	// The attempt counts as a failure of its pair until it succeeds:
+	// parallel guesses from one address cannot all pass the check before
+	// any of them is counted.
+	if err := s.throttle(ctx, pairKey, t.PerAccountAddress, modeCount, reasonPair); err != nil {
 		return Session{}, err
 	}
 	a, err := s.store.ByUsername(ctx, username)
@@ -250,25 +274,40 @@ func (s *Service) Login(ctx context.Context, username, password, addr string) (s
 	case err != nil:
 		return Session{}, err
 	}
-	ok, verr := s.hash.Verify(ctx, password, hash)
+	prio := prioLow
+	if known {
+		prio = prioHigh
+	}
+	ok, verr := s.hash.Verify(ctx, prio, password, hash)
 	switch {
 	case verr != nil && errors.Is(verr, errBadHash):
 		return Session{}, fmt.Errorf("login: account %s: %w", a.ID, verr)
 	case verr != nil:
-		return Session{}, hashErr(verr)
+		return Session{}, s.hashErr(verr)
 	case !ok || err != nil: // err: ErrNotFound
+		if err := s.throttle(ctx, addrKey, t.PerAddress, modeFail, reasonAddress); err != nil {
+			return Session{}, err
+		}
+		if !known {
+			if err := s.throttle(ctx, acctKey, t.PerAccount, modeFail, reasonAccount); err != nil {
+				return Session{}, err
+			}
+		}
 		return Session{}, ErrBadCredentials
 	}
 	if err := s.checkBan(ctx, a.ID); err != nil {
 		return Session{}, err
 	}
 	var reset []string
-	if s.opts.Throttle.PerAccount.Max > 0 {
-		reset = append(reset, acctKey)
+	if pairKey != "" && t.PerAccountAddress.Max > 0 {
+		reset = append(reset, pairKey)
 	}
 	sess, err = s.createSession(ctx, a, reset...)
 	if err != nil {
 		return Session{}, err
+	}
+	if err := s.remember(ctx, username, prefix); err != nil {
+		s.log.Warn("login: remembering the address prefix of a login", "user_id", a.ID, "err", err)
 	}
 	return sess, nil
 }

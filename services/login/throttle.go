@@ -2,6 +2,7 @@ package login
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"time"
@@ -10,34 +11,124 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// hitScript counts one event in a fixed window: it increments KEYS[1] and,
-// when the counter has no expiry yet (the window's first event), sets it to
-// ARGV[1] ms. It returns the count and the milliseconds left in the window.
-var hitScript = redis.NewScript(`
-local n = redis.call('INCR', KEYS[1])
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  ttl = tonumber(ARGV[1])
+// backoffScript is one back-off throttle (Limit) at KEYS[1], a hash of n
+// (failures in the window) and u (the Unix ms until which attempts wait).
+// ARGV: now (Unix ms), max, window ms, backoff ms, max backoff ms, mode:
+//   - "check": the ms left to wait (0: go ahead);
+//   - "count": as check, and when it may go ahead, count a failure now
+//     (an attempt counted from its start);
+//   - "fail": count a failure, whatever the wait.
+//
+// Counting the max-th failure and each one after sets the wait: backoff,
+// doubled per failure past max, at most max backoff. The key expires
+// window after its first failure, or window after a wait's end.
+var backoffScript = redis.NewScript(`
+local k = KEYS[1]
+local now = tonumber(ARGV[1])
+local mode = ARGV[6]
+local u = tonumber(redis.call('HGET', k, 'u') or '0')
+if mode ~= 'fail' and u > now then
+  return u - now
 end
-return {n, ttl}
+if mode == 'check' then
+  return 0
+end
+local n = redis.call('HINCRBY', k, 'n', 1)
+local max = tonumber(ARGV[2])
+local window = tonumber(ARGV[3])
+if n == 1 then
+  redis.call('PEXPIRE', k, window)
+end
+if n >= max then
+  local d = math.min(tonumber(ARGV[4]) * 2 ^ math.min(n - max, 40), tonumber(ARGV[5]))
+  if now + d > u then
+    redis.call('HSET', k, 'u', now + d)
+  end
+  if redis.call('PTTL', k) < d + window then
+    redis.call('PEXPIRE', k, d + window)
+  end
+end
+return 0
 `)
 
-// hit counts one event against l under key and returns a rate_limited
-// error (with what, and when the window ends) when the count passes l.Max.
-// A disabled limit counts nothing.
-func (s *Service) hit(ctx context.Context, key string, l Limit, what string) error {
-	if l.Max == 0 {
+// Throttle modes of backoffScript.
+const (
+	modeCheck = "check"
+	modeCount = "count"
+	modeFail  = "fail"
+)
+
+// Reasons of login_throttled_total and of the rate_limited texts.
+const (
+	reasonPair    = "account_address"
+	reasonAccount = "account"
+	reasonAddress = "address"
+)
+
+// throttleText is the rate_limited text of each reason.
+var throttleText = map[string]string{
+	reasonPair:    "too many failed logins for this account from your address",
+	reasonAccount: "too many failed logins for this account from new addresses",
+	reasonAddress: "too many attempts from your address",
+}
+
+// throttle runs mode against l under key ("" or a disabled limit: nothing)
+// and returns a rate_limited error, counted by reason, when the attempt
+// must wait.
+func (s *Service) throttle(ctx context.Context, key string, l Limit, mode, reason string) error {
+	if key == "" || l.Max == 0 {
 		return nil
 	}
-	res, err := hitScript.Run(ctx, s.rdb, []string{key}, l.Window.Milliseconds()).Int64Slice()
-	if err != nil || len(res) != 2 {
-		return fmt.Errorf("login: throttle: %v %w", res, err)
+	wait, err := backoffScript.Run(ctx, s.rdb, []string{key},
+		time.Now().UnixMilli(), l.Max, l.Window.Milliseconds(), l.Backoff.Milliseconds(), l.MaxBackoff.Milliseconds(), mode).Int64()
+	if err != nil {
+		return fmt.Errorf("login: throttle: %w", err)
 	}
-	if res[0] > int64(l.Max) {
-		return &rateLimited{msg: what, retry: time.Duration(res[1]) * time.Millisecond}
+	if wait > 0 {
+		s.m.throttled.With(reason).Inc()
+		return &rateLimited{msg: throttleText[reason], retry: time.Duration(wait) * time.Millisecond}
 	}
 	return nil
+}
+
+// knownScript remembers a prefix an account logged in from: KEYS[1] is
+// the account's sorted set (member prefix, score the last login's Unix
+// ms); ARGV: now, prefix, how many to keep, TTL ms.
+var knownScript = redis.NewScript(`
+local k = KEYS[1]
+local now = tonumber(ARGV[1])
+local ttl = tonumber(ARGV[4])
+redis.call('ZADD', k, now, ARGV[2])
+redis.call('ZREMRANGEBYSCORE', k, '-inf', now - ttl)
+redis.call('ZREMRANGEBYRANK', k, 0, -tonumber(ARGV[3]) - 1)
+redis.call('PEXPIRE', k, ttl)
+return 0
+`)
+
+// known reports whether username logged in from prefix within the known
+// TTL.
+func (s *Service) known(ctx context.Context, username, prefix string) (bool, error) {
+	k := s.opts.Throttle.Known
+	if prefix == "" || k.Prefixes == 0 {
+		return false, nil
+	}
+	score, err := s.rdb.ZScore(ctx, s.knownKey(username), prefix).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("login: known addresses: %w", err)
+	}
+	return time.Since(time.UnixMilli(int64(score))) < k.TTL, nil
+}
+
+// remember records a successful login of username from prefix.
+func (s *Service) remember(ctx context.Context, username, prefix string) error {
+	k := s.opts.Throttle.Known
+	if prefix == "" || k.Prefixes == 0 {
+		return nil
+	}
+	return knownScript.Run(ctx, s.rdb, []string{s.knownKey(username)}, time.Now().UnixMilli(), prefix, k.Prefixes, k.TTL.Milliseconds()).Err()
 }
 
 // rateLimited is a throttled attempt: rate_limited on the wire, 429 with
@@ -57,7 +148,7 @@ func (e *rateLimited) Unwrap() error { return e.wire() }
 
 // wire returns the *wire.Error the wire carries.
 func (e *rateLimited) wire() *wire.Error {
-	return wire.Errorf(wire.CodeRateLimited, "%s; try again in %v", e.msg, e.retryAfter())
+	return wire.Errorf(wire.CodeRateLimited, "%s; retry in %ds", e.msg, int64(e.retryAfter()/time.Second))
 }
 
 // retryAfter is the wait rounded up to a whole second (at least one).
@@ -65,10 +156,25 @@ func (e *rateLimited) retryAfter() time.Duration {
 	return max(time.Second, (e.retry + time.Second - 1).Truncate(time.Second))
 }
 
-// accountKey is the failure counter of username, ASCII-case-folded like
-// usernames are.
+// accountKey is the failure counter of username from unknown addresses,
+// ASCII-case-folded like usernames are.
 func (s *Service) accountKey(username string) string {
 	return s.opts.RedisPrefix + "login:throttle:account:" + usernameKey(username)
+}
+
+// pairKey is the failure counter of username from the address bucket of
+// remote, "" for none.
+func (s *Service) pairKey(username, remote string) string {
+	a := addressBucket(remote)
+	if a == "" {
+		return ""
+	}
+	return s.opts.RedisPrefix + "login:throttle:pair:" + usernameKey(username) + ":" + a
+}
+
+// knownKey is the set of address prefixes username logged in from.
+func (s *Service) knownKey(username string) string {
+	return s.opts.RedisPrefix + "login:known:" + usernameKey(username)
 }
 
 // addressKey is the attempt counter of a source address, "" when the
@@ -79,6 +185,24 @@ func (s *Service) addressKey(remote string) string {
 		return ""
 	}
 	return s.opts.RedisPrefix + "login:throttle:address:" + a
+}
+
+// knownPrefix returns the prefix an address is remembered by: the IPv4
+// /24 or the IPv6 /64 (a home's addresses change within it); "" for none
+// or an unparsable address.
+func knownPrefix(remote string) string {
+	host := remote
+	if h, _, err := net.SplitHostPort(remote); err == nil {
+		host = h
+	}
+	ip := net.ParseIP(host)
+	switch {
+	case ip == nil:
+		return ""
+	case ip.To4() != nil:
+		return (&net.IPNet{IP: ip.To4().Mask(net.CIDRMask(24, 32)), Mask: net.CIDRMask(24, 32)}).String()
+	}
+	return (&net.IPNet{IP: ip.Mask(net.CIDRMask(64, 128)), Mask: net.CIDRMask(64, 128)}).String()
 }
 
 // addressBucket returns what a source address is throttled as: the IPv4
