@@ -67,7 +67,7 @@ func (s *Service) wireError(what string, err error) error {
 	}
 	s.log.Warn("friends: "+what, "err", err)
 	if stores.IsOutage(err) {
-		return services.StoreError(nil, Name, err)
+		return services.StoreError(context.TODO(), Name, err)
 	}
 	return wire.Errorf(wire.CodeUnavailable, "friends: %s failed: try again", what)
 }

@@ -93,7 +93,7 @@ func TestHTTP(t *testing.T) {
 			rdb, _ := newRedis(t, kind)
 			store := login.NewMemoryStore()
 			opts := testOptions(t)
-			opts.Throttle.PerAccount = login.Limit{Max: 3, Window: time.Minute}
+			opts.Throttle.PerAccountAddress = login.Limit{Max: 3, Window: time.Minute, Backoff: time.Minute, MaxBackoff: time.Minute}
 			url := startHTTP(t, newService(t, opts, store, rdb))
 			testHTTP(t, url, store)
 		})
@@ -204,14 +204,14 @@ func testHTTP(t *testing.T, url string, store *login.MemoryStore) {
 		t.Fatalf("validate after logout: %d %v", status, body)
 	}
 
-	// 429 with Retry-After once the account has failed 3 times (one
-	// failure above, the ghost's does not count).
+	// 429 with Retry-After once the account has failed 3 times from this
+	// address (one failure above, the ghost's does not count).
 	for i := 0; i < 2; i++ {
 		status, _, body = post(t, P, url+login.PathLogin, `{"username":"`+user+`","password":"wrong-password"}`)
 		wantStatus(t, "login bad password", status, body, http.StatusUnauthorized, "")
 	}
 	status, h, body = post(t, P, url+login.PathLogin, `{"username":"`+user+`","password":"hunter2hunter2"}`)
-	wantStatus(t, "login throttled", status, body, http.StatusTooManyRequests, "rate_limited: too many failed logins for this account; try again in 1m0s")
+	wantStatus(t, "login throttled", status, body, http.StatusTooManyRequests, "rate_limited: too many failed logins for this account from your address; retry in 60s")
 	if ra := h.Get("Retry-After"); ra != "60" {
 		t.Fatalf("Retry-After %q, want 60", ra)
 	}

@@ -208,7 +208,8 @@ type Options struct {
 	// Metrics receives the service's metrics; nil means none.
 	Metrics metrics.Sink `yaml:"-"`
 	// Clock, when set, is the service's clock: a session expires
-	// SessionTTL after Clock() at its login. nil means time.Now; tests set
+	// SessionTTL after Clock() at its login, and throttle waits and known
+	// prefixes are measured on it. nil means time.Now; tests set
 	// a clock running behind to make sessions that expire within seconds.
 	Clock func() time.Time `yaml:"-"`
 }

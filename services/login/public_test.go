@@ -118,7 +118,7 @@ func TestHTTPTrustedProxies(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			opts := testOptions(t)
 			opts.TrustedProxies = tc.trusted
-			opts.Throttle.PerAddress = login.Limit{Max: 2, Window: time.Minute}
+			opts.Throttle.PerAddress = login.Limit{Max: 2, Window: time.Minute, Backoff: time.Minute, MaxBackoff: time.Minute}
 			url := startHTTP(t, newService(t, opts, login.NewMemoryStore(), rdb))
 			attempt := func(xff string) (int, map[string]any) {
 				h := http.Header{"Content-Type": {"application/json"}, realip.HeaderForwardedFor: {xff}}
@@ -131,7 +131,7 @@ func TestHTTPTrustedProxies(t *testing.T) {
 				wantStatus(t, "attempt from "+xff, status, body, http.StatusUnauthorized, "")
 			}
 			status, body := attempt("192.0.2.99, 198.51.100.1")
-			wantStatus(t, "third attempt", status, body, http.StatusTooManyRequests, "rate_limited: too many attempts from your address; try again in 1m0s")
+			wantStatus(t, "third attempt", status, body, http.StatusTooManyRequests, "rate_limited: too many attempts from your address; retry in 60s")
 			status, body = attempt("198.51.100.2")
 			if tc.separate {
 				wantStatus(t, "another player", status, body, http.StatusUnauthorized, "")

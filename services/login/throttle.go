@@ -80,7 +80,7 @@ func (s *Service) throttle(ctx context.Context, key string, l Limit, mode, reaso
 		return nil
 	}
 	wait, err := backoffScript.Run(ctx, s.rdb, []string{key},
-		time.Now().UnixMilli(), l.Max, l.Window.Milliseconds(), l.Backoff.Milliseconds(), l.MaxBackoff.Milliseconds(), mode).Int64()
+		s.now().UnixMilli(), l.Max, l.Window.Milliseconds(), l.Backoff.Milliseconds(), l.MaxBackoff.Milliseconds(), mode).Int64()
 	if err != nil {
 		return fmt.Errorf("login: throttle: %w", err)
 	}
@@ -119,7 +119,7 @@ func (s *Service) known(ctx context.Context, username, prefix string) (bool, err
 	case err != nil:
 		return false, fmt.Errorf("login: known addresses: %w", err)
 	}
-	return time.Since(time.UnixMilli(int64(score))) < k.TTL, nil
+	return s.now().Sub(time.UnixMilli(int64(score))) < k.TTL, nil
 }
 
 // remember records a successful login of username from prefix.
@@ -128,7 +128,7 @@ func (s *Service) remember(ctx context.Context, username, prefix string) error {
 	if prefix == "" || k.Prefixes == 0 {
 		return nil
 	}
-	return knownScript.Run(ctx, s.rdb, []string{s.knownKey(username)}, time.Now().UnixMilli(), prefix, k.Prefixes, k.TTL.Milliseconds()).Err()
+	return knownScript.Run(ctx, s.rdb, []string{s.knownKey(username)}, s.now().UnixMilli(), prefix, k.Prefixes, k.TTL.Milliseconds()).Err()
 }
 
 // rateLimited is a throttled attempt: rate_limited on the wire, 429 with
@@ -163,11 +163,12 @@ func (s *Service) accountKey(username string) string {
 }
 
 // pairKey is the failure counter of username from the address bucket of
-// remote, "" for none.
+// remote; calls without an address (from other services) share the
+// bucket "-".
 func (s *Service) pairKey(username, remote string) string {
 	a := addressBucket(remote)
 	if a == "" {
-		return ""
+		a = "-"
 	}
 	return s.opts.RedisPrefix + "login:throttle:pair:" + usernameKey(username) + ":" + a
 }
