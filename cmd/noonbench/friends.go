@@ -148,6 +148,7 @@ func startFriendsStack(ctx context.Context, log *slog.Logger, st *loginStores) (
 	lsec.Service.Argon2 = argonOptions(argonCheap)
 	lsec.Service.Throttle.PerAccount.Max = 0
 	lsec.Service.Throttle.PerAddress.Max = 0
+	lsec.Service.Throttle.PerAccountAddress.Max, lsec.Service.Throttle.ShedQueue, lsec.Service.Throttle.MaxQueue = 0, 0, login.MaxShedQueue
 	lsec.Service.RedisPrefix = fs.prefix + "login:"
 	lsec.Service.SessionTTL = loginSessionTTL
 	lsec.Service.PostgresSchema = "noonbench_" + id + "_login"

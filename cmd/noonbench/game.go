@@ -133,6 +133,7 @@ func startGameStack(ctx context.Context, log *slog.Logger, pool *pgxpool.Pool, r
 	lsec.Service.Argon2 = argonOptions(argonCheap)
 	lsec.Service.Throttle.PerAccount.Max = 0
 	lsec.Service.Throttle.PerAddress.Max = 0
+	lsec.Service.Throttle.PerAccountAddress.Max, lsec.Service.Throttle.ShedQueue, lsec.Service.Throttle.MaxQueue = 0, 0, login.MaxShedQueue
 	lsec.Service.RedisPrefix = gs.prefix + "login:"
 	lsec.Service.SessionTTL = loginSessionTTL
 	lsec.Service.PostgresSchema = "noonbench_login_" + suffix

@@ -7,9 +7,9 @@ package main
 // with its HTTP API on 127.0.0.1:0. Its accounts live in a fresh Postgres
 // schema (login_bench_<random>) and its sessions under a Redis key prefix of
 // its own (noonbench:<random>:); both are deleted at the end, and the
-// sessions expire within an hour should that fail. The per-account and
-// per-address throttles are off (Max 0), so that the benchmark measures the
-// work and not the throttle. Accounts are registered up front through the
+// sessions expire within an hour should that fail. The throttles are off
+// (Max 0) and nothing is shed (shed_queue 0), so that the benchmark
+// measures the work and not the throttle. Accounts are registered up front through the
 // service (not timed), one per connection and argon2 setting:
 //
 //   - default: argon2id with the service's defaults (m=19 MiB, t=2, p=1,
@@ -412,6 +412,12 @@ func startLogin(ctx context.Context, log *slog.Logger, noon *noonStack, st *logi
 	opts.SessionTTL = loginSessionTTL
 	opts.Throttle.PerAccount.Max = 0
 	opts.Throttle.PerAddress.Max = 0
+	opts.Throttle.PerAccountAddress.Max = 0
+	// Every worker logs in at once from loopback: no shedding, and a
+	// queue as long as any -conns, so that the benchmark measures the
+	// hashing and not the shedding (the test TestLoginFlood covers it).
+	opts.Throttle.ShedQueue = 0
+	opts.Throttle.MaxQueue = login.MaxShedQueue
 	llog := log.With("daemon", "login")
 	if ls.svc, err = login.New(opts, store, st.rdb, llog); err != nil {
 		return nil, err
@@ -639,7 +645,7 @@ func runLogin(ctx context.Context, cfg config, log *slog.Logger, noon *noonStack
 	lr := &loginReport{
 		Postgres:        postgresName(cfg.postgresURL),
 		Redis:           redisName(cfg.redisAddr),
-		Throttles:       "per-account and per-address throttles off (Max 0)",
+		Throttles:       "throttles off (Max 0), no shedding (shed_queue 0)",
 		UsersPerSetting: slices.Max(conns),
 		Conns:           conns,
 	}

@@ -167,6 +167,7 @@ func startMatchStack(ctx context.Context, log *slog.Logger, rdb *redis.Client, q
 	lsec.Service.Argon2 = argonOptions(argonCheap)
 	lsec.Service.Throttle.PerAccount.Max = 0
 	lsec.Service.Throttle.PerAddress.Max = 0
+	lsec.Service.Throttle.PerAccountAddress.Max, lsec.Service.Throttle.ShedQueue, lsec.Service.Throttle.MaxQueue = 0, 0, login.MaxShedQueue
 	lsec.Service.RedisPrefix = ms.prefix + "login:"
 	lsec.Service.SessionTTL = loginSessionTTL
 	rsec := room.Module.NewSection().(*services.Config[room.Options])
