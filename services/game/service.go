@@ -18,6 +18,7 @@ import (
 
 	gamepb "github.com/noonhq/noon/idl/gen/game"
 	"github.com/noonhq/noon/internal/metrics"
+	"github.com/noonhq/noon/internal/stores"
 	"github.com/noonhq/noon/wire"
 )
 
@@ -158,6 +159,9 @@ func (s *Service) storeError(method string, err error) error {
 	}
 	s.m.storeErrors.With(method).Inc()
 	s.log.Warn("game: store", "method", method, "err", err)
+	if stores.IsOutage(err) {
+		return wire.Errorf(wire.CodeUnavailable, "%s store unavailable; nothing changed unless a retry with the same key says so", Name)
+	}
 	return wire.Errorf(wire.CodeUnavailable, "%s: the store failed; nothing changed unless a retry with the same key says so", method)
 }
 

@@ -11,6 +11,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/noonhq/noon/internal/stores"
+	"github.com/noonhq/noon/services"
 	"github.com/noonhq/noon/wire"
 )
 
@@ -92,6 +94,8 @@ func wireError(err error) error {
 		return wire.Errorf(wire.CodeInternal, "matchmaker store error")
 	case errors.Is(err, context.DeadlineExceeded):
 		return wire.Errorf(wire.CodeTimeout, "matchmaker store did not answer in time")
+	case stores.IsOutage(err):
+		return services.StoreError(context.TODO(), Name, err)
 	}
 	return wire.Errorf(wire.CodeUnavailable, "matchmaker store unavailable")
 }
