@@ -2,6 +2,7 @@ package login_test
 
 import (
 	"context"
+	"net/http"
 	"testing"
 	"time"
 
@@ -29,7 +30,9 @@ func TestLoginRedisOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { rdb.Close() })
-	p := startPlatform(t, newService(t, testOptions(t), pgStore(t), rdb))
+	svc := newService(t, testOptions(t), pgStore(t), rdb)
+	p := startPlatform(t, svc)
+	url := startHTTP(t, svc)
 	user := username(t)
 	p.register(t, user, "password1")
 	rep, _, err := p.login(t, "192.0.2.40:1", user, "password1")
@@ -44,6 +47,8 @@ func TestLoginRedisOutage(t *testing.T) {
 		}
 		wantErr(t, "login with Redis down", err, "unavailable: login store unavailable")
 	}
+	status, _, body := post(t, http.MethodPost, url+login.PathLogin, `{"username":"`+user+`","password":"password1"}`)
+	wantStatus(t, "HTTP login with Redis down", status, body, http.StatusServiceUnavailable, "unavailable: login store unavailable")
 	if _, _, err := p.svc.Validate(ctx, rep.SessionToken); wire.CodeOf(err) != wire.CodeUnavailable {
 		t.Fatalf("Validate with Redis down: %v, want unavailable", err)
 	}
