@@ -68,6 +68,7 @@ func startStack(t *testing.T) *stack {
 	lo.HTTPAddr = "127.0.0.1:0"
 	lo.Argon2.Time, lo.Argon2.MemoryKiB = 1, 1024
 	lo.Throttle.PerAccount.Max, lo.Throttle.PerAddress.Max = 0, 0
+	lo.Throttle.PerAccountAddress.Max, lo.Throttle.ShedQueue, lo.Throttle.MaxQueue = 0, 0, login.MaxShedQueue
 	lo.RedisPrefix, lo.PostgresSchema = prefix+"login:", "login_"+id
 	ro := &opts.Sections[room.Name].(*services.Config[room.Options]).Service
 	ro.RedisPrefix, ro.PostgresSchema = prefix+"room:", "room_"+id

@@ -58,6 +58,7 @@ func platformOptions(t *testing.T, modules []services.Module, qs ...match.QueueO
 		lo.HTTPAddr = "127.0.0.1:0"
 		lo.Argon2.Time, lo.Argon2.MemoryKiB = 1, 1024
 		lo.Throttle.PerAccount.Max, lo.Throttle.PerAddress.Max = 0, 0
+		lo.Throttle.PerAccountAddress.Max, lo.Throttle.ShedQueue, lo.Throttle.MaxQueue = 0, 0, login.MaxShedQueue
 		lo.RedisPrefix = prefix + "login:"
 	}
 	if sec, ok := opts.Sections[room.Name]; ok {
