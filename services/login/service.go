@@ -251,6 +251,11 @@ func (s *Service) Login(ctx context.Context, username, password, addr string) (s
 	if err != nil {
 		return Session{}, err
 	}
+	// A login from a known prefix checks its password first.
+	prio := prioLow
+	if known {
+		prio = prioHigh
+	}
 	addrKey, acctKey, pairKey := s.addressKey(addr), s.accountKey(username), s.pairKey(username, addr)
 	if err := s.throttle(ctx, addrKey, t.PerAddress, modeCheck, reasonAddress); err != nil {
 		return Session{}, err
@@ -273,10 +278,6 @@ func (s *Service) Login(ctx context.Context, username, password, addr string) (s
 		hash = s.dummyHash
 	case err != nil:
 		return Session{}, err
-	}
-	prio := prioLow
-	if known {
-		prio = prioHigh
 	}
 	ok, verr := s.hash.Verify(ctx, prio, password, hash)
 	switch {

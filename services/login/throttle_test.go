@@ -1,6 +1,7 @@
 package login_test
 
 import (
+	"context"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -8,8 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	loginpb "github.com/noonhq/noon/idl/gen/login"
 	"github.com/noonhq/noon/idl/gen/login/loginrpc"
+	"github.com/noonhq/noon/internal/stores"
+	"github.com/noonhq/noon/internal/stores/storestest"
 	"github.com/noonhq/noon/services/login"
 	"github.com/noonhq/noon/wire"
 )
@@ -35,10 +40,24 @@ func retryIn(t testing.TB, what string, err error) time.Duration {
 	return time.Duration(n) * time.Second
 }
 
-// throttled returns a platform over real Redis with the default throttles
-// and a fake clock.
+// ownRedis starts a redis-server of the test's own and returns a client
+// of it: other packages' tests FLUSHALL the shared Redis, which would
+// forget the throttles and known prefixes a test builds up.
+func ownRedis(t *testing.T) redis.UniversalClient {
+	t.Helper()
+	r := storestest.StartRedis(t)
+	rdb, err := stores.OpenRedis(context.Background(), stores.RedisOptions{Addrs: []string{r.Addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
+// throttled returns a platform over a Redis of its own with the default
+// throttles and a fake clock.
 func throttled(t *testing.T, tune func(*login.Options)) (*platform, *fakeClock) {
-	rdb, _ := newRedis(t, realRedis)
+	rdb := ownRedis(t)
 	clk := &fakeClock{}
 	opts := testOptions(t)
 	opts.Clock = clk.now
