@@ -34,12 +34,18 @@
 // connections authenticated with those sessions; the brokers also log a
 // connection out at its session's expiry.
 //
-// Throttling: fixed-window counters in Redis, shared by every instance:
-// failed logins per username (Throttle.PerAccount), and login and register
-// attempts per source address (Throttle.PerAddress, IPv6 by /64). Over a
-// limit the call fails with "rate_limited: ...; try again in 4m0s" (HTTP
-// 429 with Retry-After). A failed login never creates or changes an
-// account.
+// Throttling, with back-off and never a lockout (ThrottleOptions): failed
+// logins per (username, source address), per source address (registrations
+// included; IPv6 by /64), and per username from address prefixes the
+// account never logged in from; the prefixes (IPv4 /24, IPv6 /64) of an
+// account's successful logins are remembered in Redis, and logins from
+// them are never slowed by others' failures. Over a limit the call fails
+// with "rate_limited: ...; retry in 4s" (HTTP 429 with Retry-After), the
+// wait doubling per further failure up to a cap. Password checks queue for
+// the hash slots, known prefixes first; when the queue is long, others are
+// answered "overloaded" (HTTP 503). A store or Redis outage is answered
+// "unavailable: login store unavailable". A failed login never creates or
+// changes an account.
 //
 // Bans: with the ban_check option set (the configs say "game"), a login
 // with the right password asks that service's BanStatus (game.BanStatus,
