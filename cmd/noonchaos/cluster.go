@@ -260,11 +260,15 @@ func (c *cluster) stopAll() {
 	}
 }
 
-// close stops everything and removes the run's database.
-func (c *cluster) close() {
+// close stops everything and removes the run's database (unless keepDB).
+func (c *cluster) close(keepDB bool) {
 	c.stopAll()
 	if c.proxy != nil {
 		c.proxy.Close()
+	}
+	if keepDB {
+		fmt.Fprintf(c.logw, "database kept: %s\n", c.dbURL(false))
+		return
 	}
 	if c.db != "" {
 		err := c.adminExec(context.Background(), "DROP DATABASE IF EXISTS "+pgx.Identifier{c.db}.Sanitize()+" WITH (FORCE)")

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/noonhq/noon/edge/client"
+	roompb "github.com/noonhq/noon/idl/gen/room"
+	"github.com/noonhq/noon/idl/gen/room/roomrpc"
 )
 
 // up starts Redis, yellow, the services and the brokers, and waits until
@@ -155,7 +157,7 @@ func probeOnce(ctx context.Context, broker, user string) error {
 	if err := registerLogin(cctx, s, user, "pw-"+user); err != nil {
 		return fmt.Errorf("login: %w", err)
 	}
-	if _, err := s.Call(cctx, "room.List", nil); err != nil {
+	if _, err := roomrpc.NewClient(s.CallThrift).List(cctx, &roompb.ListRequest{Game: "race31", Limit: 1}); err != nil {
 		return fmt.Errorf("room: %w", err)
 	}
 	return nil

@@ -41,8 +41,8 @@ type rec struct {
 	msg        string
 }
 
-// ack is an acknowledged room action: the log must hold an act entry of
-// player at seq.
+// ack is an acknowledged room action (seq: the room's event seq in the
+// reply): the room's log must hold an act entry of player for it.
 type ack struct {
 	room   string
 	seq    int64

@@ -65,7 +65,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.echoers, "echo", 4, "echo callers")
 	fs.IntVar(&o.loginers, "login", 2, "login callers")
 	fs.DurationVar(&o.phase, "phase", 0, "length of each fault's phase (0: 9s with -short, 26s without)")
-	fs.BoolVar(&o.keep, "keep", false, "keep the run's directory (process logs, certificates) instead of removing it")
+	fs.BoolVar(&o.keep, "keep", false, "keep the run's directory (process logs, certificates) and database instead of removing them")
 	// Push gaps are reported but do not fail the run until pushes missed
 	// during a reconnect are replayable (room.Get since seq, issue 14):
 	// then this turns on by default.
@@ -146,7 +146,7 @@ func runSuite(ctx context.Context, o options, out io.Writer) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer c.close()
+	defer c.close(o.keep)
 	if err := c.up(ctx); err != nil {
 		return nil, err
 	}
