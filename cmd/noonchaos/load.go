@@ -57,6 +57,8 @@ type gap struct {
 	room    string
 	missing int
 	first   int64 // the first missing seq
+	base    int64 // the bot's last event seq in its create/join reply
+	last    int64 // the room's last event seq when the game ended
 }
 
 // stats collects every request, acknowledged action and push gap.
@@ -520,7 +522,7 @@ func (l *load) account(bots [2]*bot, g *game) {
 	}
 	for i, b := range bots {
 		if n, first := b.missing(g.room, g.base[i], last, 2*time.Second); n > 0 {
-			l.st.addGap(gap{at: time.Now(), bot: b.name, room: g.room, missing: n, first: first})
+			l.st.addGap(gap{at: time.Now(), bot: b.name, room: g.room, missing: n, first: first, base: g.base[i], last: last})
 		}
 	}
 }

@@ -18,6 +18,7 @@ type row struct {
 	errs                         map[string]int
 	samples                      map[string][]string // distinct messages per code
 	gapMissing, gapGames         int
+	slowest                      time.Duration // the slowest answer
 	recovery                     string
 }
 
@@ -53,6 +54,9 @@ func (r *result) check(ctx context.Context, c *cluster, st *stats) error {
 	for _, x := range st.recs {
 		w := &r.rows[r.phaseOf(x.start)]
 		w.requests++
+		if d := x.end.Sub(x.start); x.code != codeHang && d > w.slowest {
+			w.slowest = d
+		}
 		if x.code == "" {
 			continue
 		}
@@ -157,17 +161,13 @@ func (r *result) recovery(st *stats) {
 			r.rows[i].recovery = "-"
 			continue
 		}
-		kinds := map[string]bool{}
-		for _, k := range p.kinds {
-			kinds[k] = true
-		}
 		var worst time.Duration
 		disrupted, stuck := 0, 0
 		for _, recs := range byWorker {
 			for _, kind := range p.kinds {
 				failedAt := -1
 				for j, x := range recs {
-					if x.kind == kind && x.code != "" && !x.start.Before(p.fault) && x.start.Before(p.end) {
+					if x.kind == kind && x.code != "" && !x.end.Before(p.fault) && x.start.Before(p.end) {
 						failedAt = j
 						break
 					}
@@ -216,12 +216,12 @@ func (r *result) failed(gaps bool) bool {
 func (r *result) print(out io.Writer, st *stats) {
 	fmt.Fprintln(out)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "fault\trequests\terrors by code\thangs\tacked actions\tlost\tpush gaps (missing/games)\trecovery (workers)")
+	fmt.Fprintln(tw, "fault\trequests\terrors by code\thangs\tslowest\tacked acts\tlost\tpush gaps (missing/games)\trecovery (workers)")
 	var tot row
 	tot.errs = map[string]int{}
 	for i, p := range r.phases {
 		w := r.rows[i]
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d\t%d/%d\t%s\n", p.name, w.requests, codes(w.errs), w.hangs, w.acked, w.lost, w.gapMissing, w.gapGames, w.recovery)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%.2fs\t%d\t%d\t%d/%d\t%s\n", p.name, w.requests, codes(w.errs), w.hangs, w.slowest.Seconds(), w.acked, w.lost, w.gapMissing, w.gapGames, w.recovery)
 		tot.requests += w.requests
 		tot.hangs += w.hangs
 		tot.acked += w.acked
@@ -232,7 +232,7 @@ func (r *result) print(out io.Writer, st *stats) {
 			tot.errs[k] += v
 		}
 	}
-	fmt.Fprintf(tw, "total\t%d\t%s\t%d\t%d\t%d\t%d/%d\t\n", tot.requests, codes(tot.errs), tot.hangs, tot.acked, tot.lost, tot.gapMissing, tot.gapGames)
+	fmt.Fprintf(tw, "total\t%d\t%s\t%d\t\t%d\t%d\t%d/%d\t\n", tot.requests, codes(tot.errs), tot.hangs, tot.acked, tot.lost, tot.gapMissing, tot.gapGames)
 	tw.Flush()
 	fmt.Fprintln(out, "\nerror samples:")
 	for i, p := range r.phases {
@@ -246,6 +246,17 @@ func (r *result) print(out io.Writer, st *stats) {
 			for _, m := range w.samples[k] {
 				fmt.Fprintf(out, "  %s: %s: %s\n", p.name, k, m)
 			}
+		}
+	}
+	if len(st.gaps) > 0 {
+		fmt.Fprintf(out, "\npush gaps (%d games; reported, not failed without -fail-on-push-gaps):\n", len(st.gaps))
+		for i, g := range st.gaps {
+			if i == 20 {
+				fmt.Fprintf(out, "  ... %d more\n", len(st.gaps)-20)
+				break
+			}
+			fmt.Fprintf(out, "  %s: bot %s room %s: %d event(s) of (%d, %d] never pushed, the first %d\n",
+				r.phases[r.phaseOf(g.at)].name, g.bot, g.room, g.missing, g.base, g.last, g.first)
 		}
 	}
 	if len(r.losses) > 0 {
