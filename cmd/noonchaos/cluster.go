@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -21,9 +22,10 @@ import (
 
 // proc is one process the suite started, in a process group of its own.
 type proc struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{}
+	name   string
+	cmd    *exec.Cmd
+	done   chan struct{}
+	killed atomic.Bool // the suite signalled it
 }
 
 // cluster is the multi-process platform under test: its own Redis, a fault
@@ -231,6 +233,7 @@ func (c *cluster) kill(name string, sig syscall.Signal, wait time.Duration) erro
 	if p == nil {
 		return fmt.Errorf("no process %s", name)
 	}
+	p.killed.Store(true)
 	_ = syscall.Kill(-p.cmd.Process.Pid, sig)
 	select {
 	case <-p.done:
@@ -244,12 +247,31 @@ func (c *cluster) kill(name string, sig syscall.Signal, wait time.Duration) erro
 	return nil
 }
 
+// exitedByThemselves lists the processes that ended without the suite
+// signalling them (a crash, a fatal error: see their logs).
+func (c *cluster) exitedByThemselves() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for _, p := range c.all {
+		select {
+		case <-p.done:
+			if !p.killed.Load() {
+				out = append(out, fmt.Sprintf("%s (pid %d): %v", p.name, p.cmd.Process.Pid, p.cmd.ProcessState))
+			}
+		default:
+		}
+	}
+	return out
+}
+
 // stopAll kills every process group the suite started and waits for them.
 func (c *cluster) stopAll() {
 	c.mu.Lock()
 	all := append([]*proc(nil), c.all...)
 	c.mu.Unlock()
 	for _, p := range all {
+		p.killed.Store(true)
 		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 	}
 	for _, p := range all {

@@ -83,7 +83,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	// The whole run is bounded: phases, plus start-up and checks.
-	limit := 10*time.Minute + 12*o.phase
+	limit := 4*time.Minute + 12*o.phase
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	sig := make(chan os.Signal, 1)
@@ -103,7 +103,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if r.failed(o.failOnGaps) {
-		fmt.Fprintln(stdout, "FAIL: hangs or lost acknowledged actions (see above)")
+		fmt.Fprintln(stdout, "FAIL: hangs, lost acknowledged actions or processes that exited by themselves (see above)")
 		return 1
 	}
 	fmt.Fprintln(stdout, "PASS: no hang, no acknowledged action lost")
@@ -203,7 +203,7 @@ func runSuite(ctx context.Context, o options, out io.Writer) (*result, error) {
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("stopped before the end: %w", ctx.Err())
 	}
-	r := &result{phases: phases}
+	r := &result{phases: phases, exited: c.exitedByThemselves()}
 	if err := r.check(ctx, c, st); err != nil {
 		return nil, err
 	}

@@ -27,6 +27,7 @@ type result struct {
 	phases []*phase
 	rows   []row
 	losses []string // one line per lost acknowledged action
+	exited []string // processes that ended by themselves
 }
 
 // phaseOf is the index of the phase t falls in (before the first: the
@@ -202,8 +203,12 @@ func (r *result) recovery(st *stats) {
 	}
 }
 
-// failed reports a hang or a loss (or, with gaps, a push gap).
+// failed reports a hang, a loss or a process that exited by itself (or,
+// with gaps, a push gap).
 func (r *result) failed(gaps bool) bool {
+	if len(r.exited) > 0 {
+		return true
+	}
 	for _, w := range r.rows {
 		if w.hangs > 0 || w.lost > 0 || gaps && w.gapMissing > 0 {
 			return true
@@ -257,6 +262,12 @@ func (r *result) print(out io.Writer, st *stats) {
 			}
 			fmt.Fprintf(out, "  %s: bot %s room %s: %d event(s) of (%d, %d] never pushed, the first %d\n",
 				r.phases[r.phaseOf(g.at)].name, g.bot, g.room, g.missing, g.base, g.last, g.first)
+		}
+	}
+	if len(r.exited) > 0 {
+		fmt.Fprintf(out, "\nprocesses that exited by themselves (see the logs, -keep):\n")
+		for _, e := range r.exited {
+			fmt.Fprintln(out, "  "+e)
 		}
 	}
 	if len(r.losses) > 0 {
