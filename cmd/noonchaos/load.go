@@ -350,6 +350,12 @@ func (l *load) pair(ctx context.Context, worker int) {
 	for ctx.Err() == nil {
 		g, err := l.setup(ctx, bots)
 		if err != nil {
+			if g != nil {
+				// Both are in the room: start again from a new one.
+				for _, b := range bots {
+					l.leave(ctx, b, g.room)
+				}
+			}
 			l.pause(ctx, 100*time.Millisecond)
 			continue
 		}
@@ -357,13 +363,39 @@ func (l *load) pair(ctx context.Context, worker int) {
 		l.account(bots, g)
 		for _, b := range bots {
 			if b.sess != nil {
-				_ = b.roomCall(ctx, func(ctx context.Context, rc *roomrpc.Client) error {
-					_, err := rc.Leave(ctx, &roompb.LeaveRequest{RoomID: &g.room})
-					return err
-				})
+				l.leave(ctx, b, g.room)
 			}
 		}
 	}
+}
+
+// leave leaves room, trying again a few times: a failed leave keeps the
+// session bound to the room, and the bot's next create or join would be
+// refused.
+func (l *load) leave(ctx context.Context, b *bot, room string) {
+	for i := 0; i < 20 && ctx.Err() == nil; i++ {
+		err := b.roomCall(ctx, func(ctx context.Context, rc *roomrpc.Client) error {
+			_, err := rc.Leave(ctx, &roompb.LeaveRequest{RoomID: &room})
+			return err
+		})
+		if code := wire.CodeOf(err); code == "" || code == wire.CodeBadRequest || code == wire.CodeNotFound {
+			return
+		}
+		l.pause(ctx, 100*time.Millisecond)
+	}
+}
+
+// leaveOld leaves the room a create or join was refused for ("already in
+// room <id>: leave it first": an earlier leave failed).
+func (l *load) leaveOld(ctx context.Context, b *bot, err error) {
+	const p = "already in room "
+	msg := err.Error()
+	i := strings.Index(msg, p)
+	if wire.CodeOf(err) != wire.CodeConflict || i < 0 {
+		return
+	}
+	id, _, _ := strings.Cut(msg[i+len(p):], ":")
+	l.leave(ctx, b, id)
 }
 
 // setup creates and starts a game; errors are recorded by the calls.
@@ -382,6 +414,7 @@ func (l *load) setup(ctx context.Context, bots [2]*bot) (*game, error) {
 		return err
 	})
 	if err != nil {
+		l.leaveOld(ctx, bots[0], err)
 		return nil, err
 	}
 	g.room, g.base[0] = st.ID, st.Seq
@@ -390,6 +423,8 @@ func (l *load) setup(ctx context.Context, bots [2]*bot) (*game, error) {
 		return err
 	})
 	if err != nil {
+		l.leaveOld(ctx, bots[1], err)
+		l.leave(ctx, bots[0], g.room)
 		return nil, err
 	}
 	g.base[1] = st.Seq
@@ -398,7 +433,7 @@ func (l *load) setup(ctx context.Context, bots [2]*bot) (*game, error) {
 			_, err := rc.Ready(ctx, &roompb.ReadyRequest{Ready: true, RoomID: &g.room})
 			return err
 		}); err != nil {
-			return nil, err
+			return g, err
 		}
 	}
 	err = bots[0].roomCall(ctx, func(ctx context.Context, rc *roomrpc.Client) (err error) {
@@ -406,7 +441,7 @@ func (l *load) setup(ctx context.Context, bots [2]*bot) (*game, error) {
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return g, err
 	}
 	return g, g.sync(st)
 }
