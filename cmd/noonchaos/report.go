@@ -148,7 +148,8 @@ func contains(s []string, x string) bool {
 // failed request of an affected kind after the fault, the time from the
 // fault's reference (the kill, or the end of an outage) to the worker's
 // next success of that kind; the phase's is the largest (every disrupted
-// worker working again). "-": nothing failed.
+// worker working again), the number of workers disrupted, and by kind
+// those still failing at the phase's end ("never"). "-": nothing failed.
 func (r *result) recovery(st *stats) {
 	byWorker := map[int][]rec{}
 	for _, x := range st.recs {
@@ -163,7 +164,8 @@ func (r *result) recovery(st *stats) {
 			continue
 		}
 		var worst time.Duration
-		disrupted, stuck := 0, 0
+		disrupted := 0
+		stuck := map[string]int{} // by kind
 		for _, recs := range byWorker {
 			for _, kind := range p.kinds {
 				failedAt := -1
@@ -188,15 +190,15 @@ func (r *result) recovery(st *stats) {
 					}
 				}
 				if !ok {
-					stuck++
+					stuck[kind]++
 				}
 			}
 		}
 		switch {
 		case disrupted == 0:
 			r.rows[i].recovery = "-"
-		case stuck > 0:
-			r.rows[i].recovery = fmt.Sprintf("%.2fs, %d of %d never", worst.Seconds(), stuck, disrupted)
+		case len(stuck) > 0:
+			r.rows[i].recovery = fmt.Sprintf("%.2fs (%d); never: %s", worst.Seconds(), disrupted, codes(stuck))
 		default:
 			r.rows[i].recovery = fmt.Sprintf("%.2fs (%d)", worst.Seconds(), disrupted)
 		}
