@@ -45,6 +45,7 @@ type options struct {
 	echoers    int
 	loginers   int
 	phase      time.Duration
+	pace       time.Duration
 	keep       bool
 	failOnGaps bool
 }
@@ -65,6 +66,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.echoers, "echo", 4, "echo callers")
 	fs.IntVar(&o.loginers, "login", 2, "login callers")
 	fs.DurationVar(&o.phase, "phase", 0, "length of each fault's phase (0: 9s with -short, 26s without)")
+	fs.DurationVar(&o.pace, "pace", 10*time.Millisecond, "pause between two requests of one worker (a login caller pauses 10 times this)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the run's directory (process logs, certificates) and database instead of removing them")
 	// Push gaps are reported but do not fail the run until pushes missed
 	// during a reconnect are replayable (room.Get since seq, issue 14):
@@ -154,7 +156,7 @@ func runSuite(ctx context.Context, o options, out io.Writer) (*result, error) {
 
 	st := &stats{}
 	l := &load{brokers: c.brokers, deadline: 5 * time.Second, grace: 2 * time.Second,
-		target: 60, pace: 10 * time.Millisecond, st: st, run: "c" + strconv.FormatInt(time.Now().Unix()%1e6, 36)}
+		target: 60, pace: o.pace, st: st, run: "c" + strconv.FormatInt(time.Now().Unix()%1e6, 36)}
 	lctx, lcancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	for i := 0; i < o.pairs; i++ {
