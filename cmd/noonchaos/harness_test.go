@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/noonhq/noon/internal/testenv"
 	"github.com/noonhq/noon/wire"
 )
 
@@ -137,5 +140,45 @@ func TestPGProxyCut(t *testing.T) {
 	defer c3.Close()
 	if err := roundTrip(c3); err != nil {
 		t.Fatalf("after restore: %v", err)
+	}
+}
+
+// TestLossCheck: the check against the room log in Postgres finds an
+// acknowledged act missing from the log, and counts nothing for acts that
+// are there (or logged without an acknowledgement).
+func TestLossCheck(t *testing.T) {
+	testenv.Postgres(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, err := newCluster(ctx, "", "", testenv.PostgresURL(), t.TempDir(), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close(false)
+	conn, err := pgx.Connect(ctx, c.dbURL(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	// The columns the check reads of the room service's log.
+	if _, err := conn.Exec(ctx, `CREATE SCHEMA room; CREATE TABLE room.room_entries (room_id text, seq bigint, kind text, player text);
+		INSERT INTO room.room_entries VALUES ('r1', 1, 'create', 'a'), ('r1', 2, 'act', 'a'), ('r1', 3, 'act', 'b'), ('r1', 4, 'act', 'a'),
+			('r2', 1, 'create', 'a'), ('r2', 2, 'act', 'b')`); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	p := &phase{name: "p", start: t0.Add(-time.Hour)}
+	st := &stats{acks: []ack{
+		{room: "r1", seq: 2, player: "a", at: t0}, {room: "r1", seq: 3, player: "b", at: t0},
+		// r1's act of a at 4 was logged but its reply lost: not a loss.
+		// r2: b's act is there, a's is not.
+		{room: "r2", seq: 2, player: "b", at: t0}, {room: "r2", seq: 3, player: "a", at: t0},
+	}}
+	r := &result{phases: []*phase{p}}
+	if err := r.check(ctx, c, st); err != nil {
+		t.Fatal(err)
+	}
+	if r.rows[0].lost != 1 || r.rows[0].acked != 4 || len(r.losses) != 1 || !strings.Contains(r.losses[0], "room r2: player a") {
+		t.Fatalf("lost %d of %d acked; losses %q; want 1 of 4, r2's act of a", r.rows[0].lost, r.rows[0].acked, r.losses)
 	}
 }
