@@ -48,6 +48,11 @@ func roomOf(sess *services.Session, explicit *string) (string, error) {
 	if !validRoomID(id) {
 		return "", wire.Errorf(wire.CodeBadRequest, "room_id must be 1 to %d bytes of [A-Za-z0-9_-], got %q", maxRoomIDLen, wire.Snippet(id))
 	}
+	if id != sess.Addressed() {
+		// Routed by another room (the session's binding, or none): the
+		// reply must not teach the router an owner for that one.
+		sess.Serves(id)
+	}
 	return id, nil
 }
 

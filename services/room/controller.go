@@ -212,6 +212,20 @@ func (c *controller) open() error {
 	defer cancel()
 	c.s.st.loads.Add(1)
 	snap, entries, err := c.s.store.Load(ctx, c.id, epoch)
+	if fe := (*FencedError)(nil); errors.As(err, &fe) {
+		// We hold the lease, so no other instance does, yet the store holds
+		// a higher epoch: the lease store lost its epochs (a Redis restarted
+		// without persistence, or flushed) and counts from 1 again. Move the
+		// lease past the store's epoch, or every owner would be fenced
+		// forever ("changing owner").
+		if next, aerr := c.a.leases.Advance(ctx, c.id, epoch, fe.Epoch); aerr == nil {
+			c.s.st.epochRepairs.Add(1)
+			c.s.log.Warn("room: lease epoch behind the store's (the lease store lost its data): advanced", "room", c.id, "epoch", epoch, "stored", fe.Epoch, "now", next)
+			epoch = next
+			c.lease.Store(epoch)
+			snap, entries, err = c.s.store.Load(ctx, c.id, epoch)
+		}
+	}
 	if err != nil && c.orNew && errors.Is(err, ErrNotFound) {
 		return nil // the KindMatched op that opened it creates it
 	}

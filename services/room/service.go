@@ -123,7 +123,8 @@ type attachment struct {
 
 type counters struct {
 	loads, loadErrors, appends, entries, appendErrors, fenced, moved, overloaded,
-	evicted, snapshots, published, publishErrors, leaseLost, rewards, rewardErrors atomic.Uint64
+	evicted, snapshots, published, publishErrors, leaseLost, rewards, rewardErrors,
+	epochRepairs, rateLimited, quotaRefused, closedEvicted, pruned atomic.Uint64
 }
 
 // Stats are a service's counters since New.
@@ -150,6 +151,15 @@ type Stats struct {
 	// Rewards counts winners rewarded (Options.Rewards); RewardErrors
 	// rewards that failed after their retries.
 	Rewards, RewardErrors uint64
+	// EpochRepairs counts leases moved past the store's epoch because the
+	// lease store had lost its epochs (placement.Leases.Advance).
+	EpochRepairs uint64
+	// RateLimited counts member events refused by member_rate;
+	// QuotaRefused room creations refused by the per-user quotas.
+	RateLimited, QuotaRefused uint64
+	// ClosedEvicted counts closed rooms evicted from memory at once;
+	// Pruned rooms deleted or archived by the retention policy.
+	ClosedEvicted, Pruned uint64
 }
 
 // New returns a room service with opts over deps; Attach (or NewServer)
@@ -279,6 +289,8 @@ func (s *Service) Stats() Stats {
 		Evicted: c.evicted.Load(), Snapshots: c.snapshots.Load(),
 		Published: c.published.Load(), PublishErrors: c.publishErrors.Load(), LeaseLost: c.leaseLost.Load(),
 		Rewards: c.rewards.Load(), RewardErrors: c.rewardErrors.Load(),
+		EpochRepairs: c.epochRepairs.Load(), RateLimited: c.rateLimited.Load(), QuotaRefused: c.quotaRefused.Load(),
+		ClosedEvicted: c.closedEvicted.Load(), Pruned: c.pruned.Load(),
 	}
 }
 
@@ -304,6 +316,11 @@ func (s *Service) RegisterMetrics(m metrics.Sink) {
 	counter("room_lease_lost_total", "Rooms dropped because their lease was lost.", func(st Stats) uint64 { return st.LeaseLost })
 	counter("room_rewards_total", "Winners rewarded through the game service.", func(st Stats) uint64 { return st.Rewards })
 	counter("room_reward_errors_total", "Rewards that failed after their retries.", func(st Stats) uint64 { return st.RewardErrors })
+	counter("room_epoch_repairs_total", "Leases moved past the store's epoch after the lease store lost its epochs.", func(st Stats) uint64 { return st.EpochRepairs })
+	counter("room_rate_limited_total", "Member events refused by member_rate.", func(st Stats) uint64 { return st.RateLimited })
+	counter("room_quota_refused_total", "Room creations refused by max_rooms_per_user or max_creates_per_user.", func(st Stats) uint64 { return st.QuotaRefused })
+	counter("room_closed_evicted_total", "Closed rooms evicted from memory at once.", func(st Stats) uint64 { return st.ClosedEvicted })
+	counter("room_pruned_total", "Closed rooms deleted or archived by the retention policy.", func(st Stats) uint64 { return st.Pruned })
 }
 
 // Close stops the service at once: queued events are answered

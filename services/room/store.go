@@ -3,6 +3,7 @@ package room
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -21,6 +22,23 @@ var (
 	// caller whose view of the log is stale.
 	ErrSeqConflict = errors.New("room: entries do not continue the log")
 )
+
+// FencedError is the ErrFenced of a write or load whose epoch is below the
+// room's: it carries the room's epoch, so that an owner whose lease store
+// lost its epochs (a Redis restarted without persistence) can move past it
+// (placement.Leases.Advance).
+type FencedError struct {
+	Room   string
+	Epoch  int64 // the room's epoch in the store
+	Writer int64 // the epoch of the refused write
+}
+
+func (e *FencedError) Error() string {
+	return fmt.Sprintf("%v: room %s is at epoch %d, writer at %d", ErrFenced, e.Room, e.Epoch, e.Writer)
+}
+
+// Is makes errors.Is(err, ErrFenced) true.
+func (e *FencedError) Is(target error) bool { return target == ErrFenced }
 
 // Entry kinds: what the room's log records. A room's state is a
 // deterministic function of its entries (see Entry).

@@ -39,7 +39,7 @@ func cloneEntry(e Entry) Entry {
 // claim checks epoch against r's and raises r's to it. Caller holds mu.
 func (r *memRoom) claim(epoch int64) error {
 	if epoch < r.epoch {
-		return fmt.Errorf("%w: room %s is at epoch %d, writer at %d", ErrFenced, r.sum.ID, r.epoch, epoch)
+		return &FencedError{Room: r.sum.ID, Epoch: r.epoch, Writer: epoch}
 	}
 	r.epoch = epoch
 	return nil
@@ -96,7 +96,7 @@ func (m *memStore) Append(ctx context.Context, epoch int64, sum Summary, entries
 		return fmt.Errorf("%w: %s", ErrNotFound, sum.ID)
 	}
 	if epoch < r.epoch {
-		return fmt.Errorf("%w: room %s is at epoch %d, writer at %d", ErrFenced, sum.ID, r.epoch, epoch)
+		return &FencedError{Room: sum.ID, Epoch: r.epoch, Writer: epoch}
 	}
 	for i, e := range entries {
 		if e.Seq != r.lastSeq+1+int64(i) {

@@ -151,7 +151,7 @@ func (p *pgStore) why(ctx context.Context, id string, epoch, wantLast int64, op 
 	case err != nil:
 		return fmt.Errorf("room: %s %s: %w", op, id, err)
 	case cur > epoch:
-		return fmt.Errorf("%w: room %s is at epoch %d, writer at %d", ErrFenced, id, cur, epoch)
+		return &FencedError{Room: id, Epoch: cur, Writer: epoch}
 	}
 	return fmt.Errorf("%w: room %s is at seq %d, the write expected %d", ErrSeqConflict, id, last, wantLast)
 }
@@ -231,7 +231,7 @@ func (p *pgStore) SaveSnapshot(ctx context.Context, id string, epoch int64, snap
 	case err != nil:
 		return fmt.Errorf("room: snapshot %s: %w", id, err)
 	case cur > epoch:
-		return fmt.Errorf("%w: room %s is at epoch %d, writer at %d", ErrFenced, id, cur, epoch)
+		return &FencedError{Room: id, Epoch: cur, Writer: epoch}
 	case last < snap.Seq:
 		return fmt.Errorf("%w: snapshot at seq %d past the log's end %d", ErrSeqConflict, snap.Seq, last)
 	}
