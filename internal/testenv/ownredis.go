@@ -76,4 +76,3 @@ func (r *OwnRedis) Client() *redis.Client {
 
 // URL is the server's redis:// URL.
 func (r *OwnRedis) URL() string { return fmt.Sprintf("redis://%s/0", r.Addr) }
-
