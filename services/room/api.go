@@ -163,7 +163,13 @@ func (s api) Start(ctx context.Context, sess *services.Session, req *roompb.Star
 
 // Get returns a room's state.
 func (s api) Get(ctx context.Context, sess *services.Session, req *roompb.GetRequest) (*roompb.RoomState, error) {
-	return s.stateOp(ctx, sess, req.RoomID, func(string) *op { return &op{kind: opGet, wantState: true} })
+	since := req.SinceSeq
+	if since != nil && *since < 0 {
+		since = nil
+	}
+	return s.stateOp(ctx, sess, req.RoomID, func(u string) *op {
+		return &op{kind: opGet, player: u, wantState: true, since: since}
+	})
 }
 
 // stateOp submits the op mk makes for the logged-in caller to the caller's

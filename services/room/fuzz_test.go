@@ -93,6 +93,8 @@ func FuzzRoomRequests(f *testing.F) {
 		// service call, which the guard lets through) so that its checks
 		// run; a client's call is refused at the guard.
 		roomrpc.MethodCreateMatched: func() thrift.TStruct { return roompb.NewCreateMatchedReply() },
+		// The admin's: refused with a client session.
+		roomrpc.MethodPrune: func() thrift.TStruct { return roompb.NewPruneReply() },
 	}
 	handlers := svc.Handlers()
 	if len(handlers) != len(replies) {

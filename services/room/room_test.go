@@ -247,7 +247,7 @@ func TestMatchedEntry(t *testing.T) {
 	}
 	var got []string
 	for _, e := range evs {
-		got = append(got, fmt.Sprintf("%d %s %s", e.Seq, e.Type, e.Player))
+		got = append(got, fmt.Sprintf("%d %s %s", e.ev.Seq, e.ev.Type, e.ev.Player))
 	}
 	if want := []string{"1 room.created a", "2 room.joined b"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("events %q, want %q", got, want)

@@ -17,6 +17,7 @@ import (
 	"github.com/noonhq/noon/internal/pki"
 	"github.com/noonhq/noon/internal/placement"
 	"github.com/noonhq/noon/services"
+	"github.com/noonhq/noon/wire"
 	"github.com/noonhq/noon/services/room/game"
 	"github.com/noonhq/noon/services/room/games/race31"
 	"github.com/noonhq/noon/yellow"
@@ -32,6 +33,10 @@ const EventType = "room.Event"
 
 // Topic returns the push topic of room id: "room/<id>".
 func Topic(id string) string { return BindingKey + "/" + id }
+
+// UserTopic returns the push topic of user id, "user/<id>": the events of
+// a game with hidden information go to each member on theirs.
+func UserTopic(id string) string { return wire.KeyUser + "/" + id }
 
 // MetaRoomsFree is the meta label in which a room instance publishes its
 // free capacity in its yellow record: MaxRooms minus the rooms active on
