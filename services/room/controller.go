@@ -57,8 +57,8 @@ type controller struct {
 	lastAt  int64      // time of the last entry, so entry times never go back
 	timer   *time.Timer
 	timerAt time.Time
-	recent  []roomEvent         // the latest events, for room.Get since_seq (Options.Replay)
-	recentB int                 // their size
+	recent  []roomEvent        // the latest events, for room.Get since_seq (Options.Replay)
+	recentB int                // their size
 	buckets map[string]*bucket // each member's rate (Options.MemberRate)
 }
 

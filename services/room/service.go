@@ -17,9 +17,9 @@ import (
 	"github.com/noonhq/noon/internal/pki"
 	"github.com/noonhq/noon/internal/placement"
 	"github.com/noonhq/noon/services"
-	"github.com/noonhq/noon/wire"
 	"github.com/noonhq/noon/services/room/game"
 	"github.com/noonhq/noon/services/room/games/race31"
+	"github.com/noonhq/noon/wire"
 	"github.com/noonhq/noon/yellow"
 )
 
