@@ -88,6 +88,9 @@ func (s api) Create(ctx context.Context, sess *services.Session, req *roompb.Cre
 	if s.draining.Load() {
 		return nil, wire.NewError(wire.CodeUnavailable, wire.DrainingMessage)
 	}
+	if err := s.countCreate(ctx, u); err != nil {
+		return nil, err
+	}
 	// A taken id (80 random bits: never, in practice) just picks another.
 	for try := 0; ; try++ {
 		id := s.newRoomID(a)

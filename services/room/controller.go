@@ -477,7 +477,11 @@ func (c *controller) persist(work *roomState, entries []Entry) error {
 	if createsRoom(first) {
 		// A new room: its first entry creates it (the rest of a batch, if
 		// any, follows in a second write).
-		err = c.s.store.Create(ctx, epoch, work.summary(), entries[0])
+		sum := work.summary()
+		if first == KindCreate {
+			sum.Creator = entries[0].Player
+		}
+		err = c.s.store.Create(ctx, epoch, sum, entries[0], c.s.opts.MaxRoomsPerUser)
 		c.s.st.appends.Add(1)
 		entries = entries[1:]
 	}
@@ -515,6 +519,9 @@ func (c *controller) persist(work *roomState, entries []Entry) error {
 		return errRetry
 	case errors.Is(err, ErrExists):
 		return wire.Errorf(wire.CodeConflict, "room %s exists", c.id)
+	case errors.Is(err, ErrQuota):
+		c.s.st.quotaRefused.Add(1)
+		return wire.Errorf(wire.CodeRateLimited, "you have %d open rooms (max_rooms_per_user): leave one before creating another", c.s.opts.MaxRoomsPerUser)
 	}
 	c.s.log.Warn("room: storing entries failed", "room", c.id, "err", err)
 	return wire.Errorf(wire.CodeUnavailable, "room %s: storing the event failed; get the room's state before retrying", c.id)

@@ -246,8 +246,9 @@ func (s *Service) attach(self, service string, publish func(string, string, []by
 		}
 		s.log = s.log.With("instance", self)
 		s.att.Store(a)
-		s.wg.Add(1)
+		s.wg.Add(2)
 		go s.renewLoop(a)
+		go s.sweepLoop(a)
 	})
 }
 
