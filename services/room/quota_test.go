@@ -16,7 +16,6 @@ import (
 	"github.com/noonhq/noon/wire"
 )
 
-
 // TestRoomsPerUser: one user creating rooms from many sessions at once,
 // on two instances, gets max_rooms_per_user rooms that are not closed and
 // rate_limited past it (before: rooms until max_rooms was full for

@@ -23,9 +23,9 @@ type pgStore struct {
 }
 
 type pgQueries struct {
-	schema                                                                    string
+	schema                                                                     string
 	create, appendEntries, claim, snapshot, entries, state, saveSnapshot, list string
-	lockCreator, countOpen, pruneSelect, pruneDelete, pruneArchive            string
+	lockCreator, countOpen, pruneSelect, pruneDelete, pruneArchive             string
 }
 
 var _ Store = (*pgStore)(nil)
