@@ -16,8 +16,13 @@ import (
 // past the stored epoch, not retry forever ("room X is changing owner").
 func TestRedisLostEpochs(t *testing.T) {
 	t.Parallel()
+	t.Run("memory", func(t *testing.T) { testRedisLostEpochs(t, NewMemoryStore()) })
+	t.Run("postgres", func(t *testing.T) { testRedisLostEpochs(t, newPGStore(t)) })
+}
+
+func testRedisLostEpochs(t *testing.T, store Store) {
 	own := testenv.StartRedis(t)
-	c := newCluster(t, NewMemoryStore(), 0)
+	c := newCluster(t, store, 0)
 	rdb := own.Client()
 	t.Cleanup(func() { rdb.Close() })
 	c.rdb = rdb
