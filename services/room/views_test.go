@@ -292,3 +292,27 @@ func TestClosedRoomEvicted(t *testing.T) {
 		t.Fatalf("closed evicted = %d, want 5", n)
 	}
 }
+
+// TestMemberByteRate: the byte bucket of member_rate refuses an action
+// that does not fit what is left of its burst (twice the byte rate).
+func TestMemberByteRate(t *testing.T) {
+	o := NewOptions()
+	o.MemberRate = MemberRateOptions{Events: 1000, Burst: 1000, Bytes: 10_000}
+	c := &controller{s: &Service{opts: o}}
+	if !c.allow("p", 15_000) {
+		t.Fatal("the first 15,000 bytes (burst 20,000) refused")
+	}
+	if c.allow("p", 15_000) {
+		t.Fatal("30,000 bytes at once allowed with a burst of 20,000")
+	}
+	if !c.allow("q", 15_000) {
+		t.Fatal("another member's bytes refused")
+	}
+	o.MemberRate = MemberRateOptions{}
+	c = &controller{s: &Service{opts: o}}
+	for i := 0; i < 1000; i++ {
+		if !c.allow("p", maxActionLen) {
+			t.Fatal("refused with member_rate off")
+		}
+	}
+}
