@@ -247,6 +247,7 @@ func TestMemberRate(t *testing.T) {
 	}
 	// At most the burst plus what the rate refilled meanwhile was stored.
 	st = *getState(t, alice, alice.room())
+	t.Logf("200 toggles in %v: %d accepted, %d rate_limited, %d events stored", elapsed, ok, limited, st.Seq-s0)
 	if max := s0 + 20 + int64(elapsed.Seconds()*10) + 1; st.Seq > max {
 		t.Fatalf("seq went from %d to %d in %v: more than member_rate allows", s0, st.Seq, elapsed)
 	}
