@@ -39,12 +39,14 @@ func testRedisLostEpochs(t *testing.T, store Store) {
 	}
 	own.Stop()
 	own.Start() // empty: epochs count from 1 again
+	restarted := time.Now()
 	checkFor(t, 10*time.Second, "the room answers again", func() bool {
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		return alice.call(cctx, roomrpc.MethodReady, &roompb.ReadyRequest{Ready: false}, nil) == nil &&
 			alice.call(cctx, roomrpc.MethodReady, &roompb.ReadyRequest{Ready: true}, nil) == nil
 	})
+	t.Logf("the room answered %v after Redis came back empty", time.Since(restarted))
 	if n := in.svc.Stats().EpochRepairs; n == 0 {
 		t.Fatal("no epoch repair counted")
 	}
