@@ -234,6 +234,9 @@ const (
 func (r *Router) callStateful(ctx context.Context, req Request) (*platformpb.Envelope, error) {
 	t := req.Target
 	service, value := t.Service, t.Value
+	// The instance answering tells which key it served (addressed): only a
+	// reply about the key routed by teaches the owner cache anything.
+	req.Env.Addressed = value
 	var (
 		dead   []string // instances known not to be usable for this request
 		target string   // the instance to ask next; "" = least-loaded
@@ -345,7 +348,9 @@ func (r *Router) callStateful(ctx context.Context, req Request) (*platformpb.Env
 				if hops++; hops > r.opts.MaxHops {
 					return nil, wire.Errorf(wire.CodeUnavailable, "%s: moved more than %d times", req.Env.GetMethod(), r.opts.MaxHops)
 				}
-				r.owners.put(service, value, owner)
+				if rep.GetAddressed() == value {
+					r.owners.put(service, value, owner)
+				}
 				target = owner
 				continue
 			}
@@ -362,7 +367,7 @@ func (r *Router) learn(t Target, rep *platformpb.Envelope) {
 	if owner == "" {
 		return
 	}
-	if t.Value != "" {
+	if t.Value != "" && rep.GetAddressed() == t.Value {
 		r.owners.put(t.Service, t.Value, owner)
 	}
 	for _, b := range rep.GetBindings() {
@@ -379,6 +384,10 @@ func (r *Router) ForgetOwners() {
 	clear(r.owners.m)
 	r.owners.mu.Unlock()
 }
+
+// CachedOwner returns the owner cached for service's key value, "" for
+// none.
+func (r *Router) CachedOwner(service, value string) string { return r.owners.get(service, value) }
 
 // CachedOwners returns the number of keys whose owner is cached.
 func (r *Router) CachedOwners() int { return r.owners.len() }
