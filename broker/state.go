@@ -382,7 +382,11 @@ func (b *Broker) restoreState(s *session, gen uint64, user string, raw []byte) {
 			ignore(key, "no route may bind it")
 			continue
 		}
-		if why := checkBindingValue(key, value); why != "" {
+		why := checkBindingValue(key, value)
+		if why == "" && !validTopic(bindingTopic(key, value)) {
+			why = "bad value" // a NUL: its topic would be refused
+		}
+		if why != "" {
 			ignore(key, why)
 			continue
 		}

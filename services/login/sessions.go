@@ -276,11 +276,6 @@ func (s *Service) deleteUserSessions(ctx context.Context, userID string, revoked
 // so that the broker that lost the session (it died, or the client moved)
 // cannot overwrite what the new holder saves, and a late save cannot
 // overwrite a later one.
-const (
-	fieldState       = "state"
-	fieldStateHolder = "state_holder"
-	fieldStateSeq    = "state_seq"
-)
 
 // Results of saveStateScript.
 const (
