@@ -20,11 +20,5 @@ func SessionState(b *Broker, connID string) (map[string]string, []string, bool) 
 	return bindings, topics, true
 }
 
-// PendingStates returns the number of sessions whose state waits for, or
-// is in, a save (0 when saving is off).
-func PendingStates(b *Broker) int {
-	if b.states == nil {
-		return 0
-	}
-	return b.states.numPending()
-}
+// PendingStates is b.PendingStateSaves.
+func PendingStates(b *Broker) int { return b.PendingStateSaves() }

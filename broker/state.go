@@ -433,3 +433,14 @@ func (b *Broker) flushStates(ctx context.Context) {
 		b.log.Warn("broker: drained with session state saves pending", "err", err)
 	}
 }
+
+// PendingStateSaves returns the number of sessions whose state waits for,
+// or is in, a save (0 when saving is off). A change's save is pending
+// before the reply that made it is sent, so 0 after a reply means the
+// change was saved (or its save failed, counted). Tests wait on it.
+func (b *Broker) PendingStateSaves() int {
+	if b.states == nil {
+		return 0
+	}
+	return b.states.numPending()
+}
