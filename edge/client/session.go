@@ -204,6 +204,9 @@ func (s *Session) client(ctx context.Context) (*Client, error) {
 			}
 		}
 		s.c, s.addr = c, a
+		if s.token != "" {
+			s.userID = c.HelloReply().GetUserID()
+		}
 		if resumed {
 			s.local(EventResumed, []byte(a))
 		}

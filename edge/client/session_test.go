@@ -91,4 +91,23 @@ func TestSessionReconnects(t *testing.T) {
 	if err := s.CallThrift(ctx, roomrpc.MethodGet, &roompb.GetRequest{}, &got); err != nil || got.ID != st.ID {
 		t.Fatalf("room.Get without a room id after the resume: %q, %v; want room %s", got.ID, err, st.ID)
 	}
+
+	// Resume with the token alone: logged in as the user, in the room.
+	r, err := client.Resume(ctx, client.SessionOptions{Brokers: []string{b2Addr}, Options: o}, s.Token())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if r.UserID() != s.UserID() || r.Token() != s.Token() {
+		t.Fatalf("Resume: user %q token %q, want %q %q", r.UserID(), r.Token(), s.UserID(), s.Token())
+	}
+	got = roompb.RoomState{}
+	if err := r.CallThrift(ctx, roomrpc.MethodGet, &roompb.GetRequest{}, &got); err != nil || got.ID != st.ID {
+		t.Fatalf("room.Get on a Resume: %q, %v; want room %s", got.ID, err, st.ID)
+	}
+	// A token that is not live: Resume fails.
+	if _, err := client.Resume(ctx, client.SessionOptions{Brokers: []string{b2Addr}, Options: o}, "no-such-token"); err == nil ||
+		err.Error() != "unauthenticated: session token refused on resume" {
+		t.Fatalf("Resume with a dead token: %v", err)
+	}
 }
