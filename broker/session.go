@@ -34,8 +34,9 @@ const (
 // session is the broker's state of one client connection: its bindings,
 // push topics and login. It is the edge.Conn's data.
 //
-// Lock order: session.mu, then pushHub.mu or authIndex.mu. Nothing else is
-// called under session.mu except the hub, the index, the presence
+// Lock order: session.mu, then pushHub.mu, authIndex.mu or stateSaver.mu.
+// Nothing else is called under session.mu except the hub, the index, the
+// state saver's mark (which never blocks), the presence
 // publisher's queue (which never blocks) and the edge.Conn's own state
 // (Authenticate, Deauthenticate, SetPush, Push: none calls back).
 type session struct {

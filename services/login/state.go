@@ -61,13 +61,7 @@ func (a api) SaveSessionState(ctx context.Context, sess *services.Session, req *
 // user's) or _STALE (another broker holds the state, or a later save was
 // stored). A request over the bounds is bad_request.
 func (s *Service) SaveSessionState(ctx context.Context, req *loginpb.SaveSessionStateRequest) (result string, err error) {
-	defer func() {
-		if err != nil {
-			s.count("save_session_state", err)
-		} else {
-			s.m.requests.With("save_session_state", result).Inc()
-		}
-	}()
+	defer func() { s.count("save_session_state", err) }()
 	if err := checkStateRequest(req); err != nil {
 		return "", err
 	}
