@@ -70,6 +70,7 @@ func TestSessionReconnects(t *testing.T) {
 		return p.Broker.PendingStateSaves() == 0
 	})
 
+	killed := time.Now()
 	p.Broker.Exit()
 	for resumed := false; !resumed; {
 		select {
@@ -84,6 +85,7 @@ func TestSessionReconnects(t *testing.T) {
 			t.Fatal("no EventResumed after broker 1 died")
 		}
 	}
+	t.Logf("resumed on broker 2 %v after broker 1's exit", time.Since(killed).Round(time.Microsecond))
 	if s.Broker() != b2Addr {
 		t.Fatalf("on %s after the resume, want %s", s.Broker(), b2Addr)
 	}
