@@ -73,21 +73,27 @@ func (f *fakeStates) handlers() map[string]services.HandlerFunc {
 	return h
 }
 
+// stateOf returns the last saved state of the session with id, and the
+// number of saves.
+func (f *fakeStates) stateOf(id string) ([]byte, int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.saved[id], f.saves
+}
+
 // state returns the last saved state of the session of token, and the
 // number of saves.
 func (f *fakeStates) state(t *testing.T, token string) (*loginpb.SessionState, int) {
 	t.Helper()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	raw, ok := f.saved[wire.SessionID(token)]
-	if !ok {
-		return nil, f.saves
+	raw, saves := f.stateOf(wire.SessionID(token))
+	if raw == nil {
+		return nil, saves
 	}
 	var st loginpb.SessionState
 	if err := thriftx.Unmarshal(raw, &st); err != nil {
 		t.Fatalf("saved state: %v", err)
 	}
-	return &st, f.saves
+	return &st, saves
 }
 
 // TestStateSavesCoalesce: while a session's save is in flight, its further
@@ -165,4 +171,46 @@ func TestStateSavesCoalesce(t *testing.T) {
 		st, _ := f.state(t, "tok-u1")
 		return slices.Contains(st.GetTopics(), "t/new") && !slices.Contains(st.GetTopics(), "t/late")
 	})
+}
+
+// BenchmarkStateSaving measures what saving session states costs the
+// requests that change them: game.Sub and game.Unsub in turn on one
+// logged-in connection (each a change, so each marks a save), with
+// saving on (the default) and off (state_save_method ""). Compare the
+// two as a ratio.
+func BenchmarkStateSaving(b *testing.B) {
+	for _, on := range []bool{true, false} {
+		name := "on"
+		if !on {
+			name = "off"
+		}
+		b.Run(name, func(b *testing.B) {
+			y := mustStartYellow(b)
+			f := &fakeStates{saved: map[string][]byte{}, holders: map[string]string{}, entered: make(chan struct{}, 1)}
+			mustStartService(b, "login", f.handlers(), y, nil)
+			mustStartService(b, "game", gameHandlers(), y, nil)
+			tb := mustStartBroker(b, y, func(o *broker.Options) {
+				if !on {
+					o.StateSaveMethod = ""
+				}
+			})
+			waitRoutable(b, tb, "login.Validate", encode(b, &loginpb.ValidateRequest{}))
+			c := dial(b, tb, transportTCP)
+			c.callOK("login.Login", loginPayload(b, "u1", "pw"))
+			checkFor(b, waitLong, "the broker routes game", func() bool { return c.call("game.Whoami", nil).first == "" })
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if i%2 == 0 {
+					c.callOK("game.Sub", []byte("t/bench"))
+				} else {
+					c.callOK("game.Unsub", []byte("t/bench"))
+				}
+			}
+			b.StopTimer()
+			checkFor(b, waitLong, "the saves are done", func() bool { return broker.PendingStates(tb.Broker) == 0 })
+			_, saves := f.stateOf(wire.SessionID("tok-u1"))
+			b.ReportMetric(float64(saves)/float64(b.N), "saves/op")
+		})
+	}
 }
