@@ -119,6 +119,23 @@ type stateSaver struct {
 	idle    chan struct{}    // closed when pending empties; nil when no one waits
 
 	lastSeq atomic.Int64
+	// lastWarn is when a failed save was last logged (Unix ns): while
+	// login is down every change fails, and one line a second says so
+	// (broker_session_state_saves_total{result="error"} counts them all).
+	lastWarn atomic.Int64
+}
+
+// stateWarnEvery is how often a failed save is logged at most.
+const stateWarnEvery = time.Second
+
+// warn logs a failed save, at most once per stateWarnEvery.
+func (q *stateSaver) warn(msg string, args ...any) {
+	now := time.Now().UnixNano()
+	last := q.lastWarn.Load()
+	if now-last < int64(stateWarnEvery) || !q.lastWarn.CompareAndSwap(last, now) {
+		return
+	}
+	q.b.log.Warn(msg, args...)
 }
 
 // newStateSaver returns the saver of b's options, or nil when saving is off
@@ -282,7 +299,7 @@ func (q *stateSaver) save(s *session) {
 	}
 	if err != nil {
 		q.b.m.stateSaves.With(stateSaveError).Inc()
-		q.b.log.Warn("broker: session state not saved", "conn", s.c.ID(), "user_id", st.GetUserID(), "err", err)
+		q.warn("broker: session state not saved", "conn", s.c.ID(), "user_id", st.GetUserID(), "err", err)
 		return
 	}
 	result := rep.GetResult_()
