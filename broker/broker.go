@@ -97,6 +97,7 @@ type Broker struct {
 	auth      *authIndex
 	conns     *connIndex
 	presence  *presence
+	states    *stateSaver // nil when session state saving is off (state.go)
 	m         *brokerMetrics
 	started   time.Time
 
@@ -259,6 +260,9 @@ func New(opts Options, log *slog.Logger, sink metrics.Sink) (*Broker, error) {
 		directives:   b.sessionEvent,
 	})
 	b.m = newBrokerMetrics(sink, b)
+	if b.states = newStateSaver(b); b.states != nil {
+		b.states.start()
+	}
 
 	b.wg.Add(1)
 	go b.awaitSync()

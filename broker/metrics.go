@@ -17,6 +17,9 @@ type brokerMetrics struct {
 	ignoredSubs     metrics.Counter
 	logouts         metrics.CounterVec // reason
 	directives      metrics.CounterVec // result
+	// Session state (state.go).
+	stateSaves    metrics.CounterVec // result
+	stateRestores metrics.CounterVec // result
 
 	routes map[string]*routeMetrics // by prefix; filled in New, read-only after
 }
@@ -70,6 +73,24 @@ func newBrokerMetrics(sink metrics.Sink, b *Broker) *brokerMetrics {
 	for _, r := range []string{directiveApplied, directiveNoConnection, directiveUserMismatch, directiveRefused, directiveMalformed} {
 		m.directives.With(r) // listed at 0 from the start
 	}
+	// Session state (state.go).
+	m.stateSaves = sink.Counter("broker_session_state_saves_total",
+		"Saves of sessions' bindings and topics with their login session, by result: saved, stale (held by another broker since a resume, or a later save stored), gone (the login session ended), error (the call failed), dropped (the save queue was full).", "result")
+	m.stateRestores = sink.Counter("broker_session_state_restores_total",
+		"Saved session states met on a resume, by result: restored, malformed (did not decode or over the bounds), user_mismatch.", "result")
+	for _, r := range stateSaveResults {
+		m.stateSaves.With(r)
+	}
+	for _, r := range []string{stateRestored, stateMalformed, stateUserMismatch} {
+		m.stateRestores.With(r)
+	}
+	sink.GaugeFunc("broker_session_state_pending", "Sessions waiting for, or in, a save of their state.", func() float64 {
+		if b.states == nil {
+			return 0
+		}
+		return float64(b.states.numPending())
+	})
+
 	sink.CounterFunc("broker_presence_events_total", "Presence events (a user's connection online or offline) queued on the broker's PUB socket.",
 		func() float64 { return float64(b.presence.published.Load()) })
 	sink.CounterFunc("broker_presence_dropped_total", "Presence events not published: the PUB socket's queue was full or closed.",
