@@ -194,7 +194,9 @@ func (r *Router) pick(ctx context.Context, t Target, exclude []string) (*link.Pe
 		}
 		peer, inst := r.livePeer(ctx, t.Service, t.Instance)
 		if peer == nil {
-			return nil, nil, wire.Errorf(wire.CodeUnavailable, "no live instance %s of %s", wire.Snippet(t.Instance), t.Service)
+			// The instance id stays in the logs: it names an internal host.
+			r.log.Debug("router: no live instance", "service", t.Service, "instance", t.Instance)
+			return nil, nil, noInstance(t.Service)
 		}
 		return peer, inst, nil
 	}
@@ -339,7 +341,9 @@ func (r *Router) callStateful(ctx context.Context, req Request) (*platformpb.Env
 			}
 			owner = rep.GetErrorMessage()
 			if owner == "" || owner == inst.GetId() {
-				return nil, wire.Errorf(wire.CodeInternal, "%s: instance %s answered moved to %q", req.Env.GetMethod(), inst.GetId(), wire.Snippet(owner))
+				// The ids stay in the logs: they name internal hosts.
+				r.log.Warn("router: bad moved reply", "method", req.Env.GetMethod(), "instance", inst.GetId(), "owner", wire.Snippet(owner))
+				return nil, wire.Errorf(wire.CodeInternal, "%s: the service answered an invalid moved reply", req.Env.GetMethod())
 			}
 			if !slices.Contains(dead, owner) && r.isLive(service, owner) {
 				if hops++; hops > r.opts.MaxHops {
@@ -406,8 +410,13 @@ func (r *Router) transportError(ctx context.Context, req Request, inst *platform
 		return wire.Errorf(wire.CodeUnavailable, "%s cancelled: the connection is closing", method)
 	case errors.Is(err, link.ErrTooLarge):
 		return wire.Errorf(wire.CodeBadRequest, "%s: request too large for the link", method)
+	case errors.Is(err, link.ErrOverloaded):
+		return wire.Errorf(wire.CodeOverloaded, "%s: service busy, try again", method)
 	}
-	return wire.Errorf(wire.CodeUnavailable, "%s: instance %s unreachable: %v", method, inst.GetId(), err)
+	// The instance id and the link's error stay in the logs: they name
+	// internal hosts.
+	r.log.Debug("router: instance unreachable", "method", method, "instance", inst.GetId(), "err", err)
+	return wire.Errorf(wire.CodeUnavailable, "%s: service unreachable, try again", method)
 }
 
 // ownerOf returns the instance that should own value: the cached owner if
