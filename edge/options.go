@@ -224,9 +224,9 @@ type Options struct {
 	// AuthTimeout closes a connection not authenticated within it; 0 turns
 	// it off (development only).
 	AuthTimeout time.Duration `yaml:"auth_timeout"`
-	// IdleTimeout closes a connection that has not sent a complete frame
-	// within it: every frame must arrive whole within IdleTimeout of the
-	// previous one.
+	// IdleTimeout closes a connection that has not begun a frame within
+	// it: the first byte of each frame must arrive within IdleTimeout of
+	// the reader's asking for it (FrameTimeout then bounds the rest).
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// FrameTimeout closes a connection whose frame, once its first byte
 	// arrived, is not complete within it (apart from IdleTimeout, which
