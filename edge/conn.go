@@ -49,8 +49,9 @@ type Conn struct {
 	// capacity 1.
 	room chan struct{}
 	// addr is the connection's share of its address's limits; nil for an
-	// exempt address. Set before the writer starts.
-	addr *addrState
+	// exempt address. Set before the writer starts, by admit (admitted).
+	addr     *addrState
+	admitted bool
 	// bytes is what the connection holds against MaxInFlightBytes: the
 	// requests and replies not yet written and the pushes queued. Changed
 	// only under mu (chargeLocked, settleLocked); read without it.
@@ -338,9 +339,11 @@ func (c *Conn) run() {
 		c.hardClose("handshake: " + err.Error())
 		return
 	}
-	if why := c.admit(); why != "" {
-		c.refuseNow(why)
-		return
+	if !c.admitted {
+		if why := c.admit(); why != "" {
+			c.refuseNow(why)
+			return
+		}
 	}
 	if !c.open() {
 		c.hardClose("open failed")
@@ -691,14 +694,18 @@ func (c *Conn) writeFailed(err error) {
 }
 
 // admit takes the connection's share of its address's limits, once its
-// address is known (after a trusted proxy's PROXY header), and returns why
-// it may not be served ("" if it may).
-func (c *Conn) admit() string {
+// address is known (at accept, or after a trusted proxy's PROXY header),
+// and returns why it may not be served ("" if it may).
+func (c *Conn) admit() string { return c.admitAddr(c.RemoteAddr()) }
+
+// admitAddr is admit for the client address remote.
+func (c *Conn) admitAddr(remote net.Addr) string {
 	s := c.srv
+	c.admitted = true
 	if s.overBudget() {
 		return "the broker is busy, try another"
 	}
-	a, why := s.admit(c.RemoteAddr())
+	a, why := s.admit(remote)
 	if why != "" {
 		s.stats.addrRejected.Add(1)
 		return why

@@ -36,6 +36,7 @@ func pipelineNoRead(t *testing.T, s *Server, from string, n, reqs, size int) []n
 func pipeline(t *testing.T, s *Server, method, from string, n, reqs, size int) []net.Conn {
 	t.Helper()
 	msg := frame.AppendRequest(nil, method, make([]byte, size))
+	open := s.NumConns()
 	var conns []net.Conn
 	for range n {
 		d := net.Dialer{}
@@ -51,6 +52,11 @@ func pipeline(t *testing.T, s *Server, method, from string, n, reqs, size int) [
 		_ = nc.(*net.TCPConn).SetReadBuffer(4096)
 		t.Cleanup(func() { nc.Close() })
 		conns = append(conns, nc)
+	}
+	// Every connection is admitted before any sends: past the edge's
+	// budget, new ones would be refused.
+	checkFor(t, 10*time.Second, func() bool { return s.NumConns() >= open+n }, "NumConns = %d, want %d", s.NumConns(), open+n)
+	for _, nc := range conns {
 		go func() {
 			for range reqs {
 				if _, err := nc.Write(msg); err != nil {

@@ -340,12 +340,24 @@ func (s *Server) acceptLoop() {
 		delay = 0
 		s.stats.accepted.Add(1)
 		if !s.reserve() {
-			s.refuseAccepted(nc)
+			s.refuseAccepted(nc, "too many connections on this broker, try another")
 			continue
 		}
 		c := newConn(s, newTCPTransport(nc, s))
+		if !s.trusted.ContainsAddr(nc.RemoteAddr()) {
+			// The address is the client's: admit it here, so a refused
+			// connection costs no Conn and no goroutine but the
+			// refusal's. A trusted proxy's connections are admitted
+			// after their PROXY header, by the client's address.
+			if why := c.admit(); why != "" {
+				s.nconns.Add(-1)
+				s.refuseAccepted(nc, why)
+				continue
+			}
+		}
 		if !s.register(c) {
 			s.nconns.Add(-1)
+			s.leave(c.addr)
 			_ = nc.Close()
 			continue
 		}
@@ -362,10 +374,10 @@ func (s *Server) reserve() bool {
 	return true
 }
 
-// refuseAccepted answers a TCP connection over MaxConnections
-// "overloaded" (after its PROXY header and TLS, as a served one) in a
+// refuseAccepted answers a TCP connection that may not be served
+// "overloaded: why" (after its PROXY header and TLS, as a served one) in a
 // goroutine of its own, counted in wg, and closes it.
-func (s *Server) refuseAccepted(nc net.Conn) {
+func (s *Server) refuseAccepted(nc net.Conn, why string) {
 	s.stats.rejected.Add(1)
 	if s.refusing.Add(1) > maxRefusing {
 		s.refusing.Add(-1)
@@ -380,7 +392,7 @@ func (s *Server) refuseAccepted(nc net.Conn) {
 			return
 		}
 		t.beginWrite(time.Now().Add(refusalWriteTimeout))
-		if t.writeResponse(wire.CodeOverloaded+": too many connections on this broker, try another", nil) == nil {
+		if t.writeResponse(wire.CodeOverloaded+": "+why, nil) == nil {
 			_ = t.flush()
 		}
 		t.dropWriter()
@@ -417,34 +429,50 @@ func (s *Server) remove(c *Conn) {
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	s.stats.accepted.Add(1)
 	if !s.reserve() {
-		// Upgraded, to be answered in a frame as a TCP client is.
-		if ws, err := websocket.Accept(w, r, &s.wsOpts); err == nil {
-			s.stats.rejected.Add(1)
-			t := newWSTransport(ws, stringAddr(r.RemoteAddr), s.lim)
-			t.beginWrite(time.Now().Add(refusalWriteTimeout))
-			_ = t.writeResponse(wire.CodeOverloaded+": too many connections on this broker, try another", nil)
-			t.dropWriter()
-			_ = ws.CloseNow()
-		}
+		s.refuseWS(w, r, stringAddr(r.RemoteAddr), "too many connections on this broker, try another")
 		return
 	}
 	var addr net.Addr = stringAddr(r.RemoteAddr)
 	if ap := s.trusted.Request(r); ap.IsValid() {
 		addr = net.TCPAddrFromAddrPort(ap) // the client's, behind a trusted proxy
 	}
+	c := newConn(s, nil)
+	if why := c.admitAddr(addr); why != "" {
+		s.nconns.Add(-1)
+		s.refuseWS(w, r, addr, why)
+		return
+	}
 	ws, err := websocket.Accept(w, r, &s.wsOpts)
 	if err != nil {
+		s.leave(c.addr)
 		s.nconns.Add(-1)
 		s.log.Debug("edge: websocket upgrade failed", "remote", addr.String(), "origin", wire.Snippet(r.Header.Get("Origin")), "err", err)
 		return
 	}
-	c := newConn(s, newWSTransport(ws, addr, s.lim))
+	c.t = newWSTransport(ws, addr, s.lim)
 	if !s.register(c) {
+		s.leave(c.addr)
 		s.nconns.Add(-1)
 		_ = ws.CloseNow()
 		return
 	}
 	c.run()
+}
+
+// refuseWS upgrades a WebSocket that may not be served, to answer it
+// "overloaded: why" in a frame as a TCP client is, and closes it.
+func (s *Server) refuseWS(w http.ResponseWriter, r *http.Request, addr net.Addr, why string) {
+	s.stats.rejected.Add(1)
+	ws, err := websocket.Accept(w, r, &s.wsOpts)
+	if err != nil {
+		return
+	}
+	s.log.Debug("edge: connection refused", "remote", addr.String(), "why", why)
+	t := newWSTransport(ws, addr, s.lim)
+	t.beginWrite(time.Now().Add(refusalWriteTimeout))
+	_ = t.writeResponse(wire.CodeOverloaded+": "+why, nil)
+	t.dropWriter()
+	_ = ws.CloseNow()
 }
 
 // stringAddr is a net.Addr for a remote address that does not parse.
