@@ -173,7 +173,10 @@ type Options struct {
 	// MaxMethod is the longest accepted method name, in bytes.
 	MaxMethod int `yaml:"max_method"`
 	// MaxConnections is the most client connections at once; more are
-	// closed as soon as they are accepted.
+	// answered "overloaded" and closed as soon as they are accepted. New
+	// lowers it, with a warning, to the process's open files limit less a
+	// tenth (at least 256): past it accepting fails for every listener and
+	// link of the process, not only for clients.
 	MaxConnections int `yaml:"max_connections"`
 	// MaxInFlight is the most requests of one connection running at once.
 	MaxInFlight int `yaml:"max_in_flight"`
