@@ -43,3 +43,23 @@ func TestTransportErrorText(t *testing.T) {
 		}
 	}
 }
+
+// TestScrub: a reply's error text that names its sender (the service
+// runtime's overloaded reply) is replaced; other texts are the service's
+// own and pass as they are.
+func TestScrub(t *testing.T) {
+	for _, tc := range []struct {
+		code, msg, want string
+	}{
+		{wire.CodeOverloaded, "echo-secret42 is running 256 requests", "echo.Echo: service busy, try again"},
+		{wire.CodeInternal, "echo-secret42 broke", "echo.Echo: <instance> broke"},
+		{wire.CodeOverloaded, "too many logins, try again", "too many logins, try again"},
+		{"", "", ""},
+	} {
+		rep := &platformpb.Envelope{Sender: "echo-secret42", ErrorCode: tc.code, ErrorMessage: tc.msg}
+		scrub(rep, "echo.Echo")
+		if rep.GetErrorMessage() != tc.want {
+			t.Errorf("scrub(%q %q) = %q, want %q", tc.code, tc.msg, rep.GetErrorMessage(), tc.want)
+		}
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
@@ -131,11 +132,41 @@ type Request struct {
 // was not connected; the instance answered draining, closing or
 // overloaded) is tried once more on another instance; for a stateful
 // target, on the key's next owner.
+//
+// An error reply whose text names the instance that sent it (the service
+// runtime's "overloaded: <instance> is running 256 requests") gets a
+// generic text instead: no instance id reaches a client.
 func (r *Router) Call(ctx context.Context, req Request) (*platformpb.Envelope, error) {
+	var (
+		rep *platformpb.Envelope
+		err error
+	)
 	if req.Target.Stateful {
-		return r.callStateful(ctx, req)
+		rep, err = r.callStateful(ctx, req)
+	} else {
+		rep, err = r.callStateless(ctx, req)
 	}
-	return r.callStateless(ctx, req)
+	if err == nil {
+		scrub(rep, req.Env.GetMethod())
+	}
+	return rep, err
+}
+
+// scrub replaces the error text of rep when it names its sender, an
+// internal instance id (kept in the logs by the service that sent it).
+func scrub(rep *platformpb.Envelope, method string) {
+	sender, msg := rep.GetSender(), rep.GetErrorMessage()
+	if rep.GetErrorCode() == "" || sender == "" || !strings.Contains(msg, sender) {
+		return
+	}
+	switch rep.GetErrorCode() {
+	case wire.CodeOverloaded:
+		rep.ErrorMessage = method + ": service busy, try again"
+	case wire.CodeUnavailable:
+		rep.ErrorMessage = method + ": service unreachable, try again"
+	default:
+		rep.ErrorMessage = method + ": " + strings.ReplaceAll(msg, sender, "<instance>")
+	}
 }
 
 // callStateless sends req to the least-loaded live instance of its service
