@@ -266,8 +266,9 @@ func TestConnsPerAddr(t *testing.T) {
 				t.Cleanup(other.close)
 				other.mustCall("echo", "y", "y")
 			}
+			open := s.NumConns()
 			a.close()
-			checkFor(t, 2*time.Second, func() bool { return s.NumConns() <= 2 }, "NumConns = %d", s.NumConns())
+			checkFor(t, 2*time.Second, func() bool { return s.NumConns() == open-1 }, "NumConns = %d, want %d", s.NumConns(), open-1)
 			dial(t, s, tr).mustCall("echo", "z", "z")
 		})
 	}
