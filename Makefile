@@ -15,7 +15,7 @@ FUZZTIME  ?= 20000x
 THRIFT_FILES := $(wildcard idl/*.thrift)
 PROTO_FILES  := $(wildcard idl/*.proto)
 
-.PHONY: run test bench gen lint build fuzz cluster clean
+.PHONY: run test bench gen lint build fuzz cluster clean chaos
 
 ## run: the whole platform in one process on embedded defaults
 run: build
@@ -74,6 +74,12 @@ build:
 
 clean:
 	rm -rf $(BIN)
+
+## chaos: the chaos suite, full run (4-5 minutes): a multi-process cluster on
+## the local Postgres and its own redis-server under load, each fault in turn
+## (see README, Chaos suite); CHAOSFLAGS=-short for the 2-minute CI run
+chaos: build
+	$(BIN)/noonchaos $(CHAOSFLAGS)
 
 ## cluster: yellow, the BrokerList, 2 brokers and 2 instances of each service as
 ## separate processes against the local Postgres and Redis (configs/cluster.yaml)

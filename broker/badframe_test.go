@@ -29,8 +29,8 @@ func join(parts ...[]byte) []byte {
 	return out
 }
 
-// idleTimeout is the edge idle timeout of the bad-frame tests: a client
-// that does not complete a frame within it is closed.
+// idleTimeout is the edge idle and frame timeout of the bad-frame tests: a
+// client that does not complete a frame within it is closed.
 const idleTimeout = time.Second
 
 // watchGood runs a well-behaved client that calls echo.Echo in a loop until
@@ -226,7 +226,7 @@ func TestBadFramesWS(t *testing.T) {
 func runBad(t *testing.T, tr string, cases []badCase) {
 	y := mustStartYellow(t)
 	mustStartEcho(t, y)
-	b := mustStartBroker(t, y, func(o *broker.Options) { o.Edge.IdleTimeout = idleTimeout })
+	b := mustStartBroker(t, y, func(o *broker.Options) { o.Edge.IdleTimeout, o.Edge.FrameTimeout = idleTimeout, idleTimeout })
 	waitRoutable(t, b, "echo.Echo", nil)
 
 	stop := make(chan struct{})

@@ -97,6 +97,7 @@ type Broker struct {
 	auth      *authIndex
 	conns     *connIndex
 	presence  *presence
+	states    *stateSaver // nil when session state saving is off (state.go)
 	m         *brokerMetrics
 	started   time.Time
 
@@ -210,7 +211,7 @@ func New(opts Options, log *slog.Logger, sink metrics.Sink) (*Broker, error) {
 		Router:     b.ctlEP,
 		Pub:        b.pubEP,
 		Kind:       platformpb.ServiceKind_SERVICE_KIND_BROKER,
-		Capacity:   uint32(min(opts.Edge.MaxConnections, yellow.MaxCapacity)),
+		Capacity:   uint32(min(b.edge.Options().MaxConnections, yellow.MaxCapacity)),
 		State:      platformpb.InstanceState_INSTANCE_STATE_READY,
 		ClientAddr: b.advertise,
 	}
@@ -259,6 +260,9 @@ func New(opts Options, log *slog.Logger, sink metrics.Sink) (*Broker, error) {
 		directives:   b.sessionEvent,
 	})
 	b.m = newBrokerMetrics(sink, b)
+	if b.states = newStateSaver(b); b.states != nil {
+		b.states.start()
+	}
 
 	b.wg.Add(1)
 	go b.awaitSync()
@@ -475,7 +479,7 @@ const (
 // the in-flight part makes a broker that is busy right now look fuller than
 // an idle one with as many connections.
 func (b *Broker) Load() float64 {
-	conns := float64(b.edge.NumConns()) / float64(b.opts.Edge.MaxConnections)
+	conns := float64(b.edge.NumConns()) / float64(b.edge.Options().MaxConnections)
 	inflight := float64(b.edge.Stats().InFlight) / loadInFlightFull
 	return min(1, loadConnWeight*min(1, conns)+(1-loadConnWeight)*min(1, inflight))
 }

@@ -25,6 +25,7 @@ func (b *Broker) Open(c *edge.Conn) error {
 		return errDraining
 	}
 	s := newSession(c)
+	s.saver = b.states
 	c.SetData(s)
 	b.conns.add(s)
 	return nil

@@ -73,6 +73,7 @@ wait:
 	tick.Stop()
 
 	err := b.edge.Drain(ctx, nil)
+	b.flushStates(ctx)
 	b.Exit()
 	b.log.Info("broker: drained", "took", time.Since(start).Round(time.Millisecond))
 	if err != nil {

@@ -19,3 +19,6 @@ func SessionState(b *Broker, connID string) (map[string]string, []string, bool) 
 	bindings, topics := s.snapshot()
 	return bindings, topics, true
 }
+
+// PendingStates is b.PendingStateSaves.
+func PendingStates(b *Broker) int { return b.PendingStateSaves() }

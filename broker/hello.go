@@ -5,6 +5,7 @@ import (
 	"time"
 
 	loginpb "github.com/noonhq/noon/idl/gen/login"
+	"github.com/noonhq/noon/idl/gen/platformpb"
 	"github.com/noonhq/noon/internal/thriftx"
 	"github.com/noonhq/noon/wire"
 )
@@ -31,12 +32,13 @@ func (b *Broker) hello(ctx context.Context, r *request) ([]byte, error) {
 		if len(tok) > maxResumeToken {
 			return nil, wire.Errorf(wire.CodeBadRequest, "%s: resume_token longer than %d bytes", wire.MethodHello, maxResumeToken)
 		}
-		user, expires, err := b.validate(ctx, r, tok)
+		user, expires, state, err := b.validate(ctx, r, tok)
 		if err != nil {
 			return nil, err
 		}
 		if user != "" {
-			b.authenticate(r.s, user, wire.SessionID(tok), expires)
+			gen := b.authenticate(r.s, user, wire.SessionID(tok), expires)
+			b.restoreState(r.s, gen, user, state)
 		}
 	}
 	if uid := r.c.UserID(); uid != "" {
@@ -54,35 +56,48 @@ func (b *Broker) hello(ctx context.Context, r *request) ([]byte, error) {
 }
 
 // validate asks the login service whether token is a live session and
-// returns its user id and expiry (zero if the reply has none), or "" when
-// it is not.
-func (b *Broker) validate(ctx context.Context, hr *request, token string) (string, time.Time, error) {
+// returns its user id, its expiry (zero if the reply has none) and its
+// saved state (nil if none, see state.go), or "" when it is not. With
+// session state on, the request names this broker as the resume holder
+// and goes as the broker's own internal request (no client session),
+// which is how login knows it may return the state.
+func (b *Broker) validate(ctx context.Context, hr *request, token string) (string, time.Time, []byte, error) {
 	method, rt, ok := b.routes.Resolve(b.opts.AuthValidateMethod)
 	if !ok || rt.Kind == KindLocal {
-		return "", time.Time{}, wire.Errorf(wire.CodeInternal, "no route for %s", b.opts.AuthValidateMethod)
+		return "", time.Time{}, nil, wire.Errorf(wire.CodeInternal, "no route for %s", b.opts.AuthValidateMethod)
 	}
-	payload, err := thriftx.Marshal(&loginpb.ValidateRequest{SessionToken: token})
+	req := &loginpb.ValidateRequest{SessionToken: token}
+	if b.states != nil {
+		req.ResumeHolder = &b.id
+	}
+	payload, err := thriftx.Marshal(req)
 	if err != nil {
-		return "", time.Time{}, wire.Errorf(wire.CodeInternal, "encoding %s: %v", method, err)
+		return "", time.Time{}, nil, wire.Errorf(wire.CodeInternal, "encoding %s: %v", method, err)
 	}
-	r := &request{c: hr.c, s: hr.s, method: method, route: rt, payload: payload, timeout: hr.timeout}
-	rep, err := b.call(ctx, r)
+	var out []byte
+	if b.states != nil {
+		out, err = b.internalCall(ctx, method, rt, payload, hr.timeout)
+	} else {
+		r := &request{c: hr.c, s: hr.s, method: method, route: rt, payload: payload, timeout: hr.timeout}
+		var rep *platformpb.Envelope
+		if rep, err = b.call(ctx, r); err == nil {
+			err = wire.FromEnvelope(rep)
+			out = rep.GetPayload()
+		}
+	}
 	if err != nil {
-		return "", time.Time{}, err
-	}
-	if err := wire.FromEnvelope(rep); err != nil {
-		return "", time.Time{}, err
+		return "", time.Time{}, nil, err
 	}
 	var vr loginpb.ValidateReply
-	if err := thriftx.Unmarshal(rep.GetPayload(), &vr); err != nil {
-		return "", time.Time{}, wire.Errorf(wire.CodeInternal, "decoding %s reply: %v", method, err)
+	if err := thriftx.Unmarshal(out, &vr); err != nil {
+		return "", time.Time{}, nil, wire.Errorf(wire.CodeInternal, "decoding %s reply: %v", method, err)
 	}
 	if !vr.GetValid() || vr.GetUserID() == "" || len(vr.GetUserID()) > maxUserID {
-		return "", time.Time{}, nil
+		return "", time.Time{}, nil, nil
 	}
 	var expires time.Time
 	if vr.IsSetExpiresUnix() && vr.GetExpiresUnix() > 0 {
 		expires = time.Unix(vr.GetExpiresUnix(), 0)
 	}
-	return vr.GetUserID(), expires, nil
+	return vr.GetUserID(), expires, vr.GetState(), nil
 }

@@ -453,3 +453,27 @@ func isClosed(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		websocket.CloseStatus(err) != -1 || strings.Contains(fmt.Sprint(err), "connection reset")
 }
+
+// counterWith returns the value of the counter noon_<name> whose label
+// is value.
+func (b *testBroker) counterWith(t testing.TB, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := b.reg.Gatherer().Gather()
+	if err != nil {
+		t.Fatalf("gather: %v", err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != "noon_"+name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == label && lp.GetValue() == value {
+					sum += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return sum
+}

@@ -17,6 +17,9 @@ type brokerMetrics struct {
 	ignoredSubs     metrics.Counter
 	logouts         metrics.CounterVec // reason
 	directives      metrics.CounterVec // result
+	// Session state (state.go).
+	stateSaves    metrics.CounterVec // result
+	stateRestores metrics.CounterVec // result
 
 	routes map[string]*routeMetrics // by prefix; filled in New, read-only after
 }
@@ -70,6 +73,24 @@ func newBrokerMetrics(sink metrics.Sink, b *Broker) *brokerMetrics {
 	for _, r := range []string{directiveApplied, directiveNoConnection, directiveUserMismatch, directiveRefused, directiveMalformed} {
 		m.directives.With(r) // listed at 0 from the start
 	}
+	// Session state (state.go).
+	m.stateSaves = sink.Counter("broker_session_state_saves_total",
+		"Saves of sessions' bindings and topics with their login session, by result: saved, stale (held by another broker since a resume, or a later save stored), gone (the login session ended), error (the call failed), dropped (the save queue was full).", "result")
+	m.stateRestores = sink.Counter("broker_session_state_restores_total",
+		"Saved session states met on a resume, by result: restored, malformed (did not decode or over the bounds), user_mismatch.", "result")
+	for _, r := range stateSaveResults {
+		m.stateSaves.With(r)
+	}
+	for _, r := range []string{stateRestored, stateMalformed, stateUserMismatch} {
+		m.stateRestores.With(r)
+	}
+	sink.GaugeFunc("broker_session_state_pending", "Sessions waiting for, or in, a save of their state.", func() float64 {
+		if b.states == nil {
+			return 0
+		}
+		return float64(b.states.numPending())
+	})
+
 	sink.CounterFunc("broker_presence_events_total", "Presence events (a user's connection online or offline) queued on the broker's PUB socket.",
 		func() float64 { return float64(b.presence.published.Load()) })
 	sink.CounterFunc("broker_presence_dropped_total", "Presence events not published: the PUB socket's queue was full or closed.",
@@ -108,7 +129,7 @@ func newBrokerMetrics(sink metrics.Sink, b *Broker) *brokerMetrics {
 	}
 	edgeCounter("broker_connections_accepted_total", "Client connections accepted (including rejected ones).",
 		func() uint64 { return b.edge.Stats().Accepted })
-	edgeCounter("broker_connections_rejected_total", "Client connections refused: max_connections reached or draining.",
+	edgeCounter("broker_connections_rejected_total", "Client connections refused: max_connections or a per-address limit reached, max_buffered_bytes exceeded, or draining.",
 		func() uint64 { return b.edge.Stats().Rejected })
 	edgeCounter("broker_slow_consumers_total", "Clients disconnected for not reading (push queue full or write timeout).",
 		func() uint64 { return b.edge.Stats().SlowConsumers })
@@ -122,6 +143,16 @@ func newBrokerMetrics(sink metrics.Sink, b *Broker) *brokerMetrics {
 		func() uint64 { return b.edge.Stats().IdleTimeouts })
 	edgeCounter("broker_bad_proxy_headers_total", "Connections from trusted proxies closed for a missing, malformed or late PROXY header.",
 		func() uint64 { return b.edge.Stats().BadProxyHeaders })
+	sink.GaugeFunc("broker_buffered_bytes", "Bytes the edge holds for client connections: requests and replies not yet written, pushes queued (admission stops at edge.max_buffered_bytes).",
+		func() float64 { return float64(b.edge.Stats().BufferedBytes) })
+	edgeCounter("broker_connections_refused_per_addr_total", "Client connections refused by a per-address limit (max_conns_per_addr, conn_rate_per_addr); counted in broker_connections_rejected_total too.",
+		func() uint64 { return b.edge.Stats().AddrRejected })
+	edgeCounter("broker_byte_waits_total", "Times a connection was not read from until bytes were freed (max_in_flight_bytes, per address, max_buffered_bytes).",
+		func() uint64 { return b.edge.Stats().ByteWaits })
+	edgeCounter("broker_frame_timeouts_total", "Connections closed for a frame not complete within frame_timeout of its first byte.",
+		func() uint64 { return b.edge.Stats().FrameTimeouts })
+	edgeCounter("broker_bad_methods_total", "Requests answered bad_request for an invalid method name.",
+		func() uint64 { return b.edge.Stats().BadMethods })
 	edgeCounter("broker_panics_total", "Panics recovered while serving connections; a bug.",
 		func() uint64 { return b.edge.Stats().Panics })
 	return m

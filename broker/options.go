@@ -55,6 +55,34 @@ const (
 	DefaultResumeGrace = 30 * time.Second
 )
 
+// Session state defaults (state.go).
+const (
+	// DefaultStateSaveMethod is the internal method that saves a session's
+	// bindings and topics with its login session, for a resume on another
+	// broker.
+	DefaultStateSaveMethod = "login.SaveSessionState"
+	// DefaultStateSaveWorkers is how many saves run at once: a save is one
+	// Redis script behind one login call (about a millisecond), so four
+	// keep up with thousands of room joins per second, while a login that
+	// slows down holds at most four of the broker's goroutines.
+	DefaultStateSaveWorkers = 4
+	// DefaultStateSaveQueue bounds the sessions waiting for a save: 4096
+	// is a burst of joins far beyond a second's worth on one broker; a
+	// session is queued once however often it changes.
+	DefaultStateSaveQueue = 4096
+	// DefaultStateDrainWait is how long Drain waits for pending saves
+	// after its clients left: a second covers a queue of a few thousand
+	// saves.
+	DefaultStateDrainWait = time.Second
+)
+
+// Session state bounds, checked by Validate.
+const (
+	maxStateSaveWorkers = 64
+	maxStateSaveQueue   = 1 << 20
+	maxStateDrainWait   = 30 * time.Second
+)
+
 // Bounds checked by Validate.
 const (
 	// minHeartbeat and maxHeartbeat are yellow's bounds on a heartbeat.
@@ -134,6 +162,22 @@ type Options struct {
 	// service's instances are the ones whose revocations (login.Revoked on
 	// wire.TopicRevoked) the broker acts on.
 	AuthValidateMethod string `yaml:"auth_validate_method"`
+
+	// Session state (state.go): a session's bindings and push topics are
+	// saved with its login session, so that a resume on another broker
+	// restores them.
+
+	// StateSaveMethod is the internal method that saves them (Thrift
+	// login.SaveSessionStateRequest); "" turns saving and restoring off
+	// (a resume then restores the user only).
+	StateSaveMethod string `yaml:"state_save_method"`
+	// StateSaveWorkers is how many saves run at once.
+	StateSaveWorkers int `yaml:"state_save_workers"`
+	// StateSaveQueue bounds the sessions waiting for a save; past it, a
+	// save is dropped (counted).
+	StateSaveQueue int `yaml:"state_save_queue"`
+	// StateDrainWait is how long Drain waits for pending saves.
+	StateDrainWait time.Duration `yaml:"state_drain_wait"`
 	// TLS, when set, runs mutual TLS on every internal link of the broker
 	// (its control ROUTER, its PUB socket, which only services may
 	// subscribe to, yellow, the links to instances and to their PUB
@@ -160,6 +204,10 @@ func NewOptions() Options {
 		MaxHops:            DefaultMaxHops,
 		DrainGrace:         DefaultDrainGrace,
 		AuthValidateMethod: DefaultAuthValidateMethod,
+		StateSaveMethod:    DefaultStateSaveMethod,
+		StateSaveWorkers:   DefaultStateSaveWorkers,
+		StateSaveQueue:     DefaultStateSaveQueue,
+		StateDrainWait:     DefaultStateDrainWait,
 	}
 }
 
@@ -208,6 +256,7 @@ func (o Options) Validate() error {
 			errs.Addf("auth_validate_method", "%q has no route to a service", o.AuthValidateMethod)
 		}
 	}
+	errs.Add(o.validateState(table))
 	return errs.Err()
 }
 
@@ -275,4 +324,18 @@ func (o Options) aliases() map[string]string {
 		return DefaultAliases()
 	}
 	return o.Aliases
+}
+
+// validateState checks the session state options.
+func (o Options) validateState(table *RouteTable) error {
+	var errs config.Errors
+	if o.StateSaveMethod != "" && table != nil {
+		if _, r, ok := table.Resolve(o.StateSaveMethod); !ok || r.Kind == KindLocal {
+			errs.Addf("state_save_method", "%q has no route to a service", o.StateSaveMethod)
+		}
+	}
+	errs.Add(config.Range("state_save_workers", o.StateSaveWorkers, 1, maxStateSaveWorkers))
+	errs.Add(config.Range("state_save_queue", o.StateSaveQueue, 1, maxStateSaveQueue))
+	errs.Add(config.Range("state_drain_wait", o.StateDrainWait, 0, maxStateDrainWait))
+	return errs.Err()
 }

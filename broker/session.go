@@ -34,8 +34,9 @@ const (
 // session is the broker's state of one client connection: its bindings,
 // push topics and login. It is the edge.Conn's data.
 //
-// Lock order: session.mu, then pushHub.mu or authIndex.mu. Nothing else is
-// called under session.mu except the hub, the index, the presence
+// Lock order: session.mu, then pushHub.mu, authIndex.mu or stateSaver.mu.
+// Nothing else is called under session.mu except the hub, the index, the
+// state saver's mark (which never blocks), the presence
 // publisher's queue (which never blocks) and the edge.Conn's own state
 // (Authenticate, Deauthenticate, SetPush, Push: none calls back).
 type session struct {
@@ -56,6 +57,9 @@ type session struct {
 	// reply changes the bindings and topics only if the user is still the
 	// one its request was sent for.
 	gen uint64
+	// saver saves the bindings and topics when they change (state.go);
+	// nil when saving is off. Set before the session is shared.
+	saver *stateSaver
 }
 
 func newSession(c *edge.Conn) *session {
@@ -178,6 +182,7 @@ func (s *session) bind(h *pushHub, gen uint64, key, value string) bool {
 	}
 	s.bindings[key] = value
 	s.addTopic(h, bindingTopic(key, value))
+	s.stateChanged()
 	return true
 }
 
@@ -194,6 +199,7 @@ func (s *session) unbind(h *pushHub, gen uint64, key string) {
 	}
 	delete(s.bindings, key)
 	s.dropTopic(h, bindingTopic(key, old))
+	s.stateChanged()
 }
 
 // current returns the session's user ("" when logged out), its gen, and
@@ -229,15 +235,23 @@ func (s *session) subscribe(h *pushHub, gen uint64, topic string) bool {
 	if s.closed || s.gen != gen {
 		return true
 	}
-	return s.addTopic(h, topic)
+	if s.topics[topic] {
+		return true
+	}
+	if !s.addTopic(h, topic) {
+		return false
+	}
+	s.stateChanged()
+	return true
 }
 
 // unsubscribe drops topic, unless the user changed since gen.
 func (s *session) unsubscribe(h *pushHub, gen uint64, topic string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.gen == gen {
+	if s.gen == gen && s.topics[topic] {
 		s.dropTopic(h, topic)
+		s.stateChanged()
 	}
 }
 

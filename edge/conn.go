@@ -45,6 +45,17 @@ type Conn struct {
 	sem chan struct{}
 	// wake tells the writer there is something to do; capacity 1.
 	wake chan struct{}
+	// room tells the reader bytes of this connection were freed;
+	// capacity 1.
+	room chan struct{}
+	// addr is the connection's share of its address's limits; nil for an
+	// exempt address. Set before the writer starts, by admit (admitted).
+	addr     *addrState
+	admitted bool
+	// bytes is what the connection holds against MaxInFlightBytes: the
+	// requests and replies not yet written and the pushes queued. Changed
+	// only under mu (chargeLocked, settleLocked); read without it.
+	bytes atomic.Int64
 
 	userID atomic.Pointer[string]
 	push   atomic.Bool
@@ -66,8 +77,10 @@ type Conn struct {
 	head, tail *call
 	// npending counts the slots in the list that hold a sem token.
 	npending int
-	// pushes are encoded push frames waiting for the writer.
-	pushes []*frame.Buffer
+	// pushes are encoded push frames waiting for the writer, pushBytes
+	// their size.
+	pushes    []*frame.Buffer
+	pushBytes int64
 	// closing: no more requests are taken; the last slot in the list is
 	// final, and the writer closes the connection when it gets there.
 	closing bool
@@ -89,6 +102,7 @@ type call struct {
 	final   bool   // close the connection once it is written (no sem token)
 	err     string // the reply's Err
 	payload []byte
+	cost    int64 // bytes charged for the request and its reply
 }
 
 func newConn(s *Server, t transport) *Conn {
@@ -98,6 +112,7 @@ func newConn(s *Server, t transport) *Conn {
 		id:     s.newID(),
 		sem:    make(chan struct{}, s.opts.MaxInFlight),
 		wake:   make(chan struct{}, 1),
+		room:   make(chan struct{}, 1),
 		tokens: float64(s.opts.Burst),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
@@ -205,7 +220,8 @@ func (c *Conn) Push(eventType string, payload []byte) bool {
 		frame.PutBuffer(b)
 		return false
 	}
-	if len(c.pushes) >= s.opts.OutQueue {
+	n := int64(len(b.B))
+	if len(c.pushes) >= s.opts.OutQueue || (len(c.pushes) > 0 && c.pushBytes+n > int64(s.opts.MaxInFlightBytes)) {
 		c.mu.Unlock()
 		frame.PutBuffer(b)
 		s.stats.slowConsumers.Add(1)
@@ -213,6 +229,8 @@ func (c *Conn) Push(eventType string, payload []byte) bool {
 		return false
 	}
 	c.pushes = append(c.pushes, b)
+	c.pushBytes += n
+	c.chargeLocked(n)
 	c.mu.Unlock()
 	c.signal()
 	return true
@@ -269,6 +287,7 @@ func (c *Conn) hardClose(reason string) {
 		c.mu.Unlock()
 		return
 	}
+	c.settleLocked()
 	c.dead = true
 	if !c.closing {
 		c.reason = reason
@@ -277,7 +296,7 @@ func (c *Conn) hardClose(reason string) {
 	c.npending = 0
 	c.head, c.tail = nil, nil
 	pushes := c.pushes
-	c.pushes = nil
+	c.pushes, c.pushBytes = nil, 0
 	if c.authTimer != nil {
 		c.authTimer.Stop()
 		c.authTimer = nil
@@ -291,6 +310,7 @@ func (c *Conn) hardClose(reason string) {
 	for _, b := range pushes {
 		frame.PutBuffer(b)
 	}
+	c.roomFreed()
 	c.cancel()
 	c.t.close()
 	c.signal()
@@ -318,6 +338,12 @@ func (c *Conn) run() {
 		}
 		c.hardClose("handshake: " + err.Error())
 		return
+	}
+	if !c.admitted {
+		if why := c.admit(); why != "" {
+			c.refuseNow(why)
+			return
+		}
 	}
 	if !c.open() {
 		c.hardClose("open failed")
@@ -370,17 +396,28 @@ func (c *Conn) authExpired() {
 func (c *Conn) readLoop() {
 	s := c.srv
 	for {
-		method, payload, err := c.t.readRequest(time.Now().Add(s.opts.IdleTimeout))
+		// Read nothing more while the connection, its address or the edge
+		// holds its limit of bytes: replies must be written first.
+		if !c.waitRoom() {
+			return
+		}
+		method, payload, err := c.t.readRequest(time.Now().Add(s.opts.IdleTimeout), s.opts.FrameTimeout)
 		if err != nil {
 			c.readFailed(err)
 			return
 		}
 		s.stats.requests.Add(1)
-		m := s.intern(method)
+		var m string
 		var p []byte
-		if len(payload) > 0 {
-			p = make([]byte, len(payload))
-			copy(p, payload)
+		badMethod := !validMethod(method, s.lim.MaxMethod)
+		if badMethod {
+			s.stats.badMethods.Add(1)
+		} else {
+			m = s.intern(method)
+			if len(payload) > 0 {
+				p = make([]byte, len(payload))
+				copy(p, payload)
+			}
 		}
 		c.t.release()
 
@@ -390,16 +427,22 @@ func (c *Conn) readLoop() {
 		case <-c.ctx.Done():
 			return
 		}
-		cl := &call{}
+		cl := &call{cost: frameCost(len(m), len(p))}
 		limited := !c.allow()
-		if limited {
+		switch {
+		case limited:
 			s.stats.rateLimited.Add(1)
-			cl.done, cl.err = true, errRateLimited
+			cl.done, cl.err, p = true, errRateLimited, nil
+		case badMethod:
+			cl.done, cl.err = true, errBadMethod
+		}
+		if cl.done {
+			cl.cost = frameCost(len(cl.err), 0)
 		}
 		if !c.enqueue(cl) {
 			return
 		}
-		if !limited {
+		if !cl.done {
 			s.wg.Add(1) // safe: this goroutine is counted
 			s.inflight.Add(1)
 			go c.serve(cl, m, p)
@@ -423,6 +466,9 @@ func (c *Conn) readFailed(err error) {
 		c.endReading(wire.CodeBadFrame+": "+errTruncated.Error(), "truncated frame")
 	case errors.Is(err, io.EOF):
 		c.endReading("", "client closed")
+	case errors.Is(err, errFrameTimeout):
+		s.stats.frameTimeouts.Add(1)
+		c.hardClose("frame timeout")
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		s.stats.idleTimeouts.Add(1)
 		c.hardClose("idle timeout")
@@ -470,6 +516,7 @@ func (c *Conn) enqueue(cl *call) bool {
 	c.tail = cl
 	c.npending++
 	c.srv.pending.Add(1)
+	c.chargeLocked(cl.cost)
 	wake := cl.done && c.head == cl
 	c.mu.Unlock()
 	if wake {
@@ -500,6 +547,9 @@ func (c *Conn) serve(cl *call, method string, payload []byte) {
 		return
 	}
 	cl.done, cl.err, cl.payload = true, errStr, resp
+	n := frameCost(len(errStr), len(resp))
+	cl.cost += n
+	c.chargeLocked(n)
 	wake := c.head == cl
 	c.mu.Unlock()
 	if wake {
@@ -533,25 +583,17 @@ func (c *Conn) writeLoop() {
 			c.mu.Unlock()
 			return
 		}
-		pushes := c.pushes
-		c.pushes = spare
-		first, n, tokens := c.head, 0, 0
+		pushes, pushBytes := c.pushes, c.pushBytes
+		c.pushes, c.pushBytes = spare, 0
+		first, n := c.head, 0
 		for cl := c.head; cl != nil && cl.done; cl = cl.next {
 			n++
-			if !cl.final {
-				tokens++
-			}
 			c.head = cl.next
 		}
 		if c.head == nil {
 			c.tail = nil
 		}
-		c.npending -= tokens
 		c.mu.Unlock()
-		s.pending.Add(-int64(tokens))
-		for range tokens {
-			<-c.sem
-		}
 
 		if len(pushes) == 0 && n == 0 {
 			spare = pushes
@@ -581,6 +623,7 @@ func (c *Conn) writeLoop() {
 				return
 			}
 		}
+		c.free(pushBytes)
 		if cap(pushes) <= 64 {
 			spare = pushes[:0]
 		} else {
@@ -613,9 +656,27 @@ func (c *Conn) writeLoop() {
 				c.writeFailed(err)
 				return
 			}
+			c.written(cl)
 			cl = next
 		}
 	}
+}
+
+// written gives back the slot and the bytes of a request whose reply was
+// written (the writer's transport holds no reference to it any more).
+func (c *Conn) written(cl *call) {
+	c.mu.Lock()
+	if !c.dead {
+		c.npending--
+		c.srv.pending.Add(-1)
+		c.chargeLocked(-cl.cost)
+	}
+	c.mu.Unlock()
+	select {
+	case <-c.sem:
+	default:
+	}
+	c.roomFreed()
 }
 
 // writeFailed ends the connection after a write error.
@@ -630,6 +691,41 @@ func (c *Conn) writeFailed(err error) {
 		return
 	}
 	c.hardClose("write: " + err.Error())
+}
+
+// admit takes the connection's share of its address's limits, once its
+// address is known (at accept, or after a trusted proxy's PROXY header),
+// and returns why it may not be served ("" if it may).
+func (c *Conn) admit() string { return c.admitAddr(c.RemoteAddr()) }
+
+// admitAddr is admit for the client address remote.
+func (c *Conn) admitAddr(remote net.Addr) string {
+	s := c.srv
+	c.admitted = true
+	if s.overBudget() {
+		return "the broker is busy, try another"
+	}
+	a, why := s.admit(remote)
+	if why != "" {
+		s.stats.addrRejected.Add(1)
+		return why
+	}
+	c.addr = a
+	return ""
+}
+
+// refuseNow answers a connection that may not be served "overloaded: why"
+// in one frame, from its reader (no writer runs yet), and closes it.
+func (c *Conn) refuseNow(why string) {
+	s := c.srv
+	s.stats.rejected.Add(1)
+	s.log.Debug("edge: connection refused", "conn", c.id, "remote", c.RemoteAddr().String(), "why", why)
+	c.t.beginWrite(time.Now().Add(refusalWriteTimeout))
+	if c.t.writeResponse(wire.CodeOverloaded+": "+why, nil) == nil {
+		_ = c.t.flush()
+	}
+	c.t.dropWriter()
+	c.hardClose("refused: " + why)
 }
 
 // recoverPanic, deferred in the connection's goroutines, logs a panic with
@@ -650,6 +746,7 @@ func (c *Conn) exit() {
 	c.hardClose("closed")
 	s := c.srv
 	s.remove(c)
+	s.leave(c.addr)
 	if c.opened {
 		func() {
 			defer func() {

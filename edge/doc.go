@@ -7,12 +7,23 @@
 // # Connections
 //
 // Each connection has exactly two goroutines: a reader and a writer. The
-// reader reads a frame (it must arrive whole within IdleTimeout), applies
-// the connection's rate limit (a token bucket: a request over it is answered
-// "rate_limited: ..." and the connection kept), waits for an in-flight slot
-// (at MaxInFlight it stops reading, which pushes back on the client through
-// TCP), queues a reply slot in request order and runs Handler.Request in a
-// goroutine of its own. The writer sends the replies strictly in request
+// reader waits until the connection, its address and the edge are under
+// their byte budgets (MaxInFlightBytes, MaxInFlightBytesPerAddr,
+// MaxBufferedBytes: requests and replies not yet written, pushes queued;
+// see limits.go), reads a frame (its first byte within IdleTimeout, the
+// rest within FrameTimeout), answers an invalid method name "bad_request",
+// applies the connection's rate limit (a token bucket: a request over it is
+// answered "rate_limited: ..." and the connection kept), waits for an
+// in-flight slot (at MaxInFlight it stops reading, which pushes back on the
+// client through TCP), queues a reply slot in request order and runs
+// Handler.Request in a goroutine of its own. A request's slot and bytes are
+// freed when its reply is written.
+//
+// A connection is admitted after its PROXY header (so by the client's own
+// address behind a trusted proxy): over MaxConnections, MaxConnsPerAddr,
+// ConnRatePerAddr or MaxBufferedBytes it is answered "overloaded: ..." in a
+// frame and closed. AddrLimitsExempt (loopback by default) is exempt from
+// the per-address limits. The writer sends the replies strictly in request
 // order as they complete (pipelined requests may finish out of order) and
 // pushes as they come, between replies; it batches frames and flushes when
 // nothing more is queued. A malformed frame is answered "bad_frame: <why>"
@@ -22,7 +33,7 @@
 //
 // Over TCP, a frame's bytes are read with frame.Reader; over WebSocket one
 // binary message carries one whole frame, TotalLen included, and each reply
-// or push is one message. Everything else is shared.
+// or push is one message; both grow their buffer only as bytes arrive. Everything else is shared.
 //
 // # Memory per connection
 //

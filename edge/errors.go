@@ -1,6 +1,8 @@
 package edge
 
 import (
+	"os"
+
 	"github.com/noonhq/noon/edge/frame"
 	"github.com/noonhq/noon/wire"
 )
@@ -20,3 +22,12 @@ type badFrameError struct{ msg string }
 
 func (e *badFrameError) Error() string { return e.msg }
 func (e *badFrameError) Unwrap() error { return frame.ErrBadFrame }
+
+// errFrameTimeout is the read error of a frame not complete within
+// FrameTimeout of its first byte. It matches os.ErrDeadlineExceeded.
+var errFrameTimeout error = &frameTimeoutError{}
+
+type frameTimeoutError struct{}
+
+func (*frameTimeoutError) Error() string { return "frame not complete within frame_timeout" }
+func (*frameTimeoutError) Unwrap() error { return os.ErrDeadlineExceeded }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -416,9 +415,4 @@ func (m *monitor) finish(t testing.TB, limit time.Duration) {
 	if m.slowest > limit {
 		t.Fatalf("monitor connection: slowest round trip %v, want under %v", m.slowest, limit)
 	}
-}
-
-// dialWS dials the WebSocket endpoint of s.
-func dialWS(ctx context.Context, s *Server) (*websocket.Conn, *http.Response, error) {
-	return websocket.Dial(ctx, "ws://"+s.WSAddr().String()+s.opts.WSPath, nil)
 }

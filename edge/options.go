@@ -50,6 +50,45 @@ const (
 	// limit is reached, so a pipelining client gets TCP backpressure.
 	DefaultMaxInFlight = 64
 
+	// DefaultMaxInFlightBytes is how many request and reply bytes (and
+	// queued pushes) one connection may have in flight, 2 MiB: two
+	// maximum frames, so one large request can be answered while another
+	// is read; a connection at the limit is not read from until its
+	// replies are written, so a client that pipelines big requests and
+	// never reads holds at most this much (plus one frame being read).
+	DefaultMaxInFlightBytes = 2 << 20
+	// DefaultMaxInFlightBytesPerAddr bounds the same bytes summed over
+	// every connection of one address (IPv4 /32, IPv6 /64), 8 MiB: four
+	// connections' worth, so opening more connections buys a client no
+	// more memory.
+	DefaultMaxInFlightBytesPerAddr = 8 << 20
+	// DefaultMaxBufferedBytes is the admission limit on the bytes the whole
+	// edge holds for its connections (requests, replies, pushes), 1 GiB:
+	// above it no connection is read from and new connections are refused
+	// "overloaded" until replies drain, so a broker's heap stays bounded
+	// whatever its clients do.
+	DefaultMaxBufferedBytes = 1 << 30
+
+	// DefaultMaxConnsPerAddr is how many connections one address (IPv4
+	// /32, IPv6 /64) may hold, 64: a household or a small office behind one
+	// NAT address, each player with a connection or two; one address
+	// cannot take every slot of a broker.
+	DefaultMaxConnsPerAddr = 64
+	// DefaultConnRatePerAddr is how many new connections per second one
+	// address may open, sustained, 10: clients reconnect after a failure
+	// with back-off, so more is a flood.
+	DefaultConnRatePerAddr = 10
+	// DefaultConnBurstPerAddr is the burst of new connections one address
+	// may open at once, 64: the whole DefaultMaxConnsPerAddr, so a NAT
+	// whose players all reconnect after a broker's death is not refused.
+	DefaultConnBurstPerAddr = 64
+
+	// DefaultFrameTimeout is how long a frame may take to arrive once its
+	// first byte did, 10 s: a 1 MiB frame over a slow mobile link takes
+	// a few seconds; a client dribbling bytes slower than that is holding
+	// a buffer open (slowloris) and is disconnected.
+	DefaultFrameTimeout = 10 * time.Second
+
 	// DefaultOutQueue is how many pushes may wait for one connection's
 	// writer, 256: a burst of room events fits; a client that lets more pile
 	// up is not reading and is disconnected rather than buffered for.
@@ -73,6 +112,10 @@ const (
 	// socket, 10 s: a client whose receive window stays shut that long is not
 	// reading and is disconnected.
 	DefaultWriteTimeout = 10 * time.Second
+
+	// minClampedConnections is the floor of max_connections when the file
+	// limit clamps it: below that a broker is useless anyway.
+	minClampedConnections = 256
 
 	// DefaultReadBuffer is the per-connection read buffer, 4 KiB: most frames
 	// fit and are parsed in place. It is held only while a connection has
@@ -130,10 +173,47 @@ type Options struct {
 	// MaxMethod is the longest accepted method name, in bytes.
 	MaxMethod int `yaml:"max_method"`
 	// MaxConnections is the most client connections at once; more are
-	// closed as soon as they are accepted.
+	// answered "overloaded" and closed as soon as they are accepted. New
+	// lowers it, with a warning, to the process's open files limit less a
+	// tenth (at least 256): past it accepting fails for every listener and
+	// link of the process, not only for clients.
 	MaxConnections int `yaml:"max_connections"`
 	// MaxInFlight is the most requests of one connection running at once.
 	MaxInFlight int `yaml:"max_in_flight"`
+	// MaxInFlightBytes bounds the request and reply bytes (and queued
+	// pushes) of one connection held by the broker: at it, the connection
+	// is not read from until replies are written (a request's bytes are
+	// freed when its reply is written). A single frame larger than it is
+	// still served, alone.
+	MaxInFlightBytes config.ByteSize `yaml:"max_in_flight_bytes"`
+	// MaxInFlightBytesPerAddr bounds the same bytes summed over the
+	// connections of one client address (IPv4 /32, IPv6 /64), unless the
+	// address is in AddrLimitsExempt.
+	MaxInFlightBytesPerAddr config.ByteSize `yaml:"max_in_flight_bytes_per_addr"`
+	// MaxBufferedBytes is the admission limit on the bytes the edge holds
+	// for all its connections: above it no connection is read from and new
+	// connections are refused "overloaded" (metric broker_buffered_bytes).
+	MaxBufferedBytes config.ByteSize `yaml:"max_buffered_bytes"`
+	// MaxConnsPerAddr is the most connections of one client address (IPv4
+	// /32, IPv6 /64: the client's own behind a trusted proxy); more are
+	// answered "overloaded" and closed. 0 turns it off.
+	MaxConnsPerAddr int `yaml:"max_conns_per_addr"`
+	// ConnRatePerAddr is the sustained new connections per second of one
+	// client address (a token bucket holding ConnBurstPerAddr); more are
+	// answered "overloaded" and closed. 0 turns it off.
+	ConnRatePerAddr float64 `yaml:"conn_rate_per_addr"`
+	// ConnBurstPerAddr is the per-address bucket size: new connections one
+	// address may open at once.
+	ConnBurstPerAddr int `yaml:"conn_burst_per_addr"`
+	// AddrLimitsExempt lists the addresses (CIDRs or addresses) that the
+	// per-address limits (max_conns_per_addr, conn_rate_per_addr,
+	// max_in_flight_bytes_per_addr) do not apply to. The default, loopback
+	// (127.0.0.0/8 and ::1), keeps the platform's own tests, benchmarks and
+	// a local load balancer working; a broker behind a load balancer that
+	// does not send PROXY headers sees every client as the balancer's
+	// address and must either trust it (trusted_proxies) or exempt it.
+	// Empty exempts nobody.
+	AddrLimitsExempt []string `yaml:"addr_limits_exempt"`
 	// OutQueue is the most pushes waiting for one connection's writer; a
 	// push beyond it disconnects the client as too slow.
 	OutQueue int `yaml:"out_queue"`
@@ -147,10 +227,14 @@ type Options struct {
 	// AuthTimeout closes a connection not authenticated within it; 0 turns
 	// it off (development only).
 	AuthTimeout time.Duration `yaml:"auth_timeout"`
-	// IdleTimeout closes a connection that has not sent a complete frame
-	// within it: every frame must arrive whole within IdleTimeout of the
-	// previous one.
+	// IdleTimeout closes a connection that has not begun a frame within
+	// it: the first byte of each frame must arrive within IdleTimeout of
+	// the reader's asking for it (FrameTimeout then bounds the rest).
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// FrameTimeout closes a connection whose frame, once its first byte
+	// arrived, is not complete within it (apart from IdleTimeout, which
+	// bounds the wait for that first byte).
+	FrameTimeout time.Duration `yaml:"frame_timeout"`
 	// WriteTimeout disconnects a client whose socket does not take a batch of
 	// frames within it.
 	WriteTimeout time.Duration `yaml:"write_timeout"`
@@ -166,23 +250,31 @@ type Options struct {
 // NewOptions returns the default options.
 func NewOptions() Options {
 	return Options{
-		TCPAddr:        DefaultTCPAddr,
-		WSAddr:         DefaultWSAddr,
-		WSPath:         DefaultWSPath,
-		WSOrigins:      DefaultWSOrigins(),
-		ProxyTimeout:   DefaultProxyTimeout,
-		MaxFrame:       DefaultMaxFrame,
-		MaxMethod:      DefaultMaxMethod,
-		MaxConnections: DefaultMaxConnections,
-		MaxInFlight:    DefaultMaxInFlight,
-		OutQueue:       DefaultOutQueue,
-		Rate:           DefaultRate,
-		Burst:          DefaultBurst,
-		AuthTimeout:    DefaultAuthTimeout,
-		IdleTimeout:    DefaultIdleTimeout,
-		WriteTimeout:   DefaultWriteTimeout,
-		ReadBuffer:     DefaultReadBuffer,
-		WriteBuffer:    DefaultWriteBuffer,
+		TCPAddr:                 DefaultTCPAddr,
+		WSAddr:                  DefaultWSAddr,
+		WSPath:                  DefaultWSPath,
+		WSOrigins:               DefaultWSOrigins(),
+		ProxyTimeout:            DefaultProxyTimeout,
+		MaxFrame:                DefaultMaxFrame,
+		MaxMethod:               DefaultMaxMethod,
+		MaxConnections:          DefaultMaxConnections,
+		MaxInFlight:             DefaultMaxInFlight,
+		MaxInFlightBytes:        DefaultMaxInFlightBytes,
+		MaxInFlightBytesPerAddr: DefaultMaxInFlightBytesPerAddr,
+		MaxBufferedBytes:        DefaultMaxBufferedBytes,
+		MaxConnsPerAddr:         DefaultMaxConnsPerAddr,
+		ConnRatePerAddr:         DefaultConnRatePerAddr,
+		ConnBurstPerAddr:        DefaultConnBurstPerAddr,
+		AddrLimitsExempt:        DefaultAddrLimitsExempt(),
+		FrameTimeout:            DefaultFrameTimeout,
+		OutQueue:                DefaultOutQueue,
+		Rate:                    DefaultRate,
+		Burst:                   DefaultBurst,
+		AuthTimeout:             DefaultAuthTimeout,
+		IdleTimeout:             DefaultIdleTimeout,
+		WriteTimeout:            DefaultWriteTimeout,
+		ReadBuffer:              DefaultReadBuffer,
+		WriteBuffer:             DefaultWriteBuffer,
 	}
 }
 
@@ -213,6 +305,16 @@ func (o Options) Validate() error {
 	}
 	errs.Add(config.Positive("max_connections", o.MaxConnections))
 	errs.Add(config.Range("max_in_flight", o.MaxInFlight, 1, 1<<16))
+	errs.Add(config.Positive("max_in_flight_bytes", o.MaxInFlightBytes))
+	errs.Add(config.Positive("max_in_flight_bytes_per_addr", o.MaxInFlightBytesPerAddr))
+	errs.Add(config.Positive("max_buffered_bytes", o.MaxBufferedBytes))
+	errs.Add(config.NonNegative("max_conns_per_addr", o.MaxConnsPerAddr))
+	errs.Add(config.NonNegative("conn_rate_per_addr", o.ConnRatePerAddr))
+	if o.ConnRatePerAddr > 0 {
+		errs.Add(config.Positive("conn_burst_per_addr", o.ConnBurstPerAddr))
+	}
+	errs.Add(realip.ValidateTrusted("addr_limits_exempt", o.AddrLimitsExempt))
+	errs.Add(config.Positive("frame_timeout", o.FrameTimeout))
 	errs.Add(config.Range("out_queue", o.OutQueue, 1, 1<<20))
 	errs.Add(config.NonNegative("rate", o.Rate))
 	if o.Rate > 0 {
@@ -230,6 +332,11 @@ func (o Options) Validate() error {
 // machine (localhost and 127.0.0.1, any port), for development.
 func DefaultWSOrigins() []string {
 	return []string{"localhost", "localhost:*", "127.0.0.1", "127.0.0.1:*"}
+}
+
+// DefaultAddrLimitsExempt returns the default AddrLimitsExempt: loopback.
+func DefaultAddrLimitsExempt() []string {
+	return []string{"127.0.0.0/8", "::1"}
 }
 
 // validateOrigins checks ws_origins: required, each a valid pattern, "*"

@@ -57,9 +57,26 @@ type Stats struct {
 	InFlight int64
 	// Accepted counts connections accepted (including rejected ones).
 	Accepted uint64
-	// Rejected counts connections closed at accept because MaxConnections
-	// was reached (or the server was draining).
+	// Rejected counts connections refused: MaxConnections or a
+	// per-address limit reached, the edge over MaxBufferedBytes, or the
+	// server draining.
 	Rejected uint64
+	// AddrRejected counts the connections refused by a per-address limit
+	// (MaxConnsPerAddr, ConnRatePerAddr); they count in Rejected too.
+	AddrRejected uint64
+	// BufferedBytes is the bytes the edge holds for its connections
+	// (requests and replies not yet written, pushes queued).
+	BufferedBytes int64
+	// ByteWaits counts the times a connection's reader waited for bytes to
+	// be freed (MaxInFlightBytes, MaxInFlightBytesPerAddr,
+	// MaxBufferedBytes).
+	ByteWaits uint64
+	// FrameTimeouts counts connections closed for a frame not complete
+	// within FrameTimeout of its first byte.
+	FrameTimeouts uint64
+	// BadMethods counts requests answered bad_request for an invalid
+	// method name.
+	BadMethods uint64
 	// Closed counts connections that have closed.
 	Closed uint64
 	// SlowConsumers counts clients disconnected for not reading: a full
@@ -86,7 +103,8 @@ type Stats struct {
 
 type counters struct {
 	accepted, rejected, closed, slowConsumers, badFrames, rateLimited,
-	authTimeouts, idleTimeouts, badProxyHeaders, requests, panics atomic.Uint64
+	authTimeouts, idleTimeouts, badProxyHeaders, requests, panics,
+	addrRejected, byteWaits, frameTimeouts, badMethods atomic.Uint64
 }
 
 // maxInterned bounds the method-name cache: real method names are a few
@@ -132,6 +150,16 @@ type Server struct {
 	// trusted are the proxies whose PROXY headers and X-Forwarded-For are
 	// read.
 	trusted realip.Trusted
+	// exempt are the addresses the per-address limits do not apply to.
+	exempt realip.Trusted
+	// addrs is the per-address state (see limits.go).
+	addrs addrTable
+	// buffered is the bytes held for all connections; room wakes the
+	// readers waiting for it to drop under MaxBufferedBytes.
+	buffered atomic.Int64
+	room     gate
+	// refusing counts the goroutines writing a refusal.
+	refusing atomic.Int32
 }
 
 // New validates opts and binds the listeners (port 0 picks a free port; see
@@ -160,6 +188,14 @@ func New(opts Options, h Handler, log *slog.Logger) (*Server, error) {
 		methods:  make(map[string]string),
 		conns:    make(map[*Conn]struct{}),
 	}
+	if n := clampConnections(opts.MaxConnections, fileLimit()); n < opts.MaxConnections {
+		log.Warn("edge: max_connections lowered to fit the open files limit (RLIMIT_NOFILE, less a tenth for the broker's own files); raise the limit (ulimit -n) to allow more",
+			"max_connections", opts.MaxConnections, "lowered_to", n, "open_files_limit", fileLimit())
+		opts.MaxConnections = n
+		s.opts.MaxConnections = n
+	}
+	s.exempt = newExempt(opts.AddrLimitsExempt)
+	s.addrs.m = make(map[addrKey]*addrState)
 	s.pools = newBufPools(s.lim, int(opts.ReadBuffer), int(opts.WriteBuffer))
 	tlsConfig, err := opts.TLS.ServerConfig()
 	if err != nil {
@@ -304,12 +340,24 @@ func (s *Server) acceptLoop() {
 		delay = 0
 		s.stats.accepted.Add(1)
 		if !s.reserve() {
-			_ = nc.Close()
+			s.refuseAccepted(nc, "too many connections on this broker, try another")
 			continue
 		}
 		c := newConn(s, newTCPTransport(nc, s))
+		if !s.trusted.ContainsAddr(nc.RemoteAddr()) {
+			// The address is the client's: admit it here, so a refused
+			// connection costs no Conn and no goroutine but the
+			// refusal's. A trusted proxy's connections are admitted
+			// after their PROXY header, by the client's address.
+			if why := c.admit(); why != "" {
+				s.nconns.Add(-1)
+				s.refuseAccepted(nc, why)
+				continue
+			}
+		}
 		if !s.register(c) {
 			s.nconns.Add(-1)
+			s.leave(c.addr)
 			_ = nc.Close()
 			continue
 		}
@@ -317,14 +365,41 @@ func (s *Server) acceptLoop() {
 	}
 }
 
-// reserve takes a connection slot, or counts a rejection.
+// reserve takes a connection slot.
 func (s *Server) reserve() bool {
 	if s.nconns.Add(1) > int64(s.opts.MaxConnections) {
 		s.nconns.Add(-1)
-		s.stats.rejected.Add(1)
 		return false
 	}
 	return true
+}
+
+// refuseAccepted answers a TCP connection that may not be served
+// "overloaded: why" (after its PROXY header and TLS, as a served one) in a
+// goroutine of its own, counted in wg, and closes it.
+func (s *Server) refuseAccepted(nc net.Conn, why string) {
+	s.stats.rejected.Add(1)
+	if s.refusing.Add(1) > maxRefusing {
+		s.refusing.Add(-1)
+		_ = nc.Close()
+		return
+	}
+	t := newTCPTransport(nc, s)
+	if !s.goroutine(func() {
+		defer s.refusing.Add(-1)
+		defer t.close()
+		if t.handshake() != nil {
+			return
+		}
+		t.beginWrite(time.Now().Add(refusalWriteTimeout))
+		if t.writeResponse(wire.CodeOverloaded+": "+why, nil) == nil {
+			_ = t.flush()
+		}
+		t.dropWriter()
+	}) {
+		s.refusing.Add(-1)
+		_ = nc.Close()
+	}
 }
 
 // register adds c to the connections and counts its reader in s.wg, unless
@@ -354,26 +429,50 @@ func (s *Server) remove(c *Conn) {
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	s.stats.accepted.Add(1)
 	if !s.reserve() {
-		http.Error(w, "overloaded: too many connections", http.StatusServiceUnavailable)
+		s.refuseWS(w, r, stringAddr(r.RemoteAddr), "too many connections on this broker, try another")
 		return
 	}
 	var addr net.Addr = stringAddr(r.RemoteAddr)
 	if ap := s.trusted.Request(r); ap.IsValid() {
 		addr = net.TCPAddrFromAddrPort(ap) // the client's, behind a trusted proxy
 	}
+	c := newConn(s, nil)
+	if why := c.admitAddr(addr); why != "" {
+		s.nconns.Add(-1)
+		s.refuseWS(w, r, addr, why)
+		return
+	}
 	ws, err := websocket.Accept(w, r, &s.wsOpts)
 	if err != nil {
+		s.leave(c.addr)
 		s.nconns.Add(-1)
 		s.log.Debug("edge: websocket upgrade failed", "remote", addr.String(), "origin", wire.Snippet(r.Header.Get("Origin")), "err", err)
 		return
 	}
-	c := newConn(s, newWSTransport(ws, addr, s.lim))
+	c.t = newWSTransport(ws, addr, s.lim)
 	if !s.register(c) {
+		s.leave(c.addr)
 		s.nconns.Add(-1)
 		_ = ws.CloseNow()
 		return
 	}
 	c.run()
+}
+
+// refuseWS upgrades a WebSocket that may not be served, to answer it
+// "overloaded: why" in a frame as a TCP client is, and closes it.
+func (s *Server) refuseWS(w http.ResponseWriter, r *http.Request, addr net.Addr, why string) {
+	s.stats.rejected.Add(1)
+	ws, err := websocket.Accept(w, r, &s.wsOpts)
+	if err != nil {
+		return
+	}
+	s.log.Debug("edge: connection refused", "remote", addr.String(), "why", why)
+	t := newWSTransport(ws, addr, s.lim)
+	t.beginWrite(time.Now().Add(refusalWriteTimeout))
+	_ = t.writeResponse(wire.CodeOverloaded+": "+why, nil)
+	t.dropWriter()
+	_ = ws.CloseNow()
 }
 
 // stringAddr is a net.Addr for a remote address that does not parse.
@@ -451,6 +550,11 @@ func (s *Server) Stats() Stats {
 		InFlight:        s.inflight.Load(),
 		Accepted:        s.stats.accepted.Load(),
 		Rejected:        s.stats.rejected.Load(),
+		AddrRejected:    s.stats.addrRejected.Load(),
+		BufferedBytes:   s.buffered.Load(),
+		ByteWaits:       s.stats.byteWaits.Load(),
+		FrameTimeouts:   s.stats.frameTimeouts.Load(),
+		BadMethods:      s.stats.badMethods.Load(),
 		Closed:          s.stats.closed.Load(),
 		SlowConsumers:   s.stats.slowConsumers.Load(),
 		BadFrames:       s.stats.badFrames.Load(),

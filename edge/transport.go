@@ -36,13 +36,14 @@ type transport interface {
 	// connection.
 	handshake() error
 
-	// readRequest reads the next request frame, which must be complete by
-	// deadline. It returns io.EOF when the client closed cleanly between
-	// frames, io.ErrUnexpectedEOF inside one, an error matching
-	// frame.ErrBadFrame for a malformed frame, and one matching
-	// os.ErrDeadlineExceeded when the deadline passed. The slices are valid
-	// until release or the next readRequest.
-	readRequest(deadline time.Time) (method, payload []byte, err error)
+	// readRequest reads the next request frame: its first byte must arrive
+	// by idle, the rest within frameTimeout of it. It returns io.EOF when
+	// the client closed cleanly between frames, io.ErrUnexpectedEOF inside
+	// one, an error matching frame.ErrBadFrame for a malformed frame, one
+	// matching errFrameTimeout when the frame was not complete in time, and
+	// one matching os.ErrDeadlineExceeded when no frame began by idle. The
+	// slices are valid until release or the next readRequest.
+	readRequest(idle time.Time, frameTimeout time.Duration) (method, payload []byte, err error)
 	// release gives back the read buffers if nothing is buffered, so an idle
 	// connection holds none.
 	release()
@@ -175,11 +176,11 @@ func (t *tcpTransport) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (t *tcpTransport) readRequest(deadline time.Time) (method, payload []byte, err error) {
-	if err := t.nc.SetReadDeadline(deadline); err != nil {
-		return nil, nil, err
-	}
+func (t *tcpTransport) readRequest(idle time.Time, frameTimeout time.Duration) (method, payload []byte, err error) {
 	if t.r == nil {
+		if err := t.nc.SetReadDeadline(idle); err != nil {
+			return nil, nil, err
+		}
 		// Wait for the next frame without a buffer: a one-byte read.
 		n, err := t.nc.Read(t.first[:])
 		if n == 0 {
@@ -193,7 +194,15 @@ func (t *tcpTransport) readRequest(deadline time.Time) (method, payload []byte, 
 		t.r.Reset(t)
 		t.given, t.used = 0, 0
 	}
+	// A frame has begun (its first byte arrived or is buffered): the rest
+	// is due within frameTimeout.
+	if err := t.nc.SetReadDeadline(time.Now().Add(frameTimeout)); err != nil {
+		return nil, nil, err
+	}
 	method, payload, err = t.r.ReadRequest()
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil, nil, errFrameTimeout
+	}
 	if err == nil {
 		n := int64(frame.MinFrame + 4 + len(method) + len(payload))
 		t.used += n
@@ -289,54 +298,90 @@ func (t *wsTransport) remoteAddr() net.Addr { return t.addr }
 // handshake has nothing to do: the upgrade request was read already.
 func (t *wsTransport) handshake() error { return nil }
 
-// readRequest reads one message. TotalLen is read and checked first, so an
-// oversized frame is answered without buffering it; the rest must then be
-// exactly TotalLen bytes.
-func (t *wsTransport) readRequest(deadline time.Time) (method, payload []byte, err error) {
+// readRequest reads one message: its first frame header must arrive by
+// idle, the whole message within frameTimeout of it.
+func (t *wsTransport) readRequest(idle time.Time, frameTimeout time.Duration) (method, payload []byte, err error) {
 	t.release()
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
-	defer cancel()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	timer := time.AfterFunc(time.Until(idle), func() { cancel(os.ErrDeadlineExceeded) })
+	defer func() { timer.Stop() }()
 	typ, r, err := t.ws.Reader(ctx)
 	if err != nil {
-		return nil, nil, wsReadError(err)
+		return nil, nil, wsReadError(ctx, err)
 	}
+	timer.Stop()
+	timer = time.AfterFunc(frameTimeout, func() { cancel(errFrameTimeout) })
 	if typ != websocket.MessageBinary {
 		return nil, nil, errTextMessage
 	}
-	b := frame.GetBuffer()
-	t.rbuf = b
+	t.rbuf = frame.GetBuffer()
+	method, payload, err = readWSMessage(r, t.rbuf, t.lim)
+	if err != nil {
+		return nil, nil, wsReadError(ctx, err)
+	}
+	return method, payload, nil
+}
+
+// readWSMessage decodes one WebSocket message r carrying a whole request
+// frame into b. TotalLen is read and checked first, so an oversized frame is
+// answered without buffering it; b then grows only as bytes arrive (as
+// frame.Reader does), so announcing a big frame and sending little costs
+// the sender what it sent, not what it announced; the message must then end
+// after exactly TotalLen bytes.
+func readWSMessage(r io.Reader, b *frame.Buffer, lim frame.Limits) (method, payload []byte, err error) {
 	b.B = slices.Grow(b.B[:0], 4)[:4]
 	if n, err := io.ReadFull(r, b.B); err != nil {
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			_, _, err = frame.DecodeRequestFrame(b.B[:n], t.lim) // too short
+			_, _, err = frame.DecodeRequestFrame(b.B[:n], lim) // too short
 		}
-		return nil, nil, wsReadError(err)
-	}
-	total := int64(int32(binary.BigEndian.Uint32(b.B)))
-	if total < frame.MinFrame || total > int64(t.lim.MaxFrame) {
-		_, _, err = frame.DecodeRequestFrame(b.B, t.lim) // checks TotalLen first
 		return nil, nil, err
 	}
-	b.B = slices.Grow(b.B, int(total))[:4+total]
-	if n, err := io.ReadFull(r, b.B[4:]); err != nil {
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			_, _, err = frame.DecodeRequestFrame(b.B[:4+n], t.lim) // inconsistent
+	total := int64(int32(binary.BigEndian.Uint32(b.B)))
+	if total < frame.MinFrame || total > int64(lim.MaxFrame) {
+		_, _, err = frame.DecodeRequestFrame(b.B, lim) // checks TotalLen first
+		return nil, nil, err
+	}
+	want := 4 + int(total)
+	for len(b.B) < want {
+		if len(b.B) == cap(b.B) {
+			grown := make([]byte, len(b.B), min(want, max(2*cap(b.B), wsGrowChunk)))
+			copy(grown, b.B)
+			b.B = grown
 		}
-		return nil, nil, wsReadError(err)
+		n, err := r.Read(b.B[len(b.B):min(want, cap(b.B))])
+		b.B = b.B[:len(b.B)+n]
+		if err == io.EOF {
+			_, _, err = frame.DecodeRequestFrame(b.B, lim) // inconsistent
+			return nil, nil, err
+		}
+		if err != nil {
+			return nil, nil, err
+		}
 	}
 	// The message must end here.
 	extra, err := io.Copy(io.Discard, r)
 	if err != nil {
-		return nil, nil, wsReadError(err)
+		return nil, nil, err
 	}
 	if extra > 0 {
 		return nil, nil, &frame.Error{Kind: frame.ErrInconsistent, Field: "frame", Len: total, Bound: total + extra}
 	}
-	return frame.DecodeRequestFrame(b.B, t.lim)
+	return frame.DecodeRequestFrame(b.B, lim)
 }
 
-// wsReadError maps the library's errors onto the transport contract.
-func wsReadError(err error) error {
+// wsGrowChunk is the first size a WebSocket message's buffer grows to past
+// the pooled buffer, 64 KiB, as frame.Reader's: an honest large frame needs
+// a few growth steps, a frame announced and not sent gains its sender
+// little.
+const wsGrowChunk = 64 << 10
+
+// wsReadError maps the library's errors onto the transport contract; a
+// read ended by ctx (cancelled with a cause by a timer) gets the cause.
+func wsReadError(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		return os.ErrDeadlineExceeded

@@ -38,6 +38,12 @@ struct LoginReply {
 // the session. An unknown, expired or logged-out token is valid = false.
 struct ValidateRequest {
   1: string session_token
+  // resume_holder, set only by a broker resuming the session in
+  // edge.Hello (its instance id; an internal field: a request carrying it
+  // must come from a broker, with no client session), makes that broker
+  // the holder of the session's state (SaveSessionState) and returns the
+  // state in the reply.
+  2: optional string resume_holder
 }
 
 struct ValidateReply {
@@ -47,6 +53,65 @@ struct ValidateReply {
   // expires_unix is when the session token expires (Unix seconds), when
   // valid; the broker ends a resumed connection's login then.
   4: optional i64 expires_unix
+  // state is the session's state as a broker last saved it (a SessionState
+  // in Thrift compact), returned only to a resume_holder, when there is
+  // one.
+  5: optional binary state
+}
+
+// Bounds of a session state (SaveSessionState), checked by the login
+// service before it stores one and by the broker when it restores one.
+// MAX_SESSION_STATE_BYTES bounds the encoded state (16 KiB: 32 bindings
+// and 64 topics of a few dozen bytes each fit many times over);
+// MAX_SESSION_STATE_BINDINGS and MAX_SESSION_STATE_TOPICS are the broker's
+// own bounds on one session's bindings and push topics.
+const i32 MAX_SESSION_STATE_BYTES = 16384
+const i32 MAX_SESSION_STATE_BINDINGS = 32
+const i32 MAX_SESSION_STATE_TOPICS = 64
+
+// SessionState is what a broker keeps of a client session beyond its
+// login, so that another broker can restore it when the client resumes
+// the session there: the stateful keys bound (room = r42) and the push
+// topics a service subscribed the session to, beyond those of the user
+// and of the bindings (which follow from them).
+struct SessionState {
+  // user_id is the user the state belongs to; a broker restores it only
+  // on a connection resumed as that user.
+  1: string user_id
+  2: map<string, string> bindings
+  3: list<string> topics
+}
+
+// SaveSessionStateRequest stores the state of a login session, for a
+// resume on any broker (internal: brokers only). The state expires with
+// the session. Saves are fenced: a save is stored only when holder is the
+// session's state holder (the broker that last resumed it; any broker
+// before the first resume) and seq is above the last stored seq.
+struct SaveSessionStateRequest {
+  // session_id is the login session's id: wire.SessionID of its token.
+  1: string session_id
+  2: string user_id
+  // holder is the saving broker's instance id.
+  3: string holder
+  // seq orders one holder's saves (increasing).
+  4: i64 seq
+  // state is a SessionState in Thrift compact, at most
+  // MAX_SESSION_STATE_BYTES.
+  5: binary state
+}
+
+// Results of SaveSessionState.
+const string SAVE_STATE_SAVED = "saved"
+// SAVE_STATE_GONE: the session is not live (logged out, expired) or is
+// another user's.
+const string SAVE_STATE_GONE = "gone"
+// SAVE_STATE_STALE: another broker holds the state now (the session was
+// resumed there), or a later save was stored already.
+const string SAVE_STATE_STALE = "stale"
+
+struct SaveSessionStateReply {
+  // result is one of the SAVE_STATE_ constants.
+  1: string result
 }
 
 // LogoutRequest ends the session of session_token (idempotent). The token
@@ -119,4 +184,7 @@ service Login {
   LogoutAllReply LogoutAll(1: LogoutAllRequest req)
   // LookupUser finds an account by username or id (internal: friends).
   LookupUserReply LookupUser(1: LookupUserRequest req)
+  // SaveSessionState stores a login session's state for resuming it on
+  // another broker (internal: brokers only).
+  SaveSessionStateReply SaveSessionState(1: SaveSessionStateRequest req)
 }

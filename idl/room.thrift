@@ -88,9 +88,18 @@ struct ListReply {
 }
 
 // GetRequest asks for the state of the room the session is bound to, or
-// room_id.
+// room_id. A member gets the whole state (a game with hidden information
+// shows each member only their own view); anyone else gets the room's
+// public summary (RoomState.public_view, no game_state, no events).
 struct GetRequest {
   1: optional string room_id
+  // since_seq asks a member for the events after it as well
+  // (RoomState.events): a client that missed pushes (a reconnect) catches
+  // up by seq. The room keeps its recent events (replay.max_events, 256,
+  // and replay.max_bytes, 256 KiB, by default); when the events after
+  // since_seq are no longer all kept, the reply sets resync and carries
+  // none: use the state. Unset (or below 0): no events.
+  2: optional i64 since_seq
 }
 
 // CreateMatchedRequest creates a room whose members a matchmaker chose
@@ -152,6 +161,18 @@ struct RoomState {
   // winner is the winner of a finished game ("" for a draw or before).
   10: string winner
   11: i64 created_unix_ms
+  // public_view is set when the caller is not a member: the state is the
+  // room's public summary (players, status, host, winner), without
+  // game_state and events.
+  12: bool public_view
+  // events, in the reply of a room.Get with since_seq, are the room's
+  // events after since_seq up to seq, in order, as the caller's pushes
+  // carried them.
+  13: list<Event> events
+  // resync, in the reply of a room.Get with since_seq, says the events
+  // after since_seq are no longer kept (or since_seq is past seq): events
+  // is empty; rebuild from this state.
+  14: bool resync
 }
 
 // ActionRequest plays a game action in the room the session is bound to,
@@ -187,6 +208,29 @@ struct Event {
   6: i64 time_unix_ms
 }
 
+// PruneRequest removes (or archives, per the retention.mode option) rooms
+// closed for longer than an age (admins only: noonctl rooms prune).
+struct PruneRequest {
+  // older_than_ms is the age, in milliseconds, past which a closed room is
+  // pruned; 0 is the retention.closed_after option (168h).
+  1: i64 older_than_ms
+  // dry_run counts (and lists) what would be pruned, changing nothing.
+  2: bool dry_run
+  // limit bounds the rooms pruned by this call: 0 means 1,000, at most
+  // 100,000.
+  3: i32 limit
+}
+
+struct PruneReply {
+  // rooms is how many rooms were pruned (or would be, with dry_run).
+  1: i32 rooms
+  // room_ids are the rooms pruned (the first 100).
+  2: list<string> room_ids
+  // mode is what pruning did: "delete" or "archive" (dry_run: what it
+  // would do).
+  3: string mode
+}
+
 // Room is the room service's API (stateful: routed by the session's
 // binding room = <id>).
 service Room {
@@ -208,6 +252,8 @@ service Room {
   ActionReply Act(1: ActionRequest req)
   // CreateMatched creates a room with its members (matchmaker only).
   CreateMatchedReply CreateMatched(1: CreateMatchedRequest req)
+  // Prune removes or archives rooms closed long enough (admin only).
+  PruneReply Prune(1: PruneRequest req)
 }
 
 // --- race31, the sample game -------------------------------------------

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
@@ -131,11 +132,41 @@ type Request struct {
 // was not connected; the instance answered draining, closing or
 // overloaded) is tried once more on another instance; for a stateful
 // target, on the key's next owner.
+//
+// An error reply whose text names the instance that sent it (the service
+// runtime's "overloaded: <instance> is running 256 requests") gets a
+// generic text instead: no instance id reaches a client.
 func (r *Router) Call(ctx context.Context, req Request) (*platformpb.Envelope, error) {
+	var (
+		rep *platformpb.Envelope
+		err error
+	)
 	if req.Target.Stateful {
-		return r.callStateful(ctx, req)
+		rep, err = r.callStateful(ctx, req)
+	} else {
+		rep, err = r.callStateless(ctx, req)
 	}
-	return r.callStateless(ctx, req)
+	if err == nil {
+		scrub(rep, req.Env.GetMethod())
+	}
+	return rep, err
+}
+
+// scrub replaces the error text of rep when it names its sender, an
+// internal instance id (kept in the logs by the service that sent it).
+func scrub(rep *platformpb.Envelope, method string) {
+	sender, msg := rep.GetSender(), rep.GetErrorMessage()
+	if rep.GetErrorCode() == "" || sender == "" || !strings.Contains(msg, sender) {
+		return
+	}
+	switch rep.GetErrorCode() {
+	case wire.CodeOverloaded:
+		rep.ErrorMessage = method + ": service busy, try again"
+	case wire.CodeUnavailable:
+		rep.ErrorMessage = method + ": service unreachable, try again"
+	default:
+		rep.ErrorMessage = method + ": " + strings.ReplaceAll(msg, sender, "<instance>")
+	}
 }
 
 // callStateless sends req to the least-loaded live instance of its service
@@ -194,7 +225,9 @@ func (r *Router) pick(ctx context.Context, t Target, exclude []string) (*link.Pe
 		}
 		peer, inst := r.livePeer(ctx, t.Service, t.Instance)
 		if peer == nil {
-			return nil, nil, wire.Errorf(wire.CodeUnavailable, "no live instance %s of %s", wire.Snippet(t.Instance), t.Service)
+			// The instance id stays in the logs: it names an internal host.
+			r.log.Debug("router: no live instance", "service", t.Service, "instance", t.Instance)
+			return nil, nil, noInstance(t.Service)
 		}
 		return peer, inst, nil
 	}
@@ -234,6 +267,9 @@ const (
 func (r *Router) callStateful(ctx context.Context, req Request) (*platformpb.Envelope, error) {
 	t := req.Target
 	service, value := t.Service, t.Value
+	// The instance answering tells which key it served (addressed): only a
+	// reply about the key routed by teaches the owner cache anything.
+	req.Env.Addressed = value
 	var (
 		dead   []string // instances known not to be usable for this request
 		target string   // the instance to ask next; "" = least-loaded
@@ -339,13 +375,17 @@ func (r *Router) callStateful(ctx context.Context, req Request) (*platformpb.Env
 			}
 			owner = rep.GetErrorMessage()
 			if owner == "" || owner == inst.GetId() {
-				return nil, wire.Errorf(wire.CodeInternal, "%s: instance %s answered moved to %q", req.Env.GetMethod(), inst.GetId(), wire.Snippet(owner))
+				// The ids stay in the logs: they name internal hosts.
+				r.log.Warn("router: bad moved reply", "method", req.Env.GetMethod(), "instance", inst.GetId(), "owner", wire.Snippet(owner))
+				return nil, wire.Errorf(wire.CodeInternal, "%s: the service answered an invalid moved reply", req.Env.GetMethod())
 			}
 			if !slices.Contains(dead, owner) && r.isLive(service, owner) {
 				if hops++; hops > r.opts.MaxHops {
 					return nil, wire.Errorf(wire.CodeUnavailable, "%s: moved more than %d times", req.Env.GetMethod(), r.opts.MaxHops)
 				}
-				r.owners.put(service, value, owner)
+				if rep.GetAddressed() == value {
+					r.owners.put(service, value, owner)
+				}
 				target = owner
 				continue
 			}
@@ -362,7 +402,7 @@ func (r *Router) learn(t Target, rep *platformpb.Envelope) {
 	if owner == "" {
 		return
 	}
-	if t.Value != "" {
+	if t.Value != "" && rep.GetAddressed() == t.Value {
 		r.owners.put(t.Service, t.Value, owner)
 	}
 	for _, b := range rep.GetBindings() {
@@ -379,6 +419,10 @@ func (r *Router) ForgetOwners() {
 	clear(r.owners.m)
 	r.owners.mu.Unlock()
 }
+
+// CachedOwner returns the owner cached for service's key value, "" for
+// none.
+func (r *Router) CachedOwner(service, value string) string { return r.owners.get(service, value) }
 
 // CachedOwners returns the number of keys whose owner is cached.
 func (r *Router) CachedOwners() int { return r.owners.len() }
@@ -406,8 +450,13 @@ func (r *Router) transportError(ctx context.Context, req Request, inst *platform
 		return wire.Errorf(wire.CodeUnavailable, "%s cancelled: the connection is closing", method)
 	case errors.Is(err, link.ErrTooLarge):
 		return wire.Errorf(wire.CodeBadRequest, "%s: request too large for the link", method)
+	case errors.Is(err, link.ErrOverloaded):
+		return wire.Errorf(wire.CodeOverloaded, "%s: service busy, try again", method)
 	}
-	return wire.Errorf(wire.CodeUnavailable, "%s: instance %s unreachable: %v", method, inst.GetId(), err)
+	// The instance id and the link's error stay in the logs: they name
+	// internal hosts.
+	r.log.Debug("router: instance unreachable", "method", method, "instance", inst.GetId(), "err", err)
+	return wire.Errorf(wire.CodeUnavailable, "%s: service unreachable, try again", method)
 }
 
 // ownerOf returns the instance that should own value: the cached owner if

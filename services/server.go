@@ -469,6 +469,7 @@ func (s *Server) run(linkCtx context.Context, req *platformpb.Envelope, h Handle
 	defer s.wg.Done()
 	ctx, cancel := context.WithDeadline(linkCtx, deadline)
 	sess := sessionOf(linkCtx, req.GetSession())
+	sess.addressed = req.GetAddressed()
 	log := s.log.With("method", req.GetMethod(), "request_id", req.GetRequestId())
 	if sess.ID() != "" {
 		log = log.With("session", sess.ID())
@@ -500,6 +501,7 @@ func (s *Server) run(linkCtx context.Context, req *platformpb.Envelope, h Handle
 	if !panicked {
 		rep.Bindings, rep.Subscriptions = sess.Changes()
 	}
+	rep.Addressed = sess.served()
 	rep.Load = s.Load()
 	// Reply before giving the slot back: Drain waits for the slots, and a
 	// reply queued before the ROUTER closes is delivered.

@@ -24,9 +24,12 @@ type Session struct {
 	caller pki.Identity // the verified identity of the calling process, over TLS
 	tls    bool
 
+	addressed string // the stateful key value the request was routed by
+
 	mu       sync.Mutex // guards the fields below
 	bindings []*platformpb.Binding
 	subs     []*platformpb.Subscription
+	serves   *string // the key value the handler serves, when it said so
 }
 
 // NewSession wraps the session of a request envelope; pb may be nil (a call
@@ -124,6 +127,34 @@ func (s *Session) Unsubscribe(topic string) {
 	s.mu.Lock()
 	s.subs = append(s.subs, &platformpb.Subscription{Topic: topic, Unsubscribe: true})
 	s.mu.Unlock()
+}
+
+// Addressed returns the value of the stateful key the request was routed
+// by (the session's binding room = r42 the broker routed a room.* request
+// by), or "" for a request routed by no key.
+func (s *Session) Addressed() string { return s.addressed }
+
+// Serves records that the request is about key value value, not (or not
+// only) the one it was routed by (Addressed): a room.Get naming another
+// room. The reply says so, and the router then caches neither this
+// instance nor a "moved" owner as the owner of the key it routed by: a
+// request about another key cannot redirect the routed key's later
+// requests.
+func (s *Session) Serves(value string) {
+	s.mu.Lock()
+	s.serves = &value
+	s.mu.Unlock()
+}
+
+// served returns the key value the reply says the handler served: the
+// one Serves recorded, else the routed one.
+func (s *Session) served() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.serves != nil {
+		return *s.serves
+	}
+	return s.addressed
 }
 
 // Proto returns the session as the request carried it (nil for none), to

@@ -166,7 +166,8 @@ func listeners(t *testing.T, cfg *Config) map[string]string {
 			}
 		case string:
 			key := path[strings.LastIndex(path, ".")+1:]
-			if key == "addr" || strings.HasSuffix(key, "_addr") || key == "bind" || key == "pub_bind" || key == "control" {
+			// (*_per_addr are per-client-address limits, not listeners.)
+			if key == "addr" || strings.HasSuffix(key, "_addr") && !strings.HasSuffix(key, "_per_addr") || key == "bind" || key == "pub_bind" || key == "control" {
 				out[path] = v
 			}
 		}

@@ -36,6 +36,12 @@
 // through the broker (distinct purchases, 1 and 16 connections) and
 // webhook intakes per second, p50/p99, on Postgres when it answers (see
 // pay.go).
+// The abuse scenario runs only when asked for, alone (-only abuse): a
+// broker in a child process holding 10,000 connections of which 100
+// misbehave (pipelining 1 MiB requests without reading, WebSocket
+// slowloris, a connection flood from one address), and the well-behaved
+// connections' requests per second and p99 against a baseline without them
+// (see abuse.go).
 // Progress goes to stderr; the results also go to a JSON file.
 //
 // Everything but Postgres and Redis runs on loopback (127.0.0.0/8), and
@@ -46,6 +52,7 @@
 //	noonbench [-duration 3s] [-warmup 1s] [-conns 1,16,256] [-pipeline 1]
 //	          [-payload 32] [-idle 9000] [-json noonbench-results.json]
 //	          [-only raw,relay,noon,noon-plain,idle,login,match,friends,game,pay] [-rounds 1] [-quick] [-log error]
+//	noonbench -only abuse [-abuse-conns 10000] [-abuse-bad 100] [-duration 3s] [-warmup 1s]
 //	          [-match-players 1000,10000] [-match-rate 5000]
 //	          [-postgres postgres://postgres@127.0.0.1:5432/test?sslmode=disable]
 //	          [-redis 127.0.0.1:6379]
@@ -145,6 +152,9 @@ type config struct {
 	matchRate    int
 	// cpuProfile is the file a CPU profile of the whole run goes to.
 	cpuProfile string
+	// abuseConns and abuseBad are the abuse scenario's connections and
+	// how many of them misbehave.
+	abuseConns, abuseBad int
 }
 
 func (c config) has(scenario string) bool { return slices.Contains(c.only, scenario) }
@@ -153,6 +163,9 @@ func (c config) has(scenario string) bool { return slices.Contains(c.only, scena
 var errUsage = errors.New("usage")
 
 func main() {
+	if os.Getenv(abuseChildEnv) == "1" {
+		os.Exit(abuseChild(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	os.Exit(realMain(ctx, os.Args[1:], os.Stdout, os.Stderr))
@@ -170,6 +183,13 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			fmt.Fprintf(stderr, "noonbench: %v\n", err)
 		}
 		return 2
+	}
+	if cfg.has(scenarioAbuse) {
+		if err := runAbuse(ctx, cfg, stdout, stderr); err != nil {
+			fmt.Fprintf(stderr, "noonbench: %v\n", err)
+			return 1
+		}
+		return 0
 	}
 	if err := run(ctx, cfg, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "noonbench: %v\n", err)
@@ -201,6 +221,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.redisAddr, "redis", defaultRedis, "Redis `host:port` (or redis:// URL) of the login scenario (it writes under a key prefix of its own and deletes it)")
 	fs.StringVar(&cfg.matchPlayers, "match-players", defaultMatchPlayers, "comma-separated waiting players of the match scenario (connections hold a ticket in each of several queues past 2,500)")
 	fs.IntVar(&cfg.matchRate, "match-rate", defaultMatchRate, "tickets per second of the match scenario's open loop (its latency)")
+	fs.IntVar(&cfg.abuseConns, "abuse-conns", defaultAbuseConns, "connections of the abuse scenario (-only abuse), misbehaving ones included; its broker runs in a child process")
+	fs.IntVar(&cfg.abuseBad, "abuse-bad", defaultAbuseBad, "misbehaving connections of the abuse scenario: pipeliners, WebSocket slowloris and a connection flood, a third each")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to `file` (go tool pprof)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: noonbench [flags]\n\nnoonbench measures noon (client -> broker -> echo service) against a raw TCP echo\n"+
@@ -238,6 +260,19 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if cfg.only, err = parseOnly(only); err != nil {
 		return cfg, err
+	}
+	if cfg.has(scenarioAbuse) {
+		if len(cfg.only) > 1 {
+			return cfg, errAbuseAlone
+		}
+		if cfg.abuseBad < 3 || cfg.abuseConns < cfg.abuseBad+abuseActive || cfg.abuseConns > bench.MaxIdle {
+			return cfg, fmt.Errorf("-abuse-conns %d -abuse-bad %d: want at least 3 misbehaving and -abuse-bad + %d <= -abuse-conns <= %d",
+				cfg.abuseConns, cfg.abuseBad, abuseActive, bench.MaxIdle)
+		}
+		if lim := fdLimit(); lim != 0 && uint64(cfg.abuseConns+fdSlack) > lim {
+			return cfg, fmt.Errorf("-abuse-conns %d needs about %d file descriptors in each process, the limit is %d (ulimit -n)", cfg.abuseConns, cfg.abuseConns+fdSlack, lim)
+		}
+		return cfg, nil
 	}
 	if cfg.duration <= 0 || cfg.duration > bench.MaxDuration {
 		return cfg, fmt.Errorf("-duration %v: want (0, %v]", cfg.duration, bench.MaxDuration)
@@ -307,8 +342,8 @@ func parseOnly(s string) ([]string, error) {
 		if f == "" {
 			continue
 		}
-		if !slices.Contains(allScenarios, f) {
-			return nil, fmt.Errorf("-only %q: unknown scenario %q, want some of %s", s, f, strings.Join(allScenarios, ","))
+		if !slices.Contains(allScenarios, f) && f != scenarioAbuse {
+			return nil, fmt.Errorf("-only %q: unknown scenario %q, want some of %s (or %s alone)", s, f, strings.Join(allScenarios, ","), scenarioAbuse)
 		}
 		if !slices.Contains(out, f) {
 			out = append(out, f)

@@ -254,6 +254,9 @@ func TestFlags(t *testing.T) {
 		{"-only", "login", "-postgres", "postgres://u@h:notaport/db"},
 		{"extra"},
 		{"-nosuchflag"},
+		{"-only", "abuse,raw"},
+		{"-only", "abuse", "-abuse-bad", "1"},
+		{"-only", "abuse", "-abuse-conns", "100"},
 	} {
 		var stdout, stderr syncBuffer
 		if code := realMain(context.Background(), args, &stdout, &stderr); code == 0 {
@@ -282,6 +285,23 @@ func TestFlags(t *testing.T) {
 	}
 	if got := loginConns(cfg); !cfg.onlyGiven || !slices.Equal(got, []int{4}) {
 		t.Errorf("-conns 4 -only login: login conns %v, onlyGiven %v", got, cfg.onlyGiven)
+	}
+}
+
+// TestAbuseFlags: the abuse scenario is asked for by -only alone, with its
+// defaults of 10,000 connections of which 100 misbehave; it is not in the
+// default run.
+func TestAbuseFlags(t *testing.T) {
+	var stderr syncBuffer
+	cfg, err := parseFlags([]string{"-only", "abuse"}, &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.has(scenarioAbuse) || cfg.abuseConns != 10_000 || cfg.abuseBad != 100 {
+		t.Fatalf("cfg = %+v", cfg)
+	}
+	if cfg, _ := parseFlags(nil, &stderr); cfg.has(scenarioAbuse) {
+		t.Fatal("abuse runs by default")
 	}
 }
 

@@ -53,6 +53,12 @@ type noonStack struct {
 // (an ephemeral CA, as noon dev) when tls is set, and waits until it is
 // ready (by event: the broker routes echo).
 func startNoon(ctx context.Context, log *slog.Logger, concurrency int, tls bool) (_ *noonStack, err error) {
+	return startNoonWith(ctx, log, concurrency, tls, nil)
+}
+
+// startNoonWith is startNoon with the broker's options edited by edit
+// (when not nil) after the benchmark's own settings.
+func startNoonWith(ctx context.Context, log *slog.Logger, concurrency int, tls bool, edit func(*broker.Options)) (_ *noonStack, err error) {
 	n := &noonStack{}
 	defer func() {
 		if err != nil {
@@ -68,6 +74,9 @@ func startNoon(ctx context.Context, log *slog.Logger, concurrency int, tls bool)
 	bopts.Edge.Rate = 0
 	bopts.Edge.AuthTimeout = 0
 	bopts.Edge.IdleTimeout = benchIdleTimeout
+	if edit != nil {
+		edit(&bopts)
+	}
 	blopts := brokerlist.NewOptions()
 	blopts.Addr = "127.0.0.1:0"
 	sec := echo.Module.NewSection()

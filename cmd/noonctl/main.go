@@ -8,6 +8,7 @@
 //	noonctl [-yellows tcp://...] [-tls DIR | -config FILE] match [queues | tickets QUEUE | cancel TICKET]
 //	noonctl [-yellows tcp://...] [-tls DIR | -config FILE] game get USER | grant | take | set-stat | ban | unban | audit
 //	noonctl [-yellows tcp://...] [-tls DIR | -config FILE] pay list USER | replay ID|PROVIDER:TXID
+//	noonctl [-yellows tcp://...] [-tls DIR | -config FILE] rooms prune [-older-than D] [-dry-run] [-limit N]
 //
 // instances talks to yellow over the internal links, which are mutual TLS:
 // noonctl presents an admin certificate, from -tls DIR (ca.crt, admin.crt,
@@ -82,7 +83,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			"  game grant|take|set-stat|ban|unban ... -reason WHY   GM actions, audited (admin; noonctl game for usage)\n"+
 			"  game audit [USER]    the GM audit log, newest first (admin)\n"+
 			"  pay list USER        a player's purchases, newest first (admin)\n"+
-			"  pay replay ID|PROVIDER:TXID  deliver a purchase's pending grant now (admin)\n\nFlags:\n")
+			"  pay replay ID|PROVIDER:TXID  deliver a purchase's pending grant now (admin)\n"+
+			"  rooms prune [-older-than D] [-dry-run] [-limit N]  delete or archive rooms closed longer than D (admin)\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -119,6 +121,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = cmdGame(ctx, o, rest[1:], stdout)
 	case "pay":
 		err = cmdPay(ctx, o, rest[1:], stdout)
+	case "rooms":
+		err = cmdRooms(ctx, o, rest[1:], stdout)
 	default:
 		fmt.Fprintf(stderr, "noonctl: unknown command %q\n", rest[0])
 		fs.Usage()

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/apache/thrift/lib/go/thrift"
 
@@ -13,6 +15,33 @@ import (
 	"github.com/noonhq/noon/idl/gen/login/loginrpc"
 	"github.com/noonhq/noon/internal/thriftx"
 	"github.com/noonhq/noon/wire"
+)
+
+// Local events of a Session: pushes the Session itself makes (their
+// types start with "_", which no broker push does).
+const (
+	// EventResumed is pushed after the Session lost its connection and
+	// resumed its login session on a broker (in the background, or before
+	// a Call); its payload is the broker's address. The broker restored the
+	// session's bindings and subscriptions (the player is in their room
+	// again), but pushes published while no connection was up are not
+	// replayed: an app catches up on them here (room.Get with since_seq).
+	EventResumed = "_client.Resumed"
+	// EventResumeFailed is pushed when a resume was refused (the token was
+	// logged out or expired): the Session forgot the token and must log in
+	// again.
+	EventResumeFailed = "_client.ResumeFailed"
+)
+
+// Defaults of SessionOptions' reconnection backoff.
+const (
+	// DefaultReconnectMin is the first wait before reconnecting after a
+	// failed attempt, 50 ms: another broker is usually there at once.
+	DefaultReconnectMin = 50 * time.Millisecond
+	// DefaultReconnectMax caps the wait between attempts, 5 s: a client
+	// keeps trying about as often as a player would, without hammering a
+	// cluster that is down.
+	DefaultReconnectMax = 5 * time.Second
 )
 
 // SessionOptions configures a Session.
@@ -26,16 +55,27 @@ type SessionOptions struct {
 	// Options are the connection options; Hello is always on (the session
 	// resumes with its token in the hello).
 	Options Options
+	// ReconnectMin and ReconnectMax bound the backoff between attempts to
+	// reconnect a logged-in session whose connection was lost (doubling,
+	// with jitter); 0 means DefaultReconnectMin / DefaultReconnectMax.
+	ReconnectMin, ReconnectMax time.Duration
+	// NoBackgroundReconnect turns the background reconnection off: a lost
+	// connection is then replaced only by the next Call.
+	NoBackgroundReconnect bool
 }
 
 // Session is a game client's logged-in session across broker connections:
 // it picks the least-loaded broker from the BrokerList, keeps the session
-// token of its login, and when its connection is lost it reconnects to
-// another broker and resumes the session with the token. Pushes of every
-// connection arrive on one channel. A Session is safe for concurrent use.
+// token of its login (Login, or a login.Login made with Call), and when
+// its connection is lost while logged in it reconnects in the background
+// to another broker, with backoff, and resumes the session with the token:
+// the broker restores the session's room binding and subscriptions, and
+// the Session pushes EventResumed. Pushes of every connection arrive on
+// one channel. A Session is safe for concurrent use.
 type Session struct {
 	opts   SessionOptions
 	pushes chan Push
+	quit   chan struct{} // closed by Close
 
 	mu     sync.Mutex // guards the fields below
 	c      *Client
@@ -51,28 +91,32 @@ var ErrSessionClosed = errors.New("client: session closed")
 // Connect fetches the BrokerList, connects to the least-loaded broker and
 // says hello.
 func Connect(ctx context.Context, opts SessionOptions) (*Session, error) {
+	return connect(ctx, opts, "")
+}
+
+// Resume is Connect with an existing session token: the connection is
+// authenticated by the hello (an error if the token is refused).
+func Resume(ctx context.Context, opts SessionOptions, token string) (*Session, error) {
+	return connect(ctx, opts, token)
+}
+
+// connect makes a Session, with token if set, and its first connection.
+func connect(ctx context.Context, opts SessionOptions, token string) (*Session, error) {
 	opts.Options.Hello = true
 	if opts.Options.PushQueue <= 0 {
 		opts.Options.PushQueue = DefaultPushQueue
 	}
-	s := &Session{opts: opts, pushes: make(chan Push, opts.Options.PushQueue)}
+	if opts.ReconnectMin <= 0 {
+		opts.ReconnectMin = DefaultReconnectMin
+	}
+	if opts.ReconnectMax < opts.ReconnectMin {
+		opts.ReconnectMax = max(DefaultReconnectMax, opts.ReconnectMin)
+	}
+	s := &Session{opts: opts, pushes: make(chan Push, opts.Options.PushQueue), quit: make(chan struct{}), token: token}
 	if _, err := s.client(ctx); err != nil {
+		s.Close()
 		return nil, err
 	}
-	return s, nil
-}
-
-// Resume is Connect with an existing session token: the connection is
-// authenticated by the hello.
-func Resume(ctx context.Context, opts SessionOptions, token string) (*Session, error) {
-	opts.Options.ResumeToken = token
-	s, err := Connect(ctx, opts)
-	if err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	s.token = token
-	s.mu.Unlock()
 	return s, nil
 }
 
@@ -146,17 +190,79 @@ func (s *Session) client(ctx context.Context) (*Client, error) {
 			}
 			continue
 		}
+		resumed := s.c != nil && s.token != ""
 		if s.token != "" {
 			if h := c.HelloReply(); h == nil || h.GetUserID() == "" {
 				c.Close()
+				if s.c != nil {
+					// A lost session's token: forget it, so the next
+					// connection is a fresh one, and say so.
+					s.token, s.userID = "", ""
+					s.local(EventResumeFailed, nil)
+				}
 				return nil, &Error{Code: "unauthenticated", Message: "session token refused on resume"}
 			}
 		}
 		s.c, s.addr = c, a
+		if s.token != "" {
+			s.userID = c.HelloReply().GetUserID()
+		}
+		if resumed {
+			s.local(EventResumed, []byte(a))
+		}
 		go s.forward(c)
 		return c, nil
 	}
 	return nil, fmt.Errorf("client: no broker reachable: %w", errors.Join(errs...))
+}
+
+// local queues a local event on the session's pushes (dropped if the game
+// is not reading them, as a broker's push would be). The caller holds
+// s.mu.
+func (s *Session) local(typ string, payload []byte) {
+	select {
+	case s.pushes <- Push{Type: typ, Payload: payload}:
+	default:
+	}
+}
+
+// reconnect replaces the lost connection c in the background while the
+// session has a token: it tries the brokers (another than c's first) with
+// a backoff from ReconnectMin doubling to ReconnectMax, until one resumes
+// the session, the token is refused, a Call reconnected first, or Close.
+func (s *Session) reconnect(c *Client) {
+	wait := s.opts.ReconnectMin
+	for {
+		s.mu.Lock()
+		stop := s.closed || s.c != c || s.token == ""
+		s.mu.Unlock()
+		if stop {
+			return
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			select {
+			case <-s.quit:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		_, err := s.client(ctx)
+		cancel()
+		var werr *Error
+		if err == nil || errors.Is(err, ErrSessionClosed) || errors.As(err, &werr) {
+			return // resumed, closed, or refused
+		}
+		// Jitter in [wait/2, wait], so that the players of a dead broker
+		// do not all come back at once.
+		d := wait/2 + rand.N(wait/2+1)
+		select {
+		case <-s.quit:
+			return
+		case <-time.After(d):
+		}
+		wait = min(2*wait, s.opts.ReconnectMax)
+	}
 }
 
 // forward copies a connection's pushes onto the session's channel. On
@@ -174,6 +280,12 @@ func (s *Session) forward(c *Client) {
 		case s.pushes <- p:
 		default: // the game is not reading pushes: drop the newest
 		}
+	}
+	// The connection ended: reconnect now if logged in, rather than at
+	// the next Call, so that the player is back in the room and its pushes
+	// flow again with no action of the game.
+	if !s.opts.NoBackgroundReconnect {
+		s.reconnect(c)
 	}
 }
 
@@ -210,7 +322,37 @@ func (s *Session) Call(ctx context.Context, method string, payload []byte) ([]by
 	if err != nil {
 		return nil, err
 	}
-	return c.Call(ctx, method, payload)
+	out, err := c.Call(ctx, method, payload)
+	if err == nil {
+		s.observe(method, payload, out)
+	}
+	return out, err
+}
+
+// observe keeps the token of a successful login.Login made with Call (or
+// its pandaparty name), and forgets it after a login.Logout of it, as
+// Login does.
+func (s *Session) observe(method string, payload, out []byte) {
+	switch method {
+	case loginrpc.MethodLogin, "Login":
+		var rep login.LoginReply
+		if thriftx.Unmarshal(out, &rep) != nil || rep.GetSessionToken() == "" {
+			return
+		}
+		s.mu.Lock()
+		s.token, s.userID = rep.GetSessionToken(), rep.GetUserID()
+		s.mu.Unlock()
+	case loginrpc.MethodLogout:
+		var req login.LogoutRequest
+		if thriftx.Unmarshal(payload, &req) != nil {
+			return
+		}
+		s.mu.Lock()
+		if req.GetSessionToken() == s.token {
+			s.token, s.userID = "", ""
+		}
+		s.mu.Unlock()
+	}
 }
 
 // CallThrift is Call with Thrift structs.
@@ -232,14 +374,8 @@ func (s *Session) CallThrift(ctx context.Context, method string, req, resp thrif
 // Login logs in through the broker and keeps the session token for
 // resuming on another broker.
 func (s *Session) Login(ctx context.Context, username, password string) (*login.LoginReply, error) {
-	rep, err := loginrpc.NewClient(s.CallThrift).Login(ctx, &login.LoginRequest{Username: username, Password: password})
-	if err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	s.token, s.userID = rep.GetSessionToken(), rep.GetUserID()
-	s.mu.Unlock()
-	return rep, nil
+	// Call keeps the token (observe).
+	return loginrpc.NewClient(s.CallThrift).Login(ctx, &login.LoginRequest{Username: username, Password: password})
 }
 
 // Close closes the session's connection (the session token stays valid
@@ -247,7 +383,10 @@ func (s *Session) Login(ctx context.Context, username, password string) (*login.
 func (s *Session) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.closed = true
+	if !s.closed {
+		s.closed = true
+		close(s.quit)
+	}
 	if s.c != nil {
 		return s.c.Close()
 	}

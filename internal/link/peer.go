@@ -63,6 +63,10 @@ type PeerOptions struct {
 	// connection was heard. A pool uses it to wake callers waiting for an
 	// instance, instead of polling.
 	OnUp func()
+
+	// sockBuf, in tests, sets small socket buffers so that a remote that
+	// does not read blocks sends soon.
+	sockBuf int
 }
 
 func (o PeerOptions) withDefaults() PeerOptions {
@@ -177,6 +181,7 @@ func Dial(endpoint string, opts PeerOptions) *Peer {
 		maxMessage:   uint64(opts.MaxMessage) + frameOverhead,
 		handshake:    opts.HandshakeTimeout,
 		writeTimeout: opts.SendTimeout,
+		sockBuf:      opts.sockBuf,
 		stats:        &p.gstats,
 		log:          p.log,
 	}
@@ -658,11 +663,14 @@ func (l *link) writeLoop() {
 			watchdog.Reset(p.opts.SendTimeout)
 			err := l.sock.Send(zmq4.NewMsg(b))
 			watchdog.Stop()
-			putBuf(b)
 			if err != nil {
+				// b is not recycled: when Send gave up at its timeout,
+				// zmq4's own goroutine may still be writing it to the
+				// socket (see bufPool).
 				l.kill(fmt.Errorf("send: %w", err))
 				return
 			}
+			putBuf(b)
 		case <-l.dead:
 			return
 		}

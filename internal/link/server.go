@@ -493,12 +493,14 @@ func (s *Server) writeLoop() {
 			watchdog.Reset(s.opts.SendTimeout)
 			err := s.sock.Send(zmq4.NewMsgFrom(m.peer, m.body))
 			watchdog.Stop()
-			putBuf(m.body)
 			if err != nil {
+				// m.body is not recycled: zmq4 may still be writing it
+				// (see bufPool).
 				s.stats.sendErrors.Add(1)
 				s.log.Debug("link: send failed", "peer", string(wire.Snippet(m.peer)), "err", err)
 				continue
 			}
+			putBuf(m.body)
 			s.stats.sent.Add(1)
 		case <-s.done:
 			return

@@ -188,3 +188,47 @@ func (l *Leases) Holder(ctx context.Context, key string) (string, int64, error) 
 	}
 	return parseValue(v)
 }
+
+// advanceScript moves the epoch of a lease we hold past a floor: the epoch
+// counter becomes max(counter, floor) + 1 and the lease is rewritten with
+// it (TTL renewed). It fails (0) unless the lease is still exactly ours.
+var advanceScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return {0, ''}
+end
+local cur = tonumber(redis.call('GET', KEYS[2]) or '0')
+local floor = tonumber(ARGV[3])
+if cur < floor then
+  redis.call('SET', KEYS[2], floor)
+end
+local epoch = redis.call('INCR', KEYS[2])
+local val = ARGV[2] .. '|' .. epoch
+redis.call('SET', KEYS[1], val, 'PX', ARGV[4])
+return {1, val}
+`)
+
+// Advance moves the lease of key, held by this instance at epoch, to an
+// epoch above floor (and above every epoch handed out), and returns it.
+// It repairs a Redis that lost its data (restarted without persistence):
+// its epoch counter starts again at 1 while the store fencing a key's
+// writes holds a higher epoch, so every new lease would be fenced. Call it
+// only while holding the lease (Acquire succeeded: no other instance holds
+// one), with floor the epoch the store holds; a write fenced by the new
+// epoch cannot come from anyone but a holder whose lease is gone. ErrLost
+// when the lease is no longer ours.
+func (l *Leases) Advance(ctx context.Context, key string, epoch, floor int64) (int64, error) {
+	res, err := advanceScript.Run(ctx, l.rdb, []string{l.leaseKey(key), l.epochKey(key)},
+		l.value(epoch), l.instance, floor, l.ttl.Milliseconds()).Slice()
+	if err != nil {
+		return 0, fmt.Errorf("placement: advance %q: %w", key, err)
+	}
+	if len(res) != 2 {
+		return 0, fmt.Errorf("placement: advance %q: unexpected reply %v", key, res)
+	}
+	if ok, _ := res[0].(int64); ok != 1 {
+		return 0, fmt.Errorf("placement: advance %q epoch %d: %w", key, epoch, ErrLost)
+	}
+	val, _ := res[1].(string)
+	_, next, err := parseValue(val)
+	return next, err
+}

@@ -135,3 +135,62 @@ func TestLeases(t *testing.T) {
 		})
 	}
 }
+
+// TestAdvancePastLostEpochs: a Redis that lost its data (restarted without
+// persistence) hands out epoch 1 again; Advance moves a held lease past the
+// epoch a store holds, above every epoch handed out, and only for the
+// lease's holder.
+func TestAdvancePastLostEpochs(t *testing.T) {
+	own := testenv.StartRedis(t)
+	rdb := own.Client()
+	defer rdb.Close()
+	ctx := context.Background()
+	a := NewLeases(rdb, "t:", "room", "a", time.Second)
+	b := NewLeases(rdb, "t:", "room", "b", time.Second)
+	for i := 0; i < 5; i++ {
+		e, err := a.Acquire(ctx, "r1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Release(ctx, "r1", e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stored := int64(5) // what the store's fencing epoch would hold
+	own.Stop()
+	own.Start() // empty
+	e, err := a.Acquire(ctx, "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e != 1 {
+		t.Fatalf("epoch after the restart = %d, want 1 (the defect)", e)
+	}
+	if _, err := b.Advance(ctx, "r1", e, stored); !errors.Is(err, ErrLost) {
+		t.Fatalf("advance by a non-holder = %v, want ErrLost", err)
+	}
+	next, err := a.Advance(ctx, "r1", e, stored)
+	if err != nil || next != stored+1 {
+		t.Fatalf("advance = %d, %v, want %d", next, err, stored+1)
+	}
+	if owner, ep, _ := a.Holder(ctx, "r1"); owner != "a" || ep != next {
+		t.Fatalf("holder = %s at %d", owner, ep)
+	}
+	if err := a.Renew(ctx, "r1", next); err != nil {
+		t.Fatalf("renew at the new epoch: %v", err)
+	}
+	// A floor below the counter still moves forward by one.
+	if n2, err := a.Advance(ctx, "r1", next, 2); err != nil || n2 != next+1 {
+		t.Fatalf("advance past a low floor = %d, %v", n2, err)
+	}
+	// FLUSHALL (the data lost while the server runs) is the same.
+	if err := rdb.FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if e, _ = b.Acquire(ctx, "r1"); e != 1 {
+		t.Fatalf("epoch after FLUSHALL = %d", e)
+	}
+	if n3, err := b.Advance(ctx, "r1", e, next+1); err != nil || n3 != next+2 {
+		t.Fatalf("advance after FLUSHALL = %d, %v", n3, err)
+	}
+}

@@ -259,3 +259,85 @@ func (s *Service) deleteUserSessions(ctx context.Context, userID string, revoked
 	}
 	return n, nil
 }
+
+// Session state (SaveSessionState, Validate with a resume_holder): three
+// more fields of the session hash, so that the state expires with the
+// session and is deleted with it:
+//
+//   - state: the broker's loginpb.SessionState in Thrift compact, at most
+//     loginpb.MAX_SESSION_STATE_BYTES;
+//   - state_holder: the instance id of the broker that holds the session's
+//     state: the one that last resumed the session ("" before any resume:
+//     any broker may save);
+//   - state_seq: the seq of the holder's last stored save ("0" after a
+//     resume).
+//
+// A save is stored only from the holder and with a seq above state_seq,
+// so that the broker that lost the session (it died, or the client moved)
+// cannot overwrite what the new holder saves, and a late save cannot
+// overwrite a later one.
+
+// Results of saveStateScript.
+const (
+	saveStateGone  = 0
+	saveStateSaved = 1
+	saveStateStale = 2
+)
+
+// saveStateScript stores a session's state (KEYS[1], the session hash)
+// for user ARGV[1] from holder ARGV[2] with seq ARGV[3]: ARGV[4]. It
+// returns saveStateGone when the hash is gone or another user's,
+// saveStateStale when another broker holds the state or a save with a seq
+// as high was stored, else saveStateSaved. HSET keeps the hash's TTL.
+var saveStateScript = redis.NewScript(`
+local v = redis.call('HMGET', KEYS[1], 'user_id', 'state_holder', 'state_seq')
+if not v[1] or v[1] ~= ARGV[1] then return 0 end
+if v[2] and v[2] ~= '' and v[2] ~= ARGV[2] then return 2 end
+if v[3] and tonumber(v[3]) and tonumber(v[3]) >= tonumber(ARGV[3]) then return 2 end
+redis.call('HSET', KEYS[1], 'state', ARGV[4], 'state_holder', ARGV[2], 'state_seq', ARGV[3])
+return 1
+`)
+
+// resumeStateScript reads a session (KEYS[1]) and makes ARGV[1] the holder
+// of its state, whose seq starts over: it returns {user_id, nickname,
+// expires, state}, or false when the session is gone.
+var resumeStateScript = redis.NewScript(`
+local v = redis.call('HMGET', KEYS[1], 'user_id', 'nickname', 'expires', 'state')
+if not v[1] then return false end
+redis.call('HSET', KEYS[1], 'state_holder', ARGV[1], 'state_seq', '0')
+return {v[1], v[2] or '', v[3] or '0', v[4] or ''}
+`)
+
+// saveState stores state for the session with id (wire.SessionID of its
+// token) of userID, from holder with seq, and returns one of the
+// saveState* results.
+func (s *Service) saveState(ctx context.Context, id, userID, holder string, seq int64, state []byte) (int64, error) {
+	n, err := saveStateScript.Run(ctx, s.rdb, []string{s.sessionKey(id)}, userID, holder, seq, state).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("login: save session state: %w", err)
+	}
+	return n, nil
+}
+
+// resumeSession returns the live session of tok and its state (nil if
+// none was saved), making holder the holder of the state; ok = false when
+// the session is not live.
+func (s *Service) resumeSession(ctx context.Context, tok, holder string) (_ Session, state []byte, ok bool, _ error) {
+	if !wellFormedToken(tok) {
+		return Session{}, nil, false, nil
+	}
+	vals, err := resumeStateScript.Run(ctx, s.rdb, []string{s.sessionKey(wire.SessionID(tok))}, holder).StringSlice()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return Session{}, nil, false, nil
+	case err != nil:
+		return Session{}, nil, false, fmt.Errorf("login: resume session: %w", err)
+	case len(vals) != 4 || vals[0] == "":
+		return Session{}, nil, false, nil
+	}
+	exp, _ := strconv.ParseInt(vals[2], 10, 64)
+	if vals[3] != "" {
+		state = []byte(vals[3])
+	}
+	return Session{Token: tok, UserID: vals[0], Nickname: vals[1], Expires: time.Unix(exp, 0)}, state, true, nil
+}

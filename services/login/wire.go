@@ -75,9 +75,25 @@ func (a api) Login(ctx context.Context, sess *services.Session, req *loginpb.Log
 	return &loginpb.LoginReply{UserID: ls.UserID, Nickname: ls.Nickname, SessionToken: ls.Token, ExpiresUnix: ls.Expires.Unix()}, nil
 }
 
-// Validate says whether a session token is live.
-func (a api) Validate(ctx context.Context, _ *services.Session, req *loginpb.ValidateRequest) (*loginpb.ValidateReply, error) {
-	ls, ok, err := a.s.Validate(ctx, req.SessionToken)
+// Validate says whether a session token is live. With a resume_holder
+// (a broker resuming the session: internal, see state.go) it also makes
+// that broker the holder of the session's state and returns the state.
+func (a api) Validate(ctx context.Context, sess *services.Session, req *loginpb.ValidateRequest) (*loginpb.ValidateReply, error) {
+	var (
+		ls    Session
+		state []byte
+		ok    bool
+		err   error
+	)
+	if req.IsSetResumeHolder() {
+		if err := requireBroker(sess); err != nil {
+			a.s.count("validate", err)
+			return nil, err
+		}
+		ls, state, ok, err = a.s.Resume(ctx, req.SessionToken, req.GetResumeHolder())
+	} else {
+		ls, ok, err = a.s.Validate(ctx, req.SessionToken)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +101,7 @@ func (a api) Validate(ctx context.Context, _ *services.Session, req *loginpb.Val
 		return &loginpb.ValidateReply{}, nil
 	}
 	exp := ls.Expires.Unix()
-	return &loginpb.ValidateReply{Valid: true, UserID: ls.UserID, Nickname: ls.Nickname, ExpiresUnix: &exp}, nil
+	return &loginpb.ValidateReply{Valid: true, UserID: ls.UserID, Nickname: ls.Nickname, ExpiresUnix: &exp, State: state}, nil
 }
 
 // Logout ends a session; the caller's own connection is logged out too

@@ -48,6 +48,11 @@ func roomOf(sess *services.Session, explicit *string) (string, error) {
 	if !validRoomID(id) {
 		return "", wire.Errorf(wire.CodeBadRequest, "room_id must be 1 to %d bytes of [A-Za-z0-9_-], got %q", maxRoomIDLen, wire.Snippet(id))
 	}
+	if id != sess.Addressed() {
+		// Routed by another room (the session's binding, or none): the
+		// reply must not teach the router an owner for that one.
+		sess.Serves(id)
+	}
 	return id, nil
 }
 
@@ -82,6 +87,9 @@ func (s api) Create(ctx context.Context, sess *services.Session, req *roompb.Cre
 	}
 	if s.draining.Load() {
 		return nil, wire.NewError(wire.CodeUnavailable, wire.DrainingMessage)
+	}
+	if err := s.countCreate(ctx, u); err != nil {
+		return nil, err
 	}
 	// A taken id (80 random bits: never, in practice) just picks another.
 	for try := 0; ; try++ {
@@ -158,7 +166,13 @@ func (s api) Start(ctx context.Context, sess *services.Session, req *roompb.Star
 
 // Get returns a room's state.
 func (s api) Get(ctx context.Context, sess *services.Session, req *roompb.GetRequest) (*roompb.RoomState, error) {
-	return s.stateOp(ctx, sess, req.RoomID, func(string) *op { return &op{kind: opGet, wantState: true} })
+	since := req.SinceSeq
+	if since != nil && *since < 0 {
+		since = nil
+	}
+	return s.stateOp(ctx, sess, req.RoomID, func(u string) *op {
+		return &op{kind: opGet, player: u, wantState: true, since: since}
+	})
 }
 
 // stateOp submits the op mk makes for the logged-in caller to the caller's

@@ -57,6 +57,9 @@ type controller struct {
 	lastAt  int64      // time of the last entry, so entry times never go back
 	timer   *time.Timer
 	timerAt time.Time
+	recent  []roomEvent        // the latest events, for room.Get since_seq (Options.Replay)
+	recentB int                // their size
+	buckets map[string]*bucket // each member's rate (Options.MemberRate)
 }
 
 func newController(s *Service, a *attachment, id string, fresh bool, prev <-chan struct{}) *controller {
@@ -97,6 +100,13 @@ func (c *controller) run() {
 		select {
 		case o := <-c.q:
 			if !c.process(o) {
+				return
+			}
+			// A closed room leaves memory at once: nothing more happens in
+			// it, and it would hold a slot of MaxRooms until IdleEvict.
+			if c.room != nil && c.room.status == StatusClosed && c.s.tryEvict(c) {
+				c.s.st.closedEvicted.Add(1)
+				c.shutdown(stopEvict)
 				return
 			}
 			// A room that does not exist (a create that failed, or expired
@@ -212,6 +222,20 @@ func (c *controller) open() error {
 	defer cancel()
 	c.s.st.loads.Add(1)
 	snap, entries, err := c.s.store.Load(ctx, c.id, epoch)
+	if fe := (*FencedError)(nil); errors.As(err, &fe) {
+		// We hold the lease, so no other instance does, yet the store holds
+		// a higher epoch: the lease store lost its epochs (a Redis restarted
+		// without persistence, or flushed) and counts from 1 again. Move the
+		// lease past the store's epoch, or every owner would be fenced
+		// forever ("changing owner").
+		if next, aerr := c.a.leases.Advance(ctx, c.id, epoch, fe.Epoch); aerr == nil {
+			c.s.st.epochRepairs.Add(1)
+			c.s.log.Warn("room: lease epoch behind the store's (the lease store lost its data): advanced", "room", c.id, "epoch", epoch, "stored", fe.Epoch, "now", next)
+			epoch = next
+			c.lease.Store(epoch)
+			snap, entries, err = c.s.store.Load(ctx, c.id, epoch)
+		}
+	}
 	if err != nil && c.orNew && errors.Is(err, ErrNotFound) {
 		return nil // the KindMatched op that opened it creates it
 	}
@@ -227,13 +251,14 @@ func (c *controller) open() error {
 		c.s.log.Warn("room: load failed", "room", c.id, "err", err)
 		return wire.Errorf(wire.CodeUnavailable, "loading room %s failed", c.id)
 	}
-	room, err := rebuild(c.id, snap, entries, c.s.games)
+	room, evs, err := rebuildEvents(c.id, snap, entries, c.s.games)
 	if err != nil {
 		c.s.st.loadErrors.Add(1)
 		c.s.log.Error("room: does not rebuild", "room", c.id, "err", err)
 		return wire.Errorf(wire.CodeInternal, "room %s does not load", c.id)
 	}
 	c.room = room
+	c.remember(evs)
 	if snap != nil {
 		c.snapSeq = snap.Seq
 	}
@@ -349,7 +374,7 @@ func (c *controller) process(first *op) bool {
 	views := make([]*roomState, len(batch)) // the room as each op left it
 	work := c.room
 	var entries []Entry
-	var events []*roompb.Event
+	var events []roomEvent
 	for i, o := range batch {
 		if o.res != nil && o.ctx.Err() != nil {
 			results[i].err = wire.Errorf(wire.CodeTimeout, "room %s: the request expired in the queue", c.id)
@@ -360,6 +385,11 @@ func (c *controller) process(first *op) bool {
 				results[i].err = wire.Errorf(wire.CodeNotFound, "no room %s", c.id)
 			}
 			views[i] = work
+			continue
+		}
+		if work != nil && rated(o.kind) && work.member(o.player) >= 0 && !c.allow(o.player, len(o.body)) {
+			c.s.st.rateLimited.Add(1)
+			results[i].err = wire.Errorf(wire.CodeRateLimited, "room %s: %s sends events faster than member_rate allows; slow down", c.id, o.player)
 			continue
 		}
 		next := newRoomState(c.id)
@@ -386,6 +416,9 @@ func (c *controller) process(first *op) bool {
 			results[i].changed = true
 			entries = append(entries, e)
 			events = append(events, evs...)
+			if o.kind == KindLeave {
+				delete(c.buckets, o.player)
+			}
 		}
 	}
 	if len(entries) > 0 {
@@ -402,20 +435,23 @@ func (c *controller) process(first *op) bool {
 		}
 		c.room = work
 	}
+	c.remember(events)
 	for _, ev := range events {
 		c.publish(ev)
-		if ev.Type == EventFinished && ev.Player != "" {
-			c.s.rewardWin(c.id, ev.Player)
+		if ev.ev.Type == EventFinished && ev.ev.Player != "" {
+			c.s.rewardWin(c.id, ev.ev.Player)
 		}
 	}
 	for i, o := range batch {
 		if results[i].err == nil && views[i] != nil {
 			results[i].seq = views[i].eventSeq
 			if o.wantState {
-				st, err := views[i].proto()
+				st, err := views[i].protoFor(o.player)
 				if err != nil {
 					c.s.log.Error("room: encoding state", "room", c.id, "err", err)
 					results[i].err = wire.Errorf(wire.CodeInternal, "room %s: encoding state", c.id)
+				} else if o.since != nil && !st.PublicView {
+					st.Events, st.Resync = c.replay(views[i].eventSeq, *o.since, o.player)
 				}
 				results[i].state = st
 			}
@@ -441,7 +477,11 @@ func (c *controller) persist(work *roomState, entries []Entry) error {
 	if createsRoom(first) {
 		// A new room: its first entry creates it (the rest of a batch, if
 		// any, follows in a second write).
-		err = c.s.store.Create(ctx, epoch, work.summary(), entries[0])
+		sum := work.summary()
+		if first == KindCreate {
+			sum.Creator = entries[0].Player
+		}
+		err = c.s.store.Create(ctx, epoch, sum, entries[0], c.s.opts.MaxRoomsPerUser)
 		c.s.st.appends.Add(1)
 		entries = entries[1:]
 	}
@@ -479,6 +519,9 @@ func (c *controller) persist(work *roomState, entries []Entry) error {
 		return errRetry
 	case errors.Is(err, ErrExists):
 		return wire.Errorf(wire.CodeConflict, "room %s exists", c.id)
+	case errors.Is(err, ErrQuota):
+		c.s.st.quotaRefused.Add(1)
+		return wire.Errorf(wire.CodeRateLimited, "you have %d open rooms (max_rooms_per_user): leave one before creating another", c.s.opts.MaxRoomsPerUser)
 	}
 	c.s.log.Warn("room: storing entries failed", "room", c.id, "err", err)
 	return wire.Errorf(wire.CodeUnavailable, "room %s: storing the event failed; get the room's state before retrying", c.id)
@@ -561,11 +604,25 @@ func (c *controller) release() {
 	}
 }
 
-// publish sends ev to the room's members.
-func (c *controller) publish(ev *roompb.Event) {
+// publish sends ev to the room's members: on the room's topic, or, for
+// an event with private bodies, to each member apart (topic user/<id>).
+func (c *controller) publish(ev roomEvent) {
+	if !ev.private() {
+		c.publishTo(Topic(c.id), ev.ev)
+		return
+	}
+	if c.room == nil {
+		return
+	}
+	for _, p := range c.room.players {
+		c.publishTo(UserTopic(p.ID), ev.forMember(p.ID))
+	}
+}
+
+func (c *controller) publishTo(topic string, ev *roompb.Event) {
 	b, err := thriftx.Marshal(ev)
 	if err == nil {
-		err = c.a.publish(Topic(c.id), EventType, b)
+		err = c.a.publish(topic, EventType, b)
 	}
 	if err != nil {
 		c.s.st.publishErrors.Add(1)
@@ -573,6 +630,90 @@ func (c *controller) publish(ev *roompb.Event) {
 		return
 	}
 	c.s.st.published.Add(1)
+}
+
+// remember keeps evs in the replay buffer, dropping the oldest past
+// Options.Replay's bounds.
+func (c *controller) remember(evs []roomEvent) {
+	maxN, maxB := c.s.opts.Replay.MaxEvents, c.s.opts.Replay.MaxBytes
+	for _, e := range evs {
+		c.recent = append(c.recent, e)
+		c.recentB += e.size()
+	}
+	drop := 0
+	for drop < len(c.recent) && (len(c.recent)-drop > maxN || c.recentB > maxB) {
+		c.recentB -= c.recent[drop].size()
+		drop++
+	}
+	if drop > 0 {
+		c.recent = append(c.recent[:0:0], c.recent[drop:]...)
+	}
+}
+
+// replay returns the events after since up to upto as member sees them,
+// or resync when they are not all kept (or since is past upto).
+func (c *controller) replay(upto, since int64, member string) ([]*roompb.Event, bool) {
+	if since >= upto {
+		return nil, since > upto
+	}
+	if since < 0 || len(c.recent) == 0 || c.recent[0].ev.Seq > since+1 {
+		return nil, true
+	}
+	var out []*roompb.Event
+	for _, e := range c.recent {
+		if e.ev.Seq > since && e.ev.Seq <= upto {
+			out = append(out, e.forMember(member))
+		}
+	}
+	return out, false
+}
+
+// rated reports whether a member's op of kind counts against MemberRate.
+func rated(kind string) bool {
+	return kind == KindReady || kind == KindUnready || kind == KindStart || kind == KindAct
+}
+
+// bucket is a member's token buckets: events and bytes.
+type bucket struct {
+	events, bytes float64
+	at            time.Time
+}
+
+// allow takes an event of n bytes from player's buckets, false when they
+// are empty (MemberRate).
+func (c *controller) allow(player string, n int) bool {
+	r := c.s.opts.MemberRate
+	if r.Events <= 0 && r.Bytes <= 0 {
+		return true
+	}
+	now := time.Now()
+	if c.buckets == nil {
+		c.buckets = make(map[string]*bucket)
+	}
+	b := c.buckets[player]
+	if b == nil {
+		b = &bucket{events: float64(r.Burst), bytes: 2 * float64(r.Bytes), at: now}
+		c.buckets[player] = b
+	}
+	dt := now.Sub(b.at).Seconds()
+	b.at = now
+	if r.Events > 0 {
+		b.events = min(b.events+dt*r.Events, float64(r.Burst))
+		if b.events < 1 {
+			return false
+		}
+	}
+	if r.Bytes > 0 {
+		b.bytes = min(b.bytes+dt*float64(r.Bytes), 2*float64(r.Bytes))
+		if b.bytes < float64(n) {
+			return false
+		}
+		b.bytes -= float64(n)
+	}
+	if r.Events > 0 {
+		b.events--
+	}
+	return true
 }
 
 func randUint64() uint64 {

@@ -63,6 +63,21 @@
 // retry never grants twice), on a goroutine of its own with a few retries:
 // the room never waits for it (rewards.go).
 //
+// # Limits, views and replay
+//
+// A user may have MaxRoomsPerUser rooms of their own that are not closed
+// (counted by the store as it creates, under the creator's lock) and
+// create MaxCreatesPerUser per CreateWindow (a Redis counter,
+// quota.go); each member's events are bounded by MemberRate (a token
+// bucket per member in the controller); a closed room leaves memory at
+// once, and Retention deletes or archives closed rooms (the sweep and
+// room.Prune, prune.go). A non-member's room.Get gets the public
+// summary; a game.Viewer's state is shown to each member as View sees
+// it, and its events are pushed per member (topic user/<id>). A room
+// keeps its latest events (Options.Replay) for room.Get since_seq. A
+// load fenced while holding the lease moves the lease's epoch past the
+// store's (a Redis that lost its epochs).
+//
 // # Games
 //
 // Rules plug in behind package game (Game, State); games/race31 is the

@@ -36,6 +36,10 @@ func FuzzRoomRequests(f *testing.F) {
 		&roompb.ListRequest{Game: "tally", Limit: 5},
 		&roompb.ListRequest{Limit: -3},
 		&roompb.GetRequest{RoomID: &rid},
+		&roompb.GetRequest{SinceSeq: thrift.Int64Ptr(0)},
+		&roompb.GetRequest{SinceSeq: thrift.Int64Ptr(-5)},
+		&roompb.GetRequest{SinceSeq: thrift.Int64Ptr(1 << 62)},
+		&roompb.PruneRequest{OlderThanMs: -1, Limit: -1},
 		&roompb.ActionRequest{Action: []byte{0x15, 0x02, 0x00}}, // Race31Action{add: 1}
 		&roompb.ActionRequest{Action: []byte("bad")},
 		&roompb.CreateMatchedRequest{RoomID: "mfuzz", Members: []string{"fz3", "fz4"}, Game: "race31", MaxPlayers: 2},
@@ -93,6 +97,8 @@ func FuzzRoomRequests(f *testing.F) {
 		// service call, which the guard lets through) so that its checks
 		// run; a client's call is refused at the guard.
 		roomrpc.MethodCreateMatched: func() thrift.TStruct { return roompb.NewCreateMatchedReply() },
+		// The admin's: refused with a client session.
+		roomrpc.MethodPrune: func() thrift.TStruct { return roompb.NewPruneReply() },
 	}
 	handlers := svc.Handlers()
 	if len(handlers) != len(replies) {

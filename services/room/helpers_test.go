@@ -120,6 +120,10 @@ func (c *cluster) options(mod func(*Options)) Options {
 	o.LeaseTTL = testLeaseTTL
 	o.RedisPrefix = c.prefix
 	o.IdleEvict = time.Minute
+	// Tests flood rooms from few users: the quotas and the member rate
+	// have tests of their own, which turn them on.
+	o.MemberRate = MemberRateOptions{}
+	o.MaxRoomsPerUser, o.MaxCreatesPerUser = 0, 0
 	if mod != nil {
 		mod(&o)
 	}

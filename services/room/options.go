@@ -40,6 +40,36 @@ const (
 	DefaultStoreTimeout = 5 * time.Second
 	// DefaultRedisPrefix namespaces the lease keys.
 	DefaultRedisPrefix = "noon:"
+	// DefaultMaxRoomsPerUser: a player is in one room at a time; 3 open
+	// rooms of their own covers a few connections (phone and desktop)
+	// and keeps one user from filling max_rooms for everyone.
+	DefaultMaxRoomsPerUser = 3
+	// DefaultMaxCreatesPerUser per DefaultCreateWindow: 30 creates in 10
+	// minutes is one every 20 s, far above any player's need, far below
+	// what fills an instance.
+	DefaultMaxCreatesPerUser = 30
+	DefaultCreateWindow      = 10 * time.Minute
+	// DefaultMemberEvents and DefaultMemberBurst: a member's ready toggles,
+	// starts and actions, 10 per second with bursts of 20: a player clicks
+	// far less; a script toggling at 200/s is refused (rate_limited).
+	DefaultMemberEvents = 10
+	DefaultMemberBurst  = 20
+	// DefaultMemberBytes bounds a member's action bytes per second (64
+	// KiB/s, bursts of twice that): actions are a few bytes.
+	DefaultMemberBytes = 64 << 10
+	// DefaultReplayMaxEvents and DefaultReplayMaxBytes bound the recent
+	// events a room keeps for room.Get since_seq: 256 events are minutes
+	// of play, enough to cover a reconnect; 256 KiB per active room.
+	DefaultReplayMaxEvents = 256
+	DefaultReplayMaxBytes  = 256 << 10
+	// DefaultClosedAfter: closed rooms' rows and logs are kept a week (for
+	// support and disputes), then deleted or archived.
+	DefaultClosedAfter = 168 * time.Hour
+	// DefaultSweepEvery: the retention sweep runs every 10 minutes.
+	DefaultSweepEvery = 10 * time.Minute
+	// DefaultPruneBatch: one sweep statement prunes at most 500 rooms (a
+	// short transaction); a sweep repeats batches until none is left.
+	DefaultPruneBatch = 500
 )
 
 // Bounds checked by Validate.
@@ -124,6 +154,60 @@ type Options struct {
 	// Rewards are what a game's winner gets from the game service
 	// (game.Grant); none by default.
 	Rewards RewardsOptions `yaml:"rewards"`
+	// MaxRoomsPerUser bounds the rooms a user created that are not closed
+	// (room.Create answers rate_limited past it); 0: no bound.
+	MaxRoomsPerUser int `yaml:"max_rooms_per_user"`
+	// MaxCreatesPerUser bounds the rooms a user creates per CreateWindow
+	// (a Redis counter shared by every instance; rate_limited past it);
+	// 0: no bound.
+	MaxCreatesPerUser int           `yaml:"max_creates_per_user"`
+	CreateWindow      time.Duration `yaml:"create_window"`
+	// MemberRate bounds each member's events in a room (ready, unready,
+	// start, act): past it, rate_limited.
+	MemberRate MemberRateOptions `yaml:"member_rate"`
+	// Replay bounds the recent events a room keeps for room.Get since_seq.
+	Replay ReplayOptions `yaml:"replay"`
+	// Retention is what happens to closed rooms' rows and logs.
+	Retention RetentionOptions `yaml:"retention"`
+}
+
+// MemberRateOptions is a per-member token bucket of a room.
+type MemberRateOptions struct {
+	// Events per second, with bursts of Burst; 0 events: no bound.
+	Events float64 `yaml:"events"`
+	Burst  int     `yaml:"burst"`
+	// Bytes of actions per second (bursts of twice that); 0: no bound.
+	Bytes int `yaml:"bytes"`
+}
+
+// ReplayOptions bounds a room's recent events (room.Get since_seq).
+type ReplayOptions struct {
+	MaxEvents int `yaml:"max_events"`
+	MaxBytes  int `yaml:"max_bytes"`
+}
+
+// Retention modes.
+const (
+	// RetentionDelete deletes a pruned room's row, log and snapshot.
+	RetentionDelete = "delete"
+	// RetentionArchive moves them to the archive tables (rooms_archive,
+	// room_entries_archive), out of the live tables.
+	RetentionArchive = "archive"
+)
+
+// RetentionOptions is the retention policy of closed rooms: the room
+// instances sweep every SweepEvery (one of them at a time, by a Redis
+// lock), pruning rooms closed for ClosedAfter in batches of Batch.
+type RetentionOptions struct {
+	// ClosedAfter is how long a closed room is kept; 0: forever (no
+	// sweep; room.Prune still prunes what it is asked).
+	ClosedAfter time.Duration `yaml:"closed_after"`
+	// Mode is delete or archive.
+	Mode string `yaml:"mode"`
+	// SweepEvery is how often the sweep runs.
+	SweepEvery time.Duration `yaml:"sweep_every"`
+	// Batch bounds the rooms one statement prunes.
+	Batch int `yaml:"batch"`
 }
 
 // NewOptions returns the defaults.
@@ -141,6 +225,13 @@ func NewOptions() Options {
 		Race31:         race31.NewOptions(),
 		PostgresSchema: DefaultSchema,
 		Matchmakers:    []string{"match"},
+
+		MaxRoomsPerUser:   DefaultMaxRoomsPerUser,
+		MaxCreatesPerUser: DefaultMaxCreatesPerUser,
+		CreateWindow:      DefaultCreateWindow,
+		MemberRate:        MemberRateOptions{Events: DefaultMemberEvents, Burst: DefaultMemberBurst, Bytes: DefaultMemberBytes},
+		Replay:            ReplayOptions{MaxEvents: DefaultReplayMaxEvents, MaxBytes: DefaultReplayMaxBytes},
+		Retention:         RetentionOptions{ClosedAfter: DefaultClosedAfter, Mode: RetentionDelete, SweepEvery: DefaultSweepEvery, Batch: DefaultPruneBatch},
 	}
 }
 
@@ -180,6 +271,29 @@ func (o Options) Validate() error {
 		}
 	}
 	errs.Add(config.Nested("rewards", o.Rewards.Validate()))
+	intIn("max_rooms_per_user", o.MaxRoomsPerUser, 0, maxRoomsLimit)
+	intIn("max_creates_per_user", o.MaxCreatesPerUser, 0, 1_000_000)
+	durIn("create_window", o.CreateWindow, time.Second, 7*24*time.Hour)
+	if o.MemberRate.Events < 0 || o.MemberRate.Events > 1e6 {
+		errs.Addf("member_rate.events", "must be in [0, 1e6], got %v", o.MemberRate.Events)
+	}
+	if o.MemberRate.Events > 0 {
+		intIn("member_rate.burst", o.MemberRate.Burst, 1, 1_000_000)
+	}
+	intIn("member_rate.bytes", o.MemberRate.Bytes, 0, 1<<30)
+	if o.MemberRate.Bytes > 0 && o.MemberRate.Bytes < maxActionLen/2 {
+		errs.Addf("member_rate.bytes", "at least %d (an action of %d bytes must fit a burst), got %d", maxActionLen/2, maxActionLen, o.MemberRate.Bytes)
+	}
+	intIn("replay.max_events", o.Replay.MaxEvents, 0, 65_536)
+	intIn("replay.max_bytes", o.Replay.MaxBytes, 0, 64<<20)
+	if o.Retention.ClosedAfter < 0 {
+		errs.Addf("retention.closed_after", "must be >= 0, got %v", o.Retention.ClosedAfter)
+	}
+	if o.Retention.Mode != RetentionDelete && o.Retention.Mode != RetentionArchive {
+		errs.Addf("retention.mode", "must be delete or archive, got %q", wire.Snippet(o.Retention.Mode))
+	}
+	durIn("retention.sweep_every", o.Retention.SweepEvery, 10*time.Millisecond, 24*time.Hour)
+	intIn("retention.batch", o.Retention.Batch, 1, 100_000)
 	if err := o.Race31.Validate(); err != nil {
 		errs.Addf("race31", "%v", strings.TrimPrefix(err.Error(), "race31: "))
 	}

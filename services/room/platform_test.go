@@ -170,3 +170,45 @@ func TestCreateMatchedOnPlatform(t *testing.T) {
 		t.Fatalf("a third room = %v, want overloaded", err)
 	}
 }
+
+// TestPruneOnPlatform: on the whole platform with mutual TLS, room.Prune
+// (noonctl rooms prune) is an admin's: a client through the broker and a
+// service identity are refused; an admin prunes rooms closed long enough.
+func TestPruneOnPlatform(t *testing.T) {
+	opts := platformtest.Options(t, login.Module, room.Module)
+	lo := &opts.Sections[login.Name].(*services.Config[login.Options]).Service
+	lo.HTTPAddr = "127.0.0.1:0"
+	lo.Argon2.Time, lo.Argon2.MemoryKiB = 1, 1024
+	p := platformtest.Start(t, opts)
+
+	alice := newPlayer(t, p, "alice")
+	var st roompb.RoomState
+	alice.must(roomrpc.MethodCreate, &roompb.CreateRequest{Name: "short"}, &st)
+	alice.must(roomrpc.MethodLeave, &roompb.LeaveRequest{}, nil)
+	req := &roompb.PruneRequest{OlderThanMs: 1}
+	if err := alice.call(roomrpc.MethodPrune, req, nil); err == nil || err.Error() != "unauthenticated: an internal method: clients may not call it" {
+		t.Fatalf("a client's room.Prune = %v", err)
+	}
+	prune := func(id pki.Identity) (*roompb.PruneReply, error) {
+		c := services.NewClient(services.ClientOptions{
+			Yellows: []string{p.Yellow.RouterEndpoint()}, Heartbeat: platformtest.Heartbeat,
+			Peer: link.PeerOptions{TLS: testenv.Credentials(t, id)}, Logger: testenv.Logger(t),
+		})
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+		defer cancel()
+		return roomrpc.NewClient(c.Call).Prune(ctx, req)
+	}
+	if _, err := prune(pki.Identity{Role: pki.RoleService, Name: "match"}); err == nil || err.Error() != "unauthenticated: an admin method: service:match may not call it" {
+		t.Fatalf("a service's room.Prune = %v", err)
+	}
+	var rep *roompb.PruneReply
+	testenv.CheckFor(t, waitLong, "the admin prunes the closed room", func() bool {
+		var err error
+		rep, err = prune(pki.Identity{Role: pki.RoleAdmin, Name: "ops"})
+		return err == nil && rep.Rooms == 1
+	})
+	if len(rep.RoomIds) != 1 || rep.RoomIds[0] != st.ID || rep.Mode != room.RetentionDelete {
+		t.Fatalf("prune: %+v, want room %s deleted", rep, st.ID)
+	}
+}

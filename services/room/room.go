@@ -111,7 +111,51 @@ func (r *roomState) summary() Summary {
 	}
 }
 
-// proto returns the room as clients see it.
+// viewer returns the room's game as a Viewer, if it is one.
+func (r *roomState) viewer() (game.Viewer, bool) {
+	v, ok := r.g.(game.Viewer)
+	return v, ok
+}
+
+// publicProto returns the room's public summary, what a non-member gets:
+// no game state.
+func (r *roomState) publicProto() *roompb.RoomState {
+	out := &roompb.RoomState{
+		ID: r.id, Name: r.name, Game: r.gameName, Status: r.status,
+		Players:    make([]*roompb.Player, len(r.players)),
+		MaxPlayers: int32(r.maxPlayers), Seq: r.eventSeq, Host: r.host, Winner: r.winner,
+		CreatedUnixMs: r.createdMs, PublicView: true,
+	}
+	for i, p := range r.players {
+		out.Players[i] = &roompb.Player{ID: p.ID, Ready: p.Ready}
+	}
+	return out
+}
+
+// protoFor returns the room as caller sees it: a member the whole state
+// (their own view of a Viewer game's), anyone else the public summary;
+// caller "" (a platform process, a matchmaker) the whole state.
+func (r *roomState) protoFor(caller string) (*roompb.RoomState, error) {
+	if caller != "" && r.member(caller) < 0 {
+		return r.publicProto(), nil
+	}
+	if v, ok := r.viewer(); ok && r.st != nil {
+		out := r.publicProto()
+		out.PublicView = false
+		if caller == "" {
+			return r.proto()
+		}
+		b, err := v.View(r.st, caller)
+		if err != nil {
+			return nil, fmt.Errorf("viewing %s state: %w", r.gameName, err)
+		}
+		out.GameState = b
+		return out, nil
+	}
+	return r.proto()
+}
+
+// proto returns the room's whole state.
 func (r *roomState) proto() (*roompb.RoomState, error) {
 	out := &roompb.RoomState{
 		ID: r.id, Name: r.name, Game: r.gameName, Status: r.status,
@@ -132,22 +176,64 @@ func (r *roomState) proto() (*roompb.RoomState, error) {
 	return out, nil
 }
 
+// roomEvent is an event a room emitted, with the private bodies of a game
+// with hidden information: priv[member] is the body that member gets
+// (others get ev.Body); nil when every member gets the same event.
+type roomEvent struct {
+	ev   *roompb.Event
+	priv map[string][]byte
+}
+
+// eventOverhead approximates an event's fixed cost in the replay buffer
+// (its struct, seq, time, and encoding) beside its strings and bodies.
+const eventOverhead = 64
+
+// size is what the event costs in the replay buffer.
+func (e roomEvent) size() int {
+	n := eventOverhead + len(e.ev.RoomID) + len(e.ev.Type) + len(e.ev.Player) + len(e.ev.Body)
+	for k, b := range e.priv {
+		n += len(k) + len(b)
+	}
+	return n
+}
+
+// private reports whether members get different bodies.
+func (e roomEvent) private() bool { return e.priv != nil }
+
+// forMember returns the event as member m sees it.
+func (e roomEvent) forMember(m string) *roompb.Event {
+	if e.priv == nil {
+		return e.ev
+	}
+	out := *e.ev
+	out.Body = e.priv[m]
+	return &out
+}
+
 // emitter collects the events an entry causes, numbering them.
 type emitter struct {
 	r   *roomState
 	at  int64
-	out []*roompb.Event
+	out []roomEvent
 }
 
 func (em *emitter) emit(typ, player string, body []byte) {
+	em.emitPriv(typ, player, body, nil)
+}
+
+func (em *emitter) emitPriv(typ, player string, body []byte, priv map[string][]byte) {
 	em.r.eventSeq++
-	em.out = append(em.out, &roompb.Event{
+	em.out = append(em.out, roomEvent{ev: &roompb.Event{
 		RoomID: em.r.id, Seq: em.r.eventSeq, Type: typ, Player: player, Body: body, TimeUnixMs: em.at,
-	})
+	}, priv: priv})
 }
 
 func (em *emitter) game(outs []game.Output) {
 	for _, o := range outs {
+		if o.To != "" {
+			em.emitPriv(gameEventPrefix+o.Type, o.Player, nil, map[string][]byte{o.To: o.Body})
+			continue
+		}
 		em.emit(gameEventPrefix+o.Type, o.Player, o.Body)
 	}
 }
@@ -157,7 +243,7 @@ func (em *emitter) game(outs []game.Output) {
 // nothing (joining twice), which is not logged. An error leaves r in an
 // undefined state: callers apply to a clone. Game code may panic; apply
 // turns that into an error.
-func (r *roomState) apply(e Entry, games *game.Registry) (events []*roompb.Event, noop bool, err error) {
+func (r *roomState) apply(e Entry, games *game.Registry) (events []roomEvent, noop bool, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			events, noop, err = nil, false, wire.Errorf(wire.CodeInternal, "game %s panicked on %s: %v", r.gameName, e.Kind, p)
@@ -415,12 +501,25 @@ func (r *roomState) applyStart(e Entry, now time.Time, em *emitter) error {
 	if err != nil {
 		return ruleError(wire.CodeConflict, "%s: %v", r.gameName, err)
 	}
-	body, err := st.Encode()
-	if err != nil {
-		return fmt.Errorf("encoding %s state: %w", r.gameName, err)
-	}
 	r.st, r.status = st, StatusPlaying
-	em.emit(EventStarted, e.Player, body)
+	if v, ok := r.g.(game.Viewer); ok {
+		// Hidden information: each member is pushed their own view.
+		priv := make(map[string][]byte, len(ids))
+		for _, id := range ids {
+			b, err := v.View(st, id)
+			if err != nil {
+				return fmt.Errorf("viewing %s state: %w", r.gameName, err)
+			}
+			priv[id] = b
+		}
+		em.emitPriv(EventStarted, e.Player, nil, priv)
+	} else {
+		body, err := st.Encode()
+		if err != nil {
+			return fmt.Errorf("encoding %s state: %w", r.gameName, err)
+		}
+		em.emit(EventStarted, e.Player, body)
+	}
 	em.game(outs)
 	r.checkOver(em)
 	return nil
@@ -543,22 +642,32 @@ func restore(id string, snap *Snapshot, games *game.Registry) (*roomState, error
 
 // rebuild returns the room that snap (may be nil) and entries describe.
 func rebuild(id string, snap *Snapshot, entries []Entry, games *game.Registry) (*roomState, error) {
+	r, _, err := rebuildEvents(id, snap, entries, games)
+	return r, err
+}
+
+// rebuildEvents is rebuild that also returns the events the entries
+// caused (for the replay buffer).
+func rebuildEvents(id string, snap *Snapshot, entries []Entry, games *game.Registry) (*roomState, []roomEvent, error) {
+	var events []roomEvent
 	r := newRoomState(id)
 	if snap != nil {
 		var err error
 		if r, err = restore(id, snap, games); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	for _, e := range entries {
-		if _, noop, err := r.apply(e, games); err != nil || noop {
+		evs, noop, err := r.apply(e, games)
+		if err != nil || noop {
 			if err == nil {
 				err = fmt.Errorf("changes nothing")
 			}
-			return nil, fmt.Errorf("replaying %s entry %d (%s): %w", id, e.Seq, e.Kind, err)
+			return nil, nil, fmt.Errorf("replaying %s entry %d (%s): %w", id, e.Seq, e.Kind, err)
 		}
+		events = append(events, evs...)
 	}
-	return r, nil
+	return r, events, nil
 }
 
 // checkName validates a room name: 1..64 bytes of printable UTF-8.

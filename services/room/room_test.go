@@ -247,7 +247,7 @@ func TestMatchedEntry(t *testing.T) {
 	}
 	var got []string
 	for _, e := range evs {
-		got = append(got, fmt.Sprintf("%d %s %s", e.Seq, e.Type, e.Player))
+		got = append(got, fmt.Sprintf("%d %s %s", e.ev.Seq, e.ev.Type, e.ev.Player))
 	}
 	if want := []string{"1 room.created a", "2 room.joined b"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("events %q, want %q", got, want)
@@ -340,7 +340,7 @@ func TestCheckMatched(t *testing.T) {
 		{func(r *roompb.CreateMatchedRequest) { r.Members = []string{"a\nb"} }, `bad_request: members[0]: a user id is 1 to 128 bytes of UTF-8 with no control characters, got "a\nb"`},
 		{func(r *roompb.CreateMatchedRequest) { r.Members = []string{"\xff"} }, `bad_request: members[0]: a user id is 1 to 128 bytes of UTF-8 with no control characters, got "\xff"`},
 		{func(r *roompb.CreateMatchedRequest) { r.Members = []string{strings.Repeat("u", 129)} }, "bad_request: members[0]: a user id is 1 to 128 bytes of UTF-8 with no control characters, got \"" + strings.Repeat("u", 64) + "...\""},
-		{func(r *roompb.CreateMatchedRequest) { r.Game = "chess" }, `bad_request: no game "chess" (games: [race31 counter tally])`},
+		{func(r *roompb.CreateMatchedRequest) { r.Game = "chess" }, `bad_request: no game "chess" (games: [race31 counter secret tally])`},
 		{func(r *roompb.CreateMatchedRequest) { r.MaxPlayers = 9 }, "bad_request: max_players: race31 takes 2 to 4 players, got 9"},
 		{func(r *roompb.CreateMatchedRequest) { r.Name = strings.Repeat("n", 65) }, "bad_request: name must be 1 to 64 bytes, got 65"},
 	} {

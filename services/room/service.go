@@ -19,6 +19,7 @@ import (
 	"github.com/noonhq/noon/services"
 	"github.com/noonhq/noon/services/room/game"
 	"github.com/noonhq/noon/services/room/games/race31"
+	"github.com/noonhq/noon/wire"
 	"github.com/noonhq/noon/yellow"
 )
 
@@ -32,6 +33,10 @@ const EventType = "room.Event"
 
 // Topic returns the push topic of room id: "room/<id>".
 func Topic(id string) string { return BindingKey + "/" + id }
+
+// UserTopic returns the push topic of user id, "user/<id>": the events of
+// a game with hidden information go to each member on theirs.
+func UserTopic(id string) string { return wire.KeyUser + "/" + id }
 
 // MetaRoomsFree is the meta label in which a room instance publishes its
 // free capacity in its yellow record: MaxRooms minus the rooms active on
@@ -123,7 +128,8 @@ type attachment struct {
 
 type counters struct {
 	loads, loadErrors, appends, entries, appendErrors, fenced, moved, overloaded,
-	evicted, snapshots, published, publishErrors, leaseLost, rewards, rewardErrors atomic.Uint64
+	evicted, snapshots, published, publishErrors, leaseLost, rewards, rewardErrors,
+	epochRepairs, rateLimited, quotaRefused, closedEvicted, pruned atomic.Uint64
 }
 
 // Stats are a service's counters since New.
@@ -150,6 +156,15 @@ type Stats struct {
 	// Rewards counts winners rewarded (Options.Rewards); RewardErrors
 	// rewards that failed after their retries.
 	Rewards, RewardErrors uint64
+	// EpochRepairs counts leases moved past the store's epoch because the
+	// lease store had lost its epochs (placement.Leases.Advance).
+	EpochRepairs uint64
+	// RateLimited counts member events refused by member_rate;
+	// QuotaRefused room creations refused by the per-user quotas.
+	RateLimited, QuotaRefused uint64
+	// ClosedEvicted counts closed rooms evicted from memory at once;
+	// Pruned rooms deleted or archived by the retention policy.
+	ClosedEvicted, Pruned uint64
 }
 
 // New returns a room service with opts over deps; Attach (or NewServer)
@@ -231,8 +246,9 @@ func (s *Service) attach(self, service string, publish func(string, string, []by
 		}
 		s.log = s.log.With("instance", self)
 		s.att.Store(a)
-		s.wg.Add(1)
+		s.wg.Add(2)
 		go s.renewLoop(a)
+		go s.sweepLoop(a)
 	})
 }
 
@@ -279,6 +295,8 @@ func (s *Service) Stats() Stats {
 		Evicted: c.evicted.Load(), Snapshots: c.snapshots.Load(),
 		Published: c.published.Load(), PublishErrors: c.publishErrors.Load(), LeaseLost: c.leaseLost.Load(),
 		Rewards: c.rewards.Load(), RewardErrors: c.rewardErrors.Load(),
+		EpochRepairs: c.epochRepairs.Load(), RateLimited: c.rateLimited.Load(), QuotaRefused: c.quotaRefused.Load(),
+		ClosedEvicted: c.closedEvicted.Load(), Pruned: c.pruned.Load(),
 	}
 }
 
@@ -304,6 +322,11 @@ func (s *Service) RegisterMetrics(m metrics.Sink) {
 	counter("room_lease_lost_total", "Rooms dropped because their lease was lost.", func(st Stats) uint64 { return st.LeaseLost })
 	counter("room_rewards_total", "Winners rewarded through the game service.", func(st Stats) uint64 { return st.Rewards })
 	counter("room_reward_errors_total", "Rewards that failed after their retries.", func(st Stats) uint64 { return st.RewardErrors })
+	counter("room_epoch_repairs_total", "Leases moved past the store's epoch after the lease store lost its epochs.", func(st Stats) uint64 { return st.EpochRepairs })
+	counter("room_rate_limited_total", "Member events refused by member_rate.", func(st Stats) uint64 { return st.RateLimited })
+	counter("room_quota_refused_total", "Room creations refused by max_rooms_per_user or max_creates_per_user.", func(st Stats) uint64 { return st.QuotaRefused })
+	counter("room_closed_evicted_total", "Closed rooms evicted from memory at once.", func(st Stats) uint64 { return st.ClosedEvicted })
+	counter("room_pruned_total", "Closed rooms deleted or archived by the retention policy.", func(st Stats) uint64 { return st.Pruned })
 }
 
 // Close stops the service at once: queued events are answered

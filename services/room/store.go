@@ -3,6 +3,7 @@ package room
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -16,11 +17,31 @@ var (
 	// ErrFenced: a higher lease epoch has claimed the room; the caller lost
 	// its lease and must never write for the room again.
 	ErrFenced = errors.New("room: fenced by a newer owner")
+	// ErrQuota: Create found the creator with maxOpen rooms not closed
+	// (max_rooms_per_user).
+	ErrQuota = errors.New("room: the creator has too many open rooms")
 	// ErrSeqConflict: the entries do not continue the room's log (their
 	// first seq is not last seq + 1). With fencing this means a bug or a
 	// caller whose view of the log is stale.
 	ErrSeqConflict = errors.New("room: entries do not continue the log")
 )
+
+// FencedError is the ErrFenced of a write or load whose epoch is below the
+// room's: it carries the room's epoch, so that an owner whose lease store
+// lost its epochs (a Redis restarted without persistence) can move past it
+// (placement.Leases.Advance).
+type FencedError struct {
+	Room   string
+	Epoch  int64 // the room's epoch in the store
+	Writer int64 // the epoch of the refused write
+}
+
+func (e *FencedError) Error() string {
+	return fmt.Sprintf("%v: room %s is at epoch %d, writer at %d", ErrFenced, e.Room, e.Epoch, e.Writer)
+}
+
+// Is makes errors.Is(err, ErrFenced) true.
+func (e *FencedError) Is(target error) bool { return target == ErrFenced }
 
 // Entry kinds: what the room's log records. A room's state is a
 // deterministic function of its entries (see Entry).
@@ -87,6 +108,20 @@ type Summary struct {
 	Players    int       // members now
 	MaxPlayers int       // the bound on members
 	Created    time.Time // when it was created
+	Creator    string    // who created it with room.Create ("" for a matched room); set by Create only
+}
+
+// PruneQuery selects closed rooms to prune (retention).
+type PruneQuery struct {
+	// Before: rooms closed (last changed) before it.
+	Before time.Time
+	// Limit bounds the rooms pruned (> 0), oldest first.
+	Limit int
+	// Archive moves the rooms' rows and logs to the archive tables rather
+	// than deleting them.
+	Archive bool
+	// DryRun selects and returns the rooms, changing nothing.
+	DryRun bool
 }
 
 // ListQuery selects rooms for List.
@@ -109,8 +144,11 @@ type ListQuery struct {
 // contract suite.
 type Store interface {
 	// Create stores a new room: its summary and first entry (seq 1), claimed
-	// for epoch. It fails with ErrExists when the id is taken.
-	Create(ctx context.Context, epoch int64, sum Summary, first Entry) error
+	// for epoch. It fails with ErrExists when the id is taken, and with
+	// ErrQuota when maxOpen > 0 and sum.Creator has maxOpen rooms that are
+	// not closed (checked and created atomically: concurrent creates of one
+	// creator, on any instance, cannot pass the bound together).
+	Create(ctx context.Context, epoch int64, sum Summary, first Entry, maxOpen int) error
 	// Load claims room id for epoch and returns its latest snapshot (nil for
 	// none) and the entries after it, in seq order. It fails with
 	// ErrNotFound, or ErrFenced when a higher epoch claimed the room.
@@ -126,4 +164,8 @@ type Store interface {
 	SaveSnapshot(ctx context.Context, id string, epoch int64, snap Snapshot) error
 	// List returns open rooms with a free seat, newest first.
 	List(ctx context.Context, q ListQuery) ([]Summary, error)
+	// Prune deletes (or archives) closed rooms q selects, with their logs
+	// and snapshots, and returns their ids. Concurrent calls prune
+	// disjoint rooms.
+	Prune(ctx context.Context, q PruneQuery) ([]string, error)
 }

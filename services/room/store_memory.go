@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 )
 
 // memStore is the in-memory Store of `noon dev` and tests: the same
@@ -12,8 +13,9 @@ import (
 // a snapshot covers are dropped, so a long dev session does not grow
 // without bound (the Postgres store keeps the whole log).
 type memStore struct {
-	mu    sync.Mutex // guards rooms and everything in them
-	rooms map[string]*memRoom
+	mu       sync.Mutex // guards rooms, archived and everything in them
+	rooms    map[string]*memRoom
+	archived map[string]*memRoom // retention mode archive
 }
 
 type memRoom struct {
@@ -22,6 +24,7 @@ type memRoom struct {
 	lastSeq int64
 	entries []Entry // after snap
 	snap    *Snapshot
+	updated time.Time // the last write
 }
 
 var _ Store = (*memStore)(nil)
@@ -39,13 +42,13 @@ func cloneEntry(e Entry) Entry {
 // claim checks epoch against r's and raises r's to it. Caller holds mu.
 func (r *memRoom) claim(epoch int64) error {
 	if epoch < r.epoch {
-		return fmt.Errorf("%w: room %s is at epoch %d, writer at %d", ErrFenced, r.sum.ID, r.epoch, epoch)
+		return &FencedError{Room: r.sum.ID, Epoch: r.epoch, Writer: epoch}
 	}
 	r.epoch = epoch
 	return nil
 }
 
-func (m *memStore) Create(ctx context.Context, epoch int64, sum Summary, first Entry) error {
+func (m *memStore) Create(ctx context.Context, epoch int64, sum Summary, first Entry, maxOpen int) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -57,7 +60,18 @@ func (m *memStore) Create(ctx context.Context, epoch int64, sum Summary, first E
 	if _, ok := m.rooms[sum.ID]; ok {
 		return fmt.Errorf("%w: %s", ErrExists, sum.ID)
 	}
-	m.rooms[sum.ID] = &memRoom{sum: sum, epoch: epoch, lastSeq: 1, entries: []Entry{cloneEntry(first)}}
+	if maxOpen > 0 && sum.Creator != "" {
+		n := 0
+		for _, r := range m.rooms {
+			if r.sum.Creator == sum.Creator && r.sum.Status != StatusClosed {
+				n++
+			}
+		}
+		if n >= maxOpen {
+			return fmt.Errorf("%w: %d", ErrQuota, n)
+		}
+	}
+	m.rooms[sum.ID] = &memRoom{sum: sum, epoch: epoch, lastSeq: 1, entries: []Entry{cloneEntry(first)}, updated: time.Now()}
 	return nil
 }
 
@@ -96,7 +110,7 @@ func (m *memStore) Append(ctx context.Context, epoch int64, sum Summary, entries
 		return fmt.Errorf("%w: %s", ErrNotFound, sum.ID)
 	}
 	if epoch < r.epoch {
-		return fmt.Errorf("%w: room %s is at epoch %d, writer at %d", ErrFenced, sum.ID, r.epoch, epoch)
+		return &FencedError{Room: sum.ID, Epoch: r.epoch, Writer: epoch}
 	}
 	for i, e := range entries {
 		if e.Seq != r.lastSeq+1+int64(i) {
@@ -108,9 +122,10 @@ func (m *memStore) Append(ctx context.Context, epoch int64, sum Summary, entries
 		r.entries = append(r.entries, cloneEntry(e))
 	}
 	r.lastSeq += int64(len(entries))
-	created := r.sum.Created
+	created, creator := r.sum.Created, r.sum.Creator
 	r.sum = sum
-	r.sum.Created = created
+	r.sum.Created, r.sum.Creator = created, creator
+	r.updated = time.Now()
 	if snap != nil {
 		r.setSnap(*snap)
 	}
@@ -174,6 +189,39 @@ func (m *memStore) List(ctx context.Context, q ListQuery) ([]Summary, error) {
 		out = out[:q.Limit]
 	}
 	return out, nil
+}
+
+func (m *memStore) Prune(ctx context.Context, q PruneQuery) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*memRoom
+	for _, r := range m.rooms {
+		if r.sum.Status == StatusClosed && r.updated.Before(q.Before) {
+			out = append(out, r)
+		}
+	}
+	slices.SortFunc(out, func(a, b *memRoom) int { return a.updated.Compare(b.updated) })
+	if len(out) > q.Limit {
+		out = out[:q.Limit]
+	}
+	ids := make([]string, len(out))
+	for i, r := range out {
+		ids[i] = r.sum.ID
+		if q.DryRun {
+			continue
+		}
+		delete(m.rooms, r.sum.ID)
+		if q.Archive {
+			if m.archived == nil {
+				m.archived = make(map[string]*memRoom)
+			}
+			m.archived[r.sum.ID] = r
+		}
+	}
+	return ids, nil
 }
 
 func compareStrings(a, b string) int {

@@ -23,7 +23,9 @@ type pgStore struct {
 }
 
 type pgQueries struct {
+	schema                                                                     string
 	create, appendEntries, claim, snapshot, entries, state, saveSnapshot, list string
+	lockCreator, countOpen, pruneSelect, pruneDelete, pruneArchive             string
 }
 
 var _ Store = (*pgStore)(nil)
@@ -41,8 +43,8 @@ func NewPostgresStore(pool *pgxpool.Pool, schema string) (Store, error) {
 	q := func(sql string) string { return strings.ReplaceAll(sql, "$S", s) }
 	return &pgStore{pool: pool, q: pgQueries{
 		create: q(`WITH r AS (
-	INSERT INTO $S.rooms (id, name, game, status, host, players, max_players, epoch, last_seq, created_at)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9)
+	INSERT INTO $S.rooms (id, name, game, status, host, players, max_players, epoch, last_seq, created_at, creator)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $14)
 	ON CONFLICT (id) DO NOTHING
 	RETURNING id)
 INSERT INTO $S.room_entries (room_id, seq, kind, player, body, at)
@@ -77,18 +79,49 @@ WHERE room_snapshots.seq <= EXCLUDED.seq`),
 WHERE status = 'open' AND players < max_players AND ($1 = '' OR game = $1)
 ORDER BY created_at DESC, id
 LIMIT $2`),
+		// One creator's creates are serialized by a transaction-scoped
+		// advisory lock (keyed by schema and creator), so the count and the
+		// insert are atomic across instances.
+		lockCreator: `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`,
+		countOpen:   q(`SELECT count(*) FROM $S.rooms WHERE creator = $1 AND status <> 'closed'`),
+		pruneSelect: q(`SELECT id FROM $S.rooms WHERE status = 'closed' AND updated_at < $1 ORDER BY updated_at LIMIT $2`),
+		// SKIP LOCKED: concurrent sweeps take disjoint rooms.
+		pruneDelete: q(`WITH victims AS (
+	SELECT id FROM $S.rooms WHERE status = 'closed' AND updated_at < $1
+	ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+DELETE FROM $S.rooms r USING victims v WHERE r.id = v.id RETURNING r.id`),
+		pruneArchive: q(`WITH victims AS (
+	SELECT id FROM $S.rooms WHERE status = 'closed' AND updated_at < $1
+	ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED
+), ra AS (
+	INSERT INTO $S.rooms_archive (id, name, game, status, host, players, max_players, epoch, last_seq, created_at, updated_at, creator)
+	SELECT r.id, r.name, r.game, r.status, r.host, r.players, r.max_players, r.epoch, r.last_seq, r.created_at, r.updated_at, r.creator
+	FROM $S.rooms r JOIN victims v ON r.id = v.id
+	ON CONFLICT (id) DO NOTHING
+), ea AS (
+	INSERT INTO $S.room_entries_archive (room_id, seq, kind, player, body, at)
+	SELECT e.room_id, e.seq, e.kind, e.player, e.body, e.at
+	FROM $S.room_entries e JOIN victims v ON e.room_id = v.id
+	ON CONFLICT (room_id, seq) DO NOTHING
+)
+DELETE FROM $S.rooms r USING victims v WHERE r.id = v.id RETURNING r.id`),
+		schema: schema,
 	}}, nil
 }
 
 func msTime(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
 
-func (p *pgStore) Create(ctx context.Context, epoch int64, sum Summary, first Entry) error {
+func (p *pgStore) Create(ctx context.Context, epoch int64, sum Summary, first Entry, maxOpen int) error {
 	if first.Seq != 1 {
 		return fmt.Errorf("%w: a room's first entry has seq 1, got %d", ErrSeqConflict, first.Seq)
 	}
-	tag, err := p.pool.Exec(ctx, p.q.create, sum.ID, sum.Name, sum.Game, sum.Status, sum.Host,
+	args := []any{sum.ID, sum.Name, sum.Game, sum.Status, sum.Host,
 		sum.Players, sum.MaxPlayers, epoch, sum.Created,
-		first.Kind, first.Player, nonNil(first.Body), msTime(first.At))
+		first.Kind, first.Player, nonNil(first.Body), msTime(first.At), sum.Creator}
+	if maxOpen > 0 && sum.Creator != "" {
+		return p.createLimited(ctx, sum, args, maxOpen)
+	}
+	tag, err := p.pool.Exec(ctx, p.q.create, args...)
 	if err != nil {
 		return fmt.Errorf("room: create %s: %w", sum.ID, err)
 	}
@@ -96,6 +129,56 @@ func (p *pgStore) Create(ctx context.Context, epoch int64, sum Summary, first En
 		return fmt.Errorf("%w: %s", ErrExists, sum.ID)
 	}
 	return nil
+}
+
+// createLimited is Create with the creator's open rooms counted first,
+// in one transaction under the creator's advisory lock.
+func (p *pgStore) createLimited(ctx context.Context, sum Summary, args []any, maxOpen int) error {
+	tx, err := p.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("room: create %s: %w", sum.ID, err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, p.q.lockCreator, "room-creator:"+p.q.schema+":"+sum.Creator); err != nil {
+		return fmt.Errorf("room: create %s: %w", sum.ID, err)
+	}
+	var n int
+	if err := tx.QueryRow(ctx, p.q.countOpen, sum.Creator).Scan(&n); err != nil {
+		return fmt.Errorf("room: create %s: %w", sum.ID, err)
+	}
+	if n >= maxOpen {
+		return fmt.Errorf("%w: %d", ErrQuota, n)
+	}
+	tag, err := tx.Exec(ctx, p.q.create, args...)
+	if err != nil {
+		return fmt.Errorf("room: create %s: %w", sum.ID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("%w: %s", ErrExists, sum.ID)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("room: create %s: %w", sum.ID, err)
+	}
+	return nil
+}
+
+func (p *pgStore) Prune(ctx context.Context, q PruneQuery) ([]string, error) {
+	sql := p.q.pruneDelete
+	switch {
+	case q.DryRun:
+		sql = p.q.pruneSelect
+	case q.Archive:
+		sql = p.q.pruneArchive
+	}
+	rows, err := p.pool.Query(ctx, sql, q.Before, q.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("room: prune: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("room: prune: %w", err)
+	}
+	return ids, nil
 }
 
 // nonNil turns a nil body into an empty one: bodies are NOT NULL.
@@ -151,7 +234,7 @@ func (p *pgStore) why(ctx context.Context, id string, epoch, wantLast int64, op 
 	case err != nil:
 		return fmt.Errorf("room: %s %s: %w", op, id, err)
 	case cur > epoch:
-		return fmt.Errorf("%w: room %s is at epoch %d, writer at %d", ErrFenced, id, cur, epoch)
+		return &FencedError{Room: id, Epoch: cur, Writer: epoch}
 	}
 	return fmt.Errorf("%w: room %s is at seq %d, the write expected %d", ErrSeqConflict, id, last, wantLast)
 }
@@ -231,7 +314,7 @@ func (p *pgStore) SaveSnapshot(ctx context.Context, id string, epoch int64, snap
 	case err != nil:
 		return fmt.Errorf("room: snapshot %s: %w", id, err)
 	case cur > epoch:
-		return fmt.Errorf("%w: room %s is at epoch %d, writer at %d", ErrFenced, id, cur, epoch)
+		return &FencedError{Room: id, Epoch: cur, Writer: epoch}
 	case last < snap.Seq:
 		return fmt.Errorf("%w: snapshot at seq %d past the log's end %d", ErrSeqConflict, snap.Seq, last)
 	}

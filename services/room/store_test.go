@@ -111,7 +111,7 @@ func storeContract(t *testing.T, newStore func(*testing.T) Store) {
 	t.Run("CreateLoad", func(t *testing.T) {
 		s, r := newStore(t), id(t)
 		first := ent(1, KindCreate)
-		if err := s.Create(ctx, 1, sum(r), first); err != nil {
+		if err := s.Create(ctx, 1, sum(r), first, 0); err != nil {
 			t.Fatal(err)
 		}
 		snap, got, err := s.Load(ctx, r, 1)
@@ -119,10 +119,10 @@ func storeContract(t *testing.T, newStore func(*testing.T) Store) {
 			t.Fatalf("Load = %v, %v", snap, err)
 		}
 		sameEntries(t, got, []Entry{first})
-		if err := s.Create(ctx, 1, sum(r), first); !errors.Is(err, ErrExists) {
+		if err := s.Create(ctx, 1, sum(r), first, 0); !errors.Is(err, ErrExists) {
 			t.Fatalf("second Create = %v, want ErrExists", err)
 		}
-		if err := s.Create(ctx, 1, sum(r+"x"), ent(2, KindCreate)); !errors.Is(err, ErrSeqConflict) {
+		if err := s.Create(ctx, 1, sum(r+"x"), ent(2, KindCreate), 0); !errors.Is(err, ErrSeqConflict) {
 			t.Fatalf("Create at seq 2 = %v, want ErrSeqConflict", err)
 		}
 		if _, _, err := s.Load(ctx, r+"nope", 1); !errors.Is(err, ErrNotFound) {
@@ -138,7 +138,7 @@ func storeContract(t *testing.T, newStore func(*testing.T) Store) {
 
 	t.Run("AppendInOrder", func(t *testing.T) {
 		s, r := newStore(t), id(t)
-		if err := s.Create(ctx, 1, sum(r), ent(1, KindCreate)); err != nil {
+		if err := s.Create(ctx, 1, sum(r), ent(1, KindCreate), 0); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.Append(ctx, 1, sum(r), ents(2, 2), nil); err != nil {
@@ -161,7 +161,7 @@ func storeContract(t *testing.T, newStore func(*testing.T) Store) {
 
 	t.Run("Snapshots", func(t *testing.T) {
 		s, r := newStore(t), id(t)
-		if err := s.Create(ctx, 1, sum(r), ent(1, KindCreate)); err != nil {
+		if err := s.Create(ctx, 1, sum(r), ent(1, KindCreate), 0); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.Append(ctx, 1, sum(r), ents(2, 5), &Snapshot{Seq: 5, State: []byte("at5")}); err != nil {
@@ -193,7 +193,7 @@ func storeContract(t *testing.T, newStore func(*testing.T) Store) {
 
 	t.Run("Fencing", func(t *testing.T) {
 		s, r := newStore(t), id(t)
-		if err := s.Create(ctx, 1, sum(r), ent(1, KindCreate)); err != nil {
+		if err := s.Create(ctx, 1, sum(r), ent(1, KindCreate), 0); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.Append(ctx, 1, sum(r), ents(2, 2), nil); err != nil {
@@ -234,7 +234,7 @@ func storeContract(t *testing.T, newStore func(*testing.T) Store) {
 	// lands, so the new owner's log view is complete.
 	t.Run("RacingOwners", func(t *testing.T) {
 		s, r := newStore(t), id(t)
-		if err := s.Create(ctx, 1, sum(r), ent(1, KindCreate)); err != nil {
+		if err := s.Create(ctx, 1, sum(r), ent(1, KindCreate), 0); err != nil {
 			t.Fatal(err)
 		}
 		var loaded atomic.Bool
@@ -288,7 +288,7 @@ func storeContract(t *testing.T, newStore func(*testing.T) Store) {
 		mk := func(name string, age time.Duration, players, max int, status string) string {
 			r := id(t) + name
 			sm := Summary{ID: r, Name: name, Game: game, Status: StatusOpen, Players: 1, MaxPlayers: max, Created: tBase.Add(-age)}
-			if err := s.Create(ctx, 1, sm, ent(1, KindCreate)); err != nil {
+			if err := s.Create(ctx, 1, sm, ent(1, KindCreate), 0); err != nil {
 				t.Fatal(err)
 			}
 			sm.Players, sm.Status = players, status

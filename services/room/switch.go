@@ -33,7 +33,8 @@ type op struct {
 	kind      string // an entry kind, or opGet
 	player    string
 	body      []byte
-	wantState bool          // reply with the room's state
+	wantState bool          // reply with the room's state (as player sees it)
+	since     *int64        // opGet: the events after this seq too
 	res       chan opResult // cap 1, so the controller never blocks; nil for ticks
 }
 

@@ -57,6 +57,8 @@ func newUnit(t testing.TB, store Store, mod func(*Options)) (*Service, *pubRecor
 	o.LeaseTTL = testLeaseTTL
 	o.RedisPrefix = "noontest:room:" + testenv.UniqueID(t) + ":"
 	cleanRedis(t, rdb, o.RedisPrefix)
+	o.MemberRate = MemberRateOptions{} // as in cluster.options
+	o.MaxRoomsPerUser, o.MaxCreatesPerUser = 0, 0
 	if mod != nil {
 		mod(&o)
 	}

@@ -69,7 +69,7 @@ func (s *tallyState) Encode() ([]byte, error) {
 }
 
 // testGames offers race31 (first, the default, with a short turn timeout
-// when given), tally and counter.
+// when given), tally, counter and secret (hidden information).
 func testGames(turn time.Duration) *game.Registry {
 	opts := race31.NewOptions()
 	if turn > 0 {
@@ -79,7 +79,7 @@ func testGames(turn time.Duration) *game.Registry {
 	if err != nil {
 		panic(err)
 	}
-	r, err := game.NewRegistry(g, tally{}, counter{})
+	r, err := game.NewRegistry(g, tally{}, counter{}, secret{})
 	if err != nil {
 		panic(fmt.Sprint(err))
 	}
@@ -134,3 +134,75 @@ func (s *counterState) Tick(time.Time) []game.Output          { return nil }
 func (s *counterState) Result() (string, bool)                { return "", false }
 func (s *counterState) Clone() game.State                     { c := *s; return &c }
 func (s *counterState) Encode() ([]byte, error)               { return json.Marshal(s) }
+
+// secret is a test game with hidden information (a game.Viewer): each
+// player is dealt a secret number from the seed; "peek" tells the player
+// their own (privately: Output.To), "poke" is public. Nobody may see
+// another's secret: a member's view hides the others'.
+type secret struct{}
+
+const secretName = "secret"
+
+func (secret) Name() string    { return secretName }
+func (secret) MinPlayers() int { return 1 }
+func (secret) MaxPlayers() int { return 8 }
+
+func (secret) Start(players []string, seed uint64, now time.Time) (game.State, []game.Output, error) {
+	st := &secretState{Players: append([]string(nil), players...), Secrets: map[string]string{}}
+	for i, p := range players {
+		st.Secrets[p] = fmt.Sprintf("s%d", (seed>>(uint(i)%8*8))%1000+uint64(i)*1000)
+	}
+	return st, nil, nil
+}
+
+func (secret) Decode(b []byte) (game.State, error) {
+	st := &secretState{}
+	return st, json.Unmarshal(b, st)
+}
+
+// View shows player their own secret and "?" for the others'.
+func (secret) View(st game.State, player string) ([]byte, error) {
+	s := st.(*secretState)
+	v := &secretState{Players: s.Players, Pokes: s.Pokes, Secrets: map[string]string{}}
+	for _, p := range s.Players {
+		v.Secrets[p] = "?"
+	}
+	if sec, ok := s.Secrets[player]; ok {
+		v.Secrets[player] = sec
+	}
+	return json.Marshal(v)
+}
+
+var _ game.Viewer = secret{}
+
+type secretState struct {
+	Players []string          `json:"players"`
+	Secrets map[string]string `json:"secrets"`
+	Pokes   int               `json:"pokes"`
+}
+
+func (s *secretState) Act(player string, action []byte, now time.Time) ([]game.Output, error) {
+	switch string(action) {
+	case "peek":
+		return []game.Output{{Type: "peek", Player: player, Body: []byte(s.Secrets[player]), To: player}}, nil
+	case "poke":
+		s.Pokes++
+		return []game.Output{{Type: "poke", Player: player, Body: []byte("poked")}}, nil
+	}
+	return nil, game.Illegal("peek or poke")
+}
+
+func (s *secretState) Leave(string, time.Time) []game.Output { return nil }
+func (s *secretState) Deadline() time.Time                   { return time.Time{} }
+func (s *secretState) Tick(time.Time) []game.Output          { return nil }
+func (s *secretState) Result() (string, bool)                { return "", false }
+func (s *secretState) Clone() game.State {
+	c := *s
+	c.Players = append([]string(nil), s.Players...)
+	c.Secrets = make(map[string]string, len(s.Secrets))
+	for k, v := range s.Secrets {
+		c.Secrets[k] = v
+	}
+	return &c
+}
+func (s *secretState) Encode() ([]byte, error) { return json.Marshal(s) }

@@ -19,5 +19,12 @@ var _ = context.Background
 var _ = time.Now
 var _ = bytes.Equal
 
+const MAX_SESSION_STATE_BYTES = 16384
+const MAX_SESSION_STATE_BINDINGS = 32
+const MAX_SESSION_STATE_TOPICS = 64
+const SAVE_STATE_SAVED = "saved"
+const SAVE_STATE_GONE = "gone"
+const SAVE_STATE_STALE = "stale"
+
 func init() {
 }

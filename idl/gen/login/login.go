@@ -789,8 +789,10 @@ func (p *LoginReply) String() string {
 
 // Attributes:
 //   - SessionToken
+//   - ResumeHolder
 type ValidateRequest struct {
-	SessionToken string `thrift:"session_token,1" db:"session_token" json:"session_token"`
+	SessionToken string  `thrift:"session_token,1" db:"session_token" json:"session_token"`
+	ResumeHolder *string `thrift:"resume_holder,2" db:"resume_holder" json:"resume_holder,omitempty"`
 }
 
 func NewValidateRequest() *ValidateRequest {
@@ -800,6 +802,19 @@ func NewValidateRequest() *ValidateRequest {
 func (p *ValidateRequest) GetSessionToken() string {
 	return p.SessionToken
 }
+
+var ValidateRequest_ResumeHolder_DEFAULT string
+
+func (p *ValidateRequest) GetResumeHolder() string {
+	if !p.IsSetResumeHolder() {
+		return ValidateRequest_ResumeHolder_DEFAULT
+	}
+	return *p.ResumeHolder
+}
+func (p *ValidateRequest) IsSetResumeHolder() bool {
+	return p.ResumeHolder != nil
+}
+
 func (p *ValidateRequest) Read(ctx context.Context, iprot thrift.TProtocol) error {
 	if _, err := iprot.ReadStructBegin(ctx); err != nil {
 		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
@@ -817,6 +832,16 @@ func (p *ValidateRequest) Read(ctx context.Context, iprot thrift.TProtocol) erro
 		case 1:
 			if fieldTypeId == thrift.STRING {
 				if err := p.ReadField1(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 2:
+			if fieldTypeId == thrift.STRING {
+				if err := p.ReadField2(ctx, iprot); err != nil {
 					return err
 				}
 			} else {
@@ -848,12 +873,24 @@ func (p *ValidateRequest) ReadField1(ctx context.Context, iprot thrift.TProtocol
 	return nil
 }
 
+func (p *ValidateRequest) ReadField2(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadString(ctx); err != nil {
+		return thrift.PrependError("error reading field 2: ", err)
+	} else {
+		p.ResumeHolder = &v
+	}
+	return nil
+}
+
 func (p *ValidateRequest) Write(ctx context.Context, oprot thrift.TProtocol) error {
 	if err := oprot.WriteStructBegin(ctx, "ValidateRequest"); err != nil {
 		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
 	}
 	if p != nil {
 		if err := p.writeField1(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField2(ctx, oprot); err != nil {
 			return err
 		}
 	}
@@ -879,6 +916,21 @@ func (p *ValidateRequest) writeField1(ctx context.Context, oprot thrift.TProtoco
 	return err
 }
 
+func (p *ValidateRequest) writeField2(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetResumeHolder() {
+		if err := oprot.WriteFieldBegin(ctx, "resume_holder", thrift.STRING, 2); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 2:resume_holder: ", p), err)
+		}
+		if err := oprot.WriteString(ctx, string(*p.ResumeHolder)); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T.resume_holder (2) field write error: ", p), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 2:resume_holder: ", p), err)
+		}
+	}
+	return err
+}
+
 func (p *ValidateRequest) Equals(other *ValidateRequest) bool {
 	if p == other {
 		return true
@@ -887,6 +939,14 @@ func (p *ValidateRequest) Equals(other *ValidateRequest) bool {
 	}
 	if p.SessionToken != other.SessionToken {
 		return false
+	}
+	if p.ResumeHolder != other.ResumeHolder {
+		if p.ResumeHolder == nil || other.ResumeHolder == nil {
+			return false
+		}
+		if (*p.ResumeHolder) != (*other.ResumeHolder) {
+			return false
+		}
 	}
 	return true
 }
@@ -903,11 +963,13 @@ func (p *ValidateRequest) String() string {
 //   - UserID
 //   - Nickname
 //   - ExpiresUnix
+//   - State
 type ValidateReply struct {
 	Valid       bool   `thrift:"valid,1" db:"valid" json:"valid"`
 	UserID      string `thrift:"user_id,2" db:"user_id" json:"user_id"`
 	Nickname    string `thrift:"nickname,3" db:"nickname" json:"nickname"`
 	ExpiresUnix *int64 `thrift:"expires_unix,4" db:"expires_unix" json:"expires_unix,omitempty"`
+	State       []byte `thrift:"state,5" db:"state" json:"state,omitempty"`
 }
 
 func NewValidateReply() *ValidateReply {
@@ -934,8 +996,18 @@ func (p *ValidateReply) GetExpiresUnix() int64 {
 	}
 	return *p.ExpiresUnix
 }
+
+var ValidateReply_State_DEFAULT []byte
+
+func (p *ValidateReply) GetState() []byte {
+	return p.State
+}
 func (p *ValidateReply) IsSetExpiresUnix() bool {
 	return p.ExpiresUnix != nil
+}
+
+func (p *ValidateReply) IsSetState() bool {
+	return p.State != nil
 }
 
 func (p *ValidateReply) Read(ctx context.Context, iprot thrift.TProtocol) error {
@@ -985,6 +1057,16 @@ func (p *ValidateReply) Read(ctx context.Context, iprot thrift.TProtocol) error 
 		case 4:
 			if fieldTypeId == thrift.I64 {
 				if err := p.ReadField4(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 5:
+			if fieldTypeId == thrift.STRING {
+				if err := p.ReadField5(ctx, iprot); err != nil {
 					return err
 				}
 			} else {
@@ -1043,6 +1125,15 @@ func (p *ValidateReply) ReadField4(ctx context.Context, iprot thrift.TProtocol) 
 	return nil
 }
 
+func (p *ValidateReply) ReadField5(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadBinary(ctx); err != nil {
+		return thrift.PrependError("error reading field 5: ", err)
+	} else {
+		p.State = v
+	}
+	return nil
+}
+
 func (p *ValidateReply) Write(ctx context.Context, oprot thrift.TProtocol) error {
 	if err := oprot.WriteStructBegin(ctx, "ValidateReply"); err != nil {
 		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
@@ -1058,6 +1149,9 @@ func (p *ValidateReply) Write(ctx context.Context, oprot thrift.TProtocol) error
 			return err
 		}
 		if err := p.writeField4(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField5(ctx, oprot); err != nil {
 			return err
 		}
 	}
@@ -1124,6 +1218,21 @@ func (p *ValidateReply) writeField4(ctx context.Context, oprot thrift.TProtocol)
 	return err
 }
 
+func (p *ValidateReply) writeField5(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetState() {
+		if err := oprot.WriteFieldBegin(ctx, "state", thrift.STRING, 5); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 5:state: ", p), err)
+		}
+		if err := oprot.WriteBinary(ctx, p.State); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T.state (5) field write error: ", p), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 5:state: ", p), err)
+		}
+	}
+	return err
+}
+
 func (p *ValidateReply) Equals(other *ValidateReply) bool {
 	if p == other {
 		return true
@@ -1147,6 +1256,9 @@ func (p *ValidateReply) Equals(other *ValidateReply) bool {
 			return false
 		}
 	}
+	if bytes.Compare(p.State, other.State) != 0 {
+		return false
+	}
 	return true
 }
 
@@ -1155,6 +1267,666 @@ func (p *ValidateReply) String() string {
 		return "<nil>"
 	}
 	return fmt.Sprintf("ValidateReply(%+v)", *p)
+}
+
+// Attributes:
+//   - UserID
+//   - Bindings
+//   - Topics
+type SessionState struct {
+	UserID   string            `thrift:"user_id,1" db:"user_id" json:"user_id"`
+	Bindings map[string]string `thrift:"bindings,2" db:"bindings" json:"bindings"`
+	Topics   []string          `thrift:"topics,3" db:"topics" json:"topics"`
+}
+
+func NewSessionState() *SessionState {
+	return &SessionState{}
+}
+
+func (p *SessionState) GetUserID() string {
+	return p.UserID
+}
+
+func (p *SessionState) GetBindings() map[string]string {
+	return p.Bindings
+}
+
+func (p *SessionState) GetTopics() []string {
+	return p.Topics
+}
+func (p *SessionState) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 1:
+			if fieldTypeId == thrift.STRING {
+				if err := p.ReadField1(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 2:
+			if fieldTypeId == thrift.MAP {
+				if err := p.ReadField2(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 3:
+			if fieldTypeId == thrift.LIST {
+				if err := p.ReadField3(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *SessionState) ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadString(ctx); err != nil {
+		return thrift.PrependError("error reading field 1: ", err)
+	} else {
+		p.UserID = v
+	}
+	return nil
+}
+
+func (p *SessionState) ReadField2(ctx context.Context, iprot thrift.TProtocol) error {
+	_, _, size, err := iprot.ReadMapBegin(ctx)
+	if err != nil {
+		return thrift.PrependError("error reading map begin: ", err)
+	}
+	tMap := make(map[string]string, size)
+	p.Bindings = tMap
+	for i := 0; i < size; i++ {
+		var _key0 string
+		if v, err := iprot.ReadString(ctx); err != nil {
+			return thrift.PrependError("error reading field 0: ", err)
+		} else {
+			_key0 = v
+		}
+		var _val1 string
+		if v, err := iprot.ReadString(ctx); err != nil {
+			return thrift.PrependError("error reading field 0: ", err)
+		} else {
+			_val1 = v
+		}
+		p.Bindings[_key0] = _val1
+	}
+	if err := iprot.ReadMapEnd(ctx); err != nil {
+		return thrift.PrependError("error reading map end: ", err)
+	}
+	return nil
+}
+
+func (p *SessionState) ReadField3(ctx context.Context, iprot thrift.TProtocol) error {
+	_, size, err := iprot.ReadListBegin(ctx)
+	if err != nil {
+		return thrift.PrependError("error reading list begin: ", err)
+	}
+	tSlice := make([]string, 0, size)
+	p.Topics = tSlice
+	for i := 0; i < size; i++ {
+		var _elem2 string
+		if v, err := iprot.ReadString(ctx); err != nil {
+			return thrift.PrependError("error reading field 0: ", err)
+		} else {
+			_elem2 = v
+		}
+		p.Topics = append(p.Topics, _elem2)
+	}
+	if err := iprot.ReadListEnd(ctx); err != nil {
+		return thrift.PrependError("error reading list end: ", err)
+	}
+	return nil
+}
+
+func (p *SessionState) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "SessionState"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField1(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField2(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField3(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *SessionState) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "user_id", thrift.STRING, 1); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:user_id: ", p), err)
+	}
+	if err := oprot.WriteString(ctx, string(p.UserID)); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T.user_id (1) field write error: ", p), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 1:user_id: ", p), err)
+	}
+	return err
+}
+
+func (p *SessionState) writeField2(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "bindings", thrift.MAP, 2); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 2:bindings: ", p), err)
+	}
+	if err := oprot.WriteMapBegin(ctx, thrift.STRING, thrift.STRING, len(p.Bindings)); err != nil {
+		return thrift.PrependError("error writing map begin: ", err)
+	}
+	for k, v := range p.Bindings {
+		if err := oprot.WriteString(ctx, string(k)); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T. (0) field write error: ", p), err)
+		}
+		if err := oprot.WriteString(ctx, string(v)); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T. (0) field write error: ", p), err)
+		}
+	}
+	if err := oprot.WriteMapEnd(ctx); err != nil {
+		return thrift.PrependError("error writing map end: ", err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 2:bindings: ", p), err)
+	}
+	return err
+}
+
+func (p *SessionState) writeField3(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "topics", thrift.LIST, 3); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 3:topics: ", p), err)
+	}
+	if err := oprot.WriteListBegin(ctx, thrift.STRING, len(p.Topics)); err != nil {
+		return thrift.PrependError("error writing list begin: ", err)
+	}
+	for _, v := range p.Topics {
+		if err := oprot.WriteString(ctx, string(v)); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T. (0) field write error: ", p), err)
+		}
+	}
+	if err := oprot.WriteListEnd(ctx); err != nil {
+		return thrift.PrependError("error writing list end: ", err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 3:topics: ", p), err)
+	}
+	return err
+}
+
+func (p *SessionState) Equals(other *SessionState) bool {
+	if p == other {
+		return true
+	} else if p == nil || other == nil {
+		return false
+	}
+	if p.UserID != other.UserID {
+		return false
+	}
+	if len(p.Bindings) != len(other.Bindings) {
+		return false
+	}
+	for k, _tgt := range p.Bindings {
+		_src3 := other.Bindings[k]
+		if _tgt != _src3 {
+			return false
+		}
+	}
+	if len(p.Topics) != len(other.Topics) {
+		return false
+	}
+	for i, _tgt := range p.Topics {
+		_src4 := other.Topics[i]
+		if _tgt != _src4 {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *SessionState) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SessionState(%+v)", *p)
+}
+
+// Attributes:
+//   - SessionID
+//   - UserID
+//   - Holder
+//   - Seq
+//   - State
+type SaveSessionStateRequest struct {
+	SessionID string `thrift:"session_id,1" db:"session_id" json:"session_id"`
+	UserID    string `thrift:"user_id,2" db:"user_id" json:"user_id"`
+	Holder    string `thrift:"holder,3" db:"holder" json:"holder"`
+	Seq       int64  `thrift:"seq,4" db:"seq" json:"seq"`
+	State     []byte `thrift:"state,5" db:"state" json:"state"`
+}
+
+func NewSaveSessionStateRequest() *SaveSessionStateRequest {
+	return &SaveSessionStateRequest{}
+}
+
+func (p *SaveSessionStateRequest) GetSessionID() string {
+	return p.SessionID
+}
+
+func (p *SaveSessionStateRequest) GetUserID() string {
+	return p.UserID
+}
+
+func (p *SaveSessionStateRequest) GetHolder() string {
+	return p.Holder
+}
+
+func (p *SaveSessionStateRequest) GetSeq() int64 {
+	return p.Seq
+}
+
+func (p *SaveSessionStateRequest) GetState() []byte {
+	return p.State
+}
+func (p *SaveSessionStateRequest) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 1:
+			if fieldTypeId == thrift.STRING {
+				if err := p.ReadField1(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 2:
+			if fieldTypeId == thrift.STRING {
+				if err := p.ReadField2(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 3:
+			if fieldTypeId == thrift.STRING {
+				if err := p.ReadField3(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 4:
+			if fieldTypeId == thrift.I64 {
+				if err := p.ReadField4(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 5:
+			if fieldTypeId == thrift.STRING {
+				if err := p.ReadField5(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *SaveSessionStateRequest) ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadString(ctx); err != nil {
+		return thrift.PrependError("error reading field 1: ", err)
+	} else {
+		p.SessionID = v
+	}
+	return nil
+}
+
+func (p *SaveSessionStateRequest) ReadField2(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadString(ctx); err != nil {
+		return thrift.PrependError("error reading field 2: ", err)
+	} else {
+		p.UserID = v
+	}
+	return nil
+}
+
+func (p *SaveSessionStateRequest) ReadField3(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadString(ctx); err != nil {
+		return thrift.PrependError("error reading field 3: ", err)
+	} else {
+		p.Holder = v
+	}
+	return nil
+}
+
+func (p *SaveSessionStateRequest) ReadField4(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadI64(ctx); err != nil {
+		return thrift.PrependError("error reading field 4: ", err)
+	} else {
+		p.Seq = v
+	}
+	return nil
+}
+
+func (p *SaveSessionStateRequest) ReadField5(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadBinary(ctx); err != nil {
+		return thrift.PrependError("error reading field 5: ", err)
+	} else {
+		p.State = v
+	}
+	return nil
+}
+
+func (p *SaveSessionStateRequest) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "SaveSessionStateRequest"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField1(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField2(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField3(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField4(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField5(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *SaveSessionStateRequest) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "session_id", thrift.STRING, 1); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:session_id: ", p), err)
+	}
+	if err := oprot.WriteString(ctx, string(p.SessionID)); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T.session_id (1) field write error: ", p), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 1:session_id: ", p), err)
+	}
+	return err
+}
+
+func (p *SaveSessionStateRequest) writeField2(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "user_id", thrift.STRING, 2); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 2:user_id: ", p), err)
+	}
+	if err := oprot.WriteString(ctx, string(p.UserID)); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T.user_id (2) field write error: ", p), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 2:user_id: ", p), err)
+	}
+	return err
+}
+
+func (p *SaveSessionStateRequest) writeField3(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "holder", thrift.STRING, 3); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 3:holder: ", p), err)
+	}
+	if err := oprot.WriteString(ctx, string(p.Holder)); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T.holder (3) field write error: ", p), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 3:holder: ", p), err)
+	}
+	return err
+}
+
+func (p *SaveSessionStateRequest) writeField4(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "seq", thrift.I64, 4); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 4:seq: ", p), err)
+	}
+	if err := oprot.WriteI64(ctx, int64(p.Seq)); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T.seq (4) field write error: ", p), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 4:seq: ", p), err)
+	}
+	return err
+}
+
+func (p *SaveSessionStateRequest) writeField5(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "state", thrift.STRING, 5); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 5:state: ", p), err)
+	}
+	if err := oprot.WriteBinary(ctx, p.State); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T.state (5) field write error: ", p), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 5:state: ", p), err)
+	}
+	return err
+}
+
+func (p *SaveSessionStateRequest) Equals(other *SaveSessionStateRequest) bool {
+	if p == other {
+		return true
+	} else if p == nil || other == nil {
+		return false
+	}
+	if p.SessionID != other.SessionID {
+		return false
+	}
+	if p.UserID != other.UserID {
+		return false
+	}
+	if p.Holder != other.Holder {
+		return false
+	}
+	if p.Seq != other.Seq {
+		return false
+	}
+	if bytes.Compare(p.State, other.State) != 0 {
+		return false
+	}
+	return true
+}
+
+func (p *SaveSessionStateRequest) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SaveSessionStateRequest(%+v)", *p)
+}
+
+// Attributes:
+//   - Result_
+type SaveSessionStateReply struct {
+	Result_ string `thrift:"result,1" db:"result" json:"result"`
+}
+
+func NewSaveSessionStateReply() *SaveSessionStateReply {
+	return &SaveSessionStateReply{}
+}
+
+func (p *SaveSessionStateReply) GetResult_() string {
+	return p.Result_
+}
+func (p *SaveSessionStateReply) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 1:
+			if fieldTypeId == thrift.STRING {
+				if err := p.ReadField1(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *SaveSessionStateReply) ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadString(ctx); err != nil {
+		return thrift.PrependError("error reading field 1: ", err)
+	} else {
+		p.Result_ = v
+	}
+	return nil
+}
+
+func (p *SaveSessionStateReply) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "SaveSessionStateReply"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField1(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *SaveSessionStateReply) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "result", thrift.STRING, 1); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:result: ", p), err)
+	}
+	if err := oprot.WriteString(ctx, string(p.Result_)); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T.result (1) field write error: ", p), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 1:result: ", p), err)
+	}
+	return err
+}
+
+func (p *SaveSessionStateReply) Equals(other *SaveSessionStateReply) bool {
+	if p == other {
+		return true
+	} else if p == nil || other == nil {
+		return false
+	}
+	if p.Result_ != other.Result_ {
+		return false
+	}
+	return true
+}
+
+func (p *SaveSessionStateReply) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SaveSessionStateReply(%+v)", *p)
 }
 
 // Attributes:
@@ -1624,13 +2396,13 @@ func (p *Revoked) ReadField2(ctx context.Context, iprot thrift.TProtocol) error 
 	tSlice := make([]string, 0, size)
 	p.Sessions = tSlice
 	for i := 0; i < size; i++ {
-		var _elem0 string
+		var _elem5 string
 		if v, err := iprot.ReadString(ctx); err != nil {
 			return thrift.PrependError("error reading field 0: ", err)
 		} else {
-			_elem0 = v
+			_elem5 = v
 		}
-		p.Sessions = append(p.Sessions, _elem0)
+		p.Sessions = append(p.Sessions, _elem5)
 	}
 	if err := iprot.ReadListEnd(ctx); err != nil {
 		return thrift.PrependError("error reading list end: ", err)
@@ -1731,8 +2503,8 @@ func (p *Revoked) Equals(other *Revoked) bool {
 		return false
 	}
 	for i, _tgt := range p.Sessions {
-		_src1 := other.Sessions[i]
-		if _tgt != _src1 {
+		_src6 := other.Sessions[i]
+		if _tgt != _src6 {
 			return false
 		}
 	}

@@ -337,7 +337,14 @@ type Envelope struct {
 	// load, on a reply or PONG, is the sender's load in [0,1].
 	Load float64 `protobuf:"fixed64,11,opt,name=load,proto3" json:"load,omitempty"`
 	// sender is the instance id of the sender.
-	Sender        string `protobuf:"bytes,12,opt,name=sender,proto3" json:"sender,omitempty"`
+	Sender string `protobuf:"bytes,12,opt,name=sender,proto3" json:"sender,omitempty"`
+	// addressed, on a request, is the value of the stateful key the router
+	// routed it by (the session's room = r42), "" for none. On a reply, it
+	// is the key the handler served (services.Session.Serves: a room.Get
+	// naming another room), by default the request's: a router caches the
+	// reply's sender (or a moved reply's owner) as the owner of the key it
+	// routed by only when the reply's addressed is that key.
+	Addressed     string `protobuf:"bytes,13,opt,name=addressed,proto3" json:"addressed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -452,6 +459,13 @@ func (x *Envelope) GetLoad() float64 {
 func (x *Envelope) GetSender() string {
 	if x != nil {
 		return x.Sender
+	}
+	return ""
+}
+
+func (x *Envelope) GetAddressed() string {
+	if x != nil {
+		return x.Addressed
 	}
 	return ""
 }
@@ -1378,7 +1392,7 @@ var File_platform_proto protoreflect.FileDescriptor
 
 const file_platform_proto_rawDesc = "" +
 	"\n" +
-	"\x0eplatform.proto\x12\x10noon.platform.v1\"\xd7\x03\n" +
+	"\x0eplatform.proto\x12\x10noon.platform.v1\"\xf5\x03\n" +
 	"\bEnvelope\x12*\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x16.noon.platform.v1.KindR\x04kind\x12\x1d\n" +
 	"\n" +
@@ -1394,7 +1408,8 @@ const file_platform_proto_rawDesc = "" +
 	"\rsubscriptions\x18\n" +
 	" \x03(\v2\x1e.noon.platform.v1.SubscriptionR\rsubscriptions\x12\x12\n" +
 	"\x04load\x18\v \x01(\x01R\x04load\x12\x16\n" +
-	"\x06sender\x18\f \x01(\tR\x06sender\"\xed\x01\n" +
+	"\x06sender\x18\f \x01(\tR\x06sender\x12\x1c\n" +
+	"\taddressed\x18\r \x01(\tR\taddressed\"\xed\x01\n" +
 	"\aSession\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12C\n" +

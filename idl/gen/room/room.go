@@ -1690,8 +1690,10 @@ func (p *ListReply) String() string {
 
 // Attributes:
 //   - RoomID
+//   - SinceSeq
 type GetRequest struct {
-	RoomID *string `thrift:"room_id,1" db:"room_id" json:"room_id,omitempty"`
+	RoomID   *string `thrift:"room_id,1" db:"room_id" json:"room_id,omitempty"`
+	SinceSeq *int64  `thrift:"since_seq,2" db:"since_seq" json:"since_seq,omitempty"`
 }
 
 func NewGetRequest() *GetRequest {
@@ -1706,8 +1708,21 @@ func (p *GetRequest) GetRoomID() string {
 	}
 	return *p.RoomID
 }
+
+var GetRequest_SinceSeq_DEFAULT int64
+
+func (p *GetRequest) GetSinceSeq() int64 {
+	if !p.IsSetSinceSeq() {
+		return GetRequest_SinceSeq_DEFAULT
+	}
+	return *p.SinceSeq
+}
 func (p *GetRequest) IsSetRoomID() bool {
 	return p.RoomID != nil
+}
+
+func (p *GetRequest) IsSetSinceSeq() bool {
+	return p.SinceSeq != nil
 }
 
 func (p *GetRequest) Read(ctx context.Context, iprot thrift.TProtocol) error {
@@ -1727,6 +1742,16 @@ func (p *GetRequest) Read(ctx context.Context, iprot thrift.TProtocol) error {
 		case 1:
 			if fieldTypeId == thrift.STRING {
 				if err := p.ReadField1(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 2:
+			if fieldTypeId == thrift.I64 {
+				if err := p.ReadField2(ctx, iprot); err != nil {
 					return err
 				}
 			} else {
@@ -1758,12 +1783,24 @@ func (p *GetRequest) ReadField1(ctx context.Context, iprot thrift.TProtocol) err
 	return nil
 }
 
+func (p *GetRequest) ReadField2(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadI64(ctx); err != nil {
+		return thrift.PrependError("error reading field 2: ", err)
+	} else {
+		p.SinceSeq = &v
+	}
+	return nil
+}
+
 func (p *GetRequest) Write(ctx context.Context, oprot thrift.TProtocol) error {
 	if err := oprot.WriteStructBegin(ctx, "GetRequest"); err != nil {
 		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
 	}
 	if p != nil {
 		if err := p.writeField1(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField2(ctx, oprot); err != nil {
 			return err
 		}
 	}
@@ -1791,6 +1828,21 @@ func (p *GetRequest) writeField1(ctx context.Context, oprot thrift.TProtocol) (e
 	return err
 }
 
+func (p *GetRequest) writeField2(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if p.IsSetSinceSeq() {
+		if err := oprot.WriteFieldBegin(ctx, "since_seq", thrift.I64, 2); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 2:since_seq: ", p), err)
+		}
+		if err := oprot.WriteI64(ctx, int64(*p.SinceSeq)); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T.since_seq (2) field write error: ", p), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 2:since_seq: ", p), err)
+		}
+	}
+	return err
+}
+
 func (p *GetRequest) Equals(other *GetRequest) bool {
 	if p == other {
 		return true
@@ -1802,6 +1854,14 @@ func (p *GetRequest) Equals(other *GetRequest) bool {
 			return false
 		}
 		if (*p.RoomID) != (*other.RoomID) {
+			return false
+		}
+	}
+	if p.SinceSeq != other.SinceSeq {
+		if p.SinceSeq == nil || other.SinceSeq == nil {
+			return false
+		}
+		if (*p.SinceSeq) != (*other.SinceSeq) {
 			return false
 		}
 	}
@@ -2304,6 +2364,9 @@ func (p *CreateMatchedReply) String() string {
 //   - Host
 //   - Winner
 //   - CreatedUnixMs
+//   - PublicView
+//   - Events
+//   - Resync
 type RoomState struct {
 	ID            string    `thrift:"id,1" db:"id" json:"id"`
 	Name          string    `thrift:"name,2" db:"name" json:"name"`
@@ -2316,6 +2379,9 @@ type RoomState struct {
 	Host          string    `thrift:"host,9" db:"host" json:"host"`
 	Winner        string    `thrift:"winner,10" db:"winner" json:"winner"`
 	CreatedUnixMs int64     `thrift:"created_unix_ms,11" db:"created_unix_ms" json:"created_unix_ms"`
+	PublicView    bool      `thrift:"public_view,12" db:"public_view" json:"public_view"`
+	Events        []*Event  `thrift:"events,13" db:"events" json:"events"`
+	Resync        bool      `thrift:"resync,14" db:"resync" json:"resync"`
 }
 
 func NewRoomState() *RoomState {
@@ -2364,6 +2430,18 @@ func (p *RoomState) GetWinner() string {
 
 func (p *RoomState) GetCreatedUnixMs() int64 {
 	return p.CreatedUnixMs
+}
+
+func (p *RoomState) GetPublicView() bool {
+	return p.PublicView
+}
+
+func (p *RoomState) GetEvents() []*Event {
+	return p.Events
+}
+
+func (p *RoomState) GetResync() bool {
+	return p.Resync
 }
 func (p *RoomState) Read(ctx context.Context, iprot thrift.TProtocol) error {
 	if _, err := iprot.ReadStructBegin(ctx); err != nil {
@@ -2482,6 +2560,36 @@ func (p *RoomState) Read(ctx context.Context, iprot thrift.TProtocol) error {
 		case 11:
 			if fieldTypeId == thrift.I64 {
 				if err := p.ReadField11(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 12:
+			if fieldTypeId == thrift.BOOL {
+				if err := p.ReadField12(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 13:
+			if fieldTypeId == thrift.LIST {
+				if err := p.ReadField13(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 14:
+			if fieldTypeId == thrift.BOOL {
+				if err := p.ReadField14(ctx, iprot); err != nil {
 					return err
 				}
 			} else {
@@ -2614,6 +2722,44 @@ func (p *RoomState) ReadField11(ctx context.Context, iprot thrift.TProtocol) err
 	return nil
 }
 
+func (p *RoomState) ReadField12(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadBool(ctx); err != nil {
+		return thrift.PrependError("error reading field 12: ", err)
+	} else {
+		p.PublicView = v
+	}
+	return nil
+}
+
+func (p *RoomState) ReadField13(ctx context.Context, iprot thrift.TProtocol) error {
+	_, size, err := iprot.ReadListBegin(ctx)
+	if err != nil {
+		return thrift.PrependError("error reading list begin: ", err)
+	}
+	tSlice := make([]*Event, 0, size)
+	p.Events = tSlice
+	for i := 0; i < size; i++ {
+		_elem5 := &Event{}
+		if err := _elem5.Read(ctx, iprot); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem5), err)
+		}
+		p.Events = append(p.Events, _elem5)
+	}
+	if err := iprot.ReadListEnd(ctx); err != nil {
+		return thrift.PrependError("error reading list end: ", err)
+	}
+	return nil
+}
+
+func (p *RoomState) ReadField14(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadBool(ctx); err != nil {
+		return thrift.PrependError("error reading field 14: ", err)
+	} else {
+		p.Resync = v
+	}
+	return nil
+}
+
 func (p *RoomState) Write(ctx context.Context, oprot thrift.TProtocol) error {
 	if err := oprot.WriteStructBegin(ctx, "RoomState"); err != nil {
 		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
@@ -2650,6 +2796,15 @@ func (p *RoomState) Write(ctx context.Context, oprot thrift.TProtocol) error {
 			return err
 		}
 		if err := p.writeField11(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField12(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField13(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField14(ctx, oprot); err != nil {
 			return err
 		}
 	}
@@ -2813,6 +2968,53 @@ func (p *RoomState) writeField11(ctx context.Context, oprot thrift.TProtocol) (e
 	return err
 }
 
+func (p *RoomState) writeField12(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "public_view", thrift.BOOL, 12); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 12:public_view: ", p), err)
+	}
+	if err := oprot.WriteBool(ctx, bool(p.PublicView)); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T.public_view (12) field write error: ", p), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 12:public_view: ", p), err)
+	}
+	return err
+}
+
+func (p *RoomState) writeField13(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "events", thrift.LIST, 13); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 13:events: ", p), err)
+	}
+	if err := oprot.WriteListBegin(ctx, thrift.STRUCT, len(p.Events)); err != nil {
+		return thrift.PrependError("error writing list begin: ", err)
+	}
+	for _, v := range p.Events {
+		if err := v.Write(ctx, oprot); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", v), err)
+		}
+	}
+	if err := oprot.WriteListEnd(ctx); err != nil {
+		return thrift.PrependError("error writing list end: ", err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 13:events: ", p), err)
+	}
+	return err
+}
+
+func (p *RoomState) writeField14(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "resync", thrift.BOOL, 14); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 14:resync: ", p), err)
+	}
+	if err := oprot.WriteBool(ctx, bool(p.Resync)); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T.resync (14) field write error: ", p), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 14:resync: ", p), err)
+	}
+	return err
+}
+
 func (p *RoomState) Equals(other *RoomState) bool {
 	if p == other {
 		return true
@@ -2835,8 +3037,8 @@ func (p *RoomState) Equals(other *RoomState) bool {
 		return false
 	}
 	for i, _tgt := range p.Players {
-		_src5 := other.Players[i]
-		if !_tgt.Equals(_src5) {
+		_src6 := other.Players[i]
+		if !_tgt.Equals(_src6) {
 			return false
 		}
 	}
@@ -2856,6 +3058,21 @@ func (p *RoomState) Equals(other *RoomState) bool {
 		return false
 	}
 	if p.CreatedUnixMs != other.CreatedUnixMs {
+		return false
+	}
+	if p.PublicView != other.PublicView {
+		return false
+	}
+	if len(p.Events) != len(other.Events) {
+		return false
+	}
+	for i, _tgt := range p.Events {
+		_src7 := other.Events[i]
+		if !_tgt.Equals(_src7) {
+			return false
+		}
+	}
+	if p.Resync != other.Resync {
 		return false
 	}
 	return true
@@ -3482,6 +3699,431 @@ func (p *Event) String() string {
 }
 
 // Attributes:
+//   - OlderThanMs
+//   - DryRun
+//   - Limit
+type PruneRequest struct {
+	OlderThanMs int64 `thrift:"older_than_ms,1" db:"older_than_ms" json:"older_than_ms"`
+	DryRun      bool  `thrift:"dry_run,2" db:"dry_run" json:"dry_run"`
+	Limit       int32 `thrift:"limit,3" db:"limit" json:"limit"`
+}
+
+func NewPruneRequest() *PruneRequest {
+	return &PruneRequest{}
+}
+
+func (p *PruneRequest) GetOlderThanMs() int64 {
+	return p.OlderThanMs
+}
+
+func (p *PruneRequest) GetDryRun() bool {
+	return p.DryRun
+}
+
+func (p *PruneRequest) GetLimit() int32 {
+	return p.Limit
+}
+func (p *PruneRequest) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 1:
+			if fieldTypeId == thrift.I64 {
+				if err := p.ReadField1(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 2:
+			if fieldTypeId == thrift.BOOL {
+				if err := p.ReadField2(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 3:
+			if fieldTypeId == thrift.I32 {
+				if err := p.ReadField3(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *PruneRequest) ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadI64(ctx); err != nil {
+		return thrift.PrependError("error reading field 1: ", err)
+	} else {
+		p.OlderThanMs = v
+	}
+	return nil
+}
+
+func (p *PruneRequest) ReadField2(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadBool(ctx); err != nil {
+		return thrift.PrependError("error reading field 2: ", err)
+	} else {
+		p.DryRun = v
+	}
+	return nil
+}
+
+func (p *PruneRequest) ReadField3(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadI32(ctx); err != nil {
+		return thrift.PrependError("error reading field 3: ", err)
+	} else {
+		p.Limit = v
+	}
+	return nil
+}
+
+func (p *PruneRequest) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "PruneRequest"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField1(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField2(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField3(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *PruneRequest) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "older_than_ms", thrift.I64, 1); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:older_than_ms: ", p), err)
+	}
+	if err := oprot.WriteI64(ctx, int64(p.OlderThanMs)); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T.older_than_ms (1) field write error: ", p), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 1:older_than_ms: ", p), err)
+	}
+	return err
+}
+
+func (p *PruneRequest) writeField2(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "dry_run", thrift.BOOL, 2); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 2:dry_run: ", p), err)
+	}
+	if err := oprot.WriteBool(ctx, bool(p.DryRun)); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T.dry_run (2) field write error: ", p), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 2:dry_run: ", p), err)
+	}
+	return err
+}
+
+func (p *PruneRequest) writeField3(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "limit", thrift.I32, 3); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 3:limit: ", p), err)
+	}
+	if err := oprot.WriteI32(ctx, int32(p.Limit)); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T.limit (3) field write error: ", p), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 3:limit: ", p), err)
+	}
+	return err
+}
+
+func (p *PruneRequest) Equals(other *PruneRequest) bool {
+	if p == other {
+		return true
+	} else if p == nil || other == nil {
+		return false
+	}
+	if p.OlderThanMs != other.OlderThanMs {
+		return false
+	}
+	if p.DryRun != other.DryRun {
+		return false
+	}
+	if p.Limit != other.Limit {
+		return false
+	}
+	return true
+}
+
+func (p *PruneRequest) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("PruneRequest(%+v)", *p)
+}
+
+// Attributes:
+//   - Rooms
+//   - RoomIds
+//   - Mode
+type PruneReply struct {
+	Rooms   int32    `thrift:"rooms,1" db:"rooms" json:"rooms"`
+	RoomIds []string `thrift:"room_ids,2" db:"room_ids" json:"room_ids"`
+	Mode    string   `thrift:"mode,3" db:"mode" json:"mode"`
+}
+
+func NewPruneReply() *PruneReply {
+	return &PruneReply{}
+}
+
+func (p *PruneReply) GetRooms() int32 {
+	return p.Rooms
+}
+
+func (p *PruneReply) GetRoomIds() []string {
+	return p.RoomIds
+}
+
+func (p *PruneReply) GetMode() string {
+	return p.Mode
+}
+func (p *PruneReply) Read(ctx context.Context, iprot thrift.TProtocol) error {
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
+
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 1:
+			if fieldTypeId == thrift.I32 {
+				if err := p.ReadField1(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 2:
+			if fieldTypeId == thrift.LIST {
+				if err := p.ReadField2(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 3:
+			if fieldTypeId == thrift.STRING {
+				if err := p.ReadField3(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
+}
+
+func (p *PruneReply) ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadI32(ctx); err != nil {
+		return thrift.PrependError("error reading field 1: ", err)
+	} else {
+		p.Rooms = v
+	}
+	return nil
+}
+
+func (p *PruneReply) ReadField2(ctx context.Context, iprot thrift.TProtocol) error {
+	_, size, err := iprot.ReadListBegin(ctx)
+	if err != nil {
+		return thrift.PrependError("error reading list begin: ", err)
+	}
+	tSlice := make([]string, 0, size)
+	p.RoomIds = tSlice
+	for i := 0; i < size; i++ {
+		var _elem8 string
+		if v, err := iprot.ReadString(ctx); err != nil {
+			return thrift.PrependError("error reading field 0: ", err)
+		} else {
+			_elem8 = v
+		}
+		p.RoomIds = append(p.RoomIds, _elem8)
+	}
+	if err := iprot.ReadListEnd(ctx); err != nil {
+		return thrift.PrependError("error reading list end: ", err)
+	}
+	return nil
+}
+
+func (p *PruneReply) ReadField3(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadString(ctx); err != nil {
+		return thrift.PrependError("error reading field 3: ", err)
+	} else {
+		p.Mode = v
+	}
+	return nil
+}
+
+func (p *PruneReply) Write(ctx context.Context, oprot thrift.TProtocol) error {
+	if err := oprot.WriteStructBegin(ctx, "PruneReply"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField1(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField2(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField3(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
+}
+
+func (p *PruneReply) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "rooms", thrift.I32, 1); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:rooms: ", p), err)
+	}
+	if err := oprot.WriteI32(ctx, int32(p.Rooms)); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T.rooms (1) field write error: ", p), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 1:rooms: ", p), err)
+	}
+	return err
+}
+
+func (p *PruneReply) writeField2(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "room_ids", thrift.LIST, 2); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 2:room_ids: ", p), err)
+	}
+	if err := oprot.WriteListBegin(ctx, thrift.STRING, len(p.RoomIds)); err != nil {
+		return thrift.PrependError("error writing list begin: ", err)
+	}
+	for _, v := range p.RoomIds {
+		if err := oprot.WriteString(ctx, string(v)); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T. (0) field write error: ", p), err)
+		}
+	}
+	if err := oprot.WriteListEnd(ctx); err != nil {
+		return thrift.PrependError("error writing list end: ", err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 2:room_ids: ", p), err)
+	}
+	return err
+}
+
+func (p *PruneReply) writeField3(ctx context.Context, oprot thrift.TProtocol) (err error) {
+	if err := oprot.WriteFieldBegin(ctx, "mode", thrift.STRING, 3); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 3:mode: ", p), err)
+	}
+	if err := oprot.WriteString(ctx, string(p.Mode)); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T.mode (3) field write error: ", p), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 3:mode: ", p), err)
+	}
+	return err
+}
+
+func (p *PruneReply) Equals(other *PruneReply) bool {
+	if p == other {
+		return true
+	} else if p == nil || other == nil {
+		return false
+	}
+	if p.Rooms != other.Rooms {
+		return false
+	}
+	if len(p.RoomIds) != len(other.RoomIds) {
+		return false
+	}
+	for i, _tgt := range p.RoomIds {
+		_src9 := other.RoomIds[i]
+		if _tgt != _src9 {
+			return false
+		}
+	}
+	if p.Mode != other.Mode {
+		return false
+	}
+	return true
+}
+
+func (p *PruneReply) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("PruneReply(%+v)", *p)
+}
+
+// Attributes:
 //   - Total
 //   - Target
 //   - MaxAdd
@@ -3696,13 +4338,13 @@ func (p *Race31State) ReadField4(ctx context.Context, iprot thrift.TProtocol) er
 	tSlice := make([]string, 0, size)
 	p.Order = tSlice
 	for i := 0; i < size; i++ {
-		var _elem6 string
+		var _elem10 string
 		if v, err := iprot.ReadString(ctx); err != nil {
 			return thrift.PrependError("error reading field 0: ", err)
 		} else {
-			_elem6 = v
+			_elem10 = v
 		}
-		p.Order = append(p.Order, _elem6)
+		p.Order = append(p.Order, _elem10)
 	}
 	if err := iprot.ReadListEnd(ctx); err != nil {
 		return thrift.PrependError("error reading list end: ", err)
@@ -3941,8 +4583,8 @@ func (p *Race31State) Equals(other *Race31State) bool {
 		return false
 	}
 	for i, _tgt := range p.Order {
-		_src7 := other.Order[i]
-		if _tgt != _src7 {
+		_src11 := other.Order[i]
+		if _tgt != _src11 {
 			return false
 		}
 	}

@@ -45,6 +45,22 @@ type Output struct {
 	Player string
 	// Body is the event's payload in the game's own encoding.
 	Body []byte
+	// To, when set, makes Body private to that player (a card they drew):
+	// the other members get the event (the same seq) with an empty body.
+	To string
+}
+
+// Viewer is implemented by a Game with hidden information: what each
+// player may see of a State. For such a game the room never sends the
+// whole state to anyone: a member's RoomState.game_state and the body of
+// the room.started they are pushed are View(state, member), the game
+// events are pushed to each member apart (topic user/<id>, Output.To
+// honoured), and non-members get the room's public summary only. A game
+// that does not implement it shows its whole State to every member.
+type Viewer interface {
+	// View returns st's encoding as player sees it. It must not change
+	// st, and like every rule it is deterministic.
+	View(st State, player string) ([]byte, error)
 }
 
 // Game is a game's rules: its limits and how to start or restore a State.

@@ -31,6 +31,8 @@ const (
 	MethodLogoutAll = "login.LogoutAll"
 	// MethodLookupUser is login.LookupUser: LookupUserRequest -> LookupUserReply.
 	MethodLookupUser = "login.LookupUser"
+	// MethodSaveSessionState is login.SaveSessionState: SaveSessionStateRequest -> SaveSessionStateReply.
+	MethodSaveSessionState = "login.SaveSessionState"
 )
 
 // Methods is the table of service Login: each method's name, request
@@ -42,6 +44,7 @@ var Methods = []wire.Method{
 	{Name: MethodLogout, NewReq: func() thrift.TStruct { return loginpb.NewLogoutRequest() }, NewReply: func() thrift.TStruct { return loginpb.NewLogoutReply() }},
 	{Name: MethodLogoutAll, NewReq: func() thrift.TStruct { return loginpb.NewLogoutAllRequest() }, NewReply: func() thrift.TStruct { return loginpb.NewLogoutAllReply() }},
 	{Name: MethodLookupUser, NewReq: func() thrift.TStruct { return loginpb.NewLookupUserRequest() }, NewReply: func() thrift.TStruct { return loginpb.NewLookupUserReply() }},
+	{Name: MethodSaveSessionState, NewReq: func() thrift.TStruct { return loginpb.NewSaveSessionStateRequest() }, NewReply: func() thrift.TStruct { return loginpb.NewSaveSessionStateReply() }},
 }
 
 // Server serves service Login: one method per method of the service,
@@ -63,18 +66,22 @@ type Server[S any] interface {
 	LogoutAll(ctx context.Context, s S, req *loginpb.LogoutAllRequest) (*loginpb.LogoutAllReply, error)
 	// LookupUser finds an account by username or id (internal: friends).
 	LookupUser(ctx context.Context, s S, req *loginpb.LookupUserRequest) (*loginpb.LookupUserReply, error)
+	// SaveSessionState stores a login session's state for resuming it on
+	// another broker (internal: brokers only).
+	SaveSessionState(ctx context.Context, s S, req *loginpb.SaveSessionStateRequest) (*loginpb.SaveSessionStateReply, error)
 }
 
 // Handlers returns srv's methods as handlers keyed by method name: a request
 // that does not decode is answered bad_request without calling srv.
 func Handlers[S any](srv Server[S]) map[string]wire.Handler[S] {
 	return map[string]wire.Handler[S]{
-		MethodRegister:   wire.Typed(loginpb.NewRegisterRequest, srv.Register),
-		MethodLogin:      wire.Typed(loginpb.NewLoginRequest, srv.Login),
-		MethodValidate:   wire.Typed(loginpb.NewValidateRequest, srv.Validate),
-		MethodLogout:     wire.Typed(loginpb.NewLogoutRequest, srv.Logout),
-		MethodLogoutAll:  wire.Typed(loginpb.NewLogoutAllRequest, srv.LogoutAll),
-		MethodLookupUser: wire.Typed(loginpb.NewLookupUserRequest, srv.LookupUser),
+		MethodRegister:         wire.Typed(loginpb.NewRegisterRequest, srv.Register),
+		MethodLogin:            wire.Typed(loginpb.NewLoginRequest, srv.Login),
+		MethodValidate:         wire.Typed(loginpb.NewValidateRequest, srv.Validate),
+		MethodLogout:           wire.Typed(loginpb.NewLogoutRequest, srv.Logout),
+		MethodLogoutAll:        wire.Typed(loginpb.NewLogoutAllRequest, srv.LogoutAll),
+		MethodLookupUser:       wire.Typed(loginpb.NewLookupUserRequest, srv.LookupUser),
+		MethodSaveSessionState: wire.Typed(loginpb.NewSaveSessionStateRequest, srv.SaveSessionState),
 	}
 }
 
@@ -113,4 +120,9 @@ func (c *Client) LogoutAll(ctx context.Context, req *loginpb.LogoutAllRequest) (
 // LookupUser calls login.LookupUser.
 func (c *Client) LookupUser(ctx context.Context, req *loginpb.LookupUserRequest) (*loginpb.LookupUserReply, error) {
 	return wire.Call(ctx, c.call, MethodLookupUser, req, loginpb.NewLookupUserReply)
+}
+
+// SaveSessionState calls login.SaveSessionState.
+func (c *Client) SaveSessionState(ctx context.Context, req *loginpb.SaveSessionStateRequest) (*loginpb.SaveSessionStateReply, error) {
+	return wire.Call(ctx, c.call, MethodSaveSessionState, req, loginpb.NewSaveSessionStateReply)
 }

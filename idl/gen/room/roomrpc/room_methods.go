@@ -37,6 +37,8 @@ const (
 	MethodAct = "room.Act"
 	// MethodCreateMatched is room.CreateMatched: CreateMatchedRequest -> CreateMatchedReply.
 	MethodCreateMatched = "room.CreateMatched"
+	// MethodPrune is room.Prune: PruneRequest -> PruneReply.
+	MethodPrune = "room.Prune"
 )
 
 // Methods is the table of service Room: each method's name, request
@@ -51,6 +53,7 @@ var Methods = []wire.Method{
 	{Name: MethodGet, NewReq: func() thrift.TStruct { return roompb.NewGetRequest() }, NewReply: func() thrift.TStruct { return roompb.NewRoomState() }},
 	{Name: MethodAct, NewReq: func() thrift.TStruct { return roompb.NewActionRequest() }, NewReply: func() thrift.TStruct { return roompb.NewActionReply() }},
 	{Name: MethodCreateMatched, NewReq: func() thrift.TStruct { return roompb.NewCreateMatchedRequest() }, NewReply: func() thrift.TStruct { return roompb.NewCreateMatchedReply() }},
+	{Name: MethodPrune, NewReq: func() thrift.TStruct { return roompb.NewPruneRequest() }, NewReply: func() thrift.TStruct { return roompb.NewPruneReply() }},
 }
 
 // Server serves service Room: one method per method of the service,
@@ -76,6 +79,8 @@ type Server[S any] interface {
 	Act(ctx context.Context, s S, req *roompb.ActionRequest) (*roompb.ActionReply, error)
 	// CreateMatched creates a room with its members (matchmaker only).
 	CreateMatched(ctx context.Context, s S, req *roompb.CreateMatchedRequest) (*roompb.CreateMatchedReply, error)
+	// Prune removes or archives rooms closed long enough (admin only).
+	Prune(ctx context.Context, s S, req *roompb.PruneRequest) (*roompb.PruneReply, error)
 }
 
 // Handlers returns srv's methods as handlers keyed by method name: a request
@@ -91,6 +96,7 @@ func Handlers[S any](srv Server[S]) map[string]wire.Handler[S] {
 		MethodGet:           wire.Typed(roompb.NewGetRequest, srv.Get),
 		MethodAct:           wire.Typed(roompb.NewActionRequest, srv.Act),
 		MethodCreateMatched: wire.Typed(roompb.NewCreateMatchedRequest, srv.CreateMatched),
+		MethodPrune:         wire.Typed(roompb.NewPruneRequest, srv.Prune),
 	}
 }
 
@@ -144,4 +150,9 @@ func (c *Client) Act(ctx context.Context, req *roompb.ActionRequest) (*roompb.Ac
 // CreateMatched calls room.CreateMatched.
 func (c *Client) CreateMatched(ctx context.Context, req *roompb.CreateMatchedRequest) (*roompb.CreateMatchedReply, error) {
 	return wire.Call(ctx, c.call, MethodCreateMatched, req, roompb.NewCreateMatchedReply)
+}
+
+// Prune calls room.Prune.
+func (c *Client) Prune(ctx context.Context, req *roompb.PruneRequest) (*roompb.PruneReply, error) {
+	return wire.Call(ctx, c.call, MethodPrune, req, roompb.NewPruneReply)
 }

@@ -1,0 +1,581 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/apache/thrift/lib/go/thrift"
+
+	"github.com/noonhq/noon/edge/client"
+	loginpb "github.com/noonhq/noon/idl/gen/login"
+	"github.com/noonhq/noon/idl/gen/login/loginrpc"
+	roompb "github.com/noonhq/noon/idl/gen/room"
+	"github.com/noonhq/noon/idl/gen/room/roomrpc"
+	"github.com/noonhq/noon/internal/thriftx"
+	"github.com/noonhq/noon/wire"
+)
+
+// The kinds of requests, for recovery times and the table.
+const (
+	kindEcho  = "echo"
+	kindLogin = "login"
+	kindRoom  = "room"
+)
+
+// codeHang is the error key of a call with no answer by its deadline + 2 s.
+const codeHang = "hang"
+
+// rec is one request: who made it, of what kind, when, and how it ended
+// (code "" = success).
+type rec struct {
+	worker     int
+	kind       string
+	start, end time.Time
+	code       string
+	msg        string
+}
+
+// ack is an acknowledged room action (seq: the room's event seq in the
+// reply): the room's log must hold an act entry of player for it.
+type ack struct {
+	room   string
+	seq    int64
+	player string
+	at     time.Time
+}
+
+// gap is a bot's missing pushes in one room, counted when its game ended.
+type gap struct {
+	at      time.Time
+	bot     string
+	room    string
+	missing int
+	first   int64 // the first missing seq
+	base    int64 // the bot's last event seq in its create/join reply
+	last    int64 // the room's last event seq when the game ended
+}
+
+// stats collects every request, acknowledged action and push gap.
+type stats struct {
+	mu   sync.Mutex
+	recs []rec
+	acks []ack
+	gaps []gap
+}
+
+func (s *stats) add(r rec) { s.mu.Lock(); s.recs = append(s.recs, r); s.mu.Unlock() }
+func (s *stats) addAck(a ack) {
+	s.mu.Lock()
+	s.acks = append(s.acks, a)
+	s.mu.Unlock()
+}
+func (s *stats) addGap(g gap) { s.mu.Lock(); s.gaps = append(s.gaps, g); s.mu.Unlock() }
+
+// load runs the bots and callers against the brokers.
+type load struct {
+	brokers  []string
+	deadline time.Duration // the brokers' request deadline
+	grace    time.Duration // a call unanswered by deadline + grace hangs
+	target   int           // race31's target (max_add 1: target moves a game)
+	pace     time.Duration // pause between a worker's requests
+	st       *stats
+	run      string // unique prefix of user names
+}
+
+// codeOf is the table key of a failed call's error.
+func codeOf(err error) string {
+	var we *wire.Error
+	if errors.As(err, &we) {
+		return we.WireCode()
+	}
+	return "conn" // the connection was lost or no broker took it
+}
+
+// call runs fn with the hang deadline and records it; when the run is
+// stopping (ctx done), a failure is not recorded.
+func (l *load) call(ctx context.Context, worker int, kind string, fn func(ctx context.Context) error) error {
+	cctx, cancel := context.WithTimeout(ctx, l.deadline+l.grace)
+	start := time.Now()
+	err := fn(cctx)
+	end := time.Now()
+	cancel()
+	if err != nil && ctx.Err() != nil {
+		return err
+	}
+	r := rec{worker: worker, kind: kind, start: start, end: end}
+	if err != nil {
+		r.code, r.msg = codeOf(err), err.Error()
+		if errors.Is(err, context.DeadlineExceeded) || end.Sub(start) >= l.deadline+l.grace {
+			r.code = codeHang
+		}
+	}
+	l.st.add(r)
+	return err
+}
+
+// session connects a Session (pushes on) whose broker list starts at
+// broker i.
+func (l *load) session(ctx context.Context, i int) (*client.Session, error) {
+	bs := append(append([]string{}, l.brokers[i%len(l.brokers):]...), l.brokers[:i%len(l.brokers)]...)
+	opts := client.DefaultOptions()
+	opts.Push = true
+	opts.DialTimeout = 3 * time.Second
+	opts.ClientName = "noonchaos"
+	cctx, cancel := context.WithTimeout(ctx, l.deadline)
+	defer cancel()
+	return client.Connect(cctx, client.SessionOptions{Brokers: bs, Options: opts})
+}
+
+// pause waits the pace or until ctx ends.
+func (l *load) pause(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// echoCaller logs in, then calls echo.Echo in a loop and checks each
+// reply.
+func (l *load) echoCaller(ctx context.Context, worker int) {
+	b := &bot{l: l, worker: worker, name: fmt.Sprintf("%se%d", l.run, worker)}
+	for ctx.Err() == nil {
+		if b.sess == nil {
+			if err := b.connect(ctx); err != nil {
+				l.pause(ctx, 100*time.Millisecond)
+				continue
+			}
+		}
+		payload := make([]byte, 32)
+		_, _ = rand.Read(payload)
+		s := b.sess
+		err := l.call(ctx, worker, kindEcho, func(ctx context.Context) error {
+			out, err := s.Call(ctx, "echo.Echo", payload)
+			if err == nil && !bytes.Equal(out, payload) {
+				return &wire.Error{Code: "corrupt", Message: "echo reply differs from the request"}
+			}
+			return err
+		})
+		if wire.CodeOf(err) == wire.CodeUnauthenticated && ctx.Err() == nil {
+			b.close()
+		}
+		l.pause(ctx, l.pace)
+	}
+	b.close()
+}
+
+// loginCaller logs in again and again with its own account.
+func (l *load) loginCaller(ctx context.Context, worker int) {
+	b := &bot{l: l, worker: worker, name: fmt.Sprintf("%sl%d", l.run, worker)}
+	for ctx.Err() == nil {
+		if b.sess == nil {
+			if err := b.connect(ctx); err != nil {
+				l.pause(ctx, 100*time.Millisecond)
+				continue
+			}
+		}
+		_ = l.call(ctx, worker, kindLogin, func(ctx context.Context) error {
+			_, err := b.sess.Login(ctx, b.name, b.pass())
+			return err
+		})
+		l.pause(ctx, 10*l.pace)
+	}
+	b.close()
+}
+
+// bot is a player: its session, and the room events pushed to it.
+type bot struct {
+	l      *load
+	worker int
+	name   string
+	sess   *client.Session
+	user   string
+	stop   chan struct{} // ends the current session's push reader
+
+	mu   sync.Mutex
+	seen map[string]map[int64]bool // room -> event seqs pushed
+}
+
+func (b *bot) pass() string { return "pw-" + b.name }
+
+// connect makes a new session, registers (once; a taken name is fine) and
+// logs in, and starts reading its pushes.
+func (b *bot) connect(ctx context.Context) error {
+	b.close()
+	s, err := b.l.session(ctx, b.worker)
+	if err != nil {
+		b.l.st.add(rec{worker: b.worker, kind: kindLogin, start: time.Now(), end: time.Now(), code: "conn", msg: err.Error()})
+		return err
+	}
+	err = b.l.call(ctx, b.worker, kindLogin, func(ctx context.Context) error {
+		return register(ctx, s, b.name, b.pass())
+	})
+	if err == nil {
+		err = b.l.call(ctx, b.worker, kindLogin, func(ctx context.Context) error {
+			rep, err := s.Login(ctx, b.name, b.pass())
+			if err == nil {
+				b.user = rep.GetUserID()
+			}
+			return err
+		})
+	}
+	if err != nil {
+		s.Close()
+		return err
+	}
+	b.sess = s
+	b.stop = make(chan struct{})
+	go b.readPushes(s, b.stop)
+	return nil
+}
+
+func (b *bot) close() {
+	if b.sess != nil {
+		b.sess.Close()
+		close(b.stop)
+		b.sess = nil
+	}
+}
+
+// readPushes records the seq of every @room.Event of s.
+func (b *bot) readPushes(s *client.Session, stop chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		case p := <-s.Pushes():
+			if p.Type != "room.Event" {
+				continue
+			}
+			var ev roompb.Event
+			if err := thriftx.Unmarshal(p.Payload, &ev); err != nil {
+				continue
+			}
+			b.mu.Lock()
+			if b.seen == nil {
+				b.seen = map[string]map[int64]bool{}
+			}
+			m := b.seen[ev.RoomID]
+			if m == nil {
+				m = map[int64]bool{}
+				b.seen[ev.RoomID] = m
+			}
+			m[ev.Seq] = true
+			b.mu.Unlock()
+		}
+	}
+}
+
+// missing counts the seqs in (base, last] not pushed to b in room, waiting
+// up to wait for late pushes.
+func (b *bot) missing(room string, base, last int64, wait time.Duration) (int, int64) {
+	deadline := time.Now().Add(wait)
+	for {
+		b.mu.Lock()
+		n, first := 0, int64(0)
+		for s := base + 1; s <= last; s++ {
+			if !b.seen[room][s] {
+				if n == 0 {
+					first = s
+				}
+				n++
+			}
+		}
+		b.mu.Unlock()
+		if n == 0 || time.Now().After(deadline) {
+			return n, first
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// rooms is the room client of b's session.
+func (b *bot) rooms() *roomrpc.Client {
+	s := b.sess
+	return roomrpc.NewClient(func(ctx context.Context, method string, req, resp thrift.TStruct) error {
+		return s.CallThrift(ctx, method, req, resp)
+	})
+}
+
+// roomCall is a recorded room call by b; an unauthenticated answer (the
+// session was not resumed) makes b log in again on a new session.
+func (b *bot) roomCall(ctx context.Context, fn func(ctx context.Context, rc *roomrpc.Client) error) error {
+	if b.sess == nil {
+		if err := b.connect(ctx); err != nil {
+			return err
+		}
+	}
+	rc := b.rooms()
+	err := b.l.call(ctx, b.worker, kindRoom, func(ctx context.Context) error { return fn(ctx, rc) })
+	if wire.CodeOf(err) == wire.CodeUnauthenticated && ctx.Err() == nil {
+		_ = b.connect(ctx)
+	}
+	return err
+}
+
+// game is the state of one race31 game a pair plays.
+type game struct {
+	room       string
+	base       [2]int64 // each bot's last event seq in its create/join reply
+	order      []string // user ids in turn order
+	turn       int
+	total      int
+	finished   bool
+	actsAcked  int
+	actsFailed int
+}
+
+// pair is two bots playing race31 games one after another: a creates the
+// room, b joins, both ready, a starts, and they move in turn (room.Act
+// with no room id: the session's binding routes it), each acknowledged
+// move's seq recorded. After an error the pair reads the room (room.Get
+// by id) before moving again; a bot told it is not in a room joins again.
+func (l *load) pair(ctx context.Context, worker int) {
+	bots := [2]*bot{
+		{l: l, worker: worker, name: fmt.Sprintf("%sa%d", l.run, worker)},
+		{l: l, worker: worker + 1, name: fmt.Sprintf("%sb%d", l.run, worker)},
+	}
+	defer func() {
+		for _, b := range bots {
+			b.close()
+		}
+	}()
+	for ctx.Err() == nil {
+		g, err := l.setup(ctx, bots)
+		if err != nil {
+			if g != nil {
+				// Both are in the room: start again from a new one.
+				for _, b := range bots {
+					l.leave(ctx, b, g.room)
+				}
+			}
+			l.pause(ctx, 100*time.Millisecond)
+			continue
+		}
+		l.play(ctx, bots, g)
+		l.account(bots, g)
+		for _, b := range bots {
+			if b.sess != nil {
+				l.leave(ctx, b, g.room)
+			}
+		}
+	}
+}
+
+// leave leaves room, trying again a few times: a failed leave keeps the
+// session bound to the room, and the bot's next create or join would be
+// refused.
+func (l *load) leave(ctx context.Context, b *bot, room string) {
+	for i := 0; i < 20 && ctx.Err() == nil; i++ {
+		err := b.roomCall(ctx, func(ctx context.Context, rc *roomrpc.Client) error {
+			_, err := rc.Leave(ctx, &roompb.LeaveRequest{RoomID: &room})
+			return err
+		})
+		if code := wire.CodeOf(err); code == "" || code == wire.CodeBadRequest || code == wire.CodeNotFound {
+			return
+		}
+		l.pause(ctx, 100*time.Millisecond)
+	}
+}
+
+// leaveOld leaves the room a create or join was refused for ("already in
+// room <id>: leave it first": an earlier leave failed).
+func (l *load) leaveOld(ctx context.Context, b *bot, err error) {
+	const p = "already in room "
+	msg := err.Error()
+	i := strings.Index(msg, p)
+	if wire.CodeOf(err) != wire.CodeConflict || i < 0 {
+		return
+	}
+	id, _, _ := strings.Cut(msg[i+len(p):], ":")
+	l.leave(ctx, b, id)
+}
+
+// setup creates and starts a game; errors are recorded by the calls.
+func (l *load) setup(ctx context.Context, bots [2]*bot) (*game, error) {
+	for _, b := range bots {
+		if b.sess == nil {
+			if err := b.connect(ctx); err != nil {
+				return nil, err
+			}
+		}
+	}
+	g := &game{}
+	var st *roompb.RoomState
+	err := bots[0].roomCall(ctx, func(ctx context.Context, rc *roomrpc.Client) (err error) {
+		st, err = rc.Create(ctx, &roompb.CreateRequest{Name: "chaos", Game: "race31", MaxPlayers: 2})
+		return err
+	})
+	if err != nil {
+		l.leaveOld(ctx, bots[0], err)
+		return nil, err
+	}
+	g.room, g.base[0] = st.ID, st.Seq
+	err = bots[1].roomCall(ctx, func(ctx context.Context, rc *roomrpc.Client) (err error) {
+		st, err = rc.Join(ctx, &roompb.JoinRequest{RoomID: g.room})
+		return err
+	})
+	if err != nil {
+		l.leaveOld(ctx, bots[1], err)
+		l.leave(ctx, bots[0], g.room)
+		return nil, err
+	}
+	g.base[1] = st.Seq
+	for _, b := range bots {
+		if err := b.roomCall(ctx, func(ctx context.Context, rc *roomrpc.Client) error {
+			_, err := rc.Ready(ctx, &roompb.ReadyRequest{Ready: true, RoomID: &g.room})
+			return err
+		}); err != nil {
+			return g, err
+		}
+	}
+	err = bots[0].roomCall(ctx, func(ctx context.Context, rc *roomrpc.Client) (err error) {
+		st, err = rc.Start(ctx, &roompb.StartRequest{RoomID: &g.room})
+		return err
+	})
+	if err != nil {
+		return g, err
+	}
+	return g, g.sync(st)
+}
+
+// sync sets the game from a room state.
+func (g *game) sync(st *roompb.RoomState) error {
+	if st.Status == roompb.STATUS_FINISHED || st.Status == roompb.STATUS_CLOSED || st.Winner != "" {
+		g.finished = true
+		return nil
+	}
+	if st.Status != roompb.STATUS_PLAYING {
+		return fmt.Errorf("room %s is %s", st.ID, st.Status)
+	}
+	var rs roompb.Race31State
+	if err := thriftx.Unmarshal(st.GameState, &rs); err != nil {
+		return err
+	}
+	if len(rs.Order) == 0 {
+		return fmt.Errorf("room %s: no players in order", st.ID)
+	}
+	g.order, g.turn, g.total = rs.Order, int(rs.Turn), int(rs.Total)
+	g.finished = rs.Winner != ""
+	return nil
+}
+
+// play moves until the game is won or ctx ends.
+func (l *load) play(ctx context.Context, bots [2]*bot, g *game) {
+	byUser := func(u string) *bot {
+		for _, b := range bots {
+			if b.user == u {
+				return b
+			}
+		}
+		return nil
+	}
+	action, _ := thriftx.Marshal(&roompb.Race31Action{Add: 1})
+	for ctx.Err() == nil && !g.finished {
+		b := byUser(g.order[g.turn%len(g.order)])
+		if b == nil {
+			// A bot logged in again under a new user id? Ids are per
+			// account, so this is a harness bug: stop this game.
+			return
+		}
+		var seq int64
+		err := b.roomCall(ctx, func(ctx context.Context, rc *roomrpc.Client) error {
+			rep, err := rc.Act(ctx, &roompb.ActionRequest{Action: action})
+			if err == nil {
+				seq = rep.Seq
+			}
+			return err
+		})
+		if err == nil {
+			l.st.addAck(ack{room: g.room, seq: seq, player: b.user, at: time.Now()})
+			g.actsAcked++
+			g.turn = (g.turn + 1) % len(g.order)
+			g.total++
+			if g.total >= l.target {
+				g.finished = true
+			}
+			l.pause(ctx, l.pace)
+			continue
+		}
+		g.actsFailed++
+		if ctx.Err() != nil {
+			return
+		}
+		if strings.Contains(err.Error(), "not in a room") {
+			// The session lost its binding: join again (a no-op for a
+			// member, which binds the room on the session).
+			_ = b.roomCall(ctx, func(ctx context.Context, rc *roomrpc.Client) error {
+				_, err := rc.Join(ctx, &roompb.JoinRequest{RoomID: g.room})
+				return err
+			})
+		}
+		// Read the room before moving again: the failed move may have
+		// been applied.
+		for ctx.Err() == nil {
+			l.pause(ctx, 50*time.Millisecond)
+			var st *roompb.RoomState
+			err := b.roomCall(ctx, func(ctx context.Context, rc *roomrpc.Client) (err error) {
+				st, err = rc.Get(ctx, &roompb.GetRequest{RoomID: &g.room})
+				return err
+			})
+			if err == nil && g.sync(st) == nil {
+				break
+			}
+		}
+	}
+}
+
+// account counts each bot's missing pushes of g, from the room's last
+// event seq (read with a fresh deadline, not recorded: the run may be
+// stopping).
+func (l *load) account(bots [2]*bot, g *game) {
+	if g.room == "" {
+		return
+	}
+	var last int64
+	for _, b := range bots {
+		if b.sess == nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), l.deadline)
+		st, err := b.rooms().Get(ctx, &roompb.GetRequest{RoomID: &g.room})
+		cancel()
+		if err == nil {
+			last = st.Seq
+			break
+		}
+	}
+	if last == 0 {
+		return
+	}
+	for i, b := range bots {
+		if n, first := b.missing(g.room, g.base[i], last, 2*time.Second); n > 0 {
+			l.st.addGap(gap{at: time.Now(), bot: b.name, room: g.room, missing: n, first: first, base: g.base[i], last: last})
+		}
+	}
+}
+
+// register registers user; a name already taken (by this run) is fine.
+func register(ctx context.Context, s *client.Session, user, pass string) error {
+	_, err := loginrpc.NewClient(s.CallThrift).Register(ctx, &loginpb.RegisterRequest{Username: user, Password: pass})
+	if wire.CodeOf(err) == wire.CodeConflict {
+		return nil
+	}
+	return err
+}
+
+// registerLogin registers user and logs the session in.
+func registerLogin(ctx context.Context, s *client.Session, user, pass string) error {
+	if err := register(ctx, s, user, pass); err != nil {
+		return err
+	}
+	_, err := s.Login(ctx, user, pass)
+	return err
+}
