@@ -56,7 +56,7 @@ func gather(t testing.TB, reg *metrics.Registry, name string, want map[string]st
 // (overloaded) once the queue is long. Before, every login waited in one
 // FIFO behind the flood, past its deadline.
 func TestLoginFlood(t *testing.T) {
-	rdb, _ := newRedis(t, realRedis)
+	rdb := ownRedis(t)
 	reg := metrics.NewRegistry("login")
 	opts := testOptions(t)
 	opts.Metrics = reg
