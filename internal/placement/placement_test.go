@@ -11,6 +11,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/noonhq/noon/internal/stores/storestest"
 	"github.com/noonhq/noon/internal/testenv"
 )
 
@@ -141,7 +142,7 @@ func TestLeases(t *testing.T) {
 // epoch a store holds, above every epoch handed out, and only for the
 // lease's holder.
 func TestAdvancePastLostEpochs(t *testing.T) {
-	own := testenv.StartRedis(t)
+	own := storestest.StartRedis(t)
 	rdb := own.Client()
 	defer rdb.Close()
 	ctx := context.Background()

@@ -2,12 +2,12 @@ package room
 
 import (
 	"context"
+	"github.com/noonhq/noon/internal/stores/storestest"
 	"testing"
 	"time"
 
 	roompb "github.com/noonhq/noon/idl/gen/room"
 	"github.com/noonhq/noon/idl/gen/room/roomrpc"
-	"github.com/noonhq/noon/internal/testenv"
 )
 
 // TestRedisLostEpochs: the rooms' lease epochs live in Redis; a Redis that
@@ -21,7 +21,7 @@ func TestRedisLostEpochs(t *testing.T) {
 }
 
 func testRedisLostEpochs(t *testing.T, store Store) {
-	own := testenv.StartRedis(t)
+	own := storestest.StartRedis(t)
 	c := newCluster(t, store, 0)
 	rdb := own.Client()
 	t.Cleanup(func() { rdb.Close() })

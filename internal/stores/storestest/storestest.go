@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/noonhq/noon/internal/testenv"
+	"github.com/redis/go-redis/v9"
 )
 
 // Redis is a redis-server the test owns, on 127.0.0.1 at a fixed port for
@@ -101,6 +102,14 @@ func (r *Redis) Restart() {
 	r.Stop()
 	r.Start()
 }
+
+// Client returns a new client of the server; the caller closes it.
+func (r *Redis) Client() *redis.Client {
+	return redis.NewClient(&redis.Options{Addr: r.Addr, MaxRetries: -1})
+}
+
+// URL is the server's redis:// URL.
+func (r *Redis) URL() string { return fmt.Sprintf("redis://%s/0", r.Addr) }
 
 // ping sends an inline PING and wants +PONG.
 func ping(addr string) error {
