@@ -234,7 +234,8 @@ func (b *Broker) setBinding(s *session, gen uint64, bd *platformpb.Binding) stri
 // may): it must be 1..maxBindingValue bytes, and its topic
 // ("<key>/<value>") one the link layer takes.
 func checkBindingValue(key, value string) string {
-	if value == "" || len(value) > maxBindingValue || len(key)+1+len(value) > maxTopicLen {
+	if value == "" || len(value) > maxBindingValue || len(key)+1+len(value) > maxTopicLen ||
+		strings.IndexByte(value, 0) >= 0 { // its topic would be refused by the link
 		return "bad value"
 	}
 	return ""

@@ -399,11 +399,7 @@ func (b *Broker) restoreState(s *session, gen uint64, user string, raw []byte) {
 			ignore(key, "no route may bind it")
 			continue
 		}
-		why := checkBindingValue(key, value)
-		if why == "" && !validTopic(bindingTopic(key, value)) {
-			why = "bad value" // a NUL: its topic would be refused
-		}
-		if why != "" {
+		if why := checkBindingValue(key, value); why != "" {
 			ignore(key, why)
 			continue
 		}

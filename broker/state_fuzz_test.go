@@ -169,3 +169,17 @@ func TestStateSnapshotAndRestore(t *testing.T) {
 		t.Fatalf("u3 got %v from %s's state", bd, fuzzUser)
 	}
 }
+
+// TestBindingValueNUL: a binding value with a NUL is refused on every path
+// (a reply's binding, a directive, a restored state), since the link would
+// refuse its topic (found by FuzzDecodeState on the restore path).
+func TestBindingValueNUL(t *testing.T) {
+	for _, v := range []string{"a\x00b", "\x00", "room\x00"} {
+		if checkBindingValue("room", v) == "" {
+			t.Errorf("checkBindingValue(room, %q) accepted", v)
+		}
+	}
+	if why := checkBindingValue("room", "r-1"); why != "" {
+		t.Errorf("checkBindingValue(room, r-1) = %q", why)
+	}
+}
