@@ -45,8 +45,21 @@ func (c *cluster) up(ctx context.Context) error {
 		"-set", "services.login.argon2.memory_kib=1024", "-set", "services.login.argon2.time=1",
 		"-set", "services.login.http_addr=",
 		"-set", "services.login.ban_check=",
-		// Every bot logs in from 127.0.0.1.
+		// Every bot logs in from 127.0.0.1, and every bot's connect
+		// registers (a taken name): per_address counts registrations, so
+		// it is raised (still on: Redis is asked). per_account_address and
+		// per_account count only failed logins (the bots' passwords are
+		// right) and shed_queue / max_queue only a long hash queue: they
+		// keep the platform's defaults, so a throttle or a shed answered
+		// to the bots is a finding.
 		"-set", "services.login.throttle.per_address.max=1000000",
+		// Pairs create a room per game (one every few seconds): the
+		// per-user create quota is raised (still counted in Redis); open
+		// rooms per user stay bounded (a bot leaves each game's room).
+		"-set", "services.room.max_creates_per_user=1000000",
+		"-set", "services.room.max_rooms_per_user=10",
+		// member_rate keeps its default (10/s, bursts of 20): the bots
+		// pace their moves within it (-act-pace).
 		"-set", "services.room.postgres_schema=room",
 		"-set", "services.room.lease_ttl=2s",
 		"-set", "services.room.race31.target=60",

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/thrift/lib/go/thrift"
@@ -61,12 +62,22 @@ type gap struct {
 	last    int64 // the room's last event seq when the game ended
 }
 
-// stats collects every request, acknowledged action and push gap.
+// replay is one catch-up of a bot: a room.Get since_seq after
+// _client.Resumed, a gap in its pushes, or at a game's end.
+type replay struct {
+	at     time.Time
+	events int  // events got by it and not pushed
+	resync bool // the room no longer kept them: the state covers them
+}
+
+// stats collects every request, acknowledged action, push gap and replay.
 type stats struct {
-	mu   sync.Mutex
-	recs []rec
-	acks []ack
-	gaps []gap
+	mu      sync.Mutex
+	recs    []rec
+	acks    []ack
+	gaps    []gap
+	replays []replay
+	resumes []time.Time // each _client.Resumed a bot got
 }
 
 func (s *stats) add(r rec) { s.mu.Lock(); s.recs = append(s.recs, r); s.mu.Unlock() }
@@ -76,6 +87,16 @@ func (s *stats) addAck(a ack) {
 	s.mu.Unlock()
 }
 func (s *stats) addGap(g gap) { s.mu.Lock(); s.gaps = append(s.gaps, g); s.mu.Unlock() }
+func (s *stats) addResume(t time.Time) {
+	s.mu.Lock()
+	s.resumes = append(s.resumes, t)
+	s.mu.Unlock()
+}
+func (s *stats) addReplay(r replay) {
+	s.mu.Lock()
+	s.replays = append(s.replays, r)
+	s.mu.Unlock()
+}
 
 // load runs the bots and callers against the brokers.
 type load struct {
@@ -84,6 +105,7 @@ type load struct {
 	grace    time.Duration // a call unanswered by deadline + grace hangs
 	target   int           // race31's target (max_add 1: target moves a game)
 	pace     time.Duration // pause between a worker's requests
+	actPace  time.Duration // pause between two moves of a pair (room's member_rate)
 	st       *stats
 	run      string // unique prefix of user names
 }
@@ -147,7 +169,7 @@ func (l *load) pause(ctx context.Context, d time.Duration) {
 func (l *load) echoCaller(ctx context.Context, worker int) {
 	b := &bot{l: l, worker: worker, name: fmt.Sprintf("%se%d", l.run, worker)}
 	for ctx.Err() == nil {
-		if b.sess == nil {
+		if b.sess == nil || b.lost.Load() {
 			if err := b.connect(ctx); err != nil {
 				l.pause(ctx, 100*time.Millisecond)
 				continue
@@ -175,7 +197,7 @@ func (l *load) echoCaller(ctx context.Context, worker int) {
 func (l *load) loginCaller(ctx context.Context, worker int) {
 	b := &bot{l: l, worker: worker, name: fmt.Sprintf("%sl%d", l.run, worker)}
 	for ctx.Err() == nil {
-		if b.sess == nil {
+		if b.sess == nil || b.lost.Load() {
 			if err := b.connect(ctx); err != nil {
 				l.pause(ctx, 100*time.Millisecond)
 				continue
@@ -190,7 +212,17 @@ func (l *load) loginCaller(ctx context.Context, worker int) {
 	b.close()
 }
 
-// bot is a player: its session, and the room events pushed to it.
+// bot is a player: its session, and the room events pushed to it or
+// replayed.
+//
+// The Session reconnects by itself when its broker is lost (in the
+// background, resuming the login session on another broker, which
+// restores the room binding and subscriptions) and pushes
+// _client.Resumed; the bot then catches up on the pushes it missed with
+// room.Get since_seq, as it does when it sees a gap in the seqs pushed.
+// Only when the resume is refused (_client.ResumeFailed, @edge.LoggedOut,
+// or an unauthenticated answer) does the bot make a new session and log in
+// again.
 type bot struct {
 	l      *load
 	worker int
@@ -198,9 +230,15 @@ type bot struct {
 	sess   *client.Session
 	user   string
 	stop   chan struct{} // ends the current session's push reader
+	lost   atomic.Bool   // the session's login is gone: log in again
+	kick   chan struct{} // asks the current session's catch-up for a room.Get since_seq
 
-	mu   sync.Mutex
-	seen map[string]map[int64]bool // room -> event seqs pushed
+	mu       sync.Mutex
+	seen     map[string]map[int64]bool // room -> event seqs pushed
+	replayed map[string]map[int64]bool // room -> event seqs got by room.Get since_seq only
+	resynced map[string]int64          // room -> the seq a resync's state covers up to
+	room     string                    // the room the bot plays in ("": none)
+	base     int64                     // its seq in the create/join reply of room
 }
 
 func (b *bot) pass() string { return "pw-" + b.name }
@@ -231,8 +269,11 @@ func (b *bot) connect(ctx context.Context) error {
 		return err
 	}
 	b.sess = s
+	b.lost.Store(false)
 	b.stop = make(chan struct{})
-	go b.readPushes(s, b.stop)
+	b.kick = make(chan struct{}, 1)
+	go b.readPushes(s, b.stop, b.kick)
+	go b.catchUps(s, b.stop, b.kick)
 	return nil
 }
 
@@ -244,14 +285,24 @@ func (b *bot) close() {
 	}
 }
 
-// readPushes records the seq of every @room.Event of s.
-func (b *bot) readPushes(s *client.Session, stop chan struct{}) {
+// readPushes records the seq of every @room.Event of s, and asks for a
+// catch-up on _client.Resumed or a gap in the seqs of the bot's room.
+func (b *bot) readPushes(s *client.Session, stop, kick chan struct{}) {
 	for {
 		select {
 		case <-stop:
 			return
 		case p := <-s.Pushes():
-			if p.Type != "room.Event" {
+			switch p.Type {
+			case client.EventResumed:
+				b.l.st.addResume(time.Now())
+				b.poke(kick)
+				continue
+			case client.EventResumeFailed, wire.EventLoggedOut:
+				b.lost.Store(true)
+				continue
+			case "room.Event":
+			default:
 				continue
 			}
 			var ev roompb.Event
@@ -259,18 +310,119 @@ func (b *bot) readPushes(s *client.Session, stop chan struct{}) {
 				continue
 			}
 			b.mu.Lock()
-			if b.seen == nil {
-				b.seen = map[string]map[int64]bool{}
-			}
-			m := b.seen[ev.RoomID]
-			if m == nil {
-				m = map[int64]bool{}
-				b.seen[ev.RoomID] = m
-			}
-			m[ev.Seq] = true
+			mark(&b.seen, ev.RoomID, ev.Seq)
+			gap := ev.RoomID == b.room && ev.Seq > b.contiguous()+1
 			b.mu.Unlock()
+			if gap {
+				b.poke(kick)
+			}
 		}
 	}
+}
+
+// mark sets seq of room in *m.
+func mark(m *map[string]map[int64]bool, room string, seq int64) {
+	if *m == nil {
+		*m = map[string]map[int64]bool{}
+	}
+	r := (*m)[room]
+	if r == nil {
+		r = map[int64]bool{}
+		(*m)[room] = r
+	}
+	r[seq] = true
+}
+
+// poke asks for a catch-up (one pending at most).
+func (b *bot) poke(kick chan struct{}) {
+	select {
+	case kick <- struct{}{}:
+	default:
+	}
+}
+
+// has reports whether b got seq of room, pushed, replayed or covered by a
+// resync. The caller holds b.mu.
+func (b *bot) has(room string, seq int64) bool {
+	return b.seen[room][seq] || b.replayed[room][seq] || seq <= b.resynced[room]
+}
+
+// contiguous is the last seq of b's room it has with none missing before
+// it (from its create/join reply). The caller holds b.mu.
+func (b *bot) contiguous() int64 {
+	s := b.base
+	for b.has(b.room, s+1) {
+		s++
+	}
+	return s
+}
+
+// setRoom sets the room b plays in and its seq in the create/join reply
+// ("" when it left).
+func (b *bot) setRoom(room string, base int64) {
+	b.mu.Lock()
+	b.room, b.base = room, base
+	b.mu.Unlock()
+}
+
+// catchUps runs a catch-up each time one is asked for, until stop.
+func (b *bot) catchUps(s *client.Session, stop, kick chan struct{}) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { <-stop; cancel() }()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-kick:
+			b.catchUp(ctx, s, "")
+		}
+	}
+}
+
+// catchUp asks room (b's room if "") for the events after the last one b
+// has in order (room.Get since_seq, a recorded room call) and keeps them
+// as replayed; on resync the state covers them. It returns the room's seq
+// (0 on failure).
+func (b *bot) catchUp(ctx context.Context, s *client.Session, room string) int64 {
+	b.mu.Lock()
+	if room == "" {
+		room = b.room
+	}
+	if room == "" || room != b.room {
+		b.mu.Unlock()
+		return 0
+	}
+	since := b.contiguous()
+	b.mu.Unlock()
+	var st *roompb.RoomState
+	err := b.l.call(ctx, b.worker, kindRoom, func(ctx context.Context) (err error) {
+		st, err = roomrpc.NewClient(s.CallThrift).Get(ctx, &roompb.GetRequest{RoomID: &room, SinceSeq: &since})
+		return err
+	})
+	if err != nil || st.PublicView {
+		return 0
+	}
+	r := replay{at: time.Now(), resync: st.Resync}
+	b.mu.Lock()
+	if st.Resync {
+		if b.resynced == nil {
+			b.resynced = map[string]int64{}
+		}
+		r.events = int(st.Seq - since)
+		b.resynced[room] = max(b.resynced[room], st.Seq)
+	}
+	for _, ev := range st.Events {
+		if ev.Seq > since && !b.seen[room][ev.Seq] && !b.replayed[room][ev.Seq] {
+			mark(&b.replayed, room, ev.Seq)
+			r.events++
+		}
+	}
+	b.mu.Unlock()
+	if r.events > 0 || r.resync {
+		b.l.st.addReplay(r)
+	}
+	return st.Seq
 }
 
 // missing counts the seqs in (base, last] not pushed to b in room, waiting
@@ -281,7 +433,7 @@ func (b *bot) missing(room string, base, last int64, wait time.Duration) (int, i
 		b.mu.Lock()
 		n, first := 0, int64(0)
 		for s := base + 1; s <= last; s++ {
-			if !b.seen[room][s] {
+			if !b.has(room, s) {
 				if n == 0 {
 					first = s
 				}
@@ -307,7 +459,7 @@ func (b *bot) rooms() *roomrpc.Client {
 // roomCall is a recorded room call by b; an unauthenticated answer (the
 // session was not resumed) makes b log in again on a new session.
 func (b *bot) roomCall(ctx context.Context, fn func(ctx context.Context, rc *roomrpc.Client) error) error {
-	if b.sess == nil {
+	if b.sess == nil || b.lost.Load() {
 		if err := b.connect(ctx); err != nil {
 			return err
 		}
@@ -369,11 +521,17 @@ func (l *load) pair(ctx context.Context, worker int) {
 	}
 }
 
-// leave leaves room, trying again a few times: a failed leave keeps the
-// session bound to the room, and the bot's next create or join would be
-// refused.
+// leave leaves room, trying again for up to 20 s (longer than any
+// outage the suite injects): a failed leave keeps the session bound to
+// the room, and the bot's next create or join would be refused.
 func (l *load) leave(ctx context.Context, b *bot, room string) {
-	for i := 0; i < 20 && ctx.Err() == nil; i++ {
+	b.mu.Lock()
+	if b.room == room {
+		b.room, b.base = "", 0
+	}
+	b.mu.Unlock()
+	until := time.Now().Add(20 * time.Second)
+	for ctx.Err() == nil && time.Now().Before(until) {
 		err := b.roomCall(ctx, func(ctx context.Context, rc *roomrpc.Client) error {
 			_, err := rc.Leave(ctx, &roompb.LeaveRequest{RoomID: &room})
 			return err
@@ -418,6 +576,7 @@ func (l *load) setup(ctx context.Context, bots [2]*bot) (*game, error) {
 		return nil, err
 	}
 	g.room, g.base[0] = st.ID, st.Seq
+	bots[0].setRoom(g.room, st.Seq)
 	err = bots[1].roomCall(ctx, func(ctx context.Context, rc *roomrpc.Client) (err error) {
 		st, err = rc.Join(ctx, &roompb.JoinRequest{RoomID: g.room})
 		return err
@@ -428,6 +587,7 @@ func (l *load) setup(ctx context.Context, bots [2]*bot) (*game, error) {
 		return nil, err
 	}
 	g.base[1] = st.Seq
+	bots[1].setRoom(g.room, st.Seq)
 	for _, b := range bots {
 		if err := b.roomCall(ctx, func(ctx context.Context, rc *roomrpc.Client) error {
 			_, err := rc.Ready(ctx, &roompb.ReadyRequest{Ready: true, RoomID: &g.room})
@@ -501,7 +661,7 @@ func (l *load) play(ctx context.Context, bots [2]*bot, g *game) {
 			if g.total >= l.target {
 				g.finished = true
 			}
-			l.pause(ctx, l.pace)
+			l.pause(ctx, max(l.pace, l.actPace))
 			continue
 		}
 		g.actsFailed++
@@ -534,7 +694,8 @@ func (l *load) play(ctx context.Context, bots [2]*bot, g *game) {
 
 // account counts each bot's missing pushes of g, from the room's last
 // event seq (read with a fresh deadline, not recorded: the run may be
-// stopping).
+// stopping). Events still missing a while after the game are asked for
+// once more (room.Get since_seq): a gap is what even that did not bring.
 func (l *load) account(bots [2]*bot, g *game) {
 	if g.room == "" {
 		return
@@ -556,7 +717,14 @@ func (l *load) account(bots [2]*bot, g *game) {
 		return
 	}
 	for i, b := range bots {
-		if n, first := b.missing(g.room, g.base[i], last, 2*time.Second); n > 0 {
+		n, first := b.missing(g.room, g.base[i], last, 2*time.Second)
+		if n > 0 && b.sess != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), l.deadline+l.grace)
+			b.catchUp(ctx, b.sess, g.room)
+			cancel()
+			n, first = b.missing(g.room, g.base[i], last, 0)
+		}
+		if n > 0 {
 			l.st.addGap(gap{at: time.Now(), bot: b.name, room: g.room, missing: n, first: first, base: g.base[i], last: last})
 		}
 	}

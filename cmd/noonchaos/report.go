@@ -18,6 +18,8 @@ type row struct {
 	errs                         map[string]int
 	samples                      map[string][]string // distinct messages per code
 	gapMissing, gapGames         int
+	replayed, resyncs            int           // events replayed by room.Get since_seq; resync replies
+	resumes                      int           // sessions resumed by the client (_client.Resumed)
 	slowest                      time.Duration // the slowest answer
 	recovery                     string
 }
@@ -77,6 +79,16 @@ func (r *result) check(ctx context.Context, c *cluster, st *stats) error {
 		w := &r.rows[r.phaseOf(g.at)]
 		w.gapMissing += g.missing
 		w.gapGames++
+	}
+	for _, t := range st.resumes {
+		r.rows[r.phaseOf(t)].resumes++
+	}
+	for _, x := range st.replays {
+		w := &r.rows[r.phaseOf(x.at)]
+		w.replayed += x.events
+		if x.resync {
+			w.resyncs++
+		}
 	}
 	// Every acknowledged act must be an act entry of its player in its
 	// room's log. The reply's seq is the room's event seq, not the entry's,
@@ -223,23 +235,26 @@ func (r *result) failed(gaps bool) bool {
 func (r *result) print(out io.Writer, st *stats) {
 	fmt.Fprintln(out)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "fault\trequests\terrors by code\thangs\tslowest\tacked acts\tlost\tpush gaps (missing/games)\trecovery (workers)")
+	fmt.Fprintln(tw, "fault\trequests\terrors by code\thangs\tslowest\tacked acts\tlost\tresumed\treplayed (events/resyncs)\tpush gaps (missing/games)\trecovery (workers)")
 	var tot row
 	tot.errs = map[string]int{}
 	for i, p := range r.phases {
 		w := r.rows[i]
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%.2fs\t%d\t%d\t%d/%d\t%s\n", p.name, w.requests, codes(w.errs), w.hangs, w.slowest.Seconds(), w.acked, w.lost, w.gapMissing, w.gapGames, w.recovery)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%.2fs\t%d\t%d\t%d\t%d/%d\t%d/%d\t%s\n", p.name, w.requests, codes(w.errs), w.hangs, w.slowest.Seconds(), w.acked, w.lost, w.resumes, w.replayed, w.resyncs, w.gapMissing, w.gapGames, w.recovery)
 		tot.requests += w.requests
 		tot.hangs += w.hangs
 		tot.acked += w.acked
 		tot.lost += w.lost
 		tot.gapMissing += w.gapMissing
 		tot.gapGames += w.gapGames
+		tot.replayed += w.replayed
+		tot.resumes += w.resumes
+		tot.resyncs += w.resyncs
 		for k, v := range w.errs {
 			tot.errs[k] += v
 		}
 	}
-	fmt.Fprintf(tw, "total\t%d\t%s\t%d\t\t%d\t%d\t%d/%d\t\n", tot.requests, codes(tot.errs), tot.hangs, tot.acked, tot.lost, tot.gapMissing, tot.gapGames)
+	fmt.Fprintf(tw, "total\t%d\t%s\t%d\t\t%d\t%d\t%d\t%d/%d\t%d/%d\t\n", tot.requests, codes(tot.errs), tot.hangs, tot.acked, tot.lost, tot.resumes, tot.replayed, tot.resyncs, tot.gapMissing, tot.gapGames)
 	tw.Flush()
 	fmt.Fprintln(out, "\nerror samples:")
 	for i, p := range r.phases {
@@ -256,13 +271,13 @@ func (r *result) print(out io.Writer, st *stats) {
 		}
 	}
 	if len(st.gaps) > 0 {
-		fmt.Fprintf(out, "\npush gaps (%d games; reported, not failed without -fail-on-push-gaps):\n", len(st.gaps))
+		fmt.Fprintf(out, "\npush gaps (%d games: events neither pushed nor replayed by room.Get since_seq):\n", len(st.gaps))
 		for i, g := range st.gaps {
 			if i == 20 {
 				fmt.Fprintf(out, "  ... %d more\n", len(st.gaps)-20)
 				break
 			}
-			fmt.Fprintf(out, "  %s: bot %s room %s: %d event(s) of (%d, %d] never pushed, the first %d\n",
+			fmt.Fprintf(out, "  %s: bot %s room %s: %d event(s) of (%d, %d] neither pushed nor replayed, the first %d\n",
 				r.phases[r.phaseOf(g.at)].name, g.bot, g.room, g.missing, g.base, g.last, g.first)
 		}
 	}
