@@ -97,3 +97,43 @@ func TestLoginPostgresOutage(t *testing.T) {
 	})
 	t.Logf("logged in on try %d after Postgres returned", tries)
 }
+
+// TestOutageIsNoFailedLogin: logins that fail because Postgres is down are
+// no failed logins of their (account, address) pair. Before, each counted
+// (an attempt counts from its start) and, past per_account_address.max, the
+// owner's right password was answered rate_limited after the outage (the
+// chaos suite's Postgres outage).
+func TestOutageIsNoFailedLogin(t *testing.T) {
+	_, schema := pgSchema(t)
+	proxy, url := storestest.PostgresProxy(t)
+	ctx := context.Background()
+	pool, err := stores.OpenPostgres(ctx, stores.PostgresOptions{URL: url, MaxConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	store, err := login.NewPostgresStore(pool, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := testOptions(t)
+	p := startPlatform(t, newService(t, opts, store, ownRedis(t)))
+	user := username(t)
+	p.register(t, user, "password1")
+	if err := outageLogin(t, p, user); err != nil {
+		t.Fatal(err)
+	}
+	proxy.Cut()
+	for range 2 * opts.Throttle.PerAccountAddress.Max {
+		err := outageLogin(t, p, user)
+		wantErr(t, "login with Postgres down", err, "unavailable: login store unavailable")
+	}
+	proxy.Restore()
+	checkFor(t, 10*time.Second, "login to work again after Postgres returns", func() bool {
+		err := outageLogin(t, p, user)
+		if code := wire.CodeOf(err); code == wire.CodeRateLimited {
+			t.Fatalf("login after the outage: %v; want no throttle", err)
+		}
+		return err == nil
+	})
+}

@@ -271,6 +271,16 @@ func (s *Service) Login(ctx context.Context, username, password, addr string) (s
 	if err := s.throttle(ctx, pairKey, t.PerAccountAddress, modeCount, reasonPair); err != nil {
 		return Session{}, err
 	}
+	// An attempt that ends without a verdict on its password (the store
+	// or Redis down, the hash queue shed, the deadline) is no failure of
+	// its pair: an outage must not slow the owner afterwards.
+	defer func() {
+		if err != nil && !errors.Is(err, ErrBadCredentials) {
+			if uerr := s.throttle(context.WithoutCancel(ctx), pairKey, t.PerAccountAddress, modeUndo, reasonPair); uerr != nil {
+				s.log.Warn("login: taking back a throttle count", "err", uerr)
+			}
+		}
+	}()
 	a, err := s.store.ByUsername(ctx, username)
 	hash := a.PasswordHash
 	switch {

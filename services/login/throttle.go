@@ -17,7 +17,10 @@ import (
 //   - "check": the ms left to wait (0: go ahead);
 //   - "count": as check, and when it may go ahead, count a failure now
 //     (an attempt counted from its start);
-//   - "fail": count a failure, whatever the wait.
+//   - "fail": count a failure, whatever the wait;
+//   - "undo": take back one failure "count" counted for an attempt that
+//     ended without a verdict on its password (a store outage, a shed):
+//     below max failures, no wait is left.
 //
 // Counting the max-th failure and each one after sets the wait: backoff,
 // doubled per failure past max, at most max backoff. The key expires
@@ -26,6 +29,12 @@ var backoffScript = redis.NewScript(`
 local k = KEYS[1]
 local now = tonumber(ARGV[1])
 local mode = ARGV[6]
+if mode == 'undo' then
+  if tonumber(redis.call('HGET', k, 'n') or '0') > 0 and redis.call('HINCRBY', k, 'n', -1) < tonumber(ARGV[2]) then
+    redis.call('HDEL', k, 'u')
+  end
+  return 0
+end
 local u = tonumber(redis.call('HGET', k, 'u') or '0')
 if mode ~= 'fail' and u > now then
   return u - now
@@ -56,6 +65,7 @@ const (
 	modeCheck = "check"
 	modeCount = "count"
 	modeFail  = "fail"
+	modeUndo  = "undo"
 )
 
 // Reasons of login_throttled_total and of the rate_limited texts.
