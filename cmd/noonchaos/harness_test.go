@@ -182,3 +182,25 @@ func TestLossCheck(t *testing.T) {
 		t.Fatalf("lost %d of %d acked; losses %q; want 1 of 4, r2's act of a", r.rows[0].lost, r.rows[0].acked, r.losses)
 	}
 }
+
+// TestReplayedNotMissing: an event replayed by room.Get since_seq, or
+// covered by a resync's state, is no gap; contiguous is where a catch-up
+// asks from.
+func TestReplayedNotMissing(t *testing.T) {
+	b := &bot{room: "r", base: 2,
+		seen:     map[string]map[int64]bool{"r": {3: true, 6: true, 9: true}},
+		replayed: map[string]map[int64]bool{"r": {4: true}}}
+	if got := b.contiguous(); got != 4 {
+		t.Errorf("contiguous = %d; want 4", got)
+	}
+	if n, first := b.missing("r", 2, 9, 0); n != 3 || first != 5 {
+		t.Errorf("missing = %d, first %d; want 3, 5", n, first)
+	}
+	b.resynced = map[string]int64{"r": 8}
+	if n, _ := b.missing("r", 2, 9, 0); n != 0 {
+		t.Errorf("missing after a resync to 8 = %d; want 0", n)
+	}
+	if got := b.contiguous(); got != 9 {
+		t.Errorf("contiguous after a resync = %d; want 9", got)
+	}
+}
