@@ -66,8 +66,13 @@ type gap struct {
 // _client.Resumed, a gap in its pushes, or at a game's end.
 type replay struct {
 	at     time.Time
-	events int  // events got by it and not pushed
-	resync bool // the room no longer kept them: the state covers them
+	bot    string
+	room   string
+	why    string // resumed, gap or end (of the game)
+	since  int64  // the since_seq asked
+	first  int64  // the first event it brought that was not pushed
+	events int    // events got by it and not pushed
+	resync bool   // the room no longer kept them: the state covers them
 }
 
 // stats collects every request, acknowledged action, push gap and replay.
@@ -239,6 +244,7 @@ type bot struct {
 	resynced map[string]int64          // room -> the seq a resync's state covers up to
 	room     string                    // the room the bot plays in ("": none)
 	base     int64                     // its seq in the create/join reply of room
+	why      string                    // why the pending catch-up was asked for
 }
 
 func (b *bot) pass() string { return "pw-" + b.name }
@@ -296,6 +302,9 @@ func (b *bot) readPushes(s *client.Session, stop, kick chan struct{}) {
 			switch p.Type {
 			case client.EventResumed:
 				b.l.st.addResume(time.Now())
+				b.mu.Lock()
+				b.why = "resumed"
+				b.mu.Unlock()
 				b.poke(kick)
 				continue
 			case client.EventResumeFailed, wire.EventLoggedOut:
@@ -312,6 +321,9 @@ func (b *bot) readPushes(s *client.Session, stop, kick chan struct{}) {
 			b.mu.Lock()
 			mark(&b.seen, ev.RoomID, ev.Seq)
 			gap := ev.RoomID == b.room && ev.Seq > b.contiguous()+1
+			if gap && b.why == "" {
+				b.why = fmt.Sprintf("gap (pushed %d)", ev.Seq)
+			}
 			b.mu.Unlock()
 			if gap {
 				b.poke(kick)
@@ -375,7 +387,11 @@ func (b *bot) catchUps(s *client.Session, stop, kick chan struct{}) {
 		case <-stop:
 			return
 		case <-kick:
-			b.catchUp(ctx, s, "")
+			b.mu.Lock()
+			why := b.why
+			b.why = ""
+			b.mu.Unlock()
+			b.catchUp(ctx, s, "", why)
 		}
 	}
 }
@@ -384,7 +400,7 @@ func (b *bot) catchUps(s *client.Session, stop, kick chan struct{}) {
 // has in order (room.Get since_seq, a recorded room call) and keeps them
 // as replayed; on resync the state covers them. It returns the room's seq
 // (0 on failure).
-func (b *bot) catchUp(ctx context.Context, s *client.Session, room string) int64 {
+func (b *bot) catchUp(ctx context.Context, s *client.Session, room, why string) int64 {
 	b.mu.Lock()
 	if room == "" {
 		room = b.room
@@ -403,18 +419,21 @@ func (b *bot) catchUp(ctx context.Context, s *client.Session, room string) int64
 	if err != nil || st.PublicView {
 		return 0
 	}
-	r := replay{at: time.Now(), resync: st.Resync}
+	r := replay{at: time.Now(), bot: b.name, room: room, why: why, since: since, resync: st.Resync}
 	b.mu.Lock()
 	if st.Resync {
 		if b.resynced == nil {
 			b.resynced = map[string]int64{}
 		}
-		r.events = int(st.Seq - since)
+		r.events = int(max(st.Seq-since, 0))
 		b.resynced[room] = max(b.resynced[room], st.Seq)
 	}
 	for _, ev := range st.Events {
 		if ev.Seq > since && !b.seen[room][ev.Seq] && !b.replayed[room][ev.Seq] {
 			mark(&b.replayed, room, ev.Seq)
+			if r.events == 0 {
+				r.first = ev.Seq
+			}
 			r.events++
 		}
 	}
@@ -720,7 +739,7 @@ func (l *load) account(bots [2]*bot, g *game) {
 		n, first := b.missing(g.room, g.base[i], last, 2*time.Second)
 		if n > 0 && b.sess != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), l.deadline+l.grace)
-			b.catchUp(ctx, b.sess, g.room)
+			b.catchUp(ctx, b.sess, g.room, "end")
 			cancel()
 			n, first = b.missing(g.room, g.base[i], last, 0)
 		}

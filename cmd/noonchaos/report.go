@@ -281,6 +281,20 @@ func (r *result) print(out io.Writer, st *stats) {
 				r.phases[r.phaseOf(g.at)].name, g.bot, g.room, g.missing, g.base, g.last, g.first)
 		}
 	}
+	if len(st.replays) > 0 {
+		fmt.Fprintf(out, "\ncatch-ups that brought events not pushed (%d):\n", len(st.replays))
+		for i, x := range st.replays {
+			if i == 20 {
+				fmt.Fprintf(out, "  ... %d more\n", len(st.replays)-20)
+				break
+			}
+			what := fmt.Sprintf("%d event(s), the first %d", x.events, x.first)
+			if x.resync {
+				what = fmt.Sprintf("resync (%d events)", x.events)
+			}
+			fmt.Fprintf(out, "  %s: bot %s room %s (%s): since %d: %s\n", r.phases[r.phaseOf(x.at)].name, x.bot, x.room, x.why, x.since, what)
+		}
+	}
 	if len(r.exited) > 0 {
 		fmt.Fprintf(out, "\nprocesses that exited by themselves (see the logs, -keep):\n")
 		for _, e := range r.exited {
