@@ -737,11 +737,18 @@ func (l *load) account(bots [2]*bot, g *game) {
 	}
 	for i, b := range bots {
 		n, first := b.missing(g.room, g.base[i], last, 2*time.Second)
-		if n > 0 && b.sess != nil {
+		// The catch-up itself may meet a fault: a few tries.
+		for try := 0; n > 0 && b.sess != nil && try < 3; try++ {
+			if try > 0 {
+				time.Sleep(500 * time.Millisecond)
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), l.deadline+l.grace)
-			b.catchUp(ctx, b.sess, g.room, "end")
+			ok := b.catchUp(ctx, b.sess, g.room, "end") > 0
 			cancel()
 			n, first = b.missing(g.room, g.base[i], last, 0)
+			if ok {
+				break
+			}
 		}
 		if n > 0 {
 			l.st.addGap(gap{at: time.Now(), bot: b.name, room: g.room, missing: n, first: first, base: g.base[i], last: last})
