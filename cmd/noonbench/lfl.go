@@ -60,9 +60,12 @@ const (
 	lflRelay   = "relay"
 	lflNoonTCP = "noon-tcp"
 	lflNoonWS  = "noon-ws"
+	// lflDevWS is noon dev (one process: yellow, broker, every service)
+	// over WebSocket, as issue 15 measured it against Nakama (-noon-dev).
+	lflDevWS = "dev-ws"
 )
 
-var lflRows = []string{lflRelay, lflNoonTCP, lflNoonWS}
+var lflRows = []string{lflRelay, lflNoonTCP, lflNoonWS, lflDevWS}
 
 // Roles of the like-for-like child processes (the value of lflChildEnv).
 const (
@@ -71,6 +74,8 @@ const (
 	roleRelay        = "relay"      // bench.Relay to -upstream
 	roleEchoInstance = "echo"       // yellow and one echo instance
 	roleBroker       = "broker"     // one broker on -yellow
+	// roleNoonDev is `noon dev` (-noon-dev): not a noonbench child.
+	roleNoonDev = "noon-dev"
 )
 
 const (
@@ -101,6 +106,10 @@ type lflRow struct {
 	HopCPUPerRequestUs float64 `json:"hop_cpu_per_request_us"`
 	// ServerCPUPerRequestUs is every server process's together.
 	ServerCPUPerRequestUs float64 `json:"server_cpu_per_request_us"`
+	// RestCPUPercent is the CPU the machine spent outside this process
+	// and the row's server processes (other work competing for the
+	// cores), in percent of one core; -1 if unknown.
+	RestCPUPercent float64 `json:"rest_cpu_percent"`
 }
 
 // procCPU is one child process's CPU time in a measured interval.
@@ -148,7 +157,8 @@ type lflChildProc struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	out   *bufio.Reader
-	ready []string // the fields after "ready"
+	ready []string // its addresses
+	term  bool     // stopped by SIGTERM (noon dev), not by closing stdin
 	mu    sync.Mutex
 }
 
@@ -161,6 +171,70 @@ func startLFLChild(ctx context.Context, role string, args []string, stderr io.Wr
 	}
 	cmd := exec.Command(exe, args...)
 	cmd.Env = append(os.Environ(), lflChildEnv+"="+role)
+	return startProc(ctx, role, cmd, stderr, readyLine)
+}
+
+// readyLine reads the "ready ..." line of a noonbench child.
+func readyLine(out *bufio.Reader) ([]string, error) {
+	line, err := out.ReadString('\n')
+	fields := strings.Fields(line)
+	if err != nil || len(fields) < 2 || fields[0] != "ready" {
+		return nil, fmt.Errorf("said %q: %v", line, err)
+	}
+	return fields[1:], nil
+}
+
+// startNoonDev starts `noon dev` (the binary at path) with every listener on
+// loopback port 0 and the benchmark's broker settings (no rate limit, no
+// auth timeout), and reads its broker TCP address and WebSocket URL from
+// its banner. It stops on SIGTERM, as from a terminal.
+func startNoonDev(ctx context.Context, path string, cfg config, stderr io.Writer) (*lflChildProc, error) {
+	args := []string{"dev", "-admin", "off"}
+	for _, kv := range []string{
+		"broker.edge.tcp_addr=127.0.0.1:0", "broker.edge.ws_addr=127.0.0.1:0",
+		"yellow.router_addr=tcp://127.0.0.1:0", "yellow.pub_addr=tcp://127.0.0.1:0",
+		"brokerlist.addr=127.0.0.1:0", "services.login.http_addr=127.0.0.1:0", "services.pay.http_addr=127.0.0.1:0",
+		"broker.edge.rate=0", "broker.edge.auth_timeout=0", "broker.edge.idle_timeout=10m",
+		"services.echo.concurrency=" + strconv.Itoa(max(services.DefaultConcurrency, maxConns(cfg)*cfg.pipeline)),
+		"log.level=" + cfg.logLevel,
+	} {
+		args = append(args, "-set", kv)
+	}
+	if cfg.lflPlain {
+		args = append(args, "-set", "tls.insecure=true")
+	}
+	c, err := startProc(ctx, roleNoonDev, exec.Command(path, args...), stderr, func(out *bufio.Reader) ([]string, error) {
+		var tcp, ws string
+		for {
+			line, err := out.ReadString('\n')
+			if err != nil {
+				return nil, fmt.Errorf("no banner (%v)", err)
+			}
+			f := strings.Fields(line)
+			switch {
+			case len(f) >= 3 && f[0] == "broker" && f[1] == "TCP":
+				tcp = f[2]
+			case len(f) >= 3 && f[0] == "broker" && f[1] == "WS":
+				ws = f[2]
+			case strings.HasPrefix(line, "Ctrl-C stops everything"):
+				if tcp == "" || ws == "" {
+					return nil, errors.New("its banner names no broker TCP and WS addresses")
+				}
+				return []string{tcp, ws}, nil
+			}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.term = true
+	go func() { _, _ = io.Copy(io.Discard, c.out) }() // the rest of its stdout
+	return c, nil
+}
+
+// startProc starts cmd as role and waits (bounded) until ready reads its
+// address(es) from its stdout.
+func startProc(ctx context.Context, role string, cmd *exec.Cmd, stderr io.Writer, ready func(*bufio.Reader) ([]string, error)) (*lflChildProc, error) {
 	cmd.Stderr = stderr
 	// Killed with this process, whatever ends it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -177,24 +251,23 @@ func startLFLChild(ctx context.Context, role string, args []string, stderr io.Wr
 	}
 	c := &lflChildProc{role: role, cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout)}
 	type lineErr struct {
-		line string
-		err  error
+		fields []string
+		err    error
 	}
 	got := make(chan lineErr, 1)
 	go func() {
-		line, err := c.out.ReadString('\n')
-		got <- lineErr{line, err}
+		fields, err := ready(c.out)
+		got <- lineErr{fields, err}
 	}()
 	t := time.NewTimer(childReadyTimeout)
 	defer t.Stop()
 	select {
 	case le := <-got:
-		fields := strings.Fields(le.line)
-		if le.err != nil || len(fields) < 2 || fields[0] != "ready" {
+		if le.err != nil {
 			c.stop()
-			return nil, fmt.Errorf("the %s process did not start (said %q): %v", role, le.line, le.err)
+			return nil, fmt.Errorf("the %s process did not start: %w", role, le.err)
 		}
-		c.ready = fields[1:]
+		c.ready = le.fields
 		return c, nil
 	case <-t.C:
 		c.stop()
@@ -223,9 +296,13 @@ func (c *lflChildProc) command(line string) (string, error) {
 // cpu returns the child's CPU time so far (user + system, all threads).
 func (c *lflChildProc) cpu() (time.Duration, error) { return procCPUTime(c.cmd.Process.Pid) }
 
-// stop closes the child's stdin, waits for it, and kills it if it lingers.
+// stop closes the child's stdin (or sends it SIGTERM), waits for it, and
+// kills it if it lingers.
 func (c *lflChildProc) stop() {
 	_ = c.stdin.Close()
+	if c.term {
+		_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	}
 	done := make(chan struct{})
 	go func() { _ = c.cmd.Wait(); close(done) }()
 	select {
@@ -271,13 +348,14 @@ func parseProcStat(s string) (time.Duration, error) {
 // lflStack is every child of the scenario.
 type lflStack struct {
 	echoSrv, relay, echo, broker *lflChildProc
+	dev                          *lflChildProc // nil without -noon-dev
 	tlsDir                       string
 	relayAddr, tcpAddr, wsURL    string
 }
 
 func (s *lflStack) close() {
 	// The hops first, then what they call.
-	for _, c := range []*lflChildProc{s.broker, s.relay, s.echo, s.echoSrv} {
+	for _, c := range []*lflChildProc{s.dev, s.broker, s.relay, s.echo, s.echoSrv} {
 		if c != nil {
 			c.stop()
 		}
@@ -327,6 +405,12 @@ func startLFL(ctx context.Context, cfg config, prog *progress, stderr io.Writer)
 		return nil, fmt.Errorf("the broker process said ready %q, want a TCP address and a WebSocket URL", s.broker.ready)
 	}
 	s.tcpAddr, s.wsURL = s.broker.ready[0], s.broker.ready[1]
+	if cfg.noonDev != "" {
+		if s.dev, err = startNoonDev(ctx, cfg.noonDev, cfg, stderr); err != nil {
+			return nil, err
+		}
+		prog.logf("[lfl] noon dev pid %d: broker WS %s", s.dev.cmd.Process.Pid, s.dev.ready[1])
+	}
 	links := "mutual TLS"
 	if cfg.lflPlain {
 		links = "plain"
@@ -400,7 +484,11 @@ func runLFL(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		}()
 	}
 
-	total, i := cfg.rounds*len(lflRows)*len(cfg.conns), 0
+	rows := len(lflRows)
+	if s.dev == nil {
+		rows--
+	}
+	total, i := cfg.rounds*rows*len(cfg.conns), 0
 	for range cfg.rounds {
 		for _, conns := range cfg.conns {
 			for _, row := range lflRows {
@@ -416,6 +504,11 @@ func runLFL(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 					addr, procs = s.tcpAddr, []*lflChildProc{s.broker, s.echo}
 				case lflNoonWS:
 					addr, procs = s.wsURL, []*lflChildProc{s.broker, s.echo}
+				case lflDevWS:
+					if s.dev == nil {
+						continue
+					}
+					addr, procs = s.dev.ready[1], []*lflChildProc{s.dev}
 				}
 				r, err := lflRun(ctx, cfg, row, addr, conns, procs, prog.scenario(i, total, row, conns))
 				if err != nil {
@@ -543,6 +636,10 @@ func lflRun(ctx context.Context, cfg config, row, addr string, conns int, procs 
 		r.Procs = append(r.Procs, pc)
 	}
 	r.HopCPUPerRequestUs = r.Procs[0].CPUPerRequestUs
+	r.RestCPUPercent = -1
+	if res.OthersCPUPercent >= 0 && wall > 0 {
+		r.RestCPUPercent = max(0, res.OthersCPUPercent-100*all.Seconds()/wall)
+	}
 	if res.Requests > 0 {
 		r.ServerCPUPerRequestUs = float64(all.Microseconds()) / float64(res.Requests)
 	}
@@ -601,7 +698,7 @@ func lflRatios(rows []lflRow) []lflRatio {
 		}
 		q := lflRatio{Conns: r.Conns, Row: r.Scenario, RPS: div(r.RPS, base.RPS), P50: div(r.P50Us, base.P50Us),
 			P99: div(r.P99Us, base.P99Us), HopCPU: div(r.HopCPUPerRequestUs, base.HopCPUPerRequestUs)}
-		if r.Scenario == lflNoonWS {
+		if r.Scenario == lflNoonWS || r.Scenario == lflDevWS {
 			q.NakamaRPS = div(r.RPS, nakamaRef[r.Conns])
 		}
 		out = append(out, q)
@@ -619,22 +716,23 @@ func printLFL(w io.Writer, rep *lflReport) {
 		rep.Environment, rep.PayloadBytes, links)
 	fmt.Fprintf(w, "relay: relay process -> echo server process (TCP frames); noon-tcp / noon-ws: broker process -> echo process (yellow + echo instance), clients over TCP frames / WebSocket\n\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "scenario\tconns\treq/s\tp50\tp99\thop CPU/req\tservers CPU/req\thop CPU %%\tloadgen CPU/req\tothers %%\terrors\t\n")
+	fmt.Fprintf(tw, "scenario\tconns\treq/s\tp50\tp99\thop CPU/req\tservers CPU/req\thop CPU %%\tloadgen CPU/req\trest %%\terrors\t\n")
 	for _, r := range rep.Results {
 		hopPct := 0.0
 		if len(r.Procs) > 0 {
 			hopPct = r.Procs[0].CPUPercent
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%.1f us\t%.1f us\t%.0f\t%.1f us\t%.0f\t%d\t\n", r.Scenario, r.Conns, r.RPS, fmtUs(r.P50Us), fmtUs(r.P99Us),
-			r.HopCPUPerRequestUs, r.ServerCPUPerRequestUs, hopPct, r.CPUPerRequestUs, r.OthersCPUPercent, r.Errors)
+			r.HopCPUPerRequestUs, r.ServerCPUPerRequestUs, hopPct, r.CPUPerRequestUs, r.RestCPUPercent, r.Errors)
 	}
 	_ = tw.Flush()
-	fmt.Fprintf(w, "\nhop = the broker process alone (noon) or the relay process alone (relay); servers = hop + echo process (noon: yellow and the echo instance) or + echo server (relay).\n"+
-		"others %% is the CPU of everything outside this process (the server processes included) over the interval, in %% of one core.\n\n")
+	fmt.Fprintf(w, "\nhop = the broker process alone (noon-tcp, noon-ws) or the relay process alone (relay); servers = hop + echo process (noon: yellow and the echo instance) or + echo server (relay).\n"+
+		"dev-ws (-noon-dev): noon dev is one process (yellow, broker, every service): its hop is the whole process, the broker not alone.\n"+
+		"CPU %% is of one core; rest %% is the machine's CPU outside this process and the row's servers (other work competing for the cores: where high, the row is unreliable).\n\n")
 	if len(rep.Ratios) > 0 {
 		fmt.Fprintf(w, "noon / relay of this run (req/s above 1: faster; latency and CPU above 1: slower):\n")
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintf(tw, "row\tconns\treq/s\tp50\tp99\thop CPU/req\tnoon-ws / Nakama req/s*\t\n")
+		fmt.Fprintf(tw, "row\tconns\treq/s\tp50\tp99\thop CPU/req\treq/s / Nakama's*\t\n")
 		for _, q := range rep.Ratios {
 			nk := ""
 			if q.NakamaRPS > 0 {
