@@ -33,6 +33,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -203,33 +204,41 @@ func startNoonDev(ctx context.Context, path string, cfg config, stderr io.Writer
 	if cfg.lflPlain {
 		args = append(args, "-set", "tls.insecure=true")
 	}
-	c, err := startProc(ctx, roleNoonDev, exec.Command(path, args...), stderr, func(out *bufio.Reader) ([]string, error) {
-		var tcp, ws string
-		for {
-			line, err := out.ReadString('\n')
-			if err != nil {
-				return nil, fmt.Errorf("no banner (%v)", err)
-			}
-			f := strings.Fields(line)
-			switch {
-			case len(f) >= 3 && f[0] == "broker" && f[1] == "TCP":
-				tcp = f[2]
-			case len(f) >= 3 && f[0] == "broker" && f[1] == "WS":
-				ws = f[2]
-			case strings.HasPrefix(line, "Ctrl-C stops everything"):
-				if tcp == "" || ws == "" {
-					return nil, errors.New("its banner names no broker TCP and WS addresses")
-				}
-				return []string{tcp, ws}, nil
-			}
-		}
-	})
+	c, err := startProc(ctx, roleNoonDev, exec.Command(path, args...), stderr, devBanner)
 	if err != nil {
 		return nil, err
 	}
 	c.term = true
 	go func() { _, _ = io.Copy(io.Discard, c.out) }() // the rest of its stdout
 	return c, nil
+}
+
+// maxBannerLines bounds the lines devBanner reads before giving up.
+const maxBannerLines = 100
+
+// devBanner reads noon dev's banner up to its last line ("Ctrl-C stops
+// everything.") and returns the broker's TCP address and WebSocket URL.
+func devBanner(out *bufio.Reader) ([]string, error) {
+	var tcp, ws string
+	for range maxBannerLines {
+		line, err := out.ReadString('\n')
+		if err != nil {
+			return nil, fmt.Errorf("no banner (%v)", err)
+		}
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 3 && f[0] == "broker" && f[1] == "TCP":
+			tcp = f[2]
+		case len(f) >= 3 && f[0] == "broker" && f[1] == "WS":
+			ws = f[2]
+		case strings.HasPrefix(line, "Ctrl-C stops everything"):
+			if tcp == "" || ws == "" {
+				return nil, errors.New("its banner names no broker TCP and WS addresses (is the WebSocket listener on?)")
+			}
+			return []string{tcp, ws}, nil
+		}
+	}
+	return nil, fmt.Errorf("no end of banner in %d lines", maxBannerLines)
 }
 
 // startProc starts cmd as role and waits (bounded) until ready reads its
@@ -388,6 +397,7 @@ func startLFL(ctx context.Context, cfg config, prog *progress, stderr io.Writer)
 		}
 		common = append(common, "-tls", s.tlsDir)
 	}
+	common = slices.Clip(common) // each child appends its own flags to a copy
 	if s.echoSrv, err = startLFLChild(ctx, roleEchoServer, common, stderr); err != nil {
 		return nil, err
 	}

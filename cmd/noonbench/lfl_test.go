@@ -1,10 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -110,5 +114,71 @@ func TestParseProcStat(t *testing.T) {
 	}
 	if _, err := procCPUTime(os.Getpid()); err != nil {
 		t.Errorf("own /proc stat: %v", err)
+	}
+}
+
+func TestDevBanner(t *testing.T) {
+	banner := `noon dev is up: yellow, broker, brokerlist, services [echo login]
+  BrokerList   http://127.0.0.1:42735/brokerlist
+  broker TCP   127.0.0.1:39945 (pandaparty frames)
+  broker WS    ws://127.0.0.1:40535/ws
+  links        mutual TLS, ephemeral CA
+Ctrl-C stops everything.
+`
+	got, err := devBanner(bufio.NewReader(strings.NewReader(banner)))
+	if err != nil || !slices.Equal(got, []string{"127.0.0.1:39945", "ws://127.0.0.1:40535/ws"}) {
+		t.Errorf("devBanner = %q, %v", got, err)
+	}
+	noWS := strings.Replace(banner, "  broker WS    ws://127.0.0.1:40535/ws\n", "", 1)
+	for _, bad := range []string{"", noWS, banner[:100], strings.Repeat("x\n", maxBannerLines+1)} {
+		if got, err := devBanner(bufio.NewReader(strings.NewReader(bad))); err == nil {
+			t.Errorf("devBanner(%.40q) = %q, no error", bad, got)
+		}
+	}
+}
+
+// TestLFLNoonDev builds cmd/noon and runs the like-for-like scenario with
+// -noon-dev -lfl-plain briefly: the dev-ws row measured without errors,
+// its CPU the noon dev process's.
+func TestLFLNoonDev(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds cmd/noon and starts five processes")
+	}
+	gotool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go tool to build cmd/noon")
+	}
+	dir := t.TempDir()
+	noon := filepath.Join(dir, "noon")
+	if out, err := exec.Command(gotool, "build", "-o", noon, "github.com/noonhq/noon/cmd/noon").CombinedOutput(); err != nil {
+		t.Fatalf("go build cmd/noon: %v\n%s", err, out)
+	}
+	path := filepath.Join(dir, "lfl.json")
+	var stdout, stderr syncBuffer
+	code := realMain(context.Background(), []string{"-only", "lfl", "-conns", "1", "-duration", "200ms", "-warmup", "50ms",
+		"-lfl-plain", "-noon-dev", noon, "-json", path}, &stdout, &stderr)
+	t.Logf("stdout:\n%s", stdout.String())
+	if code != 0 {
+		t.Fatalf("exit code %d; stderr:\n%s", code, stderr.String())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep lflReport
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatalf("results JSON: %v", err)
+	}
+	var dev *lflRow
+	for i, r := range rep.Results {
+		if r.Scenario == lflDevWS {
+			dev = &rep.Results[i]
+		}
+	}
+	if rep.TLSLinks || len(rep.Results) != 4 || dev == nil {
+		t.Fatalf("TLS %v, %d rows, dev-ws %v: want plain links and 4 rows with dev-ws", rep.TLSLinks, len(rep.Results), dev != nil)
+	}
+	if dev.Errors != 0 || dev.Requests == 0 || len(dev.Procs) != 1 || dev.Procs[0].Role != roleNoonDev {
+		t.Errorf("dev-ws: %+v", *dev)
 	}
 }
