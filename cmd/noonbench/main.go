@@ -237,7 +237,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.payload, "payload", defaultPayload, "request (and reply) payload size in bytes")
 	fs.IntVar(&cfg.idle, "idle", defaultIdle, "idle connections for the idle test (2 file descriptors each in this process)")
 	fs.StringVar(&cfg.jsonPath, "json", defaultJSON, "file to write the results to as JSON (\"\" for none)")
-	fs.StringVar(&only, "only", "", "comma-separated subset of scenarios to run: "+strings.Join(allScenarios, ",")+" (default all)")
+	fs.StringVar(&only, "only", "", "comma-separated subset of scenarios to run: "+strings.Join(allScenarios, ",")+" (default all); or "+scenarioAbuse+" or "+scenarioLFL+" (like for like: servers in processes of their own) alone")
 	fs.BoolVar(&cfg.quick, "quick", false, fmt.Sprintf("short run for tests: -duration %v -warmup %v -idle %d unless given", quickDuration, quickWarmup, quickIdle))
 	fs.StringVar(&cfg.logLevel, "log", "error", "log level of the in-process yellow, echo instance, broker and login service (debug|info|warn|error)")
 	fs.StringVar(&cfg.postgresURL, "postgres", defaultPostgres, "Postgres `URL` of the login scenario (it creates a schema of its own and drops it)")
