@@ -42,6 +42,11 @@
 // slowloris, a connection flood from one address), and the well-behaved
 // connections' requests per second and p99 against a baseline without them
 // (see abuse.go).
+// The like-for-like scenario runs only when asked for, alone (-only lfl):
+// the broker, the echo instance (with yellow), the relay and its echo server
+// each in a process of their own, the load from this one, noon over
+// WebSocket and TCP beside the relay, and each server process's CPU per
+// request, the broker's alone among them (see lfl.go).
 // Progress goes to stderr; the results also go to a JSON file.
 //
 // Everything but Postgres and Redis runs on loopback (127.0.0.0/8), and
@@ -52,6 +57,7 @@
 //	noonbench [-duration 3s] [-warmup 1s] [-conns 1,16,256] [-pipeline 1]
 //	          [-payload 32] [-idle 9000] [-json noonbench-results.json]
 //	          [-only raw,relay,noon,noon-plain,idle,login,match,friends,game,pay] [-rounds 1] [-quick] [-log error]
+//	noonbench -only lfl [-conns 1,16,256] [-payload 64] [-rounds 1] [-lfl-plain] [-cpuprofile-broker FILE] [-noon-dev bin/noon]
 //	noonbench -only abuse [-abuse-conns 10000] [-abuse-bad 100] [-duration 3s] [-warmup 1s]
 //	          [-match-players 1000,10000] [-match-rate 5000]
 //	          [-postgres postgres://postgres@127.0.0.1:5432/test?sslmode=disable]
@@ -155,6 +161,13 @@ type config struct {
 	// abuseConns and abuseBad are the abuse scenario's connections and
 	// how many of them misbehave.
 	abuseConns, abuseBad int
+	// lflPlain runs the like-for-like scenario with plain internal links;
+	// brokerProfile is the file its broker process's CPU profile goes to.
+	lflPlain      bool
+	brokerProfile string
+	// noonDev is the noon binary whose `noon dev` the like-for-like
+	// scenario loads too ("": none).
+	noonDev string
 }
 
 func (c config) has(scenario string) bool { return slices.Contains(c.only, scenario) }
@@ -163,6 +176,9 @@ func (c config) has(scenario string) bool { return slices.Contains(c.only, scena
 var errUsage = errors.New("usage")
 
 func main() {
+	if role := os.Getenv(lflChildEnv); role != "" {
+		os.Exit(lflChild(role, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	}
 	if os.Getenv(abuseChildEnv) == "1" {
 		os.Exit(abuseChild(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 	}
@@ -191,6 +207,13 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		return 0
 	}
+	if cfg.has(scenarioLFL) {
+		if err := runLFL(ctx, cfg, stdout, stderr); err != nil {
+			fmt.Fprintf(stderr, "noonbench: %v\n", err)
+			return 1
+		}
+		return 0
+	}
 	if err := run(ctx, cfg, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "noonbench: %v\n", err)
 		return 1
@@ -214,7 +237,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.payload, "payload", defaultPayload, "request (and reply) payload size in bytes")
 	fs.IntVar(&cfg.idle, "idle", defaultIdle, "idle connections for the idle test (2 file descriptors each in this process)")
 	fs.StringVar(&cfg.jsonPath, "json", defaultJSON, "file to write the results to as JSON (\"\" for none)")
-	fs.StringVar(&only, "only", "", "comma-separated subset of scenarios to run: "+strings.Join(allScenarios, ",")+" (default all)")
+	fs.StringVar(&only, "only", "", "comma-separated subset of scenarios to run: "+strings.Join(allScenarios, ",")+" (default all); or "+scenarioAbuse+" or "+scenarioLFL+" (like for like: servers in processes of their own) alone")
 	fs.BoolVar(&cfg.quick, "quick", false, fmt.Sprintf("short run for tests: -duration %v -warmup %v -idle %d unless given", quickDuration, quickWarmup, quickIdle))
 	fs.StringVar(&cfg.logLevel, "log", "error", "log level of the in-process yellow, echo instance, broker and login service (debug|info|warn|error)")
 	fs.StringVar(&cfg.postgresURL, "postgres", defaultPostgres, "Postgres `URL` of the login scenario (it creates a schema of its own and drops it)")
@@ -224,6 +247,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.abuseConns, "abuse-conns", defaultAbuseConns, "connections of the abuse scenario (-only abuse), misbehaving ones included; its broker runs in a child process")
 	fs.IntVar(&cfg.abuseBad, "abuse-bad", defaultAbuseBad, "misbehaving connections of the abuse scenario: pipeliners, WebSocket slowloris and a connection flood, a third each")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to `file` (go tool pprof)")
+	fs.BoolVar(&cfg.lflPlain, "lfl-plain", false, "run -only lfl with plain internal links (default mutual TLS, as noon dev)")
+	fs.StringVar(&cfg.noonDev, "noon-dev", "", "with -only lfl, also load `noon dev` (one process: yellow, broker, every service) run from this noon `binary` (e.g. bin/noon), over WebSocket")
+	fs.StringVar(&cfg.brokerProfile, "cpuprofile-broker", "", "with -only lfl, write a CPU profile of the broker process over the whole sweep to `file`")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: noonbench [flags]\n\nnoonbench measures noon (client -> broker -> echo service) against a raw TCP echo\n"+
 			"and a two-hop TCP relay, all in this process on loopback, then the broker's memory per\nidle connection, "+
@@ -273,6 +299,16 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			return cfg, fmt.Errorf("-abuse-conns %d needs about %d file descriptors in each process, the limit is %d (ulimit -n)", cfg.abuseConns, cfg.abuseConns+fdSlack, lim)
 		}
 		return cfg, nil
+	}
+	if cfg.has(scenarioLFL) {
+		if len(cfg.only) > 1 {
+			return cfg, errLFLAlone
+		}
+		if !set["payload"] {
+			cfg.payload = lflPayload
+		}
+	} else if cfg.brokerProfile != "" || cfg.lflPlain || cfg.noonDev != "" {
+		return cfg, errors.New("-cpuprofile-broker, -lfl-plain and -noon-dev go with -only lfl")
 	}
 	if cfg.duration <= 0 || cfg.duration > bench.MaxDuration {
 		return cfg, fmt.Errorf("-duration %v: want (0, %v]", cfg.duration, bench.MaxDuration)
@@ -342,8 +378,8 @@ func parseOnly(s string) ([]string, error) {
 		if f == "" {
 			continue
 		}
-		if !slices.Contains(allScenarios, f) && f != scenarioAbuse {
-			return nil, fmt.Errorf("-only %q: unknown scenario %q, want some of %s (or %s alone)", s, f, strings.Join(allScenarios, ","), scenarioAbuse)
+		if !slices.Contains(allScenarios, f) && f != scenarioAbuse && f != scenarioLFL {
+			return nil, fmt.Errorf("-only %q: unknown scenario %q, want some of %s (or %s or %s alone)", s, f, strings.Join(allScenarios, ","), scenarioAbuse, scenarioLFL)
 		}
 		if !slices.Contains(out, f) {
 			out = append(out, f)
