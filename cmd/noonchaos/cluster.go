@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/noonhq/noon/internal/cutproxy"
 )
 
 // proc is one process the suite started, in a process group of its own.
@@ -38,7 +40,7 @@ type cluster struct {
 
 	pgAdmin string // URL of the shared server's admin database
 	db      string // the run's database
-	proxy   *pgProxy
+	proxy   *cutproxy.Proxy
 
 	redisPort int
 	redisDir  string
@@ -80,7 +82,7 @@ func newCluster(ctx context.Context, bin, config, pgURL, dir string, logw io.Wri
 	if err != nil {
 		return nil, fmt.Errorf("postgres url: %w", err)
 	}
-	c.proxy, err = newPGProxy(u.Host)
+	c.proxy, err = cutproxy.New(u.Host)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/noonhq/noon/internal/cutproxy"
 	"github.com/noonhq/noon/internal/testenv"
 	"github.com/noonhq/noon/wire"
 )
@@ -98,7 +99,7 @@ func TestPGProxyCut(t *testing.T) {
 			go func() { defer c.Close(); _, _ = io.Copy(c, c) }()
 		}
 	}()
-	p, err := newPGProxy(up.Addr().String())
+	p, err := cutproxy.New(up.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}

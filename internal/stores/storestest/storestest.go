@@ -6,7 +6,6 @@ package storestest
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/noonhq/noon/internal/cutproxy"
 	"github.com/noonhq/noon/internal/testenv"
 	"github.com/redis/go-redis/v9"
 )
@@ -132,115 +132,25 @@ func ping(addr string) error {
 	return nil
 }
 
-// Proxy is a TCP proxy on 127.0.0.1 in front of a server (the shared
-// Postgres) that a test can cut: Cut closes every proxied connection and
-// refuses new ones until Restore.
-type Proxy struct {
-	Addr   string // the proxy's host:port
-	target string
-	ln     net.Listener
-	mu     sync.Mutex
-	cut    bool
-	conns  map[net.Conn]struct{}
-	wg     sync.WaitGroup
-}
+// Proxy is a cutproxy.Proxy a test owns.
+type Proxy struct{ *cutproxy.Proxy }
 
 // StartProxy starts a proxy to target (host:port), closed when the test
 // ends.
 func StartProxy(t testing.TB, target string) *Proxy {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := cutproxy.New(target)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{Addr: ln.Addr().String(), target: target, ln: ln, conns: map[net.Conn]struct{}{}}
-	p.wg.Add(1)
-	go p.accept()
 	t.Cleanup(p.Close)
-	return p
-}
-
-func (p *Proxy) accept() {
-	defer p.wg.Done()
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		if p.cut {
-			p.mu.Unlock()
-			c.Close() // refused, as by a host that is down
-			continue
-		}
-		p.conns[c] = struct{}{}
-		p.mu.Unlock()
-		p.wg.Add(1)
-		go p.serve(c)
-	}
-}
-
-// serve pipes c to a new connection to the target until either side ends
-// or the proxy is cut.
-func (p *Proxy) serve(c net.Conn) {
-	defer p.wg.Done()
-	defer p.drop(c)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	up, err := (&net.Dialer{}).DialContext(ctx, "tcp", p.target)
-	cancel()
-	if err != nil {
-		return
-	}
-	p.mu.Lock()
-	if p.cut {
-		p.mu.Unlock()
-		up.Close()
-		return
-	}
-	p.conns[up] = struct{}{}
-	p.mu.Unlock()
-	defer p.drop(up)
-	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(up, c); done <- struct{}{} }()
-	go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
-	<-done
-}
-
-func (p *Proxy) drop(c net.Conn) {
-	c.Close()
-	p.mu.Lock()
-	delete(p.conns, c)
-	p.mu.Unlock()
-}
-
-// Cut closes every connection through the proxy and refuses new ones.
-func (p *Proxy) Cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.cut = true
-	for c := range p.conns {
-		c.Close()
-	}
-}
-
-// Restore lets connections through again.
-func (p *Proxy) Restore() {
-	p.mu.Lock()
-	p.cut = false
-	p.mu.Unlock()
-}
-
-// Close stops the proxy and closes its connections.
-func (p *Proxy) Close() {
-	p.ln.Close()
-	p.Cut()
-	p.wg.Wait()
+	return &Proxy{p}
 }
 
 // PostgresURL returns url (a postgres:// URL) with its host and port
 // replaced by the proxy's.
 func (p *Proxy) PostgresURL(url string) string {
-	host, port, _ := net.SplitHostPort(p.Addr)
+	host, port, _ := net.SplitHostPort(p.Addr())
 	return replaceHostPort(url, host, port)
 }
 
