@@ -420,11 +420,8 @@ func pause(ctx context.Context, d time.Duration) {
 // it prints "ready <tcp> <ws-url>", then answers each "stats" line with a
 // JSON brokerStats line, and exits when its stdin closes.
 type abuseChildProc struct {
-	cmd     *exec.Cmd
-	stdin   io.WriteCloser
-	out     *bufio.Reader
+	*childProc
 	tcp, ws string
-	mu      sync.Mutex
 }
 
 // startAbuseChild re-executes this program as the broker's process.
@@ -433,59 +430,27 @@ func startAbuseChild(ctx context.Context, cfg config, stderr io.Writer) (*abuseC
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, exe, "-log", cfg.logLevel)
+	cmd := exec.Command(exe, "-log", cfg.logLevel)
 	cmd.Env = append(os.Environ(), abuseChildEnv+"=1")
-	cmd.Stderr = stderr
-	stdin, err := cmd.StdinPipe()
+	c, err := startProc(ctx, "broker", cmd, stderr, readyLine)
 	if err != nil {
 		return nil, err
 	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting the broker process: %w", err)
-	}
-	c := &abuseChildProc{cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout)}
-	line, err := c.out.ReadString('\n')
-	if err != nil {
+	if len(c.ready) != 2 {
 		c.stop()
-		return nil, fmt.Errorf("the broker process did not start: %w", err)
+		return nil, fmt.Errorf("the broker process said ready %q, want <tcp> <ws-url>", c.ready)
 	}
-	if _, err := fmt.Sscanf(line, "ready %s %s", &c.tcp, &c.ws); err != nil {
-		c.stop()
-		return nil, fmt.Errorf("the broker process said %q: %w", line, err)
-	}
-	return c, nil
+	return &abuseChildProc{childProc: c, tcp: c.ready[0], ws: c.ready[1]}, nil
 }
 
 // stats asks the child for its broker's stats.
 func (c *abuseChildProc) stats() (brokerStats, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	var st brokerStats
-	if _, err := io.WriteString(c.stdin, "stats\n"); err != nil {
-		return st, err
-	}
-	line, err := c.out.ReadString('\n')
+	line, err := c.ask("stats")
 	if err != nil {
 		return st, err
 	}
 	return st, json.Unmarshal([]byte(line), &st)
-}
-
-// stop closes the child's stdin and waits for it.
-func (c *abuseChildProc) stop() {
-	_ = c.stdin.Close()
-	done := make(chan struct{})
-	go func() { _ = c.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(2 * stopTimeout):
-		_ = c.cmd.Process.Kill()
-		<-done
-	}
 }
 
 // abuseChild is the broker's process: the platform with the broker's

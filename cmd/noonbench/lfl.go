@@ -152,8 +152,8 @@ type lflReport struct {
 	Notes      []string   `json:"notes,omitempty"`
 }
 
-// lflChildProc is a running child process.
-type lflChildProc struct {
+// childProc is a running child process.
+type childProc struct {
 	role  string
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
@@ -165,7 +165,7 @@ type lflChildProc struct {
 
 // startLFLChild re-executes this program as role with args and waits for
 // its ready line.
-func startLFLChild(ctx context.Context, role string, args []string, stderr io.Writer) (*lflChildProc, error) {
+func startLFLChild(ctx context.Context, role string, args []string, stderr io.Writer) (*childProc, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -189,7 +189,7 @@ func readyLine(out *bufio.Reader) ([]string, error) {
 // loopback port 0 and the benchmark's broker settings (no rate limit, no
 // auth timeout), and reads its broker TCP address and WebSocket URL from
 // its banner. It stops on SIGTERM, as from a terminal.
-func startNoonDev(ctx context.Context, path string, cfg config, stderr io.Writer) (*lflChildProc, error) {
+func startNoonDev(ctx context.Context, path string, cfg config, stderr io.Writer) (*childProc, error) {
 	args := []string{"dev", "-admin", "off"}
 	for _, kv := range []string{
 		"broker.edge.tcp_addr=127.0.0.1:0", "broker.edge.ws_addr=127.0.0.1:0",
@@ -243,7 +243,7 @@ func devBanner(out *bufio.Reader) ([]string, error) {
 
 // startProc starts cmd as role and waits (bounded) until ready reads its
 // address(es) from its stdout.
-func startProc(ctx context.Context, role string, cmd *exec.Cmd, stderr io.Writer, ready func(*bufio.Reader) ([]string, error)) (*lflChildProc, error) {
+func startProc(ctx context.Context, role string, cmd *exec.Cmd, stderr io.Writer, ready func(*bufio.Reader) ([]string, error)) (*childProc, error) {
 	cmd.Stderr = stderr
 	// Killed with this process, whatever ends it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -258,7 +258,7 @@ func startProc(ctx context.Context, role string, cmd *exec.Cmd, stderr io.Writer
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting the %s process: %w", role, err)
 	}
-	c := &lflChildProc{role: role, cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout)}
+	c := &childProc{role: role, cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout)}
 	type lineErr struct {
 		fields []string
 		err    error
@@ -287,15 +287,20 @@ func startProc(ctx context.Context, role string, cmd *exec.Cmd, stderr io.Writer
 	}
 }
 
-// command sends line to the child and returns its one-line answer.
-func (c *lflChildProc) command(line string) (string, error) {
+// ask sends line to the child and returns its one-line answer.
+func (c *childProc) ask(line string) (string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, err := io.WriteString(c.stdin, line+"\n"); err != nil {
 		return "", err
 	}
 	ans, err := c.out.ReadString('\n')
-	ans = strings.TrimSpace(ans)
+	return strings.TrimSpace(ans), err
+}
+
+// command sends line to the child and wants "ok".
+func (c *childProc) command(line string) (string, error) {
+	ans, err := c.ask(line)
 	if err == nil && ans != "ok" {
 		err = fmt.Errorf("%s process: %s", c.role, ans)
 	}
@@ -303,11 +308,11 @@ func (c *lflChildProc) command(line string) (string, error) {
 }
 
 // cpu returns the child's CPU time so far (user + system, all threads).
-func (c *lflChildProc) cpu() (time.Duration, error) { return procCPUTime(c.cmd.Process.Pid) }
+func (c *childProc) cpu() (time.Duration, error) { return procCPUTime(c.cmd.Process.Pid) }
 
 // stop closes the child's stdin (or sends it SIGTERM), waits for it, and
 // kills it if it lingers.
-func (c *lflChildProc) stop() {
+func (c *childProc) stop() {
 	_ = c.stdin.Close()
 	if c.term {
 		_ = c.cmd.Process.Signal(syscall.SIGTERM)
@@ -356,15 +361,15 @@ func parseProcStat(s string) (time.Duration, error) {
 
 // lflStack is every child of the scenario.
 type lflStack struct {
-	echoSrv, relay, echo, broker *lflChildProc
-	dev                          *lflChildProc // nil without -noon-dev
+	echoSrv, relay, echo, broker *childProc
+	dev                          *childProc // nil without -noon-dev
 	tlsDir                       string
 	relayAddr, tcpAddr, wsURL    string
 }
 
 func (s *lflStack) close() {
 	// The hops first, then what they call.
-	for _, c := range []*lflChildProc{s.dev, s.broker, s.relay, s.echo, s.echoSrv} {
+	for _, c := range []*childProc{s.dev, s.broker, s.relay, s.echo, s.echoSrv} {
 		if c != nil {
 			c.stop()
 		}
@@ -505,20 +510,20 @@ func runLFL(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 				i++
 				var (
 					addr  string
-					procs []*lflChildProc // the hop first
+					procs []*childProc // the hop first
 				)
 				switch row {
 				case lflRelay:
-					addr, procs = s.relayAddr, []*lflChildProc{s.relay, s.echoSrv}
+					addr, procs = s.relayAddr, []*childProc{s.relay, s.echoSrv}
 				case lflNoonTCP:
-					addr, procs = s.tcpAddr, []*lflChildProc{s.broker, s.echo}
+					addr, procs = s.tcpAddr, []*childProc{s.broker, s.echo}
 				case lflNoonWS:
-					addr, procs = s.wsURL, []*lflChildProc{s.broker, s.echo}
+					addr, procs = s.wsURL, []*childProc{s.broker, s.echo}
 				case lflDevWS:
 					if s.dev == nil {
 						continue
 					}
-					addr, procs = s.dev.ready[1], []*lflChildProc{s.dev}
+					addr, procs = s.dev.ready[1], []*childProc{s.dev}
 				}
 				r, err := lflRun(ctx, cfg, row, addr, conns, procs, prog.scenario(i, total, row, conns))
 				if err != nil {
@@ -555,7 +560,7 @@ func runLFL(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 // lflRun dials conns connections to addr (host:port or ws:// URL) and
 // drives them closed-loop, reading procs' CPU time at the start and end of
 // the measured interval.
-func lflRun(ctx context.Context, cfg config, row, addr string, conns int, procs []*lflChildProc, progress func(bench.Progress)) (lflRow, error) {
+func lflRun(ctx context.Context, cfg config, row, addr string, conns int, procs []*childProc, progress func(bench.Progress)) (lflRow, error) {
 	clients := make([]*client.Client, 0, conns)
 	defer func() {
 		for _, c := range clients {
