@@ -92,8 +92,8 @@ type Conn struct {
 	// canWrite: the writer may run (Handler.Open succeeded); writing: it
 	// runs.
 	canWrite, writing bool
-	reason string
-	data   any
+	reason            string
+	data              any
 	// authTimer closes the connection unless it authenticates in time.
 	authTimer *time.Timer
 	// endTimer bounds how long the connection may take to write its last
