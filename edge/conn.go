@@ -279,6 +279,16 @@ func (c *Conn) finish(errStr, reason string, bound time.Duration) {
 // signal starts the writer, unless it runs (it then finds the new work
 // before it ends) or may not run yet.
 func (c *Conn) signal() {
+	if c.claimWriter() {
+		go c.writeLoop()
+	}
+}
+
+// claimWriter reports whether the caller is to run writeLoop (in a new
+// goroutine, or in its own when it has nothing else to do): when the writer
+// may run, does not, and the connection is alive. The writer is then
+// counted as running.
+func (c *Conn) claimWriter() bool {
 	c.mu.Lock()
 	start := c.canWrite && !c.writing && !c.dead
 	if start {
@@ -289,9 +299,7 @@ func (c *Conn) signal() {
 		c.srv.wg.Add(1)
 	}
 	c.mu.Unlock()
-	if start {
-		go c.writeLoop()
-	}
+	return start
 }
 
 // hardClose closes the connection now, dropping whatever is queued. It is
@@ -572,8 +580,10 @@ func (c *Conn) serve(cl *call, method string, payload []byte) {
 	c.chargeLocked(n)
 	wake := c.head == cl
 	c.mu.Unlock()
-	if wake {
-		c.signal()
+	if wake && c.claimWriter() {
+		// This goroutine is done with the request: it writes, rather than
+		// starting a writer.
+		c.writeLoop()
 	}
 }
 
