@@ -28,8 +28,9 @@ import (
 // writer, which writes the replies strictly in request order as they
 // complete, pushes in between, and flushes when nothing more is queued. The
 // writer runs only while there is something to write: it is started when a
-// reply or push becomes ready and ends once it has flushed and found nothing
-// more, so an idle connection costs one goroutine (the reader, parked in a
+// reply or push becomes ready (or runs in the request's goroutine, once the
+// handler returned, when that reply is next) and ends once it has flushed and
+// found nothing more; at most one runs at a time. So an idle connection costs one goroutine (the reader, parked in a
 // one-byte read with no buffer) and no write buffer.
 //
 // All methods are safe for concurrent use.

@@ -194,3 +194,45 @@ func TestIdleWSConnMemory(t *testing.T) {
 	}
 	checkFor(t, 10*time.Second, func() bool { return s.NumConns() == 0 }, "NumConns = %d", s.NumConns())
 }
+
+// TestIdleConnGoroutines checks that an idle connection, once its replies
+// are written, keeps one goroutine (its reader), and that its writer comes
+// back for a push and a reply.
+func TestIdleConnGoroutines(t *testing.T) {
+	const n = 50
+	const slack = 10 // the server's and the runtime's own, which may vary
+	s, _ := mustStart(t, func(o *Options) { o.WSAddr = "" })
+	base := runtime.NumGoroutine()
+	conns := openIdle(t, s.TCPAddr().String(), n, true)
+	defer func() {
+		for _, nc := range conns {
+			nc.Close()
+		}
+	}()
+	checkFor(t, 10*time.Second, func() bool { return s.NumConns() == n }, "NumConns = %d", s.NumConns())
+	// The writers end once they have flushed; the readers stay.
+	checkFor(t, 10*time.Second, func() bool { return runtime.NumGoroutine()-base <= n+slack }, "%d goroutines for %d idle connections", runtime.NumGoroutine()-base, n)
+
+	// The writer is started again for a reply, and ends again.
+	c := dial(t, s, "tcp")
+	c.mustCall("auth", "user", "")
+	c.mustCall("pushon", "", "")
+	c.mustCall("echo", "hello", "hello")
+	checkFor(t, 10*time.Second, func() bool { return runtime.NumGoroutine()-base <= n+1+slack }, "%d goroutines for %d idle connections", runtime.NumGoroutine()-base, n+1)
+	c.mustCall("echo", "again", "again")
+
+	// And for a push to an idle connection, from outside a request.
+	checkFor(t, 10*time.Second, func() bool { return runtime.NumGoroutine()-base <= n+1+slack }, "%d goroutines for %d idle connections", runtime.NumGoroutine()-base, n+1)
+	pushed := 0
+	s.Range(func(cc *Conn) bool {
+		if cc.Push("room.Event", []byte("idle")) {
+			pushed++
+		}
+		return true
+	})
+	if pushed != 1 {
+		t.Fatalf("%d pushes queued, want 1 (only one connection asked for them)", pushed)
+	}
+	c.mustRecv("@room.Event", "idle")
+	c.mustCall("echo", "after", "after")
+}
