@@ -22,11 +22,16 @@ import (
 // events to it; everything else (reading frames, running requests under the
 // limits, writing replies in order) the edge does.
 //
-// A connection has exactly two goroutines of its own: a reader, which reads
+// A connection has at most two goroutines of its own: a reader, which reads
 // a frame, checks the rate limit, waits for an in-flight slot, queues an
 // ordered reply slot and runs the handler in a goroutine of its own; and a
 // writer, which writes the replies strictly in request order as they
-// complete, pushes in between, and flushes when nothing more is queued.
+// complete, pushes in between, and flushes when nothing more is queued. The
+// writer runs only while there is something to write: it is started when a
+// reply or push becomes ready (or runs in the request's goroutine, once the
+// handler returned, when that reply is next) and ends once it has flushed and
+// found nothing more; at most one runs at a time. So an idle connection costs one goroutine (the reader, parked in a
+// one-byte read with no buffer) and no write buffer.
 //
 // All methods are safe for concurrent use.
 type Conn struct {
@@ -43,8 +48,6 @@ type Conn struct {
 	// writer: the reader blocks on it at MaxInFlight, which stops it
 	// reading (backpressure down to the client's TCP window).
 	sem chan struct{}
-	// wake tells the writer there is something to do; capacity 1.
-	wake chan struct{}
 	// room tells the reader bytes of this connection were freed;
 	// capacity 1.
 	room chan struct{}
@@ -60,7 +63,8 @@ type Conn struct {
 	userID atomic.Pointer[string]
 	push   atomic.Bool
 	// live counts the connection's goroutines (reader, writer); the last to
-	// exit finishes the connection.
+	// exit finishes the connection. The reader lives until the connection
+	// is dead, so the writer, which comes and goes, never ends it early.
 	live atomic.Int32
 	// opened is set by the reader once Handler.Open succeeded.
 	opened bool
@@ -85,9 +89,12 @@ type Conn struct {
 	// final, and the writer closes the connection when it gets there.
 	closing bool
 	// dead: the connection is closed.
-	dead   bool
-	reason string
-	data   any
+	dead bool
+	// canWrite: the writer may run (Handler.Open succeeded); writing: it
+	// runs.
+	canWrite, writing bool
+	reason            string
+	data              any
 	// authTimer closes the connection unless it authenticates in time.
 	authTimer *time.Timer
 	// endTimer bounds how long the connection may take to write its last
@@ -111,7 +118,6 @@ func newConn(s *Server, t transport) *Conn {
 		t:      t,
 		id:     s.newID(),
 		sem:    make(chan struct{}, s.opts.MaxInFlight),
-		wake:   make(chan struct{}, 1),
 		room:   make(chan struct{}, 1),
 		tokens: float64(s.opts.Burst),
 	}
@@ -271,12 +277,30 @@ func (c *Conn) finish(errStr, reason string, bound time.Duration) {
 	}
 }
 
-// signal wakes the writer.
+// signal starts the writer, unless it runs (it then finds the new work
+// before it ends) or may not run yet.
 func (c *Conn) signal() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
+	if c.claimWriter() {
+		go c.writeLoop()
 	}
+}
+
+// claimWriter reports whether the caller is to run writeLoop (in a new
+// goroutine, or in its own when it has nothing else to do): when the writer
+// may run, does not, and the connection is alive. The writer is then
+// counted as running.
+func (c *Conn) claimWriter() bool {
+	c.mu.Lock()
+	start := c.canWrite && !c.writing && !c.dead
+	if start {
+		c.writing = true
+		// Safe: the reader, which is counted and lives until the
+		// connection is dead, has not exited.
+		c.live.Add(1)
+		c.srv.wg.Add(1)
+	}
+	c.mu.Unlock()
+	return start
 }
 
 // hardClose closes the connection now, dropping whatever is queued. It is
@@ -313,7 +337,6 @@ func (c *Conn) hardClose(reason string) {
 	c.roomFreed()
 	c.cancel()
 	c.t.close()
-	c.signal()
 }
 
 // stopped reports whether the connection is closed or closing.
@@ -349,10 +372,16 @@ func (c *Conn) run() {
 		c.hardClose("open failed")
 		return
 	}
-	c.live.Add(1)
-	s.wg.Add(1) // safe: this goroutine is counted
-	go c.writeLoop()
+	c.mu.Lock()
+	c.canWrite = true
+	c.mu.Unlock()
+	c.signal() // anything queued while opening
 	c.readLoop()
+	// The connection is closing (or closed): its last replies may still be
+	// written. Stay until it is dead, so that the writer, which ends when
+	// idle, is never the last goroutine of a live connection.
+	c.t.dropReader()
+	<-c.ctx.Done()
 }
 
 // open calls Handler.Open and starts the auth timer.
@@ -552,8 +581,10 @@ func (c *Conn) serve(cl *call, method string, payload []byte) {
 	c.chargeLocked(n)
 	wake := c.head == cl
 	c.mu.Unlock()
-	if wake {
-		c.signal()
+	if wake && c.claimWriter() {
+		// This goroutine is done with the request: it writes, rather than
+		// starting a writer.
+		c.writeLoop()
 	}
 }
 
@@ -573,7 +604,14 @@ func (c *Conn) writeLoop() {
 	s := c.srv
 	defer s.wg.Done()
 	defer c.exit()
-	defer c.t.dropWriter()
+	idle := false
+	defer func() {
+		// Not once idle: a new writer may be running, and flush gave the
+		// buffers back already.
+		if !idle {
+			c.t.dropWriter()
+		}
+	}()
 	defer c.recoverPanic("writer")
 	var spare []*frame.Buffer
 	batch := false // beginWrite was called and flush is due
@@ -582,6 +620,24 @@ func (c *Conn) writeLoop() {
 		if c.dead {
 			c.mu.Unlock()
 			return
+		}
+		if len(c.pushes) == 0 && (c.head == nil || !c.head.done) {
+			if !batch {
+				// Nothing to write and nothing buffered: end, until
+				// signal starts a writer again.
+				c.writing = false
+				c.pushes = nil // an idle connection holds no queue
+				c.mu.Unlock()
+				idle = true
+				return
+			}
+			c.mu.Unlock()
+			batch = false
+			if err := c.t.flush(); err != nil {
+				c.writeFailed(err)
+				return
+			}
+			continue
 		}
 		pushes, pushBytes := c.pushes, c.pushBytes
 		c.pushes, c.pushBytes = spare, 0
@@ -595,18 +651,6 @@ func (c *Conn) writeLoop() {
 		}
 		c.mu.Unlock()
 
-		if len(pushes) == 0 && n == 0 {
-			spare = pushes
-			if batch {
-				batch = false
-				if err := c.t.flush(); err != nil {
-					c.writeFailed(err)
-					return
-				}
-			}
-			<-c.wake
-			continue
-		}
 		if !batch {
 			batch = true
 			c.t.beginWrite(time.Now().Add(s.opts.WriteTimeout))

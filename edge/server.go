@@ -424,8 +424,8 @@ func (s *Server) remove(c *Conn) {
 	s.nconns.Add(-1)
 }
 
-// serveWS upgrades an HTTP request to a WebSocket connection and runs its
-// reader in the HTTP server's goroutine.
+// serveWS upgrades an HTTP request to a WebSocket connection and starts its
+// reader.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	s.stats.accepted.Add(1)
 	if !s.reserve() {
@@ -456,7 +456,10 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		_ = ws.CloseNow()
 		return
 	}
-	c.run()
+	// The reader runs in a goroutine of its own, not in the HTTP server's:
+	// that one's stack grew reading the upgrade request and would stay so
+	// for the connection's life; the hijacked connection is ours now.
+	go c.run()
 }
 
 // refuseWS upgrades a WebSocket that may not be served, to answer it
