@@ -21,8 +21,8 @@ const (
 	// aimConns connections.
 	aimRelayRatio = 0.5
 	aimConns      = 256
-	// aimIdleBytes: at most 16 KiB of broker memory per idle connection.
-	aimIdleBytes = 16 << 10
+	// aimIdleBytes: at most 8 KiB of broker memory per idle connection (issue 15).
+	aimIdleBytes = 8 << 10
 	// aimTLSCost: TLS on every internal link costs under 15% of noon's
 	// req/s (issue 10): noon / noon-plain above 0.85.
 	aimTLSCost = 0.15
@@ -376,7 +376,7 @@ func printIdle(w io.Writer, ir *idleReport) {
 	fmt.Fprintf(w, "  of the %.0f B: heap %.0f B, goroutine stacks %.0f B\n", ir.TotalPerConnBytes, ir.HeapPerConnBytes, ir.StackPerConnBytes)
 	fmt.Fprintf(w, "  RSS growth per connection, client sockets included: %.0f B; goroutines per connection: %.2f\n", ir.RSSPerConnBytes, ir.GoroutinesPerConn)
 	fmt.Fprintf(w, "  method: %s\n", ir.Method)
-	fmt.Fprintf(w, "  aim: at most 16 KiB per idle connection: %s\n", metOr(ir.ServerPerConnBytes <= aimIdleBytes))
+	fmt.Fprintf(w, "  aim: at most 8 KiB per idle connection: %s\n", metOr(ir.ServerPerConnBytes <= aimIdleBytes))
 	fmt.Fprintf(w, "  extrapolated to %s idle connections: %.0f MiB of broker memory\n", fmtCount(target), ir.Extrapolated100kMiB)
 	fmt.Fprintf(w, "  extrapolation: %s\n", ir.Extrapolation)
 }
