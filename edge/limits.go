@@ -68,12 +68,7 @@ func keyOf(a net.Addr) (addrKey, bool) {
 	if !ip.IsValid() {
 		return addrKey{}, false
 	}
-	ip = ip.Unmap().WithZone("")
-	if ip.Is6() {
-		p, _ := ip.Prefix(64)
-		ip = p.Addr()
-	}
-	return ip, true
+	return realip.Masked(ip, 32, 64).Addr(), true
 }
 
 // gate wakes every goroutine waiting for bytes to be freed: a waiter takes

@@ -181,3 +181,19 @@ func (t Trusted) RemoteAddr(r *http.Request) string {
 	}
 	return r.RemoteAddr
 }
+
+// Masked returns the prefix of ip that per-client limits count it by:
+// its first v4 bits for IPv4 (an IPv4-mapped IPv6 address counts as IPv4),
+// its first v6 bits for IPv6, without a zone. The edge's per-address
+// limits count (32, 64): one IPv4 address, or the /64 a host or home gets
+// and picks any address in; login remembers an account's known addresses
+// as (24, 64).
+func Masked(ip netip.Addr, v4, v6 int) netip.Prefix {
+	ip = ip.Unmap().WithZone("")
+	bits := v6
+	if ip.Is4() {
+		bits = v4
+	}
+	p, _ := ip.Prefix(bits)
+	return p
+}

@@ -94,3 +94,21 @@ func TestRequest(t *testing.T) {
 		t.Fatalf("unparsable RemoteAddr: %s", got)
 	}
 }
+
+func TestMasked(t *testing.T) {
+	for _, c := range []struct {
+		ip     string
+		v4, v6 int
+		want   string
+	}{
+		{"192.0.2.77", 32, 64, "192.0.2.77/32"},
+		{"192.0.2.77", 24, 64, "192.0.2.0/24"},
+		{"::ffff:192.0.2.77", 24, 64, "192.0.2.0/24"},
+		{"2001:db8:1:2:3:4:5:6", 32, 64, "2001:db8:1:2::/64"},
+		{"fe80::1%eth0", 32, 64, "fe80::/64"},
+	} {
+		if got := Masked(netip.MustParseAddr(c.ip), c.v4, c.v6).String(); got != c.want {
+			t.Errorf("Masked(%s, %d, %d) = %s, want %s", c.ip, c.v4, c.v6, got, c.want)
+		}
+	}
+}

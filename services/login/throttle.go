@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"time"
 
+	"github.com/noonhq/noon/internal/realip"
 	"github.com/noonhq/noon/wire"
 	"github.com/redis/go-redis/v9"
 )
@@ -202,38 +204,38 @@ func (s *Service) addressKey(remote string) string {
 // /24 or the IPv6 /64 (a home's addresses change within it); "" for none
 // or an unparsable address.
 func knownPrefix(remote string) string {
-	host := remote
-	if h, _, err := net.SplitHostPort(remote); err == nil {
-		host = h
-	}
-	ip := net.ParseIP(host)
-	switch {
-	case ip == nil:
+	ip, ok := remoteIP(remote)
+	if !ok {
 		return ""
-	case ip.To4() != nil:
-		return (&net.IPNet{IP: ip.To4().Mask(net.CIDRMask(24, 32)), Mask: net.CIDRMask(24, 32)}).String()
 	}
-	return (&net.IPNet{IP: ip.Mask(net.CIDRMask(64, 128)), Mask: net.CIDRMask(64, 128)}).String()
+	return realip.Masked(ip, 24, 64).String()
 }
 
-// addressBucket returns what a source address is throttled as: the IPv4
-// address, or the IPv6 /64 (one host or home gets a /64, and can pick any
-// address in it); an unparsable address as given, at most 64 bytes; "" for
-// none.
+// addressBucket returns what a source address is throttled as, the key of
+// the edge's per-address limits: the IPv4 address, or the IPv6 /64 (one
+// host or home gets a /64, and can pick any address in it); an unparsable
+// address as given, at most 64 bytes; "" for none.
 func addressBucket(remote string) string {
 	if remote == "" {
 		return ""
 	}
+	ip, ok := remoteIP(remote)
+	if !ok {
+		return wire.Snippet(remote)
+	}
+	p := realip.Masked(ip, 32, 64)
+	if p.Addr().Is4() {
+		return p.Addr().String()
+	}
+	return p.String()
+}
+
+// remoteIP parses a remote address, "host:port" or a bare host.
+func remoteIP(remote string) (netip.Addr, bool) {
 	host := remote
 	if h, _, err := net.SplitHostPort(remote); err == nil {
 		host = h
 	}
-	ip := net.ParseIP(host)
-	switch {
-	case ip == nil:
-		return wire.Snippet(remote)
-	case ip.To4() != nil:
-		return ip.To4().String()
-	}
-	return (&net.IPNet{IP: ip.Mask(net.CIDRMask(64, 128)), Mask: net.CIDRMask(64, 128)}).String()
+	ip, err := netip.ParseAddr(host)
+	return ip, err == nil
 }
