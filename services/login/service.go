@@ -136,11 +136,28 @@ func (s *Service) count(method string, err error) {
 	s.m.requests.With(method, result).Inc()
 }
 
-// storeError maps a failure of Redis or the store to what a client is
-// answered: unavailable for an outage (services.StoreError), never
-// internal.
-func (s *Service) storeError(ctx context.Context, err error) error {
-	return services.StoreError(ctx, Name, err)
+// finish ends a call of method: it maps a failure of Redis or the store to
+// what a client is answered (unavailable for an outage, never internal:
+// services.StoreError), counts the result and returns the error.
+func (s *Service) finish(ctx context.Context, method string, err error) error {
+	err = services.StoreError(ctx, Name, err)
+	s.count(method, err)
+	return err
+}
+
+// validated ends a Validate or a Resume as finish does, counting a live
+// session as ok and any other as invalid.
+func (s *Service) validated(ctx context.Context, ok bool, err error) error {
+	err = services.StoreError(ctx, Name, err)
+	switch {
+	case err != nil:
+		s.count("validate", err)
+	case ok:
+		s.m.requests.With("validate", "ok").Inc()
+	default:
+		s.m.requests.With("validate", "invalid").Inc()
+	}
+	return err
 }
 
 // hashErr converts a hasher's failure: the queue too long, or ctx ended
@@ -164,7 +181,7 @@ func (s *Service) hashErr(err error) error {
 // ("" = the username) the nickname rules. addr is the caller's address
 // ("" for none), throttled with logins by Options.Throttle.PerAddress.
 func (s *Service) Register(ctx context.Context, username, password, nickname, addr string) (a Account, err error) {
-	defer func() { err = s.storeError(ctx, err); s.count("register", err) }()
+	defer func() { err = s.finish(ctx, "register", err) }()
 	if err := s.throttle(ctx, s.addressKey(addr), s.opts.Throttle.PerAddress, modeCount, reasonAddress); err != nil {
 		return Account{}, err
 	}
@@ -207,7 +224,7 @@ func (s *Service) Register(ctx context.Context, username, password, nickname, ad
 // userID; exactly one must be set (else bad_request). ok is false when no
 // account matches; err is for the store failing.
 func (s *Service) LookupUser(ctx context.Context, username, userID string) (a Account, ok bool, err error) {
-	defer func() { err = s.storeError(ctx, err); s.count("lookup_user", err) }()
+	defer func() { err = s.finish(ctx, "lookup_user", err) }()
 	switch {
 	case (username == "") == (userID == ""):
 		return Account{}, false, wire.Errorf(wire.CodeBadRequest, "name the user by username or by user_id, not both or neither")
@@ -235,7 +252,7 @@ func (s *Service) LookupUser(ctx context.Context, username, userID string) (a Ac
 // password check queues for a hash slot, a known prefix ahead of the
 // others, which are shed (overloaded) when the queue is long.
 func (s *Service) Login(ctx context.Context, username, password, addr string) (sess Session, err error) {
-	defer func() { err = s.storeError(ctx, err); s.count("login", err) }()
+	defer func() { err = s.finish(ctx, "login", err) }()
 	if username == "" || password == "" {
 		return Session{}, wire.Errorf(wire.CodeBadRequest, "username and password are required")
 	}
@@ -328,17 +345,7 @@ func (s *Service) Login(ctx context.Context, username, password, addr string) (s
 // Validate is asked. An empty token is bad_request; any other unknown,
 // expired, logged-out or malformed token is simply not valid.
 func (s *Service) Validate(ctx context.Context, token string) (sess Session, ok bool, err error) {
-	defer func() {
-		err = s.storeError(ctx, err)
-		switch {
-		case err != nil:
-			s.count("validate", err)
-		case ok:
-			s.m.requests.With("validate", "ok").Inc()
-		default:
-			s.m.requests.With("validate", "invalid").Inc()
-		}
-	}()
+	defer func() { err = s.validated(ctx, ok, err) }()
 	if token == "" {
 		return Session{}, false, wire.Errorf(wire.CodeBadRequest, "session_token is required")
 	}
@@ -357,7 +364,7 @@ func (s *Service) Logout(ctx context.Context, token string) error {
 // logout is Logout, returning the user id of the session it ended ("" if
 // none).
 func (s *Service) logout(ctx context.Context, token string) (uid string, err error) {
-	defer func() { err = s.storeError(ctx, err); s.count("logout", err) }()
+	defer func() { err = s.finish(ctx, "logout", err) }()
 	if token == "" {
 		return "", wire.Errorf(wire.CodeBadRequest, "session_token is required")
 	}
@@ -373,7 +380,7 @@ func (s *Service) logout(ctx context.Context, token string) (uid string, err err
 // returns how many were live. Every connection authenticated with one of
 // them, on every broker, is logged out (Revoked events).
 func (s *Service) LogoutAll(ctx context.Context, userID string) (n int, err error) {
-	defer func() { err = s.storeError(ctx, err); s.count("logout_all", err) }()
+	defer func() { err = s.finish(ctx, "logout_all", err) }()
 	if userID == "" {
 		return 0, wire.Errorf(wire.CodeBadRequest, "user id is required")
 	}

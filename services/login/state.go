@@ -61,7 +61,7 @@ func (a api) SaveSessionState(ctx context.Context, sess *services.Session, req *
 // user's) or _STALE (another broker holds the state, or a later save was
 // stored). A request over the bounds is bad_request.
 func (s *Service) SaveSessionState(ctx context.Context, req *loginpb.SaveSessionStateRequest) (result string, err error) {
-	defer func() { s.count("save_session_state", err) }()
+	defer func() { err = s.finish(ctx, "save_session_state", err) }()
 	if err := checkStateRequest(req); err != nil {
 		return "", err
 	}
@@ -117,16 +117,7 @@ func checkStateRequest(req *loginpb.SaveSessionStateRequest) error {
 // makes holder (the broker's instance id) the holder of the session's
 // state and returns the state (nil when none was saved).
 func (s *Service) Resume(ctx context.Context, token, holder string) (sess Session, state []byte, ok bool, err error) {
-	defer func() {
-		switch {
-		case err != nil:
-			s.count("validate", err)
-		case ok:
-			s.m.requests.With("validate", "ok").Inc()
-		default:
-			s.m.requests.With("validate", "invalid").Inc()
-		}
-	}()
+	defer func() { err = s.validated(ctx, ok, err) }()
 	switch {
 	case token == "":
 		return Session{}, nil, false, wire.Errorf(wire.CodeBadRequest, "session_token is required")
