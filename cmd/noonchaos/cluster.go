@@ -78,12 +78,8 @@ func newCluster(ctx context.Context, bin, config, pgURL, dir string, logw io.Wri
 	if err := c.adminExec(ctx, "CREATE DATABASE "+pgx.Identifier{c.db}.Sanitize()); err != nil {
 		return nil, fmt.Errorf("create database: %w", err)
 	}
-	u, err := url.Parse(pgURL)
-	if err != nil {
-		return nil, fmt.Errorf("postgres url: %w", err)
-	}
-	c.proxy, err = cutproxy.New(u.Host)
-	if err != nil {
+	var err error
+	if c.proxy, _, err = cutproxy.Postgres(pgURL); err != nil {
 		return nil, err
 	}
 	return c, nil

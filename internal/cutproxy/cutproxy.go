@@ -6,8 +6,10 @@ package cutproxy
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"sync"
 	"time"
 )
@@ -35,6 +37,28 @@ func New(target string) (*Proxy, error) {
 	p.wg.Add(1)
 	go p.accept()
 	return p, nil
+}
+
+// Postgres starts a proxy in front of the server of pgURL (a postgres://
+// URL; port 5432 when it names none) and returns it with pgURL through it.
+func Postgres(pgURL string) (*Proxy, string, error) {
+	u, err := url.Parse(pgURL)
+	if err != nil {
+		return nil, "", err
+	}
+	if u.Hostname() == "" {
+		return nil, "", fmt.Errorf("postgres url %q names no host", pgURL)
+	}
+	target := u.Host
+	if u.Port() == "" {
+		target = net.JoinHostPort(u.Hostname(), "5432")
+	}
+	p, err := New(target)
+	if err != nil {
+		return nil, "", err
+	}
+	u.Host = p.Addr()
+	return p, u.String(), nil
 }
 
 // Addr is the proxy's host:port.

@@ -147,54 +147,16 @@ func StartProxy(t testing.TB, target string) *Proxy {
 	return &Proxy{p}
 }
 
-// PostgresURL returns url (a postgres:// URL) with its host and port
-// replaced by the proxy's.
-func (p *Proxy) PostgresURL(url string) string {
-	host, port, _ := net.SplitHostPort(p.Addr())
-	return replaceHostPort(url, host, port)
-}
-
 // PostgresProxy starts a proxy in front of the test Postgres
-// (testenv.PostgresURL, skipping without one) and returns it and the URL
-// that connects through it.
+// (testenv.PostgresURL, skipping without one), closed when the test ends,
+// and returns it and the URL that connects through it.
 func PostgresProxy(t testing.TB) (*Proxy, string) {
 	t.Helper()
 	testenv.Postgres(t)
-	u := testenv.PostgresURL()
-	target, err := hostPort(u)
+	p, u, err := cutproxy.Postgres(testenv.PostgresURL())
 	if err != nil {
-		t.Fatalf("postgres url %q: %v", u, err)
+		t.Fatalf("postgres proxy: %v", err)
 	}
-	p := StartProxy(t, target)
-	return p, p.PostgresURL(u)
-}
-
-// hostPort is the host:port of a postgres:// URL (5432 by default).
-func hostPort(url string) (string, error) {
-	rest, ok := strings.CutPrefix(url, "postgres://")
-	if !ok {
-		rest, ok = strings.CutPrefix(url, "postgresql://")
-	}
-	if !ok {
-		return "", fmt.Errorf("not a postgres:// URL")
-	}
-	if i := strings.LastIndex(rest[:strings.IndexAny(rest+"/", "/?")], "@"); i >= 0 {
-		rest = rest[i+1:]
-	}
-	hp := rest[:strings.IndexAny(rest+"/", "/?")]
-	if _, _, err := net.SplitHostPort(hp); err != nil {
-		hp = net.JoinHostPort(hp, "5432")
-	}
-	return hp, nil
-}
-
-// replaceHostPort replaces the host:port of a postgres:// URL.
-func replaceHostPort(url, host, port string) string {
-	scheme, rest, _ := strings.Cut(url, "://")
-	end := strings.IndexAny(rest+"/", "/?")
-	auth := ""
-	if i := strings.LastIndex(rest[:end], "@"); i >= 0 {
-		auth = rest[:i+1]
-	}
-	return scheme + "://" + auth + net.JoinHostPort(host, port) + rest[end:]
+	t.Cleanup(p.Close)
+	return &Proxy{p}, u
 }
