@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -71,7 +72,7 @@ func (r *result) check(ctx context.Context, c *cluster, st *stats) error {
 		if len(msg) > 140 {
 			msg = msg[:140] + "..."
 		}
-		if s := w.samples[x.code]; len(s) < 3 && !contains(s, msg) {
+		if s := w.samples[x.code]; len(s) < 3 && !slices.Contains(s, msg) {
 			w.samples[x.code] = append(s, msg)
 		}
 	}
@@ -145,15 +146,6 @@ func (r *result) check(ctx context.Context, c *cluster, st *stats) error {
 	}
 	r.recovery(st)
 	return nil
-}
-
-func contains(s []string, x string) bool {
-	for _, y := range s {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
 
 // recovery fills each phase's recovery time: for every worker with a
@@ -266,7 +258,10 @@ func (r *result) print(out io.Writer, st *stats) {
 		sort.Strings(ks)
 		for _, k := range ks {
 			for _, m := range w.samples[k] {
-				fmt.Fprintf(out, "  %s: %s: %s\n", p.name, k, m)
+				if !strings.HasPrefix(m, k+":") { // a wire error's text starts with its code
+					m = k + ": " + m
+				}
+				fmt.Fprintf(out, "  %s: %s\n", p.name, m)
 			}
 		}
 	}
