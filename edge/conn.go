@@ -474,7 +474,7 @@ func (c *Conn) readLoop() {
 		if !cl.done {
 			s.wg.Add(1) // safe: this goroutine is counted
 			s.inflight.Add(1)
-			go c.serve(cl, m, p)
+			s.workers.Go(func() { c.serve(cl, m, p) })
 		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/noonhq/noon/edge/frame"
+	"github.com/noonhq/noon/internal/gopool"
 	"github.com/noonhq/noon/internal/realip"
 	"github.com/noonhq/noon/wire"
 )
@@ -136,6 +137,7 @@ type Server struct {
 	fatal    chan error
 	closeLn  sync.Once
 	wg       sync.WaitGroup
+	workers  gopool.Pool // runs requests (Conn.serve) on reused goroutines
 	nconns   atomic.Int64
 	inflight atomic.Int64
 	pending  atomic.Int64 // reply slots queued and not yet taken by a writer
@@ -636,4 +638,5 @@ func (s *Server) Exit() {
 		c.hardClose("server exit")
 	}
 	s.wg.Wait()
+	s.workers.Close()
 }

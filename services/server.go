@@ -467,18 +467,22 @@ func (s *Server) deadline(req *platformpb.Envelope, now time.Time) time.Time {
 // counted the request in wg and inflight.
 func (s *Server) run(linkCtx context.Context, req *platformpb.Envelope, h HandlerFunc, deadline time.Time, reply func(*platformpb.Envelope)) {
 	defer s.wg.Done()
-	ctx, cancel := context.WithDeadline(linkCtx, deadline)
+	ctx, cancel := linkCtx, context.CancelFunc(nil)
+	if d, ok := linkCtx.Deadline(); !ok || d.After(deadline) {
+		// The runtime's cap is sooner than the caller's deadline, which
+		// the link's context carries already.
+		ctx, cancel = context.WithDeadline(linkCtx, deadline)
+	}
 	sess := sessionOf(linkCtx, req.GetSession())
 	sess.addressed = req.GetAddressed()
-	log := s.log.With("method", req.GetMethod(), "request_id", req.GetRequestId())
-	if sess.ID() != "" {
-		log = log.With("session", sess.ID())
-	}
+	log := &reqLogger{base: s.log, method: req.GetMethod(), id: req.GetRequestId(), session: sess.ID()}
 	ctx = ContextWithSession(ctx, sess)
 	ctx = context.WithValue(ctx, loggerKey{}, log)
 
 	payload, panicked, err := callHandler(ctx, h, sess, req.GetPayload(), log)
-	cancel()
+	if cancel != nil {
+		cancel()
+	}
 	s.stats.served.Add(1)
 	switch {
 	case panicked:
@@ -494,7 +498,7 @@ func (s *Server) run(linkCtx context.Context, req *platformpb.Envelope, h Handle
 		Sender:    s.id,
 	}
 	if err != nil {
-		rep.ErrorCode, rep.ErrorMessage = replyError(err, log)
+		rep.ErrorCode, rep.ErrorMessage = replyError(err, log.get())
 	} else {
 		rep.Payload = payload
 	}
@@ -512,10 +516,10 @@ func (s *Server) run(linkCtx context.Context, req *platformpb.Envelope, h Handle
 
 // callHandler runs h, turning a panic into an internal error with the
 // stack logged.
-func callHandler(ctx context.Context, h HandlerFunc, sess *Session, payload []byte, log *slog.Logger) (out []byte, panicked bool, err error) {
+func callHandler(ctx context.Context, h HandlerFunc, sess *Session, payload []byte, log *reqLogger) (out []byte, panicked bool, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			log.Error("services: handler panicked", "panic", p, "stack", string(debug.Stack()))
+			log.get().Error("services: handler panicked", "panic", p, "stack", string(debug.Stack()))
 			out, panicked, err = nil, true, wire.Errorf(wire.CodeInternal, "handler panicked")
 		}
 	}()

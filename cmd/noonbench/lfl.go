@@ -482,19 +482,25 @@ func runLFL(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		return fmt.Errorf("lfl: %w", err)
 	}
 	defer s.close()
-	if cfg.brokerProfile != "" {
-		path, err := filepath.Abs(cfg.brokerProfile)
+	for _, pr := range []struct {
+		flag, file string
+		proc       *childProc
+	}{{"-cpuprofile-broker", cfg.brokerProfile, s.broker}, {"-cpuprofile-echo", cfg.echoProfile, s.echo}} {
+		if pr.file == "" {
+			continue
+		}
+		path, err := filepath.Abs(pr.file)
 		if err == nil {
-			_, err = s.broker.command("profile start " + path)
+			_, err = pr.proc.command("profile start " + path)
 		}
 		if err != nil {
-			return fmt.Errorf("-cpuprofile-broker: %w", err)
+			return fmt.Errorf("%s: %w", pr.flag, err)
 		}
 		defer func() {
-			if _, err := s.broker.command("profile stop"); err != nil {
-				prog.logf("-cpuprofile-broker: %v", err)
+			if _, err := pr.proc.command("profile stop"); err != nil {
+				prog.logf("%s: %v", pr.flag, err)
 			} else {
-				prog.logf("[lfl] broker CPU profile written to %s", path)
+				prog.logf("[lfl] %s CPU profile written to %s", pr.proc.role, path)
 			}
 		}()
 	}

@@ -57,7 +57,7 @@
 //	noonbench [-duration 3s] [-warmup 1s] [-conns 1,16,256] [-pipeline 1]
 //	          [-payload 32] [-idle 9000] [-json noonbench-results.json]
 //	          [-only raw,relay,noon,noon-plain,idle,login,match,friends,game,pay] [-rounds 1] [-quick] [-log error]
-//	noonbench -only lfl [-conns 1,16,256] [-payload 64] [-rounds 1] [-lfl-plain] [-cpuprofile-broker FILE] [-noon-dev bin/noon]
+//	noonbench -only lfl [-conns 1,16,256] [-payload 64] [-rounds 1] [-lfl-plain] [-cpuprofile-broker FILE] [-cpuprofile-echo FILE] [-noon-dev bin/noon]
 //	noonbench -only abuse [-abuse-conns 10000] [-abuse-bad 100] [-duration 3s] [-warmup 1s]
 //	          [-match-players 1000,10000] [-match-rate 5000]
 //	          [-postgres postgres://postgres@127.0.0.1:5432/test?sslmode=disable]
@@ -165,6 +165,8 @@ type config struct {
 	// brokerProfile is the file its broker process's CPU profile goes to.
 	lflPlain      bool
 	brokerProfile string
+	// echoProfile is the file its echo process's CPU profile goes to.
+	echoProfile string
 	// noonDev is the noon binary whose `noon dev` the like-for-like
 	// scenario loads too ("": none).
 	noonDev string
@@ -250,6 +252,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&cfg.lflPlain, "lfl-plain", false, "run -only lfl with plain internal links (default mutual TLS, as noon dev)")
 	fs.StringVar(&cfg.noonDev, "noon-dev", "", "with -only lfl, also load `noon dev` (one process: yellow, broker, every service) run from this noon `binary` (e.g. bin/noon), over WebSocket")
 	fs.StringVar(&cfg.brokerProfile, "cpuprofile-broker", "", "with -only lfl, write a CPU profile of the broker process over the whole sweep to `file`")
+	fs.StringVar(&cfg.echoProfile, "cpuprofile-echo", "", "with -only lfl, write a CPU profile of the echo process (yellow and the echo instance) over the whole sweep to `file`")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: noonbench [flags]\n\nnoonbench measures noon (client -> broker -> echo service) against a raw TCP echo\n"+
 			"and a two-hop TCP relay, all in this process on loopback, then the broker's memory per\nidle connection, "+
@@ -307,8 +310,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		if !set["payload"] {
 			cfg.payload = lflPayload
 		}
-	} else if cfg.brokerProfile != "" || cfg.lflPlain || cfg.noonDev != "" {
-		return cfg, errors.New("-cpuprofile-broker, -lfl-plain and -noon-dev go with -only lfl")
+	} else if cfg.brokerProfile != "" || cfg.echoProfile != "" || cfg.lflPlain || cfg.noonDev != "" {
+		return cfg, errors.New("-cpuprofile-broker, -cpuprofile-echo, -lfl-plain and -noon-dev go with -only lfl")
 	}
 	if cfg.duration <= 0 || cfg.duration > bench.MaxDuration {
 		return cfg, fmt.Errorf("-duration %v: want (0, %v]", cfg.duration, bench.MaxDuration)

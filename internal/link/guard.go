@@ -65,8 +65,14 @@ type guardConfig struct {
 	// callers, set on a TLS ROUTER's listener, binds the routing identity
 	// of each connection's READY to its certificate (see callerTable).
 	callers *callerTable
-	stats   *guardStats
-	log     *slog.Logger
+	// conns, set on a ROUTER's listener, maps the routing identity of each
+	// connection's READY to the connection, for the Server's writer.
+	conns *connTable
+	// dialed, set on a DEALER's, is told the connection it dialled (before
+	// the handshake), for the Peer's writer.
+	dialed func(*guardConn)
+	stats  *guardStats
+	log    *slog.Logger
 }
 
 // guardStats counts what guarded connections did on their own.
@@ -107,9 +113,13 @@ func (guardTransport) Dial(ctx context.Context, d transport.Dialer, addr string)
 	if err != nil {
 		return nil, err
 	}
-	g := newGuardConn(ctx, c, guardFrom(ctx), false)
+	cfg := guardFrom(ctx)
+	g := newGuardConn(ctx, c, cfg, false)
 	if err := g.handshakeTLS(false); err != nil {
 		return nil, err
+	}
+	if cfg.dialed != nil {
+		cfg.dialed(g)
 	}
 	return g, nil
 }
@@ -237,7 +247,10 @@ func (l *guardListener) awaitSignature(g *guardConn) {
 // It wraps io.EOF because zmq4 only drops a connection on io.EOF or on a
 // non-timeout net.Error; any other error would leave the dead connection in
 // the socket's pools.
-type guardError struct{ reason string }
+type guardError struct {
+	reason string
+	stuck  bool // a write passed the write deadline
+}
 
 func (e *guardError) Error() string { return "link: connection closed: " + e.reason }
 func (e *guardError) Unwrap() error { return io.EOF }
@@ -276,7 +289,7 @@ type guardConn struct {
 	cmu     sync.Mutex // guards hsTimer and stopCtx, set after callbacks that may Close, and rid, bound
 	hsTimer *time.Timer
 	stopCtx func() bool
-	rid     string // the routing identity bound in cfg.callers, while bound
+	rid     string // the routing identity bound in cfg.callers and cfg.conns, while bound
 	bound   bool
 
 	closeOnce sync.Once
@@ -303,7 +316,7 @@ func newGuardConn(ctx context.Context, c net.Conn, cfg *guardConfig, server bool
 			g.Conn = tls.Client(bc, cfg.tls)
 		}
 	}
-	if server && cfg.callers != nil {
+	if server && (cfg.callers != nil || cfg.conns != nil) {
 		g.rp.ready = g.bindCaller
 	}
 	g.br = bufio.NewReaderSize(rawReader{g}, readBufferSize)
@@ -362,7 +375,12 @@ func (g *guardConn) Close() error {
 			stop()
 		}
 		if bound {
-			g.cfg.callers.release(rid)
+			if g.cfg.callers != nil {
+				g.cfg.callers.release(rid)
+			}
+			if g.cfg.conns != nil {
+				g.cfg.conns.remove(rid, g)
+			}
 		}
 	})
 	return g.raw.Close()
@@ -407,12 +425,16 @@ func (g *guardConn) handshakeTLS(server bool) error {
 	return fmt.Errorf("link: TLS handshake with %s: %w", g.raw.RemoteAddr(), err)
 }
 
-// bindCaller is the read parser's ready hook on a TLS ROUTER's connection:
-// it binds the READY's routing identity to the connection's certificate
-// (see callerTable) or refuses the READY.
+// bindCaller is the read parser's ready hook on a ROUTER's connection: it
+// binds the READY's routing identity to the connection's certificate (TLS,
+// see callerTable) or refuses the READY, and records the connection under
+// it for the Server's writer (see connTable).
 func (g *guardConn) bindCaller(rid []byte, ok bool) error {
 	if !ok || len(rid) == 0 {
-		return fmt.Errorf("%s sent a READY without an Identity: a ROUTER over TLS needs one", g.peer)
+		if g.cfg.callers != nil {
+			return fmt.Errorf("%s sent a READY without an Identity: a ROUTER over TLS needs one", g.peer)
+		}
+		return nil // zmq4 names the connection; the Server's writer sends to it through zmq4
 	}
 	g.cmu.Lock()
 	defer g.cmu.Unlock()
@@ -421,11 +443,42 @@ func (g *guardConn) bindCaller(rid []byte, ok bool) error {
 		return errors.New("connection closed")
 	default:
 	}
-	if err := g.cfg.callers.bind(string(rid), g.peer, g.peerCert); err != nil {
-		return fmt.Errorf("%s sent routing identity %q: %w", g.peer, wire.Snippet(rid), err)
+	if g.cfg.callers != nil {
+		if err := g.cfg.callers.bind(string(rid), g.peer, g.peerCert); err != nil {
+			return fmt.Errorf("%s sent routing identity %q: %w", g.peer, wire.Snippet(rid), err)
+		}
+	}
+	if g.cfg.conns != nil {
+		if err := g.cfg.conns.add(string(rid), g); err != nil {
+			if g.cfg.callers != nil {
+				g.cfg.callers.release(string(rid))
+			}
+			return fmt.Errorf("routing identity %q: %w", wire.Snippet(rid), err)
+		}
 	}
 	g.rid, g.bound = string(rid), true
 	return nil
+}
+
+// writeBatch writes a batch of whole messages (see frameBatch) with one
+// write under the write deadline, without zmq4: only once the handshake is
+// over, from the connection's one writer. A failed write closes the
+// connection; stuck reports that it passed the deadline.
+func (g *guardConn) writeBatch(bufs net.Buffers) (stuck bool, err error) {
+	g.wmu.Lock()
+	defer g.wmu.Unlock()
+	if g.werr != nil {
+		return false, g.werr
+	}
+	if !g.wp.atBoundary() || len(g.wbuf) > 0 {
+		return false, errMidMessage
+	}
+	if err := g.writeVec(bufs); err != nil {
+		g.werr = err
+		var ge *guardError
+		return errors.As(err, &ge) && ge.stuck, err
+	}
+	return false, nil
 }
 
 // Read hands zmq4 the stream after checking it frame by frame. A frame that
@@ -569,6 +622,18 @@ func (g *guardConn) writeLoop() {
 // writeNow writes a then b with one writev under the write deadline; when the
 // write fails or times out the connection is closed. Callers serialise.
 func (g *guardConn) writeNow(a, b []byte) error {
+	if len(a) == 0 {
+		g.bufs[0] = b
+		return g.writeVec(g.bufs[:1])
+	}
+	g.bufs[0], g.bufs[1] = a, b
+	return g.writeVec(g.bufs[:2])
+}
+
+// writeVec writes bufs with one writev (plain TCP; over TLS, a write per
+// buffer) under the write deadline; when the write fails or times out the
+// connection is closed. Callers serialise. It clears bufs' elements.
+func (g *guardConn) writeVec(bufs net.Buffers) error {
 	if t := g.cfg.writeTimeout; t > 0 {
 		// As for reads: move the deadline only when it is less than t away,
 		// so every write gets between t and 1.5 x t.
@@ -579,25 +644,25 @@ func (g *guardConn) writeNow(a, b []byte) error {
 		}
 	}
 	var err error
-	if len(a) == 0 {
-		_, err = g.Conn.Write(b)
+	if len(bufs) == 1 {
+		_, err = g.Conn.Write(bufs[0])
+		bufs[0] = nil
 	} else {
-		g.bufs[0], g.bufs[1] = a, b
-		bufs := net.Buffers(g.bufs[:])
-		_, err = bufs.WriteTo(g.Conn)
-		g.bufs[0], g.bufs[1] = nil, nil
+		all := bufs
+		_, err = bufs.WriteTo(g.Conn) // consumes bufs
+		clear(all)
 	}
 	if err == nil {
 		return nil
 	}
-	reason := err.Error()
+	ge := &guardError{reason: err.Error()}
 	if isTimeout(err) {
 		g.cfg.stats.stuck.Add(1)
-		reason = "write blocked for longer than the send timeout"
+		ge.reason, ge.stuck = "write blocked for longer than the send timeout", true
 		g.cfg.log.Warn("link: closing connection: peer stopped reading", "remote", g.RemoteAddr().String())
 	}
 	g.Close()
-	return &guardError{reason: reason}
+	return ge
 }
 
 // ZMTP 3 framing, as much as the guard needs.

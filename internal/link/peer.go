@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -432,7 +433,12 @@ func (p *Peer) sleep(d time.Duration) bool {
 // and writer.
 func (p *Peer) connect() (*link, error) {
 	id := newIdentity(p.opts.IdentityPrefix)
-	sock := zmq4.NewDealer(withGuard(p.ctx, p.gcfg),
+	// The socket dials once (no retries): the connection it dials is the
+	// one the writer writes to.
+	var conn *guardConn
+	gcfg := *p.gcfg
+	gcfg.dialed = func(g *guardConn) { conn = g }
+	sock := zmq4.NewDealer(withGuard(p.ctx, &gcfg),
 		zmq4.WithID(zmq4.SocketIdentity(id)),
 		zmq4.WithDialerTimeout(p.opts.DialTimeout),
 		zmq4.WithDialerMaxRetries(0), // we retry, with backoff and a new socket
@@ -447,9 +453,14 @@ func (p *Peer) connect() (*link, error) {
 		_ = sock.Close()
 		return nil, ErrClosed
 	}
+	if conn == nil { // cannot happen: Dial went through the guard
+		_ = sock.Close()
+		return nil, errors.New("link: dialled connection not seen by the guard")
+	}
 	l := &link{
 		p:        p,
 		sock:     sock,
+		conn:     conn,
 		identity: id,
 		sendq:    make(chan []byte, p.opts.QueueSize),
 		dead:     make(chan struct{}),
@@ -496,6 +507,7 @@ func (p *Peer) supervise(l *link) {
 type link struct {
 	p        *Peer
 	sock     zmq4.Socket
+	conn     *guardConn // what sock dialled, handshake done: the writer writes here
 	identity string
 	sendq    chan []byte
 	wg       sync.WaitGroup // reader and writer
@@ -644,35 +656,56 @@ func (l *link) readLoop() {
 // errSendStuck is the cause of death of a link whose send passed SendTimeout.
 var errSendStuck = errors.New("send blocked for longer than SendTimeout")
 
-// writeLoop is the socket's only writer. A watchdog declares the link dead
-// when one send blocks for longer than SendTimeout (zmq4's Send can block
-// forever on a peer that stopped reading; the guard's write deadline then
-// closes the connection, which unblocks it).
+// writeLoop is the socket's only writer: it writes everything queued when
+// it wakes with one write (see frameBatch), under the guard's write
+// deadline, which closes the connection when the remote stopped reading.
 func (l *link) writeLoop() {
 	defer l.wg.Done()
-	p := l.p
-	watchdog := time.AfterFunc(time.Hour, func() {
-		p.stats.stuck.Add(1)
-		l.kill(errSendStuck)
-	})
-	watchdog.Stop()
-	defer watchdog.Stop()
+	var batch frameBatch
+	defer batch.reset(nil)
 	for {
 		select {
 		case b := <-l.sendq:
-			watchdog.Reset(p.opts.SendTimeout)
-			err := l.sock.Send(zmq4.NewMsg(b))
-			watchdog.Stop()
-			if err != nil {
-				// b is not recycled: when Send gave up at its timeout,
-				// zmq4's own goroutine may still be writing it to the
-				// socket (see bufPool).
-				l.kill(fmt.Errorf("send: %w", err))
-				return
-			}
-			putBuf(b)
+			batch.add(b)
 		case <-l.dead:
 			return
 		}
+		yielded := false
+	drain:
+		for !batch.full() {
+			select {
+			case b := <-l.sendq:
+				batch.add(b)
+			default:
+				if yielded {
+					break drain
+				}
+				// Let the goroutines that are ready to run (callers about
+				// to queue) run first, once: no timer, and nothing to
+				// wait for when nothing else is runnable.
+				yielded = true
+				runtime.Gosched()
+			}
+		}
+		if err := l.write(&batch); err != nil {
+			l.kill(err)
+			return
+		}
 	}
+}
+
+// write writes a batch and empties it.
+func (l *link) write(batch *frameBatch) error {
+	stuck, err := l.conn.writeBatch(batch.buffers())
+	if err != nil {
+		batch.reset(nil)
+		if stuck {
+			l.p.stats.stuck.Add(1)
+			return errSendStuck
+		}
+		return fmt.Errorf("send: %w", err)
+	}
+	// The write is over: nothing refers to the bodies any more.
+	batch.reset(putBuf)
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 	"github.com/go-zeromq/zmq4"
 
 	"github.com/noonhq/noon/idl/gen/platformpb"
+	"github.com/noonhq/noon/internal/gopool"
 	"github.com/noonhq/noon/internal/pki"
 	"github.com/noonhq/noon/wire"
 )
@@ -130,6 +132,7 @@ type Server struct {
 	endpoint string
 	gstats   guardStats
 	callers  *callerTable // with TLS: routing identity -> verified identity
+	conns    *connTable   // routing identity -> connection, for the writer
 
 	ctx    context.Context // ends at Close: parent of the socket and of handler contexts
 	cancel context.CancelFunc
@@ -137,6 +140,9 @@ type Server struct {
 	done   chan struct{}
 	wg     sync.WaitGroup // reader and writer
 	outq   chan outMsg
+	// workers runs handlers on reused goroutines, whose stacks have grown
+	// already (see gopool).
+	workers gopool.Pool
 
 	mu       sync.Mutex // guards active
 	active   map[reqKey]*serverReq
@@ -171,8 +177,10 @@ func Listen(endpoint string, opts ServerOptions, h Handler) (*Server, error) {
 		done:   make(chan struct{}),
 		outq:   make(chan outMsg, opts.QueueSize),
 		active: make(map[reqKey]*serverReq),
+		conns:  newConnTable(),
 	}
 	gcfg := &guardConfig{
+		conns:        s.conns,
 		maxMessage:   uint64(opts.MaxMessage) + frameOverhead,
 		handshake:    opts.HandshakeTimeout,
 		writeTimeout: opts.SendTimeout,
@@ -237,6 +245,7 @@ func (s *Server) Close() error {
 	close(s.done)
 	err := s.sock.Close()
 	s.wg.Wait()
+	s.workers.Close()
 	return err
 }
 
@@ -373,7 +382,7 @@ func (s *Server) dispatch(peer []byte, env *platformpb.Envelope, caller pki.Iden
 	// Whatever ends the context (reply, deadline, CANCEL, Close) releases
 	// the request's slot.
 	context.AfterFunc(r.ctx, r.release)
-	go s.serve(r, env)
+	s.workers.Go(func() { s.serve(r, env) })
 }
 
 func (r *serverReq) release() {
@@ -475,35 +484,103 @@ func (s *Server) enqueue(peer, body []byte, wait bool) bool {
 	return false
 }
 
-// writeLoop is the socket's only writer. zmq4's ROUTER Send holds the
-// socket's writer lock while writing, so a stuck write would stall replies to
-// every peer; the guard's write deadline closes such a connection after
-// SendTimeout, and the watchdog here counts and logs it.
+// writeLoop is the socket's only writer. It takes everything queued when
+// it wakes (up to a batch's limits) and writes each connection's messages
+// with one write (see frameBatch), in queue order per connection. One
+// writer serves every connection: a stuck write delays the others for up
+// to SendTimeout, when the guard's write deadline closes that connection.
 func (s *Server) writeLoop() {
 	defer s.wg.Done()
-	watchdog := time.AfterFunc(time.Hour, func() {
-		s.stats.stuck.Add(1)
-		s.log.Warn("link: send blocked for longer than SendTimeout")
-	})
-	watchdog.Stop()
-	defer watchdog.Stop()
+	var (
+		msgs    []outMsg
+		batches = make(map[*guardConn]*frameBatch)
+		order   []*guardConn
+		spare   []*frameBatch
+	)
 	for {
 		select {
 		case m := <-s.outq:
-			watchdog.Reset(s.opts.SendTimeout)
-			err := s.sock.Send(zmq4.NewMsgFrom(m.peer, m.body))
-			watchdog.Stop()
-			if err != nil {
-				// m.body is not recycled: zmq4 may still be writing it
-				// (see bufPool).
-				s.stats.sendErrors.Add(1)
-				s.log.Debug("link: send failed", "peer", string(wire.Snippet(m.peer)), "err", err)
-				continue
-			}
-			putBuf(m.body)
-			s.stats.sent.Add(1)
+			msgs = append(msgs, m)
 		case <-s.done:
 			return
 		}
+		size, yielded := len(msgs[0].body), false
+	drain:
+		for len(msgs) < maxBatchMsgs && size < maxBatchBytes {
+			select {
+			case m := <-s.outq:
+				msgs = append(msgs, m)
+				size += len(m.body)
+			default:
+				if yielded {
+					break drain
+				}
+				// Let the handlers that are ready to run reply first,
+				// once (see link.writeLoop).
+				yielded = true
+				runtime.Gosched()
+			}
+		}
+		for _, m := range msgs {
+			g := s.conns.get(m.peer)
+			if g == nil {
+				s.sendZMQ(m)
+				continue
+			}
+			b := batches[g]
+			if b == nil {
+				if n := len(spare); n > 0 {
+					b, spare = spare[n-1], spare[:n-1]
+				} else {
+					b = new(frameBatch)
+				}
+				batches[g] = b
+				order = append(order, g)
+			}
+			b.add(m.body)
+		}
+		clear(msgs)
+		msgs = msgs[:0]
+		for _, g := range order {
+			b := batches[g]
+			delete(batches, g)
+			n := uint64(len(b.bodies))
+			if stuck, err := g.writeBatch(b.buffers()); err != nil {
+				b.reset(nil)
+				s.stats.sendErrors.Add(n)
+				if stuck {
+					s.stats.stuck.Add(1)
+				}
+				s.log.Debug("link: send failed", "peer", string(wire.Snippet([]byte(g.rid))), "err", err)
+			} else {
+				b.reset(putBuf)
+				s.stats.sent.Add(n)
+			}
+			spare = append(spare, b)
+		}
+		clear(order)
+		order = order[:0]
 	}
+}
+
+// sendZMQ sends m through zmq4: to a connection the guard has not recorded
+// (one whose READY named no identity, which zmq4 names itself) or that has
+// gone (zmq4 drops it). zmq4's ROUTER Send holds the socket's writer lock
+// while writing; the watchdog counts and logs a send that blocks past
+// SendTimeout (the guard's write deadline then closes that connection).
+func (s *Server) sendZMQ(m outMsg) {
+	watchdog := time.AfterFunc(s.opts.SendTimeout, func() {
+		s.stats.stuck.Add(1)
+		s.log.Warn("link: send blocked for longer than SendTimeout")
+	})
+	err := s.sock.Send(zmq4.NewMsgFrom(m.peer, m.body))
+	watchdog.Stop()
+	if err != nil {
+		// m.body is not recycled: zmq4 may still be writing it (see bufPool).
+		s.stats.sendErrors.Add(1)
+		s.log.Debug("link: send failed", "peer", string(wire.Snippet(m.peer)), "err", err)
+		return
+	}
+	putBuf(m.body)
+	s.stats.sent.Add(1)
 }
