@@ -1,7 +1,12 @@
 package link
 
 import (
+	"bufio"
+	"bytes"
 	"fmt"
+	"log/slog"
+	"net"
+	"slices"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -101,3 +106,87 @@ func FuzzFrameParser(f *testing.F) {
 		}
 	})
 }
+
+// FuzzServeReads feeds the guard's own message reader (what a connection
+// sends after its handshake) arbitrary bytes: it must never panic, never
+// hand the sink a message over the limit, and must end with an error (the
+// stream's end or a broken rule) having delivered exactly the messages a
+// batch of the same bodies encodes. Inputs built as batches of frames
+// check the round trip: every body comes out whole and in order.
+func FuzzServeReads(f *testing.F) {
+	const limit = 300
+	enc := func(bodies ...[]byte) []byte {
+		var b frameBatch
+		for _, x := range bodies {
+			b.add(x)
+		}
+		var out []byte
+		for _, v := range b.buffers() {
+			out = append(out, v...)
+		}
+		return out
+	}
+	f.Add(enc([]byte("a"), []byte{}, make([]byte, 256)), true)
+	f.Add(enc(make([]byte, limit+1)), true)
+	f.Add([]byte{flagMore, 1, 'x', 0, 1, 'y', flagCommand, 4, 'P', 'I', 'N', 'G'}, false)
+	f.Add([]byte{0x80, 0}, false)
+	f.Add([]byte{flagLong, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, false)
+	f.Fuzz(func(t *testing.T, data []byte, asBodies bool) {
+		var want [][]byte
+		if asBodies {
+			// Cut data into bodies of the lengths its bytes say.
+			for rest := data; len(rest) > 0; {
+				n := min(int(rest[0])+int(rest[0])%3*100, len(rest)-1)
+				want = append(want, rest[1:1+n])
+				rest = rest[1+n:]
+			}
+			data = enc(want...)
+		}
+		var got [][]byte
+		bad := 0
+		g := &guardConn{
+			cfg: &guardConfig{
+				maxMessage: limit, stats: new(guardStats), log: slog.New(slog.DiscardHandler),
+				sink: func(_ *guardConn, body []byte, ok bool) {
+					if !ok {
+						bad++
+						return
+					}
+					if len(body) > limit {
+						t.Fatalf("delivered a %d-byte message over the %d limit", len(body), limit)
+					}
+					got = append(got, append([]byte(nil), body...))
+				},
+			},
+			raw:    nopConn{},
+			Conn:   nopConn{},
+			closed: make(chan struct{}),
+			br:     bufio.NewReader(bytes.NewReader(data)),
+		}
+		if err := g.serveReads(); err == nil {
+			t.Fatal("serveReads returned nil")
+		}
+		if !asBodies {
+			return
+		}
+		over := slices.IndexFunc(want, func(b []byte) bool { return len(b) > limit })
+		if over >= 0 {
+			want = want[:over] // the connection is closed at the first one over
+		}
+		if bad != 0 || len(got) != len(want) {
+			t.Fatalf("delivered %d messages (%d bad), want %d", len(got), bad, len(want))
+		}
+		for i := range want {
+			if !bytes.Equal(got[i], want[i]) {
+				t.Fatalf("message %d: %q, want %q", i, got[i], want[i])
+			}
+		}
+	})
+}
+
+// nopConn is a net.Conn that does nothing (serveReads reads from the guard's
+// buffer; a broken rule closes and logs the remote address).
+type nopConn struct{ net.Conn }
+
+func (nopConn) Close() error         { return nil }
+func (nopConn) RemoteAddr() net.Addr { return &net.TCPAddr{} }

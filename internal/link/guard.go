@@ -71,8 +71,14 @@ type guardConfig struct {
 	// dialed, set on a DEALER's, is told the connection it dialled (before
 	// the handshake), for the Peer's writer.
 	dialed func(*guardConn)
-	stats  *guardStats
-	log    *slog.Logger
+	// sink, when set, takes over reading once the handshake is over (see
+	// serveReads): it is called in the connection's reading goroutine with
+	// each message's body (ok) or for a message of more than one frame
+	// (!ok, body nil). body is valid only during the call. A ROUTER's
+	// connection is taken over only when its READY named an identity.
+	sink  func(g *guardConn, body []byte, ok bool)
+	stats *guardStats
+	log   *slog.Logger
 }
 
 // guardStats counts what guarded connections did on their own.
@@ -290,7 +296,10 @@ type guardConn struct {
 	hsTimer *time.Timer
 	stopCtx func() bool
 	rid     string // the routing identity bound in cfg.callers and cfg.conns, while bound
+	ridB    []byte // rid, for the sink's callers (never modified)
 	bound   bool
+	server  bool
+	rbuf    []byte // serveReads' message buffer
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -306,6 +315,7 @@ func newGuardConn(ctx context.Context, c net.Conn, cfg *guardConfig, server bool
 		rp:     frameParser{greet: greetingLen, check: true, limit: cfg.maxMessage},
 		wp:     frameParser{greet: greetingLen},
 		closed: make(chan struct{}),
+		server: server,
 	}
 	if cfg.tls != nil {
 		g.isTLS = true
@@ -456,7 +466,7 @@ func (g *guardConn) bindCaller(rid []byte, ok bool) error {
 			return fmt.Errorf("routing identity %q: %w", wire.Snippet(rid), err)
 		}
 	}
-	g.rid, g.bound = string(rid), true
+	g.rid, g.ridB, g.bound = string(rid), []byte(string(rid)), true
 	return nil
 }
 
@@ -498,6 +508,9 @@ func (g *guardConn) Read(p []byte) (int, error) {
 		if hs != nil {
 			hs.Stop()
 		}
+		if g.cfg.sink != nil && (!g.server || g.ridB != nil) {
+			return 0, g.serveReads()
+		}
 	}
 	n, err := g.br.Read(p)
 	if n > 0 {
@@ -514,6 +527,90 @@ func (g *guardConn) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// serveReads reads every message from here on itself and hands it to the
+// sink, in the goroutine zmq4 reads with, which never gets a byte more
+// (zmq4 would allocate each message, hand it to a goroutine of its own and
+// from there through a channel to the socket's reader: two goroutine
+// switches per message). It is called at a message boundary, right after
+// the handshake, and returns only when the connection fails or breaks a
+// rule: zmq4 then drops the connection as before. It enforces what the
+// read parser does after the handshake: no reserved flag bits, messages of
+// at most maxMessage bytes in all. Commands (a libzmq PING) are skipped.
+func (g *guardConn) serveReads() error {
+	var size [8]byte
+	var msg uint64 // bytes of the message so far
+	multi := false // a frame with MORE was seen and the message is not over
+	for {
+		f, err := g.br.ReadByte()
+		if err != nil {
+			return g.endReads(err)
+		}
+		if f&^(flagMore|flagLong|flagCommand) != 0 {
+			return g.violation(fmt.Errorf("reserved bits set in frame flags %#02x", f))
+		}
+		var n uint64
+		if f&flagLong != 0 {
+			if _, err := io.ReadFull(g.br, size[:]); err != nil {
+				return g.endReads(err)
+			}
+			n = binary.BigEndian.Uint64(size[:])
+		} else {
+			c, err := g.br.ReadByte()
+			if err != nil {
+				return g.endReads(err)
+			}
+			n = uint64(c)
+		}
+		if n > g.cfg.maxMessage || msg+n > g.cfg.maxMessage {
+			return g.violation(fmt.Errorf("message of %d+ bytes over the %d limit", msg+n, g.cfg.maxMessage))
+		}
+		body := g.rbuf
+		if uint64(cap(body)) < n {
+			body = make([]byte, n)
+			if n <= maxKeptReadBuf {
+				g.rbuf = body
+			}
+		}
+		body = body[:n]
+		if _, err := io.ReadFull(g.br, body); err != nil {
+			return g.endReads(err)
+		}
+		switch {
+		case f&flagCommand != 0:
+		case f&flagMore != 0:
+			multi = true
+			msg += n
+		case multi:
+			multi, msg = false, 0
+			g.cfg.sink(g, nil, false)
+		default:
+			g.cfg.sink(g, body, true)
+		}
+	}
+}
+
+// maxKeptReadBuf: serveReads keeps a message buffer up to this size.
+const maxKeptReadBuf = 64 << 10
+
+// endReads is what serveReads returns after a read error: an unexpected
+// EOF in the middle of a frame is the remote closing all the same.
+func (g *guardConn) endReads(err error) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		err = io.EOF
+	}
+	g.rerr = err
+	return err
+}
+
+// violation closes the connection for breaking a rule.
+func (g *guardConn) violation(perr error) error {
+	g.rerr = &guardError{reason: perr.Error()}
+	g.cfg.stats.rejected.Add(1)
+	g.cfg.log.Warn("link: closing connection", "remote", g.RemoteAddr().String(), "err", perr)
+	g.Close()
+	return g.rerr
 }
 
 // rawReader is what the bufio.Reader reads from: the TCP connection with the

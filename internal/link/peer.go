@@ -433,11 +433,18 @@ func (p *Peer) sleep(d time.Duration) bool {
 // and writer.
 func (p *Peer) connect() (*link, error) {
 	id := newIdentity(p.opts.IdentityPrefix)
+	l := &link{
+		p:        p,
+		identity: id,
+		sendq:    make(chan []byte, p.opts.QueueSize),
+		dead:     make(chan struct{}),
+		pending:  make(map[uint64]chan *platformpb.Envelope),
+	}
 	// The socket dials once (no retries): the connection it dials is the
-	// one the writer writes to.
-	var conn *guardConn
+	// one the writer writes to, and whose reads the link takes over.
 	gcfg := *p.gcfg
-	gcfg.dialed = func(g *guardConn) { conn = g }
+	gcfg.dialed = func(g *guardConn) { l.conn = g }
+	gcfg.sink = func(_ *guardConn, body []byte, ok bool) { l.onMessage(body, ok) }
 	sock := zmq4.NewDealer(withGuard(p.ctx, &gcfg),
 		zmq4.WithID(zmq4.SocketIdentity(id)),
 		zmq4.WithDialerTimeout(p.opts.DialTimeout),
@@ -453,19 +460,11 @@ func (p *Peer) connect() (*link, error) {
 		_ = sock.Close()
 		return nil, ErrClosed
 	}
-	if conn == nil { // cannot happen: Dial went through the guard
+	if l.conn == nil { // cannot happen: Dial went through the guard
 		_ = sock.Close()
 		return nil, errors.New("link: dialled connection not seen by the guard")
 	}
-	l := &link{
-		p:        p,
-		sock:     sock,
-		conn:     conn,
-		identity: id,
-		sendq:    make(chan []byte, p.opts.QueueSize),
-		dead:     make(chan struct{}),
-		pending:  make(map[uint64]chan *platformpb.Envelope),
-	}
+	l.sock = sock
 	l.lastRecv.Store(time.Now().UnixNano())
 	l.wg.Add(2)
 	go l.readLoop()
@@ -607,49 +606,61 @@ func (l *link) cancelRemote(id uint64) {
 	l.trySend(b)
 }
 
-// readLoop is the socket's only reader: it matches replies to calls and
-// takes every message as a sign of life.
+// readLoop waits for the socket's end: the guard hands every message to
+// onMessage itself (see guardConn.serveReads), and zmq4's Recv returns
+// the connection's error when it fails.
 func (l *link) readLoop() {
 	defer l.wg.Done()
-	p := l.p
 	for {
 		msg, err := l.sock.Recv()
 		if err != nil {
 			l.kill(fmt.Errorf("receive: %w", err))
 			return
 		}
-		l.lastRecv.Store(time.Now().UnixNano())
-		if !l.heard.Load() {
-			l.heard.Store(true)
-			p.setUp(true)
-		}
 		if msg.Type == zmq4.CmdMsg {
 			continue // zmq4 hands ZMTP commands (e.g. libzmq's PING) up as messages
 		}
 		if len(msg.Frames) != 1 {
-			p.stats.bad.Add(1)
-			continue
+			l.onMessage(nil, false)
+		} else {
+			l.onMessage(msg.Frames[0], true)
 		}
-		env, err := decodeEnvelope(msg.Frames[0], p.opts.MaxMessage)
-		if err != nil {
-			p.stats.bad.Add(1)
-			p.log.Debug("link: bad message", "err", err, "snippet", fmt.Sprintf("%q", wire.Snippet(msg.Frames[0])))
-			continue
+	}
+}
+
+// onMessage takes one message (ok: of one frame, body) from the remote:
+// it matches replies to calls and takes every message as a sign of life.
+// It runs in the connection's reading goroutine and never blocks.
+func (l *link) onMessage(body []byte, ok bool) {
+	p := l.p
+	l.lastRecv.Store(time.Now().UnixNano())
+	if !l.heard.Load() {
+		l.heard.Store(true)
+		p.setUp(true)
+	}
+	if !ok {
+		p.stats.bad.Add(1)
+		return
+	}
+	env, err := decodeEnvelope(body, p.opts.MaxMessage)
+	if err != nil {
+		p.stats.bad.Add(1)
+		p.log.Debug("link: bad message", "err", err, "snippet", fmt.Sprintf("%q", wire.Snippet(body)))
+		return
+	}
+	switch env.GetKind() {
+	case platformpb.Kind_KIND_REPLY:
+		p.load.Store(math.Float64bits(env.GetLoad()))
+		if ch := l.take(env.GetRequestId()); ch != nil {
+			p.stats.replies.Add(1)
+			ch <- env
+		} else {
+			p.stats.late.Add(1)
 		}
-		switch env.GetKind() {
-		case platformpb.Kind_KIND_REPLY:
-			p.load.Store(math.Float64bits(env.GetLoad()))
-			if ch := l.take(env.GetRequestId()); ch != nil {
-				p.stats.replies.Add(1)
-				ch <- env
-			} else {
-				p.stats.late.Add(1)
-			}
-		case platformpb.Kind_KIND_PONG:
-			p.load.Store(math.Float64bits(env.GetLoad()))
-		default:
-			p.stats.bad.Add(1)
-		}
+	case platformpb.Kind_KIND_PONG:
+		p.load.Store(math.Float64bits(env.GetLoad()))
+	default:
+		p.stats.bad.Add(1)
 	}
 }
 

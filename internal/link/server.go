@@ -34,12 +34,13 @@ type ServerOptions struct {
 	// InstanceID is sent as the sender of PONGs and of replies that have none.
 	InstanceID string
 	// Load, if set, reports this instance's load in [0,1]; it is sent in every
-	// PONG and REPLY. It is called from the reading goroutine and from reply:
-	// it must be cheap and must not block.
+	// PONG and REPLY. It is called from the connections' reading goroutines
+	// and from reply, concurrently: it must be cheap and must not block.
 	Load func() float64
 	// OnCancel, if set, is called when a caller cancels a request (after the
 	// request's context has been canceled). peer is the caller socket's
-	// identity. It runs on the reading goroutine: it must not block.
+	// identity. It runs on the connection's reading goroutine (several
+	// connections' concurrently): it must not block.
 	OnCancel func(peer string, requestID uint64)
 	// MaxMessage bounds a request or reply envelope (default 4 MiB). Bigger
 	// requests are dropped and counted; a connection that sends a message
@@ -181,6 +182,7 @@ func Listen(endpoint string, opts ServerOptions, h Handler) (*Server, error) {
 	}
 	gcfg := &guardConfig{
 		conns:        s.conns,
+		sink:         func(g *guardConn, body []byte, ok bool) { s.onMessage(g.ridB, body, ok) },
 		maxMessage:   uint64(opts.MaxMessage) + frameOverhead,
 		handshake:    opts.HandshakeTimeout,
 		writeTimeout: opts.SendTimeout,
@@ -256,8 +258,9 @@ func (s *Server) load() (float64, bool) {
 	return s.opts.Load(), true
 }
 
-// readLoop is the socket's only reader. It never blocks on anything but the
-// socket: requests run in their own goroutines, PONGs are queued or dropped.
+// readLoop reads what zmq4 receives: messages of connections whose READY
+// named no identity (the guard hands the others' to onMessage itself, see
+// guardConn.serveReads).
 func (s *Server) readLoop() {
 	defer s.wg.Done()
 	for {
@@ -275,44 +278,56 @@ func (s *Server) readLoop() {
 			continue // zmq4 hands ZMTP commands (e.g. libzmq's PING) up as messages
 		}
 		if len(msg.Frames) != 2 {
-			s.stats.bad.Add(1)
-			s.log.Debug("link: bad message", "frames", len(msg.Frames))
+			s.onMessage(nil, nil, false)
 			continue
 		}
-		peer, body := msg.Frames[0], msg.Frames[1]
-		env, err := decodeEnvelope(body, s.opts.MaxMessage)
-		if err != nil {
-			s.stats.bad.Add(1)
-			s.log.Debug("link: bad message", "peer", string(wire.Snippet(peer)), "err", err,
-				"snippet", fmt.Sprintf("%q", wire.Snippet(body)))
-			continue
+		s.onMessage(msg.Frames[0], msg.Frames[1], true)
+	}
+}
+
+// onMessage takes one message from the connection with routing identity
+// peer (ok: of one frame, body; body is not kept). It runs in a
+// connection's reading goroutine, concurrently with other connections',
+// and never blocks on anything: requests run in their own goroutines,
+// PONGs are queued or dropped.
+func (s *Server) onMessage(peer, body []byte, ok bool) {
+	if !ok {
+		s.stats.bad.Add(1)
+		s.log.Debug("link: bad message: not one frame")
+		return
+	}
+	env, err := decodeEnvelope(body, s.opts.MaxMessage)
+	if err != nil {
+		s.stats.bad.Add(1)
+		s.log.Debug("link: bad message", "peer", string(wire.Snippet(peer)), "err", err,
+			"snippet", fmt.Sprintf("%q", wire.Snippet(body)))
+		return
+	}
+	var caller pki.Identity
+	if s.callers != nil {
+		id, ok := s.callers.lookup(peer)
+		if !ok {
+			s.unauthenticated(peer, env)
+			return
 		}
-		var caller pki.Identity
-		if s.callers != nil {
-			id, ok := s.callers.lookup(peer)
-			if !ok {
-				s.unauthenticated(peer, env)
-				continue
-			}
-			caller = id
-		}
-		switch env.GetKind() {
-		case platformpb.Kind_KIND_REQUEST:
-			s.dispatch(peer, env, caller)
-		case platformpb.Kind_KIND_PING:
-			s.stats.pings.Add(1)
-			load, ok := s.load()
-			b, _ := encodeEnvelope(nil, envelopeOverrides{
-				kind: platformpb.Kind_KIND_PONG, requestID: env.GetRequestId(),
-				setLoad: ok, load: load, sender: s.opts.InstanceID,
-			})
-			s.enqueue(peer, b, false)
-		case platformpb.Kind_KIND_CANCEL:
-			s.cancelRequest(peer, env.GetRequestId())
-		default:
-			s.stats.bad.Add(1)
-			s.log.Debug("link: unexpected envelope kind", "kind", env.GetKind().String())
-		}
+		caller = id
+	}
+	switch env.GetKind() {
+	case platformpb.Kind_KIND_REQUEST:
+		s.dispatch(peer, env, caller)
+	case platformpb.Kind_KIND_PING:
+		s.stats.pings.Add(1)
+		load, ok := s.load()
+		b, _ := encodeEnvelope(nil, envelopeOverrides{
+			kind: platformpb.Kind_KIND_PONG, requestID: env.GetRequestId(),
+			setLoad: ok, load: load, sender: s.opts.InstanceID,
+		})
+		s.enqueue(peer, b, false)
+	case platformpb.Kind_KIND_CANCEL:
+		s.cancelRequest(peer, env.GetRequestId())
+	default:
+		s.stats.bad.Add(1)
+		s.log.Debug("link: unexpected envelope kind", "kind", env.GetKind().String())
 	}
 }
 
