@@ -840,3 +840,49 @@ func TestTLSDuplicateRoutingIdentitySameCert(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// TestBatchManyPeers: the Server's writer sorts each batch by connection:
+// with 8 Peers calling at once, every reply reaches the Peer that asked,
+// and none gets another's (a late or unknown reply).
+func TestBatchManyPeers(t *testing.T) {
+	s := mustListen(t, "", ServerOptions{}, echo)
+	const peers, callers, calls = 8, 8, 100
+	ps := make([]*Peer, peers)
+	for i := range ps {
+		ps[i] = mustDial(t, s.Endpoint(), fastPeerOptions(t), true)
+	}
+	var wg sync.WaitGroup
+	errc := make(chan error, peers*callers)
+	for pi, p := range ps {
+		for c := range callers {
+			wg.Go(func() {
+				for i := range calls {
+					payload := fmt.Appendf(nil, "peer %d caller %d call %d", pi, c, i)
+					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					rep, err := p.Call(ctx, &platformpb.Envelope{Payload: payload})
+					cancel()
+					if err == nil && !bytes.Equal(rep.GetPayload(), payload) {
+						err = fmt.Errorf("reply %q to %q", rep.GetPayload(), payload)
+					}
+					if err != nil {
+						errc <- err
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Fatal(err)
+	}
+	for i, p := range ps {
+		if st := p.Stats(); st.Replies != callers*calls || st.LateReplies != 0 || st.BadMessages != 0 || st.Deaths != 0 {
+			t.Fatalf("peer %d: %+v", i, st)
+		}
+	}
+	if st := s.Stats(); st.SendErrors != 0 || st.Dropped != 0 {
+		t.Fatalf("server %+v", st)
+	}
+}
