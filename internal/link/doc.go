@@ -51,6 +51,33 @@
 // small writes per frame) and buffers reads (zmq4 reads 2-byte headers with
 // separate syscalls).
 //
+// # zmq4 off the hot path
+//
+// zmq4 v0.17.0 starts a goroutine per message per connection on Send, and
+// on receive hands each message from a goroutine per connection through a
+// channel to the socket's Recv: two goroutine switches and several
+// allocations per message, and a write per message. Once a connection's
+// handshake is over, Peers and Servers bypass both (batch.go):
+//
+//   - Writing: the socket's writer drains everything queued when it wakes,
+//     yields once (runtime.Gosched, so that goroutines about to queue a
+//     message run first; no timer, and no wait when nothing else is
+//     runnable), and writes the lot as one batch straight to the guarded
+//     connection, with one syscall (one TLS record per 16 KiB), as NATS
+//     and NSQ flush when their queue is empty. A Server's writer finds a
+//     reply's connection by the routing identity the guard read in its
+//     READY (connTable), and writes each connection's replies in queue
+//     order.
+//   - Reading: the first Read zmq4 makes after the handshake never
+//     returns data: the guard reads every message itself in that
+//     goroutine (serveReads, under the same rules as its parser) and hands
+//     it to the Peer or Server, which decode it and never block; zmq4
+//     sees the connection's end as before.
+//
+// zmq4 still dials, accepts, handshakes and tracks connections; a ROUTER
+// connection whose READY named no identity (not one of ours) goes through
+// zmq4 both ways as before.
+//
 // # Mutual TLS
 //
 // With the TLS option (*pki.Credentials) of ServerOptions, PeerOptions,
@@ -73,8 +100,10 @@
 //
 // # Goroutines and locks
 //
-// Each socket has one reading goroutine and one writing goroutine fed by a
-// bounded queue; nothing calls Send from a caller's or a handler's goroutine.
+// Each connection has one reading goroutine (zmq4's, which the guard takes
+// over) and each socket one writing goroutine fed by a bounded queue; no
+// caller's or handler's goroutine writes. Handlers run on reused
+// goroutines (internal/gopool), whose stacks have already grown.
 // Locks are leaves: no function holds two of this package's mutexes at once,
 // and none is held while calling zmq4 or user code.
 package link

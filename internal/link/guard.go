@@ -453,6 +453,9 @@ func (g *guardConn) bindCaller(rid []byte, ok bool) error {
 		return errors.New("connection closed")
 	default:
 	}
+	// Set before the connection is published in conns: the Server's
+	// writer reads them of a connection it got from there.
+	g.rid, g.ridB = string(rid), []byte(string(rid))
 	if g.cfg.callers != nil {
 		if err := g.cfg.callers.bind(string(rid), g.peer, g.peerCert); err != nil {
 			return fmt.Errorf("%s sent routing identity %q: %w", g.peer, wire.Snippet(rid), err)
@@ -466,7 +469,7 @@ func (g *guardConn) bindCaller(rid []byte, ok bool) error {
 			return fmt.Errorf("routing identity %q: %w", wire.Snippet(rid), err)
 		}
 	}
-	g.rid, g.ridB, g.bound = string(rid), []byte(string(rid)), true
+	g.bound = true
 	return nil
 }
 

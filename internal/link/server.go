@@ -566,7 +566,7 @@ func (s *Server) writeLoop() {
 				if stuck {
 					s.stats.stuck.Add(1)
 				}
-				s.log.Debug("link: send failed", "peer", string(wire.Snippet([]byte(g.rid))), "err", err)
+				s.log.Debug("link: send failed", "peer", string(wire.Snippet(g.ridB)), "err", err)
 			} else {
 				b.reset(putBuf)
 				s.stats.sent.Add(n)
