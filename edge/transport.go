@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
@@ -118,6 +119,21 @@ type tcpTransport struct {
 	// buffer; peeked says it is yet to be handed to r.
 	first  [1]byte
 	peeked bool
+	// rc, on a plain TCP connection (no PROXY header, no TLS), waits for
+	// the next frame: when the one-byte read finds nothing, the wait for
+	// readability ends without another read, and the frame is read with
+	// one syscall rather than two (see waitReadable).
+	rc syscall.RawConn
+	// armFrame: no byte of the frame being read has arrived yet; the
+	// first read that brings one starts frameTimeout.
+	armFrame     bool
+	frameTimeout time.Duration
+	// waitReadable's state: its callback's first call (got, werr), its
+	// function value.
+	waitFirst bool
+	waitGot   bool
+	waitErr   error
+	waitFn    func(uintptr) bool
 
 	// Writer state, touched only by the writer goroutine.
 	w *frame.Writer // nil between batches
@@ -125,6 +141,45 @@ type tcpTransport struct {
 
 func newTCPTransport(nc net.Conn, s *Server) *tcpTransport {
 	return &tcpTransport{srv: s, pools: s.pools, nc: nc, closer: nc, remote: nc.RemoteAddr()}
+}
+
+// waitReadable waits for the next frame under the read deadline, without a
+// buffer: its callback makes the one-byte read of the other path (got: the
+// byte is in t.first) and, when it finds nothing, lets the runtime wait
+// for readability, after which it accepts without reading (the runtime
+// cleared any earlier readiness before the first call, so this one is
+// news: bytes, or the end). A read error or the end of the stream is
+// returned as the read's.
+func (t *tcpTransport) waitReadable() (got bool, err error) {
+	if t.waitFn == nil {
+		t.waitFn = func(fd uintptr) bool {
+			if !t.waitFirst {
+				return true
+			}
+			t.waitFirst = false
+			for {
+				n, err := syscall.Read(int(fd), t.first[:])
+				switch {
+				case n > 0:
+					t.waitGot = true
+				case err == syscall.EINTR:
+					continue
+				case err == syscall.EAGAIN:
+					return false
+				case err == nil:
+					t.waitErr = io.EOF
+				default:
+					t.waitErr = os.NewSyscallError("read", err)
+				}
+				return true
+			}
+		}
+	}
+	t.waitFirst, t.waitGot, t.waitErr = true, false, nil
+	if err := t.rc.Read(t.waitFn); err != nil {
+		return false, err
+	}
+	return t.waitGot, t.waitErr
 }
 
 func (t *tcpTransport) name() string { return "tcp" }
@@ -151,6 +206,11 @@ func (t *tcpTransport) handshake() error {
 	if s.tlsConfig != nil {
 		nc = tls.Server(nc, s.tlsConfig)
 	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		if rc, err := tc.SyscallConn(); err == nil {
+			t.rc = rc
+		}
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
@@ -173,36 +233,64 @@ func (t *tcpTransport) Read(p []byte) (int, error) {
 	}
 	n, err := t.nc.Read(p)
 	t.given += int64(n)
+	if n > 0 && t.armFrame {
+		t.armFrame = false
+		if derr := t.nc.SetReadDeadline(time.Now().Add(t.frameTimeout)); derr != nil && err == nil {
+			err = derr
+		}
+	}
 	return n, err
 }
 
 func (t *tcpTransport) readRequest(idle time.Time, frameTimeout time.Duration) (method, payload []byte, err error) {
+	t.armFrame = false
 	if t.r == nil {
 		if err := t.nc.SetReadDeadline(idle); err != nil {
 			return nil, nil, err
 		}
 		// Wait for the next frame without a buffer: a one-byte read.
-		n, err := t.nc.Read(t.first[:])
-		if n == 0 {
-			if err == nil {
-				err = io.ErrNoProgress
+		if t.rc != nil {
+			got, err := t.waitReadable()
+			if err != nil {
+				return nil, nil, err
 			}
-			return nil, nil, err
+			t.peeked = got
+			if !got {
+				// Readable: the frame deadline starts with the first
+				// byte read.
+				t.armFrame, t.frameTimeout = true, frameTimeout
+			}
+		} else {
+			n, err := t.nc.Read(t.first[:])
+			if n == 0 {
+				if err == nil {
+					err = io.ErrNoProgress
+				}
+				return nil, nil, err
+			}
+			t.peeked = true
 		}
-		t.peeked = true
 		t.r = t.pools.readers.Get().(*frame.Reader)
 		t.r.Reset(t)
 		t.given, t.used = 0, 0
 	}
-	// A frame has begun (its first byte arrived or is buffered): the rest
-	// is due within frameTimeout.
-	if err := t.nc.SetReadDeadline(time.Now().Add(frameTimeout)); err != nil {
-		return nil, nil, err
+	if !t.armFrame {
+		// A frame has begun (its first byte arrived or is buffered): the
+		// rest is due within frameTimeout.
+		if err := t.nc.SetReadDeadline(time.Now().Add(frameTimeout)); err != nil {
+			return nil, nil, err
+		}
 	}
 	method, payload, err = t.r.ReadRequest()
 	if errors.Is(err, os.ErrDeadlineExceeded) {
+		if t.armFrame {
+			// Not a byte came: the idle deadline passed.
+			t.armFrame = false
+			return nil, nil, err
+		}
 		return nil, nil, errFrameTimeout
 	}
+	t.armFrame = false
 	if err == nil {
 		n := int64(frame.MinFrame + 4 + len(method) + len(payload))
 		t.used += n

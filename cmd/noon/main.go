@@ -18,6 +18,8 @@ import (
 	"os/signal"
 	"sort"
 	"syscall"
+
+	"github.com/noonhq/noon/internal/gctune"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -50,6 +52,9 @@ func usage(w io.Writer) {
 }
 
 func main() {
+	// Every daemon (and noon dev) runs with the GC policy of gctune
+	// unless GOGC or GOMEMLIMIT say otherwise.
+	gctune.Apply()
 	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -44,6 +44,7 @@ import (
 	"github.com/noonhq/noon/broker"
 	"github.com/noonhq/noon/cmd/noonbench/internal/bench"
 	"github.com/noonhq/noon/edge/client"
+	"github.com/noonhq/noon/internal/gctune"
 	"github.com/noonhq/noon/internal/logging"
 	"github.com/noonhq/noon/internal/metrics"
 	"github.com/noonhq/noon/internal/pki"
@@ -787,6 +788,9 @@ func lflChild(role string, args []string, stdin io.Reader, stdout, stderr io.Wri
 		fmt.Fprintf(stderr, "noonbench %s: %v\n", role, err)
 		return 2
 	}
+	// The servers run with the daemons' GC policy (the relay's too: the
+	// same for both sides of every ratio).
+	gctune.Apply()
 	creds := func(id pki.Identity) (*pki.Credentials, error) {
 		if *tlsDir == "" {
 			return nil, nil
