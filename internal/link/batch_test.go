@@ -426,6 +426,17 @@ func checkReply(t testing.TB, rep *platformpb.Envelope, id uint64, payload strin
 	}
 }
 
+// dealerEcho makes one echo round trip on a zmq4 DEALER: it sends the
+// request id with payload and fails the test unless the REPLY to id with
+// the same payload comes back.
+func dealerEcho(t testing.TB, d zmq4.Socket, id uint64, payload string) {
+	t.Helper()
+	if err := d.Send(zmq4.NewMsg(testRequest(t, id, payload))); err != nil {
+		t.Fatal(err)
+	}
+	checkReply(t, recvEnvelope(t, d), id, payload)
+}
+
 func connCount(s *Server) int {
 	s.conns.mu.RLock()
 	defer s.conns.mu.RUnlock()
@@ -493,10 +504,7 @@ func TestFallbackWithoutIdentity(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := d.Send(zmq4.NewMsg(testRequest(t, 1, "x"))); err != nil {
-			t.Fatal(err)
-		}
-		checkReply(t, recvEnvelope(t, d), 1, "x")
+		dealerEcho(t, d, 1, "x")
 		if s.conns.get([]byte("fallback-with-id")) == nil {
 			t.Fatal("the DEALER's identity is not in the table")
 		}
@@ -512,10 +520,7 @@ func TestFallbackWithoutIdentity(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := d.Send(zmq4.NewMsg(testRequest(t, 1, "x"))); err != nil {
-			t.Fatal(err)
-		}
-		checkReply(t, recvEnvelope(t, d), 1, "x")
+		dealerEcho(t, d, 1, "x")
 		s.conns.mu.RLock()
 		var ids []string
 		for id := range s.conns.m {
@@ -657,10 +662,7 @@ func TestDuplicateRoutingIdentity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := first.Send(zmq4.NewMsg(testRequest(t, 1, "first"))); err != nil {
-		t.Fatal(err)
-	}
-	checkReply(t, recvEnvelope(t, first), 1, "first")
+	dealerEcho(t, first, 1, "first")
 	holder := s.conns.get([]byte("dup-id"))
 	if holder == nil {
 		t.Fatal("dup-id not in the table")
@@ -679,10 +681,7 @@ func TestDuplicateRoutingIdentity(t *testing.T) {
 		t.Fatal("the table no longer holds the first connection")
 	}
 	for i := uint64(2); i < 20; i++ {
-		if err := first.Send(zmq4.NewMsg(testRequest(t, i, "first"))); err != nil {
-			t.Fatal(err)
-		}
-		checkReply(t, recvEnvelope(t, first), i, "first")
+		dealerEcho(t, first, i, "first")
 	}
 	if n := calls.Load(); n != 19 {
 		t.Fatalf("the Handler ran %d times, want 19 (the first DEALER's requests only)", n)
@@ -695,10 +694,7 @@ func TestDuplicateRoutingIdentity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := next.Send(zmq4.NewMsg(testRequest(t, 1, "next"))); err != nil {
-		t.Fatal(err)
-	}
-	checkReply(t, recvEnvelope(t, next), 1, "next")
+	dealerEcho(t, next, 1, "next")
 	if st := s.Stats(); st.Guard.Rejected != rejected+1 || st.Panics != 0 {
 		t.Fatalf("stats %+v", st)
 	}
