@@ -151,15 +151,6 @@ func TestBatchFrameEncoding(t *testing.T) {
 	batch.reset(nil)
 }
 
-func firstDiff(a, b []byte) int {
-	for i := range min(len(a), len(b)) {
-		if a[i] != b[i] {
-			return i
-		}
-	}
-	return min(len(a), len(b))
-}
-
 // countingProxy is a TCP proxy that counts the reads that returned data in
 // each direction: a read of the proxy returns whatever arrived since the
 // last one, so many messages per read means that they arrived together.
@@ -286,35 +277,14 @@ func TestBatchConcurrentCalls(t *testing.T) {
 			up0, down0, pw0 := proxy.upReads.Load(), proxy.downReads.Load(), proxy.writes.Load()
 			sys0, haveSys := writeSyscalls()
 
-			var wg sync.WaitGroup
-			errc := make(chan error, callers)
-			for c := range callers {
-				wg.Go(func() {
-					for i := range calls {
-						ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-						payload := fmt.Appendf(nil, "caller %d call %d", c, i)
-						rep, err := p.Call(ctx, &platformpb.Envelope{Method: "echo.Echo", Payload: payload})
-						cancel()
-						switch {
-						case err != nil:
-							errc <- fmt.Errorf("caller %d call %d: %w", c, i, err)
-							return
-						case !bytes.Equal(rep.GetPayload(), payload):
-							errc <- fmt.Errorf("reply payload %q to request %q", rep.GetPayload(), payload)
-							return
-						case rep.GetKind() != platformpb.Kind_KIND_REPLY || rep.GetSender() != "echo-1":
-							errc <- fmt.Errorf("reply kind %v sender %q", rep.GetKind(), rep.GetSender())
-							return
-						}
-					}
-				})
-			}
-			wg.Wait()
+			runCallers(t, callers, calls, func(c, i int) error {
+				rep, err := echoCall(p, "echo.Echo", fmt.Appendf(nil, "caller %d call %d", c, i))
+				if err != nil {
+					return err
+				}
+				return checkSender(rep, "echo-1")
+			})
 			sys1, _ := writeSyscalls()
-			close(errc)
-			for err := range errc {
-				t.Fatal(err)
-			}
 			st1, ps1 := s.Stats(), p.Stats()
 			up := proxy.upReads.Load() - up0
 			down := proxy.downReads.Load() - down0
@@ -456,6 +426,17 @@ func checkReply(t testing.TB, rep *platformpb.Envelope, id uint64, payload strin
 	}
 }
 
+// dealerEcho makes one echo round trip on a zmq4 DEALER: it sends the
+// request id with payload and fails the test unless the REPLY to id with
+// the same payload comes back.
+func dealerEcho(t testing.TB, d zmq4.Socket, id uint64, payload string) {
+	t.Helper()
+	if err := d.Send(zmq4.NewMsg(testRequest(t, id, payload))); err != nil {
+		t.Fatal(err)
+	}
+	checkReply(t, recvEnvelope(t, d), id, payload)
+}
+
 func connCount(s *Server) int {
 	s.conns.mu.RLock()
 	defer s.conns.mu.RUnlock()
@@ -523,10 +504,7 @@ func TestFallbackWithoutIdentity(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := d.Send(zmq4.NewMsg(testRequest(t, 1, "x"))); err != nil {
-			t.Fatal(err)
-		}
-		checkReply(t, recvEnvelope(t, d), 1, "x")
+		dealerEcho(t, d, 1, "x")
 		if s.conns.get([]byte("fallback-with-id")) == nil {
 			t.Fatal("the DEALER's identity is not in the table")
 		}
@@ -542,10 +520,7 @@ func TestFallbackWithoutIdentity(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := d.Send(zmq4.NewMsg(testRequest(t, 1, "x"))); err != nil {
-			t.Fatal(err)
-		}
-		checkReply(t, recvEnvelope(t, d), 1, "x")
+		dealerEcho(t, d, 1, "x")
 		s.conns.mu.RLock()
 		var ids []string
 		for id := range s.conns.m {
@@ -564,35 +539,26 @@ func TestFallbackWithoutIdentity(t *testing.T) {
 		p := mustDial(t, s.Endpoint(), fastPeerOptions(t), true)
 		r := dialRaw(t, s.Endpoint(), readyCommand("Socket-Type", "DEALER"))
 		const n = 500
-		var wg sync.WaitGroup
-		errc := make(chan error, 16)
-		for c := range 16 {
-			wg.Go(func() {
-				for i := range n / 16 {
-					payload := fmt.Sprint("peer ", c, " ", i)
-					rep, err := p.Call(context.Background(), &platformpb.Envelope{Payload: []byte(payload)})
-					if err == nil && string(rep.GetPayload()) != payload {
-						err = fmt.Errorf("reply %q to %q", rep.GetPayload(), payload)
-					}
-					if err != nil {
-						errc <- err
-						return
-					}
-				}
-			})
-		}
+		// The test goroutine reads the raw connection's replies while the
+		// Peer's callers and the raw writer run.
+		waitCallers := goCallers(16, n/16, func(c, i int) error {
+			_, err := echoCall(p, "", fmt.Append(nil, "peer ", c, " ", i))
+			return err
+		})
 		reqs := make([][]byte, n)
 		for i := range n {
 			reqs[i] = zmtpFrame(testRequest(t, uint64(1+i), fmt.Sprint("raw ", i)))
 		}
-		wg.Go(func() {
+		writeErr := make(chan error, 1)
+		go func() {
 			for _, req := range reqs {
 				if _, err := r.c.Write(req); err != nil {
-					errc <- err
+					writeErr <- fmt.Errorf("raw write: %w", err)
 					return
 				}
 			}
-		})
+			writeErr <- nil
+		}()
 		got := make(map[uint64]bool)
 		for range n {
 			rep := r.recv(t)
@@ -602,9 +568,10 @@ func TestFallbackWithoutIdentity(t *testing.T) {
 			}
 			got[id] = true
 		}
-		wg.Wait()
-		close(errc)
-		for err := range errc {
+		if err := waitCallers(); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-writeErr; err != nil {
 			t.Fatal(err)
 		}
 		if st := s.Stats(); st.SendErrors != 0 || st.Dropped != 0 || st.Guard.Rejected != 0 {
@@ -667,10 +634,8 @@ func TestDisconnectBeforeReply(t *testing.T) {
 
 			p2 := mustDial(t, s.Endpoint(), fastPeerOptions(t), true)
 			for i := range 50 {
-				payload := fmt.Sprint("after ", i)
-				rep, err := p2.Call(context.Background(), &platformpb.Envelope{Payload: []byte(payload)})
-				if err != nil || string(rep.GetPayload()) != payload {
-					t.Fatalf("Call after the disconnect: %v %v", rep, err)
+				if _, err := echoCall(p2, "", fmt.Append(nil, "after ", i)); err != nil {
+					t.Fatalf("Call after the disconnect: %v", err)
 				}
 			}
 			p2.Close()
@@ -697,10 +662,7 @@ func TestDuplicateRoutingIdentity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := first.Send(zmq4.NewMsg(testRequest(t, 1, "first"))); err != nil {
-		t.Fatal(err)
-	}
-	checkReply(t, recvEnvelope(t, first), 1, "first")
+	dealerEcho(t, first, 1, "first")
 	holder := s.conns.get([]byte("dup-id"))
 	if holder == nil {
 		t.Fatal("dup-id not in the table")
@@ -719,10 +681,7 @@ func TestDuplicateRoutingIdentity(t *testing.T) {
 		t.Fatal("the table no longer holds the first connection")
 	}
 	for i := uint64(2); i < 20; i++ {
-		if err := first.Send(zmq4.NewMsg(testRequest(t, i, "first"))); err != nil {
-			t.Fatal(err)
-		}
-		checkReply(t, recvEnvelope(t, first), i, "first")
+		dealerEcho(t, first, i, "first")
 	}
 	if n := calls.Load(); n != 19 {
 		t.Fatalf("the Handler ran %d times, want 19 (the first DEALER's requests only)", n)
@@ -735,10 +694,7 @@ func TestDuplicateRoutingIdentity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := next.Send(zmq4.NewMsg(testRequest(t, 1, "next"))); err != nil {
-		t.Fatal(err)
-	}
-	checkReply(t, recvEnvelope(t, next), 1, "next")
+	dealerEcho(t, next, 1, "next")
 	if st := s.Stats(); st.Guard.Rejected != rejected+1 || st.Panics != 0 {
 		t.Fatalf("stats %+v", st)
 	}
@@ -764,35 +720,14 @@ func TestBatchMixedSizes(t *testing.T) {
 			}
 			s := mustListen(t, "", sopts, echo)
 			p := mustDial(t, s.Endpoint(), popts, true)
-			const callers, calls = 16, 40
-			var wg sync.WaitGroup
-			errc := make(chan error, callers)
-			for c := range callers {
-				wg.Go(func() {
-					for i := range calls {
-						n := sizes[(c+i)%len(sizes)]
-						payload := make([]byte, n)
-						for j := range payload {
-							payload[j] = byte(c*7 + i*13 + j)
-						}
-						ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-						rep, err := p.Call(ctx, &platformpb.Envelope{Method: "echo.Echo", Payload: payload})
-						cancel()
-						if err == nil && !bytes.Equal(rep.GetPayload(), payload) {
-							err = fmt.Errorf("caller %d call %d: %d-byte reply to a %d-byte payload differs", c, i, len(rep.GetPayload()), n)
-						}
-						if err != nil {
-							errc <- err
-							return
-						}
-					}
-				})
-			}
-			wg.Wait()
-			close(errc)
-			for err := range errc {
-				t.Fatal(err)
-			}
+			runCallers(t, 16, 40, func(c, i int) error {
+				payload := make([]byte, sizes[(c+i)%len(sizes)])
+				for j := range payload {
+					payload[j] = byte(c*7 + i*13 + j)
+				}
+				_, err := echoCall(p, "echo.Echo", payload)
+				return err
+			})
 			if st := s.Stats(); st.SendErrors != 0 || st.BadMessages != 0 || st.Guard.Rejected != 0 || p.Stats().Deaths != 0 {
 				t.Fatalf("server %+v, peer %+v", st, p.Stats())
 			}
@@ -851,32 +786,15 @@ func TestBatchManyPeers(t *testing.T) {
 	for i := range ps {
 		ps[i] = mustDial(t, s.Endpoint(), fastPeerOptions(t), true)
 	}
-	var wg sync.WaitGroup
-	errc := make(chan error, peers*callers)
-	for pi, p := range ps {
-		for c := range callers {
-			wg.Go(func() {
-				for i := range calls {
-					payload := fmt.Appendf(nil, "peer %d caller %d call %d", pi, c, i)
-					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-					rep, err := p.Call(ctx, &platformpb.Envelope{Payload: payload})
-					cancel()
-					if err == nil && !bytes.Equal(rep.GetPayload(), payload) {
-						err = fmt.Errorf("reply %q to %q", rep.GetPayload(), payload)
-					}
-					if err != nil {
-						errc <- err
-						return
-					}
-				}
-			})
-		}
-	}
-	wg.Wait()
-	close(errc)
-	for err := range errc {
-		t.Fatal(err)
-	}
+	// Caller k calls through Peer k/callers. The payload names both: a
+	// reply handed to the wrong Peer and matched there by request id comes
+	// back with another's payload; one matched to nothing is a late reply,
+	// checked below.
+	runCallers(t, peers*callers, calls, func(k, i int) error {
+		pi, c := k/callers, k%callers
+		_, err := echoCall(ps[pi], "", fmt.Appendf(nil, "peer %d caller %d call %d", pi, c, i))
+		return err
+	})
 	for i, p := range ps {
 		if st := p.Stats(); st.Replies != callers*calls || st.LateReplies != 0 || st.BadMessages != 0 || st.Deaths != 0 {
 			t.Fatalf("peer %d: %+v", i, st)

@@ -33,45 +33,26 @@ func TestConcurrentCallers(t *testing.T) {
 
 	const callers, calls = 64, 40
 	var (
-		mu   sync.Mutex
-		ids  = make(map[uint64]bool)
-		wg   sync.WaitGroup
-		errc = make(chan error, callers)
+		mu  sync.Mutex
+		ids = make(map[uint64]bool)
 	)
-	for c := range callers {
-		wg.Go(func() {
-			for i := range calls {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				payload := fmt.Appendf(nil, "caller %d call %d", c, i)
-				rep, err := p.Call(ctx, &platformpb.Envelope{Method: "echo.Echo", Payload: payload})
-				cancel()
-				switch {
-				case err != nil:
-					errc <- err
-					return
-				case !bytes.Equal(rep.GetPayload(), payload):
-					errc <- fmt.Errorf("reply payload %q to request %q", rep.GetPayload(), payload)
-					return
-				case rep.GetKind() != platformpb.Kind_KIND_REPLY || rep.GetSender() != "echo-1":
-					errc <- fmt.Errorf("reply kind %v sender %q", rep.GetKind(), rep.GetSender())
-					return
-				}
-				mu.Lock()
-				dup := ids[rep.GetRequestId()]
-				ids[rep.GetRequestId()] = true
-				mu.Unlock()
-				if dup || rep.GetRequestId() == 0 {
-					errc <- fmt.Errorf("request id %d reused", rep.GetRequestId())
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errc)
-	for err := range errc {
-		t.Fatal(err)
-	}
+	runCallers(t, callers, calls, func(c, i int) error {
+		rep, err := echoCall(p, "echo.Echo", fmt.Appendf(nil, "caller %d call %d", c, i))
+		if err != nil {
+			return err
+		}
+		if err := checkSender(rep, "echo-1"); err != nil {
+			return err
+		}
+		mu.Lock()
+		dup := ids[rep.GetRequestId()]
+		ids[rep.GetRequestId()] = true
+		mu.Unlock()
+		if dup || rep.GetRequestId() == 0 {
+			return fmt.Errorf("request id %d reused", rep.GetRequestId())
+		}
+		return nil
+	})
 	if len(ids) != callers*calls {
 		t.Fatalf("%d distinct request ids, want %d", len(ids), callers*calls)
 	}
