@@ -67,7 +67,7 @@ const (
 	lflDevWS = "dev-ws"
 )
 
-var lflRows = []string{lflRelay, lflNoonTCP, lflNoonWS, lflDevWS}
+var lflRows = []string{lflRelay, lflNoonTCP, lflNoonWS, lflDevWS, lflNakama}
 
 // Roles of the like-for-like child processes (the value of lflChildEnv).
 const (
@@ -131,9 +131,11 @@ type lflRatio struct {
 	P50    float64 `json:"p50"`
 	P99    float64 `json:"p99"`
 	HopCPU float64 `json:"hop_cpu_per_request"`
-	// NakamaRPS is noon-ws's req/s over issue 15's Nakama figure (0 where
-	// there is none).
-	NakamaRPS float64 `json:"nakama_rps,omitempty"`
+	// NakamaRPS is noon-ws's (dev-ws's) req/s over Nakama's: the nakama
+	// row of this run (NakamaThisRun, -nakama) or else issue 15's figure
+	// (0 where there is none).
+	NakamaRPS     float64 `json:"nakama_rps,omitempty"`
+	NakamaThisRun bool    `json:"nakama_this_run,omitempty"`
 }
 
 // lflReport is the like-for-like scenario's report and JSON file.
@@ -160,8 +162,10 @@ type childProc struct {
 	stdin io.WriteCloser
 	out   *bufio.Reader
 	ready []string // its addresses
-	term  bool     // stopped by SIGTERM (noon dev), not by closing stdin
-	mu    sync.Mutex
+	term  bool     // stopped by SIGTERM (noon dev, Nakama), not by closing stdin
+	// cleanup, when set, runs once it has exited (its temporary files).
+	cleanup func()
+	mu      sync.Mutex
 }
 
 // startLFLChild re-executes this program as role with args and waits for
@@ -326,6 +330,9 @@ func (c *childProc) stop() {
 		_ = c.cmd.Process.Kill()
 		<-done
 	}
+	if c.cleanup != nil {
+		c.cleanup()
+	}
 }
 
 // procCPUTime reads utime + stime of process pid from /proc/<pid>/stat.
@@ -364,13 +371,15 @@ func parseProcStat(s string) (time.Duration, error) {
 type lflStack struct {
 	echoSrv, relay, echo, broker *childProc
 	dev                          *childProc // nil without -noon-dev
+	nakama                       *childProc // nil without -nakama
 	tlsDir                       string
 	relayAddr, tcpAddr, wsURL    string
+	nakamaURL                    string // Nakama's HTTP base
 }
 
 func (s *lflStack) close() {
 	// The hops first, then what they call.
-	for _, c := range []*childProc{s.dev, s.broker, s.relay, s.echo, s.echoSrv} {
+	for _, c := range []*childProc{s.nakama, s.dev, s.broker, s.relay, s.echo, s.echoSrv} {
 		if c != nil {
 			c.stop()
 		}
@@ -426,6 +435,12 @@ func startLFL(ctx context.Context, cfg config, prog *progress, stderr io.Writer)
 			return nil, err
 		}
 		prog.logf("[lfl] noon dev pid %d: broker WS %s", s.dev.cmd.Process.Pid, s.dev.ready[1])
+	}
+	if cfg.nakama != "" {
+		if s.nakama, s.nakamaURL, err = startNakama(ctx, cfg, stderr); err != nil {
+			return nil, err
+		}
+		prog.logf("[lfl] Nakama pid %d: %s/ws", s.nakama.cmd.Process.Pid, s.nakamaURL)
 	}
 	links := "mutual TLS"
 	if cfg.lflPlain {
@@ -510,6 +525,9 @@ func runLFL(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if s.dev == nil {
 		rows--
 	}
+	if s.nakama == nil {
+		rows--
+	}
 	total, i := cfg.rounds*rows*len(cfg.conns), 0
 	for range cfg.rounds {
 		for _, conns := range cfg.conns {
@@ -531,6 +549,11 @@ func runLFL(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 						continue
 					}
 					addr, procs = s.dev.ready[1], []*childProc{s.dev}
+				case lflNakama:
+					if s.nakama == nil {
+						continue
+					}
+					addr, procs = s.nakamaURL, []*childProc{s.nakama}
 				}
 				r, err := lflRun(ctx, cfg, row, addr, conns, procs, prog.scenario(i, total, row, conns))
 				if err != nil {
@@ -564,19 +587,49 @@ func runLFL(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// lflRun dials conns connections to addr (host:port or ws:// URL) and
-// drives them closed-loop, reading procs' CPU time at the start and end of
-// the measured interval.
+// lflConn is one load connection: a noon client or a Nakama socket.
+type lflConn interface {
+	// Call sends payload to the echo and returns what came back.
+	Call(ctx context.Context, payload []byte) ([]byte, error)
+	// Broken reports that the connection cannot be used any more.
+	Broken() bool
+	Close() error
+}
+
+// noonConn is a noon client calling echo.Echo.
+type noonConn struct{ c *client.Client }
+
+func (n noonConn) Call(ctx context.Context, payload []byte) ([]byte, error) {
+	return n.c.Call(ctx, bench.DefaultMethod, payload)
+}
+func (n noonConn) Broken() bool { return n.c.Err() != nil }
+func (n noonConn) Close() error { return n.c.Close() }
+
+// dialLFL opens one connection of row to addr (host:port, ws:// URL, or
+// Nakama's HTTP base).
+func dialLFL(ctx context.Context, row, addr string) (lflConn, error) {
+	if row == lflNakama {
+		return dialNakama(ctx, addr)
+	}
+	c, err := client.Dial(ctx, addr, client.Options{DialTimeout: bench.DefaultDialTimeout})
+	if err != nil {
+		return nil, err
+	}
+	return noonConn{c}, nil
+}
+
+// lflRun dials conns connections of row to addr and drives them
+// closed-loop, reading procs' CPU time at the start and end of the
+// measured interval.
 func lflRun(ctx context.Context, cfg config, row, addr string, conns int, procs []*childProc, progress func(bench.Progress)) (lflRow, error) {
-	clients := make([]*client.Client, 0, conns)
+	clients := make([]lflConn, 0, conns)
 	defer func() {
 		for _, c := range clients {
 			_ = c.Close()
 		}
 	}()
-	opts := client.Options{DialTimeout: bench.DefaultDialTimeout}
 	for n := range conns {
-		c, err := client.Dial(ctx, addr, opts)
+		c, err := dialLFL(ctx, row, addr)
 		if err != nil {
 			return lflRow{}, fmt.Errorf("connection %d of %d: %w", n+1, conns, err)
 		}
@@ -610,9 +663,9 @@ func lflRun(ctx context.Context, cfg config, row, addr string, conns int, procs 
 		Duration: cfg.duration,
 		Op: func(ctx context.Context, w int) error {
 			c := clients[w/cfg.pipeline]
-			resp, err := c.Call(ctx, bench.DefaultMethod, payload)
+			resp, err := c.Call(ctx, payload)
 			if err != nil {
-				if c.Err() != nil {
+				if c.Broken() {
 					return fmt.Errorf("%w: %w", bench.ErrStopWorker, err)
 				}
 				return err
@@ -701,9 +754,13 @@ func lflMedians(all []lflRow) []lflRow {
 // count.
 func lflRatios(rows []lflRow) []lflRatio {
 	relay := map[int]lflRow{}
+	nakama := map[int]float64{} // measured in this run (-nakama)
 	for _, r := range rows {
-		if r.Scenario == lflRelay {
+		switch r.Scenario {
+		case lflRelay:
 			relay[r.Conns] = r
+		case lflNakama:
+			nakama[r.Conns] = r.RPS
 		}
 	}
 	div := func(a, b float64) float64 {
@@ -721,7 +778,11 @@ func lflRatios(rows []lflRow) []lflRatio {
 		q := lflRatio{Conns: r.Conns, Row: r.Scenario, RPS: div(r.RPS, base.RPS), P50: div(r.P50Us, base.P50Us),
 			P99: div(r.P99Us, base.P99Us), HopCPU: div(r.HopCPUPerRequestUs, base.HopCPUPerRequestUs)}
 		if r.Scenario == lflNoonWS || r.Scenario == lflDevWS {
-			q.NakamaRPS = div(r.RPS, nakamaRef[r.Conns])
+			if nk, ok := nakama[r.Conns]; ok {
+				q.NakamaRPS, q.NakamaThisRun = div(r.RPS, nk), true
+			} else {
+				q.NakamaRPS = div(r.RPS, nakamaRef[r.Conns])
+			}
 		}
 		out = append(out, q)
 	}
@@ -750,20 +811,27 @@ func printLFL(w io.Writer, rep *lflReport) {
 	_ = tw.Flush()
 	fmt.Fprintf(w, "\nhop = the broker process alone (noon-tcp, noon-ws) or the relay process alone (relay); servers = hop + echo process (noon: yellow and the echo instance) or + echo server (relay).\n"+
 		"dev-ws (-noon-dev): noon dev is one process (yellow, broker, every service): its hop is the whole process, the broker not alone.\n"+
+		"nakama (-nakama): Nakama is one process: its hop is the whole server (RPC echo in Lua, on Postgres).\n"+
 		"CPU %% is of one core; rest %% is the machine's CPU outside this process and the row's servers (other work competing for the cores: where high, the row is unreliable).\n\n")
 	if len(rep.Ratios) > 0 {
 		fmt.Fprintf(w, "noon / relay of this run (req/s above 1: faster; latency and CPU above 1: slower):\n")
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintf(tw, "row\tconns\treq/s\tp50\tp99\thop CPU/req\treq/s / Nakama's*\t\n")
+		thisRun := false
 		for _, q := range rep.Ratios {
 			nk := ""
 			if q.NakamaRPS > 0 {
 				nk = fmt.Sprintf("%.2fx", q.NakamaRPS)
 			}
+			thisRun = thisRun || q.NakamaThisRun
 			fmt.Fprintf(tw, "%s\t%d\t%.2fx\t%.2fx\t%.2fx\t%.2fx\t%s\t\n", q.Row, q.Conns, q.RPS, q.P50, q.P99, q.HopCPU, nk)
 		}
 		_ = tw.Flush()
-		fmt.Fprintf(w, "* against issue 15's Nakama v3.40.0 figures (8.8k / 22.0k / 21.6k req/s at 1 / 16 / 256), measured in another run: rescale with this run's relay rows.\n")
+		if thisRun {
+			fmt.Fprintf(w, "* against the nakama row of this run (Nakama's WebSocket RPC echo, a Lua function, JSON envelopes; -nakama).\n")
+		} else {
+			fmt.Fprintf(w, "* against issue 15's Nakama v3.40.0 figures (8.8k / 22.0k / 21.6k req/s at 1 / 16 / 256), measured in another run: rescale with this run's relay rows (or run -nakama).\n")
+		}
 	}
 	for _, n := range rep.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)

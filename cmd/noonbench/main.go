@@ -57,7 +57,7 @@
 //	noonbench [-duration 3s] [-warmup 1s] [-conns 1,16,256] [-pipeline 1]
 //	          [-payload 32] [-idle 9000] [-json noonbench-results.json]
 //	          [-only raw,relay,noon,noon-plain,idle,login,match,friends,game,pay] [-rounds 1] [-quick] [-log error]
-//	noonbench -only lfl [-conns 1,16,256] [-payload 64] [-rounds 1] [-lfl-plain] [-cpuprofile-broker FILE] [-cpuprofile-echo FILE] [-noon-dev bin/noon]
+//	noonbench -only lfl [-conns 1,16,256] [-payload 64] [-rounds 1] [-lfl-plain] [-cpuprofile-broker FILE] [-cpuprofile-echo FILE] [-nakama BIN [-nakama-db ADDR]] [-noon-dev bin/noon]
 //	noonbench -only abuse [-abuse-conns 10000] [-abuse-bad 100] [-duration 3s] [-warmup 1s]
 //	          [-match-players 1000,10000] [-match-rate 5000]
 //	          [-postgres postgres://postgres@127.0.0.1:5432/test?sslmode=disable]
@@ -170,6 +170,9 @@ type config struct {
 	// noonDev is the noon binary whose `noon dev` the like-for-like
 	// scenario loads too ("": none).
 	noonDev string
+	// nakama is a Nakama server binary the like-for-like scenario also
+	// loads (its nakama row); nakamaDB its database address.
+	nakama, nakamaDB string
 }
 
 func (c config) has(scenario string) bool { return slices.Contains(c.only, scenario) }
@@ -250,6 +253,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.abuseBad, "abuse-bad", defaultAbuseBad, "misbehaving connections of the abuse scenario: pipeliners, WebSocket slowloris and a connection flood, a third each")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to `file` (go tool pprof)")
 	fs.BoolVar(&cfg.lflPlain, "lfl-plain", false, "run -only lfl with plain internal links (default mutual TLS, as noon dev)")
+	fs.StringVar(&cfg.nakama, "nakama", "", "with -only lfl, also load a Nakama server run from this `binary` (go build of github.com/heroiclabs/nakama/v3), its WebSocket RPC echo in Lua, on -nakama-db")
+	fs.StringVar(&cfg.nakamaDB, "nakama-db", "postgres@127.0.0.1:5432/noonbench_nakama", "with -nakama, Nakama's --database.address (user[:password]@host:port/database; migrated, and created if missing)")
 	fs.StringVar(&cfg.noonDev, "noon-dev", "", "with -only lfl, also load `noon dev` (one process: yellow, broker, every service) run from this noon `binary` (e.g. bin/noon), over WebSocket")
 	fs.StringVar(&cfg.brokerProfile, "cpuprofile-broker", "", "with -only lfl, write a CPU profile of the broker process over the whole sweep to `file`")
 	fs.StringVar(&cfg.echoProfile, "cpuprofile-echo", "", "with -only lfl, write a CPU profile of the echo process (yellow and the echo instance) over the whole sweep to `file`")
@@ -310,8 +315,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		if !set["payload"] {
 			cfg.payload = lflPayload
 		}
-	} else if cfg.brokerProfile != "" || cfg.echoProfile != "" || cfg.lflPlain || cfg.noonDev != "" {
-		return cfg, errors.New("-cpuprofile-broker, -cpuprofile-echo, -lfl-plain and -noon-dev go with -only lfl")
+	} else if cfg.brokerProfile != "" || cfg.echoProfile != "" || cfg.lflPlain || cfg.noonDev != "" || cfg.nakama != "" {
+		return cfg, errors.New("-cpuprofile-broker, -cpuprofile-echo, -lfl-plain, -noon-dev and -nakama go with -only lfl")
 	}
 	if cfg.duration <= 0 || cfg.duration > bench.MaxDuration {
 		return cfg, fmt.Errorf("-duration %v: want (0, %v]", cfg.duration, bench.MaxDuration)
