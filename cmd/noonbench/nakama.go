@@ -60,19 +60,23 @@ func startNakama(ctx context.Context, cfg config, stderr io.Writer) (*childProc,
 		return nil, "", err
 	}
 	mods := filepath.Join(dir, "modules")
-	if err := os.MkdirAll(mods, 0o755); err == nil {
+	err = os.MkdirAll(mods, 0o755)
+	if err == nil {
 		err = os.WriteFile(filepath.Join(mods, "echo.lua"), []byte(nakamaEchoLua), 0o644)
 	}
 	if err != nil {
+		_ = os.RemoveAll(dir)
 		return nil, "", err
 	}
 	mctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	if out, err := exec.CommandContext(mctx, cfg.nakama, "migrate", "up", "--database.address", cfg.nakamaDB).CombinedOutput(); err != nil {
+		_ = os.RemoveAll(dir)
 		return nil, "", fmt.Errorf("nakama migrate up: %w: %s", err, lastLine(out))
 	}
 	port, err := freePortTriple()
 	if err != nil {
+		_ = os.RemoveAll(dir)
 		return nil, "", err
 	}
 	cmd := exec.Command(cfg.nakama,
@@ -83,6 +87,7 @@ func startNakama(ctx context.Context, cfg config, stderr io.Writer) (*childProc,
 		"--logger.level", "INFO", "--logger.stdout", "true")
 	c, err := startProc(ctx, roleNakama, cmd, stderr, nakamaReady)
 	if err != nil {
+		_ = os.RemoveAll(dir)
 		return nil, "", err
 	}
 	c.term = true

@@ -10,10 +10,10 @@ import (
 func TestParseMemTotal(t *testing.T) {
 	for in, want := range map[string]int64{
 		"MemTotal:       24576000 kB\nMemFree: 1 kB\n": 24576000 << 10,
-		"MemFree: 1 kB\nMemTotal: 1024 kB\n":          1 << 20,
-		"MemTotal: 12 MB\n":                           0,
-		"MemTotal: x kB\n":                            0,
-		"":                                            0,
+		"MemFree: 1 kB\nMemTotal: 1024 kB\n":           1 << 20,
+		"MemTotal: 12 MB\n":                            0,
+		"MemTotal: x kB\n":                             0,
+		"":                                             0,
 	} {
 		if got := parseMemTotal(bufio.NewScanner(strings.NewReader(in))); got != want {
 			t.Errorf("parseMemTotal(%q) = %d, want %d", in, got, want)
