@@ -116,55 +116,67 @@ type tcpTransport struct {
 	// big is set once r read a frame larger than its buffer: it then holds
 	// a body buffer of up to MaxFrame and is dropped, not pooled.
 	big bool
-	// first holds the byte whose arrival ends an idle wait, read without a
-	// buffer; peeked says it is yet to be handed to r.
+	// pre holds bytes read before r was taken, yet to be handed to it: the
+	// byte of a one-byte wait (in first), or what waitReadable's read got
+	// (in preBuf, a pooled buffer).
 	first  [1]byte
-	peeked bool
+	pre    []byte
+	preBuf *[]byte
 	// rc, on a plain TCP connection (no PROXY header, no TLS), waits for
-	// the next frame: when the one-byte read finds nothing, the wait for
-	// readability ends without another read, and the frame is read with
-	// one syscall rather than two (see waitReadable).
+	// the next frame with one read into a pooled buffer (see
+	// waitReadable): a frame that has arrived costs one syscall, and one
+	// that has not, a read that finds nothing and the read after the wait.
 	rc syscall.RawConn
-	// armFrame: no byte of the frame being read has arrived yet; the
-	// first read that brings one starts frameTimeout.
-	armFrame     bool
+	// Read deadlines. rdl is the one set; rdlIdle says it is the idle
+	// deadline, set lazily (see idleDeadline). framing: bytes of the frame
+	// being read have arrived; frameSet: its frameTimeout deadline is set,
+	// which happens only when a read of the frame would wait (a frame that
+	// arrives whole moves no deadline).
+	rdl          time.Time
+	rdlIdle      bool
+	framing      bool
+	frameSet     bool
 	frameTimeout time.Duration
-	// waitReadable's state: its callback's first call (got, werr), its
-	// function value.
+	// waitReadable's state: its callback's first call, error, function.
 	waitFirst bool
-	waitGot   bool
 	waitErr   error
 	waitFn    func(uintptr) bool
 
 	// Writer state, touched only by the writer goroutine.
-	w *frame.Writer // nil between batches
+	w   *frame.Writer // nil between batches
+	wdl time.Time     // the write deadline set
 }
 
 func newTCPTransport(nc net.Conn, s *Server) *tcpTransport {
 	return &tcpTransport{srv: s, pools: s.pools, nc: nc, closer: nc, remote: nc.RemoteAddr()}
 }
 
-// waitReadable waits for the next frame under the read deadline, without a
-// buffer: its callback makes the one-byte read of the other path (got: the
-// byte is in t.first) and, when it finds nothing, lets the runtime wait
-// for readability, after which it accepts without reading (the runtime
-// cleared any earlier readiness before the first call, so this one is
-// news: bytes, or the end). A read error or the end of the stream is
-// returned as the read's.
-func (t *tcpTransport) waitReadable() (got bool, err error) {
+// waitReadable waits for the next frame under the read deadline, without
+// holding a buffer while it waits: its callback reads once into a pooled
+// buffer, kept in t.pre if bytes came, given back if none had (the
+// runtime then waits for readability, after which the callback accepts
+// without reading: the runtime cleared any earlier readiness before the
+// first call, so this one is news: bytes, or the end). A read error or
+// the end of the stream is returned as the read's.
+func (t *tcpTransport) waitReadable() error {
 	if t.waitFn == nil {
 		t.waitFn = func(fd uintptr) bool {
 			if !t.waitFirst {
 				return true
 			}
 			t.waitFirst = false
+			buf := preBufs.Get().(*[]byte)
 			for {
-				n, err := syscall.Read(int(fd), t.first[:])
+				n, err := syscall.Read(int(fd), *buf)
 				switch {
 				case n > 0:
-					t.waitGot = true
+					t.preBuf, t.pre = buf, (*buf)[:n]
+					return true
 				case err == syscall.EINTR:
 					continue
+				}
+				preBufs.Put(buf)
+				switch {
 				case err == syscall.EAGAIN:
 					return false
 				case err == nil:
@@ -176,11 +188,38 @@ func (t *tcpTransport) waitReadable() (got bool, err error) {
 			}
 		}
 	}
-	t.waitFirst, t.waitGot, t.waitErr = true, false, nil
+	t.waitFirst, t.waitErr = true, nil
 	if err := t.rc.Read(t.waitFn); err != nil {
-		return false, err
+		return err
 	}
-	return t.waitGot, t.waitErr
+	return t.waitErr
+}
+
+// preBufs are waitReadable's read buffers: held only from a frame's
+// arrival until its bytes are handed to the frame reader.
+var preBufs = sync.Pool{New: func() any {
+	b := make([]byte, preBufSize)
+	return &b
+}}
+
+// preBufSize is the most waitReadable reads at once: a typical request
+// whole, the rest of a bigger one comes through the frame reader.
+const preBufSize = 2 << 10
+
+// idleDeadline sets the read deadline of a wait for the next frame: at
+// least idle, at most half an idle timeout later, so that a connection
+// busy with small requests moves its deadline once per half an idle
+// timeout rather than twice per request.
+func (t *tcpTransport) idleDeadline(idle time.Time) error {
+	if t.rdlIdle && !t.rdl.Before(idle) {
+		return nil
+	}
+	dl := idle.Add(time.Until(idle) / 2)
+	if err := t.nc.SetReadDeadline(dl); err != nil {
+		return err
+	}
+	t.rdl, t.rdlIdle = dl, true
+	return nil
 }
 
 func (t *tcpTransport) name() string { return "tcp" }
@@ -221,47 +260,60 @@ func (t *tcpTransport) handshake() error {
 	return nil
 }
 
-// Read feeds r: first the byte that ended the idle wait, then the socket.
+// Read feeds r: first what was read before it was taken, then the socket.
 func (t *tcpTransport) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	if t.peeked {
-		t.peeked = false
-		p[0] = t.first[0]
-		t.given++
-		return 1, nil
+	if len(t.pre) > 0 {
+		n := copy(p, t.pre)
+		t.pre = t.pre[n:]
+		t.given += int64(n)
+		if len(t.pre) == 0 {
+			t.dropPre()
+		}
+		t.framing = true
+		return n, nil
+	}
+	if t.framing && !t.frameSet {
+		// The frame goes on past what has arrived: the rest is due
+		// within frameTimeout.
+		t.frameSet, t.rdlIdle = true, false
+		if err := t.nc.SetReadDeadline(time.Now().Add(t.frameTimeout)); err != nil {
+			return 0, err
+		}
 	}
 	n, err := t.nc.Read(p)
 	t.given += int64(n)
-	if n > 0 && t.armFrame {
-		t.armFrame = false
-		if derr := t.nc.SetReadDeadline(time.Now().Add(t.frameTimeout)); derr != nil && err == nil {
-			err = derr
-		}
+	if n > 0 {
+		t.framing = true
 	}
 	return n, err
 }
 
+// dropPre gives back waitReadable's buffer.
+func (t *tcpTransport) dropPre() {
+	if t.preBuf != nil {
+		preBufs.Put(t.preBuf)
+		t.preBuf = nil
+	}
+	t.pre = nil
+}
+
 func (t *tcpTransport) readRequest(idle time.Time, frameTimeout time.Duration) (method, payload []byte, err error) {
-	t.armFrame = false
+	// Bytes buffered in r are the next frame's first.
+	t.framing, t.frameSet, t.frameTimeout = t.r != nil, false, frameTimeout
 	if t.r == nil {
-		if err := t.nc.SetReadDeadline(idle); err != nil {
+		if err := t.idleDeadline(idle); err != nil {
 			return nil, nil, err
 		}
-		// Wait for the next frame without a buffer: a one-byte read.
+		// Wait for the next frame without a buffer.
 		if t.rc != nil {
-			got, err := t.waitReadable()
-			if err != nil {
+			if err := t.waitReadable(); err != nil {
 				return nil, nil, err
 			}
-			t.peeked = got
-			if !got {
-				// Readable: the frame deadline starts with the first
-				// byte read.
-				t.armFrame, t.frameTimeout = true, frameTimeout
-			}
 		} else {
+			// A one-byte read.
 			n, err := t.nc.Read(t.first[:])
 			if n == 0 {
 				if err == nil {
@@ -269,29 +321,21 @@ func (t *tcpTransport) readRequest(idle time.Time, frameTimeout time.Duration) (
 				}
 				return nil, nil, err
 			}
-			t.peeked = true
+			t.pre = t.first[:1]
 		}
 		t.r = t.pools.readers.Get().(*frame.Reader)
 		t.r.Reset(t)
 		t.given, t.used = 0, 0
 	}
-	if !t.armFrame {
-		// A frame has begun (its first byte arrived or is buffered): the
-		// rest is due within frameTimeout.
-		if err := t.nc.SetReadDeadline(time.Now().Add(frameTimeout)); err != nil {
-			return nil, nil, err
-		}
-	}
 	method, payload, err = t.r.ReadRequest()
 	if errors.Is(err, os.ErrDeadlineExceeded) {
-		if t.armFrame {
-			// Not a byte came: the idle deadline passed.
-			t.armFrame = false
+		if !t.framing {
+			// Not a byte came (a readiness with nothing to read): the
+			// idle deadline passed.
 			return nil, nil, err
 		}
 		return nil, nil, errFrameTimeout
 	}
-	t.armFrame = false
 	if err == nil {
 		n := int64(frame.MinFrame + 4 + len(method) + len(payload))
 		t.used += n
@@ -303,7 +347,7 @@ func (t *tcpTransport) readRequest(idle time.Time, frameTimeout time.Duration) (
 }
 
 func (t *tcpTransport) release() {
-	if t.r != nil && t.given == t.used && !t.peeked {
+	if t.r != nil && t.given == t.used && len(t.pre) == 0 {
 		t.dropReader()
 	}
 }
@@ -316,11 +360,18 @@ func (t *tcpTransport) dropReader() {
 	if !t.big {
 		t.pools.readers.Put(t.r)
 	}
-	t.r, t.big, t.peeked = nil, false, false
+	t.dropPre()
+	t.r, t.big = nil, false
 }
 
 func (t *tcpTransport) beginWrite(deadline time.Time) {
-	_ = t.nc.SetWriteDeadline(deadline)
+	// At least deadline, at most half a write timeout later: a busy
+	// connection moves its write deadline once per half a write timeout,
+	// not once per batch.
+	if t.wdl.Before(deadline) {
+		t.wdl = deadline.Add(time.Until(deadline) / 2)
+		_ = t.nc.SetWriteDeadline(t.wdl)
+	}
 	if t.w == nil {
 		t.w = t.pools.writers.Get().(*frame.Writer)
 		t.w.Reset(t.nc)
