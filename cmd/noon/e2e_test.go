@@ -612,7 +612,11 @@ func TestNoonCluster(t *testing.T) {
 	testenv.Postgres(t)
 	testenv.Redis(t)
 	// Broker i's ports are 1055+2i+offset...; yellow's admin 1062+offset.
-	offset := freePort(t)%20000 + 20000
+	// All of them below 32768, where Linux never picks the local port of
+	// an outgoing connection (ip_local_port_range starts there): a port
+	// chosen in that range can be taken by any connection before the
+	// cluster binds it.
+	offset := freePort(t)%10000 + 20000
 	blPort, yPort := freePort(t), freePort(t)
 	yellowEP := fmt.Sprintf("tcp://127.0.0.1:%d", yPort)
 	c := startDaemon(t, "cluster", "cluster", "-config", "../../configs/cluster.yaml",
