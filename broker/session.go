@@ -60,6 +60,12 @@ type session struct {
 	// saver saves the bindings and topics when they change (state.go);
 	// nil when saving is off. Set before the session is shared.
 	saver *stateSaver
+	// cached is what proto last built, for cachedUser: every request
+	// carries the session, which changes rarely (nil after a change of
+	// the bindings). Read-only once built: the link encodes it, services
+	// decode their own copy.
+	cached     *platformpb.Session
+	cachedUser string
 }
 
 func newSession(c *edge.Conn) *session {
@@ -71,19 +77,24 @@ func newSession(c *edge.Conn) *session {
 // request never carries one user's id with another's bindings.
 func (s *session) proto(brokerID string) (*platformpb.Session, uint64) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	user, gen := s.c.UserID(), s.gen
+	if p := s.cached; p != nil && s.cachedUser == user && p.GetBroker() == brokerID {
+		return p, gen
+	}
 	var b map[string]string
 	if len(s.bindings) > 0 {
 		b = maps.Clone(s.bindings)
 	}
-	user, gen := s.c.UserID(), s.gen
-	s.mu.Unlock()
-	return &platformpb.Session{
+	p := &platformpb.Session{
 		Id:         s.c.ID(),
 		UserId:     user,
 		Bindings:   b,
 		RemoteAddr: s.c.RemoteAddr().String(),
 		Broker:     brokerID,
-	}, gen
+	}
+	s.cached, s.cachedUser = p, user
+	return p, gen
 }
 
 // snapshot returns the bindings and topics, for tests and Info.
@@ -158,6 +169,7 @@ func (s *session) reset(h *pushHub) {
 		s.dropTopic(h, t)
 	}
 	clear(s.bindings)
+	s.cached = nil
 	s.gen++
 }
 
@@ -181,6 +193,7 @@ func (s *session) bind(h *pushHub, gen uint64, key, value string) bool {
 		s.dropTopic(h, bindingTopic(key, old))
 	}
 	s.bindings[key] = value
+	s.cached = nil
 	s.addTopic(h, bindingTopic(key, value))
 	s.stateChanged()
 	return true
@@ -198,6 +211,7 @@ func (s *session) unbind(h *pushHub, gen uint64, key string) {
 		return
 	}
 	delete(s.bindings, key)
+	s.cached = nil
 	s.dropTopic(h, bindingTopic(key, old))
 	s.stateChanged()
 }
