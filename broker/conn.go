@@ -96,6 +96,9 @@ func (b *Broker) Request(ctx context.Context, c *edge.Conn, method string, paylo
 		rep, err = b.call(ctx, r)
 		if rep != nil {
 			b.apply(r, rep)
+			if len(rep.GetBindings()) > 0 || len(rep.GetSubscriptions()) > 0 {
+				b.awaitSubscriptions(ctx)
+			}
 			if err == nil {
 				err = wire.FromEnvelope(rep)
 			}
@@ -111,6 +114,22 @@ func (b *Broker) Request(ctx context.Context, c *edge.Conn, method string, paylo
 	rm.result(code).Inc()
 	rm.latency.Observe(time.Since(start).Seconds())
 	return out, err
+}
+
+// subscribeWait bounds how long a reply that changed the session's
+// subscriptions waits for them to be written to the publishers.
+const subscribeWait = 250 * time.Millisecond
+
+// awaitSubscriptions holds a reply that changed the session's push topics
+// until the subscriptions are written to every publisher's socket (at most
+// subscribeWait): the publisher then hears of them before anything the
+// client does after the reply, e.g. a room.Create's creator gets the
+// joined event of a player who joins right after (a publisher delivers
+// nothing it sent before it read the subscription).
+func (b *Broker) awaitSubscriptions(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, subscribeWait)
+	defer cancel()
+	b.hub.feeds.Synced(ctx)
 }
 
 // local serves the broker's own methods.

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"context"
 	"log/slog"
 	"sync"
 
@@ -157,6 +158,24 @@ func (s *Subscribers) Subscribe(topic string) error {
 		}
 	}
 	return nil
+}
+
+// Synced waits until every socket has written the subscription changes
+// made before the call (see link.Subscriber.Synced), or ctx ends.
+func (s *Subscribers) Synced(ctx context.Context) {
+	s.mu.RLock()
+	chans := make([]<-chan struct{}, 0, len(s.subs))
+	for _, fs := range s.subs {
+		chans = append(chans, fs.sub.Synced())
+	}
+	s.mu.RUnlock()
+	for _, ch := range chans {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // Unsubscribe drops topic from every socket.

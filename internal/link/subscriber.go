@@ -114,6 +114,10 @@ type Subscriber struct {
 	// socket's goroutine O(1), not a pass over every topic (a broker
 	// follows a topic per bound connection).
 	dirty map[string]struct{}
+	// changes counts the subscription changes made, written those the
+	// socket has written; waiters wait in Synced for a count to be written.
+	changes, written uint64
+	waiters          []syncWaiter
 
 	notify    chan struct{} // subscriptions changed
 	reconnect chan struct{}
@@ -196,6 +200,7 @@ func (s *Subscriber) Subscribe(topic string) error {
 	first := s.topics[topic] == 1
 	if first {
 		s.dirty[topic] = struct{}{}
+		s.changes++
 	}
 	s.mu.Unlock()
 	if first {
@@ -218,6 +223,7 @@ func (s *Subscriber) Unsubscribe(topic string) error {
 	case n <= 1:
 		delete(s.topics, topic)
 		s.dirty[topic] = struct{}{}
+		s.changes++
 	default:
 		s.topics[topic] = n - 1
 	}
@@ -226,6 +232,57 @@ func (s *Subscriber) Unsubscribe(topic string) error {
 		s.kick(s.notify)
 	}
 	return nil
+}
+
+// syncWaiter is a Synced caller waiting for the socket to have written
+// the subscription changes up to gen.
+type syncWaiter struct {
+	gen uint64
+	ch  chan struct{}
+}
+
+// closedChan is a closed channel: Synced's answer when there is nothing to
+// wait for.
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
+
+// Synced returns a channel closed once every Subscribe and Unsubscribe made
+// before the call has been written to the connected socket, so that the
+// publisher hears of a subscription before anything the caller does next
+// (zmq4 has no acknowledgement of a subscription: an event the publisher
+// sends before it reads one is not delivered). It is closed at once when
+// nothing is pending, and when the socket is down (subscriptions are
+// written when it comes back) or goes down meanwhile.
+func (s *Subscriber) Synced() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.written >= s.changes || !s.alive.Load() {
+		return closedChan
+	}
+	ch := make(chan struct{})
+	s.waiters = append(s.waiters, syncWaiter{gen: s.changes, ch: ch})
+	return ch
+}
+
+// markWritten records that the changes up to gen are written, and wakes
+// their waiters; all of them with all.
+func (s *Subscriber) markWritten(gen uint64, all bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.written = max(s.written, gen)
+	kept := s.waiters[:0]
+	for _, w := range s.waiters {
+		if all || w.gen <= s.written {
+			close(w.ch)
+		} else {
+			kept = append(kept, w)
+		}
+	}
+	clear(s.waiters[len(kept):])
+	s.waiters = kept
 }
 
 // Reconnect replaces the socket with a new one (new identity, subscriptions
@@ -281,6 +338,7 @@ func (s *Subscriber) run() {
 		s.stats.connects.Add(1)
 		heard, cause := s.serve(sock)
 		s.alive.Store(false)
+		s.markWritten(0, true) // nobody waits on a socket that is gone
 		if s.ctx.Err() != nil {
 			return
 		}
@@ -387,6 +445,7 @@ var errReaderDone = errors.New("receive failed")
 func (s *Subscriber) apply(sock zmq4.Socket, applied map[string]bool, full bool) error {
 	var add, del []string
 	s.mu.Lock()
+	gen := s.changes
 	if full {
 		for t := range s.topics {
 			if !applied[t] {
@@ -422,6 +481,9 @@ func (s *Subscriber) apply(sock zmq4.Socket, applied map[string]bool, full bool)
 		}
 		delete(applied, t)
 	}
+	// zmq4's SetOption returns once the message is written to every
+	// connection of the socket.
+	s.markWritten(gen, false)
 	return nil
 }
 
