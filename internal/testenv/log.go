@@ -12,9 +12,14 @@ import (
 // Logger returns a logger writing to t.Log at the NOON_TEST_LOG level
 // (debug, info, warn, error; default warn, so a passing test stays quiet
 // while a failing one shows what went wrong). What goroutines log after the
-// test ended is dropped.
+// test ended is dropped. For a *testing.F it discards: what a fuzz target
+// runs may not log through the F (testing panics: "f.Log was called inside
+// the fuzz target"), and a fuzzer's inputs reach every warning.
 func Logger(t testing.TB) *slog.Logger {
 	t.Helper()
+	if _, ok := t.(*testing.F); ok {
+		return slog.New(slog.DiscardHandler)
+	}
 	level := slog.LevelWarn
 	if v := os.Getenv("NOON_TEST_LOG"); v != "" {
 		_ = level.UnmarshalText([]byte(v))
