@@ -2,7 +2,6 @@ package match
 
 import (
 	"context"
-	"log/slog"
 	"math"
 	"testing"
 	"time"
@@ -60,9 +59,6 @@ func FuzzMatchRequests(f *testing.F) {
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	f.Cleanup(func() { rdb.Close() })
 	e := newEnvOn(f, rdb, duel, quad, skill, QueueOptions{Name: "ded", Placement: matchpb.PLACEMENT_SERVER, MaxPlayers: 2})
-	// The instance logs from inside the fuzz target (a store error's
-	// warning), where logging through f panics.
-	e.log = slog.New(slog.DiscardHandler)
 	s := e.service("fuzz")
 
 	replies := map[string]func() thrift.TStruct{}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -240,9 +239,6 @@ type env struct {
 	rooms   *fakeRooms
 	cluster *fakeCluster
 	opts    Options
-	// log, when set, is the instances' logger instead of the test's (a
-	// fuzz target may not log through the testing.F it was made with).
-	log *slog.Logger
 }
 
 // newEnv returns an env on the test Redis with a prefix of its own, and
@@ -298,20 +294,12 @@ func (e *env) snapshot() map[string]string {
 	return out
 }
 
-// logger is the instances' logger: e.log, or the test's.
-func (e *env) logger() *slog.Logger {
-	if e.log != nil {
-		return e.log
-	}
-	return testenv.Logger(e.t)
-}
-
 // service makes an instance over the env.
 func (e *env) service(name string) *Service {
 	e.t.Helper()
 	s, err := New(e.opts, Deps{
 		Redis: e.rdb, Pusher: e.pusher, Rooms: e.rooms, Cluster: e.cluster,
-		Now: e.clock.Now, InstanceID: name, Logger: e.logger(),
+		Now: e.clock.Now, InstanceID: name, Logger: testenv.Logger(e.t),
 	})
 	if err != nil {
 		e.t.Fatal(err)
