@@ -519,14 +519,11 @@ func (g *guardConn) Read(p []byte) (int, error) {
 	if n > 0 {
 		k, perr := g.rp.feed(p[:n])
 		if perr != nil {
-			g.rerr = &guardError{reason: perr.Error()}
-			g.cfg.stats.rejected.Add(1)
-			g.cfg.log.Warn("link: closing connection", "remote", g.RemoteAddr().String(), "err", perr)
-			g.Close()
+			err := g.violation(perr)
 			if k > 0 {
 				return k, nil
 			}
-			return 0, g.rerr
+			return 0, err
 		}
 	}
 	return n, err
