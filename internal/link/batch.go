@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
+	"runtime"
 	"sync"
 )
 
@@ -35,6 +36,27 @@ const (
 // cannot happen while only the writer sends, and is refused rather than
 // interleaved.
 var errMidMessage = errors.New("link: zmq4 is writing on this connection")
+
+// drain takes what q holds with take until full says stop or q is empty.
+// When q first looks empty it yields once (runtime.Gosched), so that the
+// goroutines ready to run (callers or handlers about to queue) run first:
+// no timer, and no wait when nothing else is runnable. This yield is what
+// makes batches form under load.
+func drain[T any](q <-chan T, full func() bool, take func(T)) {
+	yielded := false
+	for !full() {
+		select {
+		case v := <-q:
+			take(v)
+		default:
+			if yielded {
+				return
+			}
+			yielded = true
+			runtime.Gosched()
+		}
+	}
+}
 
 // frameBatch gathers single-frame ZMTP messages into one write.
 type frameBatch struct {

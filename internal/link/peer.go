@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -681,23 +680,7 @@ func (l *link) writeLoop() {
 		case <-l.dead:
 			return
 		}
-		yielded := false
-	drain:
-		for !batch.full() {
-			select {
-			case b := <-l.sendq:
-				batch.add(b)
-			default:
-				if yielded {
-					break drain
-				}
-				// Let the goroutines that are ready to run (callers about
-				// to queue) run first, once: no timer, and nothing to
-				// wait for when nothing else is runnable.
-				yielded = true
-				runtime.Gosched()
-			}
-		}
+		drain(l.sendq, batch.full, batch.add)
 		if err := l.write(&batch); err != nil {
 			l.kill(err)
 			return

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -511,31 +510,18 @@ func (s *Server) writeLoop() {
 		batches = make(map[*guardConn]*frameBatch)
 		order   []*guardConn
 		spare   []*frameBatch
+		size    int // bytes of msgs' bodies
 	)
+	full := func() bool { return len(msgs) >= maxBatchMsgs || size >= maxBatchBytes }
+	take := func(m outMsg) { msgs, size = append(msgs, m), size+len(m.body) }
 	for {
 		select {
 		case m := <-s.outq:
-			msgs = append(msgs, m)
+			msgs, size = append(msgs, m), len(m.body)
 		case <-s.done:
 			return
 		}
-		size, yielded := len(msgs[0].body), false
-	drain:
-		for len(msgs) < maxBatchMsgs && size < maxBatchBytes {
-			select {
-			case m := <-s.outq:
-				msgs = append(msgs, m)
-				size += len(m.body)
-			default:
-				if yielded {
-					break drain
-				}
-				// Let the handlers that are ready to run reply first,
-				// once (see link.writeLoop).
-				yielded = true
-				runtime.Gosched()
-			}
-		}
+		drain(s.outq, full, take)
 		for _, m := range msgs {
 			g := s.conns.get(m.peer)
 			if g == nil {

@@ -55,14 +55,14 @@ type envelopeOverrides struct {
 }
 
 // bufPool recycles the encode buffers of envelopes. A buffer goes back only
-// from a writer goroutine (the one owner of its socket's sends), once
-// zmq4's Send has returned nil: Send then wrote it synchronously through
-// the guard, which copies what it keeps, so nothing refers to the buffer
-// any more. A Send that returns an error may have given up at its timeout
-// while its own goroutine still writes the buffer to the socket (zmq4's
-// errgroup returns on the context, not on the write), so such a buffer is
-// left to the garbage collector: recycling it raced a later encode
-// (a ping's) with that write. (Not for the Publisher: zmq4's PUB queues.)
+// from a socket's writer, once it is surely written: after a batch write
+// straight to the guarded connection returned (writeBatch is synchronous),
+// or after zmq4's Send returned nil (it then wrote synchronously through the
+// guard, which copies what it keeps). A buffer whose write failed is left
+// to the garbage collector: a zmq4 Send that gives up at its timeout may
+// still be writing it from its own goroutine (its errgroup returns on the
+// context, not on the write), and recycling it raced a later encode (a
+// ping's) with that write. (Not for the Publisher: zmq4's PUB queues.)
 var bufPool sync.Pool // of *[]byte
 
 // getBuf returns an empty buffer of capacity at least n.
