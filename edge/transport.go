@@ -18,6 +18,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/noonhq/noon/edge/frame"
+	"github.com/noonhq/noon/internal/deadline"
 	"github.com/noonhq/noon/internal/realip"
 )
 
@@ -127,13 +128,12 @@ type tcpTransport struct {
 	// waitReadable): a frame that has arrived costs one syscall, and one
 	// that has not, a read that finds nothing and the read after the wait.
 	rc syscall.RawConn
-	// Read deadlines. rdl is the one set; rdlIdle says it is the idle
-	// deadline, set lazily (see idleDeadline). framing: bytes of the frame
+	// Read deadlines. rdl is the idle deadline, moved lazily; a frame's
+	// deadline makes it forget it. framing: bytes of the frame
 	// being read have arrived; frameSet: its frameTimeout deadline is set,
 	// which happens only when a read of the frame would wait (a frame that
 	// arrives whole moves no deadline).
-	rdl          time.Time
-	rdlIdle      bool
+	rdl          deadline.Lazy
 	framing      bool
 	frameSet     bool
 	frameTimeout time.Duration
@@ -144,7 +144,7 @@ type tcpTransport struct {
 
 	// Writer state, touched only by the writer goroutine.
 	w   *frame.Writer // nil between batches
-	wdl time.Time     // the write deadline set
+	wdl deadline.Lazy // the write deadline
 }
 
 func newTCPTransport(nc net.Conn, s *Server) *tcpTransport {
@@ -206,22 +206,6 @@ var preBufs = sync.Pool{New: func() any {
 // whole, the rest of a bigger one comes through the frame reader.
 const preBufSize = 2 << 10
 
-// idleDeadline sets the read deadline of a wait for the next frame: at
-// least idle, at most half an idle timeout later, so that a connection
-// busy with small requests moves its deadline once per half an idle
-// timeout rather than twice per request.
-func (t *tcpTransport) idleDeadline(idle time.Time) error {
-	if t.rdlIdle && !t.rdl.Before(idle) {
-		return nil
-	}
-	dl := idle.Add(time.Until(idle) / 2)
-	if err := t.nc.SetReadDeadline(dl); err != nil {
-		return err
-	}
-	t.rdl, t.rdlIdle = dl, true
-	return nil
-}
-
 func (t *tcpTransport) name() string { return "tcp" }
 
 func (t *tcpTransport) remoteAddr() net.Addr {
@@ -278,7 +262,8 @@ func (t *tcpTransport) Read(p []byte) (int, error) {
 	if t.framing && !t.frameSet {
 		// The frame goes on past what has arrived: the rest is due
 		// within frameTimeout.
-		t.frameSet, t.rdlIdle = true, false
+		t.frameSet = true
+		t.rdl.Forget()
 		if err := t.nc.SetReadDeadline(time.Now().Add(t.frameTimeout)); err != nil {
 			return 0, err
 		}
@@ -304,7 +289,10 @@ func (t *tcpTransport) readRequest(idle time.Time, frameTimeout time.Duration) (
 	// Bytes buffered in r are the next frame's first.
 	t.framing, t.frameSet, t.frameTimeout = t.r != nil, false, frameTimeout
 	if t.r == nil {
-		if err := t.idleDeadline(idle); err != nil {
+		// At least idle, at most half an idle timeout later: a
+		// connection busy with small requests moves it once per half an
+		// idle timeout rather than twice per request.
+		if err := t.rdl.Extend(t.nc.SetReadDeadline, idle); err != nil {
 			return nil, nil, err
 		}
 		// Wait for the next frame without a buffer.
@@ -364,14 +352,11 @@ func (t *tcpTransport) dropReader() {
 	t.r, t.big = nil, false
 }
 
-func (t *tcpTransport) beginWrite(deadline time.Time) {
-	// At least deadline, at most half a write timeout later: a busy
+func (t *tcpTransport) beginWrite(at time.Time) {
+	// At least at, at most half a write timeout later: a busy
 	// connection moves its write deadline once per half a write timeout,
 	// not once per batch.
-	if t.wdl.Before(deadline) {
-		t.wdl = deadline.Add(time.Until(deadline) / 2)
-		_ = t.nc.SetWriteDeadline(t.wdl)
-	}
+	_ = t.wdl.Extend(t.nc.SetWriteDeadline, at)
 	if t.w == nil {
 		t.w = t.pools.writers.Get().(*frame.Writer)
 		t.w.Reset(t.nc)

@@ -19,6 +19,7 @@ import (
 	"github.com/go-zeromq/zmq4"
 	"github.com/go-zeromq/zmq4/transport"
 
+	"github.com/noonhq/noon/internal/deadline"
 	"github.com/noonhq/noon/internal/pki"
 	"github.com/noonhq/noon/wire"
 )
@@ -281,13 +282,13 @@ type guardConn struct {
 	rp     frameParser
 	rerr   error
 	hsDone bool
-	idleAt time.Time
+	idleAt deadline.Lazy // the idle read deadline
 
 	wmu    sync.Mutex
 	wp     frameParser
 	wbuf   []byte
 	werr   error
-	wdl    time.Time // write deadline currently set
+	wdl    deadline.Lazy // the write deadline
 	bufs   [2][]byte
 	q      chan []byte // async mode only
 	qbytes atomic.Int64
@@ -623,11 +624,7 @@ func (r rawReader) Read(p []byte) (int, error) {
 		// Move the deadline only when it is less than idle away: one
 		// SetReadDeadline per idle/2 rather than per read. The connection
 		// is closed after between idle and 1.5 x idle of silence.
-		now := time.Now()
-		if g.idleAt.Sub(now) < idle {
-			g.idleAt = now.Add(idle + idle/2)
-			_ = g.Conn.SetReadDeadline(g.idleAt)
-		}
+		_ = g.idleAt.Extend(g.Conn.SetReadDeadline, time.Now().Add(idle))
 	}
 	n, err := g.Conn.Read(p)
 	if err != nil && isTimeout(err) {
@@ -734,11 +731,7 @@ func (g *guardConn) writeVec(bufs net.Buffers) error {
 	if t := g.cfg.writeTimeout; t > 0 {
 		// As for reads: move the deadline only when it is less than t away,
 		// so every write gets between t and 1.5 x t.
-		now := time.Now()
-		if g.wdl.Sub(now) < t {
-			g.wdl = now.Add(t + t/2)
-			_ = g.Conn.SetWriteDeadline(g.wdl)
-		}
+		_ = g.wdl.Extend(g.Conn.SetWriteDeadline, time.Now().Add(t))
 	}
 	var err error
 	if len(bufs) == 1 {
