@@ -100,10 +100,7 @@ func (b *Broker) Request(ctx context.Context, c *edge.Conn, method string, paylo
 				b.awaitSubscriptions(ctx)
 			}
 			if err == nil {
-				err = wire.FromEnvelope(rep)
-			}
-			if err == nil {
-				out = rep.GetPayload()
+				out, err = replyOf(rep)
 			}
 		}
 	}
@@ -114,6 +111,73 @@ func (b *Broker) Request(ctx context.Context, c *edge.Conn, method string, paylo
 	rm.result(code).Inc()
 	rm.latency.Observe(time.Since(start).Seconds())
 	return out, err
+}
+
+// StartRequest implements edge.AsyncHandler: a request for a stateless
+// route, by a session that may make it, goes to a connected instance
+// without a goroutine waiting for the reply; the reply completes it from
+// the link's reader (see Request for what it does). A reply that changes
+// the session is applied in a goroutine of its own (it may wait for
+// subscriptions). Anything else is left to Request.
+func (b *Broker) StartRequest(_ context.Context, c *edge.Conn, method string, payload []byte, done func([]byte, error)) bool {
+	s := sessionOf(c)
+	full, rt, ok := b.routes.Resolve(method)
+	if !ok || s == nil || rt.Kind != KindStateless || !rt.Public && !c.Authenticated() {
+		return false
+	}
+	sess, gen := s.proto(b.id)
+	if !rt.Public && sess.GetUserId() == "" {
+		return false
+	}
+	start := time.Now()
+	r := &request{c: c, s: s, method: full, route: rt, payload: payload, timeout: rt.Timeout, gen: gen}
+	if r.timeout == 0 {
+		r.timeout = b.opts.DefaultTimeout
+	}
+	rm := b.m.route(rt.Prefix)
+	finish := func(out []byte, err error) {
+		code := wire.CodeOf(err)
+		if err == nil {
+			code = "ok"
+		}
+		rm.result(code).Inc()
+		rm.latency.Observe(time.Since(start).Seconds())
+		done(out, err)
+	}
+	return b.router.Start(router.Request{
+		Target: router.Target{Service: rt.Service},
+		Env: &platformpb.Envelope{
+			Method:  r.method,
+			Session: sess,
+			Payload: r.payload,
+			Sender:  b.id,
+		},
+		Timeout: r.timeout,
+	}, start.Add(r.timeout), func(rep *platformpb.Envelope, err error) {
+		if rep == nil {
+			finish(nil, err)
+			return
+		}
+		if len(rep.GetBindings()) > 0 || len(rep.GetSubscriptions()) > 0 {
+			go func() {
+				b.apply(r, rep)
+				ctx, cancel := context.WithDeadline(c.Context(), start.Add(r.timeout))
+				b.awaitSubscriptions(ctx)
+				cancel()
+				finish(replyOf(rep))
+			}()
+			return
+		}
+		finish(replyOf(rep))
+	})
+}
+
+// replyOf returns the client's reply of a service's reply envelope.
+func replyOf(rep *platformpb.Envelope) ([]byte, error) {
+	if err := wire.FromEnvelope(rep); err != nil {
+		return nil, err
+	}
+	return rep.GetPayload(), nil
 }
 
 // subscribeWait bounds how long a reply that changed the session's

@@ -93,6 +93,9 @@ type Conn struct {
 	// canWrite: the writer may run (Handler.Open succeeded); writing: it
 	// runs.
 	canWrite, writing bool
+	// pendBytes are the bytes the transport kept from a writeInline, for
+	// the writer to write first.
+	pendBytes int64
 	reason            string
 	data              any
 	// authTimer closes the connection unless it authenticates in time.
@@ -281,7 +284,7 @@ func (c *Conn) finish(errStr, reason string, bound time.Duration) {
 // before it ends) or may not run yet.
 func (c *Conn) signal() {
 	if c.claimWriter() {
-		go c.writeLoop()
+		c.srv.workers.Go(c.writeLoop)
 	}
 }
 
@@ -474,7 +477,9 @@ func (c *Conn) readLoop() {
 		if !cl.done {
 			s.wg.Add(1) // safe: this goroutine is counted
 			s.inflight.Add(1)
-			s.workers.Go(func() { c.serve(cl, m, p) })
+			if !c.start(cl, m, p) {
+				s.workers.Go(func() { c.serve(cl, m, p) })
+			}
 		}
 	}
 }
@@ -556,9 +561,147 @@ func (c *Conn) enqueue(cl *call) bool {
 
 // serve runs one request and fills its reply slot.
 func (c *Conn) serve(cl *call, method string, payload []byte) {
+	resp, err := c.request(method, payload)
+	if c.complete(cl, method, resp, err) && c.claimWriter() {
+		// This goroutine is done with the request: it writes, rather than
+		// starting a writer.
+		c.writeLoop()
+	}
+}
+
+// start offers the request to an AsyncHandler, which completes it from
+// another goroutine; it reports whether the handler took it (a panic
+// counts as declined: Request then serves it).
+func (c *Conn) start(cl *call, method string, payload []byte) (started bool) {
+	h := c.srv.async
+	if h == nil {
+		return false
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			c.srv.logPanic("start "+wire.Snippet(method), c, r)
+			started = false
+		}
+	}()
+	return h.StartRequest(c.ctx, c, method, payload, func(resp []byte, err error) {
+		if c.complete(cl, method, resp, err) {
+			c.writeReady()
+		}
+	})
+}
+
+// inlineMax bounds the bytes writeReady writes in its caller's goroutine
+// at once, and so what a connection's transport may keep for its writer.
+const inlineMax = 16 << 10
+
+// inlineBufs are writeReady's buffers.
+var inlineBufs = sync.Pool{New: func() any {
+	b := make([]byte, 0, 4<<10)
+	return &b
+}}
+
+// writeReady sees that the ready replies at the head of the list get
+// written, for a goroutine that must not wait for the client (a link's
+// reader completing a request): it writes them itself when the transport
+// can without blocking (plain TCP) and nothing else is queued, and leaves
+// the rest, if any, to a writer goroutine, which it starts as signal does.
+// The request's goroutine hand-off to a writer is saved when the socket
+// takes the replies at once, as it does for a client that reads.
+func (c *Conn) writeReady() {
+	if !c.claimWriter() {
+		return
+	}
+	if iw, ok := c.t.(inlineWriter); ok && c.writeInline(iw) {
+		return
+	}
+	c.srv.workers.Go(c.writeLoop)
+}
+
+// writeInline writes ready replies, holding the writer's claim, without
+// blocking. It returns true when it is done and gave the claim back, false
+// when a writer goroutine is needed (something it does not write: pushes,
+// a final slot, too many bytes; or bytes the socket did not take).
+func (c *Conn) writeInline(iw inlineWriter) bool {
+	s := c.srv
+	for {
+		c.mu.Lock()
+		if c.dead || len(c.pushes) > 0 {
+			c.mu.Unlock()
+			return false
+		}
+		n, size := 0, 0
+		for cl := c.head; cl != nil && cl.done && !cl.final; cl = cl.next {
+			sz := int(frameCost(len(cl.err), len(cl.payload)))
+			if n > 0 && size+sz > inlineMax || sz > inlineMax {
+				break
+			}
+			n++
+			size += sz
+		}
+		if n == 0 {
+			if c.head != nil && c.head.done {
+				c.mu.Unlock()
+				return false // a final slot or a big reply: the writer's
+			}
+			// Nothing to write: give the claim back, as the writer
+			// does when idle.
+			c.writing = false
+			c.pushes = nil
+			c.mu.Unlock()
+			c.exit()
+			s.wg.Done()
+			return true
+		}
+		first := c.head
+		c.mu.Unlock()
+
+		bp := inlineBufs.Get().(*[]byte)
+		buf := (*bp)[:0]
+		cl := first
+		for range n {
+			buf = frame.AppendResponse(buf, cl.err, cl.payload)
+			cl = cl.next
+		}
+		kept, ok, err := iw.tryWrite(buf)
+		if cap(buf) <= 4*inlineMax {
+			*bp = buf[:0]
+			inlineBufs.Put(bp)
+		}
+		if !ok || err != nil {
+			return false // the writer tries, and fails alike if broken
+		}
+		c.mu.Lock()
+		for range n {
+			c.head.payload = nil
+			c.head = c.head.next
+		}
+		if c.head == nil {
+			c.tail = nil
+		}
+		// What the transport kept counts as the connection's until the
+		// writer writes it.
+		c.pendBytes = int64(kept)
+		c.chargeLocked(c.pendBytes)
+		c.mu.Unlock()
+		cl = first
+		for range n {
+			next := cl.next
+			cl.next = nil
+			c.written(cl)
+			cl = next
+		}
+		if kept > 0 {
+			return false
+		}
+	}
+}
+
+// complete fills a request's reply slot and ends the request (the
+// Server's count of it). It reports whether the slot is at the head of
+// the connection's list: the caller is then to see that a writer runs.
+func (c *Conn) complete(cl *call, method string, resp []byte, err error) bool {
 	s := c.srv
 	defer s.wg.Done()
-	resp, err := c.request(method, payload)
 	s.inflight.Add(-1)
 	var errStr string
 	if err != nil {
@@ -573,7 +716,7 @@ func (c *Conn) serve(cl *call, method string, payload []byte) {
 	c.mu.Lock()
 	if c.dead {
 		c.mu.Unlock()
-		return
+		return false
 	}
 	cl.done, cl.err, cl.payload = true, errStr, resp
 	n := frameCost(len(errStr), len(resp))
@@ -581,11 +724,7 @@ func (c *Conn) serve(cl *call, method string, payload []byte) {
 	c.chargeLocked(n)
 	wake := c.head == cl
 	c.mu.Unlock()
-	if wake && c.claimWriter() {
-		// This goroutine is done with the request: it writes, rather than
-		// starting a writer.
-		c.writeLoop()
-	}
+	return wake
 }
 
 // request calls the handler, turning a panic into an internal error.
@@ -613,6 +752,17 @@ func (c *Conn) writeLoop() {
 		}
 	}()
 	defer c.recoverPanic("writer")
+	c.mu.Lock()
+	pend := c.pendBytes
+	c.pendBytes = 0
+	c.mu.Unlock()
+	if pend > 0 {
+		if _, err := c.t.flushPending(time.Now().Add(s.opts.WriteTimeout)); err != nil {
+			c.writeFailed(err)
+			return
+		}
+		c.free(pend)
+	}
 	var spare []*frame.Buffer
 	batch := false // beginWrite was called and flush is due
 	for {

@@ -50,6 +50,22 @@ type Handler interface {
 	Close(c *Conn)
 }
 
+// AsyncHandler is a Handler that can also start a request and answer it
+// later from another goroutine, so that no goroutine waits for the reply:
+// the broker starts a request on a link and completes it from the link's
+// reader. The edge calls StartRequest first and Request (in a goroutine
+// of its own) only when StartRequest declines.
+type AsyncHandler interface {
+	Handler
+	// StartRequest is called in the connection's reader goroutine and must
+	// not block. It returns false, having done nothing, when the request
+	// needs Request (a wait, a retry, a local method...). When it returns
+	// true it calls done exactly once, from any goroutine, with what
+	// Request would have returned (the same error rules apply); done does
+	// not block. ctx and payload are as for Request.
+	StartRequest(ctx context.Context, c *Conn, method string, payload []byte, done func(resp []byte, err error)) bool
+}
+
 // Stats are the edge's counters, for the broker to export as metrics.
 type Stats struct {
 	// Conns is the number of open connections.
@@ -117,6 +133,7 @@ const maxInterned = 1024
 type Server struct {
 	opts  Options
 	h     Handler
+	async AsyncHandler // h, when it is one
 	log   *slog.Logger
 	lim   frame.Limits
 	pools *bufPools
@@ -190,6 +207,7 @@ func New(opts Options, h Handler, log *slog.Logger) (*Server, error) {
 		methods:  make(map[string]string),
 		conns:    make(map[*Conn]struct{}),
 	}
+	s.async, _ = h.(AsyncHandler)
 	if n := clampConnections(opts.MaxConnections, fileLimit()); n < opts.MaxConnections {
 		log.Warn("edge: max_connections lowered to fit the open files limit (RLIMIT_NOFILE, less a tenth for the broker's own files); raise the limit (ulimit -n) to allow more",
 			"max_connections", opts.MaxConnections, "lowered_to", n, "open_files_limit", fileLimit())

@@ -66,9 +66,21 @@ type transport interface {
 	flush() error
 	// dropWriter gives back the write buffers for good (the writer exits).
 	dropWriter()
+	// flushPending writes, by deadline, what tryWrite left (nothing for
+	// a transport without tryWrite) and returns how many bytes that was.
+	flushPending(deadline time.Time) (int, error)
 
 	// close closes the connection now.
 	close()
+}
+
+// inlineWriter is a transport that can write without blocking (plain
+// TCP): from a goroutine that must not wait for a client.
+type inlineWriter interface {
+	// tryWrite writes b as far as the socket takes it at once, and keeps
+	// the rest for flushPending. It returns how many bytes it kept, or
+	// ok false (having written and kept nothing) when it cannot try.
+	tryWrite(b []byte) (kept int, ok bool, err error)
 }
 
 var (
@@ -142,9 +154,17 @@ type tcpTransport struct {
 	waitErr   error
 	waitFn    func(uintptr) bool
 
-	// Writer state, touched only by the writer goroutine.
+	// Writer state, touched only by the writer goroutine (or the
+	// goroutine holding the writer's claim: see Conn.writeReady).
 	w   *frame.Writer // nil between batches
 	wdl deadline.Lazy // the write deadline
+	// tryWrite's state: the bytes being written, how far, the error, its
+	// callback; pend is what the socket did not take, for flushPending.
+	tw    []byte
+	twn   int
+	twErr error
+	twFn  func(uintptr) bool
+	pend  []byte
 }
 
 func newTCPTransport(nc net.Conn, s *Server) *tcpTransport {
@@ -387,6 +407,58 @@ func (t *tcpTransport) dropWriter() {
 	t.w = nil
 }
 
+func (t *tcpTransport) tryWrite(b []byte) (int, bool, error) {
+	if t.rc == nil || len(t.pend) > 0 {
+		return 0, false, nil
+	}
+	if t.twFn == nil {
+		t.twFn = func(fd uintptr) bool {
+			for t.twn < len(t.tw) {
+				n, err := syscall.Write(int(fd), t.tw[t.twn:])
+				switch {
+				case n > 0:
+					t.twn += n
+				case err == syscall.EINTR:
+				case err == syscall.EAGAIN:
+					return true // never wait: the rest is flushPending's
+				case err == nil:
+					t.twErr = io.ErrShortWrite
+					return true
+				default:
+					t.twErr = os.NewSyscallError("write", err)
+					return true
+				}
+			}
+			return true
+		}
+	}
+	t.tw, t.twn, t.twErr = b, 0, nil
+	err := t.rc.Write(t.twFn)
+	n := t.twn
+	t.tw = nil
+	if err != nil {
+		// The runtime did not call back (e.g. a past write deadline):
+		// nothing was written.
+		return 0, false, nil
+	}
+	if t.twErr != nil {
+		return 0, true, t.twErr
+	}
+	t.pend = append(t.pend[:0], b[n:]...)
+	return len(t.pend), true, nil
+}
+
+func (t *tcpTransport) flushPending(at time.Time) (int, error) {
+	n := len(t.pend)
+	if n == 0 {
+		return 0, nil
+	}
+	_ = t.wdl.Extend(t.nc.SetWriteDeadline, at)
+	_, err := t.nc.Write(t.pend)
+	t.pend = nil
+	return n, err
+}
+
 func (t *tcpTransport) close() {
 	t.mu.Lock()
 	t.closed = true
@@ -580,5 +652,7 @@ func (t *wsTransport) dropWriter() {
 		t.wtimer.Stop()
 	}
 }
+
+func (t *wsTransport) flushPending(time.Time) (int, error) { return 0, nil }
 
 func (t *wsTransport) close() { _ = t.ws.CloseNow() }

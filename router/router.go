@@ -173,46 +173,111 @@ func scrub(rep *platformpb.Envelope, method string) {
 // (or to Target.Instance), retrying once elsewhere when it certainly did
 // not run.
 func (r *Router) callStateless(ctx context.Context, req Request) (*platformpb.Envelope, error) {
-	var (
-		tried   []string
-		lastErr error
-		lastRep *platformpb.Envelope
-	)
-	for attempt := 0; attempt < 2; attempt++ {
-		peer, inst, err := r.pick(ctx, req.Target, tried)
+	return r.statelessFrom(ctx, req, retry{})
+}
+
+// retry is where a stateless call is: the instances tried, and what the
+// last attempt got.
+type retry struct {
+	tried   []string
+	lastErr error
+	lastRep *platformpb.Envelope
+}
+
+// statelessFrom is callStateless after the attempts of st.
+func (r *Router) statelessFrom(ctx context.Context, req Request, st retry) (*platformpb.Envelope, error) {
+	for attempt := len(st.tried); attempt < 2; attempt++ {
+		peer, inst, err := r.pick(ctx, req.Target, st.tried)
 		if err != nil {
 			switch {
-			case lastRep != nil:
-				return lastRep, nil
-			case lastErr != nil:
-				return nil, lastErr
+			case st.lastRep != nil:
+				return st.lastRep, nil
+			case st.lastErr != nil:
+				return nil, st.lastErr
 			}
 			return nil, err
 		}
-		tried = append(tried, inst.GetId())
+		st.tried = append(st.tried, inst.GetId())
 		rep, err := peer.Call(ctx, req.Env)
 		if err != nil {
-			lastErr = r.transportError(ctx, req, inst, err)
+			st.lastErr = r.transportError(ctx, req, inst, err)
 			if NotSent(err) && ctx.Err() == nil && req.Target.Instance == "" {
 				r.log.Debug("router: not sent, retrying elsewhere", "method", req.Env.GetMethod(), "instance", inst.GetId(), "err", err)
 				continue
 			}
-			return nil, lastErr
+			return nil, st.lastErr
 		}
-		if wire.NotRun(rep) && ctx.Err() == nil && req.Target.Instance == "" {
-			if wire.Draining(rep) {
-				r.pool.MarkDraining(inst.GetId())
-			}
-			r.log.Debug("router: not run, retrying elsewhere", "method", req.Env.GetMethod(), "instance", inst.GetId(), "code", rep.GetErrorCode())
-			lastRep, lastErr = rep, nil
+		if r.notRun(ctx, req, inst, rep) {
+			st.lastRep, st.lastErr = rep, nil
 			continue
 		}
 		return rep, nil
 	}
-	if lastRep != nil {
-		return lastRep, nil
+	if st.lastRep != nil {
+		return st.lastRep, nil
 	}
-	return nil, lastErr
+	return nil, st.lastErr
+}
+
+// notRun reports whether rep from inst says req did not run and may be
+// tried elsewhere, marking a draining instance so.
+func (r *Router) notRun(ctx context.Context, req Request, inst *platformpb.Instance, rep *platformpb.Envelope) bool {
+	if !wire.NotRun(rep) || ctx.Err() != nil || req.Target.Instance != "" {
+		return false
+	}
+	if wire.Draining(rep) {
+		r.pool.MarkDraining(inst.GetId())
+	}
+	r.log.Debug("router: not run, retrying elsewhere", "method", req.Env.GetMethod(), "instance", inst.GetId(), "code", rep.GetErrorCode())
+	return true
+}
+
+// Start is Call for a stateless target, without waiting: it sends req to
+// the least-loaded live instance when one is connected and its link takes
+// the request, and fn then gets what Call would have returned, exactly
+// once, from the link's reader, the deadline's timer or (for a retry
+// elsewhere) a goroutine of its own; fn must not block. Start returns
+// false, having sent nothing, when req needs Call: a stateful or
+// Target.Instance target, no instance connected, the link refusing it.
+func (r *Router) Start(req Request, deadline time.Time, fn func(*platformpb.Envelope, error)) bool {
+	if req.Target.Stateful || req.Target.Instance != "" {
+		return false
+	}
+	peer, inst, err := r.pool.Pick(req.Target.Service)
+	if err != nil {
+		return false
+	}
+	err = peer.Start(req.Env, deadline, func(rep *platformpb.Envelope, err error) {
+		ctx := context.Background()
+		var st retry
+		switch {
+		case err != nil:
+			st.lastErr = r.transportError(ctx, req, inst, err)
+			if !NotSent(err) {
+				fn(nil, st.lastErr)
+				return
+			}
+		case r.notRun(ctx, req, inst, rep):
+			st.lastRep = rep
+		default:
+			scrub(rep, req.Env.GetMethod())
+			fn(rep, nil)
+			return
+		}
+		// Try once elsewhere, as Call does, in a goroutine: it may
+		// wait for a link.
+		st.tried = []string{inst.GetId()}
+		go func() {
+			ctx, cancel := context.WithDeadline(context.Background(), deadline)
+			defer cancel()
+			rep, err := r.statelessFrom(ctx, req, st)
+			if err == nil {
+				scrub(rep, req.Env.GetMethod())
+			}
+			fn(rep, err)
+		}()
+	})
+	return err == nil
 }
 
 // pick returns the link to the target instance, or to the least-loaded

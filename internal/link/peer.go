@@ -312,39 +312,18 @@ func (p *Peer) Call(ctx context.Context, req *platformpb.Envelope) (*platformpb.
 		p.stats.timeouts.Add(1)
 		return nil, ctxError(err)
 	}
-	l := p.cur.Load()
-	if l == nil {
-		p.stats.unavailable.Add(1)
-		if p.epErr != nil {
-			return nil, fmt.Errorf("%w: %w", ErrUnavailable, p.epErr)
-		}
-		return nil, fmt.Errorf("%w: %s %w", ErrUnavailable, p.endpoint, ErrNotConnected)
-	}
 	deadline, _ := ctx.Deadline()
-	id := p.nextID.Add(1)
-	o := envelopeOverrides{kind: platformpb.Kind_KIND_REQUEST, requestID: id, deadline: deadline.UnixNano()}
-	if req.GetSender() == "" {
-		o.sender = p.opts.InstanceID
-	}
-	b, err := encodeEnvelope(req, o)
+	l, id, b, err := p.prepare(req, deadline)
 	if err != nil {
-		return nil, fmt.Errorf("link: encode request: %w", err)
+		return nil, err
 	}
-	if len(b) > p.opts.MaxMessage {
-		return nil, fmt.Errorf("%w: %d-byte request, limit %d", ErrTooLarge, len(b), p.opts.MaxMessage)
-	}
-
 	ch := make(chan *platformpb.Envelope, 1)
-	if !l.register(id, ch) {
+	if !l.register(id, waiter{ch: ch}) {
 		p.stats.unavailable.Add(1)
 		return nil, l.deathError()
 	}
 	p.inflight.Add(1)
-	defer func() {
-		if p.inflight.Add(-1) == 0 && p.retiring.Load() {
-			p.checkIdle()
-		}
-	}()
+	defer p.endCall()
 	select {
 	case l.sendq <- b:
 	default:
@@ -370,6 +349,99 @@ func (p *Peer) Call(ctx context.Context, req *platformpb.Envelope) (*platformpb.
 		p.stats.unavailable.Add(1)
 		return nil, l.deathError()
 	}
+}
+
+// prepare encodes req as a REQUEST with a fresh id and the deadline, for
+// the current link.
+func (p *Peer) prepare(req *platformpb.Envelope, deadline time.Time) (*link, uint64, []byte, error) {
+	l := p.cur.Load()
+	if l == nil {
+		p.stats.unavailable.Add(1)
+		if p.epErr != nil {
+			return nil, 0, nil, fmt.Errorf("%w: %w", ErrUnavailable, p.epErr)
+		}
+		return nil, 0, nil, fmt.Errorf("%w: %s %w", ErrUnavailable, p.endpoint, ErrNotConnected)
+	}
+	id := p.nextID.Add(1)
+	o := envelopeOverrides{kind: platformpb.Kind_KIND_REQUEST, requestID: id, deadline: deadline.UnixNano()}
+	if req.GetSender() == "" {
+		o.sender = p.opts.InstanceID
+	}
+	b, err := encodeEnvelope(req, o)
+	if err != nil {
+		return nil, 0, nil, fmt.Errorf("link: encode request: %w", err)
+	}
+	if len(b) > p.opts.MaxMessage {
+		return nil, 0, nil, fmt.Errorf("%w: %d-byte request, limit %d", ErrTooLarge, len(b), p.opts.MaxMessage)
+	}
+	return l, id, b, nil
+}
+
+// endCall ends a call in flight.
+func (p *Peer) endCall() {
+	if p.inflight.Add(-1) == 0 && p.retiring.Load() {
+		p.checkIdle()
+	}
+}
+
+// Start sends req as a REQUEST, as Call does, but does not wait: fn gets
+// the reply (or the transport's error: ErrTimeout at deadline,
+// ErrUnavailable when the link dies) exactly once, from the link's reader
+// or a timer, and must not block. A non-nil error from Start means req was
+// not sent and fn will not be called: ErrUnavailable (no link),
+// ErrOverloaded (send queue full), ErrTooLarge, ErrClosed, ErrTimeout (the
+// deadline has passed).
+//
+// Start is Call for a caller that has no goroutine to spare per request
+// (the broker's edge): nothing waits for the reply, and no CANCEL is sent
+// but at the deadline.
+func (p *Peer) Start(req *platformpb.Envelope, deadline time.Time, fn func(*platformpb.Envelope, error)) error {
+	p.stats.calls.Add(1)
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	wait := time.Until(deadline)
+	if wait <= 0 {
+		p.stats.timeouts.Add(1)
+		return errCallTimeout
+	}
+	l, id, b, err := p.prepare(req, deadline)
+	if err != nil {
+		return err
+	}
+	// The timer is armed once the call is registered: firing before, it
+	// would find nothing to time out.
+	w := waiter{fn: fn}
+	w.timer = time.AfterFunc(math.MaxInt64, func() {
+		if l.unregister(id) {
+			p.stats.timeouts.Add(1)
+			l.cancelRemote(id)
+			p.endCall()
+			fn(nil, errCallTimeout)
+		}
+	})
+	p.inflight.Add(1)
+	if !l.register(id, w) {
+		w.timer.Stop()
+		p.endCall()
+		p.stats.unavailable.Add(1)
+		return l.deathError()
+	}
+	w.timer.Reset(wait)
+	select {
+	case l.sendq <- b:
+		return nil
+	default:
+	}
+	if !l.unregister(id) {
+		// Cannot be the timer (the deadline is ahead); kill ran and
+		// calls fn.
+		return nil
+	}
+	w.timer.Stop()
+	p.endCall()
+	p.stats.overloaded.Add(1)
+	return ErrOverloaded
 }
 
 // run owns the Peer's sockets: it dials, supervises the link until it dies,
@@ -437,7 +509,7 @@ func (p *Peer) connect() (*link, error) {
 		identity: id,
 		sendq:    make(chan []byte, p.opts.QueueSize),
 		dead:     make(chan struct{}),
-		pending:  make(map[uint64]chan *platformpb.Envelope),
+		pending:  make(map[uint64]waiter),
 	}
 	// The socket dials once (no retries): the connection it dials is the
 	// one the writer writes to, and whose reads the link takes over.
@@ -515,21 +587,46 @@ type link struct {
 	cause    error // why it died; written before dead is closed
 
 	mu      sync.Mutex // guards pending and killed
-	pending map[uint64]chan *platformpb.Envelope
+	pending map[uint64]waiter
 	killed  bool
 
 	lastRecv atomic.Int64 // unix nanoseconds of the last message received
 	heard    atomic.Bool  // a message was received since connect
 }
 
-// kill declares l dead; the first cause wins.
+// waiter is what waits for a reply: a Call's channel, or a Start's
+// callback with the timer of its deadline.
+type waiter struct {
+	ch    chan *platformpb.Envelope
+	fn    func(*platformpb.Envelope, error)
+	timer *time.Timer
+}
+
+// kill declares l dead; the first cause wins. The calls started on it
+// fail (those of Call see dead themselves).
 func (l *link) kill(cause error) {
 	l.deadOnce.Do(func() {
 		l.mu.Lock()
 		l.killed = true
+		var started []waiter
+		for id, w := range l.pending {
+			if w.fn != nil {
+				started = append(started, w)
+				delete(l.pending, id)
+			}
+		}
 		l.mu.Unlock()
 		l.cause = cause
 		close(l.dead)
+		if len(started) > 0 {
+			err := l.deathError()
+			for _, w := range started {
+				w.timer.Stop()
+				l.p.stats.unavailable.Add(1)
+				l.p.endCall()
+				w.fn(nil, err)
+			}
+		}
 	})
 }
 
@@ -552,13 +649,13 @@ func (l *link) deathError() error {
 	return fmt.Errorf("%w: %s: %v", ErrUnavailable, l.p.endpoint, l.cause)
 }
 
-func (l *link) register(id uint64, ch chan *platformpb.Envelope) bool {
+func (l *link) register(id uint64, w waiter) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.killed {
 		return false
 	}
-	l.pending[id] = ch
+	l.pending[id] = w
 	return true
 }
 
@@ -573,15 +670,15 @@ func (l *link) unregister(id uint64) bool {
 	return true
 }
 
-// take removes and returns the call waiting for id, or nil.
-func (l *link) take(id uint64) chan *platformpb.Envelope {
+// take removes and returns the call waiting for id, if any.
+func (l *link) take(id uint64) (waiter, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	ch := l.pending[id]
-	if ch != nil {
+	w, ok := l.pending[id]
+	if ok {
 		delete(l.pending, id)
 	}
-	return ch
+	return w, ok
 }
 
 // trySend queues b unless the queue is full.
@@ -650,9 +747,15 @@ func (l *link) onMessage(body []byte, ok bool) {
 	switch env.GetKind() {
 	case platformpb.Kind_KIND_REPLY:
 		p.load.Store(math.Float64bits(env.GetLoad()))
-		if ch := l.take(env.GetRequestId()); ch != nil {
+		if w, ok := l.take(env.GetRequestId()); ok {
 			p.stats.replies.Add(1)
-			ch <- env
+			if w.fn == nil {
+				w.ch <- env
+				break
+			}
+			w.timer.Stop()
+			p.endCall()
+			w.fn(env, nil)
 		} else {
 			p.stats.late.Add(1)
 		}
