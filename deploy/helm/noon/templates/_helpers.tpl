@@ -200,7 +200,12 @@ spec:
       volumeMounts:
         - {name: config, mountPath: /etc/noon/noon.yaml, subPath: noon.yaml, readOnly: true}
         - {name: tls, mountPath: /etc/noon/tls, readOnly: true}
+        - {name: tmp, mountPath: /tmp}
   volumes:
+    # The root file system is read-only; a scratch /tmp for anything that
+    # wants one.
+    - name: tmp
+      emptyDir: {sizeLimit: 64Mi}
     - name: config
       configMap:
         name: {{ include "noon.fullname" $root }}-config
