@@ -490,6 +490,42 @@ func checkManifests(t *testing.T, objs []object, modules []string, w want) {
 	for _, wl := range workloads {
 		checkConfig(t, wl, configYAML)
 	}
+	checkCertNames(t, workloads)
+}
+
+// checkCertNames issues with `noon certs` the certificate of each
+// workload's role and checks that the files are named as the pod mounts
+// them (the names the README's kubectl create secret --from-file keeps).
+func checkCertNames(t *testing.T, workloads []object) {
+	t.Helper()
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca")
+	if out, err := exec.Command(noonBinary(t), "certs", "ca", "-out", ca).CombinedOutput(); err != nil {
+		t.Fatalf("noon certs ca: %v: %s", err, out)
+	}
+	certs := filepath.Join(dir, "certs")
+	for _, wl := range workloads {
+		args := []string{"certs", "issue", "-ca", ca, "-out", certs}
+		switch c := wl.component(); c {
+		case "yellow", "broker":
+			args = append(args, "-role", c)
+		case "brokerlist":
+			args = append(args, "-role", "broker", "-name", "brokerlist")
+		default:
+			args = append(args, "-role", "service", "-name", c)
+		}
+		if out, err := exec.Command(noonBinary(t), args...).CombinedOutput(); err != nil {
+			t.Fatalf("noon %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+		spec, _ := podContainer(t, wl)
+		for _, v := range list(spec["volumes"]) {
+			for _, it := range list(at(v, "secret", "items")) {
+				if _, err := os.Stat(filepath.Join(certs, str(at(it, "key")))); err != nil {
+					t.Errorf("%s: mounts Secret key %s, which noon %s did not write: %v", wl, at(it, "key"), strings.Join(args, " "), err)
+				}
+			}
+		}
+	}
 }
 
 // drainTimes returns how long each service drains (by name) and the
