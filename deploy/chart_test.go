@@ -189,9 +189,12 @@ func moduleNames(t *testing.T) []string {
 		}
 		for _, e := range lit.Elts {
 			sel, ok := e.(*ast.SelectorExpr)
-			x, ok2 := sel.X.(*ast.Ident)
-			if !ok || !ok2 || sel.Sel.Name != "Module" {
+			if !ok || sel.Sel.Name != "Module" {
 				t.Fatalf("cmd/noon/modules.go: unexpected element %T in modules", e)
+			}
+			x, ok := sel.X.(*ast.Ident)
+			if !ok {
+				t.Fatalf("cmd/noon/modules.go: unexpected element %T.Module in modules", sel.X)
 			}
 			names = append(names, x.Name)
 		}
