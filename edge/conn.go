@@ -96,8 +96,8 @@ type Conn struct {
 	// pendBytes are the bytes the transport kept from a writeInline, for
 	// the writer to write first.
 	pendBytes int64
-	reason            string
-	data              any
+	reason    string
+	data      any
 	// authTimer closes the connection unless it authenticates in time.
 	authTimer *time.Timer
 	// endTimer bounds how long the connection may take to write its last
