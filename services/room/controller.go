@@ -36,6 +36,9 @@ const (
 	stopClose
 	// stopKill: tests: die as a killed process would, releasing nothing.
 	stopKill
+	// stopMove: another instance owns the room now (rebalance): as
+	// stopDrain, for this room alone.
+	stopMove
 )
 
 type controller struct {
@@ -174,7 +177,7 @@ func stopError(m stopMode) error {
 	if m == stopDrain {
 		return wire.NewError(wire.CodeUnavailable, wire.DrainingMessage)
 	}
-	if m == stopLost {
+	if m == stopLost || m == stopMove {
 		return errRetry
 	}
 	return wire.Errorf(wire.CodeUnavailable, "closing")
@@ -545,7 +548,7 @@ func (c *controller) drop(err error) {
 func (c *controller) shutdown(m stopMode) {
 	c.s.detach(c)
 	switch m {
-	case stopDrain:
+	case stopDrain, stopMove:
 		// Nothing more arrives (detached): handle what is queued.
 		for len(c.q) > 0 {
 			if !c.process(<-c.q) {

@@ -22,6 +22,9 @@ const (
 	// with a few requests in flight needs a dozen; 256 absorbs a load or a
 	// failover's burst, and a room past it is being flooded (overloaded).
 	DefaultQueueSize = 256
+	// DefaultRebalanceRate: a pool scaled from 1 to 4 instances with 1,000
+	// rooms moves the 750 that are the new instances' in 15 s.
+	DefaultRebalanceRate = 50
 	// DefaultIdleEvict: a room with no event for 5 minutes leaves memory
 	// (its lease released); coming back costs one load.
 	DefaultIdleEvict = 5 * time.Minute
@@ -87,6 +90,9 @@ const (
 	minLeaseTTL = 300 * time.Millisecond
 	// maxLeaseTTL: a dead owner's rooms wait for its leases to expire.
 	maxLeaseTTL = 5 * time.Minute
+	// maxRebalanceRate bounds rebalance_rate: each move is a snapshot
+	// write and a lease release.
+	maxRebalanceRate = 10_000
 	// minIdleEvict keeps eviction from churning (tests use 100 ms).
 	minIdleEvict = 10 * time.Millisecond
 	// maxRoomsLimit bounds MaxRooms.
@@ -129,6 +135,13 @@ type Options struct {
 	// MaxRooms bounds the rooms active on the instance; a room past it is
 	// refused with overloaded.
 	MaxRooms int `yaml:"max_rooms"`
+	// RebalanceRate is how many rooms a second the instance hands over to
+	// the instance that owns them now: when a room instance joins, the
+	// rooms whose rendezvous owner it is move to it, each between two of
+	// its events, by the hand-over a drain makes (a final snapshot, the
+	// lease released, requests meanwhile answered moved to the new owner).
+	// 0: rooms stay where they are until evicted or drained.
+	RebalanceRate float64 `yaml:"rebalance_rate"`
 	// AppendBatch is how many queued events of one room may be stored in
 	// one write (group commit). 1 (the default) stores each event before
 	// handling the next; more applies the queued events one at a time in
@@ -218,6 +231,7 @@ func NewOptions() Options {
 		QueueSize:      DefaultQueueSize,
 		IdleEvict:      DefaultIdleEvict,
 		MaxRooms:       DefaultMaxRooms,
+		RebalanceRate:  DefaultRebalanceRate,
 		AppendBatch:    DefaultAppendBatch,
 		LoadTimeout:    DefaultLoadTimeout,
 		StoreTimeout:   DefaultStoreTimeout,
@@ -253,6 +267,9 @@ func (o Options) Validate() error {
 	intIn("queue_size", o.QueueSize, 1, maxQueueSize)
 	durIn("idle_evict", o.IdleEvict, minIdleEvict, 24*time.Hour)
 	intIn("max_rooms", o.MaxRooms, 1, maxRoomsLimit)
+	if o.RebalanceRate < 0 || o.RebalanceRate > maxRebalanceRate {
+		errs.Addf("rebalance_rate", "must be in [0, %d], got %v", maxRebalanceRate, o.RebalanceRate)
+	}
 	intIn("append_batch", o.AppendBatch, 1, maxAppendBatch)
 	durIn("load_timeout", o.LoadTimeout, 10*time.Millisecond, 10*time.Minute)
 	durIn("store_timeout", o.StoreTimeout, 10*time.Millisecond, 10*time.Minute)

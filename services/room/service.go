@@ -103,10 +103,13 @@ type Service struct {
 
 	att atomic.Pointer[attachment]
 
-	mu      sync.Mutex                 // guards rooms, exiting, closed
+	mu      sync.Mutex                 // guards rooms, exiting, moving, closed
 	rooms   map[string]*controller     // active controllers by room id
 	exiting map[string]<-chan struct{} // done of controllers winding down
-	closed  bool
+	// moving holds the done of controllers handing their room over to
+	// another instance (rebalance): requests wait for it, then go there.
+	moving map[string]<-chan struct{}
+	closed bool
 
 	draining     atomic.Bool
 	pauseRenewal atomic.Bool // tests: a paused owner stops renewing
@@ -129,7 +132,7 @@ type attachment struct {
 type counters struct {
 	loads, loadErrors, appends, entries, appendErrors, fenced, moved, overloaded,
 	evicted, snapshots, published, publishErrors, leaseLost, rewards, rewardErrors,
-	epochRepairs, rateLimited, quotaRefused, closedEvicted, pruned atomic.Uint64
+	epochRepairs, rateLimited, quotaRefused, closedEvicted, pruned, rebalanced atomic.Uint64
 }
 
 // Stats are a service's counters since New.
@@ -165,6 +168,9 @@ type Stats struct {
 	// ClosedEvicted counts closed rooms evicted from memory at once;
 	// Pruned rooms deleted or archived by the retention policy.
 	ClosedEvicted, Pruned uint64
+	// Rebalanced counts rooms handed over to the instance that owns them
+	// now (Options.RebalanceRate).
+	Rebalanced uint64
 }
 
 // New returns a room service with opts over deps; Attach (or NewServer)
@@ -206,6 +212,7 @@ func New(opts Options, deps Deps) (*Service, error) {
 		log:     log.With("service", Name),
 		rooms:   make(map[string]*controller),
 		exiting: make(map[string]<-chan struct{}),
+		moving:  make(map[string]<-chan struct{}),
 	}
 	if s.watcher == nil {
 		s.watcher = yellow.Watch(yellow.ClientOptions{Yellows: deps.Yellows, Heartbeat: deps.Heartbeat, TLS: deps.TLS, Logger: log})
@@ -246,9 +253,10 @@ func (s *Service) attach(self, service string, publish func(string, string, []by
 		}
 		s.log = s.log.With("instance", self)
 		s.att.Store(a)
-		s.wg.Add(2)
+		s.wg.Add(3)
 		go s.renewLoop(a)
 		go s.sweepLoop(a)
+		go s.rebalanceLoop(a)
 	})
 }
 
@@ -296,7 +304,7 @@ func (s *Service) Stats() Stats {
 		Published: c.published.Load(), PublishErrors: c.publishErrors.Load(), LeaseLost: c.leaseLost.Load(),
 		Rewards: c.rewards.Load(), RewardErrors: c.rewardErrors.Load(),
 		EpochRepairs: c.epochRepairs.Load(), RateLimited: c.rateLimited.Load(), QuotaRefused: c.quotaRefused.Load(),
-		ClosedEvicted: c.closedEvicted.Load(), Pruned: c.pruned.Load(),
+		ClosedEvicted: c.closedEvicted.Load(), Pruned: c.pruned.Load(), Rebalanced: c.rebalanced.Load(),
 	}
 }
 
@@ -326,6 +334,7 @@ func (s *Service) RegisterMetrics(m metrics.Sink) {
 	counter("room_rate_limited_total", "Member events refused by member_rate.", func(st Stats) uint64 { return st.RateLimited })
 	counter("room_quota_refused_total", "Room creations refused by max_rooms_per_user or max_creates_per_user.", func(st Stats) uint64 { return st.QuotaRefused })
 	counter("room_closed_evicted_total", "Closed rooms evicted from memory at once.", func(st Stats) uint64 { return st.ClosedEvicted })
+	counter("room_rebalanced_total", "Rooms handed over to the instance that owns them now (a room instance joined).", func(st Stats) uint64 { return st.Rebalanced })
 	counter("room_pruned_total", "Closed rooms deleted or archived by the retention policy.", func(st Stats) uint64 { return st.Pruned })
 }
 

@@ -98,7 +98,17 @@ func (s *Service) enqueue(ctx context.Context, a *attachment, id string, o *op, 
 		s.mu.Unlock()
 		return err
 	}
+	moving := s.moving[id]
 	s.mu.Unlock()
+	if moving != nil {
+		// The room is being handed over: once it is, resolve names the
+		// instance that took it.
+		select {
+		case <-moving:
+		case <-ctx.Done():
+			return wire.Errorf(wire.CodeTimeout, "room %s is changing owner", id)
+		}
+	}
 	if s.draining.Load() {
 		return wire.NewError(wire.CodeUnavailable, wire.DrainingMessage)
 	}
@@ -173,6 +183,9 @@ func (s *Service) exited(c *controller) {
 	defer s.mu.Unlock()
 	if s.exiting[c.id] == c.done {
 		delete(s.exiting, c.id)
+	}
+	if s.moving[c.id] == c.done {
+		delete(s.moving, c.id)
 	}
 	if s.rooms[c.id] == c { // never detached (should not happen)
 		delete(s.rooms, c.id)
