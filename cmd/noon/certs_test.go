@@ -59,12 +59,12 @@ func TestCertsAndDaemonChecks(t *testing.T) {
 // turns it off.
 func TestClusterTLS(t *testing.T) {
 	children := []clusterChild{
-		{"yellow", []string{"yellow"}, pki.Identity{Role: pki.RoleYellow}},
-		{"login-1", []string{"service", "login"}, pki.Identity{Role: pki.RoleService, Name: "login"}},
-		{"login-2", []string{"service", "login"}, pki.Identity{Role: pki.RoleService, Name: "login"}},
-		{"broker-1", []string{"broker"}, pki.Identity{Role: pki.RoleBroker, Name: "broker-1"}},
+		{name: "yellow", args: []string{"yellow"}, id: pki.Identity{Role: pki.RoleYellow}},
+		{name: "login-1", args: []string{"service", "login"}, id: pki.Identity{Role: pki.RoleService, Name: "login"}},
+		{name: "login-2", args: []string{"service", "login"}, id: pki.Identity{Role: pki.RoleService, Name: "login"}},
+		{name: "broker-1", args: []string{"broker"}, id: pki.Identity{Role: pki.RoleBroker, Name: "broker-1"}},
 	}
-	dir, err := clusterTLS(&Config{}, children)
+	dir, _, tlsArgs, err := clusterTLS(&Config{}, children)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestClusterTLS(t *testing.T) {
 		cf := configFlags{}
 		fs := flag.NewFlagSet(ch.name, flag.ContinueOnError)
 		cf.register(fs, "")
-		if err := fs.Parse(ch.args[len(ch.args)-6:]); err != nil {
+		if err := fs.Parse(tlsArgs[ch.id]); err != nil {
 			t.Fatal(err)
 		}
 		cfg, err := cf.load()
@@ -88,7 +88,7 @@ func TestClusterTLS(t *testing.T) {
 	if _, err := pki.LoadCredentials(filepath.Join(dir, pki.CACertFile), filepath.Join(dir, "admin.crt"), filepath.Join(dir, "admin.key")); err != nil {
 		t.Fatalf("noonctl's certificate: %v", err)
 	}
-	if dir, err := clusterTLS(&Config{TLS: pki.Config{Insecure: true}}, children[:1]); err != nil || dir != "" {
+	if dir, _, _, err := clusterTLS(&Config{TLS: pki.Config{Insecure: true}}, children[:1]); err != nil || dir != "" {
 		t.Fatalf("insecure: %q %v", dir, err)
 	}
 }

@@ -1,21 +1,22 @@
 package main
 
 import (
-	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
+	"os/signal"
 	"slices"
 	"strconv"
-	"sync"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/noonhq/noon/internal/pki"
 	"github.com/noonhq/noon/platform"
 	"github.com/noonhq/noon/wire"
+	"github.com/noonhq/noon/yellow"
 )
 
 func init() {
@@ -31,6 +32,10 @@ type clusterChild struct {
 	name string
 	args []string
 	id   pki.Identity // its certificate's identity
+	// service and instance name a service's instance (args hold
+	// -instance instance); "" for yellow, the BrokerList and brokers.
+	service  string
+	instance int
 }
 
 func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -73,106 +78,122 @@ func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	port := func(p int) string { return strconv.Itoa(p + *offset) }
 	children := []clusterChild{
-		{"yellow", append([]string{"yellow", "-admin", "127.0.0.1:" + port(1062)}, base...), pki.Identity{Role: pki.RoleYellow}},
-		{"brokerlist", append([]string{"brokerlist", "-admin", "127.0.0.1:" + port(1053)}, base...), platform.BrokerListIdentity},
+		{name: "yellow", args: append([]string{"yellow", "-admin", "127.0.0.1:" + port(1062)}, base...), id: pki.Identity{Role: pki.RoleYellow}},
+		{name: "brokerlist", args: append([]string{"brokerlist", "-admin", "127.0.0.1:" + port(1053)}, base...), id: platform.BrokerListIdentity},
 	}
 	for _, m := range modules {
 		for i := 1; i <= *instances; i++ {
 			// -instance lets the service vary its options per instance
 			// (an HTTP API on a port of its own; put a load balancer in
 			// front).
-			args := append([]string{"service", m.Name(), "-instance", strconv.Itoa(i)}, base...)
-			children = append(children, clusterChild{fmt.Sprintf("%s-%d", m.Name(), i), args,
-				pki.Identity{Role: pki.RoleService, Name: m.Name()}})
+			children = append(children, serviceChild(base, m.Name(), i))
 		}
 	}
 	for i := 0; i < *brokers; i++ {
 		// The client listeners are public (every interface), as in a
 		// deployment; admin stays on loopback.
 		name := fmt.Sprintf("broker-%d", i+1)
-		children = append(children, clusterChild{name, append([]string{"broker"}, append(base,
+		children = append(children, clusterChild{name: name, args: append([]string{"broker"}, append(base,
 			"-tcp", ":"+port(1055+2*i), "-ws", ":"+port(1056+2*i),
-			"-admin", "127.0.0.1:"+port(1070+i))...), pki.Identity{Role: pki.RoleBroker, Name: name}})
+			"-admin", "127.0.0.1:"+port(1070+i))...), id: pki.Identity{Role: pki.RoleBroker, Name: name}})
 	}
-	tlsDir, err := clusterTLS(cfg, children)
+	tlsDir, eph, tlsArgs, err := clusterTLS(cfg, children)
 	if err != nil {
 		return err
 	}
 	if tlsDir != "" {
 		defer os.RemoveAll(tlsDir)
 	}
-
-	var wg sync.WaitGroup
-	var procs []*exec.Cmd
-	var outMu sync.Mutex
-	failed := make(chan string, len(children))
+	sup := &supervisor{
+		self: self, base: base, tlsArgs: tlsArgs, stdout: stdout, stderr: stderr,
+		failed: make(chan string, 64),
+	}
+	defer sup.wait()
 	for _, ch := range children {
-		cmd := exec.Command(self, ch.args...)
-		// Its own process group: a terminal's Ctrl-C reaches only this
-		// supervisor, which stops each child once (a second signal would
-		// make a child skip its drain).
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		cmd.Stdout = stderr
-		pipe, err := cmd.StderrPipe()
-		if err != nil {
+		if err := sup.start(ch); err != nil {
+			sup.stopAll()
 			return err
 		}
-		if err := cmd.Start(); err != nil {
-			stopAll(procs)
-			return fmt.Errorf("start %s: %w", ch.name, err)
-		}
-		procs = append(procs, cmd)
-		fmt.Fprintf(stdout, "started %-12s pid %d: noon %v\n", ch.name, cmd.Process.Pid, ch.args)
-		wg.Add(1)
-		go func(name string) {
-			defer wg.Done()
-			sc := bufio.NewScanner(pipe)
-			for sc.Scan() {
-				outMu.Lock()
-				fmt.Fprintf(stderr, "%-12s | %s\n", name, sc.Text())
-				outMu.Unlock()
-			}
-			if err := cmd.Wait(); err != nil {
-				failed <- fmt.Sprintf("%s: %v", name, err)
-			} else {
-				failed <- name + ": exited"
-			}
-		}(ch.name)
 		if ch.name == "yellow" {
 			time.Sleep(200 * time.Millisecond) // let yellow bind before the rest register
 		}
 	}
+	// The operator's control endpoint (noonctl scale, deploy) and yellow's
+	// view, to wait for new instances.
+	yopts := yellow.ClientOptions{Yellows: cfg.Yellows}
+	var serverTLS *tls.Config
+	if eph != nil {
+		creds, err := eph.Credentials(clusterIdentity)
+		if err != nil {
+			sup.stopAll()
+			return err
+		}
+		yopts.TLS = creds
+		serverTLS = creds.ServerConfig(func(id pki.Identity) error {
+			if id.Role != pki.RoleAdmin {
+				return fmt.Errorf("%s may not control the cluster: admin only", id)
+			}
+			return nil
+		})
+	}
+	sup.watcher = yellow.Watch(yopts)
+	defer sup.watcher.Close()
+	ctlAddr := "127.0.0.1:" + port(1064)
+	ctl, err := sup.serveControl(ctlAddr, serverTLS)
+	if err != nil {
+		sup.stopAll()
+		return err
+	}
+	defer ctl.Close()
 	fmt.Fprintf(stdout, "cluster up: BrokerList http://%s/brokerlist; Ctrl-C stops it\n", wire.DialAddr(cfg.BrokerList.Addr))
+	scheme := "http"
 	if tlsDir != "" {
+		scheme = "https"
 		fmt.Fprintf(stdout, "internal links: mutual TLS, ephemeral CA in %s; noonctl: bin/noonctl -tls %s instances\n", tlsDir, tlsDir)
 	}
-	select {
-	case <-ctx.Done():
-	case f := <-failed:
-		fmt.Fprintf(stdout, "process ended (%s): stopping the cluster\n", f)
+	fmt.Fprintf(stdout, "control: %s://%s (noonctl -cluster %s://%s scale SERVICE N | deploy [SERVICE...]; SIGHUP deploys every pool)\n", scheme, ctlAddr, scheme, ctlAddr)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			sup.stopAll()
+			return nil
+		case f := <-sup.failed:
+			fmt.Fprintf(stdout, "process ended (%s): stopping the cluster\n", f)
+			sup.stopAll()
+			return nil
+		case <-hup:
+			go func() {
+				rep, err := sup.deploy(ctx, nil, deployWait)
+				if err != nil {
+					sup.logf("deploy: %v", err)
+					return
+				}
+				sup.logf("deploy done: %s", strings.Join(rep, "; "))
+			}()
+		}
 	}
-	stopAll(procs)
-	wg.Wait()
-	return nil
 }
 
 // clusterTLS turns TLS on for the cluster, unless the config says
 // tls.insecure: it makes an ephemeral CA, writes its certificate, one
 // certificate per identity of children and one for noonctl (admin) to a
-// temporary directory (0700), and adds each child's files to its
-// arguments as -set tls.*. It returns the directory ("" without TLS); the
-// caller removes it.
-func clusterTLS(cfg *Config, children []clusterChild) (string, error) {
+// temporary directory (0700). It returns the directory ("" without TLS;
+// the caller removes it), the CA, and the -set tls.* arguments of each
+// identity.
+func clusterTLS(cfg *Config, children []clusterChild) (string, *pki.Ephemeral, map[pki.Identity][]string, error) {
 	if cfg.TLS.Insecure {
-		return "", nil
+		return "", nil, nil, nil
 	}
 	eph, err := pki.NewEphemeral()
 	if err != nil {
-		return "", err
+		return "", nil, nil, err
 	}
 	dir, err := os.MkdirTemp("", "noon-cluster-tls-")
 	if err != nil {
-		return "", err
+		return "", nil, nil, err
 	}
 	ids := []pki.Identity{adminIdentity}
 	for _, ch := range children {
@@ -181,19 +202,12 @@ func clusterTLS(cfg *Config, children []clusterChild) (string, error) {
 	files, err := ephemeralFiles(eph, dir, ids...)
 	if err != nil {
 		os.RemoveAll(dir)
-		return "", fmt.Errorf("tls: %w", err)
+		return "", nil, nil, fmt.Errorf("tls: %w", err)
 	}
-	for i := range children {
-		f := files[children[i].id]
-		children[i].args = append(children[i].args, "-set", "tls.ca="+f.CA, "-set", "tls.cert="+f.Cert, "-set", "tls.key="+f.Key)
+	args := make(map[pki.Identity][]string, len(files))
+	for id, f := range files {
+		args[id] = []string{"-set", "tls.ca=" + f.CA, "-set", "tls.cert=" + f.Cert, "-set", "tls.key=" + f.Key}
 	}
-	return dir, nil
+	return dir, eph, args, nil
 }
 
-// stopAll sends SIGTERM to every process, in reverse start order (brokers
-// drain first, yellow last).
-func stopAll(procs []*exec.Cmd) {
-	for i := len(procs) - 1; i >= 0; i-- {
-		_ = procs[i].Process.Signal(syscall.SIGTERM)
-	}
-}

@@ -9,6 +9,7 @@
 //	noonctl [-yellows tcp://...] [-tls DIR | -config FILE] game get USER | grant | take | set-stat | ban | unban | audit
 //	noonctl [-yellows tcp://...] [-tls DIR | -config FILE] pay list USER | replay ID|PROVIDER:TXID
 //	noonctl [-yellows tcp://...] [-tls DIR | -config FILE] rooms prune [-older-than D] [-dry-run] [-limit N]
+//	noonctl [-cluster URL] [-tls DIR] scale SERVICE N | deploy [POOL...]
 //
 // instances talks to yellow over the internal links, which are mutual TLS:
 // noonctl presents an admin certificate, from -tls DIR (ca.crt, admin.crt,
@@ -54,6 +55,7 @@ type opts struct {
 	yellows    string
 	config     string
 	tlsDir     string
+	cluster    string
 	timeout    time.Duration
 }
 
@@ -69,7 +71,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs.StringVar(&o.yellows, "yellows", "tcp://127.0.0.1:1060", "comma-separated yellow `endpoints` (instances)")
 	fs.StringVar(&o.config, "config", "", "noon config `file` (routes, and the tls block for instances; default: built-in routes, plain links)")
 	fs.StringVar(&o.tlsDir, "tls", "", "`directory` of ca.crt, admin.crt and admin.key for TLS to yellow (instances; noon dev and noon cluster print theirs)")
-	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "overall `timeout`")
+	fs.StringVar(&o.cluster, "cluster", "https://127.0.0.1:1064", "noon cluster's control `URL` (scale, deploy; http:// for a cluster with tls.insecure)")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "overall `timeout` (scale and deploy: at least 10 minutes)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: noonctl [flags] <command>\n\nCommands:\n"+
 			"  call METHOD [JSON]   call METHOD with a JSON body (read from stdin when JSON is -); prints the reply as JSON\n"+
@@ -84,7 +87,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			"  game audit [USER]    the GM audit log, newest first (admin)\n"+
 			"  pay list USER        a player's purchases, newest first (admin)\n"+
 			"  pay replay ID|PROVIDER:TXID  deliver a purchase's pending grant now (admin)\n"+
-			"  rooms prune [-older-than D] [-dry-run] [-limit N]  delete or archive rooms closed longer than D (admin)\n\nFlags:\n")
+			"  rooms prune [-older-than D] [-dry-run] [-limit N]  delete or archive rooms closed longer than D (admin)\n"+
+			"  scale SERVICE N      noon cluster: start or drain instances of SERVICE until N run, each new one ready in yellow (admin)\n"+
+			"  deploy [POOL...]     noon cluster: restart every pool (or these; \"broker\" for the brokers) one process at a time with the binary now on disk (admin)\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -100,6 +105,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if len(rest) == 0 {
 		fs.Usage()
 		return 2
+	}
+	if (rest[0] == "scale" || rest[0] == "deploy") && o.timeout < 10*time.Minute {
+		o.timeout = 10 * time.Minute // each step waits for a process to come up or drain
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
@@ -123,6 +131,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = cmdPay(ctx, o, rest[1:], stdout)
 	case "rooms":
 		err = cmdRooms(ctx, o, rest[1:], stdout)
+	case "scale":
+		err = cmdScale(ctx, o, rest[1:], stdout)
+	case "deploy":
+		err = cmdDeploy(ctx, o, rest[1:], stdout)
 	default:
 		fmt.Fprintf(stderr, "noonctl: unknown command %q\n", rest[0])
 		fs.Usage()

@@ -77,12 +77,15 @@ type Session struct {
 	pushes chan Push
 	quit   chan struct{} // closed by Close
 
-	mu     sync.Mutex // guards the fields below
-	c      *Client
-	addr   string
-	token  string
-	userID string
-	closed bool
+	mu sync.Mutex // guards the fields below
+	c  *Client
+	// leaving is a connection whose broker said it is draining: c while
+	// no Call has moved the session yet.
+	leaving *Client
+	addr    string
+	token   string
+	userID  string
+	closed  bool
 }
 
 // ErrSessionClosed is returned by calls on a closed Session.
@@ -166,7 +169,7 @@ func (s *Session) client(ctx context.Context) (*Client, error) {
 	if s.closed {
 		return nil, ErrSessionClosed
 	}
-	if s.c != nil {
+	if s.c != nil && s.c != s.leaving {
 		select {
 		case <-s.c.Done():
 		default:
@@ -271,9 +274,19 @@ func (s *Session) reconnect(c *Client) {
 // resume bound to fail.
 func (s *Session) forward(c *Client) {
 	for p := range c.Pushes() {
-		if p.Type == wire.EventLoggedOut {
+		switch p.Type {
+		case wire.EventLoggedOut:
 			s.mu.Lock()
 			s.token, s.userID = "", ""
+			s.mu.Unlock()
+		case wire.EventDraining:
+			// The broker is going away (a deploy): the next Call moves to
+			// another broker, resuming the session, while the calls in
+			// flight here are answered; the broker closes this connection
+			// when its grace ends. Pushes keep coming from both until
+			// then (a room event may arrive twice: its seq tells).
+			s.mu.Lock()
+			s.leaving = c
 			s.mu.Unlock()
 		}
 		select {
