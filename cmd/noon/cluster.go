@@ -210,4 +210,3 @@ func clusterTLS(cfg *Config, children []clusterChild) (string, *pki.Ephemeral, m
 	}
 	return dir, eph, args, nil
 }
-
