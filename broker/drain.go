@@ -95,5 +95,38 @@ func (b *Broker) pushDraining(c *edge.Conn) {
 	c.Push(wire.EventDraining, payload)
 }
 
+// SetDrainRequest makes f what runs when an admin asks the broker to drain
+// over its control socket (wire.MethodDrain, noonctl drain): `noon broker`
+// drains the whole process, as on SIGTERM. f must return at once and may
+// run more than once. Without one (nil) the broker drains itself (Drain,
+// in a goroutine, bounded by DrainGrace and a minute for the requests in
+// flight).
+func (b *Broker) SetDrainRequest(f func()) {
+	if f == nil {
+		b.drainReq.Store(nil)
+		return
+	}
+	b.drainReq.Store(&f)
+}
+
+// requestDrain runs SetDrainRequest's function, or drains the broker.
+func (b *Broker) requestDrain() {
+	if f := b.drainReq.Load(); f != nil {
+		(*f)()
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), b.opts.DrainGrace+drainInFlightWait)
+		defer cancel()
+		if err := b.Drain(ctx); err != nil {
+			b.log.Warn("broker: drain", "err", err)
+		}
+	}()
+}
+
+// drainInFlightWait bounds, after DrainGrace, a requested drain's wait for
+// the requests in flight: longer than any route's timeout.
+const drainInFlightWait = time.Minute
+
 // Draining reports whether Drain was called.
 func (b *Broker) Draining() bool { return b.draining.Load() }
