@@ -475,17 +475,14 @@ func (b *Broker) PubEndpoint() string { return b.pubEP }
 // routes may bind no key). Tests wait on it.
 func (b *Broker) SessionFeeds(service string) int { return b.hub.sessionFeeds(service) }
 
-// Health returns nil while the broker serves and sees yellow, ErrClosed
-// after Exit, and an error while draining or while no yellow answers (it
-// still routes on its last view then).
+// Health is the broker's liveness (its /healthz check): nil until Exit,
+// ErrClosed after. A draining broker is alive (it still serves its
+// clients), and so is one that sees no yellow (it routes on its last
+// view): restarting it would help neither. Ready is whether it should get
+// new clients.
 func (b *Broker) Health() error {
-	switch {
-	case b.exiting.Load():
+	if b.exiting.Load() {
 		return ErrClosed
-	case b.draining.Load():
-		return errors.New("broker: draining")
-	case b.pool.Watcher().Stats().Up == 0:
-		return errors.New("broker: no yellow reachable: routing on the last view")
 	}
 	return nil
 }
