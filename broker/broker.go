@@ -115,6 +115,7 @@ type Broker struct {
 	// registration until it is closed, as if the routes were not synced.
 	holdRegistration chan struct{}
 	drainReq         atomic.Pointer[func()] // SetDrainRequest
+	drainAsk         atomic.Bool            // a drain request was taken: not ready
 
 	draining atomic.Bool
 	exiting  atomic.Bool
@@ -496,7 +497,7 @@ func (b *Broker) Ready() error {
 	switch {
 	case b.exiting.Load():
 		return ErrClosed
-	case b.draining.Load():
+	case b.draining.Load() || b.drainAsk.Load():
 		return errors.New("draining")
 	case !b.pool.Synced():
 		return errors.New("routes not synced: no view from yellow yet")

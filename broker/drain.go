@@ -74,12 +74,45 @@ wait:
 
 	err := b.edge.Drain(ctx, nil)
 	b.flushStates(ctx)
+	b.flushControl(ctx)
 	b.Exit()
 	b.log.Info("broker: drained", "took", time.Since(start).Round(time.Millisecond))
 	if err != nil {
 		return fmt.Errorf("broker: drain: requests still in flight: %w", err)
 	}
 	return nil
+}
+
+// controlFlushWait bounds how long Drain waits for the control socket to
+// write the replies queued on it (the reply to the drain request itself)
+// before Exit closes it: a write takes microseconds; a peer too slow to
+// take it within this long loses it, as on Exit.
+const controlFlushWait = 500 * time.Millisecond
+
+// flushControl waits until the control socket has written (or given up
+// on) every reply and PONG queued on it, at most controlFlushWait or until
+// ctx ends, so that the admin who asked for the drain hears the answer.
+func (b *Broker) flushControl(ctx context.Context) {
+	flushed := func() bool {
+		st := b.ctl.Stats()
+		return st.Sent+st.SendErrors+st.Dropped >= st.Replies+st.Pings
+	}
+	if flushed() {
+		return
+	}
+	limit := time.NewTimer(controlFlushWait)
+	defer limit.Stop()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for !flushed() {
+		select {
+		case <-limit.C:
+			return
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // pushDraining tells c to move to another broker within DrainGrace.

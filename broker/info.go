@@ -112,6 +112,7 @@ func (b *Broker) control(ctx context.Context, req *platformpb.Envelope, reply fu
 			return
 		}
 		b.log.Info("broker: drain requested by an admin")
+		b.drainAsk.Store(true)
 		rep.Payload = []byte("ok")
 		reply(rep)
 		b.requestDrain()

@@ -69,6 +69,7 @@ type Server struct {
 	pubSeq   atomic.Uint64
 	meta     atomic.Pointer[func() map[string]string] // SetMeta
 	drainReq atomic.Pointer[func()]                   // SetDrainRequest
+	drainAsk atomic.Bool                              // a drain request was taken: not ready
 
 	mu      sync.Mutex // guards closed, reg, started and wg.Add
 	closed  bool
@@ -611,7 +612,7 @@ func (s *Server) Ready() error {
 	switch {
 	case s.exiting.Load():
 		return ErrClosed
-	case s.draining.Load():
+	case s.draining.Load() || s.drainAsk.Load():
 		return errors.New(wire.DrainingMessage)
 	}
 	s.mu.Lock()
@@ -677,6 +678,7 @@ func (s *Server) handleDrain(linkCtx context.Context, req *platformpb.Envelope, 
 		return
 	}
 	s.log.Info("services: drain requested by an admin", "caller", callerString(sess))
+	s.drainAsk.Store(true)
 	rep.Payload = []byte("ok")
 	reply(rep)
 	if f := s.drainReq.Load(); f != nil {

@@ -72,6 +72,9 @@ func newRuntime(cfg *Config, defaultAdmin string, stderr io.Writer) (*runtime, e
 // and may be called more than once (POST /drain, an admin's drain request
 // over the links).
 func (rt *runtime) requestDrain() {
+	if rt.admin != nil {
+		rt.admin.SetDraining()
+	}
 	rt.drainOnce.Do(func() { close(rt.drainReq) })
 }
 

@@ -28,10 +28,13 @@ func TestDrainRequest(t *testing.T) {
 	readiness := map[string]func() error{}
 	opts.Ready = func(name string, check func() error) { readiness[name] = check }
 	p := platformtest.Start(t, opts)
+	// Ready by event means listed by yellow; the daemons hear yellow's
+	// answer to their registration about then.
 	for name, check := range readiness {
-		if err := check(); err != nil {
-			t.Errorf("%s not ready after Start: %v", name, err)
-		}
+		testenv.CheckFor(t, 10*time.Second, name+" ready", func() bool { return check() == nil })
+	}
+	if len(readiness) != 5 {
+		t.Errorf("readiness checks of %v, want yellow, 2 instances, brokerlist, broker", readiness)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
