@@ -627,15 +627,6 @@ func (s *Server) Ready() error {
 	return nil
 }
 
-// Registered reports whether some yellow holds the instance's record now,
-// as far as the last exchange with each tells.
-func (s *Server) Registered() bool {
-	s.mu.Lock()
-	reg := s.reg
-	s.mu.Unlock()
-	return reg != nil && reg.Registered() > 0
-}
-
 // Draining reports whether Drain was called.
 func (s *Server) Draining() bool { return s.draining.Load() }
 
