@@ -111,6 +111,12 @@ type Broker struct {
 	viewMu sync.Mutex      // serializes syncView
 	warmed map[string]bool // services whose links were warmed; guarded by viewMu
 
+	// holdRegistration, when set (tests, before Main), delays the
+	// registration until it is closed, as if the routes were not synced.
+	holdRegistration chan struct{}
+	drainReq         atomic.Pointer[func()] // SetDrainRequest
+	drainAsk         atomic.Bool            // a drain request was taken: not ready
+
 	draining atomic.Bool
 	exiting  atomic.Bool
 	quit     chan struct{}
@@ -319,10 +325,12 @@ func (b *Broker) Options() Options { return b.opts }
 // Edge returns the client edge, for its Stats.
 func (b *Broker) Edge() *edge.Server { return b.edge }
 
-// Main registers the broker in yellow and serves clients until Exit (or
-// Drain, which ends with Exit); it returns nil then, the first fatal error
-// of a listener (after calling Exit), or ErrClosed if Main was already
-// called. Exit before Main makes Main return nil at once.
+// Main serves clients until Exit (or Drain, which ends with Exit), and
+// registers the broker in yellow once it can take them: once its view of
+// yellow (its routes' instances) is synced, so the BrokerList lists only a
+// broker that routes. It returns nil then, the first fatal error of a
+// listener (after calling Exit), or ErrClosed if Main was already called.
+// Exit before Main makes Main return nil at once.
 func (b *Broker) Main() error {
 	b.mu.Lock()
 	if b.running {
@@ -335,16 +343,7 @@ func (b *Broker) Main() error {
 		b.mu.Unlock()
 		return nil
 	}
-	b.reg = yellow.Register(yellow.ClientOptions{
-		Yellows:   b.opts.Yellows,
-		Heartbeat: b.opts.Heartbeat,
-		TLS:       b.opts.TLS,
-		Logger:    b.log.With("component", "registration"),
-	}, b.record, b.Load)
-	if b.draining.Load() {
-		b.reg.SetState(platformpb.InstanceState_INSTANCE_STATE_DRAINING)
-	}
-	b.wg.Add(2)
+	b.wg.Add(3)
 	b.mu.Unlock()
 	go b.follow()
 	go func() {
@@ -353,6 +352,7 @@ func (b *Broker) Main() error {
 			b.fatal <- err
 		}
 	}()
+	go b.registerWhenSynced()
 	select {
 	case <-b.quit:
 		return nil
@@ -361,6 +361,37 @@ func (b *Broker) Main() error {
 		b.Exit()
 		return err
 	}
+}
+
+// registerWhenSynced registers the broker in yellow once the pool has a
+// first view (and the test hook, if any, lets it), unless it drains or
+// exits first: a broker that drains before it was listed is never listed.
+func (b *Broker) registerWhenSynced() {
+	defer b.wg.Done()
+	if b.pool.WaitSynced(b.ctx) != nil {
+		return
+	}
+	if hold := b.holdRegistration; hold != nil {
+		select {
+		case <-hold:
+		case <-b.quit:
+			return
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	// Drain sets draining before it takes mu to mark the registration:
+	// either it finds reg, or this sees draining.
+	if b.exiting.Load() || b.draining.Load() {
+		return
+	}
+	b.reg = yellow.Register(yellow.ClientOptions{
+		Yellows:   b.opts.Yellows,
+		Heartbeat: b.opts.Heartbeat,
+		TLS:       b.opts.TLS,
+		Logger:    b.log.With("component", "registration"),
+	}, b.record, b.Load)
+	b.log.Info("broker: routes synced, registering in yellow")
 }
 
 // follow keeps the push subscribers and the pool's links in line with
@@ -445,17 +476,37 @@ func (b *Broker) PubEndpoint() string { return b.pubEP }
 // routes may bind no key). Tests wait on it.
 func (b *Broker) SessionFeeds(service string) int { return b.hub.sessionFeeds(service) }
 
-// Health returns nil while the broker serves and sees yellow, ErrClosed
-// after Exit, and an error while draining or while no yellow answers (it
-// still routes on its last view then).
+// Health is the broker's liveness (its /healthz check): nil until Exit,
+// ErrClosed after. A draining broker is alive (it still serves its
+// clients), and so is one that sees no yellow (it routes on its last
+// view): restarting it would help neither. Ready is whether it should get
+// new clients.
 func (b *Broker) Health() error {
+	if b.exiting.Load() {
+		return ErrClosed
+	}
+	return nil
+}
+
+// Ready returns nil once the broker takes clients and is listed: its view
+// of yellow is synced and some yellow took its registration (its /readyz
+// check); an error before that and once it drains or exits. A yellow that
+// becomes unreachable later does not make it unready: it routes on its
+// last view and its clients stay.
+func (b *Broker) Ready() error {
 	switch {
 	case b.exiting.Load():
 		return ErrClosed
-	case b.draining.Load():
-		return errors.New("broker: draining")
-	case b.pool.Watcher().Stats().Up == 0:
-		return errors.New("broker: no yellow reachable: routing on the last view")
+	case b.draining.Load() || b.drainAsk.Load():
+		return errors.New("draining")
+	case !b.pool.Synced():
+		return errors.New("routes not synced: no view from yellow yet")
+	}
+	b.mu.Lock()
+	reg := b.reg
+	b.mu.Unlock()
+	if reg == nil || !reg.EverRegistered() {
+		return errors.New("not registered in yellow yet")
 	}
 	return nil
 }

@@ -74,12 +74,45 @@ wait:
 
 	err := b.edge.Drain(ctx, nil)
 	b.flushStates(ctx)
+	b.flushControl(ctx)
 	b.Exit()
 	b.log.Info("broker: drained", "took", time.Since(start).Round(time.Millisecond))
 	if err != nil {
 		return fmt.Errorf("broker: drain: requests still in flight: %w", err)
 	}
 	return nil
+}
+
+// controlFlushWait bounds how long Drain waits for the control socket to
+// write the replies queued on it (the reply to the drain request itself)
+// before Exit closes it: a write takes microseconds; a peer too slow to
+// take it within this long loses it, as on Exit.
+const controlFlushWait = 500 * time.Millisecond
+
+// flushControl waits until the control socket has written (or given up
+// on) every reply and PONG queued on it, at most controlFlushWait or until
+// ctx ends, so that the admin who asked for the drain hears the answer.
+func (b *Broker) flushControl(ctx context.Context) {
+	flushed := func() bool {
+		st := b.ctl.Stats()
+		return st.Sent+st.SendErrors+st.Dropped >= st.Replies+st.Pings
+	}
+	if flushed() {
+		return
+	}
+	limit := time.NewTimer(controlFlushWait)
+	defer limit.Stop()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for !flushed() {
+		select {
+		case <-limit.C:
+			return
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // pushDraining tells c to move to another broker within DrainGrace.
@@ -94,6 +127,39 @@ func (b *Broker) pushDraining(c *edge.Conn) {
 	}
 	c.Push(wire.EventDraining, payload)
 }
+
+// SetDrainRequest makes f what runs when an admin asks the broker to drain
+// over its control socket (wire.MethodDrain, noonctl drain): `noon broker`
+// drains the whole process, as on SIGTERM. f must return at once and may
+// run more than once. Without one (nil) the broker drains itself (Drain,
+// in a goroutine, bounded by DrainGrace and a minute for the requests in
+// flight).
+func (b *Broker) SetDrainRequest(f func()) {
+	if f == nil {
+		b.drainReq.Store(nil)
+		return
+	}
+	b.drainReq.Store(&f)
+}
+
+// requestDrain runs SetDrainRequest's function, or drains the broker.
+func (b *Broker) requestDrain() {
+	if f := b.drainReq.Load(); f != nil {
+		(*f)()
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), b.opts.DrainGrace+drainInFlightWait)
+		defer cancel()
+		if err := b.Drain(ctx); err != nil {
+			b.log.Warn("broker: drain", "err", err)
+		}
+	}()
+}
+
+// drainInFlightWait bounds, after DrainGrace, a requested drain's wait for
+// the requests in flight: longer than any route's timeout.
+const drainInFlightWait = time.Minute
 
 // Draining reports whether Drain was called.
 func (b *Broker) Draining() bool { return b.draining.Load() }

@@ -1,5 +1,7 @@
 package broker
 
+import "sync"
+
 // Hooks for the external tests.
 
 // ForgetOwners empties b's owner cache, so the next stateful request is
@@ -22,3 +24,15 @@ func SessionState(b *Broker, connID string) (map[string]string, []string, bool) 
 
 // PendingStates is b.PendingStateSaves.
 func PendingStates(b *Broker) int { return b.PendingStateSaves() }
+
+// HoldRegistration delays b's registration in yellow, as if its routes
+// were not synced, until release is called. Call it before Main.
+func HoldRegistration(b *Broker) (release func()) {
+	ch := make(chan struct{})
+	b.holdRegistration = ch
+	var once sync.Once
+	return func() { once.Do(func() { close(ch) }) }
+}
+
+// PoolSynced reports whether b's pool has a first view from yellow.
+func PoolSynced(b *Broker) bool { return b.pool.Synced() }

@@ -84,9 +84,10 @@ func (b *Broker) Info() Info {
 	}
 }
 
-// control serves the control socket (link.Handler). Over TLS only admin
-// identities (noonctl) may call it: it describes the broker's clients and
-// routes.
+// control serves the control socket (link.Handler): broker.Info, and
+// wire.MethodDrain (drain as on SIGTERM). Over TLS only admin identities
+// (noonctl) may call it: it describes the broker's clients and routes, and
+// drains it.
 func (b *Broker) control(ctx context.Context, req *platformpb.Envelope, reply func(*platformpb.Envelope)) {
 	rep := &platformpb.Envelope{Method: req.GetMethod(), Sender: b.id}
 	if caller, ok := link.CallerFrom(ctx); ok && caller.Role != pki.RoleAdmin {
@@ -102,6 +103,20 @@ func (b *Broker) control(ctx context.Context, req *platformpb.Envelope, reply fu
 		} else {
 			rep.Payload = out
 		}
+	case wire.MethodDrain:
+		// Reply first, then drain: the reply must leave before the control
+		// socket closes.
+		if b.draining.Load() || b.exiting.Load() {
+			rep.Payload = []byte(wire.DrainingMessage)
+			reply(rep)
+			return
+		}
+		b.log.Info("broker: drain requested by an admin")
+		b.drainAsk.Store(true)
+		rep.Payload = []byte("ok")
+		reply(rep)
+		b.requestDrain()
+		return
 	default:
 		rep.ErrorCode, rep.ErrorMessage = wire.CodeUnknownMethod, wire.Snippet(req.GetMethod())
 	}

@@ -54,8 +54,13 @@ type Options struct {
 	// Sink returns the metrics sink of a daemon ("yellow", "broker",
 	// "service_<name>"); nil exports none.
 	Sink func(daemon string) metrics.Sink
-	// Health, when set, is given each daemon's health check.
+	// Health, when set, is given each daemon's health check (liveness).
 	Health func(name string, check func() error)
+	// Ready, when set, is given each daemon's readiness check: yellow
+	// serves, an instance is registered in yellow, the BrokerList has a
+	// view of the brokers, the broker's routes are synced and it is
+	// registered.
+	Ready func(name string, check func() error)
 	// TLS, when set, turns on mutual TLS on every internal link: each
 	// daemon gets its own certificate from this CA (yellow, broker,
 	// broker:brokerlist, service:<name>). Nil: plain links, which the
@@ -111,6 +116,11 @@ func New(ctx context.Context, opts Options) (_ *Platform, err error) {
 			opts.Health(name, check)
 		}
 	}
+	ready := func(name string, check func() error) {
+		if opts.Ready != nil {
+			opts.Ready(name, check)
+		}
+	}
 	p := &Platform{} // not the result: "return nil, err" must not hide it from the cleanup
 	defer func() {
 		if err != nil {
@@ -129,6 +139,7 @@ func New(ctx context.Context, opts Options) (_ *Platform, err error) {
 	}
 	y.RegisterMetrics(sink("yellow"))
 	health("yellow", y.Health)
+	ready("yellow", y.Health)
 	p.Yellow = y
 	p.Daemons = append(p.Daemons, daemon.Named{Name: "yellow", Daemon: y})
 	yellows := []string{y.RouterEndpoint()}
@@ -162,6 +173,7 @@ func New(ctx context.Context, opts Options) (_ *Platform, err error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", name, err)
 			}
+			ready(name, inst.Ready)
 			p.Instances = append(p.Instances, inst)
 			p.Daemons = append(p.Daemons, daemon.Named{Name: name, Daemon: inst})
 			p.Banner = append(p.Banner, inst.Banner()...)
@@ -178,7 +190,7 @@ func New(ctx context.Context, opts Options) (_ *Platform, err error) {
 	if err != nil {
 		return nil, err
 	}
-	health("brokerlist", bl.Health)
+	ready("brokerlist", BrokerListReady(bl))
 	p.BrokerList = bl
 	p.Daemons = append(p.Daemons, daemon.Named{Name: "brokerlist", Daemon: bl})
 
@@ -193,6 +205,7 @@ func New(ctx context.Context, opts Options) (_ *Platform, err error) {
 		return nil, err
 	}
 	health("broker", b.Health)
+	ready("broker", b.Ready)
 	p.Broker = b
 	p.Daemons = append(p.Daemons, daemon.Named{Name: "broker", Daemon: b})
 	return p, nil
@@ -211,6 +224,19 @@ func (p *Platform) Ready(ctx context.Context) error {
 		return fmt.Errorf("platform: the BrokerList does not list the broker: %w", err)
 	}
 	return nil
+}
+
+// BrokerListReady is a BrokerList's readiness check: it has had a view of
+// the brokers from yellow. A later outage of yellow does not make it
+// unready (it serves its last view), and is not a liveness failure either,
+// so the BrokerList has no health check beyond its process's.
+func BrokerListReady(s *brokerlist.Server) func() error {
+	return func() error {
+		if s.Watcher().Stats().Syncs == 0 {
+			return errors.New("brokerlist: no view of the brokers from yellow yet")
+		}
+		return nil
+	}
 }
 
 // Exit closes every daemon at once, in reverse start order.

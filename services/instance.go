@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/noonhq/noon/internal/daemon"
 )
@@ -23,6 +24,7 @@ type Instance struct {
 	log  *slog.Logger
 
 	releaseOnce sync.Once
+	drainReq    atomic.Pointer[func()] // OnDrainRequest
 }
 
 // Server returns the instance's Server.
@@ -30,6 +32,40 @@ func (i *Instance) Server() *Server { return i.srv }
 
 // Banner returns the lines `noon dev` prints about the service.
 func (i *Instance) Banner() []string { return i.impl.Banner }
+
+// Ready returns nil once the instance is registered in yellow and takes
+// requests (Server.Ready): its /readyz check.
+func (i *Instance) Ready() error { return i.srv.Ready() }
+
+// OnDrainRequest makes f what runs when an admin asks the instance to
+// drain (wire.MethodDrain, noonctl drain): `noon service` passes its
+// runtime's graceful shutdown, so the process drains as on SIGTERM. f must
+// return at once and may run more than once. Without one the instance
+// drains itself (Drain, bounded by its drain_timeout) and its Main
+// returns: what `noon dev` does, where one process runs every service.
+func (i *Instance) OnDrainRequest(f func()) {
+	if f == nil {
+		i.drainReq.Store(nil)
+		return
+	}
+	i.drainReq.Store(&f)
+}
+
+// requestDrain is the Server's drain request: OnDrainRequest's function,
+// else a Drain of the instance.
+func (i *Instance) requestDrain() {
+	if f := i.drainReq.Load(); f != nil {
+		(*f)()
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), i.srv.Options().DrainTimeout)
+		defer cancel()
+		if err := i.Drain(ctx); err != nil {
+			i.log.Warn("services: drain", "err", err)
+		}
+	}()
+}
 
 // Main registers the instance with yellow and runs the module's daemons
 // until Exit (or Drain, which ends in Exit). It returns nil then, or the

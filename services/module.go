@@ -410,6 +410,7 @@ func (m *module[O]) Start(ctx context.Context, env Env, sec Section) (*Instance,
 		return nil, err
 	}
 	inst.srv = srv
+	srv.SetDrainRequest(inst.requestDrain)
 	if impl.Meta != nil {
 		srv.SetMeta(impl.Meta)
 	}

@@ -68,6 +68,8 @@ type Server struct {
 	draining atomic.Bool
 	pubSeq   atomic.Uint64
 	meta     atomic.Pointer[func() map[string]string] // SetMeta
+	drainReq atomic.Pointer[func()]                   // SetDrainRequest
+	drainAsk atomic.Bool                              // a drain request was taken: not ready
 
 	mu      sync.Mutex // guards closed, reg, started and wg.Add
 	closed  bool
@@ -406,6 +408,10 @@ func (s *Server) exit(deregister bool) {
 func (s *Server) handle(linkCtx context.Context, req *platformpb.Envelope, reply func(*platformpb.Envelope)) {
 	now := time.Now()
 	s.stats.requests.Add(1)
+	if req.GetMethod() == wire.MethodDrain {
+		s.handleDrain(linkCtx, req, reply)
+		return
+	}
 	if s.draining.Load() {
 		s.stats.refused.Add(1)
 		reply(s.errorReply(req, wire.CodeUnavailable, wire.DrainingMessage))
@@ -595,6 +601,91 @@ func (s *Server) SetMeta(meta func() map[string]string) {
 		return
 	}
 	s.meta.Store(&meta)
+}
+
+// Ready returns nil once the instance is registered with a yellow and can
+// be picked (its /readyz check), an error before that and once it drains
+// or closes. Registration is the first one: a yellow that becomes
+// unreachable later does not make the instance unready (consumers keep
+// their last view and keep calling it).
+func (s *Server) Ready() error {
+	switch {
+	case s.exiting.Load():
+		return ErrClosed
+	case s.draining.Load() || s.drainAsk.Load():
+		return errors.New(wire.DrainingMessage)
+	}
+	s.mu.Lock()
+	reg := s.reg
+	s.mu.Unlock()
+	switch {
+	case reg == nil:
+		return errors.New("not registered: Main not running")
+	case !reg.EverRegistered():
+		return errors.New("not registered in yellow yet")
+	}
+	return nil
+}
+
+// Draining reports whether Drain was called.
+func (s *Server) Draining() bool { return s.draining.Load() }
+
+// SetDrainRequest makes f what runs when an admin asks the instance to
+// drain (wire.MethodDrain, noonctl drain): `noon service` drains the whole
+// process, as on SIGTERM. f must return at once and may run more than once.
+// Without one (nil) the Server drains itself (Drain, in a goroutine);
+// Module.Start sets one that drains the Instance with its module's hooks.
+func (s *Server) SetDrainRequest(f func()) {
+	if f == nil {
+		s.drainReq.Store(nil)
+		return
+	}
+	s.drainReq.Store(&f)
+}
+
+// handleDrain serves wire.MethodDrain: an admin (over TLS: the caller's
+// certificate says admin; no client session) asks the instance to drain.
+// It replies at once, then starts the drain; an instance already draining
+// says so and starts nothing.
+func (s *Server) handleDrain(linkCtx context.Context, req *platformpb.Envelope, reply func(*platformpb.Envelope)) {
+	sess := sessionOf(linkCtx, req.GetSession())
+	if err := sess.RequireAdmin(); err != nil {
+		s.stats.refused.Add(1)
+		code, msg := replyError(err, s.log)
+		s.log.Warn("services: drain request refused", "caller", callerString(sess), "err", msg)
+		reply(s.errorReply(req, code, msg))
+		return
+	}
+	rep := &platformpb.Envelope{
+		Kind:      platformpb.Kind_KIND_REPLY,
+		RequestId: req.GetRequestId(),
+		Method:    req.GetMethod(),
+		Sender:    s.id,
+		Load:      s.Load(),
+	}
+	if s.draining.Load() || s.exiting.Load() {
+		rep.Payload = []byte(wire.DrainingMessage)
+		reply(rep)
+		return
+	}
+	s.log.Info("services: drain requested by an admin", "caller", callerString(sess))
+	s.drainAsk.Store(true)
+	rep.Payload = []byte("ok")
+	reply(rep)
+	if f := s.drainReq.Load(); f != nil {
+		(*f)()
+		return
+	}
+	go func() { _ = s.Drain(context.Background()) }()
+}
+
+// callerString names the calling process of sess for logs: its identity
+// over TLS, "plain link" otherwise.
+func callerString(sess *Session) string {
+	if id, ok := sess.Caller(); ok {
+		return id.String()
+	}
+	return "plain link"
 }
 
 // currentMeta returns the labels of SetMeta's function now, nil without one.

@@ -35,6 +35,13 @@ const (
 	// on TopicPresence: a connection logged in (or resumed) as a user, or
 	// left (closed or logged out).
 	EventPresence = "_noon.Presence"
+	// MethodDrain is the platform's internal method, served by every
+	// service instance's runtime (not by a service's handlers), that asks
+	// the instance to drain as on SIGTERM: the reply (empty) comes at
+	// once, the drain follows. Only admin identities may call it (noonctl
+	// drain); its leading "_" is outside the name grammar, so no service's
+	// method or route can be it.
+	MethodDrain = "_noon.Drain"
 	// ReservedTopicPrefix starts the platform's own topics, which no
 	// session may subscribe to.
 	ReservedTopicPrefix = "_"

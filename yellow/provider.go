@@ -30,6 +30,7 @@ type Registration struct {
 	metaErr string     // the last invalid meta logged, not repeated
 
 	links []*regLink
+	ever  atomic.Bool // some yellow took the record once
 
 	ctx    context.Context // cancelled by Close / Abandon: aborts calls
 	cancel context.CancelFunc
@@ -139,6 +140,12 @@ func (r *Registration) Registered() int {
 	}
 	return n
 }
+
+// EverRegistered reports whether some yellow has taken the registration
+// since Register: the instance has been discoverable. Unlike Registered it
+// stays true while yellows are unreachable later (consumers keep their
+// last view of it then).
+func (r *Registration) EverRegistered() bool { return r.ever.Load() }
 
 // Close stops heartbeating and deregisters from every yellow, best effort
 // and bounded by ctx; it returns the deregistration failures joined.
@@ -311,6 +318,7 @@ func (r *Registration) run(l *regLink) {
 			interval = replyInterval(r.opts.Heartbeat, rep)
 			minBackoff, maxBackoff = interval/2, 4*interval
 			l.registered.Store(true)
+			r.ever.Store(true)
 			timer.Reset(interval)
 			continue
 		}

@@ -7,6 +7,7 @@ import (
 	"github.com/noonhq/noon/broker"
 	"github.com/noonhq/noon/edge/brokerlist"
 	"github.com/noonhq/noon/internal/daemon"
+	"github.com/noonhq/noon/platform"
 )
 
 func init() {
@@ -31,7 +32,7 @@ func runBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	advertise := fs.String("advertise", "", "`host:port` clients dial, published in the BrokerList (overrides broker.advertise)")
 	control := fs.String("control", "", "control ROUTER `endpoint` (overrides broker.control)")
 	id := fs.String("id", "", "broker instance `id` (overrides broker.id; default generated)")
-	admin := fs.String("admin", "", "admin HTTP `addr` for /metrics and /healthz (overrides admin.addr)")
+	admin := fs.String("admin", "", "admin HTTP `addr` for /metrics, /healthz, /readyz and /drain (overrides admin.addr)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -57,8 +58,9 @@ func runBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return rt.run(ctx, daemon.Named{Name: "broker", Daemon: b})
 }
 
-// newBroker builds the configured broker, its metrics and health on the
-// admin endpoint.
+// newBroker builds the configured broker, its metrics, health (liveness)
+// and readiness (routes synced, registered in yellow) on the admin
+// endpoint; an admin's drain request (noonctl drain) drains the process.
 func (rt *runtime) newBroker(cfg *Config) (*broker.Broker, error) {
 	o := cfg.brokerOptions()
 	var err error
@@ -71,6 +73,8 @@ func (rt *runtime) newBroker(cfg *Config) (*broker.Broker, error) {
 		return nil, err
 	}
 	rt.health("broker", b.Health)
+	rt.ready("broker", b.Ready)
+	b.SetDrainRequest(rt.requestDrain)
 	return b, nil
 }
 
@@ -79,7 +83,7 @@ func runBrokerList(ctx context.Context, args []string, stdout, stderr io.Writer)
 	var cf configFlags
 	cf.register(fs, "")
 	addr := fs.String("addr", "", "HTTP `addr` (overrides brokerlist.addr)")
-	admin := fs.String("admin", "", "admin HTTP `addr` for /metrics and /healthz (overrides admin.addr)")
+	admin := fs.String("admin", "", "admin HTTP `addr` for /metrics, /healthz, /readyz and /drain (overrides admin.addr)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -102,7 +106,10 @@ func runBrokerList(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	rt.health("brokerlist", s.Health)
+	// Readiness: a view of the brokers from yellow. Its Health (is a
+	// yellow reachable now?) is a dependency's, not liveness: without
+	// yellow it serves its last view.
+	rt.ready("brokerlist", platform.BrokerListReady(s))
 	rt.log.Info("brokerlist listening", "url", "http://"+s.Addr().String()+brokerlist.Path)
 	return rt.run(ctx, daemon.Named{Name: "brokerlist", Daemon: s})
 }

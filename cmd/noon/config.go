@@ -60,7 +60,9 @@ type Config struct {
 
 // AdminOptions configures the admin HTTP endpoint of a daemon.
 type AdminOptions struct {
-	// Addr is host:port of /metrics and /healthz; "" means the command's
+	// Addr is host:port of /metrics, /healthz (liveness), /readyz
+	// (readiness) and /drain (POST from loopback: drain as on SIGTERM);
+	// "" means the command's
 	// default (noon dev 127.0.0.1:1051, broker 127.0.0.1:1052, yellow
 	// 127.0.0.1:1062, a service any free port, logged at start); "off"
 	// disables it.

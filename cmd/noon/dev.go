@@ -31,7 +31,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	cf.register(fs, "")
 	pg := fs.String("postgres", "", "Postgres `URL` (overrides postgres.url; default: in-memory stores)")
 	rd := fs.String("redis", "", "Redis `host:port` (overrides redis.addrs; default: in-process Redis)")
-	admin := fs.String("admin", "", "admin HTTP `addr` for /metrics and /healthz of every daemon (overrides admin.addr)")
+	admin := fs.String("admin", "", "admin HTTP `addr` for /metrics, /healthz, /readyz and /drain of every daemon (overrides admin.addr)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -77,6 +77,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		Log:        rt.log,
 		Sink:       func(daemon string) metrics.Sink { return rt.registry(daemon) },
 		Health:     rt.health,
+		Ready:      rt.ready,
 		TLS:        eph,
 		Insecure:   cfg.TLS.Insecure,
 	})
@@ -84,6 +85,12 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	b, bl := p.Broker, p.BrokerList
+	// An admin's drain request to any daemon of the process (noonctl
+	// drain) drains the whole process, as SIGTERM does.
+	for _, inst := range p.Instances {
+		inst.OnDrainRequest(rt.requestDrain)
+	}
+	b.SetDrainRequest(rt.requestDrain)
 
 	rt.started = func() {
 		// Say "up" once the broker routes to every service and the
@@ -108,7 +115,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			fmt.Fprintf(stdout, "  %s\n", l)
 		}
 		if rt.admin != nil {
-			fmt.Fprintf(stdout, "  metrics      http://%s/metrics (and /healthz)\n", rt.admin.Addr())
+			fmt.Fprintf(stdout, "  admin        http://%s/metrics (and /healthz, /readyz, /drain)\n", rt.admin.Addr())
 		}
 		fmt.Fprintf(stdout, "  stores       %s\n", describeStores(cfg))
 		if tlsDir != "" {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/noonhq/noon/internal/daemon"
@@ -18,7 +19,9 @@ import (
 const shutdownGrace = 30 * time.Second
 
 // runtime is what every daemon command sets up: a logger and the admin
-// endpoint.
+// endpoint (/metrics, /healthz, /readyz, /drain), and the graceful drain
+// that SIGTERM, POST /drain and an admin's drain request (noonctl drain)
+// all start.
 type runtime struct {
 	log   *slog.Logger
 	admin *metrics.Admin
@@ -26,6 +29,10 @@ type runtime struct {
 	// Main has been started (noon dev waits there for the platform to be ready
 	// and prints its banner).
 	started func()
+
+	drainOnce sync.Once
+	drainReq  chan struct{} // closed by requestDrain
+	drained   chan struct{} // closed once every daemon but the admin endpoint drained
 }
 
 // Default admin addresses of the commands.
@@ -44,7 +51,7 @@ func newRuntime(cfg *Config, defaultAdmin string, stderr io.Writer) (*runtime, e
 	if err != nil {
 		return nil, err
 	}
-	rt := &runtime{log: log}
+	rt := &runtime{log: log, drainReq: make(chan struct{}), drained: make(chan struct{})}
 	addr := cfg.Admin.Addr
 	if addr == "" {
 		addr = defaultAdmin
@@ -55,8 +62,20 @@ func newRuntime(cfg *Config, defaultAdmin string, stderr io.Writer) (*runtime, e
 			return nil, fmt.Errorf("admin: %w", err)
 		}
 		rt.admin = adm
+		adm.OnDrain(rt.requestDrain, rt.drained)
 	}
 	return rt, nil
+}
+
+// requestDrain starts the graceful shutdown, as the first SIGTERM does:
+// run drains every daemon in reverse order and returns. It returns at once
+// and may be called more than once (POST /drain, an admin's drain request
+// over the links).
+func (rt *runtime) requestDrain() {
+	if rt.admin != nil {
+		rt.admin.SetDraining()
+	}
+	rt.drainOnce.Do(func() { close(rt.drainReq) })
 }
 
 // registry returns a metrics registry for the named daemon, served on the
@@ -69,16 +88,29 @@ func (rt *runtime) registry(daemon string) *metrics.Registry {
 	return reg
 }
 
-// health adds a /healthz check.
+// health adds a /healthz check: liveness (the daemon's goroutines run; a
+// failing check asks to restart the process), not dependency health.
 func (rt *runtime) health(name string, check func() error) {
 	if rt.admin != nil {
 		rt.admin.AddHealth(name, check)
 	}
 }
 
+// ready adds a /readyz check: the daemon can take work (registered in
+// yellow, routes synced). /readyz also answers 503 "draining" once the
+// shutdown began.
+func (rt *runtime) ready(name string, check func() error) {
+	if rt.admin != nil {
+		rt.admin.AddReady(name, check)
+	}
+}
+
 // run runs daemons (the admin endpoint first): it starts their Main in
-// order, waits for ctx to end or one of them to stop, then drains and exits
-// them in reverse order within shutdownGrace.
+// order, waits for ctx to end (SIGTERM), a drain request (requestDrain) or
+// one of them to stop, then drains and exits them in reverse order within
+// shutdownGrace. /readyz answers "draining" from the start of the
+// shutdown, and GET /drain waiters are answered once every daemon but the
+// admin endpoint (drained last) has drained.
 func (rt *runtime) run(ctx context.Context, daemons ...daemon.Named) error {
 	if rt.admin != nil {
 		daemons = append([]daemon.Named{{Name: "admin", Daemon: rt.admin}}, daemons...)
@@ -99,6 +131,8 @@ func (rt *runtime) run(ctx context.Context, daemons ...daemon.Named) error {
 	select {
 	case <-ctx.Done():
 		rt.log.Info("shutting down", "grace", shutdownGrace)
+	case <-rt.drainReq:
+		rt.log.Info("drain requested, shutting down", "grace", shutdownGrace)
 	case r := <-done:
 		running--
 		if r.err != nil {
@@ -108,10 +142,18 @@ func (rt *runtime) run(ctx context.Context, daemons ...daemon.Named) error {
 			rt.log.Info("daemon stopped, shutting down", "daemon", r.name)
 		}
 	}
+	if rt.admin != nil {
+		rt.admin.SetDraining()
+	}
 	stopCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	for i := len(daemons) - 1; i >= 0; i-- {
 		d := daemons[i]
+		if i == 0 && rt.admin != nil {
+			// Everything but the admin endpoint has drained: answer the
+			// waiters of GET /drain before it shuts down.
+			close(rt.drained)
+		}
 		if err := d.Drain(stopCtx); err != nil {
 			rt.log.Warn("drain", "daemon", d.Name, "err", err)
 		}

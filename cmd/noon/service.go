@@ -25,7 +25,7 @@ func runService(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	bind := fs.String("bind", "", "ROUTER `endpoint` (overrides services.<name>.bind; port 0 = any free port)")
 	pub := fs.String("pub", "", "PUB `endpoint` (overrides services.<name>.pub_bind)")
 	yellows := fs.String("yellows", "", "comma-separated yellow ROUTER `endpoints` (overrides yellows)")
-	admin := fs.String("admin", "", "admin HTTP `addr` for /metrics and /healthz (overrides admin.addr)")
+	admin := fs.String("admin", "", "admin HTTP `addr` for /metrics, /healthz, /readyz and /drain (overrides admin.addr)")
 	instance := fs.Int("instance", 0, "this is instance `n` (1, 2, ...) of several on one host: the service may vary its options (an HTTP API moves to its port + n - 1); 0 = none")
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		if err := parse(fs, args); err != nil {
@@ -89,5 +89,9 @@ func (rt *runtime) startService(ctx context.Context, cfg *Config, env services.E
 	if err != nil {
 		return daemon.Named{}, nil, err
 	}
+	// Ready once registered in yellow; an admin's drain request (noonctl
+	// drain) drains the process, as SIGTERM does.
+	rt.ready("service "+m.Name(), inst.Ready)
+	inst.OnDrainRequest(rt.requestDrain)
 	return daemon.Named{Name: "service " + m.Name(), Daemon: inst}, inst.Banner(), nil
 }

@@ -22,7 +22,7 @@ func runYellow(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	cf.register(fs, "")
 	router := fs.String("router", "", "ROUTER `endpoint` (overrides yellow.router_addr)")
 	pub := fs.String("pub", "", "PUB `endpoint` (overrides yellow.pub_addr)")
-	admin := fs.String("admin", "", "admin HTTP `addr` for /metrics and /healthz (overrides admin.addr)")
+	admin := fs.String("admin", "", "admin HTTP `addr` for /metrics, /healthz, /readyz and /drain (overrides admin.addr)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -48,7 +48,11 @@ func runYellow(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	y.RegisterMetrics(rt.registry("yellow"))
+	// Serving (Main runs, the PUB socket publishes) is both its liveness
+	// and its readiness: yellows do not coordinate, so there are no peers
+	// to be synced with.
 	rt.health("yellow", y.Health)
+	rt.ready("yellow", y.Health)
 	return rt.run(ctx, daemon.Named{Name: "yellow", Daemon: y})
 }
 

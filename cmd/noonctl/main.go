@@ -4,6 +4,7 @@
 //
 //	noonctl [-brokerlist URL | -broker host:port] [-user U -password P] call METHOD [JSON]
 //	noonctl [-yellows tcp://...] [-tls DIR | -config FILE] instances [SERVICE]
+//	noonctl [-yellows tcp://...] [-tls DIR | -config FILE] drain [-no-wait] INSTANCE
 //	noonctl [-config FILE] routes
 //	noonctl [-yellows tcp://...] [-tls DIR | -config FILE] match [queues | tickets QUEUE | cancel TICKET]
 //	noonctl [-yellows tcp://...] [-tls DIR | -config FILE] game get USER | grant | take | set-stat | ban | unban | audit
@@ -78,6 +79,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			"  call METHOD [JSON]   call METHOD with a JSON body (read from stdin when JSON is -); prints the reply as JSON\n"+
 			"  methods              list the methods call knows\n"+
 			"  instances [SERVICE]  list the instances yellow knows, with state and load\n"+
+			"  drain [-no-wait] INSTANCE  drain an instance (a service's or a broker) as on SIGTERM, and wait until it left yellow (admin)\n"+
 			"  routes               print the broker's route table\n"+
 			"  match [queues]       the matchmaker's queues and the scale-out signal (admin)\n"+
 			"  match tickets QUEUE  a queue's searching tickets, oldest first (admin)\n"+
@@ -121,6 +123,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 	case "instances":
 		err = cmdInstances(ctx, o, rest[1:], stdout)
+	case "drain":
+		err = cmdDrain(ctx, o, rest[1:], stdout)
 	case "routes":
 		err = cmdRoutes(o, stdout)
 	case "match":

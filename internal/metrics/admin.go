@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,10 +51,19 @@ const (
 var _ daemon.Daemon = (*Admin)(nil)
 
 // Admin is the admin HTTP server of a daemon (or of `noon dev`, for all the
-// daemons in the process): GET /metrics serves the Prometheus text format of
-// every added Registry plus the Go runtime and process metrics (once), and GET
-// /healthz answers 200 "ok" when every health check passes and 503 with the
-// failures otherwise.
+// daemons in the process):
+//
+//   - GET /metrics serves the Prometheus text format of every added
+//     Registry plus the Go runtime and process metrics (once);
+//   - GET /healthz (liveness) answers 200 "ok" when every health check
+//     passes and 503 with the failures otherwise;
+//   - GET /readyz (readiness) answers 200 "ok" when every ready check
+//     passes, 503 with the failures otherwise, and 503 "draining" once
+//     SetDraining was called;
+//   - POST /drain (only from a loopback address: 403 otherwise) starts the
+//     process's graceful drain (OnDrain) and answers 202 at once, or with
+//     ?wait=1 waits until the drain is done and answers 200 "drained";
+//     GET /drain waits the same way without starting one.
 //
 // NewAdmin binds the listener; Main serves until Drain or Exit (the
 // daemon.Daemon of an http.Server).
@@ -63,9 +73,18 @@ type Admin struct {
 	log     *slog.Logger
 	runtime *prometheus.Registry
 
-	mu     sync.RWMutex // guards regs and checks
+	mu     sync.RWMutex // guards regs, checks, ready and the drain hooks
 	regs   []*Registry
 	checks []healthCheck
+	ready  []healthCheck
+
+	drainStart func()          // OnDrain's start; nil: /drain is not served
+	drained    <-chan struct{} // OnDrain's done
+	draining   atomic.Bool     // SetDraining
+
+	// allowDrain decides whether the remote IP of a POST /drain may drain
+	// the process: loopback only (isLoopback); tests replace it.
+	allowDrain func(net.IP) bool
 }
 
 // healthCheck is one named health function.
@@ -86,7 +105,7 @@ func NewAdmin(addr string, reg *Registry, health func() error, log *slog.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("admin: %w", err)
 	}
-	a := &Admin{log: log, runtime: newRuntimeRegistry()}
+	a := &Admin{log: log, runtime: newRuntimeRegistry(), allowDrain: isLoopback}
 	if reg != nil {
 		a.AddRegistry(reg)
 	}
@@ -133,7 +152,35 @@ func (a *Admin) AddHealth(name string, check func() error) {
 	a.checks = append(a.checks, healthCheck{name: name, check: check})
 }
 
-// Handler returns the admin handler: GET /metrics and GET /healthz.
+// AddReady adds a check to /readyz, reported under name when it fails: the
+// daemon can take work now (it is registered in yellow, its routes are
+// synced). Like a health check it runs on every request, so it must be
+// quick and report state the daemon keeps.
+func (a *Admin) AddReady(name string, check func() error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.ready = append(a.ready, healthCheck{name: name, check: check})
+}
+
+// SetDraining makes /readyz answer 503 "draining" from now on: the process
+// is shutting down and must get no new work.
+func (a *Admin) SetDraining() { a.draining.Store(true) }
+
+// Draining reports whether SetDraining was called.
+func (a *Admin) Draining() bool { return a.draining.Load() }
+
+// OnDrain makes /drain serve: POST /drain calls start (which must return at
+// once and may be called more than once) and GET /drain, or POST
+// /drain?wait=1, waits until done is closed. Without OnDrain, /drain
+// answers 404.
+func (a *Admin) OnDrain(start func(), done <-chan struct{}) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.drainStart, a.drained = start, done
+}
+
+// Handler returns the admin handler: GET /metrics, GET /healthz, GET
+// /readyz, and POST and GET /drain.
 func (a *Admin) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(prometheus.GathererFunc(a.gather), promhttp.HandlerOpts{
@@ -143,6 +190,9 @@ func (a *Admin) Handler() http.Handler {
 		Timeout:             AdminScrapeTimeout,
 	}))
 	mux.HandleFunc("GET /healthz", a.healthz)
+	mux.HandleFunc("GET /readyz", a.readyz)
+	mux.HandleFunc("POST /drain", a.postDrain)
+	mux.HandleFunc("GET /drain", a.getDrain)
 	return mux
 }
 
@@ -233,6 +283,23 @@ func (a *Admin) healthz(w http.ResponseWriter, _ *http.Request) {
 	a.mu.RLock()
 	checks := slices.Clone(a.checks)
 	a.mu.RUnlock()
+	answerChecks(w, runChecks(checks))
+}
+
+// readyz runs the ready checks; a draining process is not ready.
+func (a *Admin) readyz(w http.ResponseWriter, _ *http.Request) {
+	if a.draining.Load() {
+		answerChecks(w, []string{"draining"})
+		return
+	}
+	a.mu.RLock()
+	checks := slices.Clone(a.ready)
+	a.mu.RUnlock()
+	answerChecks(w, runChecks(checks))
+}
+
+// runChecks runs checks and returns their failures, "<name>: <error>".
+func runChecks(checks []healthCheck) []string {
 	var failed []string
 	for _, c := range checks {
 		if err := c.check(); err != nil {
@@ -243,6 +310,12 @@ func (a *Admin) healthz(w http.ResponseWriter, _ *http.Request) {
 			failed = append(failed, msg)
 		}
 	}
+	return failed
+}
+
+// answerChecks answers 200 "ok" without failures, else 503 with them, one
+// a line.
+func answerChecks(w http.ResponseWriter, failed []string) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	if len(failed) > 0 {
@@ -251,6 +324,81 @@ func (a *Admin) healthz(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	fmt.Fprintln(w, "ok")
+}
+
+// isLoopback reports whether ip is a loopback address (127.0.0.0/8, ::1):
+// a caller inside the host, or inside the pod (Kubernetes runs a preStop
+// exec hook there).
+func isLoopback(ip net.IP) bool { return ip != nil && ip.IsLoopback() }
+
+// remoteIP returns the IP of r's remote address, nil if it has none.
+func remoteIP(r *http.Request) net.IP {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	return net.ParseIP(host)
+}
+
+// drainHooks returns OnDrain's start and done, or nils.
+func (a *Admin) drainHooks() (func(), <-chan struct{}) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.drainStart, a.drained
+}
+
+// postDrain starts the drain (loopback callers only) and answers 202, or
+// with ?wait=1 waits for it like getDrain.
+func (a *Admin) postDrain(w http.ResponseWriter, r *http.Request) {
+	start, done := a.drainHooks()
+	if start == nil {
+		http.Error(w, "this process does not drain through its admin endpoint", http.StatusNotFound)
+		return
+	}
+	if ip := remoteIP(r); !a.allowDrain(ip) {
+		a.log.Warn("admin: drain refused: not from a loopback address", "remote", r.RemoteAddr)
+		http.Error(w, "forbidden: POST /drain is accepted from a loopback address only (noon drain, a preStop hook); operators drain remotely with noonctl drain", http.StatusForbidden)
+		return
+	}
+	a.log.Info("admin: drain requested", "remote", r.RemoteAddr)
+	a.SetDraining()
+	start()
+	if wait := r.URL.Query().Get("wait"); wait != "" && wait != "0" && wait != "false" {
+		a.waitDrained(w, r, done)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusAccepted)
+	fmt.Fprintln(w, "draining")
+}
+
+// getDrain waits until the process has drained.
+func (a *Admin) getDrain(w http.ResponseWriter, r *http.Request) {
+	_, done := a.drainHooks()
+	if done == nil {
+		http.Error(w, "this process does not drain through its admin endpoint", http.StatusNotFound)
+		return
+	}
+	a.waitDrained(w, r, done)
+}
+
+// waitDrained answers 200 "drained" once done is closed, or nothing if the
+// client goes first. The wait may outlast AdminReadTimeout and
+// AdminWriteTimeout (a drain takes up to its grace), so the request's
+// deadlines are lifted; the client bounds it (noon drain -timeout).
+func (a *Admin) waitDrained(w http.ResponseWriter, r *http.Request, done <-chan struct{}) {
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Time{})
+	select {
+	case <-done:
+	case <-r.Context().Done():
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	fmt.Fprintln(w, "drained")
 }
 
 // promLogger passes promhttp's errors to slog.
