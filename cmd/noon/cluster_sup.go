@@ -129,13 +129,16 @@ func (s *supervisor) start(ch clusterChild) error {
 		s.running = slices.DeleteFunc(s.running, func(q *clusterProc) bool { return q == p })
 		s.mu.Unlock()
 		close(p.done)
-		if p.expected.Load() {
+		switch {
+		case p.expected.Load():
 			s.logf("stopped %-12s pid %d", ch.name, cmd.Process.Pid)
-			return
-		}
-		if err != nil {
+		case err == nil && ch.service != "":
+			// A clean exit is a drain an operator asked for (noonctl
+			// drain, POST /drain): the pool is one smaller.
+			s.logf("drained %-12s pid %d (the %s pool runs %d)", ch.name, cmd.Process.Pid, ch.service, len(s.pool(ch.service)))
+		case err != nil:
 			s.failed <- fmt.Sprintf("%s: %v", ch.name, err)
-		} else {
+		default:
 			s.failed <- ch.name + ": exited"
 		}
 	}()
