@@ -671,6 +671,12 @@ func (c *Conn) writeInline(iw inlineWriter) bool {
 			return false // the writer tries, and fails alike if broken
 		}
 		c.mu.Lock()
+		if c.dead {
+			// Closed while writing: it dropped the list; the writer
+			// ends the claim.
+			c.mu.Unlock()
+			return false
+		}
 		for range n {
 			c.head.payload = nil
 			c.head = c.head.next
