@@ -327,7 +327,8 @@ function emitModule(mod) {
     o += "}\n\n";
     o += `/** The descriptor of ${ns}.${s.name} for the compact codec. */\n`;
     o += `export const ${s.name}$: StructDesc = {\n  name: ${JSON.stringify(`${ns}.${s.name}`)},\n  fields: [\n`;
-    for (const f of s.fields) {
+    // In id order: the order the Go encoder writes fields in.
+    for (const f of [...s.fields].sort((a, b) => a.id - b.id)) {
       o += `    { id: ${f.id}, name: ${JSON.stringify(camel(f.name))}, wire: ${JSON.stringify(f.name)}, type: ${specOf(f.type)}, optional: ${f.req === "optional"}${f.def !== undefined ? `, def: ${f.def}` : ""} },\n`;
     }
     o += "  ],\n};\n\n";
