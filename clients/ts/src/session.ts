@@ -236,9 +236,17 @@ export class Session extends ServiceClients {
     if (this.closed) return Promise.reject(new NoonError("unavailable", "session closed"));
     if (this.c && !this.c.isClosed && this.c !== this.leaving) return Promise.resolve(this.c);
     if (!this.connecting) {
-      this.connecting = this.connectOnce().finally(() => {
-        this.connecting = null;
-      });
+      this.connecting = this.connectOnce()
+        .catch((e) => {
+          // No other broker yet: keep using the draining one while it
+          // still answers (its grace); the next call tries again.
+          const c = this.c;
+          if (c && c === this.leaving && !c.isClosed && !(e instanceof NoonError && e.code === "unauthenticated")) return c;
+          throw e;
+        })
+        .finally(() => {
+          this.connecting = null;
+        });
     }
     return this.connecting;
   }

@@ -9,11 +9,15 @@ import { Connection, Session, decode, encode, frame, edge, login, type WebSocket
 
 type Handler = (method: string, payload: Uint8Array, send: (first: string, payload?: Uint8Array) => void, ws: WebSocket) => void;
 
-async function fakeBroker(h: Handler): Promise<{ url: string; close: () => Promise<void>; conns: Set<WebSocket> }> {
+async function fakeBroker(h: Handler, state: { refuse?: boolean } = {}): Promise<{ url: string; close: () => Promise<void>; conns: Set<WebSocket> }> {
   const wss = new WebSocketServer({ host: "127.0.0.1", port: 0 });
   await new Promise<void>((r) => wss.once("listening", () => r()));
   const conns = new Set<WebSocket>();
   wss.on("connection", (ws) => {
+    if (state.refuse) {
+      ws.terminate();
+      return;
+    }
     conns.add(ws);
     ws.on("close", () => conns.delete(ws));
     ws.on("message", (data: Buffer) => {
@@ -159,5 +163,29 @@ test("Session: keeps the login token, forgets it on @edge.LoggedOut, moves on @e
   } finally {
     await a.close();
     await b.close();
+  }
+});
+
+test("Session: with no other broker, a draining broker keeps answering during its grace", async () => {
+  const state = { refuse: false };
+  const a = await fakeBroker((method, payload, send) => {
+    send("", payload);
+    if (method === "drain") {
+      state.refuse = true; // a draining broker takes no new connections
+      send("@edge.Draining", encode(edge.Draining$, { graceMs: 1000 }));
+    }
+  }, state);
+  try {
+    const errs: unknown[] = [];
+    const s = await Session.connect({ brokers: [a.url], WebSocket: WS, onError: (e) => errs.push(e) });
+    const drained = s.next("edge.Draining");
+    await s.call("drain", new Uint8Array(0));
+    await drained;
+    const conn = s.connection;
+    assert.deepEqual([...(await s.call("echo.Echo", new Uint8Array([5])))], [5]);
+    assert.equal(s.connection, conn, "still the draining broker's connection");
+    s.close();
+  } finally {
+    await a.close();
   }
 });
