@@ -15,7 +15,7 @@ FUZZTIME  ?= 20000x
 THRIFT_FILES := $(wildcard idl/*.thrift)
 PROTO_FILES  := $(wildcard idl/*.proto)
 
-.PHONY: run test bench gen lint build fuzz cluster clean chaos
+.PHONY: run test bench gen lint build fuzz cluster clean chaos ts
 
 ## run: the whole platform in one process on embedded defaults
 run: build
@@ -74,6 +74,14 @@ build:
 
 clean:
 	rm -rf $(BIN)
+
+## ts: the TypeScript SDK (clients/ts): install its npm packages from
+## package-lock.json, build it and run its tests (unit, conformance, and
+## the integration test against a real `noon dev` built here)
+ts:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/noon ./cmd/noon
+	cd clients/ts && npm ci && npm run build && NOON_BIN=$(CURDIR)/$(BIN)/noon npm test
 
 ## chaos: the chaos suite, full run (4-5 minutes): a multi-process cluster on
 ## the local Postgres and its own redis-server under load, each fault in turn
