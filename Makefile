@@ -21,9 +21,10 @@ PROTO_FILES  := $(wildcard idl/*.proto)
 run: build
 	$(BIN)/noon dev -config configs/dev.yaml
 
-## test: every test, unit and integration
+## test: every test, unit and integration: Go, then the TypeScript SDK
 test:
 	$(GO) test $(RACE) -count=1 -timeout 20m $(TESTFLAGS) $(PKGS)
+	$(MAKE) ts
 
 ## fuzz: each fuzz target for FUZZTIME
 fuzz:
@@ -58,6 +59,7 @@ gen:
 	  done
 	PATH="$(GOBIN):$$PATH" protoc -I idl --go_out=. --go_opt=module=github.com/noonhq/noon $(PROTO_FILES)
 	gofmt -w idl/gen
+	cd clients/ts && node scripts/gen.mjs ../../idl src/gen
 
 ## lint: gofmt, go vet, staticcheck
 lint:
