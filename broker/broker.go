@@ -31,8 +31,10 @@
 //
 // # Goroutines and locks
 //
-// The edge runs each request in its own goroutine and calls Handler.Request;
-// the broker's own goroutines are the view follower (yellow -> push
+// A request for a stateless route starts from the connection's reader
+// (StartRequest, edge.AsyncHandler) and completes from the link's reader;
+// the edge runs every other request in a goroutine of its own and calls
+// Handler.Request. The broker's own goroutines are the view follower (yellow -> push
 // subscribers, link warm-up) and the sync waiter, counted in Broker.wg.
 // Lock order: session.mu, then pushHub.mu (the router.Subscribers' lock,
 // then a link.Subscriber's, under it) or authIndex.mu; Broker.viewMu, then
