@@ -6,17 +6,24 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/apache/thrift/lib/go/thrift"
 
 	"github.com/noonhq/noon/edge/frame"
 	"github.com/noonhq/noon/idl/conformance"
+	edgeapi "github.com/noonhq/noon/idl/gen/edge"
+	"github.com/noonhq/noon/idl/gen/login"
 	"github.com/noonhq/noon/idl/methods"
 	"github.com/noonhq/noon/internal/thriftx"
 )
@@ -280,4 +287,319 @@ func TestConformanceBrokerList(t *testing.T) {
 			}
 		})
 	}
+}
+
+// pattern is a session step's hex: literal bytes and placeholders.
+type pattern []segment
+
+type segment struct {
+	lit  []byte
+	name string // a placeholder when set
+	n    int
+}
+
+func parsePattern(t *testing.T, h string, ph map[string]conformance.Placeholder) pattern {
+	t.Helper()
+	var p pattern
+	for h != "" {
+		i := strings.IndexByte(h, '{')
+		if i < 0 {
+			p = append(p, segment{lit: unhex(t, h)})
+			break
+		}
+		if i > 0 {
+			p = append(p, segment{lit: unhex(t, h[:i])})
+		}
+		j := strings.IndexByte(h, '}')
+		name := h[i+1 : j]
+		pl, ok := ph[name]
+		if !ok || pl.Len <= 0 {
+			t.Fatalf("placeholder {%s} is not declared with a length", name)
+		}
+		p = append(p, segment{name: name, n: pl.Len})
+		h = h[j+1:]
+	}
+	return p
+}
+
+// replay holds the values of a session's placeholders: made up by the
+// fake broker where they first appear in a frame it sends, checked where
+// the client sends them back.
+type replay struct {
+	mu   sync.Mutex
+	ph   map[string]conformance.Placeholder
+	vals map[string][]byte
+}
+
+// value returns name's value, making one up (Len bytes: ASCII for a
+// string, a varint for a wildcard time) the first time.
+func (r *replay) value(name string) []byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if v, ok := r.vals[name]; ok {
+		return v
+	}
+	pl := r.ph[name]
+	var v []byte
+	if pl.Wildcard {
+		v = append(bytes.Repeat([]byte{0x80}, pl.Len-1), 0x01)
+	} else {
+		v = []byte((name + "-" + strings.Repeat("x", pl.Len))[:pl.Len])
+	}
+	r.vals[name] = v
+	return v
+}
+
+// build returns the bytes of p with every placeholder's value.
+func (r *replay) build(p pattern) []byte {
+	var out []byte
+	for _, s := range p {
+		if s.name == "" {
+			out = append(out, s.lit...)
+		} else {
+			out = append(out, r.value(s.name)...)
+		}
+	}
+	return out
+}
+
+// match reports whether b is p: literals equal, a placeholder's bytes its
+// value (any bytes for a wildcard).
+func (r *replay) match(p pattern, b []byte) error {
+	for _, s := range p {
+		switch {
+		case s.name == "":
+			if !bytes.HasPrefix(b, s.lit) {
+				return fmt.Errorf("want % x, got % x", s.lit, b[:min(len(b), len(s.lit))])
+			}
+			b = b[len(s.lit):]
+		default:
+			if len(b) < s.n {
+				return fmt.Errorf("{%s}: %d bytes left, want %d", s.name, len(b), s.n)
+			}
+			if !r.ph[s.name].Wildcard && !bytes.Equal(b[:s.n], r.value(s.name)) {
+				return fmt.Errorf("{%s} = %q, want %q", s.name, b[:s.n], r.value(s.name))
+			}
+			b = b[s.n:]
+		}
+	}
+	if len(b) > 0 {
+		return fmt.Errorf("% x left over", b)
+	}
+	return nil
+}
+
+// TestConformanceSessions replays each recorded session: a fake broker
+// per broker of the session plays the recv steps and checks that the Go
+// client sends exactly the send steps (Dial's hello, Call's frames, the
+// resume token it got from the login reply); the client must deliver
+// every reply and push.
+func TestConformanceSessions(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join(conformanceDir, "sessions", "*.json"))
+	if len(files) == 0 {
+		t.Fatal("no sessions")
+	}
+	for _, file := range files {
+		var s conformance.Session
+		readVectors(t, filepath.Join("sessions", filepath.Base(file)), &s)
+		t.Run(s.Name, func(t *testing.T) { replaySession(t, s) })
+	}
+}
+
+func replaySession(t *testing.T, s conformance.Session) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r := &replay{ph: map[string]conformance.Placeholder{}, vals: map[string][]byte{}}
+	for _, p := range s.Placeholders {
+		r.ph[p.Name] = p
+	}
+	// One fake broker per broker name, taking that broker's connections
+	// in order.
+	type conn struct {
+		steps []pattern
+		dirs  []string
+	}
+	byBroker := map[string][]conn{}
+	var order []string
+	for _, c := range s.Connections {
+		var cc conn
+		for _, st := range c.Steps {
+			cc.steps = append(cc.steps, parsePattern(t, st.Hex, r.ph))
+			cc.dirs = append(cc.dirs, st.Dir)
+		}
+		if _, ok := byBroker[c.Broker]; !ok {
+			order = append(order, c.Broker)
+		}
+		byBroker[c.Broker] = append(byBroker[c.Broker], cc)
+	}
+	addrs := map[string]string{}
+	errs := make(chan error, len(s.Connections)+len(order))
+	var wg sync.WaitGroup
+	for _, name := range order {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = ln.Close() })
+		addrs[name] = ln.Addr().String()
+		conns := byBroker[name]
+		wg.Go(func() {
+			for i, cc := range conns {
+				nc, err := ln.Accept()
+				if err != nil {
+					errs <- fmt.Errorf("%s: accept: %w", name, err)
+					return
+				}
+				wg.Go(func() {
+					defer nc.Close()
+					fr := frame.NewReader(nc, frame.Limits{})
+					for j, p := range cc.steps {
+						if cc.dirs[j] == conformance.DirRecv {
+							if _, err := nc.Write(r.build(p)); err != nil {
+								errs <- fmt.Errorf("%s conn %d step %d: write: %w", name, i, j, err)
+								return
+							}
+							continue
+						}
+						m, payload, err := fr.ReadRequest()
+						if err != nil {
+							errs <- fmt.Errorf("%s conn %d step %d: read: %w", name, i, j, err)
+							return
+						}
+						if err := r.match(p, frame.AppendRequest(nil, string(m), payload)); err != nil {
+							errs <- fmt.Errorf("%s conn %d step %d: the client sent %s % x: %w", name, i, j, m, payload, err)
+							return
+						}
+					}
+					// Wait for the client to hang up.
+					_, _, _ = fr.ReadRequest()
+				})
+			}
+		})
+	}
+
+	var token string // from the last login.Login reply the client got
+	var clients []*Client
+	defer func() {
+		for _, c := range clients {
+			_ = c.Close()
+		}
+	}()
+	for ci, c := range s.Connections {
+		steps := c.Steps
+		var sends []int
+		var replies, pushes []int
+		for j, st := range steps {
+			switch {
+			case st.Dir == conformance.DirSend:
+				sends = append(sends, j)
+			case strings.HasPrefix(st.Note, "push "):
+				pushes = append(pushes, j)
+			default:
+				replies = append(replies, j)
+			}
+		}
+		decode := func(j int) (string, []byte) {
+			t.Helper()
+			b := r.build(parsePattern(t, steps[j].Hex, r.ph))
+			var first, payload []byte
+			var err error
+			if steps[j].Dir == conformance.DirSend {
+				first, payload, err = frame.DecodeRequestFrame(b, frame.Limits{})
+			} else {
+				first, payload, err = frame.DecodeResponseFrame(b, frame.Limits{})
+			}
+			if err != nil {
+				t.Fatalf("conn %d step %d: %v", ci, j, err)
+			}
+			return string(first), payload
+		}
+		opts := DefaultOptions()
+		opts.Hello = false
+		if len(sends) > 0 {
+			if m, p := decode(sends[0]); m == "edge.Hello" {
+				var hello edgeapi.HelloRequest
+				if err := thriftx.Unmarshal(p, &hello); err != nil {
+					t.Fatal(err)
+				}
+				opts.Hello, opts.Push, opts.ClientName = true, hello.GetPush(), hello.GetClientName()
+				if hello.IsSetResumeToken() {
+					if token == "" {
+						t.Fatalf("conn %d resumes, but no login reply came before", ci)
+					}
+					opts.ResumeToken = token // the broker checks it is the one it sent
+				}
+				sends = sends[1:]
+				_, want := decode(replies[0])
+				replies = replies[1:]
+				got, _ := thriftx.Marshal(dialHello(ctx, t, &clients, addrs[c.Broker], opts))
+				if !bytes.Equal(got, want) {
+					t.Errorf("conn %d: hello reply %x, want %x", ci, got, want)
+				}
+			}
+		}
+		var cl *Client
+		if opts.Hello {
+			cl = clients[len(clients)-1]
+		} else {
+			var err error
+			if cl, err = Dial(ctx, addrs[c.Broker], opts); err != nil {
+				t.Fatal(err)
+			}
+			clients = append(clients, cl)
+		}
+		for k, j := range sends {
+			method, payload := decode(j)
+			got, err := cl.Call(ctx, method, payload)
+			first, want := decode(replies[k])
+			if first != "" {
+				var werr *Error
+				if !errors.As(err, &werr) || werr.Error() != first {
+					t.Errorf("conn %d: %s: err %v, want %q", ci, method, err, first)
+				}
+				continue
+			}
+			if err != nil || !bytes.Equal(got, want) {
+				t.Errorf("conn %d: %s = %x, %v; want %x", ci, method, got, err, want)
+			}
+			if method == "login.Login" {
+				var rep login.LoginReply
+				if err := thriftx.Unmarshal(got, &rep); err != nil {
+					t.Fatal(err)
+				}
+				token = rep.GetSessionToken()
+			}
+		}
+		for _, j := range pushes {
+			first, want := decode(j)
+			select {
+			case p := <-cl.Pushes():
+				if "@"+p.Type != first || !bytes.Equal(p.Payload, want) {
+					t.Errorf("conn %d: push %s %x, want %s %x", ci, p.Type, p.Payload, first, want)
+				}
+			case <-ctx.Done():
+				t.Fatalf("conn %d: no push %s", ci, first)
+			}
+		}
+	}
+	for _, c := range clients {
+		_ = c.Close()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// dialHello dials with a hello and returns the hello reply, adding the
+// client to clients.
+func dialHello(ctx context.Context, t *testing.T, clients *[]*Client, addr string, opts Options) *edgeapi.HelloReply {
+	t.Helper()
+	c, err := Dial(ctx, addr, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	*clients = append(*clients, c)
+	return c.HelloReply()
 }

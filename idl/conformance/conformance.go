@@ -172,7 +172,9 @@ type Session struct {
 	// Setup says what the platform and the client do.
 	Setup string `json:"setup"`
 	// Placeholders name what varies per run: in a hex string, "{NAME}"
-	// stands for the bytes of that value (see Placeholder).
+	// stands for the Len bytes of that value, as they appear in the frame
+	// (see Placeholder). Lengths around them were recorded with values of
+	// those lengths.
 	Placeholders []Placeholder `json:"placeholders"`
 	// Connections are the connections in the order they are opened; the
 	// steps of each run in order.
@@ -186,6 +188,11 @@ type Placeholder struct {
 	Len int `json:"len,omitempty"`
 	// Description says what it is and how it is encoded.
 	Description string `json:"description"`
+	// Wildcard: each occurrence may be another value (times). Otherwise
+	// every occurrence of the name in a session is the same value: a
+	// replayer binds it where it first appears and checks it after (a
+	// token the broker sent must come back in a resume).
+	Wildcard bool `json:"wildcard,omitempty"`
 }
 
 // Connection is one connection of a Session.

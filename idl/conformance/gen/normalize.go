@@ -132,7 +132,7 @@ func normalize(name, setup string, conns []*recConn) (conformance.Session, error
 			count[v.kind]++
 			names[i] = fmt.Sprintf("%s_%d", v.kind, count[v.kind])
 		}
-		s.Placeholders = append(s.Placeholders, conformance.Placeholder{Name: names[i], Len: len(v.bytes), Description: descriptions[v.kind]})
+		s.Placeholders = append(s.Placeholders, conformance.Placeholder{Name: names[i], Len: len(v.bytes), Description: descriptions[v.kind], Wildcard: v.varint})
 	}
 	// Replace longer values first, so a value inside another is not cut.
 	order := make([]int, len(found))
@@ -159,7 +159,7 @@ func normalize(name, setup string, conns []*recConn) (conformance.Session, error
 }
 
 var descriptions = map[string]string{
-	"SESSION": "a connection's session id (HelloReply.session_id), random per connection.",
+	"SESSION": "a connection's session id (HelloReply.session_id), random per broker start and numbered per connection (its length may differ in another run).",
 	"BROKER":  "the broker's instance id (HelloReply.broker_id), random per broker start.",
 	"USER":    "a user id, made at login.Register; the same placeholder is the same user throughout the session.",
 	"TOKEN":   "a session token, made at login.Login (LoginReply.session_token); a resume sends it back (HelloRequest.resume_token).",
