@@ -18,6 +18,8 @@
 // another language replays them in its own tests.
 package conformance
 
+//go:generate go run ./gen -out .
+
 import (
 	"bytes"
 	"encoding/hex"

@@ -145,7 +145,6 @@ func (r *recorder) take() []*recConn {
 // loopback port 0 with in-memory stores and an in-process Redis.
 type devPlatform struct {
 	p       *platform.Platform
-	b2      *broker.Broker
 	stop    []func()
 	brokers [2]string
 }

@@ -102,7 +102,13 @@ func typeName(newT func() thrift.TStruct) string {
 	return path.Base(t.PkgPath()) + "." + t.Name()
 }
 
+// serial numbers the values of a full case, so that no two fields or
+// list elements are alike; encodeCase resets it, so the values are the
+// same at every run.
+var serial int
+
 func encodeCase(s thrift.TStruct, style int) (json.RawMessage, string, error) {
+	serial = 0
 	fill(reflect.ValueOf(s).Elem(), style, 0)
 	b, err := thriftx.Marshal(s)
 	if err != nil {
@@ -170,7 +176,8 @@ func value(t reflect.Type, name string, id, style, depth int) reflect.Value {
 			}
 			return reflect.ValueOf("é✓\U0001F600\"\\\n").Convert(t)
 		}
-		return reflect.ValueOf(fmt.Sprintf("%s-%d", name, depth+1)).Convert(t)
+		serial++
+		return reflect.ValueOf(fmt.Sprintf("%s-%d", name, serial)).Convert(t)
 	case reflect.Bool:
 		return reflect.ValueOf(!ext).Convert(t)
 	case reflect.Int32:
@@ -180,7 +187,8 @@ func value(t reflect.Type, name string, id, style, depth int) reflect.Value {
 		case ext:
 			return reflect.ValueOf(int32(math.MaxInt32)).Convert(t)
 		}
-		return reflect.ValueOf(int32(100*id + depth + 1)).Convert(t)
+		serial++
+		return reflect.ValueOf(int32(100*id + serial)).Convert(t)
 	case reflect.Int64:
 		switch {
 		case ext && id%2 == 0:
@@ -188,7 +196,8 @@ func value(t reflect.Type, name string, id, style, depth int) reflect.Value {
 		case ext:
 			return reflect.ValueOf(int64(math.MaxInt64)).Convert(t)
 		}
-		return reflect.ValueOf(int64(1_700_000_000_000 + 1000*id + depth)).Convert(t)
+		serial++
+		return reflect.ValueOf(int64(1_700_000_000_000 + 1000*id + serial)).Convert(t)
 	case reflect.Float64:
 		if ext {
 			return reflect.ValueOf(-1.5e300).Convert(t)
