@@ -418,11 +418,15 @@ func replaySession(t *testing.T, s conformance.Session) {
 	type conn struct {
 		steps []pattern
 		dirs  []string
+		// hangUp: the broker closes the connection after its steps,
+		// since the next connection is to another broker (the client
+		// lost this one); otherwise it waits for the client to close.
+		hangUp bool
 	}
 	byBroker := map[string][]conn{}
 	var order []string
-	for _, c := range s.Connections {
-		var cc conn
+	for i, c := range s.Connections {
+		cc := conn{hangUp: i+1 < len(s.Connections) && s.Connections[i+1].Broker != c.Broker}
 		for _, st := range c.Steps {
 			cc.steps = append(cc.steps, parsePattern(t, st.Hex, r.ph))
 			cc.dirs = append(cc.dirs, st.Dir)
@@ -435,6 +439,16 @@ func replaySession(t *testing.T, s conformance.Session) {
 	addrs := map[string]string{}
 	errs := make(chan error, len(s.Connections)+len(order))
 	var wg sync.WaitGroup
+	// After the test (and the listeners' cleanups, registered later, so
+	// run first): wait for the fake brokers and report what they saw,
+	// even when the driver stopped the test.
+	t.Cleanup(func() {
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+	})
 	for _, name := range order {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -471,13 +485,170 @@ func replaySession(t *testing.T, s conformance.Session) {
 							return
 						}
 					}
-					// Wait for the client to hang up.
-					_, _, _ = fr.ReadRequest()
+					if !cc.hangUp {
+						// Wait for the client to hang up.
+						_, _, _ = fr.ReadRequest()
+					}
 				})
 			}
 		})
 	}
 
+	if resumesElsewhere(t, s, r) {
+		driveSession(ctx, t, s, r, addrs)
+	} else {
+		driveClients(ctx, t, s, r, addrs)
+	}
+}
+
+// sessionStep decodes step j of conn ci, its placeholders filled.
+func sessionStep(t *testing.T, s conformance.Session, r *replay, ci, j int) (string, []byte) {
+	t.Helper()
+	st := s.Connections[ci].Steps[j]
+	b := r.build(parsePattern(t, st.Hex, r.ph))
+	var first, payload []byte
+	var err error
+	if st.Dir == conformance.DirSend {
+		first, payload, err = frame.DecodeRequestFrame(b, frame.Limits{})
+	} else {
+		first, payload, err = frame.DecodeResponseFrame(b, frame.Limits{})
+	}
+	if err != nil {
+		t.Fatalf("conn %d step %d: %v", ci, j, err)
+	}
+	return string(first), payload
+}
+
+// stepsOf splits a connection's steps into sends, replies and pushes (step
+// indexes).
+func stepsOf(c conformance.Connection) (sends, replies, pushes []int) {
+	for j, st := range c.Steps {
+		switch {
+		case st.Dir == conformance.DirSend:
+			sends = append(sends, j)
+		case strings.HasPrefix(st.Note, "push "):
+			pushes = append(pushes, j)
+		default:
+			replies = append(replies, j)
+		}
+	}
+	return sends, replies, pushes
+}
+
+// helloOf decodes connection ci's hello, or nil if it sends none first.
+func helloOf(t *testing.T, s conformance.Session, r *replay, ci int) *edgeapi.HelloRequest {
+	t.Helper()
+	sends, _, _ := stepsOf(s.Connections[ci])
+	if len(sends) == 0 {
+		return nil
+	}
+	m, p := sessionStep(t, s, r, ci, sends[0])
+	if m != "edge.Hello" {
+		return nil
+	}
+	var hello edgeapi.HelloRequest
+	if err := thriftx.Unmarshal(p, &hello); err != nil {
+		t.Fatal(err)
+	}
+	return &hello
+}
+
+// resumesElsewhere reports whether a connection of s resumes a session on
+// another broker than the connection before it: a broker change, which a
+// Session makes by itself.
+func resumesElsewhere(t *testing.T, s conformance.Session, r *replay) bool {
+	for ci := 1; ci < len(s.Connections); ci++ {
+		if h := helloOf(t, s, r, ci); h != nil && h.IsSetResumeToken() && s.Connections[ci].Broker != s.Connections[ci-1].Broker {
+			return true
+		}
+	}
+	return false
+}
+
+// checkCall checks a call's outcome against reply step j.
+func checkCall(t *testing.T, s conformance.Session, r *replay, ci, j int, method string, got []byte, err error) {
+	t.Helper()
+	first, want := sessionStep(t, s, r, ci, j)
+	if first != "" {
+		var werr *Error
+		if !errors.As(err, &werr) || werr.Error() != first {
+			t.Errorf("conn %d: %s: err %v, want %q", ci, method, err, first)
+		}
+		return
+	}
+	if err != nil || !bytes.Equal(got, want) {
+		t.Errorf("conn %d: %s = %x, %v; want %x", ci, method, got, err, want)
+	}
+}
+
+// driveSession plays the client side of s with one Session over the
+// session's brokers: it logs in with Call, and when the broker hangs up
+// it reconnects by itself to the next broker and resumes with the token
+// it kept from the login reply (the fake broker checks the token is the
+// one it sent).
+func driveSession(ctx context.Context, t *testing.T, s conformance.Session, r *replay, addrs map[string]string) {
+	var brokers []string
+	for _, c := range s.Connections {
+		if !slices.Contains(brokers, addrs[c.Broker]) {
+			brokers = append(brokers, addrs[c.Broker])
+		}
+	}
+	hello := helloOf(t, s, r, 0)
+	if hello == nil {
+		t.Fatal("conn 0 sends no hello")
+	}
+	opts := DefaultOptions()
+	opts.Push, opts.ClientName = hello.GetPush(), hello.GetClientName()
+	sess, err := Connect(ctx, SessionOptions{Brokers: brokers, Options: opts, ReconnectMin: time.Millisecond, ReconnectMax: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	for ci, c := range s.Connections {
+		sends, replies, pushes := stepsOf(c)
+		if ci > 0 {
+			// The broker of the previous connection hung up: the
+			// Session resumes on this one in the background.
+			want := addrs[c.Broker]
+			for resumed := false; !resumed; {
+				select {
+				case p := <-sess.Pushes():
+					resumed = p.Type == EventResumed
+					if resumed && string(p.Payload) != want {
+						t.Fatalf("conn %d: resumed on %s, want %s", ci, p.Payload, want)
+					}
+					if p.Type == EventResumeFailed {
+						t.Fatalf("conn %d: resume failed", ci)
+					}
+				case <-ctx.Done():
+					t.Fatalf("conn %d: the session did not resume on %s", ci, want)
+				}
+			}
+		}
+		sess.mu.Lock()
+		cl := sess.c
+		sess.mu.Unlock()
+		_, wantHello := sessionStep(t, s, r, ci, replies[0])
+		if got, _ := thriftx.Marshal(cl.HelloReply()); !bytes.Equal(got, wantHello) {
+			t.Errorf("conn %d: hello reply %x, want %x", ci, got, wantHello)
+		}
+		for k, j := range sends[1:] {
+			method, payload := sessionStep(t, s, r, ci, j)
+			got, err := sess.Call(ctx, method, payload)
+			checkCall(t, s, r, ci, replies[k+1], method, got, err)
+		}
+		if ci == 0 && sess.Token() == "" {
+			t.Fatal("the Session kept no token from the login reply")
+		}
+		if len(pushes) > 0 {
+			t.Errorf("conn %d: pushes in a resumed session are not replayed", ci)
+		}
+	}
+}
+
+// driveClients plays the client side of s with one Client per connection,
+// in order, kept open to the end.
+func driveClients(ctx context.Context, t *testing.T, s conformance.Session, r *replay, addrs map[string]string) {
 	var token string // from the last login.Login reply the client got
 	var clients []*Client
 	defer func() {
@@ -584,11 +755,6 @@ func replaySession(t *testing.T, s conformance.Session) {
 	}
 	for _, c := range clients {
 		_ = c.Close()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
 	}
 }
 
