@@ -66,7 +66,7 @@ func frames() conformance.Frames {
 	req("echo", "echo.Echo", []byte("hello"), "echo.Echo's payload is raw bytes")
 	req("hello with push", wire.MethodHello, hello, "edge.Hello{protocol_version: 1, push: true}")
 	req("empty payload", "room.Start", nil, "")
-	req("empty method", "", nil, "a well-formed frame: the broker answers it \"unknown_method: \" (no bad_frame)")
+	req("empty method", "", nil, "a well-formed frame (not bad_frame): the broker answers it \"bad_request: invalid method name: ...\" and keeps the connection (sessions/error.json)")
 	req("method of max_method bytes", strings.Repeat("m", frame.DefaultMaxMethod), []byte{0}, "the longest method accepted")
 	req("binary payload", "echo.Echo", []byte{0, 1, 0x7f, 0x80, 0xff}, "")
 	rep("ok", "", helloRep, "edge.HelloReply")

@@ -75,8 +75,12 @@ func normalize(name, setup string, conns []*recConn) (conformance.Session, error
 			var newT func() thrift.TStruct
 			switch {
 			case f.dir == conformance.DirSend:
-				pending = append(pending, f.first)
-				st.what = f.first + " request"
+				label := f.first
+				if label == "" {
+					label = "(empty method)"
+				}
+				pending = append(pending, label)
+				st.what = label + " request"
 				if m, ok := methods.Lookup(f.first); ok {
 					newT = m.NewReq
 				}

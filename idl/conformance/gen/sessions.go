@@ -352,7 +352,7 @@ func scripts() []script {
 		},
 		{
 			name:  "error",
-			setup: "One connection: edge.Hello, then room.Create before any login: a private method is answered \"unauthenticated: room.Create requires login\" and the connection stays open; echo.Echo still works after it.",
+			setup: "One connection: edge.Hello, then room.Create before any login: a private method is answered \"unauthenticated: room.Create requires login\" and the connection stays open; then a request with an empty method (a well-formed frame, not a bad_frame), answered bad_request (an invalid method name) on the open connection; echo.Echo still works after both.",
 			run: func(ctx context.Context, dial [2]string) error {
 				c, err := client.Dial(ctx, dial[0], dialOpts(false, ""))
 				if err != nil {
@@ -363,6 +363,10 @@ func scripts() []script {
 				var werr *client.Error
 				if !errors.As(err, &werr) || werr.Code != "unauthenticated" {
 					return fmt.Errorf("room.Create before login: %v, want unauthenticated", err)
+				}
+				_, err = c.Call(ctx, "", nil)
+				if !errors.As(err, &werr) || werr.Code != "bad_request" {
+					return fmt.Errorf("empty method: %v, want bad_request", err)
 				}
 				_, err = c.Call(ctx, "echo.Echo", []byte("still here"))
 				return err
