@@ -173,6 +173,9 @@ type Session struct {
 	Name string `json:"name"`
 	// Setup says what the platform and the client do.
 	Setup string `json:"setup"`
+	// Notes are the rules of replaying a session (the same in every
+	// file).
+	Notes []string `json:"notes"`
 	// Placeholders name what varies per run: in a hex string, "{NAME}"
 	// stands for the Len bytes of that value, as they appear in the frame
 	// (see Placeholder). Lengths around them were recorded with values of

@@ -50,7 +50,7 @@ type varValue struct {
 // (by the method of the request a reply answers, or the push type), the
 // varying values replaced by placeholders.
 func normalize(name, setup string, conns []*recConn) (conformance.Session, error) {
-	s := conformance.Session{Name: name, Setup: setup}
+	s := conformance.Session{Name: name, Setup: setup, Notes: sessionNotes}
 	type step struct {
 		rec  recorded
 		json []byte
@@ -160,6 +160,15 @@ func normalize(name, setup string, conns []*recConn) (conformance.Session, error
 		s.Connections = append(s.Connections, conn)
 	}
 	return s, nil
+}
+
+// sessionNotes are the Notes of every session.
+var sessionNotes = []string{
+	"Recorded from a real platform (yellow, echo, login, room, the BrokerList and two brokers, in one process) through a recording TCP proxy in front of each broker, driven by the Go client.",
+	"connections are opened in order, each to its broker; the steps of a connection run in order. send: a frame the client sends; recv: a frame the broker sends. hex is the whole frame, TotalLen included.",
+	"{NAME} in a hex string stands for exactly len bytes (placeholders); the lengths around it (TotalLen, the Thrift string length) count those bytes. A fake broker replaying a session makes up a value of len bytes for a name the first time it sends it (for a wildcard, any compact varint of len bytes, e.g. 80 .. 80 01), sends the same value wherever the name appears again, and checks that the client sends it back where a send step has it (the resume token); wildcards match any len bytes.",
+	"A push (first string \"@...\") may arrive between any two replies; a client must not take it for a reply. Replies come in request order.",
+	"A connection followed by one to another broker: that broker hung up (the client lost it); the client reconnects to the other broker by itself and resumes the session with the token of its login (edge.Hello with resume_token).",
 }
 
 var descriptions = map[string]string{
