@@ -46,7 +46,9 @@ bench: build
 ## and their union idl/methods/methods_gen.go) and copies of the thrift files
 ## without the service blocks, from which thrift writes the structs only (its
 ## Go generator cannot skip a service's client and processor code); thrift
-## errors name the copy, with the original's line numbers.
+## errors name the copy, with the original's line numbers. Then the
+## conformance vectors of idl/conformance are written from the new code
+## (its sessions recorded from an in-process platform).
 gen:
 	rm -rf idl/gen && mkdir -p idl/gen
 	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
@@ -60,6 +62,7 @@ gen:
 	PATH="$(GOBIN):$$PATH" protoc -I idl --go_out=. --go_opt=module=github.com/noonhq/noon $(PROTO_FILES)
 	gofmt -w idl/gen
 	cd clients/ts && node scripts/gen.mjs ../../idl src/gen
+	$(GO) run ./idl/conformance/gen -out idl/conformance
 
 ## lint: gofmt, go vet, staticcheck
 lint:
