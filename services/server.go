@@ -68,6 +68,7 @@ type Server struct {
 	draining atomic.Bool
 	pubSeq   atomic.Uint64
 	meta     atomic.Pointer[func() map[string]string] // SetMeta
+	admin    string                                   // the wire.MetaAdmin label, "" for none
 
 	mu      sync.Mutex // guards closed, reg, started and wg.Add
 	closed  bool
@@ -179,6 +180,7 @@ func NewServer(opts Options, handlers map[string]HandlerFunc, log *slog.Logger) 
 			return nil, fmt.Errorf("services: pub_bind: %w", err)
 		}
 	}
+	s.admin = wire.AdminLabel(opts.AdminAddr, wire.EndpointHost(s.routerEP))
 	s.log.Info("services: listening", "router", s.routerEP, "pub", s.pubEP, "concurrency", opts.Concurrency)
 	return s, nil
 }
@@ -597,10 +599,21 @@ func (s *Server) SetMeta(meta func() map[string]string) {
 	s.meta.Store(&meta)
 }
 
-// currentMeta returns the labels of SetMeta's function now, nil without one.
+// currentMeta returns the labels of SetMeta's function now, with the
+// wire.MetaAdmin label when the instance has an admin endpoint; nil
+// without either.
 func (s *Server) currentMeta() map[string]string {
+	var m map[string]string
 	if f := s.meta.Load(); f != nil {
-		return (*f)()
+		m = (*f)()
 	}
-	return nil
+	if s.admin == "" {
+		return m
+	}
+	out := make(map[string]string, len(m)+1)
+	for k, v := range m {
+		out[k] = v
+	}
+	out[wire.MetaAdmin] = s.admin
+	return out
 }

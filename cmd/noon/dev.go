@@ -79,6 +79,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		Health:     rt.health,
 		TLS:        eph,
 		Insecure:   cfg.TLS.Insecure,
+		AdminAddr:  rt.adminAddr(),
 	})
 	if err != nil {
 		return err

@@ -69,6 +69,15 @@ func (rt *runtime) registry(daemon string) *metrics.Registry {
 	return reg
 }
 
+// adminAddr returns the admin endpoint's address, "" without one: what
+// instances publish as their wire.MetaAdmin label.
+func (rt *runtime) adminAddr() string {
+	if rt.admin == nil {
+		return ""
+	}
+	return rt.admin.Addr()
+}
+
 // health adds a /healthz check.
 func (rt *runtime) health(name string, check func() error) {
 	if rt.admin != nil {
