@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/noonhq/noon/edge/brokerlist"
+	"github.com/noonhq/noon/internal/daemon"
 	"github.com/noonhq/noon/internal/metrics"
+	"github.com/noonhq/noon/internal/ops/console"
 	"github.com/noonhq/noon/internal/pki"
 	"github.com/noonhq/noon/platform"
 	"github.com/noonhq/noon/services"
@@ -85,6 +87,28 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	b, bl := p.Broker, p.BrokerList
+	daemons := p.Daemons
+
+	// The web console on the admin port, following this process's yellow
+	// as an admin.
+	var con *consoleDaemon
+	if rt.admin != nil {
+		var creds *pki.Credentials
+		if eph != nil {
+			if creds, err = eph.Credentials(adminIdentity); err != nil {
+				p.Exit()
+				return err
+			}
+		}
+		c, err := newConsole(cfg, []string{p.Yellow.RouterEndpoint()}, creds, rt.log)
+		if err != nil {
+			p.Exit()
+			return err
+		}
+		con = &c
+		rt.admin.Handle(console.Path, c.Handler())
+		daemons = append(daemons, daemon.Named{Name: "console", Daemon: c})
+	}
 
 	rt.started = func() {
 		// Say "up" once the broker routes to every service and the
@@ -111,6 +135,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if rt.admin != nil {
 			fmt.Fprintf(stdout, "  metrics      http://%s/metrics (and /healthz)\n", rt.admin.Addr())
 		}
+		if con != nil {
+			fmt.Fprintf(stdout, "  console      http://%s%s token %s\n", hostPortString(rt.admin.Addr()), console.Path, con.Token())
+		}
 		fmt.Fprintf(stdout, "  stores       %s\n", describeStores(cfg))
 		if tlsDir != "" {
 			fmt.Fprintf(stdout, "  links        mutual TLS, ephemeral CA; noonctl: bin/noonctl -tls %s instances\n", tlsDir)
@@ -122,7 +149,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		fmt.Fprintf(stdout, "Ctrl-C stops everything.\n")
 	}
-	return rt.run(ctx, p.Daemons...)
+	return rt.run(ctx, daemons...)
 }
 
 // devTLS returns noon dev's ephemeral CA, which gives every daemon of the
@@ -165,6 +192,9 @@ func describeStores(cfg *Config) string {
 // devReadyTimeout bounds how long noon dev waits for its services to be
 // routable before printing its banner anyway (with a warning).
 const devReadyTimeout = 15 * time.Second
+
+// hostPortString is hostPort of an address string.
+func hostPortString(a string) string { return wire.DialAddr(a) }
 
 // hostPort prints a listener address as a client would dial it: a wildcard
 // host becomes 127.0.0.1.

@@ -66,6 +66,8 @@ type Admin struct {
 	mu     sync.RWMutex // guards regs and checks
 	regs   []*Registry
 	checks []healthCheck
+
+	mux *http.ServeMux // Handler's; Handle adds to it
 }
 
 // healthCheck is one named health function.
@@ -133,9 +135,21 @@ func (a *Admin) AddHealth(name string, check func() error) {
 	a.checks = append(a.checks, healthCheck{name: name, check: check})
 }
 
-// Handler returns the admin handler: GET /metrics and GET /healthz.
+// Handle adds a handler to the admin endpoint (the console of noon dev
+// under /console/), with http.ServeMux's patterns. Call it before Main; a
+// pattern that conflicts with another panics, as ServeMux does.
+func (a *Admin) Handle(pattern string, h http.Handler) {
+	a.mux.Handle(pattern, h)
+}
+
+// Handler returns the admin handler: GET /metrics and GET /healthz, and
+// what Handle added.
 func (a *Admin) Handler() http.Handler {
+	if a.mux != nil {
+		return a.mux
+	}
 	mux := http.NewServeMux()
+	a.mux = mux
 	mux.Handle("GET /metrics", promhttp.HandlerFor(prometheus.GathererFunc(a.gather), promhttp.HandlerOpts{
 		ErrorLog:            promLogger{a.log},
 		ErrorHandling:       promhttp.ContinueOnError,
