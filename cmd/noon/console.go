@@ -135,4 +135,3 @@ func newConsole(cfg *Config, yellows []string, creds *pki.Credentials, log *slog
 	}
 	return consoleDaemon{Console: con, w: w}, nil
 }
-

@@ -104,7 +104,7 @@ func TestAPI(t *testing.T) {
 	}
 	code, body := do(t, "GET", api+"snapshot", bearer, "", "")
 	var rep struct {
-		Snapshot ops.Snapshot     `json:"snapshot"`
+		Snapshot ops.Snapshot    `json:"snapshot"`
 		History  []console.Point `json:"history"`
 	}
 	if code != 200 || json.Unmarshal([]byte(body), &rep) != nil {
