@@ -8,7 +8,9 @@
 //	noonctl [-yellows tcp://...] [-tls DIR | -config FILE] match [queues | tickets QUEUE | cancel TICKET]
 //	noonctl [-yellows tcp://...] [-tls DIR | -config FILE] game get USER | grant | take | set-stat | ban | unban | audit
 //	noonctl [-yellows tcp://...] [-tls DIR | -config FILE] pay list USER | replay ID|PROVIDER:TXID
+//	noonctl [-yellows tcp://...] [-tls DIR | -config FILE] rooms [-limit N] [-instance ID]
 //	noonctl [-yellows tcp://...] [-tls DIR | -config FILE] rooms prune [-older-than D] [-dry-run] [-limit N]
+//	noonctl [-yellows tcp://...] [-tls DIR | -config FILE] top [-interval D] [-once]
 //
 // instances talks to yellow over the internal links, which are mutual TLS:
 // noonctl presents an admin certificate, from -tls DIR (ca.crt, admin.crt,
@@ -84,7 +86,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			"  game audit [USER]    the GM audit log, newest first (admin)\n"+
 			"  pay list USER        a player's purchases, newest first (admin)\n"+
 			"  pay replay ID|PROVIDER:TXID  deliver a purchase's pending grant now (admin)\n"+
-			"  rooms prune [-older-than D] [-dry-run] [-limit N]  delete or archive rooms closed longer than D (admin)\n\nFlags:\n")
+			"  rooms [-limit N] [-instance ID]  placement: each room instance's active rooms, their seq and members (admin)\n"+
+			"  rooms prune [-older-than D] [-dry-run] [-limit N]  delete or archive rooms closed longer than D (admin)\n"+
+			"  top [-interval D] [-once]  live view: services, instances, load, in-flight, req/s, errors, p99, rooms, brokers, match queues (admin)\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -101,8 +105,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fs.Usage()
 		return 2
 	}
-	ctx, cancel := context.WithTimeout(ctx, o.timeout)
-	defer cancel()
+	if rest[0] != "top" { // top runs until interrupted; -timeout bounds its yellow sync
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.timeout)
+		defer cancel()
+	}
 	var err error
 	switch rest[0] {
 	case "call":
@@ -123,6 +130,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = cmdPay(ctx, o, rest[1:], stdout)
 	case "rooms":
 		err = cmdRooms(ctx, o, rest[1:], stdout)
+	case "top":
+		err = cmdTop(ctx, o, rest[1:], stdout)
 	default:
 		fmt.Fprintf(stderr, "noonctl: unknown command %q\n", rest[0])
 		fs.Usage()

@@ -95,7 +95,7 @@
       cell(tr, fmt(svc.req_rate, 1));
       cell(tr, fmt(svc.err_rate, 2));
       cell(tr, ms(svc.p99));
-      cell(tr, svc.name === "room" ? fmt(svc.rooms, 0) : "");
+      cell(tr, svc.name === "room" ? fmt(svc.rooms || 0, 0) : "");
       tr.addEventListener("click", () => { selected = svc.name; render(last, history); });
       sb.appendChild(tr);
     }
