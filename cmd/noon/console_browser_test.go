@@ -299,4 +299,3 @@ func distinctColours(img image.Image, limit int) int {
 	}
 	return len(seen)
 }
-
