@@ -90,7 +90,14 @@ func runConsole(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		ErrorLog:          slog.NewLogLogger(rt.log.Handler(), slog.LevelWarn),
 	}
 	hs := daemon.NewHTTPServer("console", ln, srv, rt.log.With("daemon", "console"))
-	rt.log.Info("console listening", "url", "http://"+hostPort(ln.Addr())+"/console/", "token", con.Token())
+	url := "http://" + hostPort(ln.Addr()) + console.Path
+	if cfg.Console.Token == "" {
+		// Generated: the operator learns it here. A configured one is
+		// not logged.
+		rt.log.Info("console listening", "url", url, "token", con.Token())
+	} else {
+		rt.log.Info("console listening", "url", url, "token", "console.token")
+	}
 	return rt.run(ctx, daemon.Named{Name: "console", Daemon: con}, daemon.Named{Name: "console http", Daemon: hs})
 }
 

@@ -136,7 +136,11 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			fmt.Fprintf(stdout, "  metrics      http://%s/metrics (and /healthz)\n", rt.admin.Addr())
 		}
 		if con != nil {
-			fmt.Fprintf(stdout, "  console      http://%s%s token %s\n", hostPortString(rt.admin.Addr()), console.Path, con.Token())
+			token := con.Token()
+			if cfg.Console.Token != "" {
+				token = "(console.token)" // configured: not printed
+			}
+			fmt.Fprintf(stdout, "  console      http://%s%s token %s\n", hostPortString(rt.admin.Addr()), console.Path, token)
 		}
 		fmt.Fprintf(stdout, "  stores       %s\n", describeStores(cfg))
 		if tlsDir != "" {
