@@ -212,7 +212,7 @@
   function graph(svg, history, names, pick) {
     const NS = "http://www.w3.org/2000/svg";
     while (svg.firstChild) svg.removeChild(svg.firstChild);
-    const W = 600, H = 160, pad = 4;
+    const W = 360, H = 160, pad = 4;
     let max = 0;
     for (const p of history) for (const n of names) {
       const v = p.s && p.s[n] ? pick(p.s[n]) : null;
