@@ -16,7 +16,9 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/noonhq/noon/edge/client"
 	"github.com/noonhq/noon/internal/ops/console"
+	"github.com/noonhq/noon/services/echo"
 )
 
 // chromiumPath is Debian's chromium (apt-get install chromium).
@@ -95,7 +97,7 @@ func (w *lineWriter) String() string {
 // startDevInProcess runs `noon dev` in this process on port-0 listeners
 // and returns its banner's console URL and token. It stops at the test's
 // end.
-func startDevInProcess(t *testing.T) (consoleURL, token string) {
+func startDevInProcess(t *testing.T) (consoleURL, token, brokerTCP string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	out, logs := newLineWriter(), newLineWriter()
@@ -130,13 +132,54 @@ func startDevInProcess(t *testing.T) (consoleURL, token string) {
 	if len(f) != 4 || f[2] != "token" || !strings.HasSuffix(f[1], console.Path) {
 		t.Fatalf("banner console line: %q", line)
 	}
-	return f[1], f[3]
+	// "  broker TCP   127.0.0.1:N (pandaparty frames)"
+	b := strings.Fields(out.wait(wctx, "  broker TCP "))
+	if len(b) < 3 {
+		t.Fatalf("banner broker line: %q", b)
+	}
+	return f[1], f[3], b[2]
+}
+
+// echoLoad calls echo.Echo through the broker at addr about 100 times a
+// second (below noon dev's per-connection rate limit) until the test
+// ends: traffic for the console's figures.
+func echoLoad(t *testing.T, addr string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	c, err := client.Dial(ctx, addr, client.DefaultOptions())
+	if err != nil {
+		cancel()
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			if _, err := c.Call(ctx, echo.MethodEcho, []byte("console")); err != nil && ctx.Err() == nil {
+				t.Errorf("echo: %v", err)
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		c.Close()
+	})
 }
 
 // TestConsoleInChromium loads noon dev's console in headless Chromium,
 // enters the token, waits for the real services, checks a screenshot,
 // opens a service's instances and presses a Drain button (which this
-// build answers "not available").
+// build answers "not available"). A client calls echo meanwhile, so the
+// figures and graphs have something to show.
 func TestConsoleInChromium(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test: skipped with -short")
@@ -148,8 +191,9 @@ func TestConsoleInChromium(t *testing.T) {
 		t.Skipf("%s is missing: apt-get install -y chromium to run the console's browser test", chromiumPath)
 	}
 	began := time.Now()
-	url, token := startDevInProcess(t)
+	url, token, brokerTCP := startDevInProcess(t)
 	up := time.Since(began)
+	echoLoad(t, brokerTCP)
 
 	actx, acancel := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(chromiumPath),
@@ -193,10 +237,12 @@ func TestConsoleInChromium(t *testing.T) {
 	_, err = chromedp.Run(ctx, chromedp.Poll[bool](fmt.Sprintf(`(() => {
 			const want = %s;
 			const rows = [...document.querySelectorAll("#services tbody tr.service")].map(r => r.dataset.service);
-			return want.every(n => rows.includes(n)) && document.querySelectorAll("#g-req polyline").length > 0;
+			const echo = document.querySelector('#services tbody tr.service[data-service="echo"]');
+			return want.every(n => rows.includes(n)) && document.querySelectorAll("#g-req polyline").length > 0 &&
+				echo !== null && parseFloat(echo.children[5].textContent) > 0;
 		})()`, jsList(want)), chromedp.WithPollingTimeout(60*time.Second)))
 	if err != nil {
-		t.Fatalf("console did not show the services %v: %v", want, err)
+		t.Fatalf("console did not show the services %v with echo's traffic: %v", want, err)
 	}
 	shown, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#services tbody tr.service")].map(r => r.dataset.service)`))
 	if err != nil {
