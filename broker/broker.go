@@ -227,6 +227,12 @@ func New(opts Options, log *slog.Logger, sink metrics.Sink) (*Broker, error) {
 		_, port, _ := net.SplitHostPort(a.String())
 		b.record.Meta = map[string]string{"ws": "ws://" + net.JoinHostPort(advHost, port) + opts.Edge.WSPath}
 	}
+	if adm := wire.AdminLabel(opts.AdminAddr, advHost); adm != "" {
+		if b.record.Meta == nil {
+			b.record.Meta = map[string]string{}
+		}
+		b.record.Meta[wire.MetaAdmin] = adm
+	}
 	if err := yellow.ValidateInstance(b.record, 0); err != nil {
 		b.cancel()
 		b.closePub()

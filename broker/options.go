@@ -129,6 +129,12 @@ type Options struct {
 	// Empty: no presence is published, and services that follow it never
 	// learn that this broker's players left.
 	PubBind string `yaml:"pub_bind"`
+	// AdminAddr is the host:port of the admin HTTP serving the broker's
+	// metrics, published in its yellow record as the meta label
+	// wire.MetaAdmin (a wildcard host as Advertise's host) for noonctl top
+	// and the console. Set by the command that runs the broker; "" for
+	// none.
+	AdminAddr string `yaml:"-"`
 	// ResumeGrace is how long a player whose connection left may reconnect
 	// (resume their session, on any broker) before services such as the
 	// matchmaker treat them as gone; it travels in the presence events

@@ -231,6 +231,33 @@ struct PruneReply {
   3: string mode
 }
 
+// RoomsRequest lists the rooms active on the instance that answers (admins
+// only: noonctl rooms calls it on every room instance).
+struct RoomsRequest {
+  // limit bounds the rooms listed: 0 means 100, at most 1,000.
+  1: i32 limit
+}
+
+// RoomPlacement is one active room of an instance.
+struct RoomPlacement {
+  1: string id
+  2: string status
+  // seq is the seq of the room's last event.
+  3: i64 seq
+  // members are the players in the room, in seat order.
+  4: list<string> members
+  5: string game
+}
+
+struct RoomsReply {
+  // instance is the room instance that answered.
+  1: string instance
+  // active is how many rooms the instance holds in memory; rooms lists the
+  // first limit of them by id.
+  2: i32 active
+  3: list<RoomPlacement> rooms
+}
+
 // Room is the room service's API (stateful: routed by the session's
 // binding room = <id>).
 service Room {
@@ -254,6 +281,9 @@ service Room {
   CreateMatchedReply CreateMatched(1: CreateMatchedRequest req)
   // Prune removes or archives rooms closed long enough (admin only).
   PruneReply Prune(1: PruneRequest req)
+  // Rooms lists the rooms active on this instance, with their seq and
+  // members (admin only).
+  RoomsReply Rooms(1: RoomsRequest req)
 }
 
 // --- race31, the sample game -------------------------------------------

@@ -68,6 +68,10 @@ type Options struct {
 	TLS *pki.Ephemeral
 	// Insecure allows plain links on addresses other than loopback.
 	Insecure bool
+	// AdminAddr, when set, is the host:port of the admin HTTP serving the
+	// daemons' metrics (noon dev's): every instance and the broker publish
+	// it in yellow as the meta label wire.MetaAdmin.
+	AdminAddr string
 }
 
 // BrokerListIdentity is the BrokerList's identity: part of the edge, it
@@ -158,6 +162,7 @@ func New(ctx context.Context, opts Options) (_ *Platform, err error) {
 			sec = m.NewSection()
 		}
 		sec.Runtime().Yellows = yellows
+		sec.Runtime().AdminAddr = opts.AdminAddr
 		count := max(1, opts.Instances[m.Name()])
 		for n := 1; n <= count; n++ {
 			isec := sec
@@ -197,6 +202,7 @@ func New(ctx context.Context, opts Options) (_ *Platform, err error) {
 	bo := opts.Broker
 	bo.Yellows = yellows
 	bo.Insecure = opts.Insecure
+	bo.AdminAddr = opts.AdminAddr
 	if bo.TLS, err = opts.credentials(pki.Identity{Role: pki.RoleBroker}); err != nil {
 		return nil, err
 	}

@@ -95,6 +95,13 @@ type Options struct {
 	// Insecure allows plain links on addresses other than loopback (the
 	// config's tls.insecure).
 	Insecure bool `yaml:"-"`
+	// AdminAddr is the host:port of the admin HTTP (/metrics, /healthz)
+	// serving this instance's metrics, published in yellow as the meta
+	// label wire.MetaAdmin (a wildcard host as the advertised host) for
+	// noonctl top and the console. Set by the command that runs the
+	// instance (it knows the admin endpoint), not by the section; "" for
+	// none.
+	AdminAddr string `yaml:"-"`
 }
 
 // NewOptions returns the default options; Name and Yellows still need

@@ -70,6 +70,7 @@ type Server struct {
 	meta     atomic.Pointer[func() map[string]string] // SetMeta
 	drainReq atomic.Pointer[func()]                   // SetDrainRequest
 	drainAsk atomic.Bool                              // a drain request was taken: not ready
+	admin    string                                   // the wire.MetaAdmin label, "" for none
 
 	mu      sync.Mutex // guards closed, reg, started and wg.Add
 	closed  bool
@@ -181,6 +182,7 @@ func NewServer(opts Options, handlers map[string]HandlerFunc, log *slog.Logger) 
 			return nil, fmt.Errorf("services: pub_bind: %w", err)
 		}
 	}
+	s.admin = wire.AdminLabel(opts.AdminAddr, wire.EndpointHost(s.routerEP))
 	s.log.Info("services: listening", "router", s.routerEP, "pub", s.pubEP, "concurrency", opts.Concurrency)
 	return s, nil
 }
@@ -688,10 +690,21 @@ func callerString(sess *Session) string {
 	return "plain link"
 }
 
-// currentMeta returns the labels of SetMeta's function now, nil without one.
+// currentMeta returns the labels of SetMeta's function now, with the
+// wire.MetaAdmin label when the instance has an admin endpoint; nil
+// without either.
 func (s *Server) currentMeta() map[string]string {
+	var m map[string]string
 	if f := s.meta.Load(); f != nil {
-		return (*f)()
+		m = (*f)()
 	}
-	return nil
+	if s.admin == "" {
+		return m
+	}
+	out := make(map[string]string, len(m)+1)
+	for k, v := range m {
+		out[k] = v
+	}
+	out[wire.MetaAdmin] = s.admin
+	return out
 }

@@ -68,6 +68,7 @@ func (rt *runtime) newBroker(cfg *Config) (*broker.Broker, error) {
 		return nil, err
 	}
 	o.Insecure = cfg.TLS.Insecure
+	o.AdminAddr = rt.adminAddr()
 	b, err := broker.New(o, rt.log.With("daemon", "broker"), rt.registry("broker"))
 	if err != nil {
 		return nil, err

@@ -138,7 +138,7 @@ func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	sup.watcher = yellow.Watch(yopts)
 	defer sup.watcher.Close()
-	ctlAddr := "127.0.0.1:" + port(1064)
+	ctlAddr := "127.0.0.1:" + port(1065)
 	ctl, err := sup.serveControl(ctlAddr, serverTLS)
 	if err != nil {
 		sup.stopAll()

@@ -52,6 +52,9 @@ type Config struct {
 	// Redis holds sessions, leases and throttles; no addrs = none (noon dev
 	// then runs an in-process Redis).
 	Redis stores.RedisOptions `yaml:"redis"`
+	// Console configures the web console (`noon console`, and noon dev's
+	// on its admin port).
+	Console ConsoleOptions `yaml:"console"`
 	// Services configures each service of the modules list by name
 	// (services.<name>): the runtime's options (bind, concurrency, ...) and
 	// the service's own, in one mapping.
@@ -69,6 +72,20 @@ type AdminOptions struct {
 	Addr string `yaml:"addr"`
 }
 
+// ConsoleOptions configures the web console.
+type ConsoleOptions struct {
+	// Listen is host:port of `noon console`'s HTTP (the page at
+	// /console/); noon dev serves the console on its admin port instead.
+	Listen string `yaml:"listen"`
+	// Token is the bearer token the console's API wants (16..256 bytes);
+	// "" generates one at start, printed in the log (and noon dev's
+	// banner).
+	Token string `yaml:"token"`
+}
+
+// defaultConsoleListen is `noon console`'s default address.
+const defaultConsoleListen = "127.0.0.1:1054"
+
 // defaultConfig returns the built-in defaults, which the file, the
 // environment and flags override in that order.
 func defaultConfig() Config {
@@ -79,6 +96,7 @@ func defaultConfig() Config {
 		Yellow:     yellow.NewOptions(),
 		Broker:     broker.NewOptions(),
 		BrokerList: brokerlist.NewOptions(),
+		Console:    ConsoleOptions{Listen: defaultConsoleListen},
 		Services:   newServiceMap(),
 	}
 }
@@ -90,6 +108,12 @@ func (c *Config) Validate() error {
 	errs.Add(config.Nested("tls", c.TLS.Validate()))
 	if c.Admin.Addr != "" && c.Admin.Addr != "off" {
 		errs.Add(config.HostPort("admin.addr", c.Admin.Addr))
+	}
+	if c.Console.Listen != "" {
+		errs.Add(config.HostPort("console.listen", c.Console.Listen))
+	}
+	if n := len(c.Console.Token); n != 0 && (n < 16 || n > 256) {
+		errs.Add(config.FieldError{Field: "console.token", Msg: fmt.Sprintf("must be 16..256 bytes, got %d", n)})
 	}
 	for i, y := range c.Yellows {
 		errs.Add(config.DialEndpoint(fmt.Sprintf("yellows[%d]", i), y))

@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/noonhq/noon/edge/brokerlist"
+	"github.com/noonhq/noon/internal/daemon"
 	"github.com/noonhq/noon/internal/metrics"
+	"github.com/noonhq/noon/internal/ops/console"
 	"github.com/noonhq/noon/internal/pki"
 	"github.com/noonhq/noon/platform"
 	"github.com/noonhq/noon/services"
@@ -80,6 +82,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		Ready:      rt.ready,
 		TLS:        eph,
 		Insecure:   cfg.TLS.Insecure,
+		AdminAddr:  rt.adminAddr(),
 	})
 	if err != nil {
 		return err
@@ -91,6 +94,28 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		inst.OnDrainRequest(rt.requestDrain)
 	}
 	b.SetDrainRequest(rt.requestDrain)
+	daemons := p.Daemons
+
+	// The web console on the admin port, following this process's yellow
+	// as an admin.
+	var con *consoleDaemon
+	if rt.admin != nil {
+		var creds *pki.Credentials
+		if eph != nil {
+			if creds, err = eph.Credentials(adminIdentity); err != nil {
+				p.Exit()
+				return err
+			}
+		}
+		c, err := newConsole(cfg, []string{p.Yellow.RouterEndpoint()}, creds, rt.log)
+		if err != nil {
+			p.Exit()
+			return err
+		}
+		con = &c
+		rt.admin.Handle(console.Path, c.Handler())
+		daemons = append(daemons, daemon.Named{Name: "console", Daemon: c})
+	}
 
 	rt.started = func() {
 		// Say "up" once the broker routes to every service and the
@@ -117,6 +142,13 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if rt.admin != nil {
 			fmt.Fprintf(stdout, "  admin        http://%s/metrics (and /healthz, /readyz, /drain)\n", rt.admin.Addr())
 		}
+		if con != nil {
+			token := con.Token()
+			if cfg.Console.Token != "" {
+				token = "(console.token)" // configured: not printed
+			}
+			fmt.Fprintf(stdout, "  console      http://%s%s token %s\n", hostPortString(rt.admin.Addr()), console.Path, token)
+		}
 		fmt.Fprintf(stdout, "  stores       %s\n", describeStores(cfg))
 		if tlsDir != "" {
 			fmt.Fprintf(stdout, "  links        mutual TLS, ephemeral CA; noonctl: bin/noonctl -tls %s instances\n", tlsDir)
@@ -128,7 +160,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		fmt.Fprintf(stdout, "Ctrl-C stops everything.\n")
 	}
-	return rt.run(ctx, p.Daemons...)
+	return rt.run(ctx, daemons...)
 }
 
 // devTLS returns noon dev's ephemeral CA, which gives every daemon of the
@@ -171,6 +203,9 @@ func describeStores(cfg *Config) string {
 // devReadyTimeout bounds how long noon dev waits for its services to be
 // routable before printing its banner anyway (with a warning).
 const devReadyTimeout = 15 * time.Second
+
+// hostPortString is hostPort of an address string.
+func hostPortString(a string) string { return wire.DialAddr(a) }
 
 // hostPort prints a listener address as a client would dial it: a wildcard
 // host becomes 127.0.0.1.

@@ -88,6 +88,15 @@ func (rt *runtime) registry(daemon string) *metrics.Registry {
 	return reg
 }
 
+// adminAddr returns the admin endpoint's address, "" without one: what
+// instances publish as their wire.MetaAdmin label.
+func (rt *runtime) adminAddr() string {
+	if rt.admin == nil {
+		return ""
+	}
+	return rt.admin.Addr()
+}
+
 // health adds a /healthz check: liveness (the daemon's goroutines run; a
 // failing check asks to restart the process), not dependency health.
 func (rt *runtime) health(name string, check func() error) {

@@ -85,7 +85,9 @@ func (rt *runtime) startService(ctx context.Context, cfg *Config, env services.E
 		return daemon.Named{}, nil, err
 	}
 	env.TLS, env.Insecure = creds, cfg.TLS.Insecure
-	inst, err := m.Start(ctx, env, cfg.Services[m.Name()])
+	sec := cfg.Services[m.Name()]
+	sec.Runtime().AdminAddr = rt.adminAddr()
+	inst, err := m.Start(ctx, env, sec)
 	if err != nil {
 		return daemon.Named{}, nil, err
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/noonhq/noon/idl/gen/platformpb"
 	"github.com/noonhq/noon/internal/link"
 	"github.com/noonhq/noon/router"
-	"github.com/noonhq/noon/wire"
 	"github.com/noonhq/noon/yellow"
 )
 
@@ -51,7 +50,7 @@ func cmdDrain(ctx context.Context, o opts, args []string, stdout io.Writer) erro
 	if inst.GetState() == platformpb.InstanceState_INSTANCE_STATE_DRAINING {
 		fmt.Fprintf(stdout, "%s %s is already draining\n", inst.GetService(), id)
 	} else {
-		if err := requestDrain(ctx, inst, link.PeerOptions{TLS: creds, ExpectIdentity: router.ExpectedIdentity(inst), Logger: slog.New(slog.DiscardHandler)}); err != nil {
+		if err := router.RequestDrain(ctx, inst, link.PeerOptions{TLS: creds, ExpectIdentity: router.ExpectedIdentity(inst), Logger: slog.New(slog.DiscardHandler)}); err != nil {
 			return fmt.Errorf("%s %s: %w", inst.GetService(), id, err)
 		}
 		fmt.Fprintf(stdout, "%s %s is draining\n", inst.GetService(), id)
@@ -72,26 +71,6 @@ func findInstance(w *yellow.Watcher, id string) *platformpb.Instance {
 		if in.GetId() == id {
 			return in
 		}
-	}
-	return nil
-}
-
-// requestDrain calls wire.MethodDrain on inst's ROUTER (a broker's: its
-// control socket) and returns the refusal or transport error, if any.
-func requestDrain(ctx context.Context, inst *platformpb.Instance, po link.PeerOptions) error {
-	peer := link.Dial(inst.GetRouter(), po)
-	defer peer.Close()
-	select {
-	case <-peer.Up():
-	case <-ctx.Done():
-		return fmt.Errorf("no link to %s: %w", inst.GetRouter(), ctx.Err())
-	}
-	rep, err := peer.Call(ctx, &platformpb.Envelope{Method: wire.MethodDrain})
-	if err != nil {
-		return err
-	}
-	if rerr := wire.FromEnvelope(rep); rerr != nil {
-		return rerr
 	}
 	return nil
 }

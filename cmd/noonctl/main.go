@@ -9,8 +9,10 @@
 //	noonctl [-yellows tcp://...] [-tls DIR | -config FILE] match [queues | tickets QUEUE | cancel TICKET]
 //	noonctl [-yellows tcp://...] [-tls DIR | -config FILE] game get USER | grant | take | set-stat | ban | unban | audit
 //	noonctl [-yellows tcp://...] [-tls DIR | -config FILE] pay list USER | replay ID|PROVIDER:TXID
+//	noonctl [-yellows tcp://...] [-tls DIR | -config FILE] rooms [-limit N] [-instance ID]
 //	noonctl [-yellows tcp://...] [-tls DIR | -config FILE] rooms prune [-older-than D] [-dry-run] [-limit N]
 //	noonctl [-cluster URL] [-tls DIR] scale SERVICE N | deploy [POOL...]
+//	noonctl [-yellows tcp://...] [-tls DIR | -config FILE] top [-interval D] [-once]
 //
 // instances talks to yellow over the internal links, which are mutual TLS:
 // noonctl presents an admin certificate, from -tls DIR (ca.crt, admin.crt,
@@ -72,7 +74,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs.StringVar(&o.yellows, "yellows", "tcp://127.0.0.1:1060", "comma-separated yellow `endpoints` (instances)")
 	fs.StringVar(&o.config, "config", "", "noon config `file` (routes, and the tls block for instances; default: built-in routes, plain links)")
 	fs.StringVar(&o.tlsDir, "tls", "", "`directory` of ca.crt, admin.crt and admin.key for TLS to yellow (instances; noon dev and noon cluster print theirs)")
-	fs.StringVar(&o.cluster, "cluster", "https://127.0.0.1:1064", "noon cluster's control `URL` (scale, deploy; http:// for a cluster with tls.insecure)")
+	fs.StringVar(&o.cluster, "cluster", "https://127.0.0.1:1065", "noon cluster's control `URL` (scale, deploy; http:// for a cluster with tls.insecure)")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "overall `timeout` (scale and deploy: at least 10 minutes)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: noonctl [flags] <command>\n\nCommands:\n"+
@@ -89,7 +91,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			"  game audit [USER]    the GM audit log, newest first (admin)\n"+
 			"  pay list USER        a player's purchases, newest first (admin)\n"+
 			"  pay replay ID|PROVIDER:TXID  deliver a purchase's pending grant now (admin)\n"+
+			"  rooms [-limit N] [-instance ID]  placement: each room instance's active rooms, their seq and members (admin)\n"+
 			"  rooms prune [-older-than D] [-dry-run] [-limit N]  delete or archive rooms closed longer than D (admin)\n"+
+			"  top [-interval D] [-once]  live view: services, instances, load, in-flight, req/s, errors, p99, rooms, brokers, match queues (admin)\n"+
 			"  scale SERVICE N      noon cluster: start or drain instances of SERVICE until N run, each new one ready in yellow (admin)\n"+
 			"  deploy [POOL...]     noon cluster: restart every pool (or these; \"broker\" for the brokers) one process at a time with the binary now on disk (admin)\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -111,8 +115,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if (rest[0] == "scale" || rest[0] == "deploy") && o.timeout < 10*time.Minute {
 		o.timeout = 10 * time.Minute // each step waits for a process to come up or drain
 	}
-	ctx, cancel := context.WithTimeout(ctx, o.timeout)
-	defer cancel()
+	if rest[0] != "top" { // top runs until interrupted; -timeout bounds its yellow sync
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.timeout)
+		defer cancel()
+	}
 	var err error
 	switch rest[0] {
 	case "call":
@@ -139,6 +146,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = cmdScale(ctx, o, rest[1:], stdout)
 	case "deploy":
 		err = cmdDeploy(ctx, o, rest[1:], stdout)
+	case "top":
+		err = cmdTop(ctx, o, rest[1:], stdout)
 	default:
 		fmt.Fprintf(stderr, "noonctl: unknown command %q\n", rest[0])
 		fs.Usage()

@@ -6,17 +6,20 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	roompb "github.com/noonhq/noon/idl/gen/room"
 	"github.com/noonhq/noon/idl/gen/room/roomrpc"
 	"github.com/noonhq/noon/internal/link"
+	"github.com/noonhq/noon/router"
 	"github.com/noonhq/noon/services"
 )
 
 // roomsUsage lists the rooms subcommands.
-const roomsUsage = `usage: rooms prune [-older-than D] [-dry-run] [-limit N]`
+const roomsUsage = `usage: rooms [-limit N] [-instance ID] | rooms prune [-older-than D] [-dry-run] [-limit N]`
 
 // cmdRooms is `noonctl rooms`: the room service's retention by hand. It
 // calls room.Prune over the internal links with the admin certificate.
@@ -28,6 +31,9 @@ const roomsUsage = `usage: rooms prune [-older-than D] [-dry-run] [-limit N]`
 // retention.closed_after, 168h), at most -limit of them (default 1,000);
 // -dry-run only counts them.
 func cmdRooms(ctx context.Context, o opts, args []string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "prune" {
+		return cmdRoomsList(ctx, o, args, stdout)
+	}
 	req, err := parsePrune(args)
 	if err != nil {
 		return err
@@ -91,6 +97,95 @@ func printPrune(w io.Writer, req *roompb.PruneRequest, rep *roompb.PruneReply) e
 	if n := int(rep.GetRooms()) - len(rep.GetRoomIds()); n > 0 {
 		_, err := fmt.Fprintf(w, "... and %d more\n", n)
 		return err
+	}
+	return nil
+}
+
+// roomsListArgs are the arguments of `rooms` without a subcommand.
+type roomsListArgs struct {
+	limit    int
+	instance string
+}
+
+// parseRoomsList reads the arguments of `rooms` (the placement list).
+func parseRoomsList(args []string) (roomsListArgs, error) {
+	var a roomsListArgs
+	fs := flag.NewFlagSet("rooms", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.IntVar(&a.limit, "limit", 0, "list at most `N` rooms per instance (default 100, at most 1000)")
+	fs.StringVar(&a.instance, "instance", "", "list the rooms of this room instance `ID` only")
+	if err := fs.Parse(args); err != nil {
+		return a, fmt.Errorf("rooms: %v\n%s", err, roomsUsage)
+	}
+	switch {
+	case fs.NArg() != 0:
+		return a, fmt.Errorf("rooms: unexpected %q\n%s", fs.Arg(0), roomsUsage)
+	case a.limit < 0 || a.limit > 1000:
+		return a, fmt.Errorf("rooms: -limit must be in [0, 1000], got %d", a.limit)
+	}
+	return a, nil
+}
+
+// cmdRoomsList is `noonctl rooms`: placement. It asks every room instance
+// yellow lists (or -instance) for its active rooms with room.Rooms, an
+// admin method, and prints which room is on which instance, with its
+// status, seq and members.
+func cmdRoomsList(ctx context.Context, o opts, args []string, stdout io.Writer) error {
+	a, err := parseRoomsList(args)
+	if err != nil {
+		return err
+	}
+	creds, err := adminCredentials(o)
+	if err != nil {
+		return err
+	}
+	c := services.NewClient(services.ClientOptions{Yellows: strings.Split(o.yellows, ","), Peer: link.PeerOptions{TLS: creds}})
+	defer c.Close()
+	pool := c.Pool()
+	if err := pool.WaitSynced(ctx); err != nil {
+		return fmt.Errorf("yellow %s: %w", o.yellows, err)
+	}
+	insts := pool.Instances(roomrpc.Service)
+	sort.Slice(insts, func(i, j int) bool { return insts[i].GetId() < insts[j].GetId() })
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "INSTANCE\tROOM\tSTATUS\tGAME\tSEQ\tMEMBERS")
+	var notes []string
+	found := false
+	for _, in := range insts {
+		if a.instance != "" && in.GetId() != a.instance {
+			continue
+		}
+		found = true
+		var rep roompb.RoomsReply
+		err := c.CallTo(ctx, router.Target{Service: "room", Instance: in.GetId()}, roomrpc.MethodRooms, &roompb.RoomsRequest{Limit: int32(a.limit)}, &rep)
+		if err != nil {
+			notes = append(notes, fmt.Sprintf("%s: %v", in.GetId(), err))
+			continue
+		}
+		for _, r := range rep.GetRooms() {
+			seq := fmt.Sprint(r.GetSeq())
+			if r.GetSeq() < 0 {
+				seq = "-"
+			}
+			members := strings.Join(r.GetMembers(), ",")
+			if members == "" {
+				members = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", in.GetId(), r.GetID(), r.GetStatus(), dash(r.GetGame()), seq, members)
+		}
+		notes = append(notes, fmt.Sprintf("%s: %d active rooms, %d listed", in.GetId(), rep.GetActive(), len(rep.GetRooms())))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if a.instance != "" && !found {
+		return fmt.Errorf("rooms: no room instance %q in yellow", a.instance)
+	}
+	if len(insts) == 0 {
+		notes = append(notes, "no room instance in yellow")
+	}
+	for _, n := range notes {
+		fmt.Fprintln(stdout, n)
 	}
 	return nil
 }

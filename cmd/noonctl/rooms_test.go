@@ -19,8 +19,8 @@ func TestParsePrune(t *testing.T) {
 		args []string
 		want string
 	}{
-		{nil, "usage: rooms prune"},
-		{[]string{"list"}, "usage: rooms prune"},
+		{nil, "rooms prune [-older-than D]"},
+		{[]string{"list"}, "rooms prune [-older-than D]"},
 		{[]string{"prune", "-older-than", "-1h"}, "must be >= 0"},
 		{[]string{"prune", "-older-than", "1us"}, "at least 1ms"},
 		{[]string{"prune", "-limit", "-1"}, "-limit must be"},

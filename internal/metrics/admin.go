@@ -85,6 +85,8 @@ type Admin struct {
 	// allowDrain decides whether the remote IP of a POST /drain may drain
 	// the process: loopback only (isLoopback); tests replace it.
 	allowDrain func(net.IP) bool
+
+	mux *http.ServeMux // Handler's; Handle adds to it
 }
 
 // healthCheck is one named health function.
@@ -179,10 +181,21 @@ func (a *Admin) OnDrain(start func(), done <-chan struct{}) {
 	a.drainStart, a.drained = start, done
 }
 
+// Handle adds a handler to the admin endpoint (the console of noon dev
+// under /console/), with http.ServeMux's patterns. Call it before Main; a
+// pattern that conflicts with another panics, as ServeMux does.
+func (a *Admin) Handle(pattern string, h http.Handler) {
+	a.mux.Handle(pattern, h)
+}
+
 // Handler returns the admin handler: GET /metrics, GET /healthz, GET
-// /readyz, and POST and GET /drain.
+// /readyz, POST and GET /drain, and what Handle added.
 func (a *Admin) Handler() http.Handler {
+	if a.mux != nil {
+		return a.mux
+	}
 	mux := http.NewServeMux()
+	a.mux = mux
 	mux.Handle("GET /metrics", promhttp.HandlerFor(prometheus.GathererFunc(a.gather), promhttp.HandlerOpts{
 		ErrorLog:            promLogger{a.log},
 		ErrorHandling:       promhttp.ContinueOnError,

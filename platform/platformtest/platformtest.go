@@ -14,6 +14,7 @@ import (
 
 	"github.com/noonhq/noon/broker"
 	"github.com/noonhq/noon/edge/brokerlist"
+	"github.com/noonhq/noon/internal/metrics"
 	"github.com/noonhq/noon/internal/stores"
 	"github.com/noonhq/noon/internal/testenv"
 	"github.com/noonhq/noon/platform"
@@ -131,4 +132,30 @@ func Start(t testing.TB, opts platform.Options) *platform.Platform {
 		t.Fatalf("platformtest: not ready after %v: %v", readyTimeout, err)
 	}
 	return p
+}
+
+// Admin gives opts an admin HTTP endpoint on loopback port 0, as `noon dev`
+// has: every daemon's metrics on its /metrics, and every instance and the
+// broker publishing its address in yellow (the meta label wire.MetaAdmin).
+// Call it before Start; the endpoint stops when the test ends.
+func Admin(t testing.TB, opts *platform.Options) *metrics.Admin {
+	t.Helper()
+	adm, err := metrics.NewAdmin("127.0.0.1:0", nil, nil, testenv.Logger(t).With("component", "admin"))
+	if err != nil {
+		t.Fatalf("platformtest: admin: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- adm.Main() }()
+	t.Cleanup(func() {
+		adm.Exit()
+		<-done
+	})
+	opts.Sink = func(daemon string) metrics.Sink {
+		reg := metrics.NewRegistry(daemon)
+		adm.AddRegistry(reg)
+		return reg
+	}
+	opts.Health = adm.AddHealth
+	opts.AdminAddr = adm.Addr()
+	return adm
 }

@@ -40,6 +40,8 @@ func FuzzRoomRequests(f *testing.F) {
 		&roompb.GetRequest{SinceSeq: thrift.Int64Ptr(-5)},
 		&roompb.GetRequest{SinceSeq: thrift.Int64Ptr(1 << 62)},
 		&roompb.PruneRequest{OlderThanMs: -1, Limit: -1},
+		&roompb.RoomsRequest{Limit: -1},
+		&roompb.RoomsRequest{Limit: 1 << 30},
 		&roompb.ActionRequest{Action: []byte{0x15, 0x02, 0x00}}, // Race31Action{add: 1}
 		&roompb.ActionRequest{Action: []byte("bad")},
 		&roompb.CreateMatchedRequest{RoomID: "mfuzz", Members: []string{"fz3", "fz4"}, Game: "race31", MaxPlayers: 2},
@@ -99,6 +101,7 @@ func FuzzRoomRequests(f *testing.F) {
 		roomrpc.MethodCreateMatched: func() thrift.TStruct { return roompb.NewCreateMatchedReply() },
 		// The admin's: refused with a client session.
 		roomrpc.MethodPrune: func() thrift.TStruct { return roompb.NewPruneReply() },
+		roomrpc.MethodRooms: func() thrift.TStruct { return roompb.NewRoomsReply() },
 	}
 	handlers := svc.Handlers()
 	if len(handlers) != len(replies) {

@@ -641,6 +641,98 @@ export const PruneReply$: StructDesc = {
 };
 
 /**
+ * RoomsRequest lists the rooms active on the instance that answers (admins
+ * only: noonctl rooms calls it on every room instance).
+ */
+export interface RoomsRequest {
+  /**
+   * limit bounds the rooms listed: 0 means 100, at most 1,000.
+   */
+  limit: number;
+}
+
+/** RoomsRequestInit is what a call takes for RoomsRequest: unset fields are sent as their default (optional ones: not at all). */
+export interface RoomsRequestInit {
+  limit?: number;
+}
+
+/** The descriptor of room.RoomsRequest for the compact codec. */
+export const RoomsRequest$: StructDesc = {
+  name: "room.RoomsRequest",
+  fields: [
+    { id: 1, name: "limit", wire: "limit", type: "i32", optional: false },
+  ],
+};
+
+/**
+ * RoomPlacement is one active room of an instance.
+ */
+export interface RoomPlacement {
+  id: string;
+  status: string;
+  /**
+   * seq is the seq of the room's last event.
+   */
+  seq: number;
+  /**
+   * members are the players in the room, in seat order.
+   */
+  members: string[];
+  game: string;
+}
+
+/** RoomPlacementInit is what a call takes for RoomPlacement: unset fields are sent as their default (optional ones: not at all). */
+export interface RoomPlacementInit {
+  id?: string;
+  status?: string;
+  seq?: number | bigint;
+  members?: string[];
+  game?: string;
+}
+
+/** The descriptor of room.RoomPlacement for the compact codec. */
+export const RoomPlacement$: StructDesc = {
+  name: "room.RoomPlacement",
+  fields: [
+    { id: 1, name: "id", wire: "id", type: "string", optional: false },
+    { id: 2, name: "status", wire: "status", type: "string", optional: false },
+    { id: 3, name: "seq", wire: "seq", type: "i64", optional: false },
+    { id: 4, name: "members", wire: "members", type: { list: "string" }, optional: false },
+    { id: 5, name: "game", wire: "game", type: "string", optional: false },
+  ],
+};
+
+export interface RoomsReply {
+  /**
+   * instance is the room instance that answered.
+   */
+  instance: string;
+  /**
+   * active is how many rooms the instance holds in memory; rooms lists the
+   * first limit of them by id.
+   */
+  active: number;
+  rooms: RoomPlacement[];
+}
+
+/** RoomsReplyInit is what a call takes for RoomsReply: unset fields are sent as their default (optional ones: not at all). */
+export interface RoomsReplyInit {
+  instance?: string;
+  active?: number;
+  rooms?: RoomPlacementInit[];
+}
+
+/** The descriptor of room.RoomsReply for the compact codec. */
+export const RoomsReply$: StructDesc = {
+  name: "room.RoomsReply",
+  fields: [
+    { id: 1, name: "instance", wire: "instance", type: "string", optional: false },
+    { id: 2, name: "active", wire: "active", type: "i32", optional: false },
+    { id: 3, name: "rooms", wire: "rooms", type: { list: { struct: () => RoomPlacement$ } }, optional: false },
+  ],
+};
+
+/**
  * Race31State is race31's game_state.
  */
 export interface Race31State {
@@ -818,6 +910,14 @@ export class RoomClient {
   prune(req: PruneRequestInit = {}, opts?: CallOptions): Promise<PruneReply> {
     return this.c.callStruct<PruneRequestInit, PruneReply>("room.Prune", PruneRequest$, req, PruneReply$, opts);
   }
+
+  /**
+   * Rooms lists the rooms active on this instance, with their seq and
+   * members (admin only).
+   */
+  rooms(req: RoomsRequestInit = {}, opts?: CallOptions): Promise<RoomsReply> {
+    return this.c.callStruct<RoomsRequestInit, RoomsReply>("room.Rooms", RoomsRequest$, req, RoomsReply$, opts);
+  }
 }
 
 /** The methods of service Room: request and reply descriptors (null: raw bytes). */
@@ -832,4 +932,5 @@ export const RoomMethods: Record<string, { req: StructDesc | null; reply: Struct
   "room.Act": { req: ActionRequest$, reply: ActionReply$ },
   "room.CreateMatched": { req: CreateMatchedRequest$, reply: CreateMatchedReply$ },
   "room.Prune": { req: PruneRequest$, reply: PruneReply$ },
+  "room.Rooms": { req: RoomsRequest$, reply: RoomsReply$ },
 };

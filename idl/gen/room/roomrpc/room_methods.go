@@ -39,6 +39,8 @@ const (
 	MethodCreateMatched = "room.CreateMatched"
 	// MethodPrune is room.Prune: PruneRequest -> PruneReply.
 	MethodPrune = "room.Prune"
+	// MethodRooms is room.Rooms: RoomsRequest -> RoomsReply.
+	MethodRooms = "room.Rooms"
 )
 
 // Methods is the table of service Room: each method's name, request
@@ -54,6 +56,7 @@ var Methods = []wire.Method{
 	{Name: MethodAct, NewReq: func() thrift.TStruct { return roompb.NewActionRequest() }, NewReply: func() thrift.TStruct { return roompb.NewActionReply() }},
 	{Name: MethodCreateMatched, NewReq: func() thrift.TStruct { return roompb.NewCreateMatchedRequest() }, NewReply: func() thrift.TStruct { return roompb.NewCreateMatchedReply() }},
 	{Name: MethodPrune, NewReq: func() thrift.TStruct { return roompb.NewPruneRequest() }, NewReply: func() thrift.TStruct { return roompb.NewPruneReply() }},
+	{Name: MethodRooms, NewReq: func() thrift.TStruct { return roompb.NewRoomsRequest() }, NewReply: func() thrift.TStruct { return roompb.NewRoomsReply() }},
 }
 
 // Server serves service Room: one method per method of the service,
@@ -81,6 +84,9 @@ type Server[S any] interface {
 	CreateMatched(ctx context.Context, s S, req *roompb.CreateMatchedRequest) (*roompb.CreateMatchedReply, error)
 	// Prune removes or archives rooms closed long enough (admin only).
 	Prune(ctx context.Context, s S, req *roompb.PruneRequest) (*roompb.PruneReply, error)
+	// Rooms lists the rooms active on this instance, with their seq and
+	// members (admin only).
+	Rooms(ctx context.Context, s S, req *roompb.RoomsRequest) (*roompb.RoomsReply, error)
 }
 
 // Handlers returns srv's methods as handlers keyed by method name: a request
@@ -97,6 +103,7 @@ func Handlers[S any](srv Server[S]) map[string]wire.Handler[S] {
 		MethodAct:           wire.Typed(roompb.NewActionRequest, srv.Act),
 		MethodCreateMatched: wire.Typed(roompb.NewCreateMatchedRequest, srv.CreateMatched),
 		MethodPrune:         wire.Typed(roompb.NewPruneRequest, srv.Prune),
+		MethodRooms:         wire.Typed(roompb.NewRoomsRequest, srv.Rooms),
 	}
 }
 
@@ -155,4 +162,9 @@ func (c *Client) CreateMatched(ctx context.Context, req *roompb.CreateMatchedReq
 // Prune calls room.Prune.
 func (c *Client) Prune(ctx context.Context, req *roompb.PruneRequest) (*roompb.PruneReply, error) {
 	return wire.Call(ctx, c.call, MethodPrune, req, roompb.NewPruneReply)
+}
+
+// Rooms calls room.Rooms.
+func (c *Client) Rooms(ctx context.Context, req *roompb.RoomsRequest) (*roompb.RoomsReply, error) {
+	return wire.Call(ctx, c.call, MethodRooms, req, roompb.NewRoomsReply)
 }
