@@ -21,17 +21,21 @@ import (
 	"github.com/noonhq/noon/internal/testenv"
 )
 
+// loadRate is the calls a second of each load loop.
+const loadRate = 50
+
 // load is traffic through the brokers while the cluster changes: callers
 // of echo.Sleep, a player toggling ready in a room, logins. Every failure
 // is kept.
 type load struct {
-	stop    chan struct{}
-	wg      sync.WaitGroup
-	calls   atomic.Int64
-	mu      sync.Mutex
-	failed  int
-	fails   []string // the first 20
-	readies int64    // room events acknowledged (ready toggles that changed)
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	calls    atomic.Int64
+	mu       sync.Mutex
+	failed   int
+	fails    []string // the first 20
+	readies  int64    // room events acknowledged (ready toggles)
+	firstSeq int64    // the room's seq before the first toggle
 }
 
 func (l *load) fail(what string, err error) {
@@ -90,15 +94,20 @@ func startLoad(ctx context.Context, t *testing.T, listURL string) *load {
 		}
 		return true
 	}
+	// Each loop runs at most loadRate calls a second: under the broker's
+	// per-connection rate limit (broker.edge.rate), which would answer
+	// rate_limited.
 	loop := func(f func(i int)) {
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
+			tick := time.NewTicker(time.Second / loadRate)
+			defer tick.Stop()
 			for i := 0; ; i++ {
 				select {
 				case <-l.stop:
 					return
-				default:
+				case <-tick.C:
 				}
 				f(i)
 			}
@@ -112,10 +121,24 @@ func startLoad(ctx context.Context, t *testing.T, listURL string) *load {
 			})
 		})
 	}
-	loop(func(i int) {
+	// The host toggles ready: each acknowledged toggle is one room event,
+	// whose seq must follow the last acknowledged one's.
+	ready, seq := false, cr.GetSeq()
+	var jst roompb.RoomState
+	if err := host.CallThrift(ctx, "room.Get", &roompb.GetRequest{}, &jst); err != nil {
+		t.Fatalf("room.Get: %v", err)
+	}
+	seq = jst.GetSeq()
+	l.firstSeq = seq
+	loop(func(int) {
+		var st roompb.RoomState
 		if call("room.Ready", func(ctx context.Context) error {
-			return host.CallThrift(ctx, "room.Ready", &roompb.ReadyRequest{Ready: i%2 == 0}, &roompb.RoomState{})
+			return host.CallThrift(ctx, "room.Ready", &roompb.ReadyRequest{Ready: !ready}, &st)
 		}) {
+			if st.GetSeq() != seq+1 {
+				l.fail("room.Ready", fmt.Errorf("acknowledged with seq %d after seq %d", st.GetSeq(), seq))
+			}
+			ready, seq = !ready, st.GetSeq()
 			atomic.AddInt64(&l.readies, 1)
 		}
 	})
@@ -128,7 +151,7 @@ func startLoad(ctx context.Context, t *testing.T, listURL string) *load {
 	})
 	t.Cleanup(func() {
 		// The room's log has every acknowledged toggle: its last seq is
-		// the create, the join and one event per toggle.
+		// the one before the toggles plus one event per toggle.
 		select {
 		case <-l.stop:
 		default:
@@ -141,7 +164,7 @@ func startLoad(ctx context.Context, t *testing.T, listURL string) *load {
 			t.Errorf("room.Get after the load: %v", err)
 			return
 		}
-		if got, want := gr.GetSeq(), 2+atomic.LoadInt64(&l.readies); got != want {
+		if got, want := gr.GetSeq(), l.firstSeq+atomic.LoadInt64(&l.readies); got != want {
 			t.Errorf("room %s: last seq %d after %d acknowledged events (want %d): events lost or doubled", room, got, atomic.LoadInt64(&l.readies), want)
 		}
 	})
