@@ -89,6 +89,8 @@ func TestPlayChecksOptions(t *testing.T) {
 		{BrokerList: "http://127.0.0.1:1/brokerlist", Players: 5, Name: "bot"},
 		{BrokerList: "http://127.0.0.1:1/brokerlist", Players: 2, Name: ""},
 		{BrokerList: "http://127.0.0.1:1/brokerlist", Players: 2, Name: strings.Repeat("x", 21)},
+		{BrokerList: "http://127.0.0.1:1/brokerlist", Players: 0, Name: "bot", Room: "r1"},
+		{BrokerList: "http://127.0.0.1:1/brokerlist", Players: 1, Name: "bot", Room: "r1", Match: true},
 	} {
 		if _, err := play(context.Background(), o); err == nil {
 			t.Errorf("play(%+v) succeeded", o)
