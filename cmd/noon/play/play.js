@@ -203,7 +203,7 @@ function onEvent(ev) {
       view.status = room.STATUS_FINISHED;
       view.winner = ev.player;
       if (g) g.winner = ev.player;
-      line = `#${ev.seq} room.finished: ${ev.player} wins`;
+      line = `#${ev.seq} room.finished: ${who(ev.player)} wins`;
       break;
     default: // left, host changed, closed...: read the room again
       refresh().catch((e) => fail("room.Get", e));
