@@ -66,7 +66,7 @@ async function connect() {
   });
   $("conn").textContent = `connected to broker ${s.broker}`;
   s.on("room.Event", onEvent);
-  s.on("match.Matched", (ev) => matched(ev.ticket));
+  s.on("match.Matched", (ev) => matched(ev.ticket).catch((e) => fail("room.Get", e)));
   s.on("_client.Resumed", (ev) => {
     log(`reconnected to broker ${ev.broker}`);
     if (view.id) refresh().catch((e) => fail("room.Get", e));
@@ -115,7 +115,7 @@ function enter(st) {
 
 button("create", async () => {
   const max = Number($("max-players").value);
-  enter(await s.room.create({ name: `${$("username").value.trim()}'s table`, game: "race31", maxPlayers: max }));
+  enter(await s.room.create({ name: `${myName.slice(0, 40)}'s table`, game: "race31", maxPlayers: max }));
 });
 button("join", async () => {
   enter(await s.room.join({ roomId: $("room-id").value.trim() }));
