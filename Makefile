@@ -15,7 +15,7 @@ FUZZTIME  ?= 20000x
 THRIFT_FILES := $(wildcard idl/*.thrift)
 PROTO_FILES  := $(wildcard idl/*.proto)
 
-.PHONY: run test bench gen lint build fuzz cluster clean chaos ts
+.PHONY: run test bench gen lint build fuzz cluster clean chaos ts play play-sdk play-test
 
 ## run: the whole platform in one process on embedded defaults
 run: build
@@ -25,6 +25,7 @@ run: build
 test:
 	$(GO) test $(RACE) -count=1 -timeout 20m $(TESTFLAGS) $(PKGS)
 	$(MAKE) ts
+	$(MAKE) play-test
 
 ## fuzz: each fuzz target for FUZZTIME
 fuzz:
@@ -72,8 +73,9 @@ lint:
 	@test -x $(GOBIN)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	$(GOBIN)/staticcheck $(PKGS)
 
-## build: every command of cmd/ into bin/
-build:
+## build: every command of cmd/ into bin/ (first refreshing noon dev's
+## copy of the TypeScript SDK from clients/ts/dist when that was built)
+build: play-sdk
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ ./cmd/...
 
@@ -87,6 +89,33 @@ ts:
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/noon ./cmd/noon
 	cd clients/ts && npm ci && npm run build && NOON_BIN=$(CURDIR)/$(BIN)/noon npm test
+
+## play-sdk: copy the TypeScript SDK's compiled ESM (clients/ts/dist/src,
+## the .js files) into cmd/noon/play/sdk, which noon embeds for the browser
+## game at /play/. The copy is committed, so a machine without npm builds
+## noon as is; without clients/ts/dist this keeps it. `make play` builds the
+## SDK first; cmd/noon's TestPlaySDKFresh fails when the copy is stale.
+PLAY_SDK := cmd/noon/play/sdk
+play-sdk:
+	@if [ -d clients/ts/dist/src ]; then \
+	  rm -rf $(PLAY_SDK) && mkdir -p $(PLAY_SDK) && \
+	  (cd clients/ts/dist/src && find . -name '*.js' | while read -r f; do \
+	    mkdir -p "$(CURDIR)/$(PLAY_SDK)/$$(dirname "$$f")" && cp "$$f" "$(CURDIR)/$(PLAY_SDK)/$$f"; done) && \
+	  echo "play-sdk: copied clients/ts/dist/src/**/*.js to $(PLAY_SDK)"; \
+	else echo "play-sdk: no clients/ts/dist (run make play to build it): keeping the committed $(PLAY_SDK)"; fi
+
+## play: build the TypeScript SDK (npm ci) and copy it into noon's browser game
+play:
+	cd clients/ts && npm ci && npm run build
+	$(MAKE) play-sdk
+
+## play-test: the browser game end to end: noon dev (bin/noon), two headless
+## Chromium pages (Debian's /usr/bin/chromium, driven by playwright-core) and
+## the Go bot (bin/race31bot) play race31 to the end (clients/play-test)
+play-test: play
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ ./cmd/noon ./edge/client/examples/race31bot
+	cd clients/play-test && npm ci && NOON_BIN=$(CURDIR)/$(BIN)/noon RACE31BOT_BIN=$(CURDIR)/$(BIN)/race31bot npm test
 
 ## chaos: the chaos suite, full run (4-5 minutes): a multi-process cluster on
 ## the local Postgres and its own redis-server under load, each fault in turn

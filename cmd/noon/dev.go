@@ -88,6 +88,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	b, bl := p.Broker, p.BrokerList
+	// The browser game, on the BrokerList's port: the page's own origin
+	// serves the list it connects from.
+	bl.Handle(PlayPath, playHandler())
 	// An admin's drain request to any daemon of the process (noonctl
 	// drain) drains the whole process, as SIGTERM does.
 	for _, inst := range p.Instances {
@@ -132,6 +135,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		listURL := "http://" + hostPort(bl.Addr()) + brokerlist.Path
 		fmt.Fprintf(stdout, "noon dev is up: yellow, broker, brokerlist, services %v\n", p.Services)
 		fmt.Fprintf(stdout, "  BrokerList   %s\n", listURL)
+		fmt.Fprintf(stdout, "  play         http://%s%s (race31 in the browser)\n", hostPort(bl.Addr()), PlayPath)
 		fmt.Fprintf(stdout, "  broker TCP   %s (pandaparty frames)\n", hostPort(b.TCPAddr()))
 		if b.WSAddr() != nil {
 			fmt.Fprintf(stdout, "  broker WS    ws://%s%s\n", hostPort(b.WSAddr()), cfg.Broker.Edge.WSPath)

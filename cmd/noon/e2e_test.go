@@ -228,6 +228,20 @@ func TestDevEndToEnd(t *testing.T) {
 	if dev.out.find("First call:") == "" || listURL == "" || apiURL == "" {
 		t.Fatalf("banner incomplete:\n%s", dev.out)
 	}
+	// The browser game, on the BrokerList's port.
+	playURL := field(dev.out.find("  play "), "play")
+	if want := strings.TrimSuffix(listURL, "/brokerlist") + PlayPath; playURL != want {
+		t.Fatalf("banner: play at %q, want %q", playURL, want)
+	}
+	if resp, err := http.Get(playURL); err != nil {
+		t.Fatalf("GET %s: %v", playURL, err)
+	} else {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), `src="play.js"`) {
+			t.Fatalf("GET %s: %d\n%s", playURL, resp.StatusCode, b)
+		}
+	}
 	// The internal links are TLS; noonctl gets in with the admin
 	// certificate noon dev wrote, and not without.
 	links := dev.out.find("  links ")

@@ -203,6 +203,7 @@ type Server struct {
 	log     *slog.Logger
 	ln      net.Listener
 	w       *yellow.Watcher
+	mux     *http.ServeMux
 	srv     *http.Server
 	started atomic.Bool
 	exiting atomic.Bool
@@ -229,8 +230,10 @@ func New(opts Options, log *slog.Logger) (*Server, error) {
 	}
 	s := &Server{opts: opts, log: log, ln: ln, done: make(chan struct{})}
 	s.w = yellow.Watch(yellow.ClientOptions{Yellows: opts.Yellows, Heartbeat: opts.Heartbeat, TLS: opts.TLS, Logger: log})
+	s.mux = http.NewServeMux()
+	s.mux.Handle("/", Handler(s.w))
 	s.srv = &http.Server{
-		Handler:           Handler(s.w),
+		Handler:           s.mux,
 		ReadHeaderTimeout: readHeaderTimeout,
 		WriteTimeout:      writeTimeout,
 		IdleTimeout:       idleTimeout,
@@ -243,6 +246,12 @@ func New(opts Options, log *slog.Logger) (*Server, error) {
 
 // Addr returns the bound address.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Handle serves pattern (an http.ServeMux pattern, e.g. "/play/") with h
+// beside the BrokerList: `noon dev` serves its browser game there, on the
+// one address a game client knows. It panics as ServeMux.Handle does (a
+// conflicting pattern).
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
 // Watcher returns the yellow watcher the server reads.
 func (s *Server) Watcher() *yellow.Watcher { return s.w }

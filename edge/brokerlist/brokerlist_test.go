@@ -147,6 +147,18 @@ func TestBrokerList(t *testing.T) {
 	if code, _, _ := get(t, "GET", base+"/nope"); code != http.StatusNotFound {
 		t.Errorf("GET /nope: %d", code)
 	}
+	// Handle serves more beside the list (noon dev's browser game), even
+	// while serving.
+	s.Handle("/extra/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "extra "+r.URL.Path) }))
+	if code, _, body := get(t, "GET", base+"/extra/x"); code != http.StatusOK || body != "extra /extra/x" {
+		t.Errorf("GET /extra/x: %d %q", code, body)
+	}
+	if _, _, body := get(t, "GET", base+brokerlist.Path); body != want {
+		t.Errorf("with /extra/ mounted: %s", body)
+	}
+	if code, _, _ := get(t, "GET", base+"/nope"); code != http.StatusNotFound {
+		t.Errorf("GET /nope with /extra/ mounted: %d", code)
+	}
 
 	// Yellow gone: the last view is served, health says so.
 	y.Exit()

@@ -37,6 +37,10 @@
 // the polling fallback. The bots of one run share a "party" property,
 // which the dev config's queues bucket by, so they are matched together.
 //
+// With -room <id> the bots join a room someone else created (a player in
+// the browser, say: README, Play in the browser), get ready and wait for a
+// member to start the game; -players may then be 1.
+//
 // Each bot registers and logs in, which login throttles per address
 // (login.throttle.per_address: 30 a minute by default); a run of 4 bots
 // uses 8, so many runs in a row get rate_limited for a minute.
@@ -116,6 +120,9 @@ type options struct {
 	Match bool
 	// Queue is the matchmaker's queue with Match.
 	Queue string
+	// Room, when set, is a room to join (someone else created it and
+	// starts the game) instead of creating one.
+	Room string
 }
 
 // result is how a game ended.
@@ -147,6 +154,7 @@ func run() int {
 	flag.IntVar(&o.MaxTurns, "max-turns", 200, "give up when the game has not ended after this many moves")
 	flag.BoolVar(&o.Match, "match", false, "start the game from the matchmaker (match.Start) instead of room.Create")
 	flag.StringVar(&o.Queue, "queue", "race31", "the matchmaker's `queue` with -match")
+	flag.StringVar(&o.Room, "room", "", "join this room `id` (created by someone else, who starts the game) instead of creating one")
 	timeout := flag.Duration("timeout", 60*time.Second, "give up after this long")
 	flag.Parse()
 
@@ -169,8 +177,15 @@ func run() int {
 // play runs one game from registration to the win and reports how it
 // ended.
 func play(ctx context.Context, o options) (result, error) {
-	if o.Players < 2 || o.Players > 4 {
-		return result{}, fmt.Errorf("race31 is for 2 to 4 players, not %d", o.Players)
+	minBots := 2
+	if o.Room != "" {
+		minBots = 1 // the room has other players already
+	}
+	if o.Players < minBots || o.Players > 4 {
+		return result{}, fmt.Errorf("race31 is for 2 to 4 players, not %d bots", o.Players)
+	}
+	if o.Room != "" && o.Match {
+		return result{}, errors.New("-room and -match exclude each other")
 	}
 	if len(o.Name) == 0 || len(o.Name) > 20 {
 		return result{}, fmt.Errorf("name prefix must be 1 to 20 characters, got %q", o.Name)
@@ -208,31 +223,40 @@ func play(ctx context.Context, o options) (result, error) {
 		host *bot
 		err  error
 	)
-	if o.Match {
+	switch {
+	case o.Match:
 		host, err = matchmake(ctx, o, bots, suffix, out)
-	} else {
+	case o.Room != "":
+		host, err = joinRoom(ctx, o, bots, out)
+	default:
 		host, err = createAndJoin(ctx, o, bots, out)
 	}
 	if err != nil {
 		return result{}, err
 	}
-	var st *roompb.RoomState
+	roomID := host.room
 
-	// 3. Everyone ready, then the host starts.
+	// 3. Everyone ready, then the host starts (in someone else's room,
+	// a member who is not a bot does).
 	for _, b := range bots {
 		if _, err := b.rooms.Ready(ctx, &roompb.ReadyRequest{Ready: true}); err != nil {
 			return result{}, fmt.Errorf("%s: %s: %w", b.name, roomrpc.MethodReady, err)
 		}
 	}
-	if st, err = host.rooms.Start(ctx, &roompb.StartRequest{}); err != nil {
-		return result{}, fmt.Errorf("%s: %s: %w", host.name, roomrpc.MethodStart, err)
+	if o.Room != "" {
+		out.printf("%d bot(s) ready in room %s: waiting for a member to start the game", len(bots), roomID)
+	} else {
+		st, err := host.rooms.Start(ctx, &roompb.StartRequest{})
+		if err != nil {
+			return result{}, fmt.Errorf("%s: %s: %w", host.name, roomrpc.MethodStart, err)
+		}
+		var g roompb.Race31State
+		if err := decode(st.GameState, &g); err != nil || int(g.Turn) >= len(g.Order) {
+			return result{}, fmt.Errorf("%s: bad game state %v: %v", roomrpc.MethodStart, &g, err)
+		}
+		out.printf("%s started the game: reach %d, add 1 to %d per move, %s moves first",
+			host.name, g.Target, g.MaxAdd, nameOf(bots, g.Order[g.Turn]))
 	}
-	var g roompb.Race31State
-	if err := decode(st.GameState, &g); err != nil || int(g.Turn) >= len(g.Order) {
-		return result{}, fmt.Errorf("%s: bad game state %v: %v", roomrpc.MethodStart, &g, err)
-	}
-	out.printf("%s started the game: reach %d, add 1 to %d per move, %s moves first",
-		host.name, g.Target, g.MaxAdd, nameOf(bots, g.Order[g.Turn]))
 
 	// 4. Each bot plays in its own goroutine; the first failure stops all.
 	ctx, cancel := context.WithCancel(ctx)
@@ -257,12 +281,12 @@ func play(ctx context.Context, o options) (result, error) {
 	}
 
 	// 5. Everyone saw the end.
-	res := result{Room: st.ID, Winner: nameOf(bots, host.winner), Moves: int(host.game.Moves)}
+	res := result{Room: roomID, Winner: nameOf(bots, host.winner), Moves: int(host.game.Moves)}
 	for _, b := range bots {
 		res.Totals = append(res.Totals, int(b.game.Total))
 	}
 	if host.winner == "" {
-		return res, fmt.Errorf("room %s ended (%s) without a winner", st.ID, host.status)
+		return res, fmt.Errorf("room %s ended (%s) without a winner", roomID, host.status)
 	}
 	for _, b := range bots {
 		out.printf("%s saw the total end at %d (%d events from pushes, %d room.Get)", b.name, b.game.Total, b.pushes, b.gets)
@@ -272,7 +296,7 @@ func play(ctx context.Context, o options) (result, error) {
 	// 6. The winner's reward, from the game service.
 	for _, b := range bots {
 		if b.id == host.winner {
-			res.Wallet, res.Rewarded = b.reward(ctx, st.ID)
+			res.Wallet, res.Rewarded = b.reward(ctx, roomID)
 		}
 	}
 	return res, nil
@@ -350,6 +374,23 @@ func createAndJoin(ctx context.Context, o options, bots []*bot, out *printer) (*
 		out.printf("%s joined room %s", b.name, st.ID)
 	}
 	return host, nil
+}
+
+// joinRoom has every bot join the room o.Room, which someone else created;
+// it returns the first bot.
+func joinRoom(ctx context.Context, o options, bots []*bot, out *printer) (*bot, error) {
+	for _, b := range bots {
+		b.room = o.Room
+		err := retry(ctx, func() error {
+			_, err := b.rooms.Join(ctx, &roompb.JoinRequest{RoomID: o.Room})
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s %s: %w", b.name, roomrpc.MethodJoin, o.Room, err)
+		}
+		out.printf("%s joined room %s", b.name, o.Room)
+	}
+	return bots[0], nil
 }
 
 // matchmake queues every bot in o.Queue and waits until the matchmaker has

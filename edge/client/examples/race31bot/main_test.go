@@ -82,6 +82,75 @@ func TestBotPlaysToTheEnd(t *testing.T) {
 	}
 }
 
+// TestBotJoinsARoom: with -room, 2 bots join a room another player (a bot
+// of the test's own, as a browser player would) created; the host starts
+// the game once all three are ready and plays its turns; the game ends
+// with the same winner for all.
+func TestBotJoinsARoom(t *testing.T) {
+	listURL := startDev(t)
+	ctx, cancel := context.WithTimeout(context.Background(), gameTimeout)
+	defer cancel()
+	o := options{BrokerList: listURL, Players: 2, Name: "j", MaxTurns: 100, Poll: 100 * time.Millisecond, Out: logWriter{t}}
+	host, err := newBot(ctx, o, "host_"+randomHex(3), &printer{w: logWriter{t}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.s.Close()
+	st, err := host.rooms.Create(ctx, &roompb.CreateRequest{Name: "host's table", Game: gameName, MaxPlayers: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	host.room, o.Room = st.ID, st.ID
+	type outcome struct {
+		res result
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		res, err := play(ctx, o)
+		done <- outcome{res, err}
+	}()
+	if _, err := host.rooms.Ready(ctx, &roompb.ReadyRequest{Ready: true}); err != nil {
+		t.Fatal(err)
+	}
+	for ready := 0; ready < 3; {
+		select {
+		case r := <-done:
+			t.Fatalf("play ended before the start: %+v", r)
+		case <-time.After(100 * time.Millisecond):
+		}
+		if st, err = host.rooms.Get(ctx, &roompb.GetRequest{RoomID: &host.room}); err != nil {
+			t.Fatal(err)
+		}
+		ready = 0
+		for _, p := range st.Players {
+			if p.Ready {
+				ready++
+			}
+		}
+	}
+	if _, err := host.rooms.Start(ctx, &roompb.StartRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := host.play(ctx, &sync.Once{}); err != nil {
+		t.Fatalf("host: %v", err)
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("play: %v", r.err)
+	}
+	// The bots name a winner of theirs by username, anyone else by id.
+	hostWon := host.winner == host.id
+	if r.res.Room != st.ID || host.winner == "" || hostWon && r.res.Winner != host.id || !hostWon && !strings.HasPrefix(r.res.Winner, "j") {
+		t.Fatalf("result %+v, the host saw %s win", r.res, host.winner)
+	}
+	for _, total := range append(r.res.Totals, int(host.game.Total)) {
+		if total != 31 {
+			t.Fatalf("final totals %v and the host's %d, want 31", r.res.Totals, host.game.Total)
+		}
+	}
+}
+
 // TestPlayChecksOptions: bad options fail before any connection.
 func TestPlayChecksOptions(t *testing.T) {
 	for _, o := range []options{
@@ -89,6 +158,8 @@ func TestPlayChecksOptions(t *testing.T) {
 		{BrokerList: "http://127.0.0.1:1/brokerlist", Players: 5, Name: "bot"},
 		{BrokerList: "http://127.0.0.1:1/brokerlist", Players: 2, Name: ""},
 		{BrokerList: "http://127.0.0.1:1/brokerlist", Players: 2, Name: strings.Repeat("x", 21)},
+		{BrokerList: "http://127.0.0.1:1/brokerlist", Players: 0, Name: "bot", Room: "r1"},
+		{BrokerList: "http://127.0.0.1:1/brokerlist", Players: 1, Name: "bot", Room: "r1", Match: true},
 	} {
 		if _, err := play(context.Background(), o); err == nil {
 			t.Errorf("play(%+v) succeeded", o)
@@ -134,7 +205,10 @@ func startDev(t *testing.T) string {
 		"-set", "broker.edge.tcp_addr=127.0.0.1:0", "-set", "broker.edge.ws_addr=127.0.0.1:0",
 		"-set", "brokerlist.addr=127.0.0.1:0", "-set", "services.login.http_addr=127.0.0.1:0",
 		// Cheap password hashes: the test registers a user per bot.
-		"-set", "services.login.argon2.memory_kib=1024", "-set", "services.login.argon2.time=1")
+		"-set", "services.login.argon2.memory_kib=1024", "-set", "services.login.argon2.time=1",
+		// Each bot registers and logs in: more than login's 30 a minute
+		// per address in all.
+		"-set", "services.login.throttle.per_address.max=1000")
 	out := &lines{}
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
