@@ -123,12 +123,11 @@ func startLoad(ctx context.Context, t *testing.T, listURL string) *load {
 	}
 	// The host toggles ready: each acknowledged toggle is one room event,
 	// whose seq must follow the last acknowledged one's.
-	ready, seq := false, cr.GetSeq()
 	var jst roompb.RoomState
 	if err := host.CallThrift(ctx, "room.Get", &roompb.GetRequest{}, &jst); err != nil {
 		t.Fatalf("room.Get: %v", err)
 	}
-	seq = jst.GetSeq()
+	ready, seq := false, jst.GetSeq()
 	l.firstSeq = seq
 	loop(func(int) {
 		var st roompb.RoomState
