@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -17,21 +18,31 @@ import (
 	"time"
 )
 
-// freePorts returns n TCP ports free on 127.0.0.1 a moment ago.
+// freePorts returns n TCP ports free on every interface a moment ago,
+// below 32768: Linux picks the local port of outgoing connections from
+// 32768 up (ip_local_port_range), so a port chosen there could be taken
+// by any connection before the process under test binds it (the pods bind
+// ":port").
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
 	var ports []int
 	var lns []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	for try := 0; len(ports) < n; try++ {
+		if try > 1000 {
+			t.Fatalf("no %d free ports below 32768", n)
+		}
+		port := 20000 + rand.IntN(12000)
+		ln, err := net.Listen("tcp", fmt.Sprintf(":%d", port))
 		if err != nil {
-			t.Fatal(err)
+			continue
 		}
 		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	for _, ln := range lns {
-		ln.Close()
+		ports = append(ports, port)
 	}
 	return ports
 }
