@@ -12,8 +12,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/noonhq/noon/internal/testenv"
 )
 
 // asyncHandler is the test handler as an AsyncHandler: it starts every
@@ -67,25 +65,8 @@ func (h *asyncHandler) StartRequest(ctx context.Context, c *Conn, method string,
 // mustStartAsync starts a server with the async test handler.
 func mustStartAsync(t *testing.T, edit func(*Options)) (*Server, *asyncHandler) {
 	t.Helper()
-	o := testOptions()
-	if edit != nil {
-		edit(&o)
-	}
 	h := &asyncHandler{testHandler: newTestHandler()}
-	s, err := New(o, h, testenv.Logger(t))
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	h.srv = s
-	done := make(chan error, 1)
-	go func() { done <- s.Main() }()
-	t.Cleanup(func() {
-		s.Exit()
-		if err := <-done; err != nil {
-			t.Errorf("Main: %v", err)
-		}
-	})
-	return s, h
+	return startWith(t, edit, h, h.testHandler), h
 }
 
 // TestAsyncRepliesInOrder pipelines requests that complete out of order

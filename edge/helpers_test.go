@@ -152,16 +152,23 @@ func testOptions() Options {
 // handler, and stops it when the test ends.
 func mustStart(t testing.TB, edit func(*Options)) (*Server, *testHandler) {
 	t.Helper()
+	h := newTestHandler()
+	return startWith(t, edit, h, h), h
+}
+
+// startWith starts a server with opts (after edit, if not nil) and handler
+// h, whose test handler th it is told of, and stops it when the test ends.
+func startWith(t testing.TB, edit func(*Options), h Handler, th *testHandler) *Server {
+	t.Helper()
 	o := testOptions()
 	if edit != nil {
 		edit(&o)
 	}
-	h := newTestHandler()
 	s, err := New(o, h, testenv.Logger(t))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	h.srv = s
+	th.srv = s
 	done := make(chan error, 1)
 	go func() { done <- s.Main() }()
 	t.Cleanup(func() {
@@ -170,7 +177,7 @@ func mustStart(t testing.TB, edit func(*Options)) (*Server, *testHandler) {
 			t.Errorf("Main: %v", err)
 		}
 	})
-	return s, h
+	return s
 }
 
 // checkFor polls cond every 5 ms until it holds or d passes.

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -223,38 +222,13 @@ func servedBy(t *testing.T, c *proc, service string) map[string]int {
 // to a new process one at a time: no request fails and no room event is
 // lost.
 func TestClusterScaleAndDeploy(t *testing.T) {
-	testenv.Postgres(t)
-	testenv.Redis(t)
-	offset := freePort(t)%10000 + 20000
-	blPort, yPort := freePort(t), freePort(t)
-	yellowEP := fmt.Sprintf("tcp://127.0.0.1:%d", yPort)
-	c := startDaemon(t, "cluster", "cluster", "-config", "../../configs/cluster.yaml",
-		"-brokers", "2", "-instances", "1", "-port-offset", strconv.Itoa(offset),
-		"-set", "postgres.url="+testenv.PostgresURL(),
-		"-set", "redis.addrs="+redisAddr(t),
-		"-set", "yellows="+yellowEP,
-		"-set", "yellow.router_addr="+yellowEP,
-		"-set", fmt.Sprintf("yellow.pub_addr=tcp://127.0.0.1:%d", freePort(t)),
-		"-set", fmt.Sprintf("brokerlist.addr=127.0.0.1:%d", blPort),
-		"-set", fmt.Sprintf("services.login.http_addr=127.0.0.1:%d", freePort(t)),
-		"-set", "services.login.argon2.memory_kib=1024", "-set", "services.login.argon2.time=1",
-		"-set", "services.login.postgres_schema=login_e2e",
+	c, listURL, list := startCluster(t,
 		"-set", "broker.drain_grace=2s",
 		// The room player toggles as fast as it is answered.
 		"-set", "services.room.member_rate.events=0")
-	t.Cleanup(func() {
-		_ = c.cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-c.done:
-		case <-time.After(60 * time.Second):
-		}
-	})
-	c.waitLine(t, "cluster up", 60*time.Second)
 	tlsDir := field(strings.SplitN(c.waitLine(t, "ephemeral CA in", time.Second), "ephemeral CA in", 2)[1], "")
 	tlsDir = strings.TrimSuffix(tlsDir, ";")
 	ctlURL := field(strings.SplitN(c.waitLine(t, "control:", time.Second), "control:", 2)[1], "")
-	listURL := fmt.Sprintf("http://127.0.0.1:%d/brokerlist", blPort)
-	list := []string{fmt.Sprintf("127.0.0.1:%d", 1055+offset), fmt.Sprintf("127.0.0.1:%d", 1057+offset)}
 	clusterChecks(t, listURL, list, nil)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

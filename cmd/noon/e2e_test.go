@@ -625,6 +625,25 @@ func redisAddr(t *testing.T) string {
 func TestNoonCluster(t *testing.T) {
 	testenv.Postgres(t)
 	testenv.Redis(t)
+	c, listURL, brokers := startCluster(t, "-set", "broker.drain_grace=100ms")
+	if l := c.out.find("internal links: mutual TLS"); l == "" {
+		t.Fatal("noon cluster did not turn TLS on")
+	}
+	// The supervisor stops the cluster when a process dies, so a broker's
+	// death is tested by TestClusterBrokerFailover.
+	clusterChecks(t, listURL, brokers, nil)
+	c.stop(t, 60*time.Second)
+}
+
+// startCluster starts `noon cluster` with two brokers and one instance of
+// every service on free ports, the real Postgres and Redis and the extra
+// arguments (-set overrides), waits until it is up, and returns it, its
+// BrokerList URL and its brokers' TCP addresses. It is stopped with a
+// signal when the test ends.
+func startCluster(t *testing.T, extra ...string) (c *proc, listURL string, brokers []string) {
+	t.Helper()
+	testenv.Postgres(t)
+	testenv.Redis(t)
 	// Broker i's ports are 1055+2i+offset...; yellow's admin 1062+offset.
 	// All of them below 32768, where Linux never picks the local port of
 	// an outgoing connection (ip_local_port_range starts there): a port
@@ -633,18 +652,18 @@ func TestNoonCluster(t *testing.T) {
 	offset := freePort(t)%10000 + 20000
 	blPort, yPort := freePort(t), freePort(t)
 	yellowEP := fmt.Sprintf("tcp://127.0.0.1:%d", yPort)
-	c := startDaemon(t, "cluster", "cluster", "-config", "../../configs/cluster.yaml",
+	args := append([]string{"cluster", "-config", "../../configs/cluster.yaml",
 		"-brokers", "2", "-instances", "1", "-port-offset", strconv.Itoa(offset),
-		"-set", "postgres.url="+testenv.PostgresURL(),
-		"-set", "redis.addrs="+redisAddr(t),
-		"-set", "yellows="+yellowEP,
-		"-set", "yellow.router_addr="+yellowEP,
+		"-set", "postgres.url=" + testenv.PostgresURL(),
+		"-set", "redis.addrs=" + redisAddr(t),
+		"-set", "yellows=" + yellowEP,
+		"-set", "yellow.router_addr=" + yellowEP,
 		"-set", fmt.Sprintf("yellow.pub_addr=tcp://127.0.0.1:%d", freePort(t)),
 		"-set", fmt.Sprintf("brokerlist.addr=127.0.0.1:%d", blPort),
 		"-set", fmt.Sprintf("services.login.http_addr=127.0.0.1:%d", freePort(t)),
 		"-set", "services.login.argon2.memory_kib=1024", "-set", "services.login.argon2.time=1",
-		"-set", "services.login.postgres_schema=login_e2e",
-		"-set", "broker.drain_grace=100ms")
+		"-set", "services.login.postgres_schema=login_e2e"}, extra...)
+	c = startDaemon(t, "cluster", args...)
 	// Stop the supervisor with a signal, so it stops its children (they
 	// run in their own process groups) before startDaemon's kill.
 	t.Cleanup(func() {
@@ -655,12 +674,6 @@ func TestNoonCluster(t *testing.T) {
 		}
 	})
 	c.waitLine(t, "cluster up", 60*time.Second)
-	if l := c.out.find("internal links: mutual TLS"); l == "" {
-		t.Fatal("noon cluster did not turn TLS on")
-	}
-	// The supervisor stops the cluster when a process dies, so a broker's
-	// death is tested by TestClusterBrokerFailover.
-	list := []string{fmt.Sprintf("127.0.0.1:%d", 1055+offset), fmt.Sprintf("127.0.0.1:%d", 1057+offset)}
-	clusterChecks(t, fmt.Sprintf("http://127.0.0.1:%d/brokerlist", blPort), list, nil)
-	c.stop(t, 60*time.Second)
+	return c, fmt.Sprintf("http://127.0.0.1:%d/brokerlist", blPort),
+		[]string{fmt.Sprintf("127.0.0.1:%d", 1055+offset), fmt.Sprintf("127.0.0.1:%d", 1057+offset)}
 }
