@@ -122,38 +122,72 @@ func TestAsyncRepliesInOrder(t *testing.T) {
 
 // TestAsyncSocketFull completes many replies while the client reads
 // nothing, so that the socket stops taking them: what a completing
-// goroutine cannot write at once goes to the writer, the bytes stay
-// charged to the connection until written, and every reply arrives
-// whole and in order once the client reads.
+// goroutine cannot write at once goes to the writer (over WebSocket, all
+// of it once the socket's send queue is not empty), the bytes stay
+// charged to the connection until written, and every reply arrives whole
+// and in order once the client reads.
 func TestAsyncSocketFull(t *testing.T) {
-	s, h := mustStartAsync(t, func(o *Options) {
-		o.MaxInFlight = 256
-		o.MaxInFlightBytes = 64 << 20
-	})
-	c := dial(t, s, "tcp")
-	const n, size = 2000, 12 << 10 // 24 MB: more than loopback's socket buffers take
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for i := range n {
-			c.sendReq("seq", fmt.Sprintf("%d:%d", i, size))
-		}
-	})
-	t.Cleanup(wg.Wait)
-	checkFor(t, 10*time.Second, func() bool { return s.Stats().BufferedBytes >= size },
-		"buffered %d bytes with the client not reading; want the unwritten replies charged", s.Stats().BufferedBytes)
-	for i := range n {
-		f, p, err := c.recv()
-		if err != nil {
-			t.Fatalf("reply %d: %v", i, err)
-		}
-		if f != "" || len(p) != size || binary.BigEndian.Uint32([]byte(p)) != uint32(i) {
-			t.Fatalf("reply %d: err %q, %d bytes, index %d", i, f, len(p), binary.BigEndian.Uint32([]byte(p)))
-		}
+	// Replies small enough for WebSocket's inline writes (wsInlineMax);
+	// 8-24 MB in all, more than loopback's socket buffers take.
+	for _, tc := range []struct {
+		tr      string
+		n, size int
+	}{{"tcp", 2000, 12 << 10}, {"ws", 2000, 4 << 10}} {
+		t.Run(tc.tr, func(t *testing.T) {
+			n, size := tc.n, tc.size
+			s, h := mustStartAsync(t, func(o *Options) {
+				o.MaxInFlight = 256
+				o.MaxInFlightBytes = 64 << 20
+			})
+			c := dial(t, s, tc.tr)
+			var wg sync.WaitGroup
+			wg.Go(func() {
+				for i := range n {
+					c.sendReq("seq", fmt.Sprintf("%d:%d", i, size))
+				}
+			})
+			t.Cleanup(wg.Wait)
+			checkFor(t, 10*time.Second, func() bool { return s.Stats().BufferedBytes >= int64(size) },
+				"buffered %d bytes with the client not reading; want the unwritten replies charged", s.Stats().BufferedBytes)
+			for i := range n {
+				f, p, err := c.recv()
+				if err != nil {
+					t.Fatalf("reply %d: %v", i, err)
+				}
+				if f != "" || len(p) != size || binary.BigEndian.Uint32([]byte(p)) != uint32(i) {
+					t.Fatalf("reply %d: err %q, %d bytes, index %d", i, f, len(p), binary.BigEndian.Uint32([]byte(p)))
+				}
+			}
+			if got := h.started.Load(); got != int64(n) {
+				t.Fatalf("%d requests started, want %d", got, n)
+			}
+			checkFor(t, 5*time.Second, func() bool { return s.Stats().BufferedBytes == 0 }, "buffered bytes left: %d", s.Stats().BufferedBytes)
+		})
 	}
-	if got := h.started.Load(); got != n {
-		t.Fatalf("%d requests started, want %d", got, n)
+}
+
+// TestInlineWrites: a client that waits for each reply gets them written
+// by the goroutine that completed them, over TCP and WebSocket alike.
+func TestInlineWrites(t *testing.T) {
+	for _, tr := range []string{"tcp", "ws"} {
+		t.Run(tr, func(t *testing.T) {
+			s, _ := mustStartAsync(t, nil)
+			c := dial(t, s, tr)
+			const n = 50
+			for i := range n {
+				c.sendReq("echo", strconv.Itoa(i))
+				f, p, err := c.recv()
+				if err != nil || f != "" || p != strconv.Itoa(i) {
+					t.Fatalf("reply %d: %q %q %v", i, f, p, err)
+				}
+			}
+			// The odd reply may race its own completion into the
+			// writer's hands; most are inline.
+			if got := s.Stats().InlineWrites; got < n/2 {
+				t.Fatalf("%d of %d replies written inline", got, n)
+			}
+		})
 	}
-	checkFor(t, 5*time.Second, func() bool { return s.Stats().BufferedBytes == 0 }, "buffered bytes left: %d", s.Stats().BufferedBytes)
 }
 
 // TestAsyncDoneAfterClose completes requests after their connection

@@ -670,6 +670,7 @@ func (c *Conn) writeInline(iw inlineWriter) bool {
 		if !ok || err != nil {
 			return false // the writer tries, and fails alike if broken
 		}
+		s.stats.inlineWrites.Add(1)
 		c.mu.Lock()
 		if c.dead {
 			// Closed while writing: it dropped the list; the writer

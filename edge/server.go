@@ -116,12 +116,17 @@ type Stats struct {
 	Requests uint64
 	// Panics counts panics recovered in handlers and connections.
 	Panics uint64
+	// InlineWrites counts batches of replies written in the goroutine
+	// that completed them (no switch to the connection's writer): plain
+	// TCP whenever the socket takes them, WebSocket when the socket's
+	// send queue is empty.
+	InlineWrites uint64
 }
 
 type counters struct {
 	accepted, rejected, closed, slowConsumers, badFrames, rateLimited,
 	authTimeouts, idleTimeouts, badProxyHeaders, requests, panics,
-	addrRejected, byteWaits, frameTimeouts, badMethods atomic.Uint64
+	addrRejected, byteWaits, frameTimeouts, badMethods, inlineWrites atomic.Uint64
 }
 
 // maxInterned bounds the method-name cache: real method names are a few
@@ -462,14 +467,15 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.refuseWS(w, r, addr, why)
 		return
 	}
-	ws, err := websocket.Accept(w, r, &s.wsOpts)
+	hr := &hijackRecorder{ResponseWriter: w}
+	ws, err := websocket.Accept(hr, r, &s.wsOpts)
 	if err != nil {
 		s.leave(c.addr)
 		s.nconns.Add(-1)
 		s.log.Debug("edge: websocket upgrade failed", "remote", addr.String(), "origin", wire.Snippet(r.Header.Get("Origin")), "err", err)
 		return
 	}
-	c.t = newWSTransport(ws, addr, s.lim)
+	c.t = newWSTransport(ws, addr, s.lim, hr.conn)
 	if !s.register(c) {
 		s.leave(c.addr)
 		s.nconns.Add(-1)
@@ -491,7 +497,7 @@ func (s *Server) refuseWS(w http.ResponseWriter, r *http.Request, addr net.Addr,
 		return
 	}
 	s.log.Debug("edge: connection refused", "remote", addr.String(), "why", why)
-	t := newWSTransport(ws, addr, s.lim)
+	t := newWSTransport(ws, addr, s.lim, nil)
 	t.beginWrite(time.Now().Add(refusalWriteTimeout))
 	_ = t.writeResponse(wire.CodeOverloaded+": "+why, nil)
 	t.dropWriter()
@@ -584,6 +590,7 @@ func (s *Server) Stats() Stats {
 		RateLimited:     s.stats.rateLimited.Load(),
 		AuthTimeouts:    s.stats.authTimeouts.Load(),
 		IdleTimeouts:    s.stats.idleTimeouts.Load(),
+		InlineWrites:    s.stats.inlineWrites.Load(),
 		BadProxyHeaders: s.stats.badProxyHeaders.Load(),
 		Requests:        s.stats.requests.Load(),
 		Panics:          s.stats.panics.Load(),

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"encoding/binary"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"slices"
 	"sync"
@@ -75,7 +77,8 @@ type transport interface {
 }
 
 // inlineWriter is a transport that can write without blocking (plain
-// TCP): from a goroutine that must not wait for a client.
+// TCP; WebSocket over plain TCP when the socket's send queue is empty):
+// from a goroutine that must not wait for a client.
 type inlineWriter interface {
 	// tryWrite writes b as far as the socket takes it at once, and keeps
 	// the rest for flushPending. It returns how many bytes it kept, or
@@ -84,8 +87,10 @@ type inlineWriter interface {
 }
 
 var (
-	_ transport = (*tcpTransport)(nil)
-	_ transport = (*wsTransport)(nil)
+	_ transport    = (*tcpTransport)(nil)
+	_ transport    = (*wsTransport)(nil)
+	_ inlineWriter = (*tcpTransport)(nil)
+	_ inlineWriter = (*wsTransport)(nil)
 )
 
 // bufPools hands out the frame readers and writers of TCP connections. A
@@ -473,6 +478,9 @@ type wsTransport struct {
 	ws   *websocket.Conn
 	addr net.Addr
 	lim  frame.Limits
+	// rc is the hijacked TCP connection's, for tryWrite (nil: behind TLS,
+	// or not TCP: never inline).
+	rc syscall.RawConn
 
 	// rbuf holds the last message read, until release.
 	rbuf *frame.Buffer
@@ -492,11 +500,61 @@ type wsTransport struct {
 	wtimer  *time.Timer
 }
 
-func newWSTransport(ws *websocket.Conn, addr net.Addr, lim frame.Limits) *wsTransport {
+func newWSTransport(ws *websocket.Conn, addr net.Addr, lim frame.Limits, raw net.Conn) *wsTransport {
 	// The library's limit is on the whole message: MaxFrame plus TotalLen.
 	// Reading stops there and the connection is closed with 1009.
 	ws.SetReadLimit(int64(lim.MaxFrame) + 4)
-	return &wsTransport{ws: ws, addr: addr, lim: lim}
+	t := &wsTransport{ws: ws, addr: addr, lim: lim}
+	if tc, ok := raw.(*net.TCPConn); ok {
+		if rc, err := tc.SyscallConn(); err == nil {
+			t.rc = rc
+		}
+	}
+	return t
+}
+
+// wsInlineMax bounds what tryWrite writes at once: well under the
+// smallest default TCP send buffer (16 KiB), so that a write into an
+// empty send queue cannot block.
+const wsInlineMax = 8 << 10
+
+// tryWrite writes b, whole response frames, one message each, when the
+// socket's send queue is empty (the client has taken everything sent so
+// far), and otherwise declines: the library's writes block, and the
+// caller must not wait for a client. It never keeps anything.
+func (t *wsTransport) tryWrite(b []byte) (int, bool, error) {
+	if t.rc == nil || len(b) > wsInlineMax || !sendQueueEmpty(t.rc) {
+		return 0, false, nil
+	}
+	for len(b) >= 4 {
+		n := 4 + int(binary.BigEndian.Uint32(b))
+		// A context that never ends: no timer, and the socket has room.
+		if err := t.ws.Write(context.Background(), websocket.MessageBinary, b[:n]); err != nil {
+			return 0, true, err
+		}
+		b = b[n:]
+	}
+	return 0, true, nil
+}
+
+// hijackRecorder is the http.ResponseWriter given to websocket.Accept: it
+// keeps the connection the library hijacks, for tryWrite.
+type hijackRecorder struct {
+	http.ResponseWriter
+	conn net.Conn
+}
+
+func (h *hijackRecorder) Unwrap() http.ResponseWriter { return h.ResponseWriter }
+
+// Hijack hijacks the underlying connection and records it.
+func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := h.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("edge: the response writer cannot hijack")
+	}
+	c, rw, err := hj.Hijack()
+	h.conn = c
+	return c, rw, err
 }
 
 func (t *wsTransport) name() string         { return "ws" }

@@ -107,7 +107,10 @@ type PeerStats struct {
 	DialErrors  uint64 // failed dials
 	Deaths      uint64 // links declared dead (heartbeats, stuck send, error)
 	StuckSends  uint64 // sends that passed SendTimeout
-	Guard       GuardStats
+	// DirectWrites counts messages written by their sender (a lone call:
+	// see send); the rest went through the writer's batches.
+	DirectWrites uint64
+	Guard        GuardStats
 }
 
 // GuardStats counts what the connection guard did on its own.
@@ -129,7 +132,7 @@ func (g *guardStats) snapshot() GuardStats {
 
 type peerCounters struct {
 	calls, replies, timeouts, unavailable, overloaded, late, bad atomic.Uint64
-	connects, dialErrors, deaths, stuck                          atomic.Uint64
+	connects, dialErrors, deaths, stuck, direct                  atomic.Uint64
 }
 
 // Peer is a consumer's link to one remote instance: one DEALER socket,
@@ -274,7 +277,7 @@ func (p *Peer) Stats() PeerStats {
 		Unavailable: s.unavailable.Load(), Overloaded: s.overloaded.Load(),
 		LateReplies: s.late.Load(), BadMessages: s.bad.Load(), Connects: s.connects.Load(),
 		DialErrors: s.dialErrors.Load(), Deaths: s.deaths.Load(), StuckSends: s.stuck.Load(),
-		Guard: p.gstats.snapshot(),
+		DirectWrites: s.direct.Load(), Guard: p.gstats.snapshot(),
 	}
 }
 
@@ -324,9 +327,7 @@ func (p *Peer) Call(ctx context.Context, req *platformpb.Envelope) (*platformpb.
 	}
 	p.inflight.Add(1)
 	defer p.endCall()
-	select {
-	case l.sendq <- b:
-	default:
+	if !l.send(b) {
 		l.unregister(id)
 		p.stats.overloaded.Add(1)
 		return nil, ErrOverloaded
@@ -428,10 +429,8 @@ func (p *Peer) Start(req *platformpb.Envelope, deadline time.Time, fn func(*plat
 		return l.deathError()
 	}
 	w.timer.Reset(wait)
-	select {
-	case l.sendq <- b:
+	if l.send(b) {
 		return nil
-	default:
 	}
 	if !l.unregister(id) {
 		// Cannot be the timer (the deadline is ahead); kill ran and
@@ -582,6 +581,15 @@ type link struct {
 	sendq    chan []byte
 	wg       sync.WaitGroup // reader and writer
 
+	// wmu is held by whoever writes to conn: the writer, or a sender
+	// writing its own message (see send). batch is theirs while they hold
+	// it. queued counts the messages in sendq or in the writer's hands
+	// and not yet written: while it is not zero nobody writes directly,
+	// so that no message overtakes one queued before it.
+	wmu    sync.Mutex
+	batch  frameBatch
+	queued atomic.Int64
+
 	dead     chan struct{} // closed by kill
 	deadOnce sync.Once
 	cause    error // why it died; written before dead is closed
@@ -681,25 +689,47 @@ func (l *link) take(id uint64) (waiter, bool) {
 	return w, ok
 }
 
-// trySend queues b unless the queue is full.
-func (l *link) trySend(b []byte) bool {
+// send writes b at once when it is the only call in flight, nothing is
+// queued and nobody is writing (a lone message: no goroutine switch to the
+// writer, which is most of a round trip's cost at low load), and otherwise
+// queues it for the writer, which batches what the other callers send
+// meanwhile. It reports false when the queue is full. A failed direct
+// write kills the link (in a goroutine of its own: kill calls the
+// callbacks of started calls, which must not run under the sender's
+// feet); b is then lost with the link, as when the writer fails.
+func (l *link) send(b []byte) bool {
+	if l.p.inflight.Load() <= 1 && l.queued.Load() == 0 && l.wmu.TryLock() {
+		if l.queued.Load() == 0 {
+			l.p.stats.direct.Add(1)
+			l.batch.add(b)
+			err := l.write(&l.batch)
+			l.wmu.Unlock()
+			if err != nil {
+				go l.kill(err)
+			}
+			return true
+		}
+		l.wmu.Unlock()
+	}
+	l.queued.Add(1)
 	select {
 	case l.sendq <- b:
 		return true
 	default:
+		l.queued.Add(-1)
 		return false
 	}
 }
 
 func (l *link) ping() {
 	b, _ := encodeEnvelope(nil, envelopeOverrides{kind: platformpb.Kind_KIND_PING, requestID: l.p.nextID.Add(1)})
-	l.trySend(b)
+	l.send(b)
 }
 
 // cancelRemote tells the remote, best effort, that the caller of id gave up.
 func (l *link) cancelRemote(id uint64) {
 	b, _ := encodeEnvelope(nil, envelopeOverrides{kind: platformpb.Kind_KIND_CANCEL, requestID: id})
-	l.trySend(b)
+	l.send(b)
 }
 
 // readLoop waits for the socket's end: the guard hands every message to
@@ -769,22 +799,27 @@ func (l *link) onMessage(body []byte, ok bool) {
 // errSendStuck is the cause of death of a link whose send passed SendTimeout.
 var errSendStuck = errors.New("send blocked for longer than SendTimeout")
 
-// writeLoop is the socket's only writer: it writes everything queued when
-// it wakes with one write (see frameBatch), under the guard's write
-// deadline, which closes the connection when the remote stopped reading.
+// writeLoop writes what send queued: everything queued when it wakes,
+// with one write (see frameBatch), under the guard's write deadline,
+// which closes the connection when the remote stopped reading. It and the
+// senders writing directly take turns on wmu.
 func (l *link) writeLoop() {
 	defer l.wg.Done()
-	var batch frameBatch
-	defer batch.reset(nil)
 	for {
+		var first []byte
 		select {
-		case b := <-l.sendq:
-			batch.add(b)
+		case first = <-l.sendq:
 		case <-l.dead:
 			return
 		}
-		drain(l.sendq, batch.full, batch.add)
-		if err := l.write(&batch); err != nil {
+		l.wmu.Lock()
+		l.batch.add(first)
+		drain(l.sendq, l.batch.full, l.batch.add)
+		n := int64(len(l.batch.bodies))
+		err := l.write(&l.batch)
+		l.queued.Add(-n)
+		l.wmu.Unlock()
+		if err != nil {
 			l.kill(err)
 			return
 		}

@@ -110,6 +110,9 @@ type ServerStats struct {
 	Sent        uint64 // messages handed to the socket (zmq4 discards those for a peer that left)
 	SendErrors  uint64 // writes that failed
 	StuckSends  uint64 // writes that passed SendTimeout
+	// DirectWrites counts replies written by their handler's goroutine (a
+	// lone reply: see enqueue); the rest went through the writer's batches.
+	DirectWrites uint64
 	// Unauthenticated counts messages (with TLS) whose routing identity
 	// had no verified connection: not handed to the Handler; a REQUEST is
 	// answered "unauthenticated".
@@ -119,7 +122,7 @@ type ServerStats struct {
 
 type serverCounters struct {
 	requests, replies, late, pings, cancels, expired, overloaded, duplicate atomic.Uint64
-	panics, dropped, bad, sent, sendErrors, stuck, unauthenticated          atomic.Uint64
+	panics, dropped, bad, sent, sendErrors, stuck, unauthenticated, direct  atomic.Uint64
 }
 
 // Server is a service instance's ROUTER: it receives requests from any
@@ -140,6 +143,14 @@ type Server struct {
 	done   chan struct{}
 	wg     sync.WaitGroup // reader and writer
 	outq   chan outMsg
+	// wmu is held by whoever writes to the connections: the writer, or a
+	// reply written directly (see enqueue); direct is theirs while they
+	// hold it. queued counts the messages in outq or in the writer's hands
+	// and not yet written: while it is not zero nobody writes directly,
+	// so that no message overtakes one queued before it.
+	wmu    sync.Mutex
+	direct frameBatch
+	queued atomic.Int64
 	// workers runs handlers on reused goroutines, whose stacks have grown
 	// already (see gopool).
 	workers gopool.Pool
@@ -230,8 +241,8 @@ func (s *Server) Stats() ServerStats {
 		Overloaded: c.overloaded.Load(), Duplicate: c.duplicate.Load(), Panics: c.panics.Load(),
 		Dropped: c.dropped.Load(), BadMessages: c.bad.Load(), Sent: c.sent.Load(),
 		SendErrors: c.sendErrors.Load(), StuckSends: c.stuck.Load(),
-		Unauthenticated: c.unauthenticated.Load(),
-		Guard:           s.gstats.snapshot(),
+		DirectWrites: c.direct.Load(), Unauthenticated: c.unauthenticated.Load(),
+		Guard: s.gstats.snapshot(),
 	}
 }
 
@@ -338,6 +349,7 @@ type serverReq struct {
 	id      uint64
 	ctx     context.Context
 	cancel  context.CancelFunc
+	stop    func() bool // stops the AfterFunc that releases the request
 	replied atomic.Bool
 }
 
@@ -393,9 +405,10 @@ func (s *Server) dispatch(peer []byte, env *platformpb.Envelope, caller pki.Iden
 	r.ctx, r.cancel = context.WithDeadline(parent, deadline)
 	s.active[r.key] = r
 	s.mu.Unlock()
-	// Whatever ends the context (reply, deadline, CANCEL, Close) releases
-	// the request's slot.
-	context.AfterFunc(r.ctx, r.release)
+	// Whatever ends the context (deadline, CANCEL, Close) releases the
+	// request's slot; reply releases it itself, without the goroutine
+	// AfterFunc starts.
+	r.stop = context.AfterFunc(r.ctx, r.release)
 	s.workers.Go(func() { s.serve(r, env) })
 }
 
@@ -429,6 +442,9 @@ func (r *serverReq) reply(rep *platformpb.Envelope) {
 		return
 	}
 	late := r.ctx.Err() != nil // deadline passed or the caller canceled
+	if r.stop() {
+		r.release()
+	}
 	r.cancel()
 	b, err := s.encodeReply(rep, r.id)
 	if err == nil && len(b) > s.opts.MaxMessage {
@@ -471,14 +487,33 @@ func (s *Server) cancelRequest(peer []byte, id uint64) {
 	}
 }
 
-// enqueue queues a message for the writer. With wait it waits up to
-// ReplyWait for room; otherwise a full queue drops the message at once.
+// enqueue sends a message: at once, from the caller's goroutine, when no
+// other request is running, nothing is queued and nobody is writing (a
+// lone reply: no goroutine switch to the writer), and otherwise through
+// the writer's queue, which batches. With
+// wait it waits up to ReplyWait for room in the queue; otherwise a full
+// queue drops the message at once. A direct write to a connection whose
+// remote stopped reading blocks up to SendTimeout, as the writer would,
+// and closes it; the replies behind it go through the queue meanwhile.
 func (s *Server) enqueue(peer, body []byte, wait bool) bool {
 	if s.closed.Load() {
 		s.stats.dropped.Add(1)
 		return false
 	}
+	if s.inflight.Load() == 0 && s.queued.Load() == 0 && s.wmu.TryLock() {
+		if s.queued.Load() == 0 {
+			if g := s.conns.get(peer); g != nil {
+				s.stats.direct.Add(1)
+				s.direct.add(body)
+				s.writeTo(g, &s.direct)
+				s.wmu.Unlock()
+				return true
+			}
+		}
+		s.wmu.Unlock()
+	}
 	m := outMsg{peer: peer, body: body}
+	s.queued.Add(1)
 	select {
 	case s.outq <- m:
 		return true
@@ -494,8 +529,25 @@ func (s *Server) enqueue(peer, body []byte, wait bool) bool {
 		case <-s.done:
 		}
 	}
+	s.queued.Add(-1)
 	s.stats.dropped.Add(1)
 	return false
+}
+
+// writeTo writes b's messages to g and empties b. Caller holds wmu.
+func (s *Server) writeTo(g *guardConn, b *frameBatch) {
+	n := uint64(len(b.bodies))
+	if stuck, err := g.writeBatch(b.buffers()); err != nil {
+		b.reset(nil)
+		s.stats.sendErrors.Add(n)
+		if stuck {
+			s.stats.stuck.Add(1)
+		}
+		s.log.Debug("link: send failed", "peer", string(wire.Snippet(g.ridB)), "err", err)
+		return
+	}
+	b.reset(putBuf)
+	s.stats.sent.Add(n)
 }
 
 // writeLoop is the socket's only writer. It takes everything queued when
@@ -521,7 +573,9 @@ func (s *Server) writeLoop() {
 		case <-s.done:
 			return
 		}
+		s.wmu.Lock()
 		drain(s.outq, full, take)
+		n := int64(len(msgs))
 		for _, m := range msgs {
 			g := s.conns.get(m.peer)
 			if g == nil {
@@ -545,22 +599,13 @@ func (s *Server) writeLoop() {
 		for _, g := range order {
 			b := batches[g]
 			delete(batches, g)
-			n := uint64(len(b.bodies))
-			if stuck, err := g.writeBatch(b.buffers()); err != nil {
-				b.reset(nil)
-				s.stats.sendErrors.Add(n)
-				if stuck {
-					s.stats.stuck.Add(1)
-				}
-				s.log.Debug("link: send failed", "peer", string(wire.Snippet(g.ridB)), "err", err)
-			} else {
-				b.reset(putBuf)
-				s.stats.sent.Add(n)
-			}
+			s.writeTo(g, b)
 			spare = append(spare, b)
 		}
 		clear(order)
 		order = order[:0]
+		s.queued.Add(-n)
+		s.wmu.Unlock()
 	}
 }
 

@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-zeromq/zmq4"
+	"google.golang.org/protobuf/proto"
+
 	"github.com/noonhq/noon/idl/gen/platformpb"
 )
 
@@ -65,6 +68,27 @@ func TestStartReplies(t *testing.T) {
 	}
 	if n := p.InFlight(); n != 0 {
 		t.Fatalf("InFlight() = %d after every callback ran", n)
+	}
+}
+
+// TestLoneCallsWrittenDirectly: calls one at a time leave from their
+// caller and their replies from their handler's goroutine (no switch to
+// either side's writer), and every one is answered.
+func TestLoneCallsWrittenDirectly(t *testing.T) {
+	s := mustListen(t, "", ServerOptions{InstanceID: "echo-1"}, echo)
+	p := mustDial(t, s.Endpoint(), fastPeerOptions(t), true)
+	const calls = 50
+	for i := range calls {
+		want := fmt.Sprintf("call %d", i)
+		r := <-startCall(t, p, &platformpb.Envelope{Method: "echo.Echo", Payload: []byte(want)}, 10*time.Second)
+		if r.err != nil || string(r.rep.GetPayload()) != want {
+			t.Fatalf("call %d: %v, %q", i, r.err, r.rep.GetPayload())
+		}
+	}
+	// Heartbeats may overlap a call and go through a writer: most, not
+	// all, are direct.
+	if ps, ss := p.Stats(), s.Stats(); ps.DirectWrites < calls/2 || ss.DirectWrites < calls/2 {
+		t.Fatalf("direct writes: peer %d, server %d of %d lone calls", ps.DirectWrites, ss.DirectWrites, calls)
 	}
 }
 
@@ -134,4 +158,102 @@ func TestStartLinkDies(t *testing.T) {
 	}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Start after Close: %v, want ErrClosed", err)
 	}
+}
+
+// TestSendOrder: one sender's messages reach the remote in the order they
+// were sent, whether each was written by its sender (a lone call) or
+// queued for the writer (others in flight), with other senders in
+// between. The remote is a bare zmq4 ROUTER, which hands each
+// connection's messages up in arrival order.
+func TestSendOrder(t *testing.T) {
+	const senders, perSender = 4, 600
+	rt := zmq4.NewRouter(context.Background(), zmq4.WithLogger(zmqLogger(testLogger(t))))
+	t.Cleanup(func() { rt.Close() })
+	if err := rt.Listen("tcp://127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu   sync.Mutex
+		seen = make(map[int][]int) // sender -> sequence numbers in arrival order
+	)
+	go func() {
+		for {
+			msg, err := rt.Recv()
+			if err != nil {
+				return
+			}
+			if len(msg.Frames) != 2 {
+				continue
+			}
+			env := new(platformpb.Envelope)
+			if proto.Unmarshal(msg.Frames[1], env) != nil {
+				continue
+			}
+			var b []byte
+			switch env.GetKind() {
+			case platformpb.Kind_KIND_PING:
+				b, _ = encodeEnvelope(nil, envelopeOverrides{kind: platformpb.Kind_KIND_PONG, requestID: env.GetRequestId()})
+			case platformpb.Kind_KIND_REQUEST:
+				var s, i int
+				if _, err := fmt.Sscanf(string(env.GetPayload()), "%d/%d", &s, &i); err == nil {
+					mu.Lock()
+					seen[s] = append(seen[s], i)
+					mu.Unlock()
+				}
+				b, _ = encodeEnvelope(&platformpb.Envelope{Payload: env.GetPayload()},
+					envelopeOverrides{kind: platformpb.Kind_KIND_REPLY, requestID: env.GetRequestId()})
+			default:
+				continue
+			}
+			if rt.Send(zmq4.NewMsgFrom(msg.Frames[0], b)) != nil {
+				return
+			}
+		}
+	}()
+	p := mustDial(t, "tcp://"+rt.Addr().String(), fastPeerOptions(t), true)
+
+	// Each sender starts bursts of 1 to 8 calls without waiting, then
+	// waits for the burst's replies: the first call of a burst may go
+	// out directly, the rest queue behind it.
+	var wg sync.WaitGroup
+	for s := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < perSender; {
+				burst := min(1+i%8, perSender-i)
+				var chans []<-chan startResult
+				for range burst {
+					req := &platformpb.Envelope{Method: "m", Payload: fmt.Appendf(nil, "%d/%d", s, i)}
+					chans = append(chans, startCall(t, p, req, 10*time.Second))
+					i++
+				}
+				for _, ch := range chans {
+					if r := <-ch; r.err != nil {
+						t.Errorf("sender %d: %v", s, r.err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	for s := range senders {
+		got := seen[s]
+		if len(got) != perSender {
+			t.Errorf("sender %d: %d messages arrived, want %d", s, len(got), perSender)
+		}
+		for k, i := range got {
+			if i != k {
+				t.Fatalf("sender %d: message %d arrived in position %d: out of order", s, i, k)
+			}
+		}
+	}
+	st := p.Stats()
+	if st.DirectWrites == 0 || st.DirectWrites >= st.Calls {
+		t.Errorf("%d of %d calls written directly: want both paths exercised", st.DirectWrites, st.Calls)
+	}
+	t.Logf("%d calls, %d written by their sender", st.Calls, st.DirectWrites)
 }
