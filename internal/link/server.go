@@ -253,7 +253,16 @@ func (s *Server) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return nil
 	}
-	s.cancel()
+	s.mu.Lock()
+	s.cancel() // under mu: dispatch starts no request after this
+	running := make([]*serverReq, 0, len(s.active))
+	for _, r := range s.active {
+		running = append(running, r)
+	}
+	s.mu.Unlock()
+	for _, r := range running {
+		r.ctx.end(context.Canceled)
+	}
 	close(s.done)
 	err := s.sock.Close()
 	s.wg.Wait()
@@ -347,9 +356,7 @@ type serverReq struct {
 	key     reqKey
 	peer    []byte
 	id      uint64
-	ctx     context.Context
-	cancel  context.CancelFunc
-	stop    func() bool // stops the AfterFunc that releases the request
+	ctx     *reqCtx
 	replied atomic.Bool
 }
 
@@ -392,23 +399,19 @@ func (s *Server) dispatch(peer []byte, env *platformpb.Envelope, caller pki.Iden
 	}
 	r := &serverReq{s: s, key: reqKey{string(peer), env.GetRequestId()}, peer: peer, id: env.GetRequestId()}
 	s.mu.Lock()
-	if _, dup := s.active[r.key]; dup {
+	if _, dup := s.active[r.key]; dup || s.ctx.Err() != nil {
 		s.mu.Unlock()
 		s.inflight.Add(-1)
-		s.stats.duplicate.Add(1)
+		if dup {
+			s.stats.duplicate.Add(1)
+		}
 		return
 	}
-	parent := s.ctx
-	if s.callers != nil {
-		parent = withCaller(parent, caller)
-	}
-	r.ctx, r.cancel = context.WithDeadline(parent, deadline)
+	// Whatever ends the context (reply, deadline, CANCEL, Close) releases
+	// the request's slot, in the goroutine that ends it.
+	r.ctx = newReqCtx(deadline, caller, s.callers != nil, r.release)
 	s.active[r.key] = r
 	s.mu.Unlock()
-	// Whatever ends the context (deadline, CANCEL, Close) releases the
-	// request's slot; reply releases it itself, without the goroutine
-	// AfterFunc starts.
-	r.stop = context.AfterFunc(r.ctx, r.release)
 	s.workers.Go(func() { s.serve(r, env) })
 }
 
@@ -441,11 +444,7 @@ func (r *serverReq) reply(rep *platformpb.Envelope) {
 		s.stats.duplicate.Add(1)
 		return
 	}
-	late := r.ctx.Err() != nil // deadline passed or the caller canceled
-	if r.stop() {
-		r.release()
-	}
-	r.cancel()
+	late := !r.ctx.end(context.Canceled) // deadline passed or the caller canceled
 	b, err := s.encodeReply(rep, r.id)
 	if err == nil && len(b) > s.opts.MaxMessage {
 		err = fmt.Errorf("%w: %d-byte reply, limit %d", ErrTooLarge, len(b), s.opts.MaxMessage)
@@ -481,7 +480,7 @@ func (s *Server) cancelRequest(peer []byte, id uint64) {
 		return // already answered or expired
 	}
 	s.stats.cancels.Add(1)
-	r.cancel()
+	r.ctx.end(context.Canceled)
 	if s.opts.OnCancel != nil {
 		s.opts.OnCancel(string(peer), id)
 	}

@@ -1,0 +1,87 @@
+package link
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/noonhq/noon/internal/pki"
+)
+
+// TestReqCtx: a request's context ends once, with DeadlineExceeded at its
+// deadline or Canceled when ended, closes Done whenever it was asked for,
+// ends the contexts derived from it (through AfterFunc, no goroutine per
+// derived context) and carries the caller.
+func TestReqCtx(t *testing.T) {
+	t.Run("deadline", func(t *testing.T) {
+		var ends atomic.Int32
+		c := newReqCtx(time.Now().Add(20*time.Millisecond), pki.Identity{}, false, func() { ends.Add(1) })
+		child, cancel := context.WithCancel(context.WithValue(c, struct{}{}, 1))
+		defer cancel()
+		select {
+		case <-child.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatal("derived context not ended at the deadline")
+		}
+		if !errors.Is(c.Err(), context.DeadlineExceeded) || !errors.Is(child.Err(), context.DeadlineExceeded) {
+			t.Fatalf("Err: %v, derived %v", c.Err(), child.Err())
+		}
+		if c.end(context.Canceled) || ends.Load() != 1 {
+			t.Fatalf("ended again, or onEnd called %d times", ends.Load())
+		}
+		if d, ok := c.Deadline(); !ok || d.IsZero() {
+			t.Fatal("no deadline")
+		}
+	})
+	t.Run("end before Done", func(t *testing.T) {
+		var ends atomic.Int32
+		c := newReqCtx(time.Now().Add(time.Hour), pki.Identity{}, false, func() { ends.Add(1) })
+		if !c.end(context.Canceled) || c.end(context.Canceled) {
+			t.Fatal("end did not report the first end only")
+		}
+		select {
+		case <-c.Done():
+		default:
+			t.Fatal("Done not closed after the end")
+		}
+		if !errors.Is(context.Cause(c), context.Canceled) || ends.Load() != 1 {
+			t.Fatalf("Cause %v, onEnd %d", context.Cause(c), ends.Load())
+		}
+		// Deriving from an ended context ends the child at once.
+		child, cancel := context.WithTimeout(c, time.Hour)
+		defer cancel()
+		<-child.Done()
+	})
+	t.Run("AfterFunc stop", func(t *testing.T) {
+		c := newReqCtx(time.Now().Add(time.Hour), pki.Identity{}, false, func() {})
+		ran := make(chan struct{}, 1)
+		stop := context.AfterFunc(c, func() { ran <- struct{}{} })
+		if !stop() || stop() {
+			t.Fatal("stop did not report the first stop only")
+		}
+		fired := make(chan struct{})
+		context.AfterFunc(c, func() { close(fired) })
+		c.end(context.Canceled)
+		<-fired
+		select {
+		case <-ran:
+			t.Fatal("a stopped AfterFunc ran")
+		default:
+		}
+	})
+	t.Run("caller", func(t *testing.T) {
+		id := pki.Identity{Role: "broker", Name: "b1"}
+		c := newReqCtx(time.Now().Add(time.Hour), id, true, func() {})
+		defer c.end(context.Canceled)
+		if got, ok := CallerFrom(context.WithValue(c, struct{ k int }{}, 2)); !ok || got != id {
+			t.Fatalf("CallerFrom = %v, %v", got, ok)
+		}
+		c2 := newReqCtx(time.Now().Add(time.Hour), pki.Identity{}, false, func() {})
+		defer c2.end(context.Canceled)
+		if _, ok := CallerFrom(c2); ok {
+			t.Fatal("a caller without TLS")
+		}
+	})
+}
