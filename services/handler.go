@@ -19,6 +19,31 @@ type HandlerFunc = wire.Handler[*Session]
 
 type loggerKey struct{}
 
+// runCtx is a handler's context: the link's request context (or the
+// runtime's deadline over it) carrying the request's Session and logger,
+// in one allocation rather than two context.WithValue layers and a logger.
+type runCtx struct {
+	context.Context
+	sess *Session
+	log  reqLogger
+}
+
+func (c *runCtx) Value(key any) any {
+	switch key.(type) {
+	case sessionKey:
+		return c.sess
+	case loggerKey:
+		return &c.log
+	}
+	return c.Context.Value(key)
+}
+
+// AfterFunc is the underlying context's: the context package (and pgx's
+// query cancellation) then propagate its end without a goroutine.
+func (c *runCtx) AfterFunc(f func()) (stop func() bool) {
+	return context.AfterFunc(c.Context, f)
+}
+
 // Logger returns the request's logger (with the method, request id and
 // session) inside a handler, or slog.Default() elsewhere.
 func Logger(ctx context.Context) *slog.Logger {

@@ -483,9 +483,9 @@ func (s *Server) run(linkCtx context.Context, req *platformpb.Envelope, h Handle
 	}
 	sess := sessionOf(linkCtx, req.GetSession())
 	sess.addressed = req.GetAddressed()
-	log := &reqLogger{base: s.log, method: req.GetMethod(), id: req.GetRequestId(), session: sess.ID()}
-	ctx = ContextWithSession(ctx, sess)
-	ctx = context.WithValue(ctx, loggerKey{}, log)
+	rc := &runCtx{Context: ctx, sess: sess}
+	rc.log = reqLogger{base: s.log, method: req.GetMethod(), id: req.GetRequestId(), session: sess.ID()}
+	ctx, log := rc, &rc.log
 
 	payload, panicked, err := callHandler(ctx, h, sess, req.GetPayload(), log)
 	if cancel != nil {

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -451,5 +453,34 @@ heartbeat: 500ms
 	}
 	if err := opts.Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestHandlerContextDerivesWithoutGoroutines: contexts a handler derives
+// from its context (a Client.Call's timeout, a pgx query's cancellation)
+// end with it without a goroutine each.
+func TestHandlerContextDerivesWithoutGoroutines(t *testing.T) {
+	const n = 500
+	s := mustStartEcho(t, nil, nil, map[string]services.HandlerFunc{
+		"echo.Derive": func(ctx context.Context, _ *services.Session, _ []byte) ([]byte, error) {
+			before := runtime.NumGoroutine()
+			for range n {
+				_, cancel := context.WithTimeout(ctx, time.Hour)
+				defer cancel()
+				stop := context.AfterFunc(ctx, func() {})
+				defer stop()
+			}
+			return []byte(strconv.Itoa(runtime.NumGoroutine() - before)), nil
+		},
+	})
+	p := dial(t, s.Server)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rep, err := rawCall(ctx, p, "echo.Derive", nil)
+	if err != nil || rep.GetErrorCode() != "" {
+		t.Fatalf("Derive: %v %v", rep, err)
+	}
+	if grew, _ := strconv.Atoi(string(rep.GetPayload())); grew > n/10 {
+		t.Fatalf("%d goroutines for %d derived contexts", grew, 2*n)
 	}
 }

@@ -24,7 +24,7 @@ type reqCtx struct {
 	deadline  time.Time
 	caller    pki.Identity
 	hasCaller bool
-	onEnd     func() // called once, when the context ends
+	owner     releaser // released once, when the context ends
 	timer     *time.Timer
 
 	mu    sync.Mutex
@@ -33,16 +33,21 @@ type reqCtx struct {
 	hooks map[*afterHook]struct{}
 }
 
+// releaser is what a reqCtx releases when it ends: its request.
+type releaser interface{ release() }
+
 // afterHook is one AfterFunc registration.
 type afterHook struct{ f func() }
 
-// newReqCtx returns a context ending at deadline, which calls onEnd once
-// when it ends (for whatever reason).
-func newReqCtx(deadline time.Time, caller pki.Identity, hasCaller bool, onEnd func()) *reqCtx {
-	c := &reqCtx{deadline: deadline, caller: caller, hasCaller: hasCaller, onEnd: onEnd}
-	c.timer = time.AfterFunc(time.Until(deadline), func() { c.end(context.DeadlineExceeded) })
-	return c
+// init readies c to end at deadline and release owner once when it ends
+// (for whatever reason). c is usually a field of its owner: one
+// allocation for both.
+func (c *reqCtx) init(deadline time.Time, caller pki.Identity, hasCaller bool, owner releaser) {
+	c.deadline, c.caller, c.hasCaller, c.owner = deadline, caller, hasCaller, owner
+	c.timer = time.AfterFunc(time.Until(deadline), c.expire)
 }
+
+func (c *reqCtx) expire() { c.end(context.DeadlineExceeded) }
 
 func (c *reqCtx) Deadline() (time.Time, bool) { return c.deadline, true }
 
@@ -101,7 +106,7 @@ func (c *reqCtx) AfterFunc(f func()) (stop func() bool) {
 
 // end ends c with err (the first end wins) and reports whether this call
 // ended it: it stops the timer, closes Done, starts the AfterFunc hooks
-// and calls onEnd, in the calling goroutine.
+// and releases its owner, in the calling goroutine.
 func (c *reqCtx) end(err error) bool {
 	c.mu.Lock()
 	if c.err != nil {
@@ -121,6 +126,6 @@ func (c *reqCtx) end(err error) bool {
 	for h := range hooks {
 		go h.f()
 	}
-	c.onEnd()
+	c.owner.release()
 	return true
 }

@@ -3,12 +3,25 @@ package link
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/noonhq/noon/internal/pki"
 )
+
+// releaseFunc is a releaser for tests.
+type releaseFunc func()
+
+func (f releaseFunc) release() { f() }
+
+// newReqCtx returns a reqCtx calling onEnd when it ends.
+func newReqCtx(deadline time.Time, caller pki.Identity, hasCaller bool, onEnd func()) *reqCtx {
+	c := new(reqCtx)
+	c.init(deadline, caller, hasCaller, releaseFunc(onEnd))
+	return c
+}
 
 // TestReqCtx: a request's context ends once, with DeadlineExceeded at its
 // deadline or Canceled when ended, closes Done whenever it was asked for,
@@ -84,4 +97,26 @@ func TestReqCtx(t *testing.T) {
 			t.Fatal("a caller without TLS")
 		}
 	})
+}
+
+// TestReqCtxDerivedNoGoroutines: contexts derived from a request's context
+// are ended through its AfterFunc, not by a goroutine each (what the
+// context package falls back to for a parent it does not know).
+func TestReqCtxDerivedNoGoroutines(t *testing.T) {
+	c := newReqCtx(time.Now().Add(time.Hour), pki.Identity{}, false, func() {})
+	before := runtime.NumGoroutine()
+	const n = 1000
+	children := make([]context.Context, n)
+	for i := range children {
+		var cancel context.CancelFunc
+		children[i], cancel = context.WithCancel(c)
+		defer cancel()
+	}
+	if grew := runtime.NumGoroutine() - before; grew > n/10 {
+		t.Fatalf("%d goroutines for %d derived contexts", grew, n)
+	}
+	c.end(context.Canceled)
+	for _, ch := range children {
+		<-ch.Done()
+	}
 }

@@ -192,7 +192,7 @@ func Listen(endpoint string, opts ServerOptions, h Handler) (*Server, error) {
 	}
 	gcfg := &guardConfig{
 		conns:        s.conns,
-		sink:         func(g *guardConn, body []byte, ok bool) { s.onMessage(g.ridB, body, ok) },
+		sink:         func(g *guardConn, body []byte, ok bool) { s.onMessage(g.ridB, g.rid, body, ok) },
 		maxMessage:   uint64(opts.MaxMessage) + frameOverhead,
 		handshake:    opts.HandshakeTimeout,
 		writeTimeout: opts.SendTimeout,
@@ -297,19 +297,19 @@ func (s *Server) readLoop() {
 			continue // zmq4 hands ZMTP commands (e.g. libzmq's PING) up as messages
 		}
 		if len(msg.Frames) != 2 {
-			s.onMessage(nil, nil, false)
+			s.onMessage(nil, "", nil, false)
 			continue
 		}
-		s.onMessage(msg.Frames[0], msg.Frames[1], true)
+		s.onMessage(msg.Frames[0], string(msg.Frames[0]), msg.Frames[1], true)
 	}
 }
 
 // onMessage takes one message from the connection with routing identity
-// peer (ok: of one frame, body; body is not kept). It runs in a
-// connection's reading goroutine, concurrently with other connections',
+// peer (rid as a string; ok: of one frame, body; body is not kept). It
+// runs in a connection's reading goroutine, concurrently with other connections',
 // and never blocks on anything: requests run in their own goroutines,
 // PONGs are queued or dropped.
-func (s *Server) onMessage(peer, body []byte, ok bool) {
+func (s *Server) onMessage(peer []byte, rid string, body []byte, ok bool) {
 	if !ok {
 		s.stats.bad.Add(1)
 		s.log.Debug("link: bad message: not one frame")
@@ -333,7 +333,7 @@ func (s *Server) onMessage(peer, body []byte, ok bool) {
 	}
 	switch env.GetKind() {
 	case platformpb.Kind_KIND_REQUEST:
-		s.dispatch(peer, env, caller)
+		s.dispatch(peer, rid, env, caller)
 	case platformpb.Kind_KIND_PING:
 		s.stats.pings.Add(1)
 		load, ok := s.load()
@@ -356,7 +356,9 @@ type serverReq struct {
 	key     reqKey
 	peer    []byte
 	id      uint64
-	ctx     *reqCtx
+	ctx     *reqCtx // &rc
+	rc      reqCtx
+	env     *platformpb.Envelope
 	replied atomic.Bool
 }
 
@@ -377,7 +379,7 @@ func (s *Server) unauthenticated(peer []byte, env *platformpb.Envelope) {
 
 // dispatch starts a request's Handler; caller is its connection's verified
 // identity (with TLS).
-func (s *Server) dispatch(peer []byte, env *platformpb.Envelope, caller pki.Identity) {
+func (s *Server) dispatch(peer []byte, rid string, env *platformpb.Envelope, caller pki.Identity) {
 	s.stats.requests.Add(1)
 	now := time.Now()
 	deadline := now.Add(s.opts.DefaultTimeout)
@@ -397,7 +399,7 @@ func (s *Server) dispatch(peer []byte, env *platformpb.Envelope, caller pki.Iden
 		s.enqueue(peer, b, false)
 		return
 	}
-	r := &serverReq{s: s, key: reqKey{string(peer), env.GetRequestId()}, peer: peer, id: env.GetRequestId()}
+	r := &serverReq{s: s, key: reqKey{rid, env.GetRequestId()}, peer: peer, id: env.GetRequestId()}
 	s.mu.Lock()
 	if _, dup := s.active[r.key]; dup || s.ctx.Err() != nil {
 		s.mu.Unlock()
@@ -409,10 +411,11 @@ func (s *Server) dispatch(peer []byte, env *platformpb.Envelope, caller pki.Iden
 	}
 	// Whatever ends the context (reply, deadline, CANCEL, Close) releases
 	// the request's slot, in the goroutine that ends it.
-	r.ctx = newReqCtx(deadline, caller, s.callers != nil, r.release)
+	r.ctx, r.env = &r.rc, env
+	r.rc.init(deadline, caller, s.callers != nil, r)
 	s.active[r.key] = r
 	s.mu.Unlock()
-	s.workers.Go(func() { s.serve(r, env) })
+	s.workers.Go(r.serve)
 }
 
 func (r *serverReq) release() {
@@ -425,7 +428,9 @@ func (r *serverReq) release() {
 	s.inflight.Add(-1)
 }
 
-func (s *Server) serve(r *serverReq, env *platformpb.Envelope) {
+func (r *serverReq) serve() {
+	s, env := r.s, r.env
+	r.env = nil
 	defer func() {
 		if v := recover(); v != nil {
 			s.stats.panics.Add(1)
@@ -499,7 +504,10 @@ func (s *Server) enqueue(peer, body []byte, wait bool) bool {
 		s.stats.dropped.Add(1)
 		return false
 	}
-	if s.inflight.Load() == 0 && s.queued.Load() == 0 && s.wmu.TryLock() {
+	// Only a handler's reply (wait) is written directly: a connection's
+	// reading goroutine (PONGs, refusals) never writes, so that reading
+	// goes on whatever the remote does with its end.
+	if wait && s.inflight.Load() == 0 && s.queued.Load() == 0 && s.wmu.TryLock() {
 		if s.queued.Load() == 0 {
 			if g := s.conns.get(peer); g != nil {
 				s.stats.direct.Add(1)

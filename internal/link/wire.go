@@ -63,12 +63,21 @@ type envelopeOverrides struct {
 // still be writing it from its own goroutine (its errgroup returns on the
 // context, not on the write), and recycling it raced a later encode (a
 // ping's) with that write. (Not for the Publisher: zmq4's PUB queues.)
-var bufPool sync.Pool // of *[]byte
+//
+// The pool holds *[]byte; the holders themselves are recycled through
+// holderPool, so that neither getting nor putting a buffer allocates (a
+// fresh &b per putBuf was an allocation per message).
+var bufPool, holderPool sync.Pool // of *[]byte
 
 // getBuf returns an empty buffer of capacity at least n.
 func getBuf(n int) []byte {
-	if v, ok := bufPool.Get().(*[]byte); ok && cap(*v) >= n {
-		return (*v)[:0]
+	if v, ok := bufPool.Get().(*[]byte); ok {
+		b := *v
+		*v = nil
+		holderPool.Put(v)
+		if cap(b) >= n {
+			return b[:0]
+		}
 	}
 	return make([]byte, 0, n)
 }
@@ -79,8 +88,12 @@ func putBuf(b []byte) {
 	if cap(b) > maxPooledBuffer {
 		return
 	}
-	b = b[:0]
-	bufPool.Put(&b)
+	h, ok := holderPool.Get().(*[]byte)
+	if !ok {
+		h = new([]byte)
+	}
+	*h = b[:0]
+	bufPool.Put(h)
 }
 
 // encodeEnvelope encodes m (which may be nil) followed by the overrides,
