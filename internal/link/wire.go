@@ -97,15 +97,19 @@ func putBuf(b []byte) {
 }
 
 // encodeEnvelope encodes m (which may be nil) followed by the overrides,
-// into a buffer from bufPool.
+// into a buffer from bufPool, with the hand-written codec (envcodec.go,
+// equal to proto-go's by a differential fuzz test, 3-6x faster). A string
+// that is not valid UTF-8 fails as proto-go's Marshal fails.
 func encodeEnvelope(m *platformpb.Envelope, o envelopeOverrides) ([]byte, error) {
 	var b []byte
 	if m != nil {
-		b = getBuf(proto.Size(m) + overrideRoom + len(o.sender))
-		var err error
-		if b, err = (proto.MarshalOptions{}).MarshalAppend(b, m); err != nil {
-			return nil, err
+		if !validEnvelopeUTF8(m) {
+			if _, err := proto.Marshal(m); err != nil {
+				return nil, err
+			}
 		}
+		b = getBuf(sizeEnvelope(m) + overrideRoom + len(o.sender))
+		b = appendEnvelope(b, m)
 	} else {
 		b = getBuf(overrideRoom + len(o.sender))
 	}
@@ -130,16 +134,13 @@ func encodeEnvelope(m *platformpb.Envelope, o envelopeOverrides) ([]byte, error)
 
 // decodeEnvelope decodes one frame into an Envelope. It refuses frames over
 // max bytes before parsing them, and anything protobuf cannot parse
-// (including invalid UTF-8 in string fields).
+// (including invalid UTF-8 in string fields): the hand-written decoder
+// (envcodec.go) takes what it knows and hands anything else to proto-go.
 func decodeEnvelope(b []byte, max int) (*platformpb.Envelope, error) {
 	if len(b) > max {
 		return nil, fmt.Errorf("%w: %d-byte envelope, limit %d", ErrTooLarge, len(b), max)
 	}
-	env := new(platformpb.Envelope)
-	if err := proto.Unmarshal(b, env); err != nil {
-		return nil, err
-	}
-	return env, nil
+	return unmarshalEnvelope(b)
 }
 
 // encodeEvent encodes ev with its topic field set to topic (appended, as for
