@@ -21,11 +21,6 @@ func CallerFrom(ctx context.Context) (pki.Identity, bool) {
 	return id, ok
 }
 
-// withCaller returns ctx carrying id for CallerFrom.
-func withCaller(ctx context.Context, id pki.Identity) context.Context {
-	return context.WithValue(ctx, callerKey{}, id)
-}
-
 // callerTable maps the routing identities of a TLS ROUTER's live
 // connections to the verified identities of their certificates.
 //

@@ -11,6 +11,9 @@ import (
 	"github.com/noonhq/noon/internal/pki"
 )
 
+// testKey is a context key of these tests.
+type testKey struct{}
+
 // releaseFunc is a releaser for tests.
 type releaseFunc func()
 
@@ -31,7 +34,7 @@ func TestReqCtx(t *testing.T) {
 	t.Run("deadline", func(t *testing.T) {
 		var ends atomic.Int32
 		c := newReqCtx(time.Now().Add(20*time.Millisecond), pki.Identity{}, false, func() { ends.Add(1) })
-		child, cancel := context.WithCancel(context.WithValue(c, struct{}{}, 1))
+		child, cancel := context.WithCancel(context.WithValue(c, testKey{}, 1))
 		defer cancel()
 		select {
 		case <-child.Done():
@@ -88,7 +91,7 @@ func TestReqCtx(t *testing.T) {
 		id := pki.Identity{Role: "broker", Name: "b1"}
 		c := newReqCtx(time.Now().Add(time.Hour), id, true, func() {})
 		defer c.end(context.Canceled)
-		if got, ok := CallerFrom(context.WithValue(c, struct{ k int }{}, 2)); !ok || got != id {
+		if got, ok := CallerFrom(context.WithValue(c, testKey{}, 2)); !ok || got != id {
 			t.Fatalf("CallerFrom = %v, %v", got, ok)
 		}
 		c2 := newReqCtx(time.Now().Add(time.Hour), pki.Identity{}, false, func() {})
