@@ -698,7 +698,18 @@ func (l *link) take(id uint64) (waiter, bool) {
 // callbacks of started calls, which must not run under the sender's
 // feet); b is then lost with the link, as when the writer fails.
 func (l *link) send(b []byte) bool {
-	if l.p.inflight.Load() <= 1 && l.queued.Load() == 0 && l.wmu.TryLock() {
+	return l.sendMaybeDirect(b, true)
+}
+
+// queue queues b for the writer (false: the queue is full): for PINGs and
+// CANCELs, whose goroutines (the supervisor, a deadline's timer) must not
+// wait on a write.
+func (l *link) queue(b []byte) bool {
+	return l.sendMaybeDirect(b, false)
+}
+
+func (l *link) sendMaybeDirect(b []byte, direct bool) bool {
+	if direct && l.p.inflight.Load() <= 1 && l.queued.Load() == 0 && l.wmu.TryLock() {
 		if l.queued.Load() == 0 {
 			l.p.stats.direct.Add(1)
 			l.batch.add(b)
@@ -723,13 +734,13 @@ func (l *link) send(b []byte) bool {
 
 func (l *link) ping() {
 	b, _ := encodeEnvelope(nil, envelopeOverrides{kind: platformpb.Kind_KIND_PING, requestID: l.p.nextID.Add(1)})
-	l.send(b)
+	l.queue(b)
 }
 
 // cancelRemote tells the remote, best effort, that the caller of id gave up.
 func (l *link) cancelRemote(id uint64) {
 	b, _ := encodeEnvelope(nil, envelopeOverrides{kind: platformpb.Kind_KIND_CANCEL, requestID: id})
-	l.send(b)
+	l.queue(b)
 }
 
 // readLoop waits for the socket's end: the guard hands every message to

@@ -24,8 +24,10 @@ import (
 // verified identity of the connection the request came from. The handler answers by calling reply exactly once,
 // from any goroutine, now or later (even after it returned); further calls
 // are counted and ignored. reply sets kind, request_id, load and (if empty)
-// sender itself, does not modify or keep the envelope, and never blocks for
-// longer than ServerOptions.ReplyWait.
+// sender itself, does not modify or keep the envelope, and waits at most
+// ServerOptions.ReplyWait for room in the writer's queue; a lone reply
+// written directly (see Server.enqueue) waits at most SendTimeout for a
+// socket whose remote stopped reading, as the writer would.
 type Handler func(ctx context.Context, req *platformpb.Envelope, reply func(*platformpb.Envelope))
 
 // ServerOptions configures a Server. Zero values take the defaults in limits.go.
@@ -494,9 +496,9 @@ func (s *Server) cancelRequest(peer []byte, id uint64) {
 // enqueue sends a message: at once, from the caller's goroutine, when no
 // other request is running, nothing is queued and nobody is writing (a
 // lone reply: no goroutine switch to the writer), and otherwise through
-// the writer's queue, which batches. With
-// wait it waits up to ReplyWait for room in the queue; otherwise a full
-// queue drops the message at once. A direct write to a connection whose
+// the writer's queue, which batches. With wait it waits up to ReplyWait
+// for room in the queue; otherwise a full queue drops the message at
+// once. A direct write to a connection whose
 // remote stopped reading blocks up to SendTimeout, as the writer would,
 // and closes it; the replies behind it go through the queue meanwhile.
 func (s *Server) enqueue(peer, body []byte, wait bool) bool {
