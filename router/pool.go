@@ -53,7 +53,7 @@ type Pool struct {
 	view     map[string][]*platformpb.Instance // by service, read-only records
 	byID     map[string]*platformpb.Instance
 	peers    map[string]*poolPeer // by instance id
-	draining map[string]bool      // instance ids seen answering "draining"
+	draining map[string]string    // instance ids seen answering "draining", with the router endpoint of the record then
 	asked    map[string]bool      // services Pick was asked about
 	closed   bool
 
@@ -101,7 +101,7 @@ func NewPoolWatcher(w *yellow.Watcher, peer link.PeerOptions, log *slog.Logger) 
 		view:     make(map[string][]*platformpb.Instance),
 		byID:     make(map[string]*platformpb.Instance),
 		peers:    make(map[string]*poolPeer),
-		draining: make(map[string]bool),
+		draining: make(map[string]string),
 		asked:    make(map[string]bool),
 		quit:     make(chan struct{}),
 	}
@@ -175,7 +175,12 @@ func (p *Pool) follow() {
 func (p *Pool) refresh() {
 	p.refreshMu.Lock()
 	defer p.refreshMu.Unlock()
-	all := p.w.All()
+	p.install(p.w.All())
+}
+
+// install makes all (every instance yellow lists) the view. Caller holds
+// refreshMu.
+func (p *Pool) install(all []*platformpb.Instance) {
 	view := make(map[string][]*platformpb.Instance)
 	byID := make(map[string]*platformpb.Instance, len(all))
 	for _, inst := range all {
@@ -195,8 +200,13 @@ func (p *Pool) refresh() {
 			delete(p.peers, id)
 		}
 	}
-	for id := range p.draining {
-		if byID[id] == nil {
+	for id, router := range p.draining {
+		// The mark has done its work once yellow no longer lists the
+		// instance as ready, or lists another process under its id (a
+		// supervisor reuses ids: a mark outliving its process would keep
+		// the new one from ever being picked).
+		if inst := byID[id]; inst == nil || inst.GetRouter() != router ||
+			inst.GetState() != platformpb.InstanceState_INSTANCE_STATE_READY {
 			delete(p.draining, id)
 		}
 	}
@@ -239,7 +249,7 @@ func (p *Pool) HasCandidate(service string, exclude ...string) bool {
 	defer p.mu.RUnlock()
 	for _, inst := range p.view[service] {
 		if inst.GetState() == platformpb.InstanceState_INSTANCE_STATE_READY &&
-			!p.draining[inst.GetId()] && !slices.Contains(exclude, inst.GetId()) {
+			!p.markedDraining(inst) && !slices.Contains(exclude, inst.GetId()) {
 			return true
 		}
 	}
@@ -361,15 +371,23 @@ func ExpectedIdentity(inst *platformpb.Instance) pki.Identity {
 	return pki.Identity{Role: pki.RoleService, Name: inst.GetService()}
 }
 
-// MarkDraining makes Pick skip the instance until it leaves yellow: it
-// answered "unavailable: draining", which is news yellow may not have
-// delivered yet.
+// MarkDraining makes Pick skip the instance until yellow lists it as
+// draining or gone (or lists another process under its id): it answered
+// "unavailable: draining", which is news yellow may not have delivered
+// yet.
 func (p *Pool) MarkDraining(instanceID string) {
 	p.mu.Lock()
-	if p.byID[instanceID] != nil {
-		p.draining[instanceID] = true
+	if inst := p.byID[instanceID]; inst != nil {
+		p.draining[instanceID] = inst.GetRouter()
 	}
 	p.mu.Unlock()
+}
+
+// markedDraining reports whether inst's process answered "draining".
+// Caller holds mu.
+func (p *Pool) markedDraining(inst *platformpb.Instance) bool {
+	router, ok := p.draining[inst.GetId()]
+	return ok && router == inst.GetRouter()
 }
 
 // Pick returns the link to, and the record of, the least-loaded ready
@@ -414,7 +432,7 @@ func (p *Pool) Pick(service string, exclude ...string) (*link.Peer, *platformpb.
 		}
 		if draining {
 			p.mu.RLock()
-			d := p.draining[inst.GetId()]
+			d := p.markedDraining(inst)
 			p.mu.RUnlock()
 			if d {
 				continue
