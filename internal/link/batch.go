@@ -6,6 +6,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // Writing ZMTP messages without zmq4.
@@ -36,6 +37,30 @@ const (
 // cannot happen while only the writer sends, and is refused rather than
 // interleaved.
 var errMidMessage = errors.New("link: zmq4 is writing on this connection")
+
+// writeTurn decides who writes a socket's connections: its writer
+// goroutine, or a sender writing a lone message itself. The writer holds
+// mu from its first message to the end of its write; queued counts the
+// messages in the writer's queue or hands and not yet written. While
+// queued is not zero nobody writes directly, so that no message
+// overtakes one queued before it.
+type writeTurn struct {
+	mu     sync.Mutex
+	queued atomic.Int64
+}
+
+// tryDirect takes the turn for a direct write: when nothing is queued and
+// nobody writes. On true the caller writes and then unlocks mu.
+func (w *writeTurn) tryDirect() bool {
+	if w.queued.Load() != 0 || !w.mu.TryLock() {
+		return false
+	}
+	if w.queued.Load() != 0 {
+		w.mu.Unlock()
+		return false
+	}
+	return true
+}
 
 // drain takes what q holds with take until full says stop or q is empty.
 // When q first looks empty it yields once (runtime.Gosched), so that the

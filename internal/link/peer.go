@@ -327,7 +327,7 @@ func (p *Peer) Call(ctx context.Context, req *platformpb.Envelope) (*platformpb.
 	}
 	p.inflight.Add(1)
 	defer p.endCall()
-	if !l.send(b) {
+	if !l.send(b, true) {
 		l.unregister(id)
 		p.stats.overloaded.Add(1)
 		return nil, ErrOverloaded
@@ -429,7 +429,7 @@ func (p *Peer) Start(req *platformpb.Envelope, deadline time.Time, fn func(*plat
 		return l.deathError()
 	}
 	w.timer.Reset(wait)
-	if l.send(b) {
+	if l.send(b, true) {
 		return nil
 	}
 	if !l.unregister(id) {
@@ -581,14 +581,10 @@ type link struct {
 	sendq    chan []byte
 	wg       sync.WaitGroup // reader and writer
 
-	// wmu is held by whoever writes to conn: the writer, or a sender
-	// writing its own message (see send). batch is theirs while they hold
-	// it. queued counts the messages in sendq or in the writer's hands
-	// and not yet written: while it is not zero nobody writes directly,
-	// so that no message overtakes one queued before it.
-	wmu    sync.Mutex
-	batch  frameBatch
-	queued atomic.Int64
+	// turn is who writes to conn: the writer, or a sender writing its
+	// own message (see send); batch is theirs while they hold turn.mu.
+	turn  writeTurn
+	batch frameBatch
 
 	dead     chan struct{} // closed by kill
 	deadOnce sync.Once
@@ -689,58 +685,46 @@ func (l *link) take(id uint64) (waiter, bool) {
 	return w, ok
 }
 
-// send writes b at once when it is the only call in flight, nothing is
-// queued and nobody is writing (a lone message: no goroutine switch to the
-// writer, which is most of a round trip's cost at low load), and otherwise
-// queues it for the writer, which batches what the other callers send
-// meanwhile. It reports false when the queue is full. A failed direct
-// write kills the link (in a goroutine of its own: kill calls the
+// send writes b at once when direct allows it, it is the only call in
+// flight, nothing is queued and nobody is writing (a lone message: no
+// goroutine switch to the writer, which is most of a round trip's cost at
+// low load), and otherwise queues it for the writer, which batches what
+// the other callers send meanwhile. It reports false when the queue is
+// full. PINGs and CANCELs are sent with direct false: their goroutines
+// (the supervisor, a deadline's timer) must not wait on a write. A failed
+// direct write kills the link (in a goroutine of its own: kill calls the
 // callbacks of started calls, which must not run under the sender's
 // feet); b is then lost with the link, as when the writer fails.
-func (l *link) send(b []byte) bool {
-	return l.sendMaybeDirect(b, true)
-}
-
-// queue queues b for the writer (false: the queue is full): for PINGs and
-// CANCELs, whose goroutines (the supervisor, a deadline's timer) must not
-// wait on a write.
-func (l *link) queue(b []byte) bool {
-	return l.sendMaybeDirect(b, false)
-}
-
-func (l *link) sendMaybeDirect(b []byte, direct bool) bool {
-	if direct && l.p.inflight.Load() <= 1 && l.queued.Load() == 0 && l.wmu.TryLock() {
-		if l.queued.Load() == 0 {
-			l.p.stats.direct.Add(1)
-			l.batch.add(b)
-			err := l.write(&l.batch)
-			l.wmu.Unlock()
-			if err != nil {
-				go l.kill(err)
-			}
-			return true
+func (l *link) send(b []byte, direct bool) bool {
+	if direct && l.p.inflight.Load() <= 1 && l.turn.tryDirect() {
+		l.p.stats.direct.Add(1)
+		l.batch.add(b)
+		err := l.write(&l.batch)
+		l.turn.mu.Unlock()
+		if err != nil {
+			go l.kill(err)
 		}
-		l.wmu.Unlock()
+		return true
 	}
-	l.queued.Add(1)
+	l.turn.queued.Add(1)
 	select {
 	case l.sendq <- b:
 		return true
 	default:
-		l.queued.Add(-1)
+		l.turn.queued.Add(-1)
 		return false
 	}
 }
 
 func (l *link) ping() {
 	b, _ := encodeEnvelope(nil, envelopeOverrides{kind: platformpb.Kind_KIND_PING, requestID: l.p.nextID.Add(1)})
-	l.queue(b)
+	l.send(b, false)
 }
 
 // cancelRemote tells the remote, best effort, that the caller of id gave up.
 func (l *link) cancelRemote(id uint64) {
 	b, _ := encodeEnvelope(nil, envelopeOverrides{kind: platformpb.Kind_KIND_CANCEL, requestID: id})
-	l.queue(b)
+	l.send(b, false)
 }
 
 // readLoop waits for the socket's end: the guard hands every message to
@@ -813,7 +797,7 @@ var errSendStuck = errors.New("send blocked for longer than SendTimeout")
 // writeLoop writes what send queued: everything queued when it wakes,
 // with one write (see frameBatch), under the guard's write deadline,
 // which closes the connection when the remote stopped reading. It and the
-// senders writing directly take turns on wmu.
+// senders writing directly take turns (writeTurn).
 func (l *link) writeLoop() {
 	defer l.wg.Done()
 	for {
@@ -823,13 +807,13 @@ func (l *link) writeLoop() {
 		case <-l.dead:
 			return
 		}
-		l.wmu.Lock()
+		l.turn.mu.Lock()
 		l.batch.add(first)
 		drain(l.sendq, l.batch.full, l.batch.add)
 		n := int64(len(l.batch.bodies))
 		err := l.write(&l.batch)
-		l.queued.Add(-n)
-		l.wmu.Unlock()
+		l.turn.queued.Add(-n)
+		l.turn.mu.Unlock()
 		if err != nil {
 			l.kill(err)
 			return

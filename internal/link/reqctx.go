@@ -105,8 +105,8 @@ func (c *reqCtx) AfterFunc(f func()) (stop func() bool) {
 }
 
 // end ends c with err (the first end wins) and reports whether this call
-// ended it: it stops the timer, closes Done, starts the AfterFunc hooks
-// and releases its owner, in the calling goroutine.
+// ended it: it stops the timer, releases its owner, closes Done and
+// starts the AfterFunc hooks, in the calling goroutine.
 func (c *reqCtx) end(err error) bool {
 	c.mu.Lock()
 	if c.err != nil {
@@ -114,18 +114,20 @@ func (c *reqCtx) end(err error) bool {
 		return false
 	}
 	c.err = err
-	if c.done != nil {
-		close(c.done)
-	}
-	hooks := c.hooks
+	done, hooks := c.done, c.hooks
 	c.hooks = nil
 	c.mu.Unlock()
 	if err != context.DeadlineExceeded {
 		c.timer.Stop()
 	}
+	// Released before anyone can see the end: whoever waits on Done (or
+	// a derived context) finds the request's slot free already.
+	c.owner.release()
+	if done != nil {
+		close(done)
+	}
 	for h := range hooks {
 		go h.f()
 	}
-	c.owner.release()
 	return true
 }

@@ -145,14 +145,11 @@ type Server struct {
 	done   chan struct{}
 	wg     sync.WaitGroup // reader and writer
 	outq   chan outMsg
-	// wmu is held by whoever writes to the connections: the writer, or a
-	// reply written directly (see enqueue); direct is theirs while they
-	// hold it. queued counts the messages in outq or in the writer's hands
-	// and not yet written: while it is not zero nobody writes directly,
-	// so that no message overtakes one queued before it.
-	wmu    sync.Mutex
+	// turn is who writes to the connections: the writer, or a reply
+	// written directly (see enqueue); direct is theirs while they hold
+	// turn.mu.
+	turn   writeTurn
 	direct frameBatch
-	queued atomic.Int64
 	// workers runs handlers on reused goroutines, whose stacks have grown
 	// already (see gopool).
 	workers gopool.Pool
@@ -358,8 +355,7 @@ type serverReq struct {
 	key     reqKey
 	peer    []byte
 	id      uint64
-	ctx     *reqCtx // &rc
-	rc      reqCtx
+	ctx     reqCtx // the handler's context is &ctx
 	env     *platformpb.Envelope
 	replied atomic.Bool
 }
@@ -413,8 +409,8 @@ func (s *Server) dispatch(peer []byte, rid string, env *platformpb.Envelope, cal
 	}
 	// Whatever ends the context (reply, deadline, CANCEL, Close) releases
 	// the request's slot, in the goroutine that ends it.
-	r.ctx, r.env = &r.rc, env
-	r.rc.init(deadline, caller, s.callers != nil, r)
+	r.env = env
+	r.ctx.init(deadline, caller, s.callers != nil, r)
 	s.active[r.key] = r
 	s.mu.Unlock()
 	s.workers.Go(r.serve)
@@ -441,7 +437,7 @@ func (r *serverReq) serve() {
 			r.reply(&platformpb.Envelope{ErrorCode: "internal", ErrorMessage: "internal error"})
 		}
 	}()
-	s.h(r.ctx, env, r.reply)
+	s.h(&r.ctx, env, r.reply)
 }
 
 // reply is the function handed to the Handler.
@@ -509,20 +505,17 @@ func (s *Server) enqueue(peer, body []byte, wait bool) bool {
 	// Only a handler's reply (wait) is written directly: a connection's
 	// reading goroutine (PONGs, refusals) never writes, so that reading
 	// goes on whatever the remote does with its end.
-	if wait && s.inflight.Load() == 0 && s.queued.Load() == 0 && s.wmu.TryLock() {
-		if s.queued.Load() == 0 {
-			if g := s.conns.get(peer); g != nil {
-				s.stats.direct.Add(1)
-				s.direct.add(body)
-				s.writeTo(g, &s.direct)
-				s.wmu.Unlock()
-				return true
-			}
+	if wait && s.inflight.Load() == 0 {
+		if g := s.conns.get(peer); g != nil && s.turn.tryDirect() {
+			s.stats.direct.Add(1)
+			s.direct.add(body)
+			s.writeTo(g, &s.direct)
+			s.turn.mu.Unlock()
+			return true
 		}
-		s.wmu.Unlock()
 	}
 	m := outMsg{peer: peer, body: body}
-	s.queued.Add(1)
+	s.turn.queued.Add(1)
 	select {
 	case s.outq <- m:
 		return true
@@ -538,12 +531,12 @@ func (s *Server) enqueue(peer, body []byte, wait bool) bool {
 		case <-s.done:
 		}
 	}
-	s.queued.Add(-1)
+	s.turn.queued.Add(-1)
 	s.stats.dropped.Add(1)
 	return false
 }
 
-// writeTo writes b's messages to g and empties b. Caller holds wmu.
+// writeTo writes b's messages to g and empties b. Caller holds turn.mu.
 func (s *Server) writeTo(g *guardConn, b *frameBatch) {
 	n := uint64(len(b.bodies))
 	if stuck, err := g.writeBatch(b.buffers()); err != nil {
@@ -582,7 +575,7 @@ func (s *Server) writeLoop() {
 		case <-s.done:
 			return
 		}
-		s.wmu.Lock()
+		s.turn.mu.Lock()
 		drain(s.outq, full, take)
 		n := int64(len(msgs))
 		for _, m := range msgs {
@@ -613,8 +606,8 @@ func (s *Server) writeLoop() {
 		}
 		clear(order)
 		order = order[:0]
-		s.queued.Add(-n)
-		s.wmu.Unlock()
+		s.turn.queued.Add(-n)
+		s.turn.mu.Unlock()
 	}
 }
 
