@@ -21,9 +21,12 @@ PROTO_FILES  := $(wildcard idl/*.proto)
 run: build
 	$(BIN)/noon dev -config configs/dev.yaml
 
-## test: every test, unit and integration: Go, then the TypeScript SDK
+## test: every test, unit and integration: Go, then the TypeScript SDK.
+## The sockets' raw system calls (internal/rawio) are compiled only without
+## the race detector, so their packages run again without it.
 test:
 	$(GO) test $(RACE) -count=1 -timeout 20m $(TESTFLAGS) $(PKGS)
+	$(if $(RACE),$(GO) test -count=1 -timeout 10m $(TESTFLAGS) ./internal/rawio/ ./internal/link/ ./edge/ ./broker/)
 	$(MAKE) ts
 	$(MAKE) play-test
 

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/noonhq/noon/internal/rawio"
 	"io"
 	"net"
 	"net/http"
@@ -154,10 +155,9 @@ type tcpTransport struct {
 	framing      bool
 	frameSet     bool
 	frameTimeout time.Duration
-	// waitReadable's state: its callback's first call, error, function.
-	waitFirst bool
-	waitErr   error
-	waitFn    func(uintptr) bool
+	// waitReadable's state: its callback's error, function.
+	waitErr error
+	waitFn  func(uintptr) bool
 
 	// Writer state, touched only by the writer goroutine (or the
 	// goroutine holding the writer's claim: see Conn.writeReady).
@@ -177,22 +177,17 @@ func newTCPTransport(nc net.Conn, s *Server) *tcpTransport {
 }
 
 // waitReadable waits for the next frame under the read deadline, without
-// holding a buffer while it waits: its callback reads once into a pooled
+// holding a buffer while it waits: its callback reads into a pooled
 // buffer, kept in t.pre if bytes came, given back if none had (the
-// runtime then waits for readability, after which the callback accepts
-// without reading: the runtime cleared any earlier readiness before the
-// first call, so this one is news: bytes, or the end). A read error or
-// the end of the stream is returned as the read's.
+// runtime then waits for readability and calls it again). A read error or
+// the end of the stream is returned as the read's. The reads are raw
+// system calls (internal/rawio): the socket is non-blocking.
 func (t *tcpTransport) waitReadable() error {
 	if t.waitFn == nil {
 		t.waitFn = func(fd uintptr) bool {
-			if !t.waitFirst {
-				return true
-			}
-			t.waitFirst = false
 			buf := preBufs.Get().(*[]byte)
 			for {
-				n, err := syscall.Read(int(fd), *buf)
+				n, err := rawio.Read(fd, *buf)
 				switch {
 				case n > 0:
 					t.preBuf, t.pre = buf, (*buf)[:n]
@@ -213,7 +208,7 @@ func (t *tcpTransport) waitReadable() error {
 			}
 		}
 	}
-	t.waitFirst, t.waitErr = true, nil
+	t.waitErr = nil
 	if err := t.rc.Read(t.waitFn); err != nil {
 		return err
 	}
@@ -256,8 +251,9 @@ func (t *tcpTransport) handshake() error {
 		nc = tls.Server(nc, s.tlsConfig)
 	}
 	if tc, ok := nc.(*net.TCPConn); ok {
-		if rc, err := tc.SyscallConn(); err == nil {
-			t.rc = rc
+		if rw := rawio.New(tc); rw != nil {
+			// Every read and write of the connection is a raw call.
+			t.rc, nc = rw.RawConn(), rw
 		}
 	}
 	t.mu.Lock()
@@ -419,7 +415,7 @@ func (t *tcpTransport) tryWrite(b []byte) (int, bool, error) {
 	if t.twFn == nil {
 		t.twFn = func(fd uintptr) bool {
 			for t.twn < len(t.tw) {
-				n, err := syscall.Write(int(fd), t.tw[t.twn:])
+				n, err := rawio.Write(fd, t.tw[t.twn:])
 				switch {
 				case n > 0:
 					t.twn += n

@@ -74,6 +74,11 @@
 //     it to the Peer or Server, which decode it and never block; zmq4
 //     sees the connection's end as before.
 //
+// The guard reads and writes its TCP connection (under TLS, when on)
+// with raw system calls (internal/rawio): a non-blocking socket never
+// blocks, and Go's ordinary calls woke the runtime's sleeping sysmon
+// thread on nearly every message at low load.
+//
 // zmq4 still dials, accepts, handshakes and tracks connections; a ROUTER
 // connection whose READY named no identity (not one of ours) goes through
 // zmq4 both ways as before.

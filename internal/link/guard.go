@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/noonhq/noon/internal/rawio"
 	"io"
 	"log/slog"
 	"net"
@@ -309,6 +310,11 @@ type guardConn struct {
 // newGuardConn guards c, an accepted (server) or dialled TCP connection;
 // with cfg.tls it wraps it in TLS, whose handshake handshakeTLS runs.
 func newGuardConn(ctx context.Context, c net.Conn, cfg *guardConfig, server bool) *guardConn {
+	if tc, ok := c.(*net.TCPConn); ok && cfg.sockBuf > 0 {
+		_ = tc.SetReadBuffer(cfg.sockBuf)
+		_ = tc.SetWriteBuffer(cfg.sockBuf)
+	}
+	c = rawio.Wrap(c)
 	g := &guardConn{
 		Conn:   c,
 		raw:    c,
@@ -331,10 +337,6 @@ func newGuardConn(ctx context.Context, c net.Conn, cfg *guardConfig, server bool
 		g.rp.ready = g.bindCaller
 	}
 	g.br = bufio.NewReaderSize(rawReader{g}, readBufferSize)
-	if tc, ok := c.(*net.TCPConn); ok && cfg.sockBuf > 0 {
-		_ = tc.SetReadBuffer(cfg.sockBuf)
-		_ = tc.SetWriteBuffer(cfg.sockBuf)
-	}
 	// The socket's context ends when the zmq4 socket is closed: close this
 	// connection too, even if zmq4 lost track of it (it accepts after Close
 	// has started, and never closes a connection whose handshake failed).
@@ -739,7 +741,11 @@ func (g *guardConn) writeVec(bufs net.Buffers) error {
 		bufs[0] = nil
 	} else {
 		all := bufs
-		_, err = bufs.WriteTo(g.Conn) // consumes bufs
+		if rc, ok := g.Conn.(*rawio.Conn); ok {
+			_, err = rc.WriteBuffers(&bufs) // consumes bufs
+		} else {
+			_, err = bufs.WriteTo(g.Conn) // consumes bufs
+		}
 		clear(all)
 	}
 	if err == nil {
