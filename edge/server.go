@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/noonhq/noon/internal/rawio"
 	"log/slog"
 	"net"
 	"net/http"
@@ -271,6 +272,9 @@ func (s *Server) listen(addr string) (net.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The HTTP server, then the WebSocket library, read and write each
+	// connection with raw system calls (internal/rawio).
+	ln = rawio.Listener{Listener: ln}
 	if s.tlsConfig != nil {
 		ln = tls.NewListener(ln, s.tlsConfig)
 	}

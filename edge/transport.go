@@ -240,6 +240,14 @@ func (t *tcpTransport) remoteAddr() net.Addr {
 func (t *tcpTransport) handshake() error {
 	s := t.srv
 	nc := t.nc
+	// Every read and write of the connection is a raw system call
+	// (internal/rawio), under the PROXY header and TLS too.
+	var rw *rawio.Conn
+	if tc, ok := nc.(*net.TCPConn); ok {
+		if rw = rawio.New(tc); rw != nil {
+			nc = rw
+		}
+	}
 	if s.trusted.ContainsAddr(nc.RemoteAddr()) {
 		pc, _, err := realip.Accept(nc, s.opts.ProxyTimeout)
 		if err != nil {
@@ -250,11 +258,8 @@ func (t *tcpTransport) handshake() error {
 	if s.tlsConfig != nil {
 		nc = tls.Server(nc, s.tlsConfig)
 	}
-	if tc, ok := nc.(*net.TCPConn); ok {
-		if rw := rawio.New(tc); rw != nil {
-			// Every read and write of the connection is a raw call.
-			t.rc, nc = rw.RawConn(), rw
-		}
+	if rw != nil && nc == net.Conn(rw) {
+		t.rc = rw.RawConn() // plain TCP: see waitReadable and tryWrite
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -501,8 +506,11 @@ func newWSTransport(ws *websocket.Conn, addr net.Addr, lim frame.Limits, raw net
 	// Reading stops there and the connection is closed with 1009.
 	ws.SetReadLimit(int64(lim.MaxFrame) + 4)
 	t := &wsTransport{ws: ws, addr: addr, lim: lim}
-	if tc, ok := raw.(*net.TCPConn); ok {
-		if rc, err := tc.SyscallConn(); err == nil {
+	switch c := raw.(type) {
+	case *rawio.Conn:
+		t.rc = c.RawConn()
+	case *net.TCPConn:
+		if rc, err := c.SyscallConn(); err == nil {
 			t.rc = rc
 		}
 	}

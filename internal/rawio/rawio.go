@@ -85,6 +85,18 @@ func New(tc *net.TCPConn) *Conn {
 	return rw
 }
 
+// Listener accepts connections wrapped by Wrap.
+type Listener struct{ net.Listener }
+
+// Accept waits for the next connection and wraps it.
+func (l Listener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return Wrap(c), nil
+}
+
 // RawConn returns the connection's syscall.RawConn, for callers that make
 // raw calls of their own (Read and Write above) through the poller.
 func (c *Conn) RawConn() syscall.RawConn { return c.rc }
