@@ -30,3 +30,12 @@ func writev(fd uintptr, iov []syscall.Iovec) (int, error) {
 	}
 	return int(r), nil
 }
+
+func ioctlInt(fd, req uintptr) (int, error) {
+	var v int32
+	_, _, e := syscall.Syscall(syscall.SYS_IOCTL, fd, req, uintptr(unsafe.Pointer(&v)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(v), nil
+}

@@ -34,6 +34,10 @@ func Read(fd uintptr, p []byte) (int, error) { return read(fd, p) }
 // Write writes once from p to the non-blocking descriptor fd.
 func Write(fd uintptr, p []byte) (int, error) { return write(fd, p) }
 
+// IoctlInt makes the ioctl req, whose result is an int, on fd (e.g.
+// SIOCOUTQ: the bytes of a socket not yet sent or acknowledged).
+func IoctlInt(fd, req uintptr) (int, error) { return ioctlInt(fd, req) }
+
 // Conn is a TCP connection whose Read and Write make raw system calls, and
 // WriteBuffers one raw writev, waiting for readiness through the runtime's
 // poller under the connection's deadlines. Everything else is the
