@@ -202,6 +202,9 @@ func (e *Env) closeClient() {
 type Impl struct {
 	// Handlers serve the service's methods, keyed by method.
 	Handlers map[string]HandlerFunc
+	// Inline lists the methods of Handlers that never block (see
+	// Options.Inline).
+	Inline []string
 	// Attach runs with the instance's Server before it serves: a stateful
 	// service learns its instance id and publisher.
 	Attach func(*Server)
@@ -404,6 +407,9 @@ func (m *module[O]) Start(ctx context.Context, env Env, sec Section) (*Instance,
 		return nil, fmt.Errorf("service %s: %w", d.Name, err)
 	}
 	inst := &Instance{name: d.Name, impl: impl, env: &env, log: env.Log}
+	if len(impl.Inline) > 0 {
+		env.Options.Inline = impl.Inline
+	}
 	srv, err := NewServer(env.Options, impl.Handlers, base)
 	if err != nil {
 		inst.release()

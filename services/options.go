@@ -102,6 +102,15 @@ type Options struct {
 	// instance (it knows the admin endpoint), not by the section; "" for
 	// none.
 	AdminAddr string `yaml:"-"`
+	// Inline lists methods whose handlers never block: no I/O, no call of
+	// another service, no wait but on short locks (echo.Echo, a room's
+	// in-memory move). Such a handler may run on its link's reading
+	// goroutine rather than a goroutine of its own, when it is the only
+	// request running (link.ServerOptions.Inline): at low load that saves
+	// waking a second thread per request. One that runs longer than
+	// link.InlineBudget stops inline runs for a while and is logged. Set by
+	// the service's code (Impl.Inline), not by its config section.
+	Inline []string `yaml:"-"`
 }
 
 // NewOptions returns the default options; Name and Yellows still need

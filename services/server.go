@@ -54,6 +54,7 @@ type Server struct {
 	log      *slog.Logger // with service and instance
 	baseLog  *slog.Logger
 	handlers map[string]HandlerFunc
+	inline   map[string]bool // Options.Inline
 	id       string
 	kind     platformpb.ServiceKind
 
@@ -140,6 +141,15 @@ func NewServer(opts Options, handlers map[string]HandlerFunc, log *slog.Logger) 
 	for m, h := range handlers {
 		s.handlers[m] = h
 	}
+	for _, m := range opts.Inline {
+		if handlers[m] == nil {
+			return nil, fmt.Errorf("services: inline method %q has no handler", wire.Snippet(m))
+		}
+		if s.inline == nil {
+			s.inline = make(map[string]bool, len(opts.Inline))
+		}
+		s.inline[m] = true
+	}
 	s.kind = platformpb.ServiceKind_SERVICE_KIND_STATELESS
 	if opts.Kind == KindStateful {
 		s.kind = platformpb.ServiceKind_SERVICE_KIND_STATEFUL
@@ -156,6 +166,7 @@ func NewServer(opts Options, handlers map[string]HandlerFunc, log *slog.Logger) 
 		DefaultTimeout: opts.DefaultTimeout,
 		TLS:            opts.TLS,
 		Logger:         s.log,
+		Inline:         s.inlineMethod,
 	}, s.handle)
 	if err != nil {
 		return nil, fmt.Errorf("services: bind %s: %w", opts.Bind, err)
@@ -456,6 +467,9 @@ func (s *Server) handle(linkCtx context.Context, req *platformpb.Envelope, reply
 	s.inflight.Add(1)
 	s.run(linkCtx, req, h, deadline, reply)
 }
+
+// inlineMethod reports whether method is one of Options.Inline.
+func (s *Server) inlineMethod(method string) bool { return s.inline[method] }
 
 // deadline returns the request's deadline: its own, or now +
 // DefaultTimeout, capped at now + MaxTimeout.

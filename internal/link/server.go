@@ -74,7 +74,26 @@ type ServerOptions struct {
 	TLS *pki.Credentials
 	// Logger receives the Server's logs (default slog.Default()).
 	Logger *slog.Logger
+	// Inline, if set, reports whether method's handler never blocks (no
+	// I/O, no wait on anything but short locks): such a handler may run
+	// on its connection's reading goroutine instead of a goroutine of its
+	// own, when it is the only request running and nothing else is
+	// buffered on the connection (see dispatch). That saves the wake of a
+	// second thread per request at low load; meanwhile the connection's
+	// next messages wait, so inline handlers that run longer than
+	// InlineBudget twice in a row stop every inline run for
+	// inlineCooldown; overruns are counted (InlineOverruns) and the stop is
+	// logged.
+	Inline func(method string) bool
 }
+
+// InlineBudget is how long an inline handler may hold its connection's
+// reading goroutine. One overrun may be the machine's (a preempted
+// thread, a GC pause); two in a row stop inline runs for inlineCooldown.
+const InlineBudget = time.Millisecond
+
+// inlineCooldown is how long inline runs stop after an overrun.
+const inlineCooldown = 10 * time.Second
 
 func (o ServerOptions) withDefaults() ServerOptions {
 	o.MaxMessage = orDefault(o.MaxMessage, DefaultMaxMessage)
@@ -115,6 +134,10 @@ type ServerStats struct {
 	// DirectWrites counts replies written by their handler's goroutine (a
 	// lone reply: see enqueue); the rest went through the writer's batches.
 	DirectWrites uint64
+	// Inline counts handlers run on their connection's reading goroutine
+	// (ServerOptions.Inline); InlineOverruns those that held it longer
+	// than InlineBudget, each of which stopped inline runs for a while.
+	Inline, InlineOverruns uint64
 	// Unauthenticated counts messages (with TLS) whose routing identity
 	// had no verified connection: not handed to the Handler; a REQUEST is
 	// answered "unauthenticated".
@@ -125,6 +148,7 @@ type ServerStats struct {
 type serverCounters struct {
 	requests, replies, late, pings, cancels, expired, overloaded, duplicate atomic.Uint64
 	panics, dropped, bad, sent, sendErrors, stuck, unauthenticated, direct  atomic.Uint64
+	inline, inlineOverruns                                                  atomic.Uint64
 }
 
 // Server is a service instance's ROUTER: it receives requests from any
@@ -158,6 +182,11 @@ type Server struct {
 	active   map[reqKey]*serverReq
 	inflight atomic.Int64
 	stats    serverCounters
+	// inlineOff is when inline runs may start again after overruns (unix
+	// nanoseconds; 0: they may); inlineStrike is set by an overrun and
+	// cleared by an inline run within InlineBudget.
+	inlineOff    atomic.Int64
+	inlineStrike atomic.Bool
 }
 
 type outMsg struct {
@@ -191,7 +220,7 @@ func Listen(endpoint string, opts ServerOptions, h Handler) (*Server, error) {
 	}
 	gcfg := &guardConfig{
 		conns:        s.conns,
-		sink:         func(g *guardConn, body []byte, ok bool) { s.onMessage(g.ridB, g.rid, body, ok) },
+		sink:         func(g *guardConn, body []byte, ok bool) { s.onMessage(g.ridB, g.rid, body, ok, g.br.Buffered() == 0) },
 		maxMessage:   uint64(opts.MaxMessage) + frameOverhead,
 		handshake:    opts.HandshakeTimeout,
 		writeTimeout: opts.SendTimeout,
@@ -241,6 +270,7 @@ func (s *Server) Stats() ServerStats {
 		Dropped: c.dropped.Load(), BadMessages: c.bad.Load(), Sent: c.sent.Load(),
 		SendErrors: c.sendErrors.Load(), StuckSends: c.stuck.Load(),
 		DirectWrites: c.direct.Load(), Unauthenticated: c.unauthenticated.Load(),
+		Inline: c.inline.Load(), InlineOverruns: c.inlineOverruns.Load(),
 		Guard: s.gstats.snapshot(),
 	}
 }
@@ -296,19 +326,21 @@ func (s *Server) readLoop() {
 			continue // zmq4 hands ZMTP commands (e.g. libzmq's PING) up as messages
 		}
 		if len(msg.Frames) != 2 {
-			s.onMessage(nil, "", nil, false)
+			s.onMessage(nil, "", nil, false, false)
 			continue
 		}
-		s.onMessage(msg.Frames[0], string(msg.Frames[0]), msg.Frames[1], true)
+		s.onMessage(msg.Frames[0], string(msg.Frames[0]), msg.Frames[1], true, false)
 	}
 }
 
 // onMessage takes one message from the connection with routing identity
-// peer (rid as a string; ok: of one frame, body; body is not kept). It
-// runs in a connection's reading goroutine, concurrently with other connections',
-// and never blocks on anything: requests run in their own goroutines,
+// peer (rid as a string; ok: of one frame, body; body is not kept; last:
+// nothing else is buffered on the connection). It runs in a connection's
+// reading goroutine, concurrently with other connections', and never
+// blocks on anything: requests run in their own goroutines (but for an
+// inline handler's, which must not block either: see ServerOptions.Inline),
 // PONGs are queued or dropped.
-func (s *Server) onMessage(peer []byte, rid string, body []byte, ok bool) {
+func (s *Server) onMessage(peer []byte, rid string, body []byte, ok, last bool) {
 	if !ok {
 		s.stats.bad.Add(1)
 		s.log.Debug("link: bad message: not one frame")
@@ -332,7 +364,7 @@ func (s *Server) onMessage(peer []byte, rid string, body []byte, ok bool) {
 	}
 	switch env.GetKind() {
 	case platformpb.Kind_KIND_REQUEST:
-		s.dispatch(peer, rid, env, caller)
+		s.dispatch(peer, rid, env, caller, last)
 	case platformpb.Kind_KIND_PING:
 		s.stats.pings.Add(1)
 		load, ok := s.load()
@@ -376,8 +408,10 @@ func (s *Server) unauthenticated(peer []byte, env *platformpb.Envelope) {
 }
 
 // dispatch starts a request's Handler; caller is its connection's verified
-// identity (with TLS).
-func (s *Server) dispatch(peer []byte, rid string, env *platformpb.Envelope, caller pki.Identity) {
+// identity (with TLS). last says that nothing else is buffered on the
+// request's connection: the handler may then run inline (see
+// ServerOptions.Inline) if it is the only request running.
+func (s *Server) dispatch(peer []byte, rid string, env *platformpb.Envelope, caller pki.Identity, last bool) {
 	s.stats.requests.Add(1)
 	now := time.Now()
 	deadline := now.Add(s.opts.DefaultTimeout)
@@ -413,7 +447,40 @@ func (s *Server) dispatch(peer []byte, rid string, env *platformpb.Envelope, cal
 	r.ctx.init(deadline, caller, s.callers != nil, r)
 	s.active[r.key] = r
 	s.mu.Unlock()
+	if last && s.opts.Inline != nil && s.inflight.Load() == 1 && s.inlineOn(now) && s.opts.Inline(env.GetMethod()) {
+		s.serveInline(r, env.GetMethod(), now)
+		return
+	}
 	s.workers.Go(r.serve)
+}
+
+// inlineOn reports whether inline runs are allowed at now.
+func (s *Server) inlineOn(now time.Time) bool {
+	off := s.inlineOff.Load()
+	return off == 0 || now.UnixNano() >= off
+}
+
+// serveInline runs r's handler on the connection's reading goroutine, and
+// stops inline runs for inlineCooldown after the second overrun of
+// InlineBudget in a row.
+func (s *Server) serveInline(r *serverReq, method string, start time.Time) {
+	s.stats.inline.Add(1)
+	r.serve()
+	took := time.Since(start)
+	if took <= InlineBudget {
+		if s.inlineStrike.Load() {
+			s.inlineStrike.Store(false)
+		}
+		return
+	}
+	s.stats.inlineOverruns.Add(1)
+	if !s.inlineStrike.Swap(true) {
+		return
+	}
+	s.inlineStrike.Store(false)
+	s.inlineOff.Store(time.Now().Add(inlineCooldown).UnixNano())
+	s.log.Warn("link: inline handlers held their connection's reader too long: inline runs stop for a while",
+		"method", method, "took", took, "budget", InlineBudget, "pause", inlineCooldown)
 }
 
 func (r *serverReq) release() {
@@ -504,7 +571,9 @@ func (s *Server) enqueue(peer, body []byte, wait bool) bool {
 	}
 	// Only a handler's reply (wait) is written directly: a connection's
 	// reading goroutine (PONGs, refusals) never writes, so that reading
-	// goes on whatever the remote does with its end.
+	// goes on whatever the remote does with its end; an inline handler's
+	// reply is the exception (it is the only request running, and the
+	// write takes the same turn and deadline as any).
 	if wait && s.inflight.Load() == 0 {
 		if g := s.conns.get(peer); g != nil && s.turn.tryDirect() {
 			s.stats.direct.Add(1)

@@ -26,7 +26,7 @@ var Module = services.NewModule(services.Def[services.NoOptions]{
 	Summary: "returns what it is sent (echo.Echo), sleeps (echo.Sleep), fails on request (echo.Fail)",
 	Example: `echo.Echo '"hello"'`,
 	Build: func(context.Context, *services.Env, services.NoOptions) (*services.Impl, error) {
-		return &services.Impl{Handlers: Handlers()}, nil
+		return &services.Impl{Handlers: Handlers(), Inline: Inline()}, nil
 	},
 })
 
@@ -50,6 +50,10 @@ func Handlers() map[string]services.HandlerFunc {
 	return echorpc.Handlers[*services.Session](api{})
 }
 
+// Inline returns the methods whose handlers never block (Echo and Fail;
+// Sleep waits): see services.Options.Inline.
+func Inline() []string { return []string{MethodEcho, MethodFail} }
+
 // api serves service Echo (echorpc.Server).
 type api struct{}
 
@@ -58,6 +62,9 @@ type api struct{}
 func NewServer(opts services.Options, log *slog.Logger) (*services.Server, error) {
 	if opts.Name == "" {
 		opts.Name = Name
+	}
+	if opts.Inline == nil {
+		opts.Inline = Inline()
 	}
 	return services.NewServer(opts, Handlers(), log)
 }
