@@ -96,6 +96,10 @@ type ServerStats struct {
 	Overloaded, Refused, Expired, UnknownMethod uint64
 	// InFlight is the number of handlers running now.
 	InFlight int
+	// Inline counts handlers of Options.Inline run on their link's
+	// reading goroutine; InlineOverruns those that held it longer than
+	// link.InlineBudget.
+	Inline, InlineOverruns uint64
 }
 
 type serverCounters struct {
@@ -105,11 +109,16 @@ type serverCounters struct {
 // Stats returns the server's counters.
 func (s *Server) Stats() ServerStats {
 	c := &s.stats
-	return ServerStats{
+	st := ServerStats{
 		Requests: c.requests.Load(), Served: c.served.Load(), Errors: c.errors.Load(), Panics: c.panics.Load(),
 		Overloaded: c.overloaded.Load(), Refused: c.refused.Load(), Expired: c.expired.Load(),
 		UnknownMethod: c.unknown.Load(), InFlight: s.InFlight(),
 	}
+	if s.ln != nil {
+		ls := s.ln.Stats()
+		st.Inline, st.InlineOverruns = ls.Inline, ls.InlineOverruns
+	}
+	return st
 }
 
 // NewServer validates opts and binds the ROUTER (and the PUB socket) at
