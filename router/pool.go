@@ -263,6 +263,19 @@ func (p *Pool) HasCandidate(service string, exclude ...string) bool {
 // that could come up it returns Pick's error at once; at ctx's deadline,
 // "timeout: no live instance of <service> before the deadline".
 func (p *Pool) PickWait(ctx context.Context, service string, wait time.Duration, exclude ...string) (*link.Peer, *platformpb.Instance, error) {
+	return p.pickWait(ctx, service, wait, false, exclude...)
+}
+
+// PickReplacement is PickWait after an instance answered "draining": it
+// also waits (up to wait, never past ctx) while nothing else is listed,
+// for yellow to list one. A draining instance's replacement is usually
+// listed already, but this pool's view may not have it yet (a rolling
+// deploy drains the old instance as soon as yellow lists the new one).
+func (p *Pool) PickReplacement(ctx context.Context, service string, wait time.Duration, exclude ...string) (*link.Peer, *platformpb.Instance, error) {
+	return p.pickWait(ctx, service, wait, true, exclude...)
+}
+
+func (p *Pool) pickWait(ctx context.Context, service string, wait time.Duration, anyNew bool, exclude ...string) (*link.Peer, *platformpb.Instance, error) {
 	changed := p.Changed()
 	peer, inst, err := p.Pick(service, exclude...)
 	if err == nil {
@@ -271,7 +284,7 @@ func (p *Pool) PickWait(ctx context.Context, service string, wait time.Duration,
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
-		if p.Synced() && !p.HasCandidate(service, exclude...) {
+		if !anyNew && p.Synced() && !p.HasCandidate(service, exclude...) {
 			return nil, nil, err // nothing listed that could come up
 		}
 		select {

@@ -182,12 +182,24 @@ type retry struct {
 	tried   []string
 	lastErr error
 	lastRep *platformpb.Envelope
+	// drained: the last instance tried answered "draining", so the next
+	// pick waits for a replacement this pool may not list yet.
+	drained bool
 }
 
 // statelessFrom is callStateless after the attempts of st.
 func (r *Router) statelessFrom(ctx context.Context, req Request, st retry) (*platformpb.Envelope, error) {
 	for attempt := len(st.tried); attempt < 2; attempt++ {
-		peer, inst, err := r.pick(ctx, req.Target, st.tried)
+		var (
+			peer *link.Peer
+			inst *platformpb.Instance
+			err  error
+		)
+		if st.drained {
+			peer, inst, err = r.pool.PickReplacement(ctx, req.Target.Service, r.opts.ConnectWait, st.tried...)
+		} else {
+			peer, inst, err = r.pick(ctx, req.Target, st.tried)
+		}
 		if err != nil {
 			switch {
 			case st.lastRep != nil:
@@ -208,7 +220,7 @@ func (r *Router) statelessFrom(ctx context.Context, req Request, st retry) (*pla
 			return nil, st.lastErr
 		}
 		if r.notRun(ctx, req, inst, rep) {
-			st.lastRep, st.lastErr = rep, nil
+			st.lastRep, st.lastErr, st.drained = rep, nil, wire.Draining(rep)
 			continue
 		}
 		return rep, nil
@@ -258,7 +270,7 @@ func (r *Router) Start(req Request, deadline time.Time, fn func(*platformpb.Enve
 				return
 			}
 		case r.notRun(ctx, req, inst, rep):
-			st.lastRep = rep
+			st.lastRep, st.drained = rep, wire.Draining(rep)
 		default:
 			scrub(rep, req.Env.GetMethod())
 			fn(rep, nil)
