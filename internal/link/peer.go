@@ -410,34 +410,21 @@ func (p *Peer) Start(req *platformpb.Envelope, deadline time.Time, fn func(*plat
 	if err != nil {
 		return err
 	}
-	// The timer is armed once the call is registered: firing before, it
-	// would find nothing to time out.
-	w := waiter{fn: fn}
-	w.timer = time.AfterFunc(math.MaxInt64, func() {
-		if l.unregister(id) {
-			p.stats.timeouts.Add(1)
-			l.cancelRemote(id)
-			p.endCall()
-			fn(nil, errCallTimeout)
-		}
-	})
+	// The link's deadlines time the call out (one timer per link).
+	w := waiter{fn: fn, sc: &startedCall{id: id, at: deadline, idx: -1}}
 	p.inflight.Add(1)
 	if !l.register(id, w) {
-		w.timer.Stop()
 		p.endCall()
 		p.stats.unavailable.Add(1)
 		return l.deathError()
 	}
-	w.timer.Reset(wait)
 	if l.send(b, true) {
 		return nil
 	}
 	if !l.unregister(id) {
-		// Cannot be the timer (the deadline is ahead); kill ran and
-		// calls fn.
+		// kill or the deadline took the call, and calls (called) fn.
 		return nil
 	}
-	w.timer.Stop()
 	p.endCall()
 	p.stats.overloaded.Add(1)
 	return ErrOverloaded
@@ -590,8 +577,9 @@ type link struct {
 	deadOnce sync.Once
 	cause    error // why it died; written before dead is closed
 
-	mu      sync.Mutex // guards pending and killed
+	mu      sync.Mutex // guards pending, dl and killed
 	pending map[uint64]waiter
+	dl      deadlines // of the started calls in pending
 	killed  bool
 
 	lastRecv atomic.Int64 // unix nanoseconds of the last message received
@@ -599,11 +587,11 @@ type link struct {
 }
 
 // waiter is what waits for a reply: a Call's channel, or a Start's
-// callback with the timer of its deadline.
+// callback with its place in the link's deadlines.
 type waiter struct {
-	ch    chan *platformpb.Envelope
-	fn    func(*platformpb.Envelope, error)
-	timer *time.Timer
+	ch chan *platformpb.Envelope
+	fn func(*platformpb.Envelope, error)
+	sc *startedCall
 }
 
 // kill declares l dead; the first cause wins. The calls started on it
@@ -619,13 +607,13 @@ func (l *link) kill(cause error) {
 				delete(l.pending, id)
 			}
 		}
+		l.stopDeadlinesLocked()
 		l.mu.Unlock()
 		l.cause = cause
 		close(l.dead)
 		if len(started) > 0 {
 			err := l.deathError()
 			for _, w := range started {
-				w.timer.Stop()
 				l.p.stats.unavailable.Add(1)
 				l.p.endCall()
 				w.fn(nil, err)
@@ -660,6 +648,9 @@ func (l *link) register(id uint64, w waiter) bool {
 		return false
 	}
 	l.pending[id] = w
+	if w.sc != nil {
+		l.addDeadlineLocked(w.sc)
+	}
 	return true
 }
 
@@ -667,10 +658,12 @@ func (l *link) register(id uint64, w waiter) bool {
 func (l *link) unregister(id uint64) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if _, ok := l.pending[id]; !ok {
+	w, ok := l.pending[id]
+	if !ok {
 		return false
 	}
 	delete(l.pending, id)
+	l.removeDeadlineLocked(w.sc)
 	return true
 }
 
@@ -681,6 +674,7 @@ func (l *link) take(id uint64) (waiter, bool) {
 	w, ok := l.pending[id]
 	if ok {
 		delete(l.pending, id)
+		l.removeDeadlineLocked(w.sc)
 	}
 	return w, ok
 }
@@ -778,7 +772,6 @@ func (l *link) onMessage(body []byte, ok bool) {
 				w.ch <- env
 				break
 			}
-			w.timer.Stop()
 			p.endCall()
 			w.fn(env, nil)
 		} else {

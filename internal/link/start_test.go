@@ -257,3 +257,47 @@ func TestSendOrder(t *testing.T) {
 	}
 	t.Logf("%d calls, %d written by their sender", st.Calls, st.DirectWrites)
 }
+
+// TestStartDeadlinesOrdered: started calls time out in deadline order on
+// the link's one timer, a call started later with an earlier deadline
+// included (it re-arms the timer), and an answered call never times out.
+func TestStartDeadlinesOrdered(t *testing.T) {
+	s := mustListen(t, "", ServerOptions{}, func(ctx context.Context, req *platformpb.Envelope, reply func(*platformpb.Envelope)) {
+		if req.GetMethod() == "x.Echo" {
+			reply(&platformpb.Envelope{Payload: req.GetPayload()})
+			return
+		}
+		<-ctx.Done() // x.Hang never replies
+	})
+	p := mustDial(t, s.Endpoint(), fastPeerOptions(t), true)
+	order := make(chan string, 3)
+	start := func(name, method string, d time.Duration) {
+		if err := p.Start(&platformpb.Envelope{Method: method, Payload: []byte(name)}, time.Now().Add(d), func(rep *platformpb.Envelope, err error) {
+			switch {
+			case errors.Is(err, ErrTimeout):
+				order <- name + " timeout"
+			case err != nil:
+				order <- name + " " + err.Error()
+			default:
+				order <- name + " " + string(rep.GetPayload())
+			}
+		}); err != nil {
+			t.Fatalf("Start %s: %v", name, err)
+		}
+	}
+	start("late", "x.Hang", 2500*time.Millisecond)
+	start("answered", "x.Echo", 2000*time.Millisecond)
+	start("early", "x.Hang", 800*time.Millisecond)
+	var got []string
+	for range 3 {
+		got = append(got, <-order)
+	}
+	want := []string{"answered answered", "early timeout", "late timeout"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("callbacks %q, want %q", got, want)
+	}
+	checkFor(t, 5*time.Second, "in flight back to 0", func() bool { return p.InFlight() == 0 })
+	if st := p.Stats(); st.Timeouts != 2 {
+		t.Fatalf("timeouts %d, want 2", st.Timeouts)
+	}
+}
