@@ -284,8 +284,11 @@ func (p *Pool) pickWait(ctx context.Context, service string, wait time.Duration,
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
-		if !anyNew && p.Synced() && !p.HasCandidate(service, exclude...) {
-			return nil, nil, err // nothing listed that could come up
+		// Nothing listed that could come up: give up, unless an instance
+		// answered "draining" before this view said so (its replacement
+		// is then likely listed by yellow already, not yet here).
+		if !anyNew && p.Synced() && !p.HasCandidate(service, exclude...) && !p.drainingUnseen(service) {
+			return nil, nil, err
 		}
 		select {
 		case <-ctx.Done():
@@ -394,6 +397,22 @@ func (p *Pool) MarkDraining(instanceID string) {
 		p.draining[instanceID] = inst.GetRouter()
 	}
 	p.mu.Unlock()
+}
+
+// drainingUnseen reports whether an instance of service answered
+// "draining" while this view still lists it ready.
+func (p *Pool) drainingUnseen(service string) bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if len(p.draining) == 0 {
+		return false
+	}
+	for _, inst := range p.view[service] {
+		if p.markedDraining(inst) {
+			return true
+		}
+	}
+	return false
 }
 
 // markedDraining reports whether inst's process answered "draining".

@@ -80,6 +80,9 @@ func TestPickReplacement(t *testing.T) {
 	if _, _, err := p.PickWait(ctx, "echo", 100*time.Millisecond, "echo-1"); err == nil {
 		t.Fatal("PickWait found an instance where none is listed")
 	}
+	if !p.drainingUnseen("echo") {
+		t.Fatal("an instance that answered draining, listed ready, is not seen as such")
+	}
 	type picked struct {
 		id  string
 		err error
