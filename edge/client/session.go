@@ -219,6 +219,35 @@ func (s *Session) client(ctx context.Context) (*Client, error) {
 	return nil, fmt.Errorf("client: no broker reachable: %w", errors.Join(errs...))
 }
 
+// clientFor is client for a Call. When no broker answers (in a rolling
+// restart the brokers listed may all be draining while the new ones are
+// not listed yet) it tries again, as the background reconnection does:
+// after ReconnectMin with jitter, doubling, for at most ReconnectMax in
+// all and never past ctx. Nothing was sent, so the call is safe to retry.
+// A refusal (an *Error: the session token) or Close ends it at once.
+func (s *Session) clientFor(ctx context.Context) (*Client, error) {
+	wait, start := s.opts.ReconnectMin, time.Now()
+	for {
+		c, err := s.client(ctx)
+		var werr *Error
+		if err == nil || errors.Is(err, ErrSessionClosed) || errors.As(err, &werr) || ctx.Err() != nil {
+			return c, err
+		}
+		d := wait/2 + rand.N(wait/2+1)
+		if time.Since(start)+d > s.opts.ReconnectMax {
+			return nil, err
+		}
+		select {
+		case <-s.quit:
+			return nil, ErrSessionClosed
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(d):
+		}
+		wait = min(2*wait, s.opts.ReconnectMax)
+	}
+}
+
 // local queues a local event on the session's pushes (dropped if the game
 // is not reading them, as a broker's push would be). The caller holds
 // s.mu.
@@ -331,7 +360,7 @@ func (s *Session) Pushes() <-chan Push { return s.pushes }
 // another broker when it can) and resumes. A call cut off by a lost
 // connection returns its error: it may have run, so it is not resent.
 func (s *Session) Call(ctx context.Context, method string, payload []byte) ([]byte, error) {
-	c, err := s.client(ctx)
+	c, err := s.clientFor(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,11 @@ package client_test
 
 import (
 	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -111,5 +116,62 @@ func TestSessionReconnects(t *testing.T) {
 	if _, err := client.Resume(ctx, client.SessionOptions{Brokers: []string{b2Addr}, Options: o}, "no-such-token"); err == nil ||
 		err.Error() != "unauthenticated: session token refused on resume" {
 		t.Fatalf("Resume with a dead token: %v", err)
+	}
+}
+
+// TestSessionCallWaitsForABroker: a Call whose connection is gone, when no
+// broker of the list answers (the list still names the one that left: a
+// rolling restart), tries again with backoff and takes the broker the list
+// names next, instead of failing at once.
+func TestSessionCallWaitsForABroker(t *testing.T) {
+	a, aAddr, _ := mustStart(t, nil)
+	_, bAddr, _ := mustStart(t, nil)
+	var (
+		mu      sync.Mutex
+		gone    bool // a has left
+		fetched int  // fetches since a left
+	)
+	list := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		addr := aAddr
+		if gone {
+			fetched++
+			if fetched > 1 { // the first fetch after a left still lists it
+				addr = bAddr
+			}
+		}
+		mu.Unlock()
+		fmt.Fprintf(w, `{"version":"0.1.0","brokerList":{%q:0.1}}`, addr)
+	}))
+	defer list.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), sessionWait)
+	defer cancel()
+	s, err := client.Connect(ctx, client.SessionOptions{BrokerList: list.URL, NoBackgroundReconnect: true, Options: client.DefaultOptions()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got, err := s.Call(ctx, "echo", []byte("a")); err != nil || string(got) != "a" || s.Broker() != aAddr {
+		t.Fatalf("echo on a: %q, %v (broker %s)", got, err, s.Broker())
+	}
+	mu.Lock()
+	gone = true
+	mu.Unlock()
+	a.Exit()
+	got, err := s.Call(ctx, "echo", []byte("b"))
+	if err != nil && strings.Contains(err.Error(), "connection lost") {
+		// Sent on the old connection before the session saw it end.
+		got, err = s.Call(ctx, "echo", []byte("b"))
+	}
+	if err != nil || string(got) != "b" {
+		t.Fatalf("echo after a left: %q, %v", got, err)
+	}
+	if s.Broker() != bAddr {
+		t.Fatalf("on %s, want b %s", s.Broker(), bAddr)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if fetched < 2 {
+		t.Fatalf("the list was fetched %d times after a left, want a retry", fetched)
 	}
 }
