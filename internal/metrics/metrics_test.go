@@ -149,6 +149,10 @@ func startAdmin(t *testing.T, reg *Registry, health func() error, log *slog.Logg
 	served := make(chan error, 1)
 	go func() { served <- a.Main() }()
 	t.Cleanup(func() {
+		// The client's transport may hold a connection it dialled and
+		// never used (a dial that lost the race to an idle one): the
+		// server's Shutdown waits up to 5 s for such a new connection.
+		http.DefaultClient.CloseIdleConnections()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := a.Drain(ctx); err != nil {
