@@ -360,9 +360,14 @@ func (r *Router) callStateful(ctx context.Context, req Request) (*platformpb.Env
 	case t.Instance != "":
 		target = t.Instance
 	case value != "":
-		if target = r.ownerOf(service, value, nil); target == "" && !r.pool.Synced() {
+		if target = r.ownerOf(service, value, nil); target == "" {
+			// No view yet, or no instance listed in it: wait (up to
+			// ConnectWait) for one. An instance another process already
+			// uses may be a moment from this view: the matchmaker places
+			// a match on a room instance that just started, and its
+			// players call it through a broker at once.
 			wctx, cancel := context.WithTimeout(ctx, r.opts.ConnectWait)
-			r.pool.WaitFor(wctx, r.pool.Synced)
+			r.pool.WaitFor(wctx, func() bool { return r.pool.Synced() && r.ownerOf(service, value, nil) != "" })
 			cancel()
 			target = r.ownerOf(service, value, nil)
 		}
