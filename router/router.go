@@ -360,18 +360,7 @@ func (r *Router) callStateful(ctx context.Context, req Request) (*platformpb.Env
 	case t.Instance != "":
 		target = t.Instance
 	case value != "":
-		if target = r.ownerOf(service, value, nil); target == "" {
-			// No view yet, or no instance listed in it: wait (up to
-			// ConnectWait) for one. An instance another process already
-			// uses may be a moment from this view: the matchmaker places
-			// a match on a room instance that just started, and its
-			// players call it through a broker at once.
-			wctx, cancel := context.WithTimeout(ctx, r.opts.ConnectWait)
-			r.pool.WaitFor(wctx, func() bool { return r.pool.Synced() && r.ownerOf(service, value, nil) != "" })
-			cancel()
-			target = r.ownerOf(service, value, nil)
-		}
-		if target == "" {
+		if target = r.ownerWait(ctx, service, value, nil); target == "" {
 			return nil, noInstance(service)
 		}
 	}
@@ -380,7 +369,7 @@ func (r *Router) callStateful(ctx context.Context, req Request) (*platformpb.Env
 	place := func() error {
 		target = ""
 		if value != "" {
-			if target = r.ownerOf(service, value, dead); target == "" {
+			if target = r.ownerWait(ctx, service, value, dead); target == "" {
 				return noInstance(service)
 			}
 		}
@@ -405,7 +394,7 @@ func (r *Router) callStateful(ctx context.Context, req Request) (*platformpb.Env
 			dead = appendOnce(dead, owner)
 			next := inst.GetId() // it will take the key once the lease expires
 			if value != "" {
-				if next = r.ownerOf(service, value, dead); next == "" {
+				if next = r.ownerWait(ctx, service, value, dead); next == "" {
 					return nil, noInstance(service)
 				}
 			}
@@ -596,6 +585,23 @@ func (r *Router) livePeer(ctx context.Context, service, id string) (*link.Peer, 
 // closed).
 func NotSent(err error) bool {
 	return errors.Is(err, link.ErrOverloaded) || errors.Is(err, link.ErrClosed) || errors.Is(err, link.ErrNotConnected)
+}
+
+// ownerWait is ownerOf, waiting (up to ConnectWait, never past ctx) for an
+// owner when this view has none: no view yet, or no instance but those in
+// dead listed in it. An instance another process already uses may be a
+// moment from this view: the matchmaker places a match on a room instance
+// that just started and its players call it through a broker at once; in
+// a rolling deploy the old room instance hands its keys to the new one
+// as soon as yellow lists it.
+func (r *Router) ownerWait(ctx context.Context, service, value string, dead []string) string {
+	if t := r.ownerOf(service, value, dead); t != "" {
+		return t
+	}
+	wctx, cancel := context.WithTimeout(ctx, r.opts.ConnectWait)
+	defer cancel()
+	r.pool.WaitFor(wctx, func() bool { return r.pool.Synced() && r.ownerOf(service, value, dead) != "" })
+	return r.ownerOf(service, value, dead)
 }
 
 // noInstance is the error for a service with no live instance.
