@@ -234,6 +234,13 @@ func (p *Pool) install(all []*platformpb.Instance) {
 // beat, still answers what it was sent): twice the default request timeout.
 const retireGrace = 2 * link.DefaultCallTimeout
 
+// Known reports whether yellow lists an instance id, in any state.
+func (p *Pool) Known(id string) bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.byID[id] != nil
+}
+
 // Ready reports whether yellow lists id as a ready instance of service.
 func (p *Pool) Ready(service, id string) bool {
 	p.mu.RLock()

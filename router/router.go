@@ -555,7 +555,18 @@ func (r *Router) isLive(service, id string) bool { return r.pool.Ready(service, 
 // a link that has never connected; nil otherwise.
 func (r *Router) livePeer(ctx context.Context, service, id string) (*link.Peer, *platformpb.Instance) {
 	if !r.isLive(service, id) {
-		return nil, nil
+		if r.pool.Known(id) {
+			return nil, nil // listed, not ready: draining
+		}
+		// Not listed here at all: the instance may be a moment from this
+		// view (another process placed a key on an instance that just
+		// started, and told the session); wait for it as for its link.
+		wctx, cancel := context.WithTimeout(ctx, r.opts.ConnectWait)
+		ok := r.pool.WaitFor(wctx, func() bool { return r.isLive(service, id) })
+		cancel()
+		if !ok {
+			return nil, nil
+		}
 	}
 	peer, inst, err := r.pool.Peer(id)
 	if err != nil {
