@@ -7,6 +7,12 @@ import (
 	"unsafe"
 )
 
+// Each call converts its pointer to uintptr in the syscall.RawSyscall call
+// expression itself, as unsafe.Pointer's rule (4) requires: a shared
+// wrapper taking uintptrs would let the object (ioctlInt's v is on the
+// stack) move or die between the conversion and the call. Hence the
+// repetition.
+
 func read(fd uintptr, p []byte) (int, error) {
 	r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
 	if e != 0 {
