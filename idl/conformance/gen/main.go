@@ -132,7 +132,7 @@ func compare(dir string, files map[string][]byte) []string {
 		case err != nil:
 			diff = append(diff, fmt.Sprintf("%s: %v", name, err))
 		case !bytes.Equal(old, files[name]):
-			diff = append(diff, name+" is stale: run make gen")
+			diff = append(diff, name+" is stale: run make gen ("+firstDiff(old, files[name])+")")
 		}
 	}
 	subs := []string{"thrift"}
@@ -149,6 +149,34 @@ func compare(dir string, files map[string][]byte) []string {
 		}
 	}
 	return diff
+}
+
+// firstDiff describes the first line where a file's old and new contents
+// differ, so a stale file found in CI says what changed.
+func firstDiff(old, new []byte) string {
+	ol, nl := bytes.Split(old, []byte("\n")), bytes.Split(new, []byte("\n"))
+	for i := 0; i < max(len(ol), len(nl)); i++ {
+		var o, n []byte
+		if i < len(ol) {
+			o = ol[i]
+		}
+		if i < len(nl) {
+			n = nl[i]
+		}
+		if !bytes.Equal(o, n) {
+			return fmt.Sprintf("line %d: was %q, now %q", i+1, clip(o), clip(n))
+		}
+	}
+	return "same lines"
+}
+
+// clip shortens a line for firstDiff.
+func clip(b []byte) []byte {
+	const n = 300
+	if len(b) > n {
+		return append(b[:n:n], "..."...)
+	}
+	return b
 }
 
 func sortedKeys[V any](m map[string]V) []string {
