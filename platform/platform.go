@@ -72,6 +72,11 @@ type Options struct {
 	// daemons' metrics (noon dev's): every instance and the broker publish
 	// it in yellow as the meta label wire.MetaAdmin.
 	AdminAddr string
+	// InProcess lets the broker (and every service) reach the services'
+	// instances of this process without a socket (link.ServerOptions.
+	// InProcess), under the same checks: `noon dev`. Instances of other
+	// processes are reached over their links as always.
+	InProcess bool
 }
 
 // BrokerListIdentity is the BrokerList's identity: part of the edge, it
@@ -163,6 +168,7 @@ func New(ctx context.Context, opts Options) (_ *Platform, err error) {
 		}
 		sec.Runtime().Yellows = yellows
 		sec.Runtime().AdminAddr = opts.AdminAddr
+		sec.Runtime().InProcess = opts.InProcess
 		count := max(1, opts.Instances[m.Name()])
 		for n := 1; n <= count; n++ {
 			isec := sec

@@ -20,5 +20,6 @@ func (s *Server) RegisterMetrics(m metrics.Sink) {
 	counter("service_expired_total", "Requests whose deadline had passed on arrival.", func(st ServerStats) uint64 { return st.Expired })
 	counter("service_unknown_method_total", "Requests for a method with no handler.", func(st ServerStats) uint64 { return st.UnknownMethod })
 	counter("service_inline_total", "Handlers of never-blocking methods run on their link's reading goroutine.", func(st ServerStats) uint64 { return st.Inline })
+	counter("service_inprocess_links_total", "Links from callers of this process made without a socket (noon dev).", func(st ServerStats) uint64 { return st.InProcess })
 	counter("service_inline_overruns_total", "Inline handlers that held their link's reader longer than the budget (two in a row stop inline runs for 10 s).", func(st ServerStats) uint64 { return st.InlineOverruns })
 }

@@ -111,6 +111,11 @@ type Options struct {
 	// link.InlineBudget stops inline runs for a while and is logged. Set by
 	// the service's code (Impl.Inline), not by its config section.
 	Inline []string `yaml:"-"`
+	// InProcess makes the instance's link reachable without a socket by
+	// the callers of its own process (link.ServerOptions.InProcess): `noon
+	// dev`, where the broker and every service share one process. Set by
+	// the command that runs it, not by the section.
+	InProcess bool `yaml:"-"`
 }
 
 // NewOptions returns the default options; Name and Yellows still need

@@ -100,6 +100,8 @@ type ServerStats struct {
 	// reading goroutine; InlineOverruns those that held it longer than
 	// link.InlineBudget.
 	Inline, InlineOverruns uint64
+	// InProcess counts in-process links admitted (Options.InProcess).
+	InProcess uint64
 }
 
 type serverCounters struct {
@@ -117,6 +119,7 @@ func (s *Server) Stats() ServerStats {
 	if s.ln != nil {
 		ls := s.ln.Stats()
 		st.Inline, st.InlineOverruns = ls.Inline, ls.InlineOverruns
+		st.InProcess = ls.InProcess
 	}
 	return st
 }
@@ -176,6 +179,7 @@ func NewServer(opts Options, handlers map[string]HandlerFunc, log *slog.Logger) 
 		TLS:            opts.TLS,
 		Logger:         s.log,
 		Inline:         s.inlineMethod,
+		InProcess:      opts.InProcess,
 	}, s.handle)
 	if err != nil {
 		return nil, fmt.Errorf("services: bind %s: %w", opts.Bind, err)

@@ -83,6 +83,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		TLS:        eph,
 		Insecure:   cfg.TLS.Insecure,
 		AdminAddr:  rt.adminAddr(),
+		InProcess:  true,
 	})
 	if err != nil {
 		return err

@@ -12,11 +12,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -307,6 +309,18 @@ func TestDevEndToEnd(t *testing.T) {
 	if _, err := c.Call(ctx, "nope.Nothing", nil); err == nil || !strings.HasPrefix(err.Error(), "unknown_method: ") {
 		t.Fatalf("unknown method: %v", err)
 	}
+	// The broker reached the echo instance of its own process without a
+	// socket (an in-process link, under the same TLS identities).
+	metricsURL := field(dev.out.find("  admin "), "admin")
+	resp, err := http.Get(metricsURL)
+	if err != nil {
+		t.Fatalf("GET %s: %v", metricsURL, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !regexp.MustCompile(`(?m)^noon_service_inprocess_links_total\{daemon="service_echo"\} [1-9]`).Match(body) {
+		t.Fatalf("%s: no in-process link to echo:\n%s", metricsURL, body)
+	}
 
 	// The matchmaker runs on the embedded Redis; an operator sees the
 	// queue and the ticket with noonctl match, and cancels it.
@@ -370,12 +384,22 @@ func TestDevEndToEnd(t *testing.T) {
 // other processes, acceptable in tests that start daemons as processes).
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// Below the kernel's ephemeral range (32768-60999 by default): a port
+	// from that range can be handed to another bind of port 0, or be the
+	// local port of a daemon's connect to a port nobody listens on yet,
+	// which then connects to itself (TCP simultaneous open) and holds the
+	// port the test meant for a later daemon (yellow's, here).
+	for range 100 {
+		port := 20000 + rand.IntN(12000)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port below the ephemeral range")
+	return 0
 }
 
 // certs makes a CA with `noon certs ca` and returns a function that issues

@@ -110,7 +110,9 @@ type PeerStats struct {
 	// DirectWrites counts messages written by their sender (a lone call:
 	// see send); the rest went through the writer's batches.
 	DirectWrites uint64
-	Guard        GuardStats
+	// InProcess counts links made to an in-process Server (see inproc.go).
+	InProcess uint64
+	Guard     GuardStats
 }
 
 // GuardStats counts what the connection guard did on its own.
@@ -132,7 +134,7 @@ func (g *guardStats) snapshot() GuardStats {
 
 type peerCounters struct {
 	calls, replies, timeouts, unavailable, overloaded, late, bad atomic.Uint64
-	connects, dialErrors, deaths, stuck, direct                  atomic.Uint64
+	connects, dialErrors, deaths, stuck, direct, inproc          atomic.Uint64
 }
 
 // Peer is a consumer's link to one remote instance: one DEALER socket,
@@ -277,7 +279,7 @@ func (p *Peer) Stats() PeerStats {
 		Unavailable: s.unavailable.Load(), Overloaded: s.overloaded.Load(),
 		LateReplies: s.late.Load(), BadMessages: s.bad.Load(), Connects: s.connects.Load(),
 		DialErrors: s.dialErrors.Load(), Deaths: s.deaths.Load(), StuckSends: s.stuck.Load(),
-		DirectWrites: s.direct.Load(), Guard: p.gstats.snapshot(),
+		DirectWrites: s.direct.Load(), InProcess: s.inproc.Load(), Guard: p.gstats.snapshot(),
 	}
 }
 
@@ -458,8 +460,7 @@ func (p *Peer) run() {
 		p.supervise(l)
 		p.cur.CompareAndSwap(l, nil)
 		p.setUp(false)
-		_ = l.sock.Close()
-		l.wg.Wait()
+		l.close()
 		if p.ctx.Err() != nil {
 			return
 		}
@@ -489,6 +490,13 @@ func (p *Peer) sleep(d time.Duration) bool {
 // connect dials a new DEALER socket with a new identity and starts its reader
 // and writer.
 func (p *Peer) connect() (*link, error) {
+	if s := inProcessServer(p.endpoint); s != nil {
+		l, err := p.connectInProcess(s)
+		if err == nil {
+			p.stats.inproc.Add(1)
+		}
+		return l, err
+	}
 	id := newIdentity(p.opts.IdentityPrefix)
 	l := &link{
 		p:        p,
@@ -584,6 +592,22 @@ type link struct {
 
 	lastRecv atomic.Int64 // unix nanoseconds of the last message received
 	heard    atomic.Bool  // a message was received since connect
+
+	// local and srv are set on an in-process link (inproc.go), which has
+	// no socket, reader or writer.
+	local *localConn
+	srv   *Server
+}
+
+// close closes l's socket and waits for its reader and writer, or ends
+// an in-process link.
+func (l *link) close() {
+	if l.local != nil {
+		l.closeLocal()
+		return
+	}
+	_ = l.sock.Close()
+	l.wg.Wait()
 }
 
 // waiter is what waits for a reply: a Call's channel, or a Start's
@@ -690,6 +714,9 @@ func (l *link) take(id uint64) (waiter, bool) {
 // callbacks of started calls, which must not run under the sender's
 // feet); b is then lost with the link, as when the writer fails.
 func (l *link) send(b []byte, direct bool) bool {
+	if l.local != nil {
+		return l.sendLocal(b)
+	}
 	if direct && l.p.inflight.Load() <= 1 && l.turn.tryDirect() {
 		l.p.stats.direct.Add(1)
 		l.batch.add(b)

@@ -66,6 +66,10 @@ type ServerOptions struct {
 	// (default 30 s; negative: never). It must exceed the peers' heartbeat
 	// interval.
 	IdleTimeout time.Duration
+	// InProcess makes the Server reachable without a socket by the Peers
+	// of its own process that dial its bound endpoint (see inproc.go):
+	// `noon dev`, where every daemon shares one process.
+	InProcess bool
 	// TLS, when set, runs mutual TLS 1.3 on every connection: a client
 	// must present a certificate from the credentials' CA, and every
 	// request is handed to the Handler with the verified identity of its
@@ -142,13 +146,15 @@ type ServerStats struct {
 	// had no verified connection: not handed to the Handler; a REQUEST is
 	// answered "unauthenticated".
 	Unauthenticated uint64
-	Guard           GuardStats
+	// InProcess counts in-process links admitted (ServerOptions.InProcess).
+	InProcess uint64
+	Guard     GuardStats
 }
 
 type serverCounters struct {
 	requests, replies, late, pings, cancels, expired, overloaded, duplicate atomic.Uint64
 	panics, dropped, bad, sent, sendErrors, stuck, unauthenticated, direct  atomic.Uint64
-	inline, inlineOverruns                                                  atomic.Uint64
+	inline, inlineOverruns, inproc                                          atomic.Uint64
 }
 
 // Server is a service instance's ROUTER: it receives requests from any
@@ -187,6 +193,31 @@ type Server struct {
 	// cleared by an inline run within InlineBudget.
 	inlineOff    atomic.Int64
 	inlineStrike atomic.Bool
+
+	localMu sync.RWMutex          // guards locals
+	locals  map[string]*localConn // in-process links by routing identity
+}
+
+// inlineRule says when a request may run inline (ServerOptions.Inline):
+// never (zmq4's own reads), when it is the only request running and
+// nothing else is buffered on its connection (a socket's reader: it holds
+// up that connection's next messages), or always (an in-process link: it
+// runs on its caller's goroutine, which holds up nobody else's).
+type inlineRule uint8
+
+const (
+	inlineNever inlineRule = iota
+	inlineAlone
+	inlineAlways
+)
+
+// inlineIf is inlineAlone if last (nothing else is buffered), otherwise
+// inlineNever.
+func inlineIf(last bool) inlineRule {
+	if last {
+		return inlineAlone
+	}
+	return inlineNever
 }
 
 type outMsg struct {
@@ -219,8 +250,10 @@ func Listen(endpoint string, opts ServerOptions, h Handler) (*Server, error) {
 		conns:  newConnTable(),
 	}
 	gcfg := &guardConfig{
-		conns:        s.conns,
-		sink:         func(g *guardConn, body []byte, ok bool) { s.onMessage(g.ridB, g.rid, body, ok, g.br.Buffered() == 0) },
+		conns: s.conns,
+		sink: func(g *guardConn, body []byte, ok bool) {
+			s.onMessage(g.ridB, g.rid, body, ok, inlineIf(g.br.Buffered() == 0))
+		},
 		maxMessage:   uint64(opts.MaxMessage) + frameOverhead,
 		handshake:    opts.HandshakeTimeout,
 		writeTimeout: opts.SendTimeout,
@@ -245,6 +278,9 @@ func Listen(endpoint string, opts ServerOptions, h Handler) (*Server, error) {
 	}
 	s.endpoint = "tcp://" + s.sock.Addr().String()
 	s.log = opts.Logger.With("server", s.endpoint)
+	if opts.InProcess {
+		registerInProcess(s)
+	}
 	s.wg.Add(2)
 	go s.readLoop()
 	go s.writeLoop()
@@ -271,7 +307,7 @@ func (s *Server) Stats() ServerStats {
 		SendErrors: c.sendErrors.Load(), StuckSends: c.stuck.Load(),
 		DirectWrites: c.direct.Load(), Unauthenticated: c.unauthenticated.Load(),
 		Inline: c.inline.Load(), InlineOverruns: c.inlineOverruns.Load(),
-		Guard: s.gstats.snapshot(),
+		InProcess: c.inproc.Load(), Guard: s.gstats.snapshot(),
 	}
 }
 
@@ -281,6 +317,10 @@ func (s *Server) Stats() ServerStats {
 func (s *Server) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return nil
+	}
+	if s.opts.InProcess {
+		unregisterInProcess(s)
+		s.closeLocals()
 	}
 	s.mu.Lock()
 	s.cancel() // under mu: dispatch starts no request after this
@@ -326,21 +366,22 @@ func (s *Server) readLoop() {
 			continue // zmq4 hands ZMTP commands (e.g. libzmq's PING) up as messages
 		}
 		if len(msg.Frames) != 2 {
-			s.onMessage(nil, "", nil, false, false)
+			s.onMessage(nil, "", nil, false, inlineNever)
 			continue
 		}
-		s.onMessage(msg.Frames[0], string(msg.Frames[0]), msg.Frames[1], true, false)
+		s.onMessage(msg.Frames[0], string(msg.Frames[0]), msg.Frames[1], true, inlineNever)
 	}
 }
 
 // onMessage takes one message from the connection with routing identity
 // peer (rid as a string; ok: of one frame, body; body is not kept; last:
-// nothing else is buffered on the connection). It runs in a connection's
-// reading goroutine, concurrently with other connections', and never
+// when a request may run inline). It runs in a connection's reading
+// goroutine (or an in-process caller's), concurrently with other
+// connections', and never
 // blocks on anything: requests run in their own goroutines (but for an
 // inline handler's, which must not block either: see ServerOptions.Inline),
 // PONGs are queued or dropped.
-func (s *Server) onMessage(peer []byte, rid string, body []byte, ok, last bool) {
+func (s *Server) onMessage(peer []byte, rid string, body []byte, ok bool, last inlineRule) {
 	if !ok {
 		s.stats.bad.Add(1)
 		s.log.Debug("link: bad message: not one frame")
@@ -408,10 +449,9 @@ func (s *Server) unauthenticated(peer []byte, env *platformpb.Envelope) {
 }
 
 // dispatch starts a request's Handler; caller is its connection's verified
-// identity (with TLS). last says that nothing else is buffered on the
-// request's connection: the handler may then run inline (see
-// ServerOptions.Inline) if it is the only request running.
-func (s *Server) dispatch(peer []byte, rid string, env *platformpb.Envelope, caller pki.Identity, last bool) {
+// identity (with TLS). last says when the handler may run inline (see
+// ServerOptions.Inline and inlineRule).
+func (s *Server) dispatch(peer []byte, rid string, env *platformpb.Envelope, caller pki.Identity, last inlineRule) {
 	s.stats.requests.Add(1)
 	now := time.Now()
 	deadline := now.Add(s.opts.DefaultTimeout)
@@ -447,7 +487,8 @@ func (s *Server) dispatch(peer []byte, rid string, env *platformpb.Envelope, cal
 	r.ctx.init(deadline, caller, s.callers != nil, r)
 	s.active[r.key] = r
 	s.mu.Unlock()
-	if last && s.opts.Inline != nil && s.inflight.Load() == 1 && s.inlineOn(now) && s.opts.Inline(env.GetMethod()) {
+	if last != inlineNever && s.opts.Inline != nil && (last == inlineAlways || s.inflight.Load() == 1) &&
+		s.inlineOn(now) && s.opts.Inline(env.GetMethod()) {
 		s.serveInline(r, env.GetMethod(), now)
 		return
 	}
@@ -568,6 +609,12 @@ func (s *Server) enqueue(peer, body []byte, wait bool) bool {
 	if s.closed.Load() {
 		s.stats.dropped.Add(1)
 		return false
+	}
+	if s.opts.InProcess {
+		if lc := s.local(peer); lc != nil {
+			lc.deliver(body)
+			return true
+		}
 	}
 	// Only a handler's reply (wait) is written directly: a connection's
 	// reading goroutine (PONGs, refusals) never writes, so that reading

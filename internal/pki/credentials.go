@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -219,4 +220,54 @@ func parseChain(ders [][]byte) []*x509.Certificate {
 		}
 	}
 	return out
+}
+
+// VerifyInProcess is the mutual TLS handshake's verification for a link
+// between two parts of one process that skips the socket (an in-process
+// link: link.ServerOptions.InProcess), with c the server's credentials and
+// client the caller's: the client's certificate must verify against the
+// server's CA as a client certificate, and the server's against the
+// client's CA as a server certificate whose identity satisfies expect,
+// exactly as ServerConfig and ClientConfig decide for a connection. It
+// returns the client's identity and the SHA-256 of its certificate.
+func (c *Credentials) VerifyInProcess(client *Credentials, expect Identity) (Identity, [sha256.Size]byte, error) {
+	var none [sha256.Size]byte
+	id, leaf, err := verifiedIdentity(c.roots, client.cert, x509.ExtKeyUsageClientAuth)
+	if err != nil {
+		return Identity{}, none, fmt.Errorf("pki: client certificate: %w", err)
+	}
+	sid, _, err := verifiedIdentity(client.roots, c.cert, x509.ExtKeyUsageServerAuth)
+	if err != nil {
+		return Identity{}, none, fmt.Errorf("pki: server certificate: %w", err)
+	}
+	if !sid.Satisfies(expect) {
+		return Identity{}, none, fmt.Errorf("pki: the server is %s, expected %s", sid, expect)
+	}
+	return id, sha256.Sum256(leaf.Raw), nil
+}
+
+// verifiedIdentity verifies cert's chain against roots for usage and
+// returns the identity and the leaf.
+func verifiedIdentity(roots *x509.CertPool, cert tls.Certificate, usage x509.ExtKeyUsage) (Identity, *x509.Certificate, error) {
+	leaf, rest, err := chainOf(cert)
+	if err != nil {
+		return Identity{}, nil, err
+	}
+	if err := verifyChain(roots, leaf, rest, usage); err != nil {
+		return Identity{}, nil, err
+	}
+	id, err := IdentityOf(leaf)
+	return id, leaf, err
+}
+
+// chainOf parses a certificate chain's leaf and the certificates after it.
+func chainOf(cert tls.Certificate) (*x509.Certificate, []*x509.Certificate, error) {
+	if len(cert.Certificate) == 0 {
+		return nil, nil, errors.New("no certificate")
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		return nil, nil, err
+	}
+	return leaf, parseChain(cert.Certificate[1:]), nil
 }
