@@ -804,3 +804,37 @@ func TestBatchManyPeers(t *testing.T) {
 		t.Fatalf("server %+v", st)
 	}
 }
+
+// TestDirectWritePolicy: a sender writes its own message while the
+// writer's batches are small, whatever else is in flight, and leaves it
+// to the writer once they are big, unless it is the only call in flight.
+func TestDirectWritePolicy(t *testing.T) {
+	l := &link{p: &Peer{}}
+	l.p.inflight.Store(8)
+	if !l.directOK() {
+		t.Fatal("no batches yet: direct writes refused")
+	}
+	for range 20 {
+		l.noteBatch(1)
+	}
+	if !l.directOK() {
+		t.Fatalf("batches of 1 (average %d/16): direct writes refused", l.batchAvg.Load())
+	}
+	for range 20 {
+		l.noteBatch(32)
+	}
+	if l.directOK() {
+		t.Fatalf("batches of 32 (average %d/16): direct writes allowed with 8 calls in flight", l.batchAvg.Load())
+	}
+	l.p.inflight.Store(1)
+	if !l.directOK() {
+		t.Fatal("a lone call may not write itself")
+	}
+	l.p.inflight.Store(8)
+	for range 40 {
+		l.noteBatch(2)
+	}
+	if !l.directOK() {
+		t.Fatalf("batches back to 2 (average %d/16): direct writes still refused", l.batchAvg.Load())
+	}
+}
