@@ -815,16 +815,16 @@ func TestDirectWritePolicy(t *testing.T) {
 		t.Fatal("no batches yet: direct writes refused")
 	}
 	for range 20 {
-		l.noteBatch(1)
+		l.turn.noteBatch(1)
 	}
 	if !l.directOK() {
-		t.Fatalf("batches of 1 (average %d/16): direct writes refused", l.batchAvg.Load())
+		t.Fatalf("batches of 1 (average %d/16): direct writes refused", l.turn.batchAvg.Load())
 	}
 	for range 20 {
-		l.noteBatch(32)
+		l.turn.noteBatch(32)
 	}
 	if l.directOK() {
-		t.Fatalf("batches of 32 (average %d/16): direct writes allowed with 8 calls in flight", l.batchAvg.Load())
+		t.Fatalf("batches of 32 (average %d/16): direct writes allowed with 8 calls in flight", l.turn.batchAvg.Load())
 	}
 	l.p.inflight.Store(1)
 	if !l.directOK() {
@@ -832,9 +832,9 @@ func TestDirectWritePolicy(t *testing.T) {
 	}
 	l.p.inflight.Store(8)
 	for range 40 {
-		l.noteBatch(2)
+		l.turn.noteBatch(2)
 	}
 	if !l.directOK() {
-		t.Fatalf("batches back to 2 (average %d/16): direct writes still refused", l.batchAvg.Load())
+		t.Fatalf("batches back to 2 (average %d/16): direct writes still refused", l.turn.batchAvg.Load())
 	}
 }

@@ -592,9 +592,6 @@ type link struct {
 
 	lastRecv atomic.Int64 // unix nanoseconds of the last message received
 	heard    atomic.Bool  // a message was received since connect
-	// batchAvg is a moving average of the writer's batch sizes, in 16ths
-	// of a message (see send).
-	batchAvg atomic.Int64
 
 	// local and srv are set on an in-process link (inproc.go), which has
 	// no socket, reader or writer.
@@ -818,26 +815,11 @@ func (l *link) onMessage(body []byte, ok bool) {
 	}
 }
 
-// directBatchMax is the writer's average batch size (messages) under
-// which a sender writes its message itself when nobody else is writing
-// (see send). Measured at 16 connections through the broker (noonbench
-// -only lfl): direct writes whenever the turn is free did 1.2-1.3x the
-// req/s of writer batches there, and 0.9-0.95x at 256 connections, where
-// batches are large.
-const directBatchMax = 4
-
 // directOK reports whether send may write a message itself (when nobody
 // else is writing): it is the only call in flight, or the writer's recent
 // batches were small.
 func (l *link) directOK() bool {
-	return l.p.inflight.Load() <= 1 || l.batchAvg.Load() < directBatchMax*16
-}
-
-// noteBatch adds a batch of n messages to the writer's moving average
-// (weight 1/8). Only the writer calls it.
-func (l *link) noteBatch(n int64) {
-	avg := l.batchAvg.Load()
-	l.batchAvg.Store(avg + (n*16-avg)/8)
+	return l.p.inflight.Load() <= 1 || l.turn.smallBatches()
 }
 
 // errSendStuck is the cause of death of a link whose send passed SendTimeout.
@@ -860,7 +842,7 @@ func (l *link) writeLoop() {
 		l.batch.add(first)
 		drain(l.sendq, l.batch.full, l.batch.add)
 		n := int64(len(l.batch.bodies))
-		l.noteBatch(n)
+		l.turn.noteBatch(n)
 		err := l.write(&l.batch)
 		l.turn.queued.Add(-n)
 		l.turn.mu.Unlock()
