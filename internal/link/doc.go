@@ -67,7 +67,9 @@
 //     and NSQ flush when their queue is empty. A Server's writer finds a
 //     reply's connection by the routing identity the guard read in its
 //     READY (connTable), and writes each connection's replies in queue
-//     order.
+//     order. A sender writes its message itself, under the writer's lock,
+//     when nothing is queued and nobody writes, if it is alone in flight
+//     or the writer's batches have been small (writeTurn.smallBatches).
 //   - Reading: the first Read zmq4 makes after the handshake never
 //     returns data: the guard reads every message itself in that
 //     goroutine (serveReads, under the same rules as its parser) and hands
