@@ -598,9 +598,10 @@ func NotSent(err error) bool {
 	return errors.Is(err, link.ErrOverloaded) || errors.Is(err, link.ErrClosed) || errors.Is(err, link.ErrNotConnected)
 }
 
-// ownerWait is ownerOf, waiting (up to ConnectWait, never past ctx) for an
-// owner when this view has none: no view yet, or no instance but those in
-// dead listed in it. An instance another process already uses may be a
+// ownerWait is ownerOf, waiting for an owner when this view has none (no
+// view yet, or no instance but those in dead listed in it): up to
+// ConnectWait for a first placement, until ctx ends once an owner was
+// found dead or draining. An instance another process already uses may be a
 // moment from this view: the matchmaker places a match on a room instance
 // that just started and its players call it through a broker at once; in
 // a rolling deploy the old room instance hands its keys to the new one
@@ -609,8 +610,17 @@ func (r *Router) ownerWait(ctx context.Context, service, value string, dead []st
 	if t := r.ownerOf(service, value, dead); t != "" {
 		return t
 	}
-	wctx, cancel := context.WithTimeout(ctx, r.opts.ConnectWait)
-	defer cancel()
+	wctx := ctx
+	if len(dead) == 0 {
+		// No owner yet: wait for the view as for a link.
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithTimeout(ctx, r.opts.ConnectWait)
+		defer cancel()
+	}
+	// Otherwise an owner answered "draining" (a deploy hands its keys
+	// over) or is gone: its successor may reach this view late (an update
+	// yellow resends at its next tick, a heartbeat later), so the request
+	// waits for it as long as its deadline allows.
 	r.pool.WaitFor(wctx, func() bool { return r.pool.Synced() && r.ownerOf(service, value, dead) != "" })
 	return r.ownerOf(service, value, dead)
 }
