@@ -189,3 +189,36 @@ test("Session: with no other broker, a draining broker keeps answering during it
     await a.close();
   }
 });
+
+test("Session.call waits for a broker while none of the list answers, within reconnectMaxMs", async () => {
+  const a = await fakeBroker((_m, payload, send) => send("", payload));
+  const bState = { refuse: true };
+  const b = await fakeBroker((_m, payload, send) => send("", payload), bState);
+  try {
+    const s = await Session.connect({ brokers: [a.url, b.url], WebSocket: WS, noBackgroundReconnect: true, reconnectMinMs: 10, reconnectMaxMs: 5000 });
+    assert.equal(s.broker, a.url);
+    // a goes away; b refuses connections for a while (it is starting).
+    await a.close();
+    await new Promise((r) => setTimeout(r, 20));
+    setTimeout(() => (bState.refuse = false), 150);
+    const out = await s.call("echo.Echo", new Uint8Array([7]));
+    assert.deepEqual([...out], [7]);
+    assert.equal(s.broker, b.url);
+    s.close();
+
+    // Nobody ever answers: the call fails "unavailable" after about
+    // reconnectMaxMs (before the change: at once).
+    const c = await fakeBroker((_m, payload, send) => send("", payload));
+    const t = await Session.connect({ brokers: [c.url, b.url], WebSocket: WS, noBackgroundReconnect: true, reconnectMinMs: 10, reconnectMaxMs: 300 });
+    bState.refuse = true;
+    await c.close();
+    await new Promise((r) => setTimeout(r, 20));
+    const start = Date.now();
+    await assert.rejects(t.call("echo.Echo", new Uint8Array([1])), (e: any) => e.code === "unavailable" && /no broker reachable/.test(e.message));
+    const took = Date.now() - start;
+    assert.ok(took >= 100 && took < 3000, `gave up after ${took} ms, want about 300`);
+    t.close();
+  } finally {
+    await b.close();
+  }
+});

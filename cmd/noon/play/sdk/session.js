@@ -313,14 +313,44 @@ export class Session extends ServiceClients {
         }
     }
     /**
+     * clientForCall is client for a call: when no broker of the list
+     * answers (a deploy restarting them, the list fetched a moment before a
+     * new one registered), it tries again with the reconnection's backoff,
+     * for at most reconnectMaxMs in all: nothing was sent, so it is safe. A
+     * refused token or close ends it at once.
+     */
+    async clientForCall() {
+        let wait = this.opts.reconnectMinMs ?? DEFAULT_RECONNECT_MIN_MS;
+        const max = Math.max(this.opts.reconnectMaxMs ?? DEFAULT_RECONNECT_MAX_MS, wait);
+        const start = Date.now();
+        for (;;) {
+            try {
+                return await this.client();
+            }
+            catch (e) {
+                if (this.closed || (e instanceof NoonError && e.code === "unauthenticated"))
+                    throw e;
+                const d = wait / 2 + Math.random() * (wait / 2);
+                if (Date.now() - start + d > max)
+                    throw e;
+                await sleep(d, this.quit);
+                if (this.closed)
+                    throw new NoonError("unavailable", "session closed");
+                wait = Math.min(2 * wait, max);
+            }
+        }
+    }
+    /**
      * call sends method with payload and resolves with the reply payload.
      * When the connection was lost before the call, the session first
-     * reconnects (to another broker when it can) and resumes. A call cut off
+     * reconnects (to another broker when it can) and resumes, trying again
+     * with the reconnection's backoff while no broker answers (at most
+     * reconnectMaxMs). A call cut off
      * by a lost connection fails "unavailable": it may have run, so it is not
      * resent.
      */
     async call(method, payload, opts) {
-        const c = await this.client();
+        const c = await this.clientForCall();
         const out = await c.call(method, payload, opts);
         this.observe(method, payload, out);
         return out;
