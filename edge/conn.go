@@ -657,10 +657,15 @@ func (c *Conn) writeInline(iw inlineWriter) bool {
 
 		bp := inlineBufs.Get().(*[]byte)
 		buf := (*bp)[:0]
+		// Outside the lock: the n slots are done and stay at the head
+		// until removed below. The last one's next is not read: it may be
+		// the tail, whose next enqueue sets meanwhile.
 		cl := first
-		for range n {
+		for i := range n {
 			buf = frame.AppendResponse(buf, cl.err, cl.payload)
-			cl = cl.next
+			if i < n-1 {
+				cl = cl.next
+			}
 		}
 		kept, ok, err := iw.tryWrite(buf)
 		if cap(buf) <= 4*inlineMax {
