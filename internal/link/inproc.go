@@ -60,6 +60,7 @@ type localConn struct {
 	rid  string
 	ridB []byte
 	l    *link
+	s    *Server
 }
 
 // errServerClosed is the cause of death of an in-process link whose
@@ -70,7 +71,7 @@ var errServerClosed = errors.New("the in-process server closed")
 // after the checks a TLS handshake makes.
 func (s *Server) attach(l *link, rid string) (*localConn, error) {
 	p := l.p
-	lc := &localConn{rid: rid, ridB: []byte(rid), l: l}
+	lc := &localConn{rid: rid, ridB: []byte(rid), l: l, s: s}
 	switch {
 	case s.opts.TLS == nil && p.opts.TLS == nil:
 	case s.opts.TLS == nil:
@@ -148,7 +149,7 @@ func (p *Peer) connectInProcess(s *Server) (*link, error) {
 	if err != nil {
 		return nil, err
 	}
-	l.local, l.srv = lc, s
+	l.local = lc
 	l.lastRecv.Store(time.Now().UnixNano())
 	return l, nil
 }
@@ -159,13 +160,14 @@ func (l *link) sendLocal(b []byte) bool {
 	if l.isDead() {
 		return true // lost with the link, as a socket's queued messages are
 	}
-	if n := len(b); n > l.srv.opts.MaxMessage {
+	lc := l.local
+	if n := len(b); n > lc.s.opts.MaxMessage {
 		// Over the server's limit: its guard would close the connection.
-		l.srv.gstats.rejected.Add(1)
-		go l.kill(fmt.Errorf("a %d-byte message over the server's limit of %d bytes", n, l.srv.opts.MaxMessage))
+		lc.s.gstats.rejected.Add(1)
+		go l.kill(fmt.Errorf("a %d-byte message over the server's limit of %d bytes", n, lc.s.opts.MaxMessage))
 		return true
 	}
-	l.srv.onMessage(l.local.ridB, l.local.rid, b, true, inlineAlways)
+	lc.s.onMessage(lc.ridB, lc.rid, b, true, inlineAlways)
 	putBuf(b) // decoded: the envelope holds copies
 	return true
 }
@@ -182,5 +184,5 @@ func (lc *localConn) deliver(body []byte) {
 // Close).
 func (l *link) closeLocal() {
 	l.kill(ErrClosed)
-	l.srv.detach(l.local)
+	l.local.s.detach(l.local)
 }

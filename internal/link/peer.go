@@ -593,10 +593,9 @@ type link struct {
 	lastRecv atomic.Int64 // unix nanoseconds of the last message received
 	heard    atomic.Bool  // a message was received since connect
 
-	// local and srv are set on an in-process link (inproc.go), which has
-	// no socket, reader or writer.
+	// local is set on an in-process link (inproc.go), which has no
+	// socket, reader or writer.
 	local *localConn
-	srv   *Server
 }
 
 // close closes l's socket and waits for its reader and writer, or ends

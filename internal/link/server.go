@@ -374,14 +374,14 @@ func (s *Server) readLoop() {
 }
 
 // onMessage takes one message from the connection with routing identity
-// peer (rid as a string; ok: of one frame, body; body is not kept; last:
+// peer (rid as a string; ok: of one frame, body; body is not kept; inline:
 // when a request may run inline). It runs in a connection's reading
 // goroutine (or an in-process caller's), concurrently with other
 // connections', and never
 // blocks on anything: requests run in their own goroutines (but for an
 // inline handler's, which must not block either: see ServerOptions.Inline),
 // PONGs are queued or dropped.
-func (s *Server) onMessage(peer []byte, rid string, body []byte, ok bool, last inlineRule) {
+func (s *Server) onMessage(peer []byte, rid string, body []byte, ok bool, inline inlineRule) {
 	if !ok {
 		s.stats.bad.Add(1)
 		s.log.Debug("link: bad message: not one frame")
@@ -405,7 +405,7 @@ func (s *Server) onMessage(peer []byte, rid string, body []byte, ok bool, last i
 	}
 	switch env.GetKind() {
 	case platformpb.Kind_KIND_REQUEST:
-		s.dispatch(peer, rid, env, caller, last)
+		s.dispatch(peer, rid, env, caller, inline)
 	case platformpb.Kind_KIND_PING:
 		s.stats.pings.Add(1)
 		load, ok := s.load()
@@ -449,9 +449,9 @@ func (s *Server) unauthenticated(peer []byte, env *platformpb.Envelope) {
 }
 
 // dispatch starts a request's Handler; caller is its connection's verified
-// identity (with TLS). last says when the handler may run inline (see
+// identity (with TLS). inline says when the handler may run inline (see
 // ServerOptions.Inline and inlineRule).
-func (s *Server) dispatch(peer []byte, rid string, env *platformpb.Envelope, caller pki.Identity, last inlineRule) {
+func (s *Server) dispatch(peer []byte, rid string, env *platformpb.Envelope, caller pki.Identity, inline inlineRule) {
 	s.stats.requests.Add(1)
 	now := time.Now()
 	deadline := now.Add(s.opts.DefaultTimeout)
@@ -487,7 +487,7 @@ func (s *Server) dispatch(peer []byte, rid string, env *platformpb.Envelope, cal
 	r.ctx.init(deadline, caller, s.callers != nil, r)
 	s.active[r.key] = r
 	s.mu.Unlock()
-	if last != inlineNever && s.opts.Inline != nil && (last == inlineAlways || s.inflight.Load() == 1) &&
+	if inline != inlineNever && s.opts.Inline != nil && (inline == inlineAlways || s.inflight.Load() == 1) &&
 		s.inlineOn(now) && s.opts.Inline(env.GetMethod()) {
 		s.serveInline(r, env.GetMethod(), now)
 		return
