@@ -64,6 +64,10 @@ type PeerOptions struct {
 	// instance, instead of polling.
 	OnUp func()
 
+	// loneDirect, in tests, writes directly only a lone call (the rule
+	// before smallBatches), so that bursts go through the writer whatever
+	// the timing.
+	loneDirect bool
 	// sockBuf, in tests, sets small socket buffers so that a remote that
 	// does not read blocks sends soon.
 	sockBuf int
@@ -818,7 +822,7 @@ func (l *link) onMessage(body []byte, ok bool) {
 // else is writing): it is the only call in flight, or the writer's recent
 // batches were small.
 func (l *link) directOK() bool {
-	return l.p.inflight.Load() <= 1 || l.turn.smallBatches()
+	return l.p.inflight.Load() <= 1 || !l.p.opts.loneDirect && l.turn.smallBatches()
 }
 
 // errSendStuck is the cause of death of a link whose send passed SendTimeout.
