@@ -226,14 +226,13 @@ func (s *Session) client(ctx context.Context) (*Client, error) {
 // all and never past ctx. Nothing was sent, so the call is safe to retry.
 // A refusal (an *Error: the session token) or Close ends it at once.
 func (s *Session) clientFor(ctx context.Context) (*Client, error) {
-	wait, start := s.opts.ReconnectMin, time.Now()
+	bo, start := s.backoff(), time.Now()
 	for {
 		c, err := s.client(ctx)
-		var werr *Error
-		if err == nil || errors.Is(err, ErrSessionClosed) || errors.As(err, &werr) || ctx.Err() != nil {
+		if connectEnds(err) || ctx.Err() != nil {
 			return c, err
 		}
-		d := wait/2 + rand.N(wait/2+1)
+		d := bo.next()
 		if time.Since(start)+d > s.opts.ReconnectMax {
 			return nil, err
 		}
@@ -244,8 +243,30 @@ func (s *Session) clientFor(ctx context.Context) (*Client, error) {
 			return nil, err
 		case <-time.After(d):
 		}
-		wait = min(2*wait, s.opts.ReconnectMax)
 	}
+}
+
+// connectEnds reports whether client's result ends a retry loop: a
+// connection, Close, or a refusal (an *Error: the session token).
+func connectEnds(err error) bool {
+	var werr *Error
+	return err == nil || errors.Is(err, ErrSessionClosed) || errors.As(err, &werr)
+}
+
+// reconnectBackoff is the reconnection's backoff: from ReconnectMin,
+// doubling up to ReconnectMax, each delay with jitter in [wait/2, wait],
+// so that the players of a dead broker do not all come back at once.
+type reconnectBackoff struct{ wait, max time.Duration }
+
+func (s *Session) backoff() *reconnectBackoff {
+	return &reconnectBackoff{wait: s.opts.ReconnectMin, max: s.opts.ReconnectMax}
+}
+
+// next returns the next delay.
+func (b *reconnectBackoff) next() time.Duration {
+	d := b.wait/2 + rand.N(b.wait/2+1)
+	b.wait = min(2*b.wait, b.max)
+	return d
 }
 
 // local queues a local event on the session's pushes (dropped if the game
@@ -263,7 +284,7 @@ func (s *Session) local(typ string, payload []byte) {
 // a backoff from ReconnectMin doubling to ReconnectMax, until one resumes
 // the session, the token is refused, a Call reconnected first, or Close.
 func (s *Session) reconnect(c *Client) {
-	wait := s.opts.ReconnectMin
+	bo := s.backoff()
 	for {
 		s.mu.Lock()
 		stop := s.closed || s.c != c || s.token == ""
@@ -281,19 +302,14 @@ func (s *Session) reconnect(c *Client) {
 		}()
 		_, err := s.client(ctx)
 		cancel()
-		var werr *Error
-		if err == nil || errors.Is(err, ErrSessionClosed) || errors.As(err, &werr) {
+		if connectEnds(err) {
 			return // resumed, closed, or refused
 		}
-		// Jitter in [wait/2, wait], so that the players of a dead broker
-		// do not all come back at once.
-		d := wait/2 + rand.N(wait/2+1)
 		select {
 		case <-s.quit:
 			return
-		case <-time.After(d):
+		case <-time.After(bo.next()):
 		}
-		wait = min(2*wait, s.opts.ReconnectMax)
 	}
 }
 

@@ -60,6 +60,25 @@ export interface SessionOptions extends Omit<ConnectionOptions, "push" | "resume
 
 type Listener = (ev: any, push: Push) => void;
 
+/**
+ * backoff returns the reconnection's delays: from minMs, doubling up to
+ * maxMs, each with jitter in [wait/2, wait], so that the players of a dead
+ * broker do not all come back at once.
+ */
+function backoff(minMs: number, maxMs: number): () => number {
+  let wait = minMs;
+  return () => {
+    const d = wait / 2 + Math.random() * (wait / 2);
+    wait = Math.min(2 * wait, maxMs);
+    return d;
+  };
+}
+
+/** connectEnds says whether an error of client ends a retry loop: a refused token. */
+function connectEnds(e: unknown): boolean {
+  return e instanceof NoonError && e.code === "unauthenticated";
+}
+
 function sleep(ms: number, quit: Promise<void>): Promise<void> {
   return new Promise((resolve) => {
     const t = setTimeout(resolve, ms);
@@ -89,10 +108,15 @@ export class Session extends ServiceClients {
   private quitResolve!: () => void;
   private readonly quit = new Promise<void>((r) => (this.quitResolve = r));
 
+  private readonly reconnectMinMs: number;
+  private readonly reconnectMaxMs: number;
+
   private constructor(opts: SessionOptions, token: string) {
     super();
     this.opts = opts;
     this._token = token;
+    this.reconnectMinMs = opts.reconnectMinMs ?? DEFAULT_RECONNECT_MIN_MS;
+    this.reconnectMaxMs = Math.max(opts.reconnectMaxMs ?? DEFAULT_RECONNECT_MAX_MS, this.reconnectMinMs);
   }
 
   /** connect fetches the BrokerList, connects to the least-loaded broker and says hello (pushes on). */
@@ -332,23 +356,23 @@ export class Session extends ServiceClients {
    * reconnected first, or close.
    */
   private async reconnect(conn: Connection): Promise<void> {
-    let wait = this.opts.reconnectMinMs ?? DEFAULT_RECONNECT_MIN_MS;
-    const max = Math.max(this.opts.reconnectMaxMs ?? DEFAULT_RECONNECT_MAX_MS, wait);
+    const next = this.backoff();
     for (;;) {
       if (this.closed || this.c !== conn || this._token === "") return;
       try {
         await this.client();
         return;
       } catch (e) {
-        if (this.closed) return;
-        if (e instanceof NoonError && e.code === "unauthenticated") return; // refused
+        if (this.closed || connectEnds(e)) return; // closed or refused
         this.opts.onError?.(e);
       }
-      // Jitter in [wait/2, wait], so that the players of a dead broker do
-      // not all come back at once.
-      await sleep(wait / 2 + Math.random() * (wait / 2), this.quit);
-      wait = Math.min(2 * wait, max);
+      await sleep(next(), this.quit);
     }
+  }
+
+  /** backoff is the session's reconnection backoff (reconnectMinMs to reconnectMaxMs). */
+  private backoff(): () => number {
+    return backoff(this.reconnectMinMs, this.reconnectMaxMs);
   }
 
   /**
@@ -359,19 +383,17 @@ export class Session extends ServiceClients {
    * refused token or close ends it at once.
    */
   private async clientForCall(): Promise<Connection> {
-    let wait = this.opts.reconnectMinMs ?? DEFAULT_RECONNECT_MIN_MS;
-    const max = Math.max(this.opts.reconnectMaxMs ?? DEFAULT_RECONNECT_MAX_MS, wait);
+    const next = this.backoff();
     const start = Date.now();
     for (;;) {
       try {
         return await this.client();
       } catch (e) {
-        if (this.closed || (e instanceof NoonError && e.code === "unauthenticated")) throw e;
-        const d = wait / 2 + Math.random() * (wait / 2);
-        if (Date.now() - start + d > max) throw e;
+        if (this.closed || connectEnds(e)) throw e;
+        const d = next();
+        if (Date.now() - start + d > this.reconnectMaxMs) throw e;
         await sleep(d, this.quit);
         if (this.closed) throw new NoonError("unavailable", "session closed");
-        wait = Math.min(2 * wait, max);
       }
     }
   }

@@ -23,6 +23,23 @@ export const DEFAULT_RECONNECT_MIN_MS = 50;
 export const DEFAULT_RECONNECT_MAX_MS = 5000;
 /** The default deadline of a call, 15 s. */
 export const DEFAULT_CALL_TIMEOUT_MS = 15_000;
+/**
+ * backoff returns the reconnection's delays: from minMs, doubling up to
+ * maxMs, each with jitter in [wait/2, wait], so that the players of a dead
+ * broker do not all come back at once.
+ */
+function backoff(minMs, maxMs) {
+    let wait = minMs;
+    return () => {
+        const d = wait / 2 + Math.random() * (wait / 2);
+        wait = Math.min(2 * wait, maxMs);
+        return d;
+    };
+}
+/** connectEnds says whether an error of client ends a retry loop: a refused token. */
+function connectEnds(e) {
+    return e instanceof NoonError && e.code === "unauthenticated";
+}
 function sleep(ms, quit) {
     return new Promise((resolve) => {
         const t = setTimeout(resolve, ms);
@@ -50,10 +67,14 @@ export class Session extends ServiceClients {
     anyListeners = new Set();
     quitResolve;
     quit = new Promise((r) => (this.quitResolve = r));
+    reconnectMinMs;
+    reconnectMaxMs;
     constructor(opts, token) {
         super();
         this.opts = opts;
         this._token = token;
+        this.reconnectMinMs = opts.reconnectMinMs ?? DEFAULT_RECONNECT_MIN_MS;
+        this.reconnectMaxMs = Math.max(opts.reconnectMaxMs ?? DEFAULT_RECONNECT_MAX_MS, this.reconnectMinMs);
     }
     /** connect fetches the BrokerList, connects to the least-loaded broker and says hello (pushes on). */
     static async connect(opts) {
@@ -290,8 +311,7 @@ export class Session extends ServiceClients {
      * reconnected first, or close.
      */
     async reconnect(conn) {
-        let wait = this.opts.reconnectMinMs ?? DEFAULT_RECONNECT_MIN_MS;
-        const max = Math.max(this.opts.reconnectMaxMs ?? DEFAULT_RECONNECT_MAX_MS, wait);
+        const next = this.backoff();
         for (;;) {
             if (this.closed || this.c !== conn || this._token === "")
                 return;
@@ -300,17 +320,16 @@ export class Session extends ServiceClients {
                 return;
             }
             catch (e) {
-                if (this.closed)
-                    return;
-                if (e instanceof NoonError && e.code === "unauthenticated")
-                    return; // refused
+                if (this.closed || connectEnds(e))
+                    return; // closed or refused
                 this.opts.onError?.(e);
             }
-            // Jitter in [wait/2, wait], so that the players of a dead broker do
-            // not all come back at once.
-            await sleep(wait / 2 + Math.random() * (wait / 2), this.quit);
-            wait = Math.min(2 * wait, max);
+            await sleep(next(), this.quit);
         }
+    }
+    /** backoff is the session's reconnection backoff (reconnectMinMs to reconnectMaxMs). */
+    backoff() {
+        return backoff(this.reconnectMinMs, this.reconnectMaxMs);
     }
     /**
      * clientForCall is client for a call: when no broker of the list
@@ -320,23 +339,21 @@ export class Session extends ServiceClients {
      * refused token or close ends it at once.
      */
     async clientForCall() {
-        let wait = this.opts.reconnectMinMs ?? DEFAULT_RECONNECT_MIN_MS;
-        const max = Math.max(this.opts.reconnectMaxMs ?? DEFAULT_RECONNECT_MAX_MS, wait);
+        const next = this.backoff();
         const start = Date.now();
         for (;;) {
             try {
                 return await this.client();
             }
             catch (e) {
-                if (this.closed || (e instanceof NoonError && e.code === "unauthenticated"))
+                if (this.closed || connectEnds(e))
                     throw e;
-                const d = wait / 2 + Math.random() * (wait / 2);
-                if (Date.now() - start + d > max)
+                const d = next();
+                if (Date.now() - start + d > this.reconnectMaxMs)
                     throw e;
                 await sleep(d, this.quit);
                 if (this.closed)
                     throw new NoonError("unavailable", "session closed");
-                wait = Math.min(2 * wait, max);
             }
         }
     }
