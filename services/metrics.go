@@ -21,5 +21,8 @@ func (s *Server) RegisterMetrics(m metrics.Sink) {
 	counter("service_unknown_method_total", "Requests for a method with no handler.", func(st ServerStats) uint64 { return st.UnknownMethod })
 	counter("service_inline_total", "Handlers of never-blocking methods run on their link's reading goroutine.", func(st ServerStats) uint64 { return st.Inline })
 	counter("service_inprocess_links_total", "Links from callers of this process made without a socket (noon dev).", func(st ServerStats) uint64 { return st.InProcess })
+	counter("service_replies_total", "Replies handed to the link to be written.", func(st ServerStats) uint64 { return st.Replies })
+	counter("service_burst_replies_total", "Replies of inline handlers written with the rest of their read burst's (one write per burst).", func(st ServerStats) uint64 { return st.BurstReplies })
+	counter("service_link_writes_total", "Writes of replies to link connections: replies / writes is how well they batch.", func(st ServerStats) uint64 { return st.LinkWrites })
 	counter("service_inline_overruns_total", "Inline handlers that held their link's reader longer than the budget (two in a row stop inline runs for 10 s).", func(st ServerStats) uint64 { return st.InlineOverruns })
 }

@@ -102,6 +102,11 @@ type ServerStats struct {
 	Inline, InlineOverruns uint64
 	// InProcess counts in-process links admitted (Options.InProcess).
 	InProcess uint64
+	// Replies counts replies handed to the link to be written; BurstReplies
+	// those of inline handlers that left with the rest of their read
+	// burst's; LinkWrites the writes that carried replies (Replies /
+	// LinkWrites: how well replies batch).
+	Replies, BurstReplies, LinkWrites uint64
 }
 
 type serverCounters struct {
@@ -120,6 +125,7 @@ func (s *Server) Stats() ServerStats {
 		ls := s.ln.Stats()
 		st.Inline, st.InlineOverruns = ls.Inline, ls.InlineOverruns
 		st.InProcess = ls.InProcess
+		st.Replies, st.BurstReplies, st.LinkWrites = ls.Replies, ls.BurstReplies, ls.Writes
 	}
 	return st
 }

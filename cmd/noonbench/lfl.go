@@ -121,6 +121,10 @@ type procCPU struct {
 	CPUSec          float64 `json:"cpu_s"`
 	CPUPercent      float64 `json:"cpu_percent"`
 	CPUPerRequestUs float64 `json:"cpu_per_request_us"`
+	// SyscallsPerRequest is the process's read and write system calls
+	// (/proc/<pid>/io's syscr + syscw: reads, writes, and their vector and
+	// socket forms) per request; -1 where /proc/<pid>/io is unreadable.
+	SyscallsPerRequest float64 `json:"syscalls_per_request"`
 }
 
 // lflRatio is a noon row over the relay row at one connection count.
@@ -312,8 +316,44 @@ func (c *childProc) command(line string) (string, error) {
 	return ans, err
 }
 
-// cpu returns the child's CPU time so far (user + system, all threads).
-func (c *childProc) cpu() (time.Duration, error) { return procCPUTime(c.cmd.Process.Pid) }
+// usage returns the child's CPU time so far (user + system, all threads)
+// and its read and write system calls (-1 when unknown).
+func (c *childProc) usage() (time.Duration, int64, error) {
+	t, err := procCPUTime(c.cmd.Process.Pid)
+	return t, procSyscalls(c.cmd.Process.Pid), err
+}
+
+// procSyscalls reads syscr + syscw of process pid from /proc/<pid>/io,
+// or -1 when it cannot (another user's process, no /proc).
+func procSyscalls(pid int) int64 {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "io"))
+	if err != nil {
+		return -1
+	}
+	return parseProcIO(string(b))
+}
+
+// parseProcIO returns syscr + syscw of a /proc/<pid>/io text, or -1.
+func parseProcIO(s string) int64 {
+	var n int64
+	found := 0
+	for line := range strings.Lines(s) {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok || (k != "syscr" && k != "syscw") {
+			continue
+		}
+		x, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			return -1
+		}
+		n += x
+		found++
+	}
+	if found != 2 {
+		return -1
+	}
+	return n
+}
 
 // stop closes the child's stdin (or sends it SIGTERM), waits for it, and
 // kills it if it lingers.
@@ -521,17 +561,14 @@ func runLFL(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		}()
 	}
 
-	rows := len(lflRows)
-	if s.dev == nil {
-		rows--
+	run, err := lflRowsToRun(cfg.lflRows, s.dev != nil, s.nakama != nil)
+	if err != nil {
+		return err
 	}
-	if s.nakama == nil {
-		rows--
-	}
-	total, i := cfg.rounds*rows*len(cfg.conns), 0
+	total, i := cfg.rounds*len(run)*len(cfg.conns), 0
 	for range cfg.rounds {
 		for _, conns := range cfg.conns {
-			for _, row := range lflRows {
+			for _, row := range run {
 				i++
 				var (
 					addr  string
@@ -545,14 +582,8 @@ func runLFL(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 				case lflNoonWS:
 					addr, procs = s.wsURL, []*childProc{s.broker, s.echo}
 				case lflDevWS:
-					if s.dev == nil {
-						continue
-					}
 					addr, procs = s.dev.ready[1], []*childProc{s.dev}
 				case lflNakama:
-					if s.nakama == nil {
-						continue
-					}
 					addr, procs = s.nakamaURL, []*childProc{s.nakama}
 				}
 				r, err := lflRun(ctx, cfg, row, addr, conns, procs, prog.scenario(i, total, row, conns))
@@ -585,6 +616,35 @@ func runLFL(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "\nresults written to %s\n", cfg.jsonPath)
 	}
 	return nil
+}
+
+// lflRowsToRun returns the rows of -lfl-rows (every row when empty) in
+// lflRows' order, leaving out dev-ws without -noon-dev and nakama without
+// -nakama.
+func lflRowsToRun(only string, dev, nakama bool) ([]string, error) {
+	want := map[string]bool{}
+	for _, r := range strings.Split(only, ",") {
+		if r = strings.TrimSpace(r); r == "" {
+			continue
+		}
+		if !slices.Contains(lflRows, r) {
+			return nil, fmt.Errorf("-lfl-rows: unknown row %q (rows: %s)", r, strings.Join(lflRows, ","))
+		}
+		want[r] = true
+	}
+	var run []string
+	for _, r := range lflRows {
+		switch {
+		case len(want) > 0 && !want[r]:
+		case r == lflDevWS && !dev, r == lflNakama && !nakama:
+		default:
+			run = append(run, r)
+		}
+	}
+	if len(run) == 0 {
+		return nil, errors.New("-lfl-rows: no row to run (dev-ws needs -noon-dev, nakama -nakama)")
+	}
+	return run, nil
 }
 
 // lflConn is one load connection: a noon client or a Nakama socket.
@@ -640,19 +700,23 @@ func lflRun(ctx context.Context, cfg config, row, addr string, conns int, procs 
 		payload[i] = byte('a' + i%26)
 	}
 
+	type usage struct {
+		cpu      time.Duration
+		syscalls int64
+	}
 	var (
-		start, end         []time.Duration
+		start, end         []usage
 		startWall, endWall time.Time
 		readErr            error
 	)
-	read := func() []time.Duration {
-		out := make([]time.Duration, len(procs))
+	read := func() []usage {
+		out := make([]usage, len(procs))
 		for i, p := range procs {
-			t, err := p.cpu()
+			t, n, err := p.usage()
 			if err != nil && readErr == nil {
 				readErr = err
 			}
-			out[i] = t
+			out[i] = usage{t, n}
 		}
 		return out
 	}
@@ -699,14 +763,17 @@ func lflRun(ctx context.Context, cfg config, row, addr string, conns int, procs 
 	wall := endWall.Sub(startWall).Seconds()
 	var all time.Duration
 	for i, p := range procs {
-		d := end[i] - start[i]
+		d := end[i].cpu - start[i].cpu
 		all += d
-		pc := procCPU{Role: p.role, PID: p.cmd.Process.Pid, CPUSec: d.Seconds()}
+		pc := procCPU{Role: p.role, PID: p.cmd.Process.Pid, CPUSec: d.Seconds(), SyscallsPerRequest: -1}
 		if wall > 0 {
 			pc.CPUPercent = 100 * d.Seconds() / wall
 		}
 		if res.Requests > 0 {
 			pc.CPUPerRequestUs = float64(d.Microseconds()) / float64(res.Requests)
+			if start[i].syscalls >= 0 && end[i].syscalls >= 0 {
+				pc.SyscallsPerRequest = float64(end[i].syscalls-start[i].syscalls) / float64(res.Requests)
+			}
 		}
 		r.Procs = append(r.Procs, pc)
 	}
@@ -799,19 +866,23 @@ func printLFL(w io.Writer, rep *lflReport) {
 		rep.Environment, rep.PayloadBytes, links)
 	fmt.Fprintf(w, "relay: relay process -> echo server process (TCP frames); noon-tcp / noon-ws: broker process -> echo process (yellow + echo instance), clients over TCP frames / WebSocket\n\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "scenario\tconns\treq/s\tp50\tp99\thop CPU/req\tservers CPU/req\thop CPU %%\tloadgen CPU/req\trest %%\terrors\t\n")
+	fmt.Fprintf(tw, "scenario\tconns\treq/s\tp50\tp99\thop CPU/req\thop syscalls/req\tservers CPU/req\thop CPU %%\tloadgen CPU/req\trest %%\terrors\t\n")
 	for _, r := range rep.Results {
-		hopPct := 0.0
+		hopPct, hopSys := 0.0, "-"
 		if len(r.Procs) > 0 {
 			hopPct = r.Procs[0].CPUPercent
+			if r.Procs[0].SyscallsPerRequest >= 0 {
+				hopSys = fmt.Sprintf("%.2f", r.Procs[0].SyscallsPerRequest)
+			}
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%.1f us\t%.1f us\t%.0f\t%.1f us\t%.0f\t%d\t\n", r.Scenario, r.Conns, r.RPS, fmtUs(r.P50Us), fmtUs(r.P99Us),
-			r.HopCPUPerRequestUs, r.ServerCPUPerRequestUs, hopPct, r.CPUPerRequestUs, r.RestCPUPercent, r.Errors)
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%.1f us\t%s\t%.1f us\t%.0f\t%.1f us\t%.0f\t%d\t\n", r.Scenario, r.Conns, r.RPS, fmtUs(r.P50Us), fmtUs(r.P99Us),
+			r.HopCPUPerRequestUs, hopSys, r.ServerCPUPerRequestUs, hopPct, r.CPUPerRequestUs, r.RestCPUPercent, r.Errors)
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(w, "\nhop = the broker process alone (noon-tcp, noon-ws) or the relay process alone (relay); servers = hop + echo process (noon: yellow and the echo instance) or + echo server (relay).\n"+
 		"dev-ws (-noon-dev): noon dev is one process (yellow, broker, every service): its hop is the whole process, the broker not alone.\n"+
 		"nakama (-nakama): Nakama is one process: its hop is the whole server (RPC echo in Lua, on Postgres).\n"+
+		"hop syscalls/req: the hop's reads and writes (/proc/<pid>/io syscr + syscw) per request.\n"+
 		"CPU %% is of one core; rest %% is the machine's CPU outside this process and the row's servers (other work competing for the cores: where high, the row is unreliable).\n\n")
 	if len(rep.Ratios) > 0 {
 		fmt.Fprintf(w, "noon / relay of this run (req/s above 1: faster; latency and CPU above 1: slower):\n")

@@ -117,6 +117,44 @@ func TestParseProcStat(t *testing.T) {
 	}
 }
 
+func TestParseProcIO(t *testing.T) {
+	io := "rchar: 10\nwchar: 20\nsyscr: 7\nsyscw: 5\nread_bytes: 0\n"
+	if got := parseProcIO(io); got != 12 {
+		t.Errorf("parseProcIO = %d, want 12", got)
+	}
+	for _, bad := range []string{"", "syscr: 7\n", "syscr: x\nsyscw: 1\n"} {
+		if got := parseProcIO(bad); got != -1 {
+			t.Errorf("parseProcIO(%q) = %d, want -1", bad, got)
+		}
+	}
+	if procSyscalls(os.Getpid()) <= 0 {
+		t.Errorf("own /proc io: no system calls counted")
+	}
+}
+
+func TestLFLRowsToRun(t *testing.T) {
+	for _, c := range []struct {
+		only        string
+		dev, nakama bool
+		want        []string
+	}{
+		{"", false, false, []string{lflRelay, lflNoonTCP, lflNoonWS}},
+		{"", true, true, lflRows},
+		{"noon-tcp, relay", true, false, []string{lflRelay, lflNoonTCP}},
+		{"dev-ws,noon-ws", false, false, []string{lflNoonWS}},
+	} {
+		got, err := lflRowsToRun(c.only, c.dev, c.nakama)
+		if err != nil || !slices.Equal(got, c.want) {
+			t.Errorf("lflRowsToRun(%q, %v, %v) = %q, %v; want %q", c.only, c.dev, c.nakama, got, err, c.want)
+		}
+	}
+	for _, bad := range []string{"relay,nope", "nakama"} {
+		if got, err := lflRowsToRun(bad, false, false); err == nil {
+			t.Errorf("lflRowsToRun(%q) = %q, no error", bad, got)
+		}
+	}
+}
+
 func TestDevBanner(t *testing.T) {
 	banner := `noon dev is up: yellow, broker, brokerlist, services [echo login]
   BrokerList   http://127.0.0.1:42735/brokerlist

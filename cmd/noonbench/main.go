@@ -165,6 +165,9 @@ type config struct {
 	// brokerProfile is the file its broker process's CPU profile goes to.
 	lflPlain      bool
 	brokerProfile string
+	// lflRows is the comma-separated rows of the like-for-like scenario
+	// to run ("": every row its flags allow).
+	lflRows string
 	// echoProfile is the file its echo process's CPU profile goes to.
 	echoProfile string
 	// noonDev is the noon binary whose `noon dev` the like-for-like
@@ -252,6 +255,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.abuseConns, "abuse-conns", defaultAbuseConns, "connections of the abuse scenario (-only abuse), misbehaving ones included; its broker runs in a child process")
 	fs.IntVar(&cfg.abuseBad, "abuse-bad", defaultAbuseBad, "misbehaving connections of the abuse scenario: pipeliners, WebSocket slowloris and a connection flood, a third each")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to `file` (go tool pprof)")
+	fs.StringVar(&cfg.lflRows, "lfl-rows", "", "with -only lfl, the comma-separated rows to run (relay,noon-tcp,noon-ws,dev-ws,nakama; default every row the flags allow), e.g. to profile one row")
 	fs.BoolVar(&cfg.lflPlain, "lfl-plain", false, "run -only lfl with plain internal links (default mutual TLS, as noon dev)")
 	fs.StringVar(&cfg.nakama, "nakama", "", "with -only lfl, also load a Nakama server run from this `binary` (go build of github.com/heroiclabs/nakama/v3), its WebSocket RPC echo in Lua, on -nakama-db")
 	fs.StringVar(&cfg.nakamaDB, "nakama-db", "postgres@127.0.0.1:5432/noonbench_nakama", "with -nakama, Nakama's --database.address (user[:password]@host:port/database; migrated, and created if missing)")

@@ -78,9 +78,13 @@ type guardConfig struct {
 	// each message's body (ok) or for a message of more than one frame
 	// (!ok, body nil). body is valid only during the call. A ROUTER's
 	// connection is taken over only when its READY named an identity.
-	sink  func(g *guardConn, body []byte, ok bool)
-	stats *guardStats
-	log   *slog.Logger
+	sink func(g *guardConn, body []byte, ok bool)
+	// beforeRead, when set, is called in the connection's reading
+	// goroutine before each read from the socket (see burst.go): with
+	// TLS, when the raw bytes read so far are used up.
+	beforeRead func(g *guardConn)
+	stats      *guardStats
+	log        *slog.Logger
 }
 
 // guardStats counts what guarded connections did on their own.
@@ -302,6 +306,7 @@ type guardConn struct {
 	bound   bool
 	server  bool
 	rbuf    []byte // serveReads' message buffer
+	burst   burst  // a Server's connection: replies of the read burst's inline runs
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -326,7 +331,7 @@ func newGuardConn(ctx context.Context, c net.Conn, cfg *guardConfig, server bool
 	}
 	if cfg.tls != nil {
 		g.isTLS = true
-		bc := bufferedConn{Conn: c, r: bufio.NewReaderSize(c, readBufferSize)}
+		bc := bufferedConn{Conn: c, r: bufio.NewReaderSize(c, readBufferSize), g: g}
 		if server {
 			g.Conn = tls.Server(bc, cfg.tls)
 		} else {
@@ -362,13 +367,20 @@ func newGuardConn(ctx context.Context, c net.Conn, cfg *guardConfig, server bool
 // bufferedConn is the TCP connection under TLS, its reads buffered:
 // crypto/tls reads only what the next record needs, so without a buffer a
 // burst of small messages (one record each) costs a syscall every few
-// records instead of one per readBufferSize.
+// records instead of one per readBufferSize. A read that will go to the
+// socket calls the configuration's beforeRead first.
 type bufferedConn struct {
 	net.Conn
 	r *bufio.Reader
+	g *guardConn
 }
 
-func (c bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+func (c bufferedConn) Read(p []byte) (int, error) {
+	if c.r.Buffered() == 0 && c.g.cfg.beforeRead != nil {
+		c.g.cfg.beforeRead(c.g)
+	}
+	return c.r.Read(p)
+}
 
 // Close closes the connection; it is safe to call more than once. It closes
 // the TCP connection itself, without a TLS close_notify (which could block
@@ -622,6 +634,9 @@ type rawReader struct{ g *guardConn }
 
 func (r rawReader) Read(p []byte) (int, error) {
 	g := r.g
+	if g.cfg.beforeRead != nil && !g.isTLS {
+		g.cfg.beforeRead(g)
+	}
 	if idle := g.cfg.idle; idle > 0 {
 		// Move the deadline only when it is less than idle away: one
 		// SetReadDeadline per idle/2 rather than per read. The connection

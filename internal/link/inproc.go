@@ -167,7 +167,7 @@ func (l *link) sendLocal(b []byte) bool {
 		go l.kill(fmt.Errorf("a %d-byte message over the server's limit of %d bytes", n, lc.s.opts.MaxMessage))
 		return true
 	}
-	lc.s.onMessage(lc.ridB, lc.rid, b, true, inlineAlways)
+	lc.s.onMessage(lc.ridB, lc.rid, b, true, inlineAlways, nil)
 	putBuf(b) // decoded: the envelope holds copies
 	return true
 }

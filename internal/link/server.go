@@ -81,14 +81,17 @@ type ServerOptions struct {
 	// Inline, if set, reports whether method's handler never blocks (no
 	// I/O, no wait on anything but short locks): such a handler may run
 	// on its connection's reading goroutine instead of a goroutine of its
-	// own, when it is the only request running and nothing else is
-	// buffered on the connection (see dispatch). That saves the wake of a
-	// second thread per request at low load; meanwhile the connection's
-	// next messages wait, so inline handlers that run longer than
+	// own, when it is the only request running (see dispatch and
+	// inlineRule), and its reply leaves with the other replies of the
+	// read burst (burst.go). That saves the wake of a second thread per
+	// request, and writes; meanwhile the connection's next messages wait
+	// (at most burstInlineBudget for a burst's), so inline handlers that run longer than
 	// InlineBudget twice in a row stop every inline run for
 	// inlineCooldown; overruns are counted (InlineOverruns) and the stop is
 	// logged.
 	Inline func(method string) bool
+	// burstBudget, in tests, replaces burstInlineBudget.
+	burstBudget time.Duration
 }
 
 // InlineBudget is how long an inline handler may hold its connection's
@@ -107,6 +110,7 @@ func (o ServerOptions) withDefaults() ServerOptions {
 	o.SendTimeout = orDefault(o.SendTimeout, DefaultSendTimeout)
 	o.DefaultTimeout = orDefault(o.DefaultTimeout, DefaultCallTimeout)
 	o.HandshakeTimeout = orDefault(o.HandshakeTimeout, DefaultHandshakeTimeout)
+	o.burstBudget = orDefault(o.burstBudget, burstInlineBudget)
 	switch {
 	case o.IdleTimeout == 0:
 		o.IdleTimeout = DefaultIdleTimeout
@@ -122,7 +126,7 @@ func (o ServerOptions) withDefaults() ServerOptions {
 // ServerStats is a snapshot of a Server's counters.
 type ServerStats struct {
 	Requests    uint64 // REQUEST envelopes received
-	Replies     uint64 // replies handed to the writer queue
+	Replies     uint64 // replies handed on to be written (a drop is counted in Dropped too)
 	Late        uint64 // of which were sent after the request's deadline or CANCEL
 	Pings       uint64 // PINGs answered
 	Cancels     uint64 // CANCELs for a running request
@@ -136,8 +140,16 @@ type ServerStats struct {
 	SendErrors  uint64 // writes that failed
 	StuckSends  uint64 // writes that passed SendTimeout
 	// DirectWrites counts replies written by their handler's goroutine (a
-	// lone reply: see enqueue); the rest went through the writer's batches.
+	// lone reply: see enqueue) or with their read burst's; the rest went
+	// through the writer's batches.
 	DirectWrites uint64
+	// BurstReplies counts replies of inline handlers that left with the
+	// rest of their read burst's (burst.go).
+	BurstReplies uint64
+	// Writes counts the batches of messages handed to connections to be
+	// written (direct, burst and writer's, one system call each but for
+	// big ones): Sent / Writes is how well writes batch.
+	Writes uint64
 	// Inline counts handlers run on their connection's reading goroutine
 	// (ServerOptions.Inline); InlineOverruns those that held it longer
 	// than InlineBudget, each of which stopped inline runs for a while.
@@ -154,7 +166,7 @@ type ServerStats struct {
 type serverCounters struct {
 	requests, replies, late, pings, cancels, expired, overloaded, duplicate atomic.Uint64
 	panics, dropped, bad, sent, sendErrors, stuck, unauthenticated, direct  atomic.Uint64
-	inline, inlineOverruns, inproc                                          atomic.Uint64
+	inline, inlineOverruns, inproc, burst, writes                           atomic.Uint64
 }
 
 // Server is a service instance's ROUTER: it receives requests from any
@@ -199,10 +211,11 @@ type Server struct {
 }
 
 // inlineRule says when a request may run inline (ServerOptions.Inline):
-// never (zmq4's own reads), when it is the only request running and
-// nothing else is buffered on its connection (a socket's reader: it holds
-// up that connection's next messages), or always (an in-process link: it
-// runs on its caller's goroutine, which holds up nobody else's).
+// never (zmq4's own reads, and a message with more of its read burst
+// behind it once the burst's inline runs took burstInlineBudget), when it
+// is the only request running (a socket's reader: it holds up that
+// connection's next messages), or always (an in-process link: it runs on
+// its caller's goroutine, which holds up nobody else's).
 type inlineRule uint8
 
 const (
@@ -210,15 +223,6 @@ const (
 	inlineAlone
 	inlineAlways
 )
-
-// inlineIf is inlineAlone if last (nothing else is buffered), otherwise
-// inlineNever.
-func inlineIf(last bool) inlineRule {
-	if last {
-		return inlineAlone
-	}
-	return inlineNever
-}
 
 type outMsg struct {
 	peer, body []byte
@@ -252,8 +256,9 @@ func Listen(endpoint string, opts ServerOptions, h Handler) (*Server, error) {
 	gcfg := &guardConfig{
 		conns: s.conns,
 		sink: func(g *guardConn, body []byte, ok bool) {
-			s.onMessage(g.ridB, g.rid, body, ok, inlineIf(g.br.Buffered() == 0))
+			s.onMessage(g.ridB, g.rid, body, ok, g.burst.rule(g.br.Buffered() > 0, opts.burstBudget), g)
 		},
+		beforeRead:   s.endBurst,
 		maxMessage:   uint64(opts.MaxMessage) + frameOverhead,
 		handshake:    opts.HandshakeTimeout,
 		writeTimeout: opts.SendTimeout,
@@ -305,8 +310,9 @@ func (s *Server) Stats() ServerStats {
 		Overloaded: c.overloaded.Load(), Duplicate: c.duplicate.Load(), Panics: c.panics.Load(),
 		Dropped: c.dropped.Load(), BadMessages: c.bad.Load(), Sent: c.sent.Load(),
 		SendErrors: c.sendErrors.Load(), StuckSends: c.stuck.Load(),
-		DirectWrites: c.direct.Load(), Unauthenticated: c.unauthenticated.Load(),
-		Inline: c.inline.Load(), InlineOverruns: c.inlineOverruns.Load(),
+		DirectWrites: c.direct.Load(), BurstReplies: c.burst.Load(), Writes: c.writes.Load(),
+		Unauthenticated: c.unauthenticated.Load(),
+		Inline:          c.inline.Load(), InlineOverruns: c.inlineOverruns.Load(),
 		InProcess: c.inproc.Load(), Guard: s.gstats.snapshot(),
 	}
 }
@@ -366,22 +372,23 @@ func (s *Server) readLoop() {
 			continue // zmq4 hands ZMTP commands (e.g. libzmq's PING) up as messages
 		}
 		if len(msg.Frames) != 2 {
-			s.onMessage(nil, "", nil, false, inlineNever)
+			s.onMessage(nil, "", nil, false, inlineNever, nil)
 			continue
 		}
-		s.onMessage(msg.Frames[0], string(msg.Frames[0]), msg.Frames[1], true, inlineNever)
+		s.onMessage(msg.Frames[0], string(msg.Frames[0]), msg.Frames[1], true, inlineNever, nil)
 	}
 }
 
 // onMessage takes one message from the connection with routing identity
 // peer (rid as a string; ok: of one frame, body; body is not kept; inline:
-// when a request may run inline). It runs in a connection's reading
+// when a request may run inline; from: the guarded connection whose reader
+// calls, nil for zmq4's reads and in-process links). It runs in a connection's reading
 // goroutine (or an in-process caller's), concurrently with other
 // connections', and never
 // blocks on anything: requests run in their own goroutines (but for an
 // inline handler's, which must not block either: see ServerOptions.Inline),
 // PONGs are queued or dropped.
-func (s *Server) onMessage(peer []byte, rid string, body []byte, ok bool, inline inlineRule) {
+func (s *Server) onMessage(peer []byte, rid string, body []byte, ok bool, inline inlineRule, from *guardConn) {
 	if !ok {
 		s.stats.bad.Add(1)
 		s.log.Debug("link: bad message: not one frame")
@@ -405,7 +412,7 @@ func (s *Server) onMessage(peer []byte, rid string, body []byte, ok bool, inline
 	}
 	switch env.GetKind() {
 	case platformpb.Kind_KIND_REQUEST:
-		s.dispatch(peer, rid, env, caller, inline)
+		s.dispatch(peer, rid, env, caller, inline, from)
 	case platformpb.Kind_KIND_PING:
 		s.stats.pings.Add(1)
 		load, ok := s.load()
@@ -431,6 +438,9 @@ type serverReq struct {
 	ctx     reqCtx // the handler's context is &ctx
 	env     *platformpb.Envelope
 	replied atomic.Bool
+	// from, for an inline run on a connection's reader, is that
+	// connection: the reply joins its read burst (burst.go).
+	from *guardConn
 }
 
 // unauthenticated refuses a message whose routing identity has no verified
@@ -450,8 +460,10 @@ func (s *Server) unauthenticated(peer []byte, env *platformpb.Envelope) {
 
 // dispatch starts a request's Handler; caller is its connection's verified
 // identity (with TLS). inline says when the handler may run inline (see
-// ServerOptions.Inline and inlineRule).
-func (s *Server) dispatch(peer []byte, rid string, env *platformpb.Envelope, caller pki.Identity, inline inlineRule) {
+// ServerOptions.Inline and inlineRule); from is the guarded connection
+// whose reader calls (nil: none), whose read burst an inline run's reply
+// joins (burst.go).
+func (s *Server) dispatch(peer []byte, rid string, env *platformpb.Envelope, caller pki.Identity, inline inlineRule, from *guardConn) {
 	s.stats.requests.Add(1)
 	now := time.Now()
 	deadline := now.Add(s.opts.DefaultTimeout)
@@ -489,6 +501,7 @@ func (s *Server) dispatch(peer []byte, rid string, env *platformpb.Envelope, cal
 	s.mu.Unlock()
 	if inline != inlineNever && s.opts.Inline != nil && (inline == inlineAlways || s.inflight.Load() == 1) &&
 		s.inlineOn(now) && s.opts.Inline(env.GetMethod()) {
+		r.from = from
 		s.serveInline(r, env.GetMethod(), now)
 		return
 	}
@@ -506,7 +519,11 @@ func (s *Server) inlineOn(now time.Time) bool {
 // InlineBudget in a row.
 func (s *Server) serveInline(r *serverReq, method string, start time.Time) {
 	s.stats.inline.Add(1)
-	r.serve()
+	if r.from != nil {
+		r.from.burst.runInline(start, r.serve)
+	} else {
+		r.serve()
+	}
 	took := time.Since(start)
 	if took <= InlineBudget {
 		if s.inlineStrike.Load() {
@@ -564,7 +581,7 @@ func (r *serverReq) reply(rep *platformpb.Envelope) {
 		s.log.Error("link: cannot send reply", "request_id", r.id, "err", err)
 		b, _ = s.encodeReply(&platformpb.Envelope{ErrorCode: "internal", ErrorMessage: "reply could not be encoded"}, r.id)
 	}
-	if s.enqueue(r.peer, b, true) {
+	if r.from != nil && s.addReply(r.from, b) || s.enqueue(r.peer, b, true) {
 		s.stats.replies.Add(1)
 		if late {
 			// Sent anyway: clocks differ between hosts, and the caller
@@ -655,6 +672,7 @@ func (s *Server) enqueue(peer, body []byte, wait bool) bool {
 // writeTo writes b's messages to g and empties b. Caller holds turn.mu.
 func (s *Server) writeTo(g *guardConn, b *frameBatch) {
 	n := uint64(len(b.bodies))
+	s.stats.writes.Add(1)
 	if stuck, err := g.writeBatch(b.buffers()); err != nil {
 		b.reset(nil)
 		s.stats.sendErrors.Add(n)
