@@ -838,3 +838,48 @@ func TestDirectWritePolicy(t *testing.T) {
 		t.Fatalf("batches back to 2 (average %d/16): direct writes still refused", l.turn.batchAvg.Load())
 	}
 }
+
+// TestCombinedSends: while a direct sender holding the turn combines
+// (yields before its write), the direct sends of other callers are handed
+// over to it instead of queued for the writer, and leave in its write.
+func TestCombinedSends(t *testing.T) {
+	s := mustListen(t, "", ServerOptions{InstanceID: "x-1"}, echo)
+	p := mustDial(t, s.Endpoint(), fastPeerOptions(t), true)
+	l := p.cur.Load()
+	if l == nil {
+		t.Fatal("no link")
+	}
+	// The writer may hold the turn for a heartbeat: wait for it.
+	checkFor(t, 5*time.Second, "the turn", l.turn.tryDirect)
+	l.startCombine()
+	const n = 5
+	results := make([]<-chan startResult, n)
+	for i := range n {
+		results[i] = startCall(t, p, &platformpb.Envelope{Payload: fmt.Appendf(nil, "c%d", i)}, 10*time.Second)
+	}
+	l.cmu.Lock()
+	handed := len(l.combined)
+	l.cmu.Unlock()
+	l.endCombine()
+	if l.combining.Load() || len(l.combined) != 0 || len(l.batch.bodies) != n {
+		t.Errorf("after endCombine: combining %v, %d left, %d in the batch", l.combining.Load(), len(l.combined), len(l.batch.bodies))
+	}
+	err := l.write(&l.batch)
+	l.turn.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if handed != n {
+		t.Errorf("%d of %d sends handed over to the combining sender", handed, n)
+	}
+	for i, ch := range results {
+		r := <-ch
+		if want := fmt.Sprintf("c%d", i); r.err != nil || string(r.rep.GetPayload()) != want {
+			t.Errorf("call %d: %v, %q", i, r.err, r.rep.GetPayload())
+		}
+	}
+	// Not combining: a send is not handed over.
+	if l.handOver([]byte("x")) {
+		t.Error("handed over with nobody combining")
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -584,6 +585,13 @@ type link struct {
 	// own message (see send); batch is theirs while they hold turn.mu.
 	turn  writeTurn
 	batch frameBatch
+	// A direct sender with other calls in flight yields once before its
+	// write and takes what other direct senders handed it meanwhile
+	// (combine): combining is set while it yields; combined is what it
+	// was handed (both under cmu).
+	cmu       sync.Mutex
+	combining atomic.Bool
+	combined  [][]byte
 
 	dead     chan struct{} // closed by kill
 	deadOnce sync.Once
@@ -724,9 +732,15 @@ func (l *link) send(b []byte, direct bool) bool {
 	if l.local != nil {
 		return l.sendLocal(b)
 	}
+	if direct && l.handOver(b) {
+		return true
+	}
 	if direct && l.directOK() && l.turn.tryDirect() {
 		l.p.stats.direct.Add(1)
 		l.batch.add(b)
+		if l.p.inflight.Load() > 1 {
+			l.combine()
+		}
 		err := l.write(&l.batch)
 		l.turn.mu.Unlock()
 		if err != nil {
@@ -742,6 +756,53 @@ func (l *link) send(b []byte, direct bool) bool {
 		l.turn.queued.Add(-1)
 		return false
 	}
+}
+
+// combine lets the goroutines ready to run go first (runtime.Gosched),
+// once, while it holds the turn: senders among them hand their messages
+// over (handOver) instead of queueing them for the writer, and they join
+// the batch. The callers ready together (a broker's client connections
+// whose requests one poll of the network brought) so leave in one write,
+// without a wake of the writer goroutine. Caller holds turn.mu.
+func (l *link) combine() {
+	l.startCombine()
+	runtime.Gosched()
+	l.endCombine()
+}
+
+// startCombine makes direct senders hand their messages over.
+func (l *link) startCombine() {
+	l.cmu.Lock()
+	l.combining.Store(true)
+	l.cmu.Unlock()
+}
+
+// endCombine stops the hand-overs and adds what was handed over to the
+// batch. Caller holds turn.mu.
+func (l *link) endCombine() {
+	l.cmu.Lock()
+	l.combining.Store(false)
+	for i, m := range l.combined {
+		l.batch.add(m)
+		l.combined[i] = nil
+	}
+	l.p.stats.direct.Add(uint64(len(l.combined)))
+	l.combined = l.combined[:0]
+	l.cmu.Unlock()
+}
+
+// handOver gives b to a sender that is combining, if one is.
+func (l *link) handOver(b []byte) bool {
+	if !l.combining.Load() {
+		return false
+	}
+	l.cmu.Lock()
+	defer l.cmu.Unlock()
+	if !l.combining.Load() {
+		return false
+	}
+	l.combined = append(l.combined, b)
+	return true
 }
 
 func (l *link) ping() {
