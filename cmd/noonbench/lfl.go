@@ -723,6 +723,7 @@ func lflRun(ctx context.Context, cfg config, row, addr string, conns int, procs 
 	res, err := bench.RunLoop(ctx, bench.LoopConfig{
 		Scenario: row,
 		Workers:  conns * cfg.pipeline,
+		Rate:     cfg.lflRate,
 		Warmup:   cfg.warmup,
 		Duration: cfg.duration,
 		Op: func(ctx context.Context, w int) error {

@@ -166,8 +166,10 @@ type config struct {
 	lflPlain      bool
 	brokerProfile string
 	// lflRows is the comma-separated rows of the like-for-like scenario
-	// to run ("": every row its flags allow).
+	// to run ("": every row its flags allow); lflRate paces each of its
+	// rows to this many requests per second in all (0: closed loop).
 	lflRows string
+	lflRate float64
 	// echoProfile is the file its echo process's CPU profile goes to.
 	echoProfile string
 	// noonDev is the noon binary whose `noon dev` the like-for-like
@@ -256,6 +258,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.abuseBad, "abuse-bad", defaultAbuseBad, "misbehaving connections of the abuse scenario: pipeliners, WebSocket slowloris and a connection flood, a third each")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to `file` (go tool pprof)")
 	fs.StringVar(&cfg.lflRows, "lfl-rows", "", "with -only lfl, the comma-separated rows to run (relay,noon-tcp,noon-ws,dev-ws,nakama; default every row the flags allow), e.g. to profile one row")
+	fs.Float64Var(&cfg.lflRate, "lfl-rate", 0, "with -only lfl, pace every row to this many requests per second in all, latency counted from when each call was due (default 0: closed loop, as fast as each row goes): p99 at equal load")
 	fs.BoolVar(&cfg.lflPlain, "lfl-plain", false, "run -only lfl with plain internal links (default mutual TLS, as noon dev)")
 	fs.StringVar(&cfg.nakama, "nakama", "", "with -only lfl, also load a Nakama server run from this `binary` (go build of github.com/heroiclabs/nakama/v3), its WebSocket RPC echo in Lua, on -nakama-db")
 	fs.StringVar(&cfg.nakamaDB, "nakama-db", "postgres@127.0.0.1:5432/noonbench_nakama", "with -nakama, Nakama's --database.address (user[:password]@host:port/database; migrated, and created if missing)")
@@ -319,8 +322,11 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		if !set["payload"] {
 			cfg.payload = lflPayload
 		}
-	} else if cfg.brokerProfile != "" || cfg.echoProfile != "" || cfg.lflPlain || cfg.noonDev != "" || cfg.nakama != "" {
-		return cfg, errors.New("-cpuprofile-broker, -cpuprofile-echo, -lfl-plain, -noon-dev and -nakama go with -only lfl")
+		if cfg.lflRate < 0 || cfg.lflRate > bench.MaxRate {
+			return cfg, fmt.Errorf("-lfl-rate %v: want [0, %v]", cfg.lflRate, bench.MaxRate)
+		}
+	} else if cfg.brokerProfile != "" || cfg.echoProfile != "" || cfg.lflPlain || cfg.noonDev != "" || cfg.nakama != "" || cfg.lflRows != "" || cfg.lflRate != 0 {
+		return cfg, errors.New("-cpuprofile-broker, -cpuprofile-echo, -lfl-plain, -lfl-rows, -lfl-rate, -noon-dev and -nakama go with -only lfl")
 	}
 	if cfg.duration <= 0 || cfg.duration > bench.MaxDuration {
 		return cfg, fmt.Errorf("-duration %v: want (0, %v]", cfg.duration, bench.MaxDuration)

@@ -298,3 +298,48 @@ func TestRunLoop(t *testing.T) {
 		t.Error("RunLoop without Op passed")
 	}
 }
+
+// TestRunLoopRate: a paced loop never runs ahead of its schedule (at most
+// Rate per second, plus one call per worker), and a call's latency counts
+// from when it was due: a worker whose calls take longer than its
+// interval falls behind, and its latencies grow past a call's own time.
+func TestRunLoopRate(t *testing.T) {
+	const rate, workers = 400.0, 4
+	var calls atomic.Int64
+	cfg := LoopConfig{
+		Scenario: "paced",
+		Workers:  workers,
+		Duration: 500 * time.Millisecond,
+		Rate:     rate,
+		Op: func(ctx context.Context, w int) error {
+			calls.Add(1)
+			if w == 0 {
+				// 20 ms a call against a 10 ms interval: worker 0 falls behind.
+				select {
+				case <-time.After(20 * time.Millisecond):
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			return nil
+		},
+	}
+	start := time.Now()
+	res, err := RunLoop(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("RunLoop: %v", err)
+	}
+	elapsed := time.Since(start).Seconds()
+	if max := int64(rate*elapsed) + workers; calls.Load() > max {
+		t.Errorf("%d calls in %.2f s, the schedule allows %d", calls.Load(), elapsed, max)
+	}
+	// Worker 0's last calls were due long before they started: the
+	// slowest latency is well past its 20 ms.
+	if res.MaxUs < 100_000 {
+		t.Errorf("max latency %v us: a worker behind its schedule does not show", res.MaxUs)
+	}
+	cfg.Rate = -1
+	if _, err := RunLoop(context.Background(), cfg); err == nil {
+		t.Error("a negative Rate passed")
+	}
+}

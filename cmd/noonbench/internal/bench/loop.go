@@ -34,6 +34,12 @@ type LoopConfig struct {
 	Op func(ctx context.Context, w int) error
 	// Progress, if set, is called every 250 ms and at each phase change.
 	Progress func(Progress)
+	// Rate, if > 0, paces the workers to Rate operations per second in
+	// all (each Workers/Rate apart, staggered): latency at a given load
+	// rather than at the most the loop can do. A call's latency counts
+	// from when it was due, not when it started, so a server that falls
+	// behind shows it (no coordinated omission).
+	Rate float64
 }
 
 // Validate checks the config, naming the bad field.
@@ -47,6 +53,8 @@ func (c LoopConfig) Validate() error {
 		return fmt.Errorf("bench: Warmup is %v, want [0, %v]", c.Warmup, MaxDuration)
 	case c.Op == nil:
 		return errors.New("bench: Op is nil")
+	case c.Rate < 0 || c.Rate > MaxRate:
+		return fmt.Errorf("bench: Rate is %v, want [0, %v]", c.Rate, MaxRate)
 	}
 	return nil
 }
@@ -68,16 +76,42 @@ func RunLoop(ctx context.Context, cfg LoopConfig) (Result, error) {
 		Progress: cfg.Progress,
 	}, cfg.Workers)
 	return r.drive(ctx, cfg.Workers, func(ctx context.Context, w int, s *shard) {
-		r.opWorker(ctx, w, s, cfg.Op)
+		r.opWorker(ctx, w, s, cfg)
 	})
 }
 
-// opWorker calls op as worker w until the run stops, op asks it to stop,
-// or ctx ends.
-func (r *run) opWorker(ctx context.Context, w int, s *shard, op func(context.Context, int) error) {
+// MaxRate bounds LoopConfig.Rate.
+const MaxRate = 10_000_000
+
+// opWorker calls cfg.Op as worker w until the run stops, Op asks it to
+// stop, or ctx ends.
+func (r *run) opWorker(ctx context.Context, w int, s *shard, cfg LoopConfig) {
+	var (
+		interval time.Duration // between this worker's calls (Rate)
+		due      time.Time
+		timer    *time.Timer
+	)
+	if cfg.Rate > 0 {
+		interval = time.Duration(float64(cfg.Workers) / cfg.Rate * float64(time.Second))
+		due = time.Now().Add(interval * time.Duration(w) / time.Duration(cfg.Workers))
+		timer = time.NewTimer(0)
+		<-timer.C
+		defer timer.Stop()
+	}
 	for !r.stop.Load() {
 		start := time.Now()
-		err := op(ctx, w)
+		if interval > 0 {
+			if wait := due.Sub(start); wait > 0 {
+				timer.Reset(wait)
+				select {
+				case <-timer.C:
+				case <-ctx.Done():
+					return
+				}
+			}
+			start, due = due, due.Add(interval)
+		}
+		err := cfg.Op(ctx, w)
 		d := time.Since(start)
 		if err != nil {
 			if ctx.Err() != nil {
