@@ -844,12 +844,16 @@ func TestDirectWritePolicy(t *testing.T) {
 // over to it instead of queued for the writer, and leave in its write.
 func TestCombinedSends(t *testing.T) {
 	s := mustListen(t, "", ServerOptions{InstanceID: "x-1"}, echo)
-	p := mustDial(t, s.Endpoint(), fastPeerOptions(t), true)
+	opts := fastPeerOptions(t)
+	// No heartbeat queued meanwhile: a message queued for the writer
+	// stops hand-overs (nothing overtakes it).
+	opts.HeartbeatInterval, opts.DeadAfter = time.Minute, 3*time.Minute
+	p := mustDial(t, s.Endpoint(), opts, true)
 	l := p.cur.Load()
 	if l == nil {
 		t.Fatal("no link")
 	}
-	// The writer may hold the turn for a heartbeat: wait for it.
+	// The writer may hold the turn for a first heartbeat: wait for it.
 	checkFor(t, 5*time.Second, "the turn", l.turn.tryDirect)
 	l.startCombine()
 	const n = 5
@@ -878,8 +882,16 @@ func TestCombinedSends(t *testing.T) {
 			t.Errorf("call %d: %v, %q", i, r.err, r.rep.GetPayload())
 		}
 	}
-	// Not combining: a send is not handed over.
+	// Not combining, or combining with a message queued for the writer: a
+	// send is not handed over.
 	if l.handOver([]byte("x")) {
 		t.Error("handed over with nobody combining")
 	}
+	l.startCombine()
+	l.turn.queued.Add(1)
+	if l.handOver([]byte("x")) {
+		t.Error("handed over past a queued message")
+	}
+	l.turn.queued.Add(-1)
+	l.combining.Store(false)
 }

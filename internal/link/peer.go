@@ -791,9 +791,11 @@ func (l *link) endCombine() {
 	l.cmu.Unlock()
 }
 
-// handOver gives b to a sender that is combining, if one is.
+// handOver gives b to a sender that is combining, if one is and nothing
+// is queued for the writer (which b must not overtake: a message queued
+// between the combiner's turn and its combining is written after it).
 func (l *link) handOver(b []byte) bool {
-	if !l.combining.Load() {
+	if !l.combining.Load() || l.turn.queued.Load() != 0 {
 		return false
 	}
 	l.cmu.Lock()
