@@ -117,12 +117,20 @@
 // queued messages keeps direct writes off while anything is queued, so no
 // message overtakes one queued before it. At low load this saves each
 // side a goroutine switch (a futex wake of another thread) per message;
-// under load everything still goes through the writer's batches. zmq4's
+// under load everything still goes through the writer's batches. Two
+// batches form without the writer: a Peer's direct sender with other
+// calls in flight yields once holding the lock, and the direct sends of
+// the goroutines that run meanwhile are handed to it (combine); an inline
+// handler's reply joins its connection's read burst, written when the
+// reader goes back to the socket (burst.go). zmq4's
 // Send is never called from a caller or handler. Handlers run on reused
 // goroutines (internal/gopool), whose stacks have already grown.
-// Locks are leaves but one: a socket's writer lock (a Peer link's or a
+// Locks are leaves but two: a socket's writer lock (a Peer link's or a
 // Server's) is held while writing to a connection, which takes that
-// connection's write lock, never the other way round; a Server's writer
+// connection's write lock, never the other way round, and while a
+// combining sender takes its hand-overs' lock; a connection's burst lock
+// is held while its batch is written or queued (taking the writer lock
+// with TryLock only); a Server's writer
 // also holds it over zmq4's Send for a connection the guard does not
 // know. No lock is held while calling user code.
 package link
