@@ -108,11 +108,17 @@ func (b *Broker) Request(ctx context.Context, c *edge.Conn, method string, paylo
 // newRequest is the request for method full of route rt, with the
 // route's timeout (or the default).
 func (b *Broker) newRequest(c *edge.Conn, s *session, full string, rt Route, payload []byte) *request {
-	r := &request{c: c, s: s, method: full, route: rt, payload: payload, timeout: rt.Timeout}
+	r := new(request)
+	b.initRequest(r, c, s, full, rt, payload)
+	return r
+}
+
+// initRequest sets r up as newRequest's.
+func (b *Broker) initRequest(r *request, c *edge.Conn, s *session, full string, rt Route, payload []byte) {
+	*r = request{c: c, s: s, method: full, route: rt, payload: payload, timeout: rt.Timeout}
 	if r.timeout == 0 {
 		r.timeout = b.opts.DefaultTimeout
 	}
-	return r
 }
 
 // StartRequest implements edge.AsyncHandler: a request for a stateless
@@ -131,31 +137,49 @@ func (b *Broker) StartRequest(_ context.Context, c *edge.Conn, method string, pa
 	if !rt.Public && sess.GetUserId() == "" {
 		return false
 	}
-	start := time.Now()
-	r := b.newRequest(c, s, full, rt, payload)
-	r.gen = gen
-	rm := b.m.route(rt.Prefix)
-	finish := func(out []byte, err error) {
-		rm.observe(start, err)
-		done(out, err)
+	a := &asyncRequest{b: b, start: time.Now(), rm: b.m.route(rt.Prefix), done: done}
+	b.initRequest(&a.request, c, s, full, rt, payload)
+	a.gen = gen
+	req := b.routerRequestIn(&a.request, sess, &a.env)
+	return b.router.Start(req, a.start.Add(a.timeout), a.onReply)
+}
+
+// asyncRequest is a request of the asynchronous path (StartRequest) with
+// its envelope and what its reply needs: one allocation (and its onReply's
+// closure) per request.
+type asyncRequest struct {
+	request
+	b     *Broker
+	env   platformpb.Envelope
+	start time.Time
+	rm    *routeMetrics
+	done  func([]byte, error)
+}
+
+// onReply completes the request with the instance's reply or err. A reply
+// that changes the session is applied in a goroutine of its own (it may
+// wait for subscriptions).
+func (a *asyncRequest) onReply(rep *platformpb.Envelope, err error) {
+	if rep == nil {
+		a.finish(nil, err)
+		return
 	}
-	return b.router.Start(b.routerRequest(r, sess), start.Add(r.timeout), func(rep *platformpb.Envelope, err error) {
-		if rep == nil {
-			finish(nil, err)
-			return
-		}
-		if len(rep.GetBindings()) > 0 || len(rep.GetSubscriptions()) > 0 {
-			go func() {
-				b.apply(r, rep)
-				ctx, cancel := context.WithDeadline(c.Context(), start.Add(r.timeout))
-				b.awaitSubscriptions(ctx)
-				cancel()
-				finish(replyOf(rep))
-			}()
-			return
-		}
-		finish(replyOf(rep))
-	})
+	if len(rep.GetBindings()) > 0 || len(rep.GetSubscriptions()) > 0 {
+		go func() {
+			a.b.apply(&a.request, rep)
+			ctx, cancel := context.WithDeadline(a.c.Context(), a.start.Add(a.timeout))
+			a.b.awaitSubscriptions(ctx)
+			cancel()
+			a.finish(replyOf(rep))
+		}()
+		return
+	}
+	a.finish(replyOf(rep))
+}
+
+func (a *asyncRequest) finish(out []byte, err error) {
+	a.rm.observe(a.start, err)
+	a.done(out, err)
 }
 
 // replyOf returns the client's reply of a service's reply envelope.
@@ -208,20 +232,17 @@ func (b *Broker) call(ctx context.Context, r *request) (*platformpb.Envelope, er
 // route's service, for a stateful route the owner of the session's
 // binding of the route's key, and the envelope.
 func (b *Broker) routerRequest(r *request, sess *platformpb.Session) router.Request {
+	return b.routerRequestIn(r, sess, new(platformpb.Envelope))
+}
+
+// routerRequestIn is routerRequest with its envelope in env (new).
+func (b *Broker) routerRequestIn(r *request, sess *platformpb.Session, env *platformpb.Envelope) router.Request {
 	t := router.Target{Service: r.route.Service}
 	if r.route.Kind == KindStateful {
 		t.Stateful, t.Key, t.Value = true, r.route.Key, sess.GetBindings()[r.route.Key]
 	}
-	return router.Request{
-		Target: t,
-		Env: &platformpb.Envelope{
-			Method:  r.method,
-			Session: sess,
-			Payload: r.payload,
-			Sender:  b.id,
-		},
-		Timeout: r.timeout,
-	}
+	env.Method, env.Session, env.Payload, env.Sender = r.method, sess, r.payload, b.id
+	return router.Request{Target: t, Env: env, Timeout: r.timeout}
 }
 
 // apply makes a reply's session changes: bindings of the keys the route may
