@@ -107,7 +107,8 @@ type Options struct {
 	// in-memory move). Such a handler may run on its link's reading
 	// goroutine rather than a goroutine of its own, when it is the only
 	// request running (link.ServerOptions.Inline): at low load that saves
-	// waking a second thread per request. One that runs longer than
+	// waking a second thread per request, and the replies of the requests
+	// one read brought leave in one write (a read burst). One that runs longer than
 	// link.InlineBudget stops inline runs for a while and is logged. Set by
 	// the service's code (Impl.Inline), not by its config section.
 	Inline []string `yaml:"-"`
