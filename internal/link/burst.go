@@ -107,10 +107,7 @@ func (s *Server) flushBurst(g *guardConn) {
 	if b.pending.empty() {
 		return
 	}
-	if !s.closed.Load() && s.turn.tryDirect() {
-		s.stats.direct.Add(uint64(len(b.pending.bodies)))
-		s.writeTo(g, &b.pending)
-		s.turn.mu.Unlock()
+	if !s.closed.Load() && s.writeDirect(g, &b.pending, nil) {
 		return
 	}
 	for _, body := range b.pending.bodies {

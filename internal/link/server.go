@@ -639,11 +639,7 @@ func (s *Server) enqueue(peer, body []byte, wait bool) bool {
 	// reply is the exception (it is the only request running, and the
 	// write takes the same turn and deadline as any).
 	if wait && s.inflight.Load() == 0 {
-		if g := s.conns.get(peer); g != nil && s.turn.tryDirect() {
-			s.stats.direct.Add(1)
-			s.direct.add(body)
-			s.writeTo(g, &s.direct)
-			s.turn.mu.Unlock()
+		if g := s.conns.get(peer); g != nil && s.writeDirect(g, &s.direct, body) {
 			return true
 		}
 	}
@@ -667,6 +663,23 @@ func (s *Server) enqueue(peer, body []byte, wait bool) bool {
 	s.turn.queued.Add(-1)
 	s.stats.dropped.Add(1)
 	return false
+}
+
+// writeDirect writes b's messages, and body if not nil, to g from the
+// caller's goroutine when the turn is free (nothing queued, nobody
+// writing), and reports whether it did. b is the turn holder's: it is
+// touched only once the turn is taken.
+func (s *Server) writeDirect(g *guardConn, b *frameBatch, body []byte) bool {
+	if !s.turn.tryDirect() {
+		return false
+	}
+	if body != nil {
+		b.add(body)
+	}
+	s.stats.direct.Add(uint64(len(b.bodies)))
+	s.writeTo(g, b)
+	s.turn.mu.Unlock()
+	return true
 }
 
 // writeTo writes b's messages to g and empties b. Caller holds turn.mu.
