@@ -561,14 +561,10 @@ func runLFL(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		}()
 	}
 
-	run, err := lflRowsToRun(cfg.lflRows, s.dev != nil, s.nakama != nil)
-	if err != nil {
-		return err
-	}
-	total, i := cfg.rounds*len(run)*len(cfg.conns), 0
+	total, i := cfg.rounds*len(cfg.lflRun)*len(cfg.conns), 0
 	for range cfg.rounds {
 		for _, conns := range cfg.conns {
-			for _, row := range run {
+			for _, row := range cfg.lflRun {
 				i++
 				var (
 					addr  string
@@ -622,20 +618,15 @@ func runLFL(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 // lflRows' order, leaving out dev-ws without -noon-dev and nakama without
 // -nakama.
 func lflRowsToRun(only string, dev, nakama bool) ([]string, error) {
-	want := map[string]bool{}
-	for _, r := range strings.Split(only, ",") {
-		if r = strings.TrimSpace(r); r == "" {
-			continue
-		}
-		if !slices.Contains(lflRows, r) {
-			return nil, fmt.Errorf("-lfl-rows: unknown row %q (rows: %s)", r, strings.Join(lflRows, ","))
-		}
-		want[r] = true
+	want, err := splitNames("lfl-rows", only, func(r string) bool { return slices.Contains(lflRows, r) },
+		"some of "+strings.Join(lflRows, ","))
+	if err != nil {
+		return nil, err
 	}
 	var run []string
 	for _, r := range lflRows {
 		switch {
-		case len(want) > 0 && !want[r]:
+		case len(want) > 0 && !slices.Contains(want, r):
 		case r == lflDevWS && !dev, r == lflNakama && !nakama:
 		default:
 			run = append(run, r)

@@ -80,6 +80,10 @@ func TestLFLFlags(t *testing.T) {
 		{"-lfl-plain"},
 		{"-cpuprofile-broker", "x.prof"},
 		{"-only", "raw", "-noon-dev", "bin/noon"},
+		{"-only", "raw", "-lfl-rows", "relay"},
+		{"-only", "lfl", "-lfl-rows", "relay,nope"},
+		{"-only", "lfl", "-lfl-rows", "nakama"},
+		{"-only", "lfl", "-lfl-rate", "-1"},
 	} {
 		var stdout, stderr syncBuffer
 		if code := realMain(context.Background(), args, &stdout, &stderr); code == 0 {
@@ -88,7 +92,7 @@ func TestLFLFlags(t *testing.T) {
 	}
 	var stderr syncBuffer
 	cfg, err := parseFlags([]string{"-only", "lfl"}, &stderr)
-	if err != nil || cfg.payload != lflPayload || cfg.has(scenarioRaw) {
+	if err != nil || cfg.payload != lflPayload || cfg.has(scenarioRaw) || !slices.Equal(cfg.lflRun, []string{lflRelay, lflNoonTCP, lflNoonWS}) {
 		t.Errorf("-only lfl: %+v, %v", cfg, err)
 	}
 	if cfg, err := parseFlags([]string{"-only", "lfl", "-payload", "32"}, &stderr); err != nil || cfg.payload != 32 {

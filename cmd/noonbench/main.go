@@ -170,6 +170,8 @@ type config struct {
 	// rows to this many requests per second in all (0: closed loop).
 	lflRows string
 	lflRate float64
+	// lflRun is the rows that run (lflRowsToRun), in order.
+	lflRun []string
 	// echoProfile is the file its echo process's CPU profile goes to.
 	echoProfile string
 	// noonDev is the noon binary whose `noon dev` the like-for-like
@@ -322,6 +324,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		if !set["payload"] {
 			cfg.payload = lflPayload
 		}
+		if cfg.lflRun, err = lflRowsToRun(cfg.lflRows, cfg.noonDev != "", cfg.nakama != ""); err != nil {
+			return cfg, err
+		}
 		if cfg.lflRate < 0 || cfg.lflRate > bench.MaxRate {
 			return cfg, fmt.Errorf("-lfl-rate %v: want [0, %v]", cfg.lflRate, bench.MaxRate)
 		}
@@ -390,21 +395,30 @@ func parseOnly(s string) ([]string, error) {
 	if strings.TrimSpace(s) == "" {
 		return slices.Clone(allScenarios), nil
 	}
+	out, err := splitNames("only", s, func(f string) bool {
+		return slices.Contains(allScenarios, f) || f == scenarioAbuse || f == scenarioLFL
+	}, fmt.Sprintf("some of %s (or %s or %s alone)", strings.Join(allScenarios, ","), scenarioAbuse, scenarioLFL))
+	if err == nil && len(out) == 0 {
+		err = fmt.Errorf("-only %q: no scenario", s)
+	}
+	return out, err
+}
+
+// splitNames returns the names of a comma-separated flag value, each once,
+// in order; known says which are allowed, and want, in the error, which.
+func splitNames(flag, s string, known func(string) bool, want string) ([]string, error) {
 	var out []string
 	for f := range strings.SplitSeq(s, ",") {
 		f = strings.TrimSpace(f)
 		if f == "" {
 			continue
 		}
-		if !slices.Contains(allScenarios, f) && f != scenarioAbuse && f != scenarioLFL {
-			return nil, fmt.Errorf("-only %q: unknown scenario %q, want some of %s (or %s or %s alone)", s, f, strings.Join(allScenarios, ","), scenarioAbuse, scenarioLFL)
+		if !known(f) {
+			return nil, fmt.Errorf("-%s %q: unknown name %q, want %s", flag, s, f, want)
 		}
 		if !slices.Contains(out, f) {
 			out = append(out, f)
 		}
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("-only %q: no scenario", s)
 	}
 	return out, nil
 }
