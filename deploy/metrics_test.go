@@ -359,7 +359,8 @@ func TestDashboard(t *testing.T) {
 		"noon_service_errors_total", "noon_broker_requests_total", "noon_login_requests_total",
 		"noon_broker_connections", "noon_broker_in_flight", "noon_service_in_flight",
 		"noon_room_active", "noon_match_ready_sessions", "noon_match_scale_out",
-		"go_goroutines", "go_gc_duration_seconds_count", "process_resident_memory_bytes",
+		"go_goroutines", "go_gc_duration_seconds_count", "go_sched_latencies_seconds_bucket",
+		"process_resident_memory_bytes",
 	} {
 		if !used[n] {
 			t.Errorf("no panel shows %s", n)

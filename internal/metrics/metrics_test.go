@@ -72,6 +72,7 @@ func TestRegistry(t *testing.T) {
 		"# TYPE noon_dropped_total counter\n",
 		`noon_dropped_total{daemon="broker"} 3`,
 		"go_goroutines ",
+		"go_sched_latencies_seconds_bucket{le=",
 	)
 
 	// The same name again returns the same family, without panicking.

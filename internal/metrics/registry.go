@@ -85,11 +85,14 @@ func NewRegistry(daemon string, constLabels ...string) *Registry {
 }
 
 // newRuntimeRegistry returns a registry with the Go runtime and process
-// collectors.
+// collectors. The runtime's scheduler metrics come too: among them
+// go_sched_latencies_seconds, how long runnable goroutines wait for a CPU,
+// which tells a process short of CPU from one waiting on others when its
+// requests' p99 rises (the dashboard's "Scheduler latency").
 func newRuntimeRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
-		collectors.NewGoCollector(),
+		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(collectors.MetricsScheduler)),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return reg
