@@ -690,6 +690,12 @@ func (ls *loginStack) runCases(ctx context.Context, cfg config, conns []int, lr 
 			for _, n := range conns {
 				i++
 				res, err := ls.runCase(ctx, cfg, c, n, loginWindow(cfg, c, n, lr.Argon2), prog.scenario(i, total, c.scenario(), n))
+				if werr := ls.awaitHashIdle(ctx); werr != nil {
+					if ctx.Err() != nil {
+						return ctx.Err()
+					}
+					prog.logf("[%d/%d] %s conns=%d: %v", i, total, c.scenario(), n, werr)
+				}
 				if err != nil {
 					if ctx.Err() != nil {
 						return ctx.Err()
@@ -708,6 +714,32 @@ func (ls *loginStack) runCases(ctx context.Context, cfg config, conns []int, lr 
 		return fmt.Errorf("%d of %d runs failed: %s", len(failed), total, strings.Join(failed, "; "))
 	}
 	return nil
+}
+
+// hashIdleTimeout bounds awaitHashIdle: the login calls a run leaves
+// behind (timed out at the client, still queued at the service) end by
+// their 5 s deadline, and a hash running then by its own length.
+const hashIdleTimeout = 15 * time.Second
+
+// awaitHashIdle waits until the login service runs and queues no hash, so
+// that what a run left behind (16 connections' logins queued behind 2
+// hashes outlive the run that sent them) does not slow the next run.
+func (ls *loginStack) awaitHashIdle(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, hashIdleTimeout)
+	defer cancel()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		running, waiting := ls.svc.HashLoad()
+		if running == 0 && waiting == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the login service still runs %d hashes with %d waiting after %v; the next run starts anyway", running, waiting, hashIdleTimeout)
+		case <-tick.C:
+		}
+	}
 }
 
 // errNoSession is counted when a login reply carries no session.

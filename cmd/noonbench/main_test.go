@@ -172,7 +172,9 @@ func TestQuickLogin(t *testing.T) {
 			// longer (290 ms alone on a slow 2-vCPU machine, more beside
 			// the other), the queue's wait sits near the 5 s deadline,
 			// and logins time out (through the broker, or as the HTTP
-			// API's 504) while others get through.
+			// API's 504) while others get through: the queue serves
+			// first the accounts that logged in from this address
+			// before, so those that did not yet wait longest.
 			t.Logf("%s: %d timed out beside %d measured (an overloaded hash pool): %s", key, r.Errors, r.Requests, r.FirstError)
 		default:
 			t.Errorf("%s: %d errors, first %s", key, r.Errors, r.FirstError)

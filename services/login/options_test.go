@@ -192,6 +192,9 @@ func TestHasherPriority(t *testing.T) {
 	}
 	wait("high", prioHigh)
 	testenvCheck(t, func() bool { return h.queueLen() == 3 })
+	if running, waiting := h.load(); running != 1 || waiting != 3 {
+		t.Fatalf("load with the slot taken and 3 waiting = %d running, %d waiting", running, waiting)
+	}
 	for _, want := range []string{"high", "low1", "low2"} {
 		h.release()
 		if got := <-order; got != want {
@@ -201,6 +204,9 @@ func TestHasherPriority(t *testing.T) {
 	h.release()
 	if h.queueLen() != 0 || h.free != 1 {
 		t.Fatalf("after all released: queue %d, free %d", h.queueLen(), h.free)
+	}
+	if running, waiting := h.load(); running != 0 || waiting != 0 {
+		t.Fatalf("load after all released = %d running, %d waiting", running, waiting)
 	}
 }
 

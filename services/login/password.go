@@ -34,6 +34,7 @@ type hasher struct {
 	shedAt, maxQueue int
 
 	mu        sync.Mutex
+	slots     int // hashes at once
 	free      int
 	high, low []*waiter
 	// observe, if set, receives the duration of each hash; queued, if
@@ -65,14 +66,20 @@ func newHasher(p Argon2Options, shedAt, maxQueue int) *hasher {
 	if n == 0 {
 		n = runtime.GOMAXPROCS(0)
 	}
-	return &hasher{p: p, free: n, shedAt: shedAt, maxQueue: maxQueue}
+	return &hasher{p: p, slots: n, free: n, shedAt: shedAt, maxQueue: maxQueue}
 }
 
 // queueLen is the number of requests waiting for a slot.
 func (h *hasher) queueLen() int {
+	_, waiting := h.load()
+	return waiting
+}
+
+// load returns the hashes running and the requests waiting for a slot.
+func (h *hasher) load() (running, waiting int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return len(h.high) + len(h.low)
+	return h.slots - h.free, len(h.high) + len(h.low)
 }
 
 // acquire takes a hashing slot, or fails with errShed when the queue is

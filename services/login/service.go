@@ -121,6 +121,13 @@ func New(opts Options, store Store, rdb redis.UniversalClient, log *slog.Logger)
 // Options returns the service's options.
 func (s *Service) Options() Options { return s.opts }
 
+// HashLoad returns the password hashes running and the password checks
+// waiting for a hash slot (the latter is the login_hash_queue gauge). A
+// request whose caller went away keeps its place until its deadline:
+// noonbench waits for 0, 0 between runs, so that one run's leftovers do
+// not slow the next.
+func (s *Service) HashLoad() (running, waiting int) { return s.hash.load() }
+
 // SetPublisher sets where the service publishes its Revoked events (the
 // PUB socket of its services.Server; NewServer and the module set it).
 // Without one, logouts end sessions in Redis but live connections learn it
