@@ -131,14 +131,31 @@ func TestDeadlines(t *testing.T) {
 	if !errors.As(err, &ne) || !ne.Timeout() || !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("Read past the deadline: %v, want a timeout", err)
 	}
+	// A write the peer stops taking ends at its deadline, counting what
+	// it wrote. The deadline comes once the write has begun (b read a
+	// byte of it), not at a time, so that a slow machine cannot pass it
+	// before the first byte leaves.
 	_ = a.SetWriteBuffer(16 << 10)
-	_ = a.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
-	n, err := a.Write(make([]byte, 16<<20)) // b never reads
-	if !errors.As(err, &ne) || !ne.Timeout() {
-		t.Fatalf("Write past the deadline: %d, %v, want a timeout", n, err)
+	_ = b.SetReadDeadline(time.Time{})
+	type result struct {
+		n   int
+		err error
 	}
-	if n <= 0 || n >= 16<<20 {
-		t.Fatalf("Write past the deadline wrote %d bytes, want some", n)
+	done := make(chan result, 1)
+	go func() {
+		n, err := a.Write(make([]byte, 16<<20)) // b takes 1 byte of it
+		done <- result{n, err}
+	}()
+	if _, err := io.ReadFull(b, make([]byte, 1)); err != nil {
+		t.Fatalf("reading the write's first byte: %v", err)
+	}
+	_ = a.SetWriteDeadline(time.Now())
+	r := <-done
+	if !errors.As(r.err, &ne) || !ne.Timeout() {
+		t.Fatalf("Write past the deadline: %d, %v, want a timeout", r.n, r.err)
+	}
+	if r.n <= 0 || r.n >= 16<<20 {
+		t.Fatalf("Write past the deadline wrote %d bytes, want some", r.n)
 	}
 }
 
