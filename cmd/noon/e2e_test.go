@@ -380,8 +380,45 @@ func TestDevEndToEnd(t *testing.T) {
 	dev.stop(t, 40*time.Second)
 }
 
-// freePort returns a TCP port free on 127.0.0.1 now (a small race with
-// other processes, acceptable in tests that start daemons as processes).
+// handedOut are the ports freePort returned or reservePorts set aside in
+// this test binary: freePort never returns one twice, so the daemons of
+// one test never get the same port (each pick's listener is closed before
+// the next, so the kernel alone would not keep them apart).
+var handedOut struct {
+	sync.Mutex
+	ports map[int]bool
+}
+
+// reservePorts keeps freePort from returning a port of [lo, hi] (ports a
+// test derives itself, e.g. noon cluster's from its -port-offset).
+func reservePorts(lo, hi int) {
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	if handedOut.ports == nil {
+		handedOut.ports = map[int]bool{}
+	}
+	for p := lo; p <= hi; p++ {
+		handedOut.ports[p] = true
+	}
+}
+
+// takePort marks port handed out; false if it was already.
+func takePort(port int) bool {
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	if handedOut.ports[port] {
+		return false
+	}
+	if handedOut.ports == nil {
+		handedOut.ports = map[int]bool{}
+	}
+	handedOut.ports[port] = true
+	return true
+}
+
+// freePort returns a TCP port free on 127.0.0.1 now and not handed out
+// before in this test binary (a small race with other processes,
+// acceptable in tests that start daemons as processes).
 func freePort(t *testing.T) int {
 	t.Helper()
 	// Below the kernel's ephemeral range (32768-60999 by default): a port
@@ -396,6 +433,9 @@ func freePort(t *testing.T) int {
 			continue
 		}
 		l.Close()
+		if !takePort(port) {
+			continue
+		}
 		return port
 	}
 	t.Fatal("no free port below the ephemeral range")
@@ -674,6 +714,9 @@ func startCluster(t *testing.T, extra ...string) (c *proc, listURL string, broke
 	// chosen in that range can be taken by any connection before the
 	// cluster binds it.
 	offset := freePort(t)%10000 + 20000
+	// The cluster's own ports (1053+offset to 1070+offset+brokers): no
+	// -set port below may be one of them.
+	reservePorts(1053+offset, 1072+offset)
 	blPort, yPort := freePort(t), freePort(t)
 	yellowEP := fmt.Sprintf("tcp://127.0.0.1:%d", yPort)
 	args := append([]string{"cluster", "-config", "../../configs/cluster.yaml",
