@@ -384,19 +384,16 @@ func TestDevEndToEnd(t *testing.T) {
 // this test binary: freePort never returns one twice, so the daemons of
 // one test never get the same port (each pick's listener is closed before
 // the next, so the kernel alone would not keep them apart).
-var handedOut struct {
+var handedOut = struct {
 	sync.Mutex
 	ports map[int]bool
-}
+}{ports: map[int]bool{}}
 
 // reservePorts keeps freePort from returning a port of [lo, hi] (ports a
 // test derives itself, e.g. noon cluster's from its -port-offset).
 func reservePorts(lo, hi int) {
 	handedOut.Lock()
 	defer handedOut.Unlock()
-	if handedOut.ports == nil {
-		handedOut.ports = map[int]bool{}
-	}
 	for p := lo; p <= hi; p++ {
 		handedOut.ports[p] = true
 	}
@@ -408,9 +405,6 @@ func takePort(port int) bool {
 	defer handedOut.Unlock()
 	if handedOut.ports[port] {
 		return false
-	}
-	if handedOut.ports == nil {
-		handedOut.ports = map[int]bool{}
 	}
 	handedOut.ports[port] = true
 	return true
@@ -714,8 +708,9 @@ func startCluster(t *testing.T, extra ...string) (c *proc, listURL string, broke
 	// chosen in that range can be taken by any connection before the
 	// cluster binds it.
 	offset := freePort(t)%10000 + 20000
-	// The cluster's own ports (1053+offset to 1070+offset+brokers): no
-	// -set port below may be one of them.
+	// The cluster's own ports, 1053+offset to 1072+offset (BrokerList and
+	// yellow admin, brokers' TCP, WebSocket and admin, the control
+	// endpoint: cmd/noon/cluster.go): no -set port below may be one.
 	reservePorts(1053+offset, 1072+offset)
 	blPort, yPort := freePort(t), freePort(t)
 	yellowEP := fmt.Sprintf("tcp://127.0.0.1:%d", yPort)
