@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,33 +14,22 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/noonhq/noon/internal/freeport"
 )
 
-// freePorts returns n TCP ports free on every interface a moment ago,
-// below 32768: Linux picks the local port of outgoing connections from
-// 32768 up (ip_local_port_range), so a port chosen there could be taken
-// by any connection before the process under test binds it (the pods bind
-// ":port").
+// freePorts returns n TCP ports free on every interface (the pods bind
+// ":port"), picked by freeport.Pick: below the ephemeral range, never the
+// same twice.
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
-	var ports []int
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	for try := 0; len(ports) < n; try++ {
-		if try > 1000 {
-			t.Fatalf("no %d free ports below 32768", n)
-		}
-		port := 20000 + rand.IntN(12000)
-		ln, err := net.Listen("tcp", fmt.Sprintf(":%d", port))
+	ports := make([]int, n)
+	for i := range ports {
+		p, err := freeport.Pick("")
 		if err != nil {
-			continue
+			t.Fatal(err)
 		}
-		lns = append(lns, ln)
-		ports = append(ports, port)
+		ports[i] = p
 	}
 	return ports
 }

@@ -12,8 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -31,6 +29,7 @@ import (
 	"github.com/noonhq/noon/idl/gen/login"
 	matchpb "github.com/noonhq/noon/idl/gen/match"
 	"github.com/noonhq/noon/idl/gen/match/matchrpc"
+	"github.com/noonhq/noon/internal/freeport"
 	"github.com/noonhq/noon/internal/testenv"
 )
 
@@ -380,60 +379,15 @@ func TestDevEndToEnd(t *testing.T) {
 	dev.stop(t, 40*time.Second)
 }
 
-// handedOut are the ports freePort returned or reservePorts set aside in
-// this test binary: freePort never returns one twice, so the daemons of
-// one test never get the same port (each pick's listener is closed before
-// the next, so the kernel alone would not keep them apart).
-var handedOut = struct {
-	sync.Mutex
-	ports map[int]bool
-}{ports: map[int]bool{}}
-
-// reservePorts keeps freePort from returning a port of [lo, hi] (ports a
-// test derives itself, e.g. noon cluster's from its -port-offset).
-func reservePorts(lo, hi int) {
-	handedOut.Lock()
-	defer handedOut.Unlock()
-	for p := lo; p <= hi; p++ {
-		handedOut.ports[p] = true
-	}
-}
-
-// takePort marks port handed out; false if it was already.
-func takePort(port int) bool {
-	handedOut.Lock()
-	defer handedOut.Unlock()
-	if handedOut.ports[port] {
-		return false
-	}
-	handedOut.ports[port] = true
-	return true
-}
-
-// freePort returns a TCP port free on 127.0.0.1 now and not handed out
-// before in this test binary (a small race with other processes,
-// acceptable in tests that start daemons as processes).
+// freePort returns a TCP port for a daemon of the test (freeport.Pick:
+// below the ephemeral range, never the same twice in this binary).
 func freePort(t *testing.T) int {
 	t.Helper()
-	// Below the kernel's ephemeral range (32768-60999 by default): a port
-	// from that range can be handed to another bind of port 0, or be the
-	// local port of a daemon's connect to a port nobody listens on yet,
-	// which then connects to itself (TCP simultaneous open) and holds the
-	// port the test meant for a later daemon (yellow's, here).
-	for range 100 {
-		port := 20000 + rand.IntN(12000)
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			continue
-		}
-		l.Close()
-		if !takePort(port) {
-			continue
-		}
-		return port
+	port, err := freeport.Pick("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free port below the ephemeral range")
-	return 0
+	return port
 }
 
 // certs makes a CA with `noon certs ca` and returns a function that issues
@@ -711,7 +665,7 @@ func startCluster(t *testing.T, extra ...string) (c *proc, listURL string, broke
 	// The cluster's own ports, 1053+offset to 1072+offset (BrokerList and
 	// yellow admin, brokers' TCP, WebSocket and admin, the control
 	// endpoint: cmd/noon/cluster.go): no -set port below may be one.
-	reservePorts(1053+offset, 1072+offset)
+	freeport.Reserve(1053+offset, 1072+offset)
 	blPort, yPort := freePort(t), freePort(t)
 	yellowEP := fmt.Sprintf("tcp://127.0.0.1:%d", yPort)
 	args := append([]string{"cluster", "-config", "../../configs/cluster.yaml",

@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/noonhq/noon/internal/cutproxy"
+	"github.com/noonhq/noon/internal/freeport"
 )
 
 // proc is one process the suite started, in a process group of its own.
@@ -56,15 +57,10 @@ type cluster struct {
 	seq   map[string]int   // starts per name (log file suffix)
 }
 
-// freePort returns a TCP port free on 127.0.0.1 now.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+// freePort returns a TCP port for a daemon of the cluster: below the
+// ephemeral range, where a port bound as 0 by another daemon (an admin
+// listener) cannot take it first, and never the same twice.
+func freePort() (int, error) { return freeport.Pick("127.0.0.1") }
 
 func newCluster(ctx context.Context, bin, config, pgURL, dir string, logw io.Writer) (*cluster, error) {
 	c := &cluster{bin: bin, config: config, dir: dir, logw: logw, pgAdmin: pgURL,
