@@ -55,6 +55,7 @@ type Pool struct {
 	peers    map[string]*poolPeer // by instance id
 	draining map[string]string    // instance ids seen answering "draining", with the router endpoint of the record then
 	asked    map[string]bool      // services Pick was asked about
+	departed departedSet          // instance ids that left the view
 	closed   bool
 
 	isSynced atomic.Bool // the watcher installed a first view
@@ -193,6 +194,11 @@ func (p *Pool) install(all []*platformpb.Instance) {
 		p.mu.Unlock()
 		return
 	}
+	for id := range p.byID {
+		if byID[id] == nil {
+			p.departed.add(id)
+		}
+	}
 	p.view, p.byID = view, byID
 	for id, pp := range p.peers {
 		if inst := byID[id]; inst == nil || inst.GetRouter() != pp.router {
@@ -234,11 +240,48 @@ func (p *Pool) install(all []*platformpb.Instance) {
 // beat, still answers what it was sent): twice the default request timeout.
 const retireGrace = 2 * link.DefaultCallTimeout
 
-// Known reports whether yellow lists an instance id, in any state.
-func (p *Pool) Known(id string) bool {
+// Seen reports whether this view lists an instance id, in any state, or
+// listed it before: an id never seen is an instance that may be a moment
+// from this view (another process's view, or a "moved" reply, named it
+// first). The ids of the last maxDeparted instances that left are kept.
+func (p *Pool) Seen(id string) bool {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	return p.byID[id] != nil
+	return p.byID[id] != nil || p.departed.has(id)
+}
+
+// maxDeparted bounds the ids of departed instances a Pool remembers: a
+// deploy of a few hundred instances, several times over. An id forgotten
+// only costs a request that is told of it a wait of ConnectWait.
+const maxDeparted = 4096
+
+// departedSet holds the last maxDeparted ids added, oldest dropped first.
+type departedSet struct {
+	ids  map[string]struct{}
+	ring []string
+	next int // where the next id goes in ring once it is full
+}
+
+func (d *departedSet) add(id string) {
+	if _, ok := d.ids[id]; ok {
+		return
+	}
+	if d.ids == nil {
+		d.ids = make(map[string]struct{})
+	}
+	if len(d.ring) < maxDeparted {
+		d.ring = append(d.ring, id)
+	} else {
+		delete(d.ids, d.ring[d.next])
+		d.ring[d.next] = id
+		d.next = (d.next + 1) % maxDeparted
+	}
+	d.ids[id] = struct{}{}
+}
+
+func (d *departedSet) has(id string) bool {
+	_, ok := d.ids[id]
+	return ok
 }
 
 // Ready reports whether yellow lists id as a ready instance of service.
@@ -247,6 +290,15 @@ func (p *Pool) Ready(service, id string) bool {
 	defer p.mu.RUnlock()
 	inst := p.byID[id]
 	return inst != nil && inst.GetService() == service && inst.GetState() == platformpb.InstanceState_INSTANCE_STATE_READY
+}
+
+// Serving reports whether yellow lists id as a ready instance of service
+// and its process has not answered "draining".
+func (p *Pool) Serving(service, id string) bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	inst := p.byID[id]
+	return inst != nil && inst.GetService() == service && inst.GetState() == platformpb.InstanceState_INSTANCE_STATE_READY && !p.markedDraining(inst)
 }
 
 // HasCandidate reports whether service has a ready instance, not in

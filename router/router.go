@@ -333,14 +333,27 @@ const (
 //   - target: send to the chosen instance. A reply that is not "moved" or
 //     "draining" ends the call (a successful one teaches the cache the
 //     owner). "draining": that instance hands its keys over; mark it dead
-//     and go to ownerGone. Not sent: the same. "moved" to a live owner:
-//     follow it (at most MaxHops times). "moved" to an owner that is not
-//     live (it died; its lease has not expired yet): go to leaseWait.
-//   - ownerGone: forget the cached owner, place the key among the
-//     instances not known dead, and go to target.
+//     and go to ownerGone. Not live (its link not up within ConnectWait,
+//     or down) or not sent: mark it down and go to ownerGone. "moved" to a
+//     live owner, or to one this view has never listed that it lists
+//     within ConnectWait (a new instance the key was handed to, ahead of
+//     this view): follow it (at most MaxHops times). "moved" to an owner
+//     that is not live (it died; its lease has not expired yet) or down:
+//     go to leaseWait.
+//   - ownerGone: forget the cached owner and place the key among the
+//     instances neither dead nor down. When only a down instance can own
+//     it (a rolling deploy's new instance whose link is slow to come up),
+//     ask that one again after a pause.
 //   - leaseWait: the next owner by placement will take the key once the
 //     dead owner's lease expires: wait (10 ms, doubling to 250 ms, never
-//     past the deadline) when we asked it before, then go to target.
+//     past the deadline) when we asked it before, then go to target. The
+//     dead owner is left out of placement, but a later "moved" to it is
+//     followed if it is live by then (a view that lagged). A down owner
+//     still listed ready and not draining is asked again after the pause
+//     instead: it holds the key's lease, no other instance can take it.
+//
+// A down instance is one that failed this request for a moment; a dead one
+// (it answered draining) is not asked again.
 func (r *Router) callStateful(ctx context.Context, req Request) (*platformpb.Envelope, error) {
 	t := req.Target
 	service, value := t.Service, t.Value
@@ -348,13 +361,16 @@ func (r *Router) callStateful(ctx context.Context, req Request) (*platformpb.Env
 	// reply about the key routed by teaches the owner cache anything.
 	req.Env.Addressed = value
 	var (
-		dead   []string // instances known not to be usable for this request
+		dead   []string // instances that answered draining: not asked again
+		down   []string // instances this request could not reach
+		gone   []string // owners "moved" named that were not live then
 		target string   // the instance to ask next; "" = least-loaded
 		hops   int
 		wait   = leaseWaitMin
 		state  = stateTarget
 		inst   *platformpb.Instance
-		owner  string // the dead owner a "moved" named
+		owner  string // the owner a "moved" named, when not live
+		trail  hopTrail
 	)
 	switch {
 	case t.Instance != "":
@@ -364,49 +380,85 @@ func (r *Router) callStateful(ctx context.Context, req Request) (*platformpb.Env
 			return nil, noInstance(service)
 		}
 	}
-	// place picks the next target after dead changed: the key's owner
-	// among the rest, or the least-loaded instance for no key.
+	// pause waits before asking again (10 ms, doubling to 250 ms); false
+	// when the deadline came first.
+	pause := func() bool {
+		tm := time.NewTimer(wait)
+		defer tm.Stop()
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tm.C:
+		}
+		wait = min(2*wait, leaseWaitMax)
+		return true
+	}
+	// again reports whether a down instance may be asked again: it is
+	// listed ready and has not answered draining.
+	again := func(id string) bool {
+		return slices.Contains(down, id) && !slices.Contains(dead, id) && r.pool.Serving(service, id)
+	}
+	// place picks the next target after dead or down changed: the key's
+	// owner among the rest (or a down instance that is the only possible
+	// owner, after a pause), or the least-loaded instance for no key.
 	place := func() error {
 		target = ""
-		if value != "" {
-			if target = r.ownerWait(ctx, service, value, dead); target == "" {
-				return noInstance(service)
+		if value == "" {
+			return nil
+		}
+		if target = r.ownerOf(service, value, excluded(dead, down, gone)); target != "" {
+			return nil
+		}
+		if retry := r.ownerOf(service, value, excluded(dead, gone)); retry != "" && again(retry) {
+			r.log.Debug("router: only an instance this request could not reach can own the key: asking it again", "service", service, "key", wire.Snippet(value), "instance", retry)
+			if !pause() {
+				return r.statefulDeadline(ctx, req, trail)
 			}
+			down = slices.DeleteFunc(down, func(id string) bool { return id == retry })
+			target = retry
+			return nil
+		}
+		if target = r.ownerWait(ctx, service, value, excluded(dead, down, gone)); target == "" {
+			r.noOwner(req, trail)
+			return noInstance(service)
 		}
 		return nil
 	}
 	for {
 		switch state {
 		case stateOwnerGone:
-			dead = appendOnce(dead, target)
 			r.owners.forget(service, value, target)
 			if err := place(); err != nil {
 				return nil, err
 			}
 			if ctx.Err() != nil {
-				return nil, r.statefulDeadline(ctx, req)
+				return nil, r.statefulDeadline(ctx, req, trail)
 			}
 			state = stateTarget
 
 		case stateLeaseWait:
 			r.owners.forget(service, value, owner)
-			first := !slices.Contains(dead, owner)
-			dead = appendOnce(dead, owner)
+			first := !slices.Contains(gone, owner)
+			gone = appendOnce(gone, owner)
+			trail.add("lease wait for", owner)
+			retry := again(owner)
 			next := inst.GetId() // it will take the key once the lease expires
-			if value != "" {
-				if next = r.ownerWait(ctx, service, value, dead); next == "" {
+			switch {
+			case retry:
+				next = owner
+			case value != "":
+				if next = r.ownerWait(ctx, service, value, excluded(dead, down, gone)); next == "" {
+					r.noOwner(req, trail)
 					return nil, noInstance(service)
 				}
 			}
-			if !first || next == inst.GetId() {
-				tm := time.NewTimer(wait)
-				select {
-				case <-ctx.Done():
-					tm.Stop()
-					return nil, r.statefulDeadline(ctx, req)
-				case <-tm.C:
+			if retry || !first || next == inst.GetId() {
+				if !pause() {
+					return nil, r.statefulDeadline(ctx, req, trail)
 				}
-				wait = min(2*wait, leaseWaitMax)
+			}
+			if retry {
+				down = slices.DeleteFunc(down, func(id string) bool { return id == owner })
 			}
 			target, state = next, stateTarget
 
@@ -414,16 +466,20 @@ func (r *Router) callStateful(ctx context.Context, req Request) (*platformpb.Env
 			var peer *link.Peer
 			if target == "" {
 				var err error
-				if peer, inst, err = r.pool.PickWait(ctx, service, r.opts.ConnectWait, dead...); err != nil {
+				if peer, inst, err = r.pool.PickWait(ctx, service, r.opts.ConnectWait, excluded(dead, down)...); err != nil {
 					return nil, err
 				}
 			} else if peer, inst = r.livePeer(ctx, service, target); peer == nil {
+				trail.add("not live", target)
+				down = appendOnce(down, target)
 				state = stateOwnerGone
 				continue
 			}
 			rep, err := peer.Call(ctx, req.Env)
 			if err != nil {
 				if NotSent(err) && ctx.Err() == nil {
+					trail.add("not sent", inst.GetId())
+					down = appendOnce(down, inst.GetId())
 					target, state = inst.GetId(), stateOwnerGone
 					continue
 				}
@@ -432,6 +488,8 @@ func (r *Router) callStateful(ctx context.Context, req Request) (*platformpb.Env
 			switch {
 			case wire.Draining(rep) && ctx.Err() == nil:
 				r.pool.MarkDraining(inst.GetId())
+				trail.add("draining", inst.GetId())
+				dead = appendOnce(dead, inst.GetId())
 				target, state = inst.GetId(), stateOwnerGone
 				continue
 			case rep.GetErrorCode() != wire.CodeMoved:
@@ -445,12 +503,13 @@ func (r *Router) callStateful(ctx context.Context, req Request) (*platformpb.Env
 				r.opts.OnMoved()
 			}
 			owner = rep.GetErrorMessage()
+			trail.add("moved by", inst.GetId())
 			if owner == "" || owner == inst.GetId() {
 				// The ids stay in the logs: they name internal hosts.
 				r.log.Warn("router: bad moved reply", "method", req.Env.GetMethod(), "instance", inst.GetId(), "owner", wire.Snippet(owner))
 				return nil, wire.Errorf(wire.CodeInternal, "%s: the service answered an invalid moved reply", req.Env.GetMethod())
 			}
-			if !slices.Contains(dead, owner) && r.isLive(service, owner) {
+			if !slices.Contains(dead, owner) && !slices.Contains(down, owner) && r.listedSoon(ctx, service, owner) {
 				if hops++; hops > r.opts.MaxHops {
 					return nil, wire.Errorf(wire.CodeUnavailable, "%s: moved more than %d times", req.Env.GetMethod(), r.opts.MaxHops)
 				}
@@ -500,16 +559,39 @@ func (r *Router) CachedOwners() int { return r.owners.len() }
 
 // statefulDeadline is the error of a stateful request whose deadline
 // passed while its key had no reachable owner.
-func (r *Router) statefulDeadline(ctx context.Context, req Request) error {
+func (r *Router) statefulDeadline(ctx context.Context, req Request, trail hopTrail) error {
 	method := req.Env.GetMethod()
 	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return wire.Errorf(wire.CodeUnavailable, "%s cancelled: the connection is closing", method)
 	}
+	r.noOwner(req, trail)
 	if req.Target.Value == "" {
 		return wire.Errorf(wire.CodeTimeout, "%s: no owner reachable within %v", method, req.Timeout)
 	}
 	return wire.Errorf(wire.CodeTimeout, "%s: no owner of %s %s reachable within %v", method, req.Target.Key, wire.Snippet(req.Target.Value), req.Timeout)
 }
+
+// noOwner logs a stateful request that ends without reaching its key's
+// owner, with the steps it took: the instances it found unusable and the
+// owners it waited for.
+func (r *Router) noOwner(req Request, trail hopTrail) {
+	r.log.Warn("router: no owner reachable", "method", req.Env.GetMethod(), "key", wire.Snippet(req.Target.Value), "steps", trail.String())
+}
+
+// hopTrail records the steps of one stateful request that did not go
+// straight to its owner (each an event and an instance id), for the log
+// line of a request that never reached it. The first maxTrail are kept.
+type hopTrail []string
+
+const maxTrail = 16
+
+func (t *hopTrail) add(what, instance string) {
+	if len(*t) < maxTrail {
+		*t = append(*t, what+" "+instance)
+	}
+}
+
+func (t hopTrail) String() string { return strings.Join(t, ", ") }
 
 // transportError turns a link error into the caller's error.
 func (r *Router) transportError(ctx context.Context, req Request, inst *platformpb.Instance, err error) error {
@@ -550,23 +632,31 @@ func (r *Router) ownerOf(service, value string, exclude []string) string {
 // isLive reports whether yellow lists id as a ready instance of service.
 func (r *Router) isLive(service, id string) bool { return r.pool.Ready(service, id) }
 
+// listedSoon reports whether this view lists id as a ready instance of
+// service, or does within ConnectWait (never past ctx) when it has never
+// listed id at all: an instance that just started may be a moment from this
+// view while another process already uses it (the matchmaker placed a
+// match on it and told the session; a room instance handed a room over to
+// it and answered "moved"). An instance listed in another state
+// (draining), or that left the view, is not waited for.
+func (r *Router) listedSoon(ctx context.Context, service, id string) bool {
+	if r.isLive(service, id) {
+		return true
+	}
+	if r.pool.Seen(id) {
+		return false
+	}
+	wctx, cancel := context.WithTimeout(ctx, r.opts.ConnectWait)
+	defer cancel()
+	return r.pool.WaitFor(wctx, func() bool { return r.isLive(service, id) })
+}
+
 // livePeer returns the link to instance id of service when it is listed
 // ready and its link is up, waiting up to ConnectWait (never past ctx) for
 // a link that has never connected; nil otherwise.
 func (r *Router) livePeer(ctx context.Context, service, id string) (*link.Peer, *platformpb.Instance) {
-	if !r.isLive(service, id) {
-		if r.pool.Known(id) {
-			return nil, nil // listed, not ready: draining
-		}
-		// Not listed here at all: the instance may be a moment from this
-		// view (another process placed a key on an instance that just
-		// started, and told the session); wait for it as for its link.
-		wctx, cancel := context.WithTimeout(ctx, r.opts.ConnectWait)
-		ok := r.pool.WaitFor(wctx, func() bool { return r.isLive(service, id) })
-		cancel()
-		if !ok {
-			return nil, nil
-		}
+	if !r.listedSoon(ctx, service, id) {
+		return nil, nil
 	}
 	peer, inst, err := r.pool.Peer(id)
 	if err != nil {
@@ -628,6 +718,22 @@ func (r *Router) ownerWait(ctx context.Context, service, value string, dead []st
 // noInstance is the error for a service with no live instance.
 func noInstance(service string) error {
 	return wire.Errorf(wire.CodeUnavailable, "no live instance of %s", wire.Snippet(service))
+}
+
+// excluded is the instances a placement leaves out: the lists joined.
+func excluded(lists ...[]string) []string {
+	var n int
+	for _, l := range lists {
+		n += len(l)
+	}
+	if n == 0 {
+		return nil
+	}
+	out := make([]string, 0, n)
+	for _, l := range lists {
+		out = append(out, l...)
+	}
+	return out
 }
 
 func appendOnce(list []string, s string) []string {

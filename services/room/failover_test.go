@@ -27,7 +27,16 @@ type loadPlayer struct {
 	acked   []int          // action numbers acknowledged
 	ackedAt []time.Time    // when
 	errs    map[string]int // failures by wire code
+	first   string         // the first failure: when it was sent, how long it took, its text
 	slowest time.Duration
+}
+
+// failures describes p's failures for a test's error: the counts by code
+// and the first one whole (which wait ran out, and when).
+func (p *loadPlayer) failures() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return fmt.Sprintf("%v, the first %s", p.errs, p.first)
 }
 
 func (p *loadPlayer) run(stop <-chan struct{}, wg *sync.WaitGroup) {
@@ -51,6 +60,9 @@ func (p *loadPlayer) run(stop <-chan struct{}, wg *sync.WaitGroup) {
 		} else {
 			if p.errs == nil {
 				p.errs = map[string]int{}
+			}
+			if len(p.errs) == 0 {
+				p.first = fmt.Sprintf("sent at %s, failed after %v: %v", sent.Format("15:04:05.000"), took.Round(time.Millisecond), err)
 			}
 			p.errs[wire.CodeOf(err)]++
 		}
@@ -291,7 +303,7 @@ func TestDrainDuringPlay(t *testing.T) {
 
 	for _, p := range ps {
 		if len(p.errs) > 0 {
-			t.Errorf("%s got errors %v", p.c.sess.UserId, p.errs)
+			t.Errorf("%s got errors %s", p.c.sess.UserId, p.failures())
 		}
 	}
 	var total int

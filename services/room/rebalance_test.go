@@ -118,7 +118,7 @@ func TestRebalanceOneToThree(t *testing.T) {
 
 	for _, p := range ps {
 		if len(p.errs) > 0 {
-			t.Errorf("%s got errors %v", p.c.sess.UserId, p.errs)
+			t.Errorf("%s got errors %s", p.c.sess.UserId, p.failures())
 		}
 	}
 	var total int
