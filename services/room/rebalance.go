@@ -87,9 +87,9 @@ func (s *Service) rebalance(a *attachment) {
 // for a drain; requests for the room wait for it meanwhile.
 func (s *Service) move(c *controller, to string) {
 	s.mu.Lock()
-	if s.rooms[c.id] != c {
+	if s.rooms[c.id] != c || s.moving[c.id] == c.done {
 		s.mu.Unlock()
-		return // evicted or stopped meanwhile
+		return // evicted or stopped meanwhile, or already moving (a second look while it stops)
 	}
 	s.moving[c.id] = c.done
 	s.mu.Unlock()

@@ -141,8 +141,11 @@ func TestRebalanceOneToThree(t *testing.T) {
 	for _, in := range ins {
 		counts = append(counts, in.svc.Stats().Rooms)
 	}
-	if st := first.svc.Stats(); int(st.Rebalanced) < movedRooms {
-		t.Errorf("Rebalanced = %d, want at least the %d rooms that moved", st.Rebalanced, movedRooms)
+	// A room whose final owner is the first instance is its owner in every
+	// view on the way (rendezvous: the first among all is the first among
+	// any part), so it never moves; every other leaves it once.
+	if st := first.svc.Stats(); int(st.Rebalanced) != movedRooms {
+		t.Errorf("Rebalanced = %d, want the %d rooms that moved (a room is counted once, however often the instance looks while it stops)", st.Rebalanced, movedRooms)
 	}
 	t.Logf("%d of %d rooms moved in %v; rooms per instance %v; %d actions", movedRooms, rooms, moved.Round(time.Millisecond), counts, total)
 }
