@@ -197,7 +197,7 @@ func TestMovedToAnOwnerThatWasDown(t *testing.T) {
 func TestOnlyOwnerDown(t *testing.T) {
 	rig := newMovedRig(t)
 	retried := make(chan struct{}, 64)
-	rig.router.log = slog.New(&msgHandler{msg: "router: only an instance this request could not reach can own the key: asking it again", c: retried})
+	rig.router.log = slog.New(&msgHandler{msg: "router: asking again an owner this request could not reach", c: retried})
 	rig.router.opts.ConnectWait = 20 * time.Millisecond
 	port, err := freeport.Pick("127.0.0.1")
 	if err != nil {

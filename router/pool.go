@@ -55,7 +55,7 @@ type Pool struct {
 	peers    map[string]*poolPeer // by instance id
 	draining map[string]string    // instance ids seen answering "draining", with the router endpoint of the record then
 	asked    map[string]bool      // services Pick was asked about
-	departed departedSet          // instance ids that left the view
+	departed map[string]bool      // ids of instances that left the view, at most maxDeparted
 	closed   bool
 
 	isSynced atomic.Bool // the watcher installed a first view
@@ -103,6 +103,7 @@ func NewPoolWatcher(w *yellow.Watcher, peer link.PeerOptions, log *slog.Logger) 
 		byID:     make(map[string]*platformpb.Instance),
 		peers:    make(map[string]*poolPeer),
 		draining: make(map[string]string),
+		departed: make(map[string]bool),
 		asked:    make(map[string]bool),
 		quit:     make(chan struct{}),
 	}
@@ -196,7 +197,7 @@ func (p *Pool) install(all []*platformpb.Instance) {
 	}
 	for id := range p.byID {
 		if byID[id] == nil {
-			p.departed.add(id)
+			p.departedLocked(id)
 		}
 	}
 	p.view, p.byID = view, byID
@@ -247,49 +248,31 @@ const retireGrace = 2 * link.DefaultCallTimeout
 func (p *Pool) Seen(id string) bool {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	return p.byID[id] != nil || p.departed.has(id)
+	return p.byID[id] != nil || p.departed[id]
 }
 
 // maxDeparted bounds the ids of departed instances a Pool remembers: a
-// deploy of a few hundred instances, several times over. An id forgotten
-// only costs a request that is told of it a wait of ConnectWait.
+// deploy of a few hundred instances, several times over. When full, an
+// arbitrary id makes room (as in the owner cache): an id forgotten only
+// costs a request that is told of it a wait of ConnectWait.
 const maxDeparted = 4096
 
-// departedSet holds the last maxDeparted ids added, oldest dropped first.
-type departedSet struct {
-	ids  map[string]struct{}
-	ring []string
-	next int // where the next id goes in ring once it is full
-}
-
-func (d *departedSet) add(id string) {
-	if _, ok := d.ids[id]; ok {
-		return
+// departedLocked remembers that instance id left the view. Caller holds mu.
+func (p *Pool) departedLocked(id string) {
+	if !p.departed[id] && len(p.departed) >= maxDeparted {
+		for old := range p.departed {
+			delete(p.departed, old)
+			break
+		}
 	}
-	if d.ids == nil {
-		d.ids = make(map[string]struct{})
-	}
-	if len(d.ring) < maxDeparted {
-		d.ring = append(d.ring, id)
-	} else {
-		delete(d.ids, d.ring[d.next])
-		d.ring[d.next] = id
-		d.next = (d.next + 1) % maxDeparted
-	}
-	d.ids[id] = struct{}{}
-}
-
-func (d *departedSet) has(id string) bool {
-	_, ok := d.ids[id]
-	return ok
+	p.departed[id] = true
 }
 
 // Ready reports whether yellow lists id as a ready instance of service.
 func (p *Pool) Ready(service, id string) bool {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	inst := p.byID[id]
-	return inst != nil && inst.GetService() == service && inst.GetState() == platformpb.InstanceState_INSTANCE_STATE_READY
+	return p.readyLocked(service, id) != nil
 }
 
 // Serving reports whether yellow lists id as a ready instance of service
@@ -297,8 +280,17 @@ func (p *Pool) Ready(service, id string) bool {
 func (p *Pool) Serving(service, id string) bool {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	inst := p.byID[id]
-	return inst != nil && inst.GetService() == service && inst.GetState() == platformpb.InstanceState_INSTANCE_STATE_READY && !p.markedDraining(inst)
+	inst := p.readyLocked(service, id)
+	return inst != nil && !p.markedDraining(inst)
+}
+
+// readyLocked returns id's record if it is a ready instance of service,
+// else nil. Caller holds mu.
+func (p *Pool) readyLocked(service, id string) *platformpb.Instance {
+	if inst := p.byID[id]; inst != nil && inst.GetService() == service && inst.GetState() == platformpb.InstanceState_INSTANCE_STATE_READY {
+		return inst
+	}
+	return nil
 }
 
 // HasCandidate reports whether service has a ready instance, not in

@@ -353,7 +353,8 @@ const (
 //     instead: it holds the key's lease, no other instance can take it.
 //
 // A down instance is one that failed this request for a moment; a dead one
-// (it answered draining) is not asked again.
+// (it answered draining) is not asked again (the pool's draining mark keeps
+// it from counting as serving).
 func (r *Router) callStateful(ctx context.Context, req Request) (*platformpb.Envelope, error) {
 	t := req.Target
 	service, value := t.Service, t.Value
@@ -396,7 +397,18 @@ func (r *Router) callStateful(ctx context.Context, req Request) (*platformpb.Env
 	// again reports whether a down instance may be asked again: it is
 	// listed ready and has not answered draining.
 	again := func(id string) bool {
-		return slices.Contains(down, id) && !slices.Contains(dead, id) && r.pool.Serving(service, id)
+		return slices.Contains(down, id) && r.pool.Serving(service, id)
+	}
+	// askAgain makes down instance id the target after a pause; the error
+	// is the deadline's.
+	askAgain := func(id string) error {
+		r.log.Debug("router: asking again an owner this request could not reach", "service", service, "key", wire.Snippet(value), "instance", id)
+		if !pause() {
+			return r.statefulDeadline(ctx, req, trail)
+		}
+		down = slices.DeleteFunc(down, func(d string) bool { return d == id })
+		target = id
+		return nil
 	}
 	// place picks the next target after dead or down changed: the key's
 	// owner among the rest (or a down instance that is the only possible
@@ -406,19 +418,13 @@ func (r *Router) callStateful(ctx context.Context, req Request) (*platformpb.Env
 		if value == "" {
 			return nil
 		}
-		if target = r.ownerOf(service, value, excluded(dead, down, gone)); target != "" {
+		if target = r.ownerOf(service, value, slices.Concat(dead, down, gone)); target != "" {
 			return nil
 		}
-		if retry := r.ownerOf(service, value, excluded(dead, gone)); retry != "" && again(retry) {
-			r.log.Debug("router: only an instance this request could not reach can own the key: asking it again", "service", service, "key", wire.Snippet(value), "instance", retry)
-			if !pause() {
-				return r.statefulDeadline(ctx, req, trail)
-			}
-			down = slices.DeleteFunc(down, func(id string) bool { return id == retry })
-			target = retry
-			return nil
+		if retry := r.ownerOf(service, value, slices.Concat(dead, gone)); retry != "" && again(retry) {
+			return askAgain(retry)
 		}
-		if target = r.ownerWait(ctx, service, value, excluded(dead, down, gone)); target == "" {
+		if target = r.ownerWait(ctx, service, value, slices.Concat(dead, down, gone)); target == "" {
 			r.noOwner(req, trail)
 			return noInstance(service)
 		}
@@ -441,32 +447,30 @@ func (r *Router) callStateful(ctx context.Context, req Request) (*platformpb.Env
 			first := !slices.Contains(gone, owner)
 			gone = appendOnce(gone, owner)
 			trail.add("lease wait for", owner)
-			retry := again(owner)
+			state = stateTarget
+			if again(owner) {
+				if err := askAgain(owner); err != nil {
+					return nil, err
+				}
+				continue
+			}
 			next := inst.GetId() // it will take the key once the lease expires
-			switch {
-			case retry:
-				next = owner
-			case value != "":
-				if next = r.ownerWait(ctx, service, value, excluded(dead, down, gone)); next == "" {
+			if value != "" {
+				if next = r.ownerWait(ctx, service, value, slices.Concat(dead, down, gone)); next == "" {
 					r.noOwner(req, trail)
 					return nil, noInstance(service)
 				}
 			}
-			if retry || !first || next == inst.GetId() {
-				if !pause() {
-					return nil, r.statefulDeadline(ctx, req, trail)
-				}
+			if (!first || next == inst.GetId()) && !pause() {
+				return nil, r.statefulDeadline(ctx, req, trail)
 			}
-			if retry {
-				down = slices.DeleteFunc(down, func(id string) bool { return id == owner })
-			}
-			target, state = next, stateTarget
+			target = next
 
 		case stateTarget:
 			var peer *link.Peer
 			if target == "" {
 				var err error
-				if peer, inst, err = r.pool.PickWait(ctx, service, r.opts.ConnectWait, excluded(dead, down)...); err != nil {
+				if peer, inst, err = r.pool.PickWait(ctx, service, r.opts.ConnectWait, slices.Concat(dead, down)...); err != nil {
 					return nil, err
 				}
 			} else if peer, inst = r.livePeer(ctx, service, target); peer == nil {
@@ -579,19 +583,31 @@ func (r *Router) noOwner(req Request, trail hopTrail) {
 }
 
 // hopTrail records the steps of one stateful request that did not go
-// straight to its owner (each an event and an instance id), for the log
-// line of a request that never reached it. The first maxTrail are kept.
-type hopTrail []string
+// straight to its owner, for the log line of a request that never reached
+// it; formatted only then. The first maxTrail are kept.
+type hopTrail []hopStep
+
+// hopStep is one step: an event and the instance it concerns.
+type hopStep struct{ what, instance string }
 
 const maxTrail = 16
 
 func (t *hopTrail) add(what, instance string) {
 	if len(*t) < maxTrail {
-		*t = append(*t, what+" "+instance)
+		*t = append(*t, hopStep{what, instance})
 	}
 }
 
-func (t hopTrail) String() string { return strings.Join(t, ", ") }
+func (t hopTrail) String() string {
+	var b strings.Builder
+	for i, st := range t {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(st.what + " " + st.instance)
+	}
+	return b.String()
+}
 
 // transportError turns a link error into the caller's error.
 func (r *Router) transportError(ctx context.Context, req Request, inst *platformpb.Instance, err error) error {
@@ -718,22 +734,6 @@ func (r *Router) ownerWait(ctx context.Context, service, value string, dead []st
 // noInstance is the error for a service with no live instance.
 func noInstance(service string) error {
 	return wire.Errorf(wire.CodeUnavailable, "no live instance of %s", wire.Snippet(service))
-}
-
-// excluded is the instances a placement leaves out: the lists joined.
-func excluded(lists ...[]string) []string {
-	var n int
-	for _, l := range lists {
-		n += len(l)
-	}
-	if n == 0 {
-		return nil
-	}
-	out := make([]string, 0, n)
-	for _, l := range lists {
-		out = append(out, l...)
-	}
-	return out
 }
 
 func appendOnce(list []string, s string) []string {
